@@ -1,0 +1,274 @@
+//! The apply thread: hands committed entries to state machines in batches, takes and
+//! recovers snapshots, and reports applied indexes back to the step worker.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use parking_lot::RwLock;
+use raft::eraftpb::{Entry, EntryType};
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::snapshot;
+use crate::state_machine::{SmEntry, SmResult, StateMachine};
+use crate::worker::{Cmd, Router};
+
+/// SharedSm is a state machine shared by the apply thread (updates) and readers (lookups).
+pub(crate) type SharedSm = Arc<RwLock<Box<dyn StateMachine>>>;
+
+/// ApplyTask is work for an apply thread.
+pub(crate) enum ApplyTask {
+    Open {
+        shard: u64,
+        sm: SharedSm,
+        applied: u64,
+        applied_term: u64,
+        snapshot_index: u64,
+    },
+    Entries {
+        shard: u64,
+        entries: Vec<Entry>,
+        waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+    },
+    Recover {
+        shard: u64,
+        index: u64,
+        term: u64,
+    },
+    Snapshot {
+        shard: u64,
+        reply: oneshot::Sender<Result<u64>>,
+    },
+    Close {
+        shard: u64,
+    },
+}
+
+struct Applied {
+    sm: SharedSm,
+    applied: u64,
+    applied_term: u64,
+    last_snapshot: u64,
+}
+
+/// Applier runs on one thread per step worker.
+pub(crate) struct Applier {
+    pub(crate) root: PathBuf,
+    pub(crate) router: Arc<Router>,
+    pub(crate) snapshot_entries: u64,
+    shards: HashMap<u64, Applied>,
+}
+
+impl Applier {
+    pub(crate) fn new(root: PathBuf, router: Arc<Router>, snapshot_entries: u64) -> Self {
+        Applier {
+            root,
+            router,
+            snapshot_entries,
+            shards: HashMap::new(),
+        }
+    }
+
+    /// run processes tasks until every sender is dropped.
+    pub(crate) fn run(mut self, rx: Receiver<ApplyTask>) {
+        while let Ok(task) = rx.recv() {
+            self.handle(task);
+        }
+    }
+
+    fn handle(&mut self, task: ApplyTask) {
+        match task {
+            ApplyTask::Open {
+                shard,
+                sm,
+                applied,
+                applied_term,
+                snapshot_index,
+            } => {
+                self.shards.insert(
+                    shard,
+                    Applied {
+                        sm,
+                        applied,
+                        applied_term,
+                        last_snapshot: snapshot_index,
+                    },
+                );
+            }
+            ApplyTask::Close { shard } => {
+                self.shards.remove(&shard);
+            }
+            ApplyTask::Entries {
+                shard,
+                entries,
+                waiters,
+            } => {
+                let res = self.apply(shard, entries, waiters);
+                self.after(shard, res);
+            }
+            ApplyTask::Recover { shard, index, term } => {
+                let res = self.recover(shard, index, term);
+                self.after(shard, res);
+            }
+            ApplyTask::Snapshot { shard, reply } => {
+                let res = match self.shards.get(&shard) {
+                    None => Err(Error::ShardNotFound(shard)),
+                    Some(a) if a.applied == a.last_snapshot => Ok(a.applied),
+                    Some(_) => self.save(shard),
+                };
+                let _ = reply.send(res);
+            }
+        }
+    }
+
+    /// after reports a state machine failure, which stops the replica.
+    fn after(&mut self, shard: u64, res: Result<()>) {
+        if let Err(e) = res {
+            self.shards.remove(&shard);
+            self.router.send(
+                shard,
+                Cmd::ApplyFailed {
+                    shard,
+                    error: e.to_string(),
+                },
+            );
+        }
+    }
+
+    fn apply(
+        &mut self,
+        shard: u64,
+        entries: Vec<Entry>,
+        waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+    ) -> Result<()> {
+        let Some(a) = self.shards.get_mut(&shard) else {
+            for (_, w) in waiters {
+                let _ = w.send(Err(Error::Closed));
+            }
+            return Ok(());
+        };
+        let Some(last) = entries.last() else {
+            return Ok(());
+        };
+        let (last_index, last_term) = (last.index, last.term);
+        let batch: Vec<SmEntry> = entries
+            .into_iter()
+            .filter(|e| {
+                e.index > a.applied
+                    && e.get_entry_type() == EntryType::EntryNormal
+                    && !(e.data.is_empty() && e.context.is_empty())
+            })
+            .map(|e| SmEntry {
+                index: e.index,
+                data: e.data.to_vec(),
+            })
+            .collect();
+        if last_index <= a.applied {
+            return Ok(());
+        }
+        if !batch.is_empty() {
+            let results = match a.sm.write().update(&batch) {
+                Ok(r) if r.len() == batch.len() => r,
+                Ok(r) => {
+                    let msg = format!(
+                        "update returned {} results for {} entries",
+                        r.len(),
+                        batch.len()
+                    );
+                    for (_, w) in waiters {
+                        let _ = w.send(Err(Error::StateMachine(msg.clone())));
+                    }
+                    return Err(Error::StateMachine(msg));
+                }
+                Err(e) => {
+                    for (_, w) in waiters {
+                        let _ = w.send(Err(Error::StateMachine(e.0.clone())));
+                    }
+                    return Err(Error::StateMachine(e.0));
+                }
+            };
+            let first = batch[0].index;
+            let mut by_index: HashMap<u64, SmResult> = batch
+                .iter()
+                .map(|e| e.index)
+                .zip(results)
+                .collect();
+            for (index, w) in waiters {
+                let r = by_index
+                    .remove(&index)
+                    .ok_or_else(|| Error::Dropped(format!("entry {index} was not applied")));
+                let _ = w.send(r);
+            }
+            let _ = first;
+        }
+        a.applied = last_index;
+        a.applied_term = last_term;
+        self.router.send(
+            shard,
+            Cmd::Applied {
+                shard,
+                index: last_index,
+            },
+        );
+        let due = self.snapshot_entries > 0 && a.applied - a.last_snapshot >= self.snapshot_entries;
+        if due {
+            self.save(shard)?;
+        }
+        Ok(())
+    }
+
+    /// save writes a snapshot of the state machine at its applied index and tells the
+    /// worker, which records it and compacts the log behind it.
+    fn save(&mut self, shard: u64) -> Result<u64> {
+        let a = self.shards.get_mut(&shard).ok_or(Error::ShardNotFound(shard))?;
+        let (index, term) = (a.applied, a.applied_term);
+        let sm = a.sm.clone();
+        snapshot::write(&self.root, shard, index, |w| {
+            sm.read()
+                .save_snapshot(w)
+                .map_err(|e| Error::StateMachine(e.0))
+        })?;
+        a.last_snapshot = index;
+        snapshot::prune(&self.root, shard, 2)?;
+        self.router
+            .send(shard, Cmd::SnapshotTaken { shard, index, term });
+        Ok(index)
+    }
+
+    fn recover(&mut self, shard: u64, index: u64, term: u64) -> Result<()> {
+        let Some(a) = self.shards.get_mut(&shard) else {
+            return Ok(());
+        };
+        recover_from_file(&self.root, shard, index, &a.sm)?;
+        a.applied = index;
+        a.applied_term = term;
+        a.last_snapshot = index;
+        self.router.send(shard, Cmd::Applied { shard, index });
+        Ok(())
+    }
+}
+
+/// recover_from_file loads the snapshot at `index` into the state machine. The bootstrap
+/// snapshot (index 1) has no file: it stands for the initial state.
+pub(crate) fn recover_from_file(
+    root: &std::path::Path,
+    shard: u64,
+    index: u64,
+    sm: &SharedSm,
+) -> Result<()> {
+    let path = snapshot::file(root, shard, index);
+    match File::open(&path) {
+        Ok(f) => {
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            sm.write()
+                .recover_from_snapshot(&mut r)
+                .map_err(|e| Error::StateMachine(e.0))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => Ok(()),
+        Err(e) => Err(Error::Io(e)),
+    }
+}

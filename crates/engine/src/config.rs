@@ -1,0 +1,109 @@
+//! Host configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::EventListener;
+
+/// LinkFilter decides whether a message may be sent to a peer address. Returning `false`
+/// drops the message as if the link were cut; tests use it to partition hosts.
+pub type LinkFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// HostConfig configures one engine host.
+#[derive(Clone)]
+pub struct HostConfig {
+    /// Identity of the cluster; frames carrying another id are refused.
+    pub cluster_id: u64,
+    /// Directory for the log store and snapshots.
+    pub data_dir: PathBuf,
+    /// Address the Raft transport listens on, e.g. `127.0.0.1:0` for an ephemeral port.
+    pub listen_addr: String,
+    /// Address peers use to reach this host; defaults to the bound listen address.
+    pub advertise_addr: Option<String>,
+    /// Length of one Raft tick in milliseconds.
+    pub tick_ms: u64,
+    /// Ticks without a leader before a replica starts an election.
+    pub election_ticks: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_ticks: usize,
+    /// Number of step workers; replicas are sharded across them by shard id.
+    pub workers: usize,
+    /// Largest proposal payload accepted, in bytes.
+    pub max_proposal_bytes: usize,
+    /// Largest transport frame accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Take a snapshot every this many applied entries (0 disables automatic snapshots).
+    pub snapshot_entries: u64,
+    /// Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
+    pub compaction_overhead: u64,
+    /// Whether log writes are synced to disk before they are acknowledged. Only tests of
+    /// throughput without durability should turn this off.
+    pub fsync: bool,
+    /// Receives leader, membership and failure events.
+    pub event_listener: Option<EventListener>,
+}
+
+impl HostConfig {
+    /// new returns a configuration with defaults for the given cluster and directory.
+    pub fn new(cluster_id: u64, data_dir: impl Into<PathBuf>) -> Self {
+        HostConfig {
+            cluster_id,
+            data_dir: data_dir.into(),
+            listen_addr: "127.0.0.1:0".to_string(),
+            advertise_addr: None,
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            workers: 2,
+            max_proposal_bytes: 8 << 20,
+            max_frame_bytes: 64 << 20,
+            snapshot_entries: 10_000,
+            compaction_overhead: 1_000,
+            fsync: true,
+            event_listener: None,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
+        if self.tick_ms == 0 {
+            return bad("tick_ms must be positive");
+        }
+        if self.heartbeat_ticks == 0 || self.election_ticks <= self.heartbeat_ticks {
+            return bad("election_ticks must exceed heartbeat_ticks, which must be positive");
+        }
+        if self.workers == 0 || self.workers > 64 {
+            return bad("workers must be between 1 and 64");
+        }
+        if self.max_proposal_bytes == 0 || self.max_proposal_bytes + 4096 > self.max_frame_bytes {
+            return bad("max_proposal_bytes must be positive and fit in a frame");
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for HostConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostConfig")
+            .field("cluster_id", &self.cluster_id)
+            .field("data_dir", &self.data_dir)
+            .field("listen_addr", &self.listen_addr)
+            .field("tick_ms", &self.tick_ms)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// StartMode says how a replica begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartMode {
+    /// Create the shard with these initial voters (replica id → transport address). Every
+    /// initial voter must be started with the same map.
+    Bootstrap(Vec<(u64, String)>),
+    /// Join a shard whose members have already added this replica through a membership
+    /// change; the replica waits to be contacted by the leader.
+    Join,
+    /// Restart from what is on disk.
+    Restart,
+}

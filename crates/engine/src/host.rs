@@ -1,0 +1,564 @@
+//! Host: the public face of the engine. One per process normally; several may share a
+//! process (tests, benchmarks) as long as their directories and ports differ.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use raft::eraftpb::{ConfChange, ConfChangeType};
+use raft::RawNode;
+use tokio::runtime::Runtime;
+use tokio::sync::oneshot;
+
+use crate::apply::{self, Applier, ApplyTask, SharedSm};
+use crate::config::{HostConfig, LinkFilter, StartMode};
+use crate::error::{Error, Result};
+use crate::event::Membership;
+use crate::replica::{ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica};
+use crate::snapshot;
+use crate::state_machine::{SmResult, StateMachine};
+use crate::storage::{LogStore, ReplicaStorage};
+use crate::transport::Transport;
+use crate::worker::{Cmd, ReplicaStatus, Router, Worker};
+
+/// Proposal is a pending proposal: `committed` resolves with the entry's index once a quorum
+/// has it, `applied` with the state machine's result once the local replica applied it.
+pub struct Proposal {
+    /// Resolves when the entry is committed.
+    pub committed: oneshot::Receiver<Result<u64>>,
+    /// Resolves when the entry is applied locally.
+    pub applied: oneshot::Receiver<Result<SmResult>>,
+}
+
+struct LocalReplica {
+    replica_id: u64,
+    sm: SharedSm,
+}
+
+/// Host runs replicas of many shards over one log store, one transport and a fixed set of
+/// step and apply threads.
+pub struct Host {
+    config: HostConfig,
+    addr: String,
+    store: Arc<LogStore>,
+    router: Arc<Router>,
+    transport: Arc<Transport>,
+    applies: Vec<crossbeam_channel::Sender<ApplyTask>>,
+    runtime: Mutex<Option<Runtime>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    replicas: RwLock<HashMap<u64, LocalReplica>>,
+    nonce: u64,
+    seq: AtomicU64,
+    closed: AtomicBool,
+    failed: Arc<AtomicBool>,
+}
+
+fn random_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish() | 1
+}
+
+impl Host {
+    /// open starts a host: opens (or creates) the log store under `config.data_dir`, binds
+    /// the transport and starts the worker threads. Replicas found on disk are listed by
+    /// [`Host::stored_replicas`] and restarted with [`StartMode::Restart`].
+    pub fn open(config: HostConfig) -> Result<Host> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = Arc::new(LogStore::open(&config.data_dir.join("log"), config.fsync)?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("zongzi-net")
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(&config.listen_addr))?;
+        let bound = listener.local_addr()?.to_string();
+        let addr = config.advertise_addr.clone().unwrap_or(bound);
+
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..config.workers {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        let router = Arc::new(Router::new(senders));
+        let transport = Arc::new(Transport::new(
+            config.cluster_id,
+            config.max_frame_bytes,
+            config.data_dir.clone(),
+            runtime.handle().clone(),
+            router.clone(),
+        ));
+        for (replica, a) in store.load_addresses()? {
+            transport.set_address(replica, &a);
+        }
+        transport.serve(listener);
+
+        let failed = Arc::new(AtomicBool::new(false));
+        let nonce = random_nonce();
+        let mut threads = Vec::new();
+        let mut applies = Vec::new();
+        for (i, rx) in receivers.into_iter().enumerate() {
+            let (atx, arx) = crossbeam_channel::unbounded();
+            let applier = Applier::new(config.data_dir.clone(), router.clone(), config.snapshot_entries);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("zongzi-apply-{i}"))
+                    .spawn(move || applier.run(arx))?,
+            );
+            let worker = Worker::new(
+                store.clone(),
+                transport.clone(),
+                atx.clone(),
+                config.event_listener.clone(),
+                Duration::from_millis(config.tick_ms),
+                nonce,
+                config.compaction_overhead,
+                failed.clone(),
+            );
+            applies.push(atx);
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("zongzi-step-{i}"))
+                    .spawn(move || worker.run(rx))?,
+            );
+        }
+        Ok(Host {
+            config,
+            addr,
+            store,
+            router,
+            transport,
+            applies,
+            runtime: Mutex::new(Some(runtime)),
+            threads: Mutex::new(threads),
+            replicas: RwLock::new(HashMap::new()),
+            nonce,
+            seq: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            failed,
+        })
+    }
+
+    /// address is the transport address peers use to reach this host.
+    pub fn address(&self) -> &str {
+        &self.addr
+    }
+
+    /// stored_replicas lists (shard id, replica id) of replicas with data on disk.
+    pub fn stored_replicas(&self) -> Vec<(u64, u64)> {
+        self.store.stored_replicas()
+    }
+
+    /// running_shards lists the shards with a replica running on this host.
+    pub fn running_shards(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.replicas.read().keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(Error::Storage("host stopped after a log store failure".into()));
+        }
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_shard(&self, shard: u64) -> Result<()> {
+        self.check_open()?;
+        if !self.replicas.read().contains_key(&shard) {
+            return Err(Error::ShardNotFound(shard));
+        }
+        Ok(())
+    }
+
+    /// set_address records (and persists) where a replica can be reached.
+    pub fn set_address(&self, replica_id: u64, addr: &str) -> Result<()> {
+        self.check_open()?;
+        if replica_id == 0 || addr.is_empty() {
+            return Err(Error::InvalidArgument("replica id and address are required".into()));
+        }
+        self.transport.set_address(replica_id, addr);
+        self.store.save_address(replica_id, addr)
+    }
+
+    /// set_link_filter installs (or clears) a filter on outgoing messages, to simulate cut
+    /// links in tests.
+    pub fn set_link_filter(&self, filter: Option<LinkFilter>) {
+        self.transport.set_filter(filter);
+    }
+
+    /// start_replica starts this host's replica of a shard.
+    pub fn start_replica(
+        &self,
+        shard_id: u64,
+        replica_id: u64,
+        mode: StartMode,
+        mut sm: Box<dyn StateMachine>,
+    ) -> Result<()> {
+        self.check_open()?;
+        if replica_id == 0 {
+            return Err(Error::InvalidArgument("replica id must be positive".into()));
+        }
+        let mut replicas = self.replicas.write();
+        if replicas.contains_key(&shard_id) {
+            return Err(Error::ShardExists(shard_id));
+        }
+        let stored = self
+            .store
+            .stored_replicas()
+            .into_iter()
+            .find(|(s, _)| *s == shard_id)
+            .map(|(_, r)| r);
+        let storage = match (&mode, stored) {
+            (_, Some(r)) if r != replica_id => {
+                return Err(Error::InvalidArgument(format!(
+                    "shard {shard_id} has data of replica {r} on this host, not {replica_id}"
+                )))
+            }
+            (_, Some(_)) => ReplicaStorage::load(self.store.clone(), shard_id)?,
+            (StartMode::Restart, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "no data of shard {shard_id} on this host to restart from"
+                )))
+            }
+            (StartMode::Join, None) => {
+                ReplicaStorage::create(self.store.clone(), shard_id, replica_id, None)?
+            }
+            (StartMode::Bootstrap(voters), None) => {
+                if voters.is_empty() || !voters.iter().any(|(id, _)| *id == replica_id) {
+                    return Err(Error::InvalidArgument(
+                        "bootstrap voters must include the local replica".into(),
+                    ));
+                }
+                if voters.iter().any(|(id, a)| *id == 0 || a.is_empty()) {
+                    return Err(Error::InvalidArgument("voter ids and addresses are required".into()));
+                }
+                for (id, a) in voters {
+                    self.set_address(*id, a)?;
+                }
+                let ids = voters.iter().map(|(id, _)| *id).collect();
+                ReplicaStorage::create(self.store.clone(), shard_id, replica_id, Some(ids))?
+            }
+        };
+
+        let mut applied = sm.open().map_err(|e| Error::StateMachine(e.0))?;
+        let snap = storage.snapshot_metadata().clone();
+        let sm: SharedSm = Arc::new(parking_lot::RwLock::new(sm));
+        if applied < snap.index {
+            apply::recover_from_file(&self.config.data_dir, shard_id, snap.index, &sm)?;
+            applied = snap.index;
+        }
+        let mut storage = storage;
+        if applied > storage.hard_state().commit {
+            // The state machine only applies committed entries, so the commit index we
+            // persist lazily may lag behind it; raise it before raft-rs checks.
+            let mut batch = raft_engine::LogBatch::default();
+            storage.set_commit(&mut batch, applied)?;
+            self.store.write(&mut batch)?;
+        }
+        let applied_term = raft::Storage::term(&storage, applied).unwrap_or(0);
+        let cfg = raft::Config {
+            id: replica_id,
+            election_tick: self.config.election_ticks,
+            heartbeat_tick: self.config.heartbeat_ticks,
+            applied,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let node = RawNode::new(&cfg, storage, &logger).map_err(|e| Error::Raft(e.to_string()))?;
+        let w = self.router.worker_of(shard_id);
+        let _ = self.applies[w].send(ApplyTask::Open {
+            shard: shard_id,
+            sm: sm.clone(),
+            applied,
+            applied_term,
+            snapshot_index: snap.index,
+        });
+        self.router.send(
+            shard_id,
+            Cmd::Start(Box::new(Replica::new(shard_id, replica_id, node, applied))),
+        );
+        replicas.insert(shard_id, LocalReplica { replica_id, sm });
+        Ok(())
+    }
+
+    /// stop_replica stops the local replica of a shard, keeping its data.
+    pub async fn stop_replica(&self, shard_id: u64) -> Result<()> {
+        self.check_shard(shard_id)?;
+        let (tx, rx) = oneshot::channel();
+        self.router.send(shard_id, Cmd::Stop { shard: shard_id, done: tx });
+        let res = rx.await.unwrap_or(Err(Error::Closed));
+        self.replicas.write().remove(&shard_id);
+        res
+    }
+
+    /// remove_data deletes all local data of a shard's replica; the replica must be stopped.
+    pub fn remove_data(&self, shard_id: u64) -> Result<()> {
+        self.check_open()?;
+        if self.replicas.read().contains_key(&shard_id) {
+            return Err(Error::InvalidArgument(format!(
+                "shard {shard_id} is running; stop it before removing its data"
+            )));
+        }
+        self.store.remove(shard_id)?;
+        snapshot::remove_all(&self.config.data_dir, shard_id)
+    }
+
+    fn deadline(timeout: Duration) -> Instant {
+        Instant::now() + timeout
+    }
+
+    /// propose_handle submits `data` and returns channels for commit and apply.
+    pub fn propose_handle(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<Proposal> {
+        self.check_shard(shard_id)?;
+        if data.len() > self.config.max_proposal_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: data.len(),
+                limit: self.config.max_proposal_bytes,
+            });
+        }
+        let (ctx, crx) = oneshot::channel();
+        let (atx, arx) = oneshot::channel();
+        let id = ProposalId {
+            nonce: self.nonce,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        };
+        self.router.send(
+            shard_id,
+            Cmd::Propose {
+                shard: shard_id,
+                id,
+                data,
+                waiter: ProposalWaiter {
+                    committed: Some(ctx),
+                    applied: Some(atx),
+                    deadline: Self::deadline(timeout),
+                },
+            },
+        );
+        Ok(Proposal {
+            committed: crx,
+            applied: arx,
+        })
+    }
+
+    /// propose submits `data` and resolves with the state machine's result once the local
+    /// replica applied it.
+    pub async fn propose(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<SmResult> {
+        let p = self.propose_handle(shard_id, data, timeout)?;
+        p.applied.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// commit submits `data` and resolves with its log index once it is committed.
+    pub async fn commit(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<u64> {
+        let p = self.propose_handle(shard_id, data, timeout)?;
+        p.committed.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// read_index resolves once the local replica has applied everything committed before
+    /// the call (a linearizable barrier; works on followers and non-voting replicas).
+    pub async fn read_index(&self, shard_id: u64, timeout: Duration) -> Result<u64> {
+        self.check_shard(shard_id)?;
+        let (tx, rx) = oneshot::channel();
+        self.router.send(
+            shard_id,
+            Cmd::ReadIndex {
+                shard: shard_id,
+                waiter: ReadWaiter {
+                    reply: tx,
+                    deadline: Self::deadline(timeout),
+                },
+            },
+        );
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// read is a linearizable read: a read index barrier, then a local lookup.
+    pub async fn read(&self, shard_id: u64, query: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.read_index(shard_id, timeout).await?;
+        self.stale_read(shard_id, query)
+    }
+
+    /// stale_read looks the query up in the local state machine without a barrier.
+    pub fn stale_read(&self, shard_id: u64, query: &[u8]) -> Result<Vec<u8>> {
+        self.check_open()?;
+        let sm = self
+            .replicas
+            .read()
+            .get(&shard_id)
+            .map(|r| r.sm.clone())
+            .ok_or(Error::ShardNotFound(shard_id))?;
+        let out = sm.read().lookup(query).map_err(|e| Error::StateMachine(e.0));
+        out
+    }
+
+    async fn conf_change(
+        &self,
+        shard_id: u64,
+        change: ConfChangeType,
+        replica_id: u64,
+        addr: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Membership> {
+        self.check_shard(shard_id)?;
+        if replica_id == 0 {
+            return Err(Error::InvalidArgument("replica id must be positive".into()));
+        }
+        if let Some(a) = addr {
+            if a.is_empty() {
+                return Err(Error::InvalidArgument("address must not be empty".into()));
+            }
+            self.set_address(replica_id, a)?;
+        }
+        let mut cc = ConfChange::default();
+        cc.set_change_type(change);
+        cc.node_id = replica_id;
+        if let Some(a) = addr {
+            cc.context = a.as_bytes().to_vec().into();
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = ProposalId {
+            nonce: self.nonce,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        };
+        self.router.send(
+            shard_id,
+            Cmd::ConfChange {
+                shard: shard_id,
+                id,
+                cc,
+                waiter: ConfWaiter {
+                    reply: tx,
+                    deadline: Self::deadline(timeout),
+                },
+            },
+        );
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// add_replica adds a voter reachable at `addr`; it also promotes a non-voting member.
+    pub async fn add_replica(&self, shard_id: u64, replica_id: u64, addr: &str, timeout: Duration) -> Result<Membership> {
+        self.conf_change(shard_id, ConfChangeType::AddNode, replica_id, Some(addr), timeout)
+            .await
+    }
+
+    /// add_non_voting adds a non-voting member (Raft learner) reachable at `addr`.
+    pub async fn add_non_voting(&self, shard_id: u64, replica_id: u64, addr: &str, timeout: Duration) -> Result<Membership> {
+        self.conf_change(shard_id, ConfChangeType::AddLearnerNode, replica_id, Some(addr), timeout)
+            .await
+    }
+
+    /// promote turns a non-voting member into a voter.
+    pub async fn promote(&self, shard_id: u64, replica_id: u64, timeout: Duration) -> Result<Membership> {
+        self.conf_change(shard_id, ConfChangeType::AddNode, replica_id, None, timeout)
+            .await
+    }
+
+    /// remove_replica removes a member from the shard.
+    pub async fn remove_replica(&self, shard_id: u64, replica_id: u64, timeout: Duration) -> Result<Membership> {
+        self.conf_change(shard_id, ConfChangeType::RemoveNode, replica_id, None, timeout)
+            .await
+    }
+
+    /// status returns the local replica's view of the shard.
+    pub async fn status(&self, shard_id: u64) -> Result<ReplicaStatus> {
+        self.check_shard(shard_id)?;
+        let (tx, rx) = oneshot::channel();
+        self.router.send(shard_id, Cmd::Status { shard: shard_id, reply: tx });
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// membership returns the shard's current membership as known locally.
+    pub async fn membership(&self, shard_id: u64) -> Result<Membership> {
+        Ok(self.status(shard_id).await?.membership)
+    }
+
+    /// transfer_leader asks the current leader to hand leadership to `target`.
+    pub async fn transfer_leader(&self, shard_id: u64, target: u64) -> Result<()> {
+        self.check_shard(shard_id)?;
+        let (tx, rx) = oneshot::channel();
+        self.router.send(
+            shard_id,
+            Cmd::TransferLeader {
+                shard: shard_id,
+                to: target,
+                reply: tx,
+            },
+        );
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// request_snapshot takes a snapshot of the local replica now and compacts the log
+    /// behind it; resolves with the snapshot's index.
+    pub async fn request_snapshot(&self, shard_id: u64) -> Result<u64> {
+        self.check_shard(shard_id)?;
+        let (tx, rx) = oneshot::channel();
+        let w = self.router.worker_of(shard_id);
+        self.applies[w]
+            .send(ApplyTask::Snapshot { shard: shard_id, reply: tx })
+            .map_err(|_| Error::Closed)?;
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// replica_id returns the id of the local replica of a shard.
+    pub fn replica_id(&self, shard_id: u64) -> Result<u64> {
+        self.replicas
+            .read()
+            .get(&shard_id)
+            .map(|r| r.replica_id)
+            .ok_or(Error::ShardNotFound(shard_id))
+    }
+
+    /// close stops every replica and thread. Pending calls fail with `Closed`. Idempotent.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.router.shutdown();
+        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
+        // Step workers exit on Shutdown; apply threads exit once their senders are gone,
+        // which happens when the workers and this host drop them.
+        let (step, apply): (Vec<_>, Vec<_>) = threads
+            .into_iter()
+            .partition(|t| t.thread().name().is_some_and(|n| n.starts_with("zongzi-step")));
+        for t in step {
+            let _ = t.join();
+        }
+        self.replicas.write().clear();
+        for tx in &self.applies {
+            for shard in self.running_shards() {
+                let _ = tx.send(ApplyTask::Close { shard });
+            }
+        }
+        drop(apply);
+        if let Some(rt) = self.runtime.lock().take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

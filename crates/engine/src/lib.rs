@@ -1,0 +1,28 @@
+//! zongzi-engine: a multi-group Raft host.
+//!
+//! A [`Host`] runs replicas of many shards (Raft groups) in one process. Each replica is a
+//! raft-rs `RawNode`; all replicas share one raft-engine log store, into which every replica
+//! that became ready in a step cycle is written with one batch and one sync. Hosts talk over
+//! a TCP transport that frames every message bound for a peer into one checksummed frame.
+//! Committed entries are applied to a [`StateMachine`] on apply threads, in batches.
+#![deny(missing_docs)]
+
+mod apply;
+mod config;
+mod error;
+mod event;
+mod host;
+mod replica;
+mod snapshot;
+mod state_machine;
+mod storage;
+mod transport;
+mod worker;
+
+pub use config::{HostConfig, LinkFilter, StartMode};
+pub use error::{Error, Result};
+pub use event::{Event, EventListener, Membership};
+pub use host::{Host, Proposal};
+pub use state_machine::{SmEntry, SmError, SmResult, StateMachine};
+pub use transport::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};
+pub use worker::ReplicaStatus;

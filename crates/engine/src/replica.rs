@@ -1,0 +1,213 @@
+//! A replica as its step worker owns it: the raft-rs node plus the callers waiting on it.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use raft::RawNode;
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::event::Membership;
+use crate::state_machine::SmResult;
+use crate::storage::ReplicaStorage;
+
+/// ProposalId identifies a proposal across the cluster: the proposing host's nonce and a
+/// per-host sequence number. It travels in the entry's context.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ProposalId {
+    pub(crate) nonce: u64,
+    pub(crate) seq: u64,
+}
+
+impl ProposalId {
+    pub(crate) fn encode(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(&self.nonce.to_le_bytes());
+        v.extend_from_slice(&self.seq.to_le_bytes());
+        v
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != 16 {
+            return None;
+        }
+        Some(ProposalId {
+            nonce: u64::from_le_bytes(b[..8].try_into().ok()?),
+            seq: u64::from_le_bytes(b[8..].try_into().ok()?),
+        })
+    }
+}
+
+/// ProposalWaiter holds the channels of a local proposal until its entry commits.
+pub(crate) struct ProposalWaiter {
+    pub(crate) committed: Option<oneshot::Sender<Result<u64>>>,
+    pub(crate) applied: Option<oneshot::Sender<Result<SmResult>>>,
+    pub(crate) deadline: Instant,
+}
+
+impl ProposalWaiter {
+    pub(crate) fn fail(self, e: impl Fn() -> Error) {
+        if let Some(c) = self.committed {
+            let _ = c.send(Err(e()));
+        }
+        if let Some(a) = self.applied {
+            let _ = a.send(Err(e()));
+        }
+    }
+}
+
+/// ReadWaiter is a linearizable read waiting for its read index and then for apply.
+pub(crate) struct ReadWaiter {
+    pub(crate) reply: oneshot::Sender<Result<u64>>,
+    pub(crate) deadline: Instant,
+}
+
+/// ConfWaiter is a membership change waiting for its entry to apply.
+pub(crate) struct ConfWaiter {
+    pub(crate) reply: oneshot::Sender<Result<Membership>>,
+    pub(crate) deadline: Instant,
+}
+
+/// Replica is one shard's replica inside a step worker.
+pub(crate) struct Replica {
+    pub(crate) shard: u64,
+    pub(crate) id: u64,
+    pub(crate) node: RawNode<ReplicaStorage>,
+    /// Leader and term last reported, to emit events only on change.
+    pub(crate) leader: u64,
+    pub(crate) term: u64,
+    /// Proposals received since the last step, proposed together as one message.
+    pub(crate) queued: Vec<(ProposalId, Vec<u8>)>,
+    pub(crate) proposals: HashMap<ProposalId, ProposalWaiter>,
+    pub(crate) confs: HashMap<ProposalId, ConfWaiter>,
+    /// Reads not yet sent to Raft; one read index request serves all of them.
+    pub(crate) reads_queued: Vec<ReadWaiter>,
+    pub(crate) reads_in_flight: HashMap<u64, Vec<ReadWaiter>>,
+    /// Reads whose index is known, waiting for the replica to apply that far.
+    pub(crate) reads_ready: Vec<(u64, ReadWaiter)>,
+    /// Highest index the state machine has applied.
+    pub(crate) applied: u64,
+    /// Set once a committed change removed this replica.
+    pub(crate) removed: bool,
+}
+
+impl Replica {
+    pub(crate) fn new(shard: u64, id: u64, node: RawNode<ReplicaStorage>, applied: u64) -> Self {
+        Replica {
+            shard,
+            id,
+            node,
+            leader: 0,
+            term: 0,
+            queued: Vec::new(),
+            proposals: HashMap::new(),
+            confs: HashMap::new(),
+            reads_queued: Vec::new(),
+            reads_in_flight: HashMap::new(),
+            reads_ready: Vec::new(),
+            applied,
+            removed: false,
+        }
+    }
+
+    /// on_applied completes reads whose index the state machine has now reached.
+    pub(crate) fn on_applied(&mut self, index: u64) {
+        if index <= self.applied {
+            return;
+        }
+        self.applied = index;
+        self.node.advance_apply_to(index);
+        let mut i = 0;
+        while i < self.reads_ready.len() {
+            if self.reads_ready[i].0 <= index {
+                let (_, w) = self.reads_ready.swap_remove(i);
+                let _ = w.reply.send(Ok(index));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// expire fails every waiter whose deadline has passed.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        let expired: Vec<ProposalId> = self
+            .proposals
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(w) = self.proposals.remove(&id) {
+                w.fail(|| Error::Timeout);
+            }
+        }
+        let expired: Vec<ProposalId> = self
+            .confs
+            .iter()
+            .filter(|(_, w)| w.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some(w) = self.confs.remove(&id) {
+                let _ = w.reply.send(Err(Error::Timeout));
+            }
+        }
+        for waiters in self.reads_in_flight.values_mut() {
+            expire_reads(waiters, now);
+        }
+        self.reads_in_flight.retain(|_, w| !w.is_empty());
+        let mut i = 0;
+        while i < self.reads_ready.len() {
+            if self.reads_ready[i].1.deadline <= now {
+                let (_, w) = self.reads_ready.swap_remove(i);
+                let _ = w.reply.send(Err(Error::Timeout));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// fail_all answers every waiter with an error; used when the replica stops.
+    pub(crate) fn fail_all(&mut self, e: impl Fn() -> Error) {
+        self.queued.clear();
+        for (_, w) in self.proposals.drain() {
+            w.fail(&e);
+        }
+        for (_, w) in self.confs.drain() {
+            let _ = w.reply.send(Err(e()));
+        }
+        for w in self.reads_queued.drain(..) {
+            let _ = w.reply.send(Err(e()));
+        }
+        for (_, ws) in self.reads_in_flight.drain() {
+            for w in ws {
+                let _ = w.reply.send(Err(e()));
+            }
+        }
+        for (_, w) in self.reads_ready.drain(..) {
+            let _ = w.reply.send(Err(e()));
+        }
+    }
+
+    /// fail_reads_in_flight drops reads whose read index request may never be answered
+    /// (after a leader change) so callers can retry.
+    pub(crate) fn fail_reads_in_flight(&mut self) {
+        for (_, ws) in self.reads_in_flight.drain() {
+            for w in ws {
+                let _ = w.reply.send(Err(Error::Dropped("leader changed".into())));
+            }
+        }
+    }
+}
+
+fn expire_reads(waiters: &mut Vec<ReadWaiter>, now: Instant) {
+    let mut i = 0;
+    while i < waiters.len() {
+        if waiters[i].deadline <= now {
+            let w = waiters.swap_remove(i);
+            let _ = w.reply.send(Err(Error::Timeout));
+        } else {
+            i += 1;
+        }
+    }
+}

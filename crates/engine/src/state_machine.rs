@@ -1,0 +1,60 @@
+//! The state machine contract: what the engine applies committed entries to.
+
+use std::io::{Read, Write};
+
+/// SmEntry is one committed entry handed to a state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmEntry {
+    /// Raft log index of the entry; strictly increasing across calls.
+    pub index: u64,
+    /// The proposed bytes.
+    pub data: Vec<u8>,
+}
+
+/// SmResult is the state machine's result for one entry, returned to the proposer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SmResult {
+    /// A number the state machine chooses (for example a status or a count).
+    pub value: u64,
+    /// Bytes the state machine chooses.
+    pub data: Vec<u8>,
+}
+
+/// SmError is an error raised by state machine code. It stops the replica (fail-stop):
+/// a state machine that cannot apply an entry can no longer stay in step with its peers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SmError(pub String);
+
+/// StateMachine is a replicated, deterministic state machine.
+///
+/// Contract:
+/// - Calls come from one apply thread per replica at a time; `lookup` may run concurrently
+///   with `update` from other threads (the engine holds a read lock for `lookup` and a write
+///   lock for the others), so a lookup sees the state between two batches.
+/// - `update` must be deterministic: the same entries in the same order give the same state
+///   and results on every replica. It returns exactly one result per entry.
+/// - `open` is called once before anything else. An in-memory state machine returns 0; a
+///   persistent one opens its own store and returns the index it last applied, and the engine
+///   replays only what follows it.
+/// - `save_snapshot` writes the whole state; `recover_from_snapshot` replaces the whole state
+///   with what a snapshot holds (it does not merge).
+/// - Any error stops the replica and is reported as [`crate::Event::ReplicaFailed`].
+pub trait StateMachine: Send + Sync + 'static {
+    /// open prepares the state machine and returns its last applied index (0 if in-memory).
+    fn open(&mut self) -> Result<u64, SmError> {
+        Ok(0)
+    }
+    /// update applies a batch of committed entries in order and returns one result per entry.
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError>;
+    /// lookup answers a read-only query against the current state.
+    fn lookup(&self, query: &[u8]) -> Result<Vec<u8>, SmError>;
+    /// sync makes applied state durable (persistent state machines); default does nothing.
+    fn sync(&mut self) -> Result<(), SmError> {
+        Ok(())
+    }
+    /// save_snapshot writes the full state to `w`.
+    fn save_snapshot(&self, w: &mut dyn Write) -> Result<(), SmError>;
+    /// recover_from_snapshot replaces the state with the snapshot read from `r`.
+    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError>;
+}

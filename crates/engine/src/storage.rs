@@ -1,0 +1,464 @@
+//! Log storage: one raft-engine instance per host, and the per-replica view of it that
+//! raft-rs reads through the `Storage` trait.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
+use raft::{GetEntriesContext, RaftState, StorageError};
+use raft_engine::{Command, Config as EngineConfig, Engine, LogBatch, MessageExt};
+
+use crate::error::{Error, Result};
+
+const KEY_HARD_STATE: &[u8] = b"hs";
+const KEY_SNAPSHOT: &[u8] = b"snap";
+const KEY_CONFS: &[u8] = b"confs";
+const KEY_TRUNCATED: &[u8] = b"trunc";
+const KEY_REPLICA: &[u8] = b"replica";
+const KEY_ADDRESS_PREFIX: &[u8] = b"addr/";
+/// Region holding host-level records; shard ids never reach it.
+pub(crate) const HOST_REGION: u64 = u64::MAX;
+
+/// Entries kept in memory per replica, so the leader and the apply path rarely read files.
+const CACHE_ENTRIES: usize = 4096;
+
+/// EntryExt tells raft-engine how to find the index of a raft-rs entry.
+pub(crate) struct EntryExt;
+
+impl MessageExt for EntryExt {
+    type Entry = Entry;
+    fn index(e: &Entry) -> u64 {
+        e.index
+    }
+}
+
+/// LogStore is the host's single raft-engine instance. Every replica's log, hard state and
+/// snapshot metadata live in it, keyed by shard id.
+pub(crate) struct LogStore {
+    engine: Engine,
+    fsync: bool,
+}
+
+impl LogStore {
+    pub(crate) fn open(dir: &Path, fsync: bool) -> Result<Self> {
+        let cfg = EngineConfig {
+            dir: dir.to_string_lossy().into_owned(),
+            ..Default::default()
+        };
+        let engine = Engine::open(cfg)?;
+        Ok(LogStore { engine, fsync })
+    }
+
+    /// write persists a batch; with fsync on it returns only after the data is on disk.
+    pub(crate) fn write(&self, batch: &mut LogBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.engine.write(batch, self.fsync)?;
+        Ok(())
+    }
+
+    /// stored_replicas lists (shard id, replica id) of every replica with data on disk.
+    pub(crate) fn stored_replicas(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = self
+            .engine
+            .raft_groups()
+            .into_iter()
+            .filter_map(|shard| {
+                let v = self.engine.get(shard, KEY_REPLICA)?;
+                Some((shard, decode_u64(&v)?))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// remove deletes every record of a shard from the log store.
+    pub(crate) fn remove(&self, shard: u64) -> Result<()> {
+        let mut batch = LogBatch::default();
+        batch.add_command(shard, Command::Clean);
+        self.engine.write(&mut batch, self.fsync)?;
+        Ok(())
+    }
+
+    /// save_address records where a replica can be reached, so restarts keep the book.
+    pub(crate) fn save_address(&self, replica: u64, addr: &str) -> Result<()> {
+        let mut batch = LogBatch::default();
+        let mut key = KEY_ADDRESS_PREFIX.to_vec();
+        key.extend_from_slice(&replica.to_be_bytes());
+        batch.put(HOST_REGION, key, addr.as_bytes().to_vec())?;
+        self.write(&mut batch)
+    }
+
+    /// load_addresses returns the saved address book.
+    pub(crate) fn load_addresses(&self) -> Result<Vec<(u64, String)>> {
+        let mut out = Vec::new();
+        self.engine.scan_raw_messages(
+            HOST_REGION,
+            Some(KEY_ADDRESS_PREFIX),
+            None,
+            false,
+            |k, v| {
+                if let Some(id) = k.strip_prefix(KEY_ADDRESS_PREFIX).and_then(|b| b.try_into().ok()) {
+                    out.push((u64::from_be_bytes(id), String::from_utf8_lossy(v).into_owned()));
+                }
+                true
+            },
+        )?;
+        Ok(out)
+    }
+
+    /// purge lets raft-engine drop log files that hold only compacted entries.
+    pub(crate) fn purge(&self) -> Result<()> {
+        self.engine.purge_expired_files()?;
+        Ok(())
+    }
+}
+
+fn decode_u64(b: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(..8)?.try_into().ok()?))
+}
+
+fn encode_confs(confs: &[(u64, ConfState)]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for (index, cs) in confs {
+        let b = cs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        out.extend_from_slice(&b);
+    }
+    Ok(out)
+}
+
+fn decode_confs(mut b: &[u8]) -> Result<Vec<(u64, ConfState)>> {
+    let corrupt = || Error::Storage("corrupt membership history".into());
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < 12 {
+            return Err(corrupt());
+        }
+        let index = decode_u64(b).ok_or_else(corrupt)?;
+        let len = u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize;
+        let body = b.get(12..12 + len).ok_or_else(corrupt)?;
+        let cs = ConfState::parse_from_bytes(body).map_err(|_| corrupt())?;
+        out.push((index, cs));
+        b = &b[12 + len..];
+    }
+    Ok(out)
+}
+
+/// ReplicaStorage is one replica's log as raft-rs sees it. Writes go into a `LogBatch` the
+/// step worker shares among all its replicas; the in-memory view is updated as they are
+/// added, which is safe because a failed write stops the host.
+pub(crate) struct ReplicaStorage {
+    shard: u64,
+    store: std::sync::Arc<LogStore>,
+    hard_state: HardState,
+    snapshot: SnapshotMetadata,
+    /// Membership changes applied after the snapshot, in index order.
+    confs: Vec<(u64, ConfState)>,
+    truncated_index: u64,
+    truncated_term: u64,
+    last_index: u64,
+    cache: VecDeque<Entry>,
+}
+
+impl ReplicaStorage {
+    /// create writes the records of a new replica. With `voters` it is bootstrapped at
+    /// index 1, term 1 with that membership, so that later members always receive a snapshot
+    /// carrying the initial membership; without, it is empty and waits for the leader.
+    pub(crate) fn create(
+        store: std::sync::Arc<LogStore>,
+        shard: u64,
+        replica: u64,
+        voters: Option<Vec<u64>>,
+    ) -> Result<Self> {
+        let mut s = ReplicaStorage {
+            shard,
+            store,
+            hard_state: HardState::default(),
+            snapshot: SnapshotMetadata::default(),
+            confs: Vec::new(),
+            truncated_index: 0,
+            truncated_term: 0,
+            last_index: 0,
+            cache: VecDeque::new(),
+        };
+        let mut batch = LogBatch::default();
+        batch.add_command(shard, Command::Clean);
+        batch.put(shard, KEY_REPLICA.to_vec(), replica.to_le_bytes().to_vec())?;
+        if let Some(voters) = voters {
+            let mut meta = SnapshotMetadata::default();
+            meta.index = 1;
+            meta.term = 1;
+            meta.mut_conf_state().voters = voters;
+            s.hard_state.term = 1;
+            s.hard_state.commit = 1;
+            batch.put_message(shard, KEY_HARD_STATE.to_vec(), &s.hard_state)?;
+            s.install_snapshot(&mut batch, meta)?;
+        }
+        s.store.write(&mut batch)?;
+        Ok(s)
+    }
+
+    /// load reads a replica's records back after a restart.
+    pub(crate) fn load(store: std::sync::Arc<LogStore>, shard: u64) -> Result<Self> {
+        let e = &store.engine;
+        let hard_state = e.get_message::<HardState>(shard, KEY_HARD_STATE)?.unwrap_or_default();
+        let snapshot = e
+            .get_message::<SnapshotMetadata>(shard, KEY_SNAPSHOT)?
+            .unwrap_or_default();
+        let confs = match e.get(shard, KEY_CONFS) {
+            Some(b) => decode_confs(&b)?,
+            None => Vec::new(),
+        };
+        let (truncated_index, truncated_term) = match e.get(shard, KEY_TRUNCATED) {
+            Some(b) if b.len() == 16 => (decode_u64(&b).unwrap(), decode_u64(&b[8..]).unwrap()),
+            _ => (snapshot.index, snapshot.term),
+        };
+        let last_index = e.last_index(shard).unwrap_or(truncated_index).max(truncated_index);
+        Ok(ReplicaStorage {
+            shard,
+            store: store.clone(),
+            hard_state,
+            snapshot,
+            confs,
+            truncated_index,
+            truncated_term,
+            last_index,
+            cache: VecDeque::new(),
+        })
+    }
+
+    pub(crate) fn hard_state(&self) -> &HardState {
+        &self.hard_state
+    }
+
+    pub(crate) fn snapshot_metadata(&self) -> &SnapshotMetadata {
+        &self.snapshot
+    }
+
+    /// conf_state returns the latest membership.
+    pub(crate) fn conf_state(&self) -> ConfState {
+        match self.confs.last() {
+            Some((_, cs)) => cs.clone(),
+            None => self.snapshot.get_conf_state().clone(),
+        }
+    }
+
+    /// conf_state_at returns the membership in force after applying entry `index`.
+    pub(crate) fn conf_state_at(&self, index: u64) -> ConfState {
+        self.confs
+            .iter()
+            .rev()
+            .find(|(i, _)| *i <= index)
+            .map(|(_, cs)| cs.clone())
+            .unwrap_or_else(|| self.snapshot.get_conf_state().clone())
+    }
+
+    /// append adds entries to the batch, replacing any conflicting suffix.
+    pub(crate) fn append(&mut self, batch: &mut LogBatch, entries: &[Entry]) -> Result<()> {
+        let Some(first) = entries.first() else {
+            return Ok(());
+        };
+        batch.add_entries::<EntryExt>(self.shard, entries)?;
+        while self.cache.back().is_some_and(|e| e.index >= first.index) {
+            self.cache.pop_back();
+        }
+        if self.cache.back().is_some_and(|e| e.index + 1 != first.index) {
+            self.cache.clear();
+        }
+        self.cache.extend(entries.iter().cloned());
+        while self.cache.len() > CACHE_ENTRIES {
+            self.cache.pop_front();
+        }
+        self.last_index = entries.last().unwrap().index;
+        Ok(())
+    }
+
+    pub(crate) fn set_hard_state(&mut self, batch: &mut LogBatch, hs: &HardState) -> Result<()> {
+        self.hard_state = hs.clone();
+        batch.put_message(self.shard, KEY_HARD_STATE.to_vec(), hs)?;
+        Ok(())
+    }
+
+    pub(crate) fn set_commit(&mut self, batch: &mut LogBatch, commit: u64) -> Result<()> {
+        let mut hs = self.hard_state.clone();
+        hs.commit = commit;
+        self.set_hard_state(batch, &hs)
+    }
+
+    /// record_conf_change stores the membership that results from the change at `index`.
+    pub(crate) fn record_conf_change(
+        &mut self,
+        batch: &mut LogBatch,
+        index: u64,
+        cs: ConfState,
+    ) -> Result<()> {
+        if self.confs.last().is_some_and(|(i, _)| *i >= index) || index <= self.snapshot.index {
+            return Ok(()); // replayed after a restart; already recorded
+        }
+        self.confs.push((index, cs));
+        batch.put(self.shard, KEY_CONFS.to_vec(), encode_confs(&self.confs)?)?;
+        Ok(())
+    }
+
+    /// install_snapshot replaces the whole log with a snapshot received from the leader
+    /// (or the bootstrap snapshot).
+    pub(crate) fn install_snapshot(
+        &mut self,
+        batch: &mut LogBatch,
+        meta: SnapshotMetadata,
+    ) -> Result<()> {
+        let replica = self.store.engine.get(self.shard, KEY_REPLICA);
+        batch.add_command(self.shard, Command::Clean);
+        if let Some(r) = replica {
+            batch.put(self.shard, KEY_REPLICA.to_vec(), r)?;
+        }
+        if self.hard_state.commit < meta.index {
+            self.hard_state.commit = meta.index;
+        }
+        if self.hard_state.term < meta.term {
+            self.hard_state.term = meta.term;
+        }
+        batch.put_message(self.shard, KEY_HARD_STATE.to_vec(), &self.hard_state)?;
+        batch.put_message(self.shard, KEY_SNAPSHOT.to_vec(), &meta)?;
+        self.truncated_index = meta.index;
+        self.truncated_term = meta.term;
+        self.last_index = meta.index;
+        self.cache.clear();
+        self.confs.clear();
+        self.snapshot = meta;
+        Ok(())
+    }
+
+    /// compact records a snapshot this replica took at `meta.index` and drops log entries
+    /// more than `overhead` entries behind it.
+    pub(crate) fn compact(
+        &mut self,
+        batch: &mut LogBatch,
+        meta: SnapshotMetadata,
+        overhead: u64,
+    ) -> Result<()> {
+        if meta.index <= self.snapshot.index {
+            return Ok(());
+        }
+        batch.put_message(self.shard, KEY_SNAPSHOT.to_vec(), &meta)?;
+        self.confs.retain(|(i, _)| *i > meta.index);
+        batch.put(self.shard, KEY_CONFS.to_vec(), encode_confs(&self.confs)?)?;
+        let keep_from = meta.index.saturating_sub(overhead);
+        self.snapshot = meta;
+        if keep_from > self.truncated_index && keep_from <= self.last_index {
+            let term = raft::Storage::term(self, keep_from).map_err(|e| Error::Storage(e.to_string()))?;
+            batch.add_command(self.shard, Command::Compact { index: keep_from + 1 });
+            let mut t = keep_from.to_le_bytes().to_vec();
+            t.extend_from_slice(&term.to_le_bytes());
+            batch.put(self.shard, KEY_TRUNCATED.to_vec(), t)?;
+            self.truncated_index = keep_from;
+            self.truncated_term = term;
+            while self.cache.front().is_some_and(|e| e.index <= keep_from) {
+                self.cache.pop_front();
+            }
+        }
+        Ok(())
+    }
+
+    fn cached(&self, index: u64) -> Option<&Entry> {
+        let front = self.cache.front()?.index;
+        if index < front {
+            return None;
+        }
+        self.cache.get((index - front) as usize)
+    }
+}
+
+fn store_err(e: impl std::fmt::Display) -> raft::Error {
+    raft::Error::Store(StorageError::Other(e.to_string().into()))
+}
+
+impl raft::Storage for ReplicaStorage {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        Ok(RaftState::new(self.hard_state.clone(), self.conf_state()))
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        _ctx: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        if low <= self.truncated_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if high > self.last_index + 1 {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        let max_size = max_size.into().unwrap_or(u64::MAX);
+        let mut out = Vec::with_capacity((high - low) as usize);
+        if self.cached(low).is_some() {
+            let mut size = 0u64;
+            for i in low..high {
+                let Some(e) = self.cached(i) else { break };
+                size += protobuf::Message::compute_size(e) as u64;
+                if !out.is_empty() && size > max_size {
+                    return Ok(out);
+                }
+                out.push(e.clone());
+            }
+            if out.len() as u64 == high - low {
+                return Ok(out);
+            }
+            out.clear();
+        }
+        let limit = usize::try_from(max_size).unwrap_or(usize::MAX);
+        self.store
+            .engine
+            .fetch_entries_to::<EntryExt>(self.shard, low, high, Some(limit), &mut out)
+            .map_err(store_err)?;
+        if out.is_empty() {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        Ok(out)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        if idx == self.truncated_index {
+            return Ok(self.truncated_term);
+        }
+        if idx < self.truncated_index {
+            return Err(raft::Error::Store(StorageError::Compacted));
+        }
+        if idx > self.last_index {
+            return Err(raft::Error::Store(StorageError::Unavailable));
+        }
+        if let Some(e) = self.cached(idx) {
+            return Ok(e.term);
+        }
+        match self.store.engine.get_entry::<EntryExt>(self.shard, idx) {
+            Ok(Some(e)) => Ok(e.term),
+            Ok(None) => Err(raft::Error::Store(StorageError::Unavailable)),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        Ok(self.truncated_index + 1)
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        Ok(self.last_index)
+    }
+
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        if self.snapshot.index < request_index {
+            return Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        let mut snap = Snapshot::default();
+        snap.set_metadata(self.snapshot.clone());
+        Ok(snap)
+    }
+}

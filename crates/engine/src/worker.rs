@@ -1,0 +1,638 @@
+//! The step worker: owns a fixed subset of replicas and drives them through
+//! ready → persist (one batch, one sync for all of them) → send → hand to apply → advance.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
+use raft::SnapshotStatus;
+use raft_engine::LogBatch;
+use tokio::sync::oneshot;
+
+use crate::apply::ApplyTask;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventListener, Membership};
+use crate::replica::{ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica};
+use crate::storage::LogStore;
+use crate::transport::Transport;
+
+/// ReplicaStatus is a point-in-time view of a local replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// Shard id.
+    pub shard_id: u64,
+    /// Local replica id.
+    pub replica_id: u64,
+    /// Leader replica id as known locally, 0 if unknown.
+    pub leader_id: u64,
+    /// Current term.
+    pub term: u64,
+    /// Highest committed index known locally.
+    pub commit: u64,
+    /// Highest index applied to the state machine.
+    pub applied: u64,
+    /// Current membership.
+    pub membership: Membership,
+}
+
+/// Cmd is everything a step worker reacts to.
+pub(crate) enum Cmd {
+    Start(Box<Replica>),
+    Stop {
+        shard: u64,
+        done: oneshot::Sender<Result<()>>,
+    },
+    Propose {
+        shard: u64,
+        id: ProposalId,
+        data: Vec<u8>,
+        waiter: ProposalWaiter,
+    },
+    ConfChange {
+        shard: u64,
+        id: ProposalId,
+        cc: ConfChange,
+        waiter: ConfWaiter,
+    },
+    ReadIndex {
+        shard: u64,
+        waiter: ReadWaiter,
+    },
+    Raft {
+        shard: u64,
+        msg: Message,
+    },
+    Unreachable {
+        shard: u64,
+        to: u64,
+    },
+    SnapshotStatus {
+        shard: u64,
+        to: u64,
+        ok: bool,
+    },
+    Applied {
+        shard: u64,
+        index: u64,
+    },
+    SnapshotTaken {
+        shard: u64,
+        index: u64,
+        term: u64,
+    },
+    ApplyFailed {
+        shard: u64,
+        error: String,
+    },
+    TransferLeader {
+        shard: u64,
+        to: u64,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Status {
+        shard: u64,
+        reply: oneshot::Sender<Result<ReplicaStatus>>,
+    },
+    Shutdown,
+}
+
+impl Cmd {
+    /// reject answers a command that has no replica to go to.
+    fn reject(self, e: impl Fn() -> Error) {
+        match self {
+            Cmd::Stop { done, .. } => {
+                let _ = done.send(Err(e()));
+            }
+            Cmd::Propose { waiter, .. } => waiter.fail(e),
+            Cmd::ConfChange { waiter, .. } => {
+                let _ = waiter.reply.send(Err(e()));
+            }
+            Cmd::ReadIndex { waiter, .. } => {
+                let _ = waiter.reply.send(Err(e()));
+            }
+            Cmd::TransferLeader { reply, .. } => {
+                let _ = reply.send(Err(e()));
+            }
+            Cmd::Status { reply, .. } => {
+                let _ = reply.send(Err(e()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Router sends commands to the worker that owns a shard.
+pub(crate) struct Router {
+    workers: Vec<Sender<Cmd>>,
+}
+
+impl Router {
+    pub(crate) fn new(workers: Vec<Sender<Cmd>>) -> Self {
+        Router { workers }
+    }
+
+    pub(crate) fn worker_of(&self, shard: u64) -> usize {
+        (shard % self.workers.len() as u64) as usize
+    }
+
+    /// send delivers a command; if the worker is gone the command is answered with `Closed`.
+    pub(crate) fn send(&self, shard: u64, cmd: Cmd) {
+        if let Err(e) = self.workers[self.worker_of(shard)].send(cmd) {
+            e.into_inner().reject(|| Error::Closed);
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        for w in &self.workers {
+            let _ = w.send(Cmd::Shutdown);
+        }
+    }
+}
+
+/// Worker is one step thread's state.
+pub(crate) struct Worker {
+    pub(crate) store: Arc<LogStore>,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) apply: Sender<ApplyTask>,
+    pub(crate) events: Option<EventListener>,
+    pub(crate) tick: Duration,
+    pub(crate) nonce: u64,
+    pub(crate) compaction_overhead: u64,
+    pub(crate) failed: Arc<AtomicBool>,
+    pub(crate) replicas: HashMap<u64, Replica>,
+    dirty: HashSet<u64>,
+    batch: LogBatch,
+    /// The batch holds records (membership) that must be durable before the next cycle.
+    urgent: bool,
+    next_read_ctx: u64,
+    compacted: bool,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        store: Arc<LogStore>,
+        transport: Arc<Transport>,
+        apply: Sender<ApplyTask>,
+        events: Option<EventListener>,
+        tick: Duration,
+        nonce: u64,
+        compaction_overhead: u64,
+        failed: Arc<AtomicBool>,
+    ) -> Self {
+        Worker {
+            store,
+            transport,
+            apply,
+            events,
+            tick,
+            nonce,
+            compaction_overhead,
+            failed,
+            replicas: HashMap::new(),
+            dirty: HashSet::new(),
+            batch: LogBatch::default(),
+            urgent: false,
+            next_read_ctx: 1,
+            compacted: false,
+        }
+    }
+
+    /// run is the worker loop; it returns on shutdown or after a storage failure.
+    pub(crate) fn run(mut self, rx: Receiver<Cmd>) {
+        let mut next_tick = Instant::now() + self.tick;
+        let mut next_purge = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = Instant::now();
+            let wait = if self.dirty.is_empty() {
+                next_tick.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Cmd::Shutdown) => break,
+                Ok(cmd) => self.handle(cmd),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let mut shutdown = false;
+            for _ in 0..8192 {
+                match rx.try_recv() {
+                    Ok(Cmd::Shutdown) => {
+                        shutdown = true;
+                        break;
+                    }
+                    Ok(cmd) => self.handle(cmd),
+                    Err(_) => break,
+                }
+            }
+            if shutdown {
+                break;
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick(now);
+                next_tick = now + self.tick;
+            }
+            if let Err(e) = self.cycle() {
+                self.fail_stop(e);
+                return;
+            }
+            if self.compacted && now >= next_purge {
+                self.compacted = false;
+                next_purge = now + Duration::from_secs(10);
+                if let Err(e) = self.store.purge() {
+                    self.fail_stop(e);
+                    return;
+                }
+            }
+        }
+        for (_, mut r) in self.replicas.drain() {
+            r.fail_all(|| Error::Closed);
+        }
+    }
+
+    fn emit(&self, ev: Event) {
+        if let Some(l) = &self.events {
+            l(ev);
+        }
+    }
+
+    fn fail_stop(&mut self, e: Error) {
+        self.failed.store(true, Ordering::SeqCst);
+        let msg = e.to_string();
+        for (_, mut r) in self.replicas.drain() {
+            r.fail_all(|| Error::Storage(msg.clone()));
+        }
+        self.emit(Event::HostFailed { error: msg });
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        for (shard, r) in self.replicas.iter_mut() {
+            if r.node.tick() {
+                self.dirty.insert(*shard);
+            }
+            r.expire(now);
+        }
+    }
+
+    fn handle(&mut self, cmd: Cmd) {
+        let shard = match &cmd {
+            Cmd::Start(r) => {
+                let shard = r.shard;
+                if self.replicas.contains_key(&shard) {
+                    return; // the host checks this before sending; keep the running one
+                }
+                let Cmd::Start(r) = cmd else { unreachable!() };
+                self.replicas.insert(shard, *r);
+                self.dirty.insert(shard);
+                return;
+            }
+            Cmd::Stop { shard, .. }
+            | Cmd::Propose { shard, .. }
+            | Cmd::ConfChange { shard, .. }
+            | Cmd::ReadIndex { shard, .. }
+            | Cmd::Raft { shard, .. }
+            | Cmd::Unreachable { shard, .. }
+            | Cmd::SnapshotStatus { shard, .. }
+            | Cmd::Applied { shard, .. }
+            | Cmd::SnapshotTaken { shard, .. }
+            | Cmd::ApplyFailed { shard, .. }
+            | Cmd::TransferLeader { shard, .. }
+            | Cmd::Status { shard, .. } => *shard,
+            Cmd::Shutdown => return,
+        };
+        if let Cmd::Stop { done, .. } = cmd {
+            let res = match self.replicas.remove(&shard) {
+                Some(mut r) => {
+                    r.fail_all(|| Error::Closed);
+                    let _ = self.apply.send(ApplyTask::Close { shard });
+                    Ok(())
+                }
+                None => Err(Error::ShardNotFound(shard)),
+            };
+            let _ = done.send(res);
+            return;
+        }
+        if let Cmd::ApplyFailed { error, .. } = &cmd {
+            if let Some(mut r) = self.replicas.remove(&shard) {
+                let msg = error.clone();
+                r.fail_all(|| Error::StateMachine(msg.clone()));
+                let _ = self.apply.send(ApplyTask::Close { shard });
+                self.emit(Event::ReplicaFailed {
+                    shard_id: shard,
+                    replica_id: r.id,
+                    error: error.clone(),
+                });
+            }
+            return;
+        }
+        let Some(r) = self.replicas.get_mut(&shard) else {
+            cmd.reject(|| Error::ShardNotFound(shard));
+            return;
+        };
+        self.dirty.insert(shard);
+        match cmd {
+            Cmd::Propose {
+                id, data, waiter, ..
+            } => {
+                r.proposals.insert(id, waiter);
+                r.queued.push((id, data));
+            }
+            Cmd::ConfChange { id, cc, waiter, .. } => {
+                if let Err(e) = r.node.propose_conf_change(id.encode(), cc) {
+                    let _ = waiter.reply.send(Err(map_raft_error(e, shard)));
+                } else {
+                    r.confs.insert(id, waiter);
+                }
+            }
+            Cmd::ReadIndex { waiter, .. } => r.reads_queued.push(waiter),
+            Cmd::Raft { msg, .. } => {
+                // Errors here are stale or foreign messages; raft-rs already ignores them.
+                let _ = r.node.step(msg);
+            }
+            Cmd::Unreachable { to, .. } => r.node.report_unreachable(to),
+            Cmd::SnapshotStatus { to, ok, .. } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                r.node.report_snapshot(to, status);
+            }
+            Cmd::Applied { index, .. } => r.on_applied(index),
+            Cmd::SnapshotTaken { index, term, .. } => {
+                let mut meta = raft::eraftpb::SnapshotMetadata::default();
+                meta.index = index;
+                meta.term = term;
+                meta.set_conf_state(r.node.store().conf_state_at(index));
+                let overhead = self.compaction_overhead;
+                // Compaction only records metadata and trims the log; an error here is a
+                // log store error, which the next write reports as a host failure.
+                let _ = r.node.mut_store().compact(&mut self.batch, meta, overhead);
+                self.urgent = true;
+                self.compacted = true;
+            }
+            Cmd::TransferLeader { to, reply, .. } => {
+                r.node.transfer_leader(to);
+                let _ = reply.send(Ok(()));
+            }
+            Cmd::Status { reply, .. } => {
+                let raft = &r.node.raft;
+                let _ = reply.send(Ok(ReplicaStatus {
+                    shard_id: shard,
+                    replica_id: r.id,
+                    leader_id: raft.leader_id,
+                    term: raft.term,
+                    commit: raft.raft_log.committed,
+                    applied: r.applied,
+                    membership: Membership::from_conf_state(&r.node.store().conf_state()),
+                }));
+            }
+            _ => {}
+        }
+    }
+
+    /// cycle runs one ready/persist/advance round over every replica with work.
+    fn cycle(&mut self) -> Result<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let dirty: Vec<u64> = self.dirty.drain().collect();
+        let mut readies = Vec::new();
+        for shard in dirty {
+            let Some(mut r) = self.replicas.remove(&shard) else {
+                continue;
+            };
+            self.flush_queued(&mut r);
+            if r.node.has_ready() {
+                let rd = self.collect_ready(&mut r)?;
+                readies.push(rd);
+            }
+            self.replicas.insert(shard, r);
+        }
+        if !self.batch.is_empty() {
+            self.store.write(&mut self.batch)?;
+            self.urgent = false;
+        }
+        for (shard, mut rd) in readies {
+            let Some(mut r) = self.replicas.remove(&shard) else {
+                continue;
+            };
+            self.transport.send(shard, rd.take_persisted_messages());
+            let mut light = r.node.advance_append(rd);
+            if let Some(commit) = light.commit_index() {
+                r.node.mut_store().set_commit(&mut self.batch, commit)?;
+            }
+            self.transport.send(shard, light.take_messages());
+            self.handle_committed(&mut r, light.take_committed_entries())?;
+            if r.node.has_ready() {
+                self.dirty.insert(shard);
+            }
+            if r.removed {
+                r.fail_all(|| Error::Dropped("replica removed from the shard".into()));
+                let _ = self.apply.send(ApplyTask::Close { shard });
+            } else {
+                self.replicas.insert(shard, r);
+            }
+        }
+        if self.urgent {
+            self.store.write(&mut self.batch)?;
+            self.urgent = false;
+        }
+        Ok(())
+    }
+
+    /// flush_queued hands queued proposals and reads to Raft as one message each.
+    fn flush_queued(&mut self, r: &mut Replica) {
+        let leader = r.node.raft.leader_id;
+        if !r.queued.is_empty() {
+            let queued = std::mem::take(&mut r.queued);
+            if leader == 0 {
+                for (id, _) in queued {
+                    if let Some(w) = r.proposals.remove(&id) {
+                        w.fail(|| Error::NoLeader(r.shard));
+                    }
+                }
+            } else {
+                let mut m = Message::default();
+                m.set_msg_type(MessageType::MsgPropose);
+                m.from = r.id;
+                let ids: Vec<ProposalId> = queued.iter().map(|(id, _)| *id).collect();
+                for (id, data) in queued {
+                    let mut e = Entry::default();
+                    e.data = data.into();
+                    e.context = id.encode().into();
+                    m.mut_entries().push(e);
+                }
+                if let Err(e) = r.node.step(m) {
+                    let shard = r.shard;
+                    let msg = map_raft_error(e, shard).to_string();
+                    for id in ids {
+                        if let Some(w) = r.proposals.remove(&id) {
+                            w.fail(|| Error::Dropped(msg.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        if !r.reads_queued.is_empty() {
+            let reads = std::mem::take(&mut r.reads_queued);
+            if leader == 0 {
+                for w in reads {
+                    let _ = w.reply.send(Err(Error::NoLeader(r.shard)));
+                }
+            } else {
+                let ctx = self.next_read_ctx;
+                self.next_read_ctx += 1;
+                r.node.read_index(ctx.to_le_bytes().to_vec());
+                r.reads_in_flight.insert(ctx, reads);
+            }
+        }
+    }
+
+    /// collect_ready takes a replica's Ready, sends what may go before persisting, and adds
+    /// what must be persisted to the shared batch.
+    fn collect_ready(&mut self, r: &mut Replica) -> Result<(u64, raft::Ready)> {
+        let mut rd = r.node.ready();
+        let (leader, term) = (r.node.raft.leader_id, r.node.raft.term);
+        if leader != r.leader || term != r.term {
+            if leader != r.leader {
+                r.fail_reads_in_flight();
+            }
+            r.leader = leader;
+            r.term = term;
+            self.emit(Event::LeaderChanged {
+                shard_id: r.shard,
+                replica_id: r.id,
+                leader_id: leader,
+                term,
+            });
+        }
+        self.transport.send(r.shard, rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            let meta = rd.snapshot().get_metadata().clone();
+            r.node.mut_store().install_snapshot(&mut self.batch, meta.clone())?;
+            let _ = self.apply.send(ApplyTask::Recover {
+                shard: r.shard,
+                index: meta.index,
+                term: meta.term,
+            });
+            self.emit(Event::MembershipChanged {
+                shard_id: r.shard,
+                replica_id: r.id,
+                membership: Membership::from_conf_state(meta.get_conf_state()),
+            });
+        }
+        r.node.mut_store().append(&mut self.batch, rd.entries())?;
+        if let Some(hs) = rd.hs() {
+            r.node.mut_store().set_hard_state(&mut self.batch, hs)?;
+        }
+        for rs in rd.take_read_states() {
+            let Ok(ctx) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+                continue;
+            };
+            let Some(waiters) = r.reads_in_flight.remove(&u64::from_le_bytes(ctx)) else {
+                continue;
+            };
+            for w in waiters {
+                if r.applied >= rs.index {
+                    let _ = w.reply.send(Ok(rs.index));
+                } else {
+                    r.reads_ready.push((rs.index, w));
+                }
+            }
+        }
+        let committed = rd.take_committed_entries();
+        self.handle_committed(r, committed)?;
+        Ok((r.shard, rd))
+    }
+
+    /// handle_committed applies membership changes, tells local proposers their entry
+    /// committed, and queues the entries for the apply thread.
+    fn handle_committed(&mut self, r: &mut Replica, entries: Vec<Entry>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut waiters = Vec::new();
+        for e in &entries {
+            let id = ProposalId::decode(&e.context).filter(|id| id.nonce == self.nonce);
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if let Some(w) = id.and_then(|id| r.proposals.remove(&id)) {
+                        if let Some(c) = w.committed {
+                            let _ = c.send(Ok(e.index));
+                        }
+                        if let Some(a) = w.applied {
+                            waiters.push((e.index, a));
+                        }
+                    }
+                }
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    let res = self.apply_conf_change(r, e);
+                    if let Some(w) = id.and_then(|id| r.confs.remove(&id)) {
+                        let _ = w.reply.send(res);
+                    }
+                }
+            }
+        }
+        let _ = self.apply.send(ApplyTask::Entries {
+            shard: r.shard,
+            entries,
+            waiters,
+        });
+        Ok(())
+    }
+
+    fn apply_conf_change(&mut self, r: &mut Replica, e: &Entry) -> Result<Membership> {
+        let (cs, target, context) = if e.get_entry_type() == EntryType::EntryConfChange {
+            let cc = ConfChange::parse_from_bytes(&e.data).map_err(|x| Error::Raft(x.to_string()))?;
+            let cs = r.node.apply_conf_change(&cc).map_err(|x| map_raft_error(x, r.shard))?;
+            let removed = cc.get_change_type() == raft::eraftpb::ConfChangeType::RemoveNode;
+            (cs, removed.then_some(cc.node_id), Some((cc.node_id, cc.context.to_vec())))
+        } else {
+            let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|x| Error::Raft(x.to_string()))?;
+            let cs = r.node.apply_conf_change(&cc).map_err(|x| map_raft_error(x, r.shard))?;
+            (cs, None, None)
+        };
+        if let Some((node, ctx)) = context {
+            if let Ok(addr) = String::from_utf8(ctx) {
+                if !addr.is_empty() && self.transport.address_of(node).as_deref() != Some(&addr) {
+                    self.transport.set_address(node, &addr);
+                    self.store.save_address(node, &addr)?;
+                }
+            }
+        }
+        r.node
+            .mut_store()
+            .record_conf_change(&mut self.batch, e.index, cs.clone())?;
+        self.urgent = true;
+        let membership = Membership::from_conf_state(&cs);
+        self.emit(Event::MembershipChanged {
+            shard_id: r.shard,
+            replica_id: r.id,
+            membership: membership.clone(),
+        });
+        if target == Some(r.id) {
+            r.removed = true;
+            self.emit(Event::ReplicaRemoved {
+                shard_id: r.shard,
+                replica_id: r.id,
+            });
+        }
+        Ok(membership)
+    }
+}
+
+/// map_raft_error turns a raft-rs error into the engine's error.
+pub(crate) fn map_raft_error(e: raft::Error, shard: u64) -> Error {
+    match e {
+        raft::Error::ProposalDropped => Error::Dropped(format!("proposal dropped by shard {shard}")),
+        raft::Error::Store(s) => Error::Storage(s.to_string()),
+        other => Error::Raft(other.to_string()),
+    }
+}
