@@ -82,8 +82,14 @@ impl Host {
             .thread_name("zongzi-net")
             .enable_all()
             .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind(&config.listen_addr))?;
-        let bound = listener.local_addr()?.to_string();
+        // Bind with std so that a host can be opened from inside another tokio runtime.
+        let std_listener = std::net::TcpListener::bind(&config.listen_addr)?;
+        std_listener.set_nonblocking(true)?;
+        let bound = std_listener.local_addr()?.to_string();
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener)?
+        };
         let addr = config.advertise_addr.clone().unwrap_or(bound);
 
         let mut senders = Vec::new();
@@ -98,6 +104,8 @@ impl Host {
             config.cluster_id,
             config.max_frame_bytes,
             config.data_dir.clone(),
+            addr.clone(),
+            store.clone(),
             runtime.handle().clone(),
             router.clone(),
         ));

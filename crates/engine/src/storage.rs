@@ -186,7 +186,6 @@ impl ReplicaStorage {
             cache: VecDeque::new(),
         };
         let mut batch = LogBatch::default();
-        batch.add_command(shard, Command::Clean);
         batch.put(shard, KEY_REPLICA.to_vec(), replica.to_le_bytes().to_vec())?;
         if let Some(voters) = voters {
             let mut meta = SnapshotMetadata::default();
@@ -311,11 +310,14 @@ impl ReplicaStorage {
         batch: &mut LogBatch,
         meta: SnapshotMetadata,
     ) -> Result<()> {
-        let replica = self.store.engine.get(self.shard, KEY_REPLICA);
-        batch.add_command(self.shard, Command::Clean);
-        if let Some(r) = replica {
-            batch.put(self.shard, KEY_REPLICA.to_vec(), r)?;
-        }
+        // Entries up to the snapshot are dropped. A stale tail beyond it may stay until the
+        // leader's next append overwrites it; Raft's log matching makes that safe. (A Clean
+        // command would also drop the replica's own records written earlier.)
+        batch.add_command(self.shard, Command::Compact { index: meta.index + 1 });
+        let mut t = meta.index.to_le_bytes().to_vec();
+        t.extend_from_slice(&meta.term.to_le_bytes());
+        batch.put(self.shard, KEY_TRUNCATED.to_vec(), t)?;
+        batch.put(self.shard, KEY_CONFS.to_vec(), Vec::new())?;
         if self.hard_state.commit < meta.index {
             self.hard_state.commit = meta.index;
         }

@@ -2,9 +2,11 @@
 //!
 //! Wire format (little endian). Every connection starts with a frame header:
 //! `magic: u32 | cluster_id: u64 | len: u32 | crc32(payload): u32`, then `len` payload bytes.
-//! - Message connections (`MAGIC_MESSAGES`) carry a stream of such frames; a payload is a
-//!   sequence of `shard: u64 | len: u32 | protobuf raft Message`, so one frame carries every
-//!   message queued for that host, from every replica.
+//! - Message connections (`MAGIC_MESSAGES`) carry a stream of such frames; a payload is
+//!   `addr_len: u16 | sender's transport address` followed by a sequence of
+//!   `shard: u64 | len: u32 | protobuf raft Message`, so one frame carries every message
+//!   queued for that host, from every replica. Receivers learn the address of each sending
+//!   replica from it, so address books fill themselves once any message arrives.
 //! - Snapshot connections (`MAGIC_SNAPSHOT`) carry one frame whose payload is
 //!   `shard: u64 | protobuf MsgSnapshot`, then chunks `len: u32 | crc32: u32 | data` ended by
 //!   a zero length; the receiver answers one byte once the file is synced.
@@ -27,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::config::LinkFilter;
 use crate::snapshot;
+use crate::storage::LogStore;
 use crate::worker::{Cmd, Router};
 
 /// Magic number opening a message frame ("ZZM1").
@@ -47,6 +50,8 @@ pub(crate) struct Transport {
     cluster_id: u64,
     max_frame: usize,
     root: PathBuf,
+    local_addr: String,
+    store: Arc<LogStore>,
     handle: Handle,
     router: Arc<Router>,
     peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
@@ -68,10 +73,13 @@ fn bad(msg: &str) -> std::io::Error {
 }
 
 impl Transport {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         cluster_id: u64,
         max_frame: usize,
         root: PathBuf,
+        local_addr: String,
+        store: Arc<LogStore>,
         handle: Handle,
         router: Arc<Router>,
     ) -> Self {
@@ -79,6 +87,8 @@ impl Transport {
             cluster_id,
             max_frame,
             root,
+            local_addr,
+            store,
             handle,
             router,
             peers: Mutex::new(HashMap::new()),
@@ -142,6 +152,7 @@ impl Transport {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let t = PeerLink {
                     addr: addr.clone(),
+                    local_addr: self.local_addr.clone(),
                     cluster_id: self.cluster_id,
                     max_frame: self.max_frame,
                     router: self.router.clone(),
@@ -200,7 +211,14 @@ impl Transport {
 
     /// dispatch decodes a whole frame before routing any of it, so a corrupt frame is
     /// refused as a unit.
-    fn dispatch(&self, mut p: &[u8]) -> std::io::Result<()> {
+    fn dispatch(&self, p: &[u8]) -> std::io::Result<()> {
+        if p.len() < 2 {
+            return Err(bad("truncated frame"));
+        }
+        let alen = u16::from_le_bytes([p[0], p[1]]) as usize;
+        let from_addr = p.get(2..2 + alen).ok_or_else(|| bad("truncated frame"))?;
+        let from_addr = std::str::from_utf8(from_addr).map_err(|_| bad("bad sender address"))?;
+        let mut p = &p[2 + alen..];
         let mut msgs = Vec::new();
         while !p.is_empty() {
             if p.len() < 12 {
@@ -213,10 +231,32 @@ impl Transport {
             msgs.push((shard, msg));
             p = &p[12 + len..];
         }
+        self.learn(from_addr, msgs.iter().map(|(_, m)| m.from));
         for (shard, msg) in msgs {
             self.router.send(shard, Cmd::Raft { shard, msg });
         }
         Ok(())
+    }
+
+    /// learn records that the given replicas live at `addr`, the host that sent them.
+    fn learn(&self, addr: &str, replicas: impl Iterator<Item = u64>) {
+        if addr.is_empty() {
+            return;
+        }
+        let mut changed = Vec::new();
+        {
+            let book = self.addresses.read();
+            for r in replicas {
+                if r != 0 && book.get(&r).map(String::as_str) != Some(addr) && !changed.contains(&r) {
+                    changed.push(r);
+                }
+            }
+        }
+        for r in changed {
+            self.set_address(r, addr);
+            // Best effort: a lost record is learned again from the next message.
+            let _ = self.store.save_address(r, addr);
+        }
     }
 
     async fn receive_snapshot(&self, mut s: TcpStream, p: &[u8]) -> std::io::Result<()> {
@@ -277,6 +317,7 @@ impl Transport {
 /// PeerLink owns the connection to one remote host and frames whatever is queued for it.
 struct PeerLink {
     addr: String,
+    local_addr: String,
     cluster_id: u64,
     max_frame: usize,
     router: Arc<Router>,
@@ -323,6 +364,8 @@ impl PeerLink {
                 }
             }
             payload.clear();
+            payload.extend_from_slice(&(self.local_addr.len() as u16).to_le_bytes());
+            payload.extend_from_slice(self.local_addr.as_bytes());
             for (shard, m) in &batch {
                 payload.extend_from_slice(&shard.to_le_bytes());
                 let at = payload.len();
