@@ -41,7 +41,7 @@ pub(crate) enum ApplyTask {
     },
     Snapshot {
         shard: u64,
-        reply: oneshot::Sender<Result<u64>>,
+        reply: Option<oneshot::Sender<Result<u64>>>,
     },
     Close {
         shard: u64,
@@ -120,7 +120,12 @@ impl Applier {
                     Some(a) if a.applied == a.last_snapshot => Ok(a.applied),
                     Some(_) => self.save(shard),
                 };
-                let _ = reply.send(res);
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(res);
+                    }
+                    None => self.after(shard, res.map(|_| ())),
+                }
             }
         }
     }
@@ -191,7 +196,6 @@ impl Applier {
                     return Err(Error::StateMachine(e.0));
                 }
             };
-            let first = batch[0].index;
             let mut by_index: HashMap<u64, SmResult> = batch
                 .iter()
                 .map(|e| e.index)
@@ -203,7 +207,6 @@ impl Applier {
                     .ok_or_else(|| Error::Dropped(format!("entry {index} was not applied")));
                 let _ = w.send(r);
             }
-            let _ = first;
         }
         a.applied = last_index;
         a.applied_term = last_term;

@@ -33,10 +33,14 @@ pub struct Proposal {
     pub applied: oneshot::Receiver<Result<SmResult>>,
 }
 
-struct LocalReplica {
+pub(crate) struct LocalReplica {
     replica_id: u64,
     sm: SharedSm,
 }
+
+/// Running is the set of replicas running on a host, shared with the workers so that a
+/// replica that stops by itself (removed from its shard, or failed) leaves it too.
+pub(crate) type Running = Arc<RwLock<HashMap<u64, LocalReplica>>>;
 
 /// Host runs replicas of many shards over one log store, one transport and a fixed set of
 /// step and apply threads.
@@ -49,7 +53,7 @@ pub struct Host {
     applies: Vec<crossbeam_channel::Sender<ApplyTask>>,
     runtime: Mutex<Option<Runtime>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    replicas: RwLock<HashMap<u64, LocalReplica>>,
+    replicas: Running,
     nonce: u64,
     seq: AtomicU64,
     closed: AtomicBool,
@@ -115,6 +119,7 @@ impl Host {
         transport.serve(listener);
 
         let failed = Arc::new(AtomicBool::new(false));
+        let running: Running = Default::default();
         let nonce = random_nonce();
         let mut threads = Vec::new();
         let mut applies = Vec::new();
@@ -135,6 +140,7 @@ impl Host {
                 nonce,
                 config.compaction_overhead,
                 failed.clone(),
+                running.clone(),
             );
             applies.push(atx);
             threads.push(
@@ -152,7 +158,7 @@ impl Host {
             applies,
             runtime: Mutex::new(Some(runtime)),
             threads: Mutex::new(threads),
-            replicas: RwLock::new(HashMap::new()),
+            replicas: running,
             nonce,
             seq: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -523,7 +529,10 @@ impl Host {
         let (tx, rx) = oneshot::channel();
         let w = self.router.worker_of(shard_id);
         self.applies[w]
-            .send(ApplyTask::Snapshot { shard: shard_id, reply: tx })
+            .send(ApplyTask::Snapshot {
+                shard: shard_id,
+                reply: Some(tx),
+            })
             .map_err(|_| Error::Closed)?;
         rx.await.unwrap_or(Err(Error::Closed))
     }

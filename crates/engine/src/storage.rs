@@ -162,6 +162,9 @@ pub(crate) struct ReplicaStorage {
     truncated_term: u64,
     last_index: u64,
     cache: VecDeque<Entry>,
+    /// Set when raft wanted to send a snapshot that the latest one cannot serve (it
+    /// predates the recipient's membership); the worker then asks for a fresh one.
+    pub(crate) snapshot_wanted: std::cell::Cell<bool>,
 }
 
 impl ReplicaStorage {
@@ -184,6 +187,7 @@ impl ReplicaStorage {
             truncated_term: 0,
             last_index: 0,
             cache: VecDeque::new(),
+            snapshot_wanted: Default::default(),
         };
         let mut batch = LogBatch::default();
         batch.put(shard, KEY_REPLICA.to_vec(), replica.to_le_bytes().to_vec())?;
@@ -227,6 +231,7 @@ impl ReplicaStorage {
             truncated_term,
             last_index,
             cache: VecDeque::new(),
+            snapshot_wanted: Default::default(),
         })
     }
 
@@ -453,8 +458,11 @@ impl raft::Storage for ReplicaStorage {
         Ok(self.last_index)
     }
 
-    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        if self.snapshot.index < request_index {
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let cs = self.snapshot.get_conf_state();
+        let member = cs.voters.contains(&to) || cs.learners.contains(&to);
+        if self.snapshot.index < request_index || !member {
+            self.snapshot_wanted.set(true);
             return Err(raft::Error::Store(
                 StorageError::SnapshotTemporarilyUnavailable,
             ));

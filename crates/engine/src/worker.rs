@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use crate::apply::ApplyTask;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
+use crate::host::Running;
 use crate::replica::{ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica};
 use crate::storage::LogStore;
 use crate::transport::Transport;
@@ -163,6 +164,7 @@ pub(crate) struct Worker {
     pub(crate) nonce: u64,
     pub(crate) compaction_overhead: u64,
     pub(crate) failed: Arc<AtomicBool>,
+    running: Running,
     pub(crate) replicas: HashMap<u64, Replica>,
     dirty: HashSet<u64>,
     batch: LogBatch,
@@ -183,6 +185,7 @@ impl Worker {
         nonce: u64,
         compaction_overhead: u64,
         failed: Arc<AtomicBool>,
+        running: Running,
     ) -> Self {
         Worker {
             store,
@@ -193,6 +196,7 @@ impl Worker {
             nonce,
             compaction_overhead,
             failed,
+            running,
             replicas: HashMap::new(),
             dirty: HashSet::new(),
             batch: LogBatch::default(),
@@ -320,6 +324,7 @@ impl Worker {
         }
         if let Cmd::ApplyFailed { error, .. } = &cmd {
             if let Some(mut r) = self.replicas.remove(&shard) {
+                self.running.write().remove(&shard);
                 let msg = error.clone();
                 r.fail_all(|| Error::StateMachine(msg.clone()));
                 let _ = self.apply.send(ApplyTask::Close { shard });
@@ -433,7 +438,11 @@ impl Worker {
             if r.node.has_ready() {
                 self.dirty.insert(shard);
             }
+            if r.node.store().snapshot_wanted.take() {
+                let _ = self.apply.send(ApplyTask::Snapshot { shard, reply: None });
+            }
             if r.removed {
+                self.running.write().remove(&shard);
                 r.fail_all(|| Error::Dropped("replica removed from the shard".into()));
                 let _ = self.apply.send(ApplyTask::Close { shard });
             } else {

@@ -156,6 +156,8 @@ async fn members_are_added_promoted_and_removed_including_non_voting_ones() {
     let victim = (0..3).find(|&i| i != l).unwrap();
     let m = leader.remove_replica(1, rid(1, victim), T).await.unwrap();
     assert!(!m.voters.contains(&rid(1, victim)));
+    // After a barrier, another member sees the same membership.
+    c.nodes[4].host().read_index(1, T).await.unwrap();
     let membership = c.nodes[4].host().membership(1).await.unwrap();
     assert_eq!(membership.voters.len(), 4);
     // The removed replica is told and stops; the shard keeps serving.
