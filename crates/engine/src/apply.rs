@@ -196,11 +196,8 @@ impl Applier {
                     return Err(Error::StateMachine(e.0));
                 }
             };
-            let mut by_index: HashMap<u64, SmResult> = batch
-                .iter()
-                .map(|e| e.index)
-                .zip(results)
-                .collect();
+            let mut by_index: HashMap<u64, SmResult> =
+                batch.iter().map(|e| e.index).zip(results).collect();
             for (index, w) in waiters {
                 let r = by_index
                     .remove(&index)
@@ -227,7 +224,10 @@ impl Applier {
     /// save writes a snapshot of the state machine at its applied index and tells the
     /// worker, which records it and compacts the log behind it.
     fn save(&mut self, shard: u64) -> Result<u64> {
-        let a = self.shards.get_mut(&shard).ok_or(Error::ShardNotFound(shard))?;
+        let a = self
+            .shards
+            .get_mut(&shard)
+            .ok_or(Error::ShardNotFound(shard))?;
         let (index, term) = (a.applied, a.applied_term);
         let sm = a.sm.clone();
         snapshot::write(&self.root, shard, index, |w| {

@@ -125,7 +125,11 @@ impl Host {
         let mut applies = Vec::new();
         for (i, rx) in receivers.into_iter().enumerate() {
             let (atx, arx) = crossbeam_channel::unbounded();
-            let applier = Applier::new(config.data_dir.clone(), router.clone(), config.snapshot_entries);
+            let applier = Applier::new(
+                config.data_dir.clone(),
+                router.clone(),
+                config.snapshot_entries,
+            );
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("zongzi-apply-{i}"))
@@ -185,7 +189,9 @@ impl Host {
 
     fn check_open(&self) -> Result<()> {
         if self.failed.load(Ordering::SeqCst) {
-            return Err(Error::Storage("host stopped after a log store failure".into()));
+            return Err(Error::Storage(
+                "host stopped after a log store failure".into(),
+            ));
         }
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);
@@ -205,7 +211,9 @@ impl Host {
     pub fn set_address(&self, replica_id: u64, addr: &str) -> Result<()> {
         self.check_open()?;
         if replica_id == 0 || addr.is_empty() {
-            return Err(Error::InvalidArgument("replica id and address are required".into()));
+            return Err(Error::InvalidArgument(
+                "replica id and address are required".into(),
+            ));
         }
         self.transport.set_address(replica_id, addr);
         self.store.save_address(replica_id, addr)
@@ -261,7 +269,9 @@ impl Host {
                     ));
                 }
                 if voters.iter().any(|(id, a)| *id == 0 || a.is_empty()) {
-                    return Err(Error::InvalidArgument("voter ids and addresses are required".into()));
+                    return Err(Error::InvalidArgument(
+                        "voter ids and addresses are required".into(),
+                    ));
                 }
                 for (id, a) in voters {
                     self.set_address(*id, a)?;
@@ -320,7 +330,13 @@ impl Host {
     pub async fn stop_replica(&self, shard_id: u64) -> Result<()> {
         self.check_shard(shard_id)?;
         let (tx, rx) = oneshot::channel();
-        self.router.send(shard_id, Cmd::Stop { shard: shard_id, done: tx });
+        self.router.send(
+            shard_id,
+            Cmd::Stop {
+                shard: shard_id,
+                done: tx,
+            },
+        );
         let res = rx.await.unwrap_or(Err(Error::Closed));
         self.replicas.write().remove(&shard_id);
         res
@@ -343,7 +359,12 @@ impl Host {
     }
 
     /// propose_handle submits `data` and returns channels for commit and apply.
-    pub fn propose_handle(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<Proposal> {
+    pub fn propose_handle(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Proposal> {
         self.check_shard(shard_id)?;
         if data.len() > self.config.max_proposal_bytes {
             return Err(Error::PayloadTooLarge {
@@ -378,7 +399,12 @@ impl Host {
 
     /// propose submits `data` and resolves with the state machine's result once the local
     /// replica applied it.
-    pub async fn propose(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<SmResult> {
+    pub async fn propose(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<SmResult> {
         let p = self.propose_handle(shard_id, data, timeout)?;
         p.applied.await.unwrap_or(Err(Error::Closed))
     }
@@ -422,7 +448,10 @@ impl Host {
             .get(&shard_id)
             .map(|r| r.sm.clone())
             .ok_or(Error::ShardNotFound(shard_id))?;
-        let out = sm.read().lookup(query).map_err(|e| Error::StateMachine(e.0));
+        let out = sm
+            .read()
+            .lookup(query)
+            .map_err(|e| Error::StateMachine(e.0));
         out
     }
 
@@ -471,34 +500,80 @@ impl Host {
     }
 
     /// add_replica adds a voter reachable at `addr`; it also promotes a non-voting member.
-    pub async fn add_replica(&self, shard_id: u64, replica_id: u64, addr: &str, timeout: Duration) -> Result<Membership> {
-        self.conf_change(shard_id, ConfChangeType::AddNode, replica_id, Some(addr), timeout)
-            .await
+    pub async fn add_replica(
+        &self,
+        shard_id: u64,
+        replica_id: u64,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Membership> {
+        self.conf_change(
+            shard_id,
+            ConfChangeType::AddNode,
+            replica_id,
+            Some(addr),
+            timeout,
+        )
+        .await
     }
 
     /// add_non_voting adds a non-voting member (Raft learner) reachable at `addr`.
-    pub async fn add_non_voting(&self, shard_id: u64, replica_id: u64, addr: &str, timeout: Duration) -> Result<Membership> {
-        self.conf_change(shard_id, ConfChangeType::AddLearnerNode, replica_id, Some(addr), timeout)
-            .await
+    pub async fn add_non_voting(
+        &self,
+        shard_id: u64,
+        replica_id: u64,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Membership> {
+        self.conf_change(
+            shard_id,
+            ConfChangeType::AddLearnerNode,
+            replica_id,
+            Some(addr),
+            timeout,
+        )
+        .await
     }
 
     /// promote turns a non-voting member into a voter.
-    pub async fn promote(&self, shard_id: u64, replica_id: u64, timeout: Duration) -> Result<Membership> {
+    pub async fn promote(
+        &self,
+        shard_id: u64,
+        replica_id: u64,
+        timeout: Duration,
+    ) -> Result<Membership> {
         self.conf_change(shard_id, ConfChangeType::AddNode, replica_id, None, timeout)
             .await
     }
 
     /// remove_replica removes a member from the shard.
-    pub async fn remove_replica(&self, shard_id: u64, replica_id: u64, timeout: Duration) -> Result<Membership> {
-        self.conf_change(shard_id, ConfChangeType::RemoveNode, replica_id, None, timeout)
-            .await
+    pub async fn remove_replica(
+        &self,
+        shard_id: u64,
+        replica_id: u64,
+        timeout: Duration,
+    ) -> Result<Membership> {
+        self.conf_change(
+            shard_id,
+            ConfChangeType::RemoveNode,
+            replica_id,
+            None,
+            timeout,
+        )
+        .await
     }
 
     /// status returns the local replica's view of the shard.
     pub async fn status(&self, shard_id: u64) -> Result<ReplicaStatus> {
         self.check_shard(shard_id)?;
         let (tx, rx) = oneshot::channel();
-        self.router.send(shard_id, Cmd::Status { shard: shard_id, reply: tx });
+        self.router.send(
+            shard_id,
+            Cmd::Status {
+                shard: shard_id,
+                reply: tx,
+            },
+        );
         rx.await.unwrap_or(Err(Error::Closed))
     }
 
@@ -537,6 +612,11 @@ impl Host {
         rx.await.unwrap_or(Err(Error::Closed))
     }
 
+    /// synced_writes returns how many log batches this host has written with a sync.
+    pub fn synced_writes(&self) -> u64 {
+        self.store.synced_writes.load(Ordering::Relaxed)
+    }
+
     /// replica_id returns the id of the local replica of a shard.
     pub fn replica_id(&self, shard_id: u64) -> Result<u64> {
         self.replicas
@@ -555,9 +635,11 @@ impl Host {
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock());
         // Step workers exit on Shutdown; apply threads exit once their senders are gone,
         // which happens when the workers and this host drop them.
-        let (step, apply): (Vec<_>, Vec<_>) = threads
-            .into_iter()
-            .partition(|t| t.thread().name().is_some_and(|n| n.starts_with("zongzi-step")));
+        let (step, apply): (Vec<_>, Vec<_>) = threads.into_iter().partition(|t| {
+            t.thread()
+                .name()
+                .is_some_and(|n| n.starts_with("zongzi-step"))
+        });
         for t in step {
             let _ = t.join();
         }

@@ -38,6 +38,8 @@ impl MessageExt for EntryExt {
 pub(crate) struct LogStore {
     engine: Engine,
     fsync: bool,
+    /// Number of batches written with a sync (raft-engine may merge concurrent ones further).
+    pub(crate) synced_writes: std::sync::atomic::AtomicU64,
 }
 
 impl LogStore {
@@ -47,7 +49,11 @@ impl LogStore {
             ..Default::default()
         };
         let engine = Engine::open(cfg)?;
-        Ok(LogStore { engine, fsync })
+        Ok(LogStore {
+            engine,
+            fsync,
+            synced_writes: Default::default(),
+        })
     }
 
     /// write persists a batch; with fsync on it returns only after the data is on disk.
@@ -56,6 +62,10 @@ impl LogStore {
             return Ok(());
         }
         self.engine.write(batch, self.fsync)?;
+        if self.fsync {
+            self.synced_writes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -100,8 +110,14 @@ impl LogStore {
             None,
             false,
             |k, v| {
-                if let Some(id) = k.strip_prefix(KEY_ADDRESS_PREFIX).and_then(|b| b.try_into().ok()) {
-                    out.push((u64::from_be_bytes(id), String::from_utf8_lossy(v).into_owned()));
+                if let Some(id) = k
+                    .strip_prefix(KEY_ADDRESS_PREFIX)
+                    .and_then(|b| b.try_into().ok())
+                {
+                    out.push((
+                        u64::from_be_bytes(id),
+                        String::from_utf8_lossy(v).into_owned(),
+                    ));
                 }
                 true
             },
@@ -123,7 +139,9 @@ fn decode_u64(b: &[u8]) -> Option<u64> {
 fn encode_confs(confs: &[(u64, ConfState)]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for (index, cs) in confs {
-        let b = cs.write_to_bytes().map_err(|e| Error::Storage(e.to_string()))?;
+        let b = cs
+            .write_to_bytes()
+            .map_err(|e| Error::Storage(e.to_string()))?;
         out.extend_from_slice(&index.to_le_bytes());
         out.extend_from_slice(&(b.len() as u32).to_le_bytes());
         out.extend_from_slice(&b);
@@ -192,9 +210,11 @@ impl ReplicaStorage {
         let mut batch = LogBatch::default();
         batch.put(shard, KEY_REPLICA.to_vec(), replica.to_le_bytes().to_vec())?;
         if let Some(voters) = voters {
-            let mut meta = SnapshotMetadata::default();
-            meta.index = 1;
-            meta.term = 1;
+            let mut meta = SnapshotMetadata {
+                index: 1,
+                term: 1,
+                ..Default::default()
+            };
             meta.mut_conf_state().voters = voters;
             s.hard_state.term = 1;
             s.hard_state.commit = 1;
@@ -208,7 +228,9 @@ impl ReplicaStorage {
     /// load reads a replica's records back after a restart.
     pub(crate) fn load(store: std::sync::Arc<LogStore>, shard: u64) -> Result<Self> {
         let e = &store.engine;
-        let hard_state = e.get_message::<HardState>(shard, KEY_HARD_STATE)?.unwrap_or_default();
+        let hard_state = e
+            .get_message::<HardState>(shard, KEY_HARD_STATE)?
+            .unwrap_or_default();
         let snapshot = e
             .get_message::<SnapshotMetadata>(shard, KEY_SNAPSHOT)?
             .unwrap_or_default();
@@ -220,7 +242,10 @@ impl ReplicaStorage {
             Some(b) if b.len() == 16 => (decode_u64(&b).unwrap(), decode_u64(&b[8..]).unwrap()),
             _ => (snapshot.index, snapshot.term),
         };
-        let last_index = e.last_index(shard).unwrap_or(truncated_index).max(truncated_index);
+        let last_index = e
+            .last_index(shard)
+            .unwrap_or(truncated_index)
+            .max(truncated_index);
         Ok(ReplicaStorage {
             shard,
             store: store.clone(),
@@ -270,7 +295,11 @@ impl ReplicaStorage {
         while self.cache.back().is_some_and(|e| e.index >= first.index) {
             self.cache.pop_back();
         }
-        if self.cache.back().is_some_and(|e| e.index + 1 != first.index) {
+        if self
+            .cache
+            .back()
+            .is_some_and(|e| e.index + 1 != first.index)
+        {
             self.cache.clear();
         }
         self.cache.extend(entries.iter().cloned());
@@ -318,7 +347,12 @@ impl ReplicaStorage {
         // Entries up to the snapshot are dropped. A stale tail beyond it may stay until the
         // leader's next append overwrites it; Raft's log matching makes that safe. (A Clean
         // command would also drop the replica's own records written earlier.)
-        batch.add_command(self.shard, Command::Compact { index: meta.index + 1 });
+        batch.add_command(
+            self.shard,
+            Command::Compact {
+                index: meta.index + 1,
+            },
+        );
         let mut t = meta.index.to_le_bytes().to_vec();
         t.extend_from_slice(&meta.term.to_le_bytes());
         batch.put(self.shard, KEY_TRUNCATED.to_vec(), t)?;
@@ -357,8 +391,14 @@ impl ReplicaStorage {
         let keep_from = meta.index.saturating_sub(overhead);
         self.snapshot = meta;
         if keep_from > self.truncated_index && keep_from <= self.last_index {
-            let term = raft::Storage::term(self, keep_from).map_err(|e| Error::Storage(e.to_string()))?;
-            batch.add_command(self.shard, Command::Compact { index: keep_from + 1 });
+            let term =
+                raft::Storage::term(self, keep_from).map_err(|e| Error::Storage(e.to_string()))?;
+            batch.add_command(
+                self.shard,
+                Command::Compact {
+                    index: keep_from + 1,
+                },
+            );
             let mut t = keep_from.to_le_bytes().to_vec();
             t.extend_from_slice(&term.to_le_bytes());
             batch.put(self.shard, KEY_TRUNCATED.to_vec(), t)?;

@@ -175,7 +175,9 @@ impl Transport {
         let router = self.router.clone();
         let (cluster, root) = (self.cluster_id, self.root.clone());
         self.handle.spawn(async move {
-            let ok = stream_snapshot(cluster, root, &addr, shard, msg).await.is_ok();
+            let ok = stream_snapshot(cluster, root, &addr, shard, msg)
+                .await
+                .is_ok();
             router.send(shard, Cmd::SnapshotStatus { shard, to, ok });
         });
     }
@@ -226,7 +228,9 @@ impl Transport {
             }
             let shard = u64::from_le_bytes(p[..8].try_into().unwrap());
             let len = u32::from_le_bytes(p[8..12].try_into().unwrap()) as usize;
-            let body = p.get(12..12 + len).ok_or_else(|| bad("truncated message"))?;
+            let body = p
+                .get(12..12 + len)
+                .ok_or_else(|| bad("truncated message"))?;
             let msg = Message::parse_from_bytes(body).map_err(|_| bad("undecodable message"))?;
             msgs.push((shard, msg));
             p = &p[12 + len..];
@@ -247,7 +251,8 @@ impl Transport {
         {
             let book = self.addresses.read();
             for r in replicas {
-                if r != 0 && book.get(&r).map(String::as_str) != Some(addr) && !changed.contains(&r) {
+                if r != 0 && book.get(&r).map(String::as_str) != Some(addr) && !changed.contains(&r)
+                {
                     changed.push(r);
                 }
             }
@@ -348,8 +353,7 @@ impl PeerLink {
                     self.report(&batch);
                     continue;
                 }
-                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr)).await
-                {
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr)).await {
                     Ok(Ok(s)) => {
                         let _ = s.set_nodelay(true);
                         conn = Some(s);
@@ -414,8 +418,10 @@ async fn stream_snapshot(
         .await
         .map_err(|_| bad("connect timed out"))??;
     let mut payload = shard.to_le_bytes().to_vec();
-    msg.write_to_vec(&mut payload).map_err(|e| bad(&e.to_string()))?;
-    s.write_all(&header(MAGIC_SNAPSHOT, cluster, &payload)).await?;
+    msg.write_to_vec(&mut payload)
+        .map_err(|e| bad(&e.to_string()))?;
+    s.write_all(&header(MAGIC_SNAPSHOT, cluster, &payload))
+        .await?;
     s.write_all(&payload).await?;
     if let Some(mut f) = file {
         let mut buf = vec![0u8; CHUNK];

@@ -371,9 +371,11 @@ impl Worker {
             }
             Cmd::Applied { index, .. } => r.on_applied(index),
             Cmd::SnapshotTaken { index, term, .. } => {
-                let mut meta = raft::eraftpb::SnapshotMetadata::default();
-                meta.index = index;
-                meta.term = term;
+                let mut meta = raft::eraftpb::SnapshotMetadata {
+                    index,
+                    term,
+                    ..Default::default()
+                };
                 meta.set_conf_state(r.node.store().conf_state_at(index));
                 let overhead = self.compaction_overhead;
                 // Compaction only records metadata and trims the log; an error here is a
@@ -473,10 +475,11 @@ impl Worker {
                 m.from = r.id;
                 let ids: Vec<ProposalId> = queued.iter().map(|(id, _)| *id).collect();
                 for (id, data) in queued {
-                    let mut e = Entry::default();
-                    e.data = data.into();
-                    e.context = id.encode().into();
-                    m.mut_entries().push(e);
+                    m.mut_entries().push(Entry {
+                        data: data.into(),
+                        context: id.encode().into(),
+                        ..Default::default()
+                    });
                 }
                 if let Err(e) = r.node.step(m) {
                     let shard = r.shard;
@@ -525,7 +528,9 @@ impl Worker {
         self.transport.send(r.shard, rd.take_messages());
         if !rd.snapshot().is_empty() {
             let meta = rd.snapshot().get_metadata().clone();
-            r.node.mut_store().install_snapshot(&mut self.batch, meta.clone())?;
+            r.node
+                .mut_store()
+                .install_snapshot(&mut self.batch, meta.clone())?;
             let _ = self.apply.send(ApplyTask::Recover {
                 shard: r.shard,
                 index: meta.index,
@@ -599,13 +604,25 @@ impl Worker {
 
     fn apply_conf_change(&mut self, r: &mut Replica, e: &Entry) -> Result<Membership> {
         let (cs, target, context) = if e.get_entry_type() == EntryType::EntryConfChange {
-            let cc = ConfChange::parse_from_bytes(&e.data).map_err(|x| Error::Raft(x.to_string()))?;
-            let cs = r.node.apply_conf_change(&cc).map_err(|x| map_raft_error(x, r.shard))?;
+            let cc =
+                ConfChange::parse_from_bytes(&e.data).map_err(|x| Error::Raft(x.to_string()))?;
+            let cs = r
+                .node
+                .apply_conf_change(&cc)
+                .map_err(|x| map_raft_error(x, r.shard))?;
             let removed = cc.get_change_type() == raft::eraftpb::ConfChangeType::RemoveNode;
-            (cs, removed.then_some(cc.node_id), Some((cc.node_id, cc.context.to_vec())))
+            (
+                cs,
+                removed.then_some(cc.node_id),
+                Some((cc.node_id, cc.context.to_vec())),
+            )
         } else {
-            let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|x| Error::Raft(x.to_string()))?;
-            let cs = r.node.apply_conf_change(&cc).map_err(|x| map_raft_error(x, r.shard))?;
+            let cc =
+                ConfChangeV2::parse_from_bytes(&e.data).map_err(|x| Error::Raft(x.to_string()))?;
+            let cs = r
+                .node
+                .apply_conf_change(&cc)
+                .map_err(|x| map_raft_error(x, r.shard))?;
             (cs, None, None)
         };
         if let Some((node, ctx)) = context {
@@ -640,7 +657,9 @@ impl Worker {
 /// map_raft_error turns a raft-rs error into the engine's error.
 pub(crate) fn map_raft_error(e: raft::Error, shard: u64) -> Error {
     match e {
-        raft::Error::ProposalDropped => Error::Dropped(format!("proposal dropped by shard {shard}")),
+        raft::Error::ProposalDropped => {
+            Error::Dropped(format!("proposal dropped by shard {shard}"))
+        }
         raft::Error::Store(s) => Error::Storage(s.to_string()),
         other => Error::Raft(other.to_string()),
     }

@@ -27,7 +27,9 @@ async fn three_hosts_elect_a_leader_and_commit() {
         .unwrap();
     assert!(idx > 1);
     let ev = c.nodes[l].events.lock().clone();
-    assert!(ev.iter().any(|e| matches!(e, Event::LeaderChanged { shard_id: 1, leader_id, .. } if *leader_id != 0)));
+    assert!(ev.iter().any(
+        |e| matches!(e, Event::LeaderChanged { shard_id: 1, leader_id, .. } if *leader_id != 0)
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,7 +61,8 @@ async fn a_restarted_host_recovers_its_replicas_and_their_state() {
     for shard in 1..=3 {
         let l = c.leader(shard).await;
         for i in 0..20 {
-            c.put(l, shard, &format!("k{i}"), &format!("{shard}-{i}")).await;
+            c.put(l, shard, &format!("k{i}"), &format!("{shard}-{i}"))
+                .await;
         }
     }
     // Restart every host, one after another, so each one must come back from its own disk.
@@ -111,7 +114,9 @@ async fn a_follower_behind_the_compacted_log_catches_up_from_a_snapshot() {
     let st = c.nodes[lagging].host().status(1).await.unwrap();
     assert!(st.applied >= 300, "applied {}", st.applied);
     // The lagging host received a snapshot file.
-    let snaps = std::fs::read_dir(c.nodes[lagging].dir.join("snapshots/1")).unwrap().count();
+    let snaps = std::fs::read_dir(c.nodes[lagging].dir.join("snapshots/1"))
+        .unwrap()
+        .count();
     assert!(snaps >= 1);
 }
 
@@ -163,7 +168,10 @@ async fn members_are_added_promoted_and_removed_including_non_voting_ones() {
     // The removed replica is told and stops; the shard keeps serving.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while c.nodes[victim].host().status(1).await.is_ok() {
-        assert!(std::time::Instant::now() < deadline, "removed replica still running");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "removed replica still running"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(c.nodes[victim]
@@ -194,7 +202,10 @@ async fn a_read_index_read_after_a_leader_change_sees_every_acknowledged_write()
         .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while c.leader(1).await != target {
-        assert!(std::time::Instant::now() < deadline, "transfer did not happen");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "transfer did not happen"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     for i in 0..3 {
@@ -214,10 +225,15 @@ async fn a_leader_cut_off_from_the_majority_cannot_commit() {
     c.put(l, 1, "before", "1").await;
     // Cut the leader off in both directions.
     let leader_addr = c.nodes[l].addr.clone();
-    let others: Vec<String> = (0..3).filter(|&i| i != l).map(|i| c.nodes[i].addr.clone()).collect();
+    let others: Vec<String> = (0..3)
+        .filter(|&i| i != l)
+        .map(|i| c.nodes[i].addr.clone())
+        .collect();
     c.nodes[l]
         .host()
-        .set_link_filter(Some(Arc::new(move |to: &str| !others.contains(&to.to_string()))));
+        .set_link_filter(Some(Arc::new(move |to: &str| {
+            !others.contains(&to.to_string())
+        })));
     for i in (0..3).filter(|&i| i != l) {
         let a = leader_addr.clone();
         c.nodes[i]

@@ -5,7 +5,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use zongzi_engine::{Error, Event, Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine};
+use zongzi_engine::{
+    Error, Event, Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_are_rejected_with_typed_errors() {
@@ -14,26 +16,53 @@ async fn bad_arguments_are_rejected_with_typed_errors() {
     let l = c.leader(1).await;
     let h = c.nodes[l].host();
     let e = h.propose(1, vec![0u8; 1025], T).await.unwrap_err();
-    assert!(matches!(e, Error::PayloadTooLarge { size: 1025, limit: 1024 }), "{e}");
+    assert!(
+        matches!(
+            e,
+            Error::PayloadTooLarge {
+                size: 1025,
+                limit: 1024
+            }
+        ),
+        "{e}"
+    );
     assert_eq!(e.code(), "ERR_PAYLOAD_TOO_LARGE");
     let e = h.propose(99, b"x=1".to_vec(), T).await.unwrap_err();
     assert!(matches!(e, Error::ShardNotFound(99)));
-    assert!(matches!(h.read(99, b"x", T).await, Err(Error::ShardNotFound(99))));
-    assert!(matches!(h.stale_read(99, b"x"), Err(Error::ShardNotFound(99))));
+    assert!(matches!(
+        h.read(99, b"x", T).await,
+        Err(Error::ShardNotFound(99))
+    ));
+    assert!(matches!(
+        h.stale_read(99, b"x"),
+        Err(Error::ShardNotFound(99))
+    ));
     let e = h
         .start_replica(1, rid(1, l), StartMode::Restart, Kv::boxed())
         .unwrap_err();
     assert!(matches!(e, Error::ShardExists(1)));
-    let e = h.start_replica(2, 0, StartMode::Join, Kv::boxed()).unwrap_err();
+    let e = h
+        .start_replica(2, 0, StartMode::Join, Kv::boxed())
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)));
-    let e = h.start_replica(3, 5, StartMode::Restart, Kv::boxed()).unwrap_err();
+    let e = h
+        .start_replica(3, 5, StartMode::Restart, Kv::boxed())
+        .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     let e = h
-        .start_replica(4, 5, StartMode::Bootstrap(vec![(6, "127.0.0.1:1".into())]), Kv::boxed())
+        .start_replica(
+            4,
+            5,
+            StartMode::Bootstrap(vec![(6, "127.0.0.1:1".into())]),
+            Kv::boxed(),
+        )
         .unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     assert!(matches!(h.remove_data(1), Err(Error::InvalidArgument(_))));
-    assert!(matches!(h.add_replica(1, 0, "127.0.0.1:1", T).await, Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        h.add_replica(1, 0, "127.0.0.1:1", T).await,
+        Err(Error::InvalidArgument(_))
+    ));
     // None of it changed anything.
     assert_eq!(h.stored_replicas().len(), 1);
     c.put(l, 1, "still", "fine").await;
@@ -58,13 +87,22 @@ async fn a_write_without_a_quorum_times_out_and_calls_after_close_fail_with_clos
         .propose(1, b"b=2".to_vec(), Duration::from_millis(300))
         .await
         .unwrap_err();
-    assert!(matches!(e, Error::Timeout | Error::NoLeader(_) | Error::Dropped(_)), "{e}");
+    assert!(
+        matches!(e, Error::Timeout | Error::NoLeader(_) | Error::Dropped(_)),
+        "{e}"
+    );
     let h = c.nodes[l].host.take().unwrap();
     h.close();
     h.close(); // idempotent
-    assert!(matches!(h.propose(1, b"c=3".to_vec(), T).await, Err(Error::Closed)));
+    assert!(matches!(
+        h.propose(1, b"c=3".to_vec(), T).await,
+        Err(Error::Closed)
+    ));
     assert!(matches!(h.status(1).await, Err(Error::Closed)));
-    assert!(matches!(h.start_replica(2, 9, StartMode::Join, Kv::boxed()), Err(Error::Closed)));
+    assert!(matches!(
+        h.start_replica(2, 9, StartMode::Join, Kv::boxed()),
+        Err(Error::Closed)
+    ));
 }
 
 /// Failing fails on any entry that says "boom".
@@ -92,16 +130,27 @@ impl StateMachine for Failing {
 async fn a_failing_state_machine_stops_only_its_replica() {
     let c = Cluster::new(3);
     c.bootstrap(1, &[0, 1, 2]);
-    let voters: Vec<(u64, String)> = (0..3).map(|i| (rid(2, i), c.nodes[i].addr.clone())).collect();
+    let voters: Vec<(u64, String)> = (0..3)
+        .map(|i| (rid(2, i), c.nodes[i].addr.clone()))
+        .collect();
     for i in 0..3 {
         c.nodes[i]
             .host()
-            .start_replica(2, rid(2, i), StartMode::Bootstrap(voters.clone()), Box::new(Failing(Kv::default())))
+            .start_replica(
+                2,
+                rid(2, i),
+                StartMode::Bootstrap(voters.clone()),
+                Box::new(Failing(Kv::default())),
+            )
             .unwrap();
     }
     let l = c.leader(2).await;
     c.put(l, 2, "ok", "1").await;
-    let e = c.nodes[l].host().propose(2, b"boom".to_vec(), T).await.unwrap_err();
+    let e = c.nodes[l]
+        .host()
+        .propose(2, b"boom".to_vec(), T)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::StateMachine(_)), "{e}");
     for n in &c.nodes {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -109,7 +158,11 @@ async fn a_failing_state_machine_stops_only_its_replica() {
             assert!(std::time::Instant::now() < deadline);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(n.events.lock().iter().any(|e| matches!(e, Event::ReplicaFailed { shard_id: 2, .. })));
+        assert!(n
+            .events
+            .lock()
+            .iter()
+            .any(|e| matches!(e, Event::ReplicaFailed { shard_id: 2, .. })));
     }
     // Shard 1 on the same hosts is unaffected.
     let l1 = c.leader(1).await;

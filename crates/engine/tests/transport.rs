@@ -42,9 +42,20 @@ async fn foreign_malformed_and_oversized_frames_are_refused_and_the_host_keeps_s
     // An empty sender address and no messages: well formed.
     let valid_payload = 0u16.to_le_bytes().to_vec();
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("another cluster", frame(MAGIC_MESSAGES, CLUSTER + 1, valid_payload.len() as u32, &valid_payload)),
+        (
+            "another cluster",
+            frame(
+                MAGIC_MESSAGES,
+                CLUSTER + 1,
+                valid_payload.len() as u32,
+                &valid_payload,
+            ),
+        ),
         // Claims 4 GiB: refused from the header alone, nothing of that size is allocated.
-        ("oversized length", frame(MAGIC_MESSAGES, CLUSTER, u32::MAX, b"")),
+        (
+            "oversized length",
+            frame(MAGIC_MESSAGES, CLUSTER, u32::MAX, b""),
+        ),
         ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
         ("bad checksum", {
             let mut f = frame(MAGIC_MESSAGES, CLUSTER, 4, b"abcd");

@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use zongzi_engine::{
-    Event, Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine,
-};
+use zongzi_engine::{Event, Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine};
 
 pub const CLUSTER: u64 = 7;
 pub const T: Duration = Duration::from_secs(5);
@@ -53,7 +51,12 @@ impl StateMachine for Kv {
         if k == "#len" {
             return Ok(self.map.len().to_string().into_bytes());
         }
-        Ok(self.map.get(k.as_ref()).cloned().unwrap_or_default().into_bytes())
+        Ok(self
+            .map
+            .get(k.as_ref())
+            .cloned()
+            .unwrap_or_default()
+            .into_bytes())
     }
 
     fn save_snapshot(&self, w: &mut dyn Write) -> Result<(), SmError> {
@@ -65,7 +68,8 @@ impl StateMachine for Kv {
 
     fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
         let mut s = String::new();
-        r.read_to_string(&mut s).map_err(|e| SmError(e.to_string()))?;
+        r.read_to_string(&mut s)
+            .map_err(|e| SmError(e.to_string()))?;
         self.map.clear();
         for line in s.lines() {
             if let Some((k, v)) = line.split_once('=') {
@@ -151,7 +155,12 @@ impl Cluster {
         for &i in on {
             self.nodes[i]
                 .host()
-                .start_replica(shard, rid(shard, i), StartMode::Bootstrap(voters.clone()), Kv::boxed())
+                .start_replica(
+                    shard,
+                    rid(shard, i),
+                    StartMode::Bootstrap(voters.clone()),
+                    Kv::boxed(),
+                )
                 .unwrap();
         }
     }
@@ -195,7 +204,10 @@ impl Cluster {
                     return *i;
                 }
             }
-            assert!(Instant::now() < deadline, "no leader for shard {shard}: {seen:?}");
+            assert!(
+                Instant::now() < deadline,
+                "no leader for shard {shard}: {seen:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
