@@ -25,8 +25,13 @@ impl StateMachine for Journal {
         if let Ok(f) = File::open(&self.path) {
             for line in BufReader::new(f).lines() {
                 let line = line.map_err(e)?;
-                let (i, kv) = line.split_once(' ').ok_or_else(|| SmError("corrupt journal".into()))?;
-                self.lines.push((i.parse().map_err(|_| SmError("corrupt journal".into()))?, kv.to_string()));
+                let (i, kv) = line
+                    .split_once(' ')
+                    .ok_or_else(|| SmError("corrupt journal".into()))?;
+                self.lines.push((
+                    i.parse().map_err(|_| SmError("corrupt journal".into()))?,
+                    kv.to_string(),
+                ));
             }
         }
         Ok(self.lines.last().map(|l| l.0).unwrap_or(0))
@@ -34,14 +39,21 @@ impl StateMachine for Journal {
 
     fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
         let e = |e: std::io::Error| SmError(e.to_string());
-        let mut f = OpenOptions::new().create(true).append(true).open(&self.path).map_err(e)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(e)?;
         let mut out = Vec::new();
         for en in entries {
             self.seen.lock().push(en.index);
             let kv = String::from_utf8_lossy(&en.data).into_owned();
             writeln!(f, "{} {}", en.index, kv).map_err(e)?;
             self.lines.push((en.index, kv));
-            out.push(SmResult { value: en.index, data: Vec::new() });
+            out.push(SmResult {
+                value: en.index,
+                data: Vec::new(),
+            });
         }
         f.sync_all().map_err(e)?;
         Ok(out)
@@ -67,7 +79,8 @@ impl StateMachine for Journal {
 
     fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
         let mut s = String::new();
-        r.read_to_string(&mut s).map_err(|e| SmError(e.to_string()))?;
+        r.read_to_string(&mut s)
+            .map_err(|e| SmError(e.to_string()))?;
         std::fs::write(&self.path, &s).map_err(|e| SmError(e.to_string()))?;
         self.lines.clear();
         self.open().map(|_| ())
@@ -77,7 +90,9 @@ impl StateMachine for Journal {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_state_machine_reopens_at_its_own_applied_index() {
     let mut c = Cluster::new(3);
-    let voters: Vec<(u64, String)> = (0..3).map(|i| (rid(1, i), c.nodes[i].addr.clone())).collect();
+    let voters: Vec<(u64, String)> = (0..3)
+        .map(|i| (rid(1, i), c.nodes[i].addr.clone()))
+        .collect();
     let seen: Vec<Arc<Mutex<Vec<u64>>>> = (0..3).map(|_| Default::default()).collect();
     let journal = |c: &Cluster, i: usize, seen: &Arc<Mutex<Vec<u64>>>| -> Box<dyn StateMachine> {
         Box::new(Journal {
@@ -89,7 +104,12 @@ async fn a_persistent_state_machine_reopens_at_its_own_applied_index() {
     for i in 0..3 {
         c.nodes[i]
             .host()
-            .start_replica(1, rid(1, i), StartMode::Bootstrap(voters.clone()), journal(&c, i, &seen[i]))
+            .start_replica(
+                1,
+                rid(1, i),
+                StartMode::Bootstrap(voters.clone()),
+                journal(&c, i, &seen[i]),
+            )
             .unwrap();
     }
     let l = c.leader(1).await;
