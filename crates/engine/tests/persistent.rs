@@ -101,14 +101,14 @@ async fn a_persistent_state_machine_reopens_at_its_own_applied_index() {
             seen: seen.clone(),
         })
     };
-    for i in 0..3 {
+    for (i, seen) in seen.iter().enumerate() {
         c.nodes[i]
             .host()
             .start_replica(
                 1,
                 rid(1, i),
                 StartMode::Bootstrap(voters.clone()),
-                journal(&c, i, &seen[i]),
+                journal(&c, i, seen),
             )
             .unwrap();
     }
