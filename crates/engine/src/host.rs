@@ -50,7 +50,7 @@ pub struct Host {
     store: Arc<LogStore>,
     router: Arc<Router>,
     transport: Arc<Transport>,
-    applies: Vec<crossbeam_channel::Sender<ApplyTask>>,
+    applies: RwLock<Vec<crossbeam_channel::Sender<ApplyTask>>>,
     runtime: Mutex<Option<Runtime>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     replicas: Running,
@@ -159,7 +159,7 @@ impl Host {
             store,
             router,
             transport,
-            applies,
+            applies: RwLock::new(applies),
             runtime: Mutex::new(Some(runtime)),
             threads: Mutex::new(threads),
             replicas: running,
@@ -311,7 +311,7 @@ impl Host {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&cfg, storage, &logger).map_err(|e| Error::Raft(e.to_string()))?;
         let w = self.router.worker_of(shard_id);
-        let _ = self.applies[w].send(ApplyTask::Open {
+        let _ = self.applies.read()[w].send(ApplyTask::Open {
             shard: shard_id,
             sm: sm.clone(),
             applied,
@@ -603,7 +603,7 @@ impl Host {
         self.check_shard(shard_id)?;
         let (tx, rx) = oneshot::channel();
         let w = self.router.worker_of(shard_id);
-        self.applies[w]
+        self.applies.read()[w]
             .send(ApplyTask::Snapshot {
                 shard: shard_id,
                 reply: Some(tx),
@@ -626,7 +626,9 @@ impl Host {
             .ok_or(Error::ShardNotFound(shard_id))
     }
 
-    /// close stops every replica and thread. Pending calls fail with `Closed`. Idempotent.
+    /// close stops every replica and thread; pending calls fail with `Closed`, and every
+    /// state machine has been dropped when it returns. Idempotent. The data directory stays
+    /// locked until the `Host` itself is dropped.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
@@ -644,12 +646,12 @@ impl Host {
             let _ = t.join();
         }
         self.replicas.write().clear();
-        for tx in &self.applies {
-            for shard in self.running_shards() {
-                let _ = tx.send(ApplyTask::Close { shard });
-            }
+        // With the workers gone, dropping the last senders ends the apply threads, which
+        // drop (and so close) every state machine before close returns.
+        self.applies.write().clear();
+        for t in apply {
+            let _ = t.join();
         }
-        drop(apply);
         if let Some(rt) = self.runtime.lock().take() {
             rt.shutdown_background();
         }

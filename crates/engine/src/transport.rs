@@ -51,7 +51,9 @@ pub(crate) struct Transport {
     max_frame: usize,
     root: PathBuf,
     local_addr: String,
-    store: Arc<LogStore>,
+    /// Weak, so that tasks still winding down after close do not keep the log store (and its
+    /// directory lock) alive.
+    store: std::sync::Weak<LogStore>,
     handle: Handle,
     router: Arc<Router>,
     peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
@@ -88,7 +90,7 @@ impl Transport {
             max_frame,
             root,
             local_addr,
-            store,
+            store: Arc::downgrade(&store),
             handle,
             router,
             peers: Mutex::new(HashMap::new()),
@@ -260,7 +262,9 @@ impl Transport {
         for r in changed {
             self.set_address(r, addr);
             // Best effort: a lost record is learned again from the next message.
-            let _ = self.store.save_address(r, addr);
+            if let Some(store) = self.store.upgrade() {
+                let _ = store.save_address(r, addr);
+            }
         }
     }
 
