@@ -165,6 +165,22 @@ impl Cluster {
         }
     }
 
+    /// bootstrap_with starts the shard on hosts `on` with an explicit voter list (which may
+    /// name replicas that live in other processes).
+    pub fn bootstrap_with(&self, shard: u64, on: &[usize], voters: &[(u64, String)]) {
+        for &i in on {
+            self.nodes[i]
+                .host()
+                .start_replica(
+                    shard,
+                    rid(shard, i),
+                    StartMode::Bootstrap(voters.to_vec()),
+                    Kv::boxed(),
+                )
+                .unwrap();
+        }
+    }
+
     /// stop closes host `i` as a crash would leave it: nothing more is written.
     pub fn stop(&mut self, i: usize) {
         if let Some(h) = self.nodes[i].host.take() {

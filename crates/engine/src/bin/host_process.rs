@@ -1,0 +1,84 @@
+//! host_process: one engine host in its own process, used by the crash tests.
+//!
+//! `host_process <data dir> <listen addr> <shard> <replica> [<id>=<addr> ...]` opens a host,
+//! bootstraps the shard with the given voters (or restarts it from disk when the directory
+//! already holds it), prints `ready` and then serves until killed or until stdin closes.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use zongzi_engine::{Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine};
+
+/// Counter counts applied entries; enough for a peer that only has to keep its log.
+#[derive(Default)]
+struct Counter(u64);
+
+impl StateMachine for Counter {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+        Ok(entries
+            .iter()
+            .map(|_| {
+                self.0 += 1;
+                SmResult {
+                    value: self.0,
+                    data: Vec::new(),
+                }
+            })
+            .collect())
+    }
+    fn lookup(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
+        Ok(self.0.to_string().into_bytes())
+    }
+    fn save_snapshot(&self, w: &mut dyn std::io::Write) -> Result<(), SmError> {
+        w.write_all(&self.0.to_le_bytes())
+            .map_err(|e| SmError(e.to_string()))
+    }
+    fn recover_from_snapshot(&mut self, r: &mut dyn std::io::Read) -> Result<(), SmError> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).map_err(|e| SmError(e.to_string()))?;
+        self.0 = u64::from_le_bytes(b);
+        Ok(())
+    }
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().skip(1).collect();
+    if a.len() < 4 {
+        eprintln!("usage: host_process <dir> <addr> <shard> <replica> [<id>=<addr> ...]");
+        std::process::exit(2);
+    }
+    let mut cfg = HostConfig::new(7, &a[0]);
+    cfg.listen_addr = a[1].clone();
+    cfg.tick_ms = 10;
+    let shard: u64 = a[2].parse().expect("shard id");
+    let replica: u64 = a[3].parse().expect("replica id");
+    let voters: Vec<(u64, String)> = a[4..]
+        .iter()
+        .map(|v| {
+            let (id, addr) = v.split_once('=').expect("<id>=<addr>");
+            (id.parse().expect("voter id"), addr.to_string())
+        })
+        .collect();
+    let host = loop {
+        match Host::open(cfg.clone()) {
+            Ok(h) => break h,
+            // The previous incarnation's port can take a moment to free up.
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let mode = if host.stored_replicas().iter().any(|(s, _)| *s == shard) {
+        StartMode::Restart
+    } else {
+        StartMode::Bootstrap(voters)
+    };
+    host.start_replica(shard, replica, mode, Box::<Counter>::default())
+        .expect("start replica");
+    println!("ready");
+    // Serve until the parent goes away.
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    host.close();
+}
