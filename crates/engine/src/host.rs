@@ -653,7 +653,11 @@ impl Host {
             let _ = t.join();
         }
         if let Some(rt) = self.runtime.lock().take() {
-            rt.shutdown_background();
+            // Wait (bounded) for the transport's tasks to drop their sockets, so the address
+            // can be bound again as soon as close returns. A separate thread, because this
+            // may be called from inside another runtime, where blocking shutdown panics.
+            let t = std::thread::spawn(move || rt.shutdown_timeout(Duration::from_secs(2)));
+            let _ = t.join();
         }
     }
 }

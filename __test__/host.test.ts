@@ -1,0 +1,190 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+
+import { Host, ZongziError, type HostEvent } from '../dist/index.js'
+import { Kv, PersistentKv, put } from './fixtures/kv.mjs'
+
+const CLUSTER = 11
+const dirs: string[] = []
+const hosts: Host[] = []
+
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'zongzi-host-'))
+  dirs.push(d)
+  return d
+}
+
+function open(dataDir: string, extra: Partial<Parameters<typeof Host.open>[0]> = {}): Host {
+  const h = Host.open({ clusterId: CLUSTER, dataDir, tickMs: 10, snapshotEntries: 0, ...extra })
+  hosts.push(h)
+  return h
+}
+
+afterEach(async () => {
+  await Promise.all(hosts.splice(0).map((h) => h.close()))
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+const rid = (shard: number, host: number) => shard * 100 + host + 1
+
+async function bootstrap(hs: Host[], shard: number, factory = () => new Kv()) {
+  const voters = hs.map((h, i) => ({ replicaId: rid(shard, i), address: h.address }))
+  await Promise.all(hs.map((h, i) => h.startReplica(shard, rid(shard, i), { mode: 'bootstrap', voters }, factory)))
+}
+
+async function leaderOf(hs: Host[], shard: number): Promise<number> {
+  for (let attempt = 0; attempt < 1000; attempt++) {
+    const st = await Promise.all(hs.map((h) => h.status(shard).catch(() => undefined)))
+    const l = st[0]?.leaderId
+    if (l && st.every((s) => s === undefined || s.leaderId === l)) {
+      const i = st.findIndex((s) => s?.replicaId === l)
+      if (i >= 0) return i
+    }
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  throw new Error('no leader')
+}
+
+async function retry<T>(f: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await f()
+    } catch (e) {
+      if (attempt > 200) throw e
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+}
+
+const text = (b: Uint8Array) => Buffer.from(b).toString()
+
+describe('Host (one process, three hosts)', () => {
+  it('replicates writes and serves linearizable and stale reads on every host', async () => {
+    const hs = [open(tmp()), open(tmp()), open(tmp())]
+    await bootstrap(hs, 1)
+    const l = await leaderOf(hs, 1)
+    const r = await retry(() => hs[l].propose(1, put('a', '1')))
+    expect(r.value).toBe(1)
+    const r2 = await retry(() => hs[(l + 1) % 3].propose(1, put('a', '2')))
+    expect(text(r2.data)).toBe('1')
+    for (const h of hs) expect(text(await h.read(1, Buffer.from('a')))).toBe('2')
+    const idx = await hs[l].commit(1, put('b', '3'))
+    expect(idx).toBeGreaterThan(1)
+    await hs[2].readIndex(1)
+    expect(text(await hs[2].read(1, Buffer.from('b'), { stale: true }))).toBe('3')
+  })
+
+  it('a lagging replica installs a snapshot produced by the TypeScript state machine', async () => {
+    const dir = [tmp(), tmp(), tmp()]
+    const hs = [open(dir[0]), open(dir[1]), open(dir[2], { compactionOverhead: 5 })]
+    for (const h of hs) void h
+    const opts = { compactionOverhead: 5, snapshotEntries: 50 }
+    await hs.splice(0).reduce(async (p, h) => { await p; await h.close() }, Promise.resolve())
+    const hs2 = dir.map((d) => open(d, opts))
+    await bootstrap(hs2, 1)
+    const l = await leaderOf(hs2, 1)
+    const lag = (l + 1) % 3
+    const lagAddr = hs2[lag].address
+    await hs2[lag].close()
+    const w = (l + 2) % 3
+    for (let i = 0; i < 200; i++) await retry(() => hs2[w].propose(1, put(`k${i}`, String(i))))
+    await hs2[l].requestSnapshot(1)
+    await hs2[w].requestSnapshot(1)
+    const back = open(dir[lag], { ...opts, listenAddress: lagAddr })
+    for (const s of back.storedReplicas()) await back.startReplica(s.shardId, s.replicaId, { mode: 'restart' }, () => new Kv())
+    expect(text(await retry(() => back.read(1, Buffer.from('k199'))))).toBe('199')
+    expect(text(await back.read(1, Buffer.from('#size'), { stale: true }))).toBe('200')
+  })
+
+  it('a persistent state machine reopens at its own applied index', async () => {
+    const dir = [tmp(), tmp(), tmp()]
+    const hs = dir.map((d) => open(d))
+    const sms: InstanceType<typeof PersistentKv>[] = []
+    const voters = hs.map((h, i) => ({ replicaId: rid(1, i), address: h.address }))
+    await Promise.all(
+      hs.map((h, i) =>
+        h.startReplica(1, rid(1, i), { mode: 'bootstrap', voters }, () => {
+          const sm = new PersistentKv(join(dir[i], 'kv.json'))
+          sms[i] = sm
+          return sm
+        }),
+      ),
+    )
+    const l = await leaderOf(hs, 1)
+    for (let i = 0; i < 20; i++) await retry(() => hs[l].propose(1, put(`k${i}`, String(i))))
+    const f = (l + 1) % 3
+    await hs[f].readIndex(1)
+    const appliedBefore = sms[f].applied
+    const addr = hs[f].address
+    await hs[f].close()
+    await retry(() => hs[l].propose(1, put('k20', '20')))
+    const back = open(dir[f], { listenAddress: addr })
+    let fresh: InstanceType<typeof PersistentKv> | undefined
+    await back.startReplica(1, rid(1, f), { mode: 'restart' }, () => (fresh = new PersistentKv(join(dir[f], 'kv.json'))))
+    expect(fresh!.applied).toBe(appliedBefore)
+    expect(text(await retry(() => back.read(1, Buffer.from('k20'))))).toBe('20')
+    expect(fresh!.replayed.length).toBeGreaterThan(0)
+    expect(fresh!.replayed.every((i) => i > appliedBefore)).toBe(true)
+  })
+
+  it('a throwing state machine stops only its replica', async () => {
+    const hs = [open(tmp()), open(tmp()), open(tmp())]
+    const events: HostEvent[] = []
+    for (const h of hs) h.on('event', (e: HostEvent) => events.push(e))
+    await bootstrap(hs, 1)
+    await bootstrap(hs, 2)
+    const l = await leaderOf(hs, 2)
+    await retry(() => hs[l].propose(2, put('ok', '1')))
+    const err = await hs[l].propose(2, put('throw', 'x')).catch((e) => e)
+    expect(err).toBeInstanceOf(ZongziError)
+    expect(err.code).toBe('ERR_STATE_MACHINE')
+    for (let i = 0; i < 400 && events.filter((e) => e.type === 'replicaFailed').length < 3; i++) {
+      await new Promise((r) => setTimeout(r, 25))
+    }
+    expect(events.filter((e) => e.type === 'replicaFailed' && e.shardId === 2)).toHaveLength(3)
+    const e = await hs[l].status(2).catch((x) => x)
+    expect(e.code).toBe('ERR_SHARD_NOT_FOUND')
+    const l1 = await leaderOf(hs, 1)
+    await retry(() => hs[l1].propose(1, put('still', 'here')))
+    expect(text(await hs[(l1 + 1) % 3].read(1, Buffer.from('still')))).toBe('here')
+  })
+})
+
+describe('bad input', () => {
+  it('is rejected with typed errors and changes nothing', async () => {
+    const h = open(tmp(), { maxProposalBytes: 1024 })
+    await h.startReplica(1, 1, { mode: 'bootstrap', voters: [{ replicaId: 1, address: h.address }] }, () => new Kv())
+    await retry(() => h.propose(1, put('a', '1')))
+    const code = async (p: Promise<unknown> | (() => unknown)) => {
+      try {
+        await (typeof p === 'function' ? p() : p)
+      } catch (e) {
+        expect(e).toBeInstanceOf(ZongziError)
+        return (e as ZongziError).code
+      }
+      throw new Error('expected a rejection')
+    }
+    expect(await code(h.propose(1, 'a=1' as unknown as Uint8Array))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.propose(1, Buffer.alloc(1025)))).toBe('ERR_PAYLOAD_TOO_LARGE')
+    expect(await code(h.propose(99, put('a', '2')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await code(h.read(99, Buffer.from('a')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await code(h.propose(-1, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.propose(1.5, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.propose(1, put('a', '2'), { timeoutMs: -5 }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.startReplica(2, -3, { mode: 'join' }, () => new Kv()))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.startReplica(1, 1, { mode: 'restart' }, () => new Kv()))).toBe('ERR_SHARD_EXISTS')
+    expect(await code(h.startReplica(3, 3, { mode: 'restart' }, () => new Kv()))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.addReplica(1, 0, '127.0.0.1:1'))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => h.removeData(1))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => Host.open({ clusterId: -1, dataDir: tmp() }))).toBe('ERR_INVALID_ARGUMENT')
+    // Nothing changed.
+    expect(text(await h.read(1, Buffer.from('a')))).toBe('1')
+    expect(h.storedReplicas()).toEqual([{ shardId: 1, replicaId: 1 }])
+    await h.close()
+    await h.close()
+    expect(await code(h.propose(1, put('a', '3')))).toBe('ERR_CLOSED')
+    expect(await code(h.read(1, Buffer.from('a')))).toBe('ERR_CLOSED')
+  })
+})

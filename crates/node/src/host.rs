@@ -1,0 +1,570 @@
+//! NativeHost: the engine's `Host` as a JavaScript class. Each method checks its arguments,
+//! calls the engine and maps the error; nothing else happens here.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::Buffer;
+use napi::threadsafe_function::{
+    ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+};
+use napi::{Env, JsFunction, JsObject, Result};
+use napi_derive::napi;
+use parking_lot::Mutex;
+use zongzi_engine::{Event, Host, HostConfig, Membership, SmResult, StartMode};
+
+use crate::error::{closed, id, invalid, timeout, to_js};
+use crate::state_machine::{Bridge, Call, JsStateMachine, Reply};
+
+/// HostOptions configures a native host. Absent fields take the engine's defaults.
+#[napi(object)]
+pub struct HostOptions {
+    /// Cluster identity; frames of other clusters are refused.
+    pub cluster_id: f64,
+    /// Directory for the log and snapshots.
+    pub data_dir: String,
+    /// Transport listen address, e.g. `127.0.0.1:0`.
+    pub listen_address: Option<String>,
+    /// Address peers use to reach this host.
+    pub advertise_address: Option<String>,
+    /// Milliseconds per Raft tick.
+    pub tick_ms: Option<u32>,
+    /// Election timeout in ticks.
+    pub election_ticks: Option<u32>,
+    /// Heartbeat interval in ticks.
+    pub heartbeat_ticks: Option<u32>,
+    /// Number of step workers.
+    pub workers: Option<u32>,
+    /// Largest proposal in bytes.
+    pub max_proposal_bytes: Option<u32>,
+    /// Automatic snapshot interval in applied entries (0 disables).
+    pub snapshot_entries: Option<f64>,
+    /// Entries kept behind a snapshot.
+    pub compaction_overhead: Option<f64>,
+    /// Sync the log before acknowledging (default true).
+    pub fsync: Option<bool>,
+}
+
+/// Voter is one initial member of a shard.
+#[napi(object)]
+pub struct Voter {
+    /// Replica id.
+    pub replica_id: f64,
+    /// Transport address of its host.
+    pub address: String,
+}
+
+/// ApplyResult is a state machine's result for one entry.
+#[napi(object)]
+pub struct ApplyResult {
+    /// Number chosen by the state machine.
+    pub value: f64,
+    /// Bytes chosen by the state machine.
+    pub data: Buffer,
+}
+
+/// MembershipInfo lists a shard's members.
+#[napi(object)]
+pub struct MembershipInfo {
+    /// Voting replica ids.
+    pub voters: Vec<f64>,
+    /// Non-voting replica ids.
+    pub non_voters: Vec<f64>,
+}
+
+/// ReplicaInfo is the local view of a shard.
+#[napi(object)]
+pub struct ReplicaInfo {
+    /// Shard id.
+    pub shard_id: f64,
+    /// Local replica id.
+    pub replica_id: f64,
+    /// Leader replica id, 0 if unknown.
+    pub leader_id: f64,
+    /// Current term.
+    pub term: f64,
+    /// Commit index known locally.
+    pub commit: f64,
+    /// Index applied locally.
+    pub applied: f64,
+    /// Current members.
+    pub membership: MembershipInfo,
+}
+
+/// StoredReplica is a replica found on disk.
+#[napi(object)]
+pub struct StoredReplica {
+    /// Shard id.
+    pub shard_id: f64,
+    /// Replica id.
+    pub replica_id: f64,
+}
+
+fn membership(m: Membership) -> MembershipInfo {
+    MembershipInfo {
+        voters: m.voters.into_iter().map(|v| v as f64).collect(),
+        non_voters: m.non_voters.into_iter().map(|v| v as f64).collect(),
+    }
+}
+
+/// NativeHost owns one engine host and the bridge to the JavaScript state machines.
+#[napi]
+pub struct NativeHost {
+    /// Taken on close, so that the engine (and its directory lock) goes away right then
+    /// rather than when the JavaScript object is collected.
+    host: parking_lot::RwLock<Option<Arc<Host>>>,
+    bridge: Arc<Bridge>,
+    events: Mutex<Option<ThreadsafeFunction<Event, ErrorStrategy::Fatal>>>,
+}
+
+fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> {
+    let env = ctx.env;
+    let (token, call) = ctx.value;
+    let mut o = env.create_object()?;
+    o.set_named_property("token", env.create_double(token as f64)?)?;
+    match call {
+        Call::Update { shard, entries } => {
+            o.set_named_property("kind", env.create_string("update")?)?;
+            o.set_named_property("shardId", env.create_double(shard as f64)?)?;
+            let mut arr = env.create_array_with_length(entries.len())?;
+            for (i, e) in entries.into_iter().enumerate() {
+                let mut eo = env.create_object()?;
+                eo.set_named_property("index", env.create_double(e.index as f64)?)?;
+                eo.set_named_property("data", env.create_buffer_with_data(e.data)?.into_raw())?;
+                arr.set_element(i as u32, eo)?;
+            }
+            o.set_named_property("entries", arr)?;
+        }
+        Call::Save { shard, path } | Call::Recover { shard, path } => {
+            // Distinguish by re-matching below; both carry a shard and a path.
+            o.set_named_property("shardId", env.create_double(shard as f64)?)?;
+            o.set_named_property("path", env.create_string(&path)?)?;
+        }
+    }
+    Ok(vec![o])
+}
+
+fn event_to_js(ctx: ThreadSafeCallContext<Event>) -> Result<Vec<JsObject>> {
+    let env = ctx.env;
+    let mut o = env.create_object()?;
+    let num = |v: u64| env.create_double(v as f64);
+    match ctx.value {
+        Event::LeaderChanged {
+            shard_id,
+            replica_id,
+            leader_id,
+            term,
+        } => {
+            o.set_named_property("type", env.create_string("leaderChanged")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property("leaderId", num(leader_id)?)?;
+            o.set_named_property("term", num(term)?)?;
+        }
+        Event::MembershipChanged {
+            shard_id,
+            replica_id,
+            membership: m,
+        } => {
+            o.set_named_property("type", env.create_string("membershipChanged")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property(
+                "voters",
+                m.voters.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+            )?;
+            o.set_named_property(
+                "nonVoters",
+                m.non_voters.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+            )?;
+        }
+        Event::ReplicaFailed {
+            shard_id,
+            replica_id,
+            error,
+        } => {
+            o.set_named_property("type", env.create_string("replicaFailed")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property("error", env.create_string(&error)?)?;
+        }
+        Event::ReplicaRemoved {
+            shard_id,
+            replica_id,
+        } => {
+            o.set_named_property("type", env.create_string("replicaRemoved")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+        }
+        Event::HostFailed { error } => {
+            o.set_named_property("type", env.create_string("hostFailed")?)?;
+            o.set_named_property("error", env.create_string(&error)?)?;
+        }
+    }
+    Ok(vec![o])
+}
+
+#[napi]
+impl NativeHost {
+    /// open starts a host. `apply` receives state machine calls; `events` receives events.
+    /// Neither keeps the Node.js event loop alive.
+    #[napi(factory, catch_unwind)]
+    pub fn open(
+        env: Env,
+        options: HostOptions,
+        apply: JsFunction,
+        events: JsFunction,
+    ) -> Result<NativeHost> {
+        let cluster = id(options.cluster_id, "clusterId")?;
+        if options.data_dir.is_empty() {
+            return Err(invalid("dataDir must not be empty"));
+        }
+        let mut cfg = HostConfig::new(cluster, &options.data_dir);
+        if let Some(a) = options.listen_address {
+            cfg.listen_addr = a;
+        }
+        cfg.advertise_addr = options.advertise_address;
+        if let Some(v) = options.tick_ms {
+            cfg.tick_ms = v as u64;
+        }
+        if let Some(v) = options.election_ticks {
+            cfg.election_ticks = v as usize;
+        }
+        if let Some(v) = options.heartbeat_ticks {
+            cfg.heartbeat_ticks = v as usize;
+        }
+        if let Some(v) = options.workers {
+            cfg.workers = v as usize;
+        }
+        if let Some(v) = options.max_proposal_bytes {
+            cfg.max_proposal_bytes = v as usize;
+        }
+        if let Some(v) = options.snapshot_entries {
+            cfg.snapshot_entries = id(v, "snapshotEntries")?;
+        }
+        if let Some(v) = options.compaction_overhead {
+            cfg.compaction_overhead = id(v, "compactionOverhead")?;
+        }
+        if let Some(v) = options.fsync {
+            cfg.fsync = v;
+        }
+        let mut ev: ThreadsafeFunction<Event, ErrorStrategy::Fatal> =
+            events.create_threadsafe_function(0, event_to_js)?;
+        ev.unref(&env)?;
+        let sink = ev.clone();
+        cfg.event_listener = Some(Arc::new(move |e| {
+            sink.call(e, ThreadsafeFunctionCallMode::NonBlocking);
+        }));
+        let mut tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal> = apply
+            .create_threadsafe_function(0, |ctx: ThreadSafeCallContext<(u64, Call)>| {
+                let kind = match &ctx.value.1 {
+                    Call::Update { .. } => "update",
+                    Call::Save { .. } => "save",
+                    Call::Recover { .. } => "recover",
+                };
+                let env = ctx.env;
+                let mut objs = call_to_js(ctx)?;
+                objs[0].set_named_property("kind", env.create_string(kind)?)?;
+                Ok(objs)
+            })?;
+        tsfn.unref(&env)?;
+        let tmp = PathBuf::from(&options.data_dir).join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| invalid(format!("dataDir: {e}")))?;
+        let host = Host::open(cfg).map_err(to_js)?;
+        Ok(NativeHost {
+            host: parking_lot::RwLock::new(Some(Arc::new(host))),
+            bridge: Arc::new(Bridge::new(tsfn, tmp)),
+            events: Mutex::new(Some(ev)),
+        })
+    }
+
+    fn host(&self) -> Result<Arc<Host>> {
+        self.host.read().clone().ok_or_else(closed)
+    }
+
+    /// address is the transport address of this host.
+    #[napi(getter)]
+    pub fn address(&self) -> Result<String> {
+        Ok(self.host()?.address().to_string())
+    }
+
+    /// storedReplicas lists replicas with data on disk.
+    #[napi(catch_unwind)]
+    pub fn stored_replicas(&self) -> Result<Vec<StoredReplica>> {
+        Ok(self
+            .host()?
+            .stored_replicas()
+            .into_iter()
+            .map(|(s, r)| StoredReplica {
+                shard_id: s as f64,
+                replica_id: r as f64,
+            })
+            .collect())
+    }
+
+    /// setAddress records where a replica can be reached.
+    #[napi(catch_unwind)]
+    pub fn set_address(&self, replica_id: f64, address: String) -> Result<()> {
+        self.host()?
+            .set_address(id(replica_id, "replicaId")?, &address)
+            .map_err(to_js)
+    }
+
+    /// startReplica starts a replica; `mode` is `bootstrap`, `join` or `restart`. `applied` is
+    /// what the state machine's `open()` reported.
+    #[napi]
+    pub async fn start_replica(
+        &self,
+        shard_id: f64,
+        replica_id: f64,
+        mode: String,
+        voters: Option<Vec<Voter>>,
+        applied: f64,
+    ) -> Result<()> {
+        let shard = id(shard_id, "shardId")?;
+        let replica = id(replica_id, "replicaId")?;
+        let applied = id(applied, "applied")?;
+        let mode = match mode.as_str() {
+            "bootstrap" => {
+                let voters = voters.ok_or_else(|| invalid("bootstrap needs voters"))?;
+                let mut v = Vec::with_capacity(voters.len());
+                for x in voters {
+                    v.push((id(x.replica_id, "voter replicaId")?, x.address));
+                }
+                StartMode::Bootstrap(v)
+            }
+            "join" => StartMode::Join,
+            "restart" => StartMode::Restart,
+            other => return Err(invalid(format!("unknown start mode {other:?}"))),
+        };
+        let sm = Box::new(JsStateMachine {
+            shard,
+            applied,
+            bridge: self.bridge.clone(),
+        });
+        let host = self.host()?.clone();
+        // Starting may recover a snapshot through JavaScript, so it must not run on the
+        // JavaScript thread.
+        napi::tokio::task::spawn_blocking(move || host.start_replica(shard, replica, mode, sm))
+            .await
+            .map_err(|e| invalid(format!("start failed: {e}")))?
+            .map_err(to_js)
+    }
+
+    /// stopReplica stops the local replica of a shard, keeping its data.
+    #[napi]
+    pub async fn stop_replica(&self, shard_id: f64) -> Result<()> {
+        self.host()?
+            .stop_replica(id(shard_id, "shardId")?)
+            .await
+            .map_err(to_js)
+    }
+
+    /// removeData deletes a stopped replica's data.
+    #[napi(catch_unwind)]
+    pub fn remove_data(&self, shard_id: f64) -> Result<()> {
+        self.host()?
+            .remove_data(id(shard_id, "shardId")?)
+            .map_err(to_js)
+    }
+
+    /// propose resolves with the state machine's result once applied locally.
+    #[napi]
+    pub async fn propose(
+        &self,
+        shard_id: f64,
+        data: Buffer,
+        timeout_ms: f64,
+    ) -> Result<ApplyResult> {
+        let shard = id(shard_id, "shardId")?;
+        let t = timeout(timeout_ms)?;
+        let r: SmResult = self
+            .host()?
+            .propose(shard, data.to_vec(), t)
+            .await
+            .map_err(to_js)?;
+        Ok(ApplyResult {
+            value: r.value as f64,
+            data: r.data.into(),
+        })
+    }
+
+    /// commit resolves with the entry's index once committed.
+    #[napi]
+    pub async fn commit(&self, shard_id: f64, data: Buffer, timeout_ms: f64) -> Result<f64> {
+        let shard = id(shard_id, "shardId")?;
+        let t = timeout(timeout_ms)?;
+        let i = self
+            .host()?
+            .commit(shard, data.to_vec(), t)
+            .await
+            .map_err(to_js)?;
+        Ok(i as f64)
+    }
+
+    /// readIndex resolves once the local replica applied everything committed before it.
+    #[napi]
+    pub async fn read_index(&self, shard_id: f64, timeout_ms: f64) -> Result<f64> {
+        let shard = id(shard_id, "shardId")?;
+        let t = timeout(timeout_ms)?;
+        Ok(self.host()?.read_index(shard, t).await.map_err(to_js)? as f64)
+    }
+
+    /// addReplica adds (or promotes to) a voter.
+    #[napi]
+    pub async fn add_replica(
+        &self,
+        shard_id: f64,
+        replica_id: f64,
+        address: String,
+        timeout_ms: f64,
+    ) -> Result<MembershipInfo> {
+        let (s, r, t) = (
+            id(shard_id, "shardId")?,
+            id(replica_id, "replicaId")?,
+            timeout(timeout_ms)?,
+        );
+        Ok(membership(
+            self.host()?
+                .add_replica(s, r, &address, t)
+                .await
+                .map_err(to_js)?,
+        ))
+    }
+
+    /// addNonVoting adds a non-voting member.
+    #[napi]
+    pub async fn add_non_voting(
+        &self,
+        shard_id: f64,
+        replica_id: f64,
+        address: String,
+        timeout_ms: f64,
+    ) -> Result<MembershipInfo> {
+        let (s, r, t) = (
+            id(shard_id, "shardId")?,
+            id(replica_id, "replicaId")?,
+            timeout(timeout_ms)?,
+        );
+        Ok(membership(
+            self.host()?
+                .add_non_voting(s, r, &address, t)
+                .await
+                .map_err(to_js)?,
+        ))
+    }
+
+    /// promote turns a non-voting member into a voter.
+    #[napi]
+    pub async fn promote(
+        &self,
+        shard_id: f64,
+        replica_id: f64,
+        timeout_ms: f64,
+    ) -> Result<MembershipInfo> {
+        let (s, r, t) = (
+            id(shard_id, "shardId")?,
+            id(replica_id, "replicaId")?,
+            timeout(timeout_ms)?,
+        );
+        Ok(membership(
+            self.host()?.promote(s, r, t).await.map_err(to_js)?,
+        ))
+    }
+
+    /// removeReplica removes a member.
+    #[napi]
+    pub async fn remove_replica(
+        &self,
+        shard_id: f64,
+        replica_id: f64,
+        timeout_ms: f64,
+    ) -> Result<MembershipInfo> {
+        let (s, r, t) = (
+            id(shard_id, "shardId")?,
+            id(replica_id, "replicaId")?,
+            timeout(timeout_ms)?,
+        );
+        Ok(membership(
+            self.host()?.remove_replica(s, r, t).await.map_err(to_js)?,
+        ))
+    }
+
+    /// status returns the local view of a shard.
+    #[napi]
+    pub async fn status(&self, shard_id: f64) -> Result<ReplicaInfo> {
+        let st = self
+            .host()?
+            .status(id(shard_id, "shardId")?)
+            .await
+            .map_err(to_js)?;
+        Ok(ReplicaInfo {
+            shard_id: st.shard_id as f64,
+            replica_id: st.replica_id as f64,
+            leader_id: st.leader_id as f64,
+            term: st.term as f64,
+            commit: st.commit as f64,
+            applied: st.applied as f64,
+            membership: membership(st.membership),
+        })
+    }
+
+    /// transferLeader asks the leader to hand over to `target`.
+    #[napi]
+    pub async fn transfer_leader(&self, shard_id: f64, target: f64) -> Result<()> {
+        let (s, t) = (id(shard_id, "shardId")?, id(target, "target")?);
+        self.host()?.transfer_leader(s, t).await.map_err(to_js)
+    }
+
+    /// requestSnapshot takes a snapshot now; resolves with its index.
+    #[napi]
+    pub async fn request_snapshot(&self, shard_id: f64) -> Result<f64> {
+        Ok(self
+            .host()?
+            .request_snapshot(id(shard_id, "shardId")?)
+            .await
+            .map_err(to_js)? as f64)
+    }
+
+    /// complete answers a state machine call: `error` set means it failed; otherwise
+    /// `results` holds one result per entry of an update.
+    #[napi(catch_unwind)]
+    pub fn complete(
+        &self,
+        token: f64,
+        error: Option<String>,
+        results: Option<Vec<ApplyResult>>,
+    ) -> Result<bool> {
+        let token = id(token, "token")?;
+        let reply = match (error, results) {
+            (Some(e), _) => Reply::Failed(e),
+            (None, Some(r)) => Reply::Results(
+                r.into_iter()
+                    .map(|x| SmResult {
+                        value: x.value.max(0.0) as u64,
+                        data: x.data.to_vec(),
+                    })
+                    .collect(),
+            ),
+            (None, None) => Reply::Done,
+        };
+        Ok(self.bridge.complete(token, reply))
+    }
+
+    /// close stops the host and releases everything that refers to JavaScript. Idempotent.
+    #[napi(catch_unwind)]
+    pub fn close(&self) -> Result<()> {
+        self.bridge.close();
+        if let Some(h) = self.host.write().take() {
+            h.close();
+        }
+        self.events.lock().take();
+        Ok(())
+    }
+
+    /// closed reports whether close() was called.
+    #[napi(getter)]
+    pub fn is_closed(&self) -> bool {
+        self.events.lock().is_none()
+    }
+}

@@ -1,0 +1,164 @@
+//! The engine-side stand-in for a state machine written in JavaScript.
+//!
+//! The engine's apply thread calls [`JsStateMachine`]; each call is handed to JavaScript
+//! through one thread-safe function and the apply thread waits until JavaScript answers with
+//! `NativeHost.complete`. Queries never come here: JavaScript runs them on its own object.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+
+use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use parking_lot::Mutex;
+use zongzi_engine::{SmEntry, SmError, SmResult, StateMachine};
+
+/// Call is one request to the JavaScript side.
+pub(crate) enum Call {
+    Update { shard: u64, entries: Vec<SmEntry> },
+    Save { shard: u64, path: String },
+    Recover { shard: u64, path: String },
+}
+
+/// Reply is JavaScript's answer to a call.
+pub(crate) enum Reply {
+    Results(Vec<SmResult>),
+    Done,
+    Failed(String),
+}
+
+/// Bridge carries calls to JavaScript and their replies back.
+pub(crate) struct Bridge {
+    tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal>,
+    pending: Mutex<HashMap<u64, SyncSender<Reply>>>,
+    next: AtomicU64,
+    closed: AtomicBool,
+    tmp_dir: PathBuf,
+}
+
+impl Bridge {
+    pub(crate) fn new(
+        tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal>,
+        tmp_dir: PathBuf,
+    ) -> Self {
+        Bridge {
+            tsfn,
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            tmp_dir,
+        }
+    }
+
+    /// call sends a request to JavaScript and waits for the reply. It must never run on the
+    /// JavaScript thread itself.
+    fn call(&self, call: Call) -> Result<Reply, SmError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(SmError("host closed".into()));
+        }
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = sync_channel(1);
+        self.pending.lock().insert(token, tx);
+        let status = self
+            .tsfn
+            .call((token, call), ThreadsafeFunctionCallMode::NonBlocking);
+        if status != napi::Status::Ok {
+            self.pending.lock().remove(&token);
+            return Err(SmError(format!("cannot reach JavaScript: {status}")));
+        }
+        match rx.recv() {
+            Ok(Reply::Failed(msg)) => Err(SmError(msg)),
+            Ok(r) => Ok(r),
+            Err(_) => Err(SmError("host closed".into())),
+        }
+    }
+
+    /// complete delivers JavaScript's reply to the waiting call.
+    pub(crate) fn complete(&self, token: u64, reply: Reply) -> bool {
+        match self.pending.lock().remove(&token) {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    /// close fails every waiting call and refuses new ones, so apply threads never wait on
+    /// a JavaScript side that has gone away.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.pending.lock().clear();
+    }
+
+    fn tmp_path(&self, shard: u64, what: &str) -> PathBuf {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        self.tmp_dir.join(format!("{what}-{shard}-{n}.tmp"))
+    }
+}
+
+/// JsStateMachine forwards one replica's state machine calls to JavaScript.
+pub(crate) struct JsStateMachine {
+    pub(crate) shard: u64,
+    /// The index JavaScript's `open()` reported before the replica was started.
+    pub(crate) applied: u64,
+    pub(crate) bridge: Arc<Bridge>,
+}
+
+fn io(e: std::io::Error) -> SmError {
+    SmError(e.to_string())
+}
+
+impl StateMachine for JsStateMachine {
+    fn open(&mut self) -> Result<u64, SmError> {
+        Ok(self.applied)
+    }
+
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+        let call = Call::Update {
+            shard: self.shard,
+            entries: entries.to_vec(),
+        };
+        match self.bridge.call(call)? {
+            Reply::Results(r) => Ok(r),
+            _ => Err(SmError("update returned no results".into())),
+        }
+    }
+
+    fn lookup(&self, _query: &[u8]) -> Result<Vec<u8>, SmError> {
+        Err(SmError(
+            "queries of JavaScript state machines run in JavaScript".into(),
+        ))
+    }
+
+    fn save_snapshot(&self, w: &mut dyn Write) -> Result<(), SmError> {
+        // JavaScript writes the snapshot to a file of its own; it is then copied into the
+        // engine's snapshot file, which the engine syncs and renames into place.
+        let path = self.bridge.tmp_path(self.shard, "save");
+        let res = self.bridge.call(Call::Save {
+            shard: self.shard,
+            path: path.to_string_lossy().into_owned(),
+        });
+        let copied = res.and_then(|_| {
+            let mut f = std::fs::File::open(&path).map_err(io)?;
+            std::io::copy(&mut f, w).map_err(io)?;
+            Ok(())
+        });
+        let _ = std::fs::remove_file(&path);
+        copied
+    }
+
+    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+        let path = self.bridge.tmp_path(self.shard, "recover");
+        let res = (|| {
+            let mut f = std::fs::File::create(&path).map_err(io)?;
+            std::io::copy(r, &mut f).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            self.bridge.call(Call::Recover {
+                shard: self.shard,
+                path: path.to_string_lossy().into_owned(),
+            })
+        })();
+        let _ = std::fs::remove_file(&path);
+        res.map(|_| ())
+    }
+}

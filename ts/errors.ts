@@ -1,0 +1,47 @@
+/**
+ * ErrorCode names every kind of failure the library reports. Codes are stable; messages are
+ * for people.
+ */
+export type ErrorCode =
+  | 'ERR_NOT_READY'
+  | 'ERR_NO_LEADER'
+  | 'ERR_TIMEOUT'
+  | 'ERR_DROPPED'
+  | 'ERR_SHARD_NOT_FOUND'
+  | 'ERR_SHARD_EXISTS'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_CLOSED'
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_STORAGE'
+  | 'ERR_STATE_MACHINE'
+  | 'ERR_RAFT'
+  | 'ERR_IO'
+  | 'ERR_INTERNAL'
+
+/** ZongziError is the error class of every rejection; `code` says what kind it is. */
+export class ZongziError extends Error {
+  /** code is the stable kind of the error. */
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ZongziError'
+    this.code = code
+  }
+}
+
+const CODE = /^(ERR_[A-Z_]+): ([\s\S]*)$/
+
+/** fromNative turns an error thrown by the native binding into a ZongziError. */
+export function fromNative(e: unknown): ZongziError {
+  if (e instanceof ZongziError) return e
+  const message = e instanceof Error ? e.message : String(e)
+  const m = CODE.exec(message)
+  if (m) return new ZongziError(m[1] as ErrorCode, m[2], { cause: e })
+  return new ZongziError('ERR_INTERNAL', message, { cause: e })
+}
+
+/** invalid builds an ERR_INVALID_ARGUMENT error. */
+export function invalid(message: string): ZongziError {
+  return new ZongziError('ERR_INVALID_ARGUMENT', `invalid argument: ${message}`)
+}

@@ -1,0 +1,391 @@
+import { EventEmitter } from 'node:events'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { finished } from 'node:stream/promises'
+
+import { fromNative, invalid, ZongziError } from './errors'
+import { NativeHost } from './native'
+import type { ApplyResult, MembershipInfo, ReplicaInfo } from './native'
+import { isPersistent, type Entry, type StateMachine, type StateMachineFactory } from './state-machine'
+
+/** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
+export interface HostOptions {
+  /** Cluster identity (a non-negative integer); hosts of other clusters are refused. */
+  clusterId: number
+  /** Directory for the log, snapshots and temporary files. */
+  dataDir: string
+  /** Raft transport listen address; default `127.0.0.1:0` (an ephemeral port). */
+  listenAddress?: string
+  /** Address peers use to reach this host; default: the bound listen address. */
+  advertiseAddress?: string
+  /** Milliseconds per Raft tick (default 100). */
+  tickMs?: number
+  /** Election timeout in ticks (default 10). */
+  electionTicks?: number
+  /** Heartbeat interval in ticks (default 2). */
+  heartbeatTicks?: number
+  /** Step worker threads (default 2). */
+  workers?: number
+  /** Largest proposal in bytes (default 8 MiB). */
+  maxProposalBytes?: number
+  /** Snapshot every this many applied entries; 0 disables (default 10,000). */
+  snapshotEntries?: number
+  /** Entries kept in the log behind a snapshot (default 1,000). */
+  compactionOverhead?: number
+  /** Sync the log before acknowledging (default true). */
+  fsync?: boolean
+}
+
+/** StartOptions says how a replica starts. */
+export type StartOptions =
+  | { mode: 'bootstrap'; voters: Array<{ replicaId: number; address: string }> }
+  | { mode: 'join' }
+  | { mode: 'restart' }
+
+/** CallOptions bounds a call in time. */
+export interface CallOptions {
+  /** Milliseconds before the call fails with ERR_TIMEOUT (default 5,000). */
+  timeoutMs?: number
+}
+
+/** Membership lists a shard's members. */
+export type Membership = MembershipInfo
+/** ReplicaStatus is the local view of a shard. */
+export type ReplicaStatus = ReplicaInfo
+
+/** HostEvent is what a host emits as `'event'` (and under the event's own type). */
+export type HostEvent =
+  | { type: 'leaderChanged'; shardId: number; replicaId: number; leaderId: number; term: number }
+  | { type: 'membershipChanged'; shardId: number; replicaId: number; voters: number[]; nonVoters: number[] }
+  | { type: 'replicaFailed'; shardId: number; replicaId: number; error: string }
+  | { type: 'replicaRemoved'; shardId: number; replicaId: number }
+  | { type: 'hostFailed'; error: string }
+
+interface NativeCall {
+  token: number
+  kind: 'update' | 'save' | 'recover'
+  shardId: number
+  entries?: Entry[]
+  path?: string
+}
+
+const DEFAULT_TIMEOUT = 5_000
+
+function checkId(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw invalid(`${what} must be a non-negative integer, got ${String(v)}`)
+  }
+  return v
+}
+
+function checkBytes(v: unknown, what: string): Buffer {
+  if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array or Buffer`)
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+}
+
+function timeoutOf(o: CallOptions | undefined): number {
+  const t = o?.timeoutMs ?? DEFAULT_TIMEOUT
+  if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) {
+    throw invalid(`timeoutMs must be a positive number, got ${String(t)}`)
+  }
+  return t
+}
+
+async function call<T>(p: () => Promise<T>): Promise<T> {
+  try {
+    return await p()
+  } catch (e) {
+    throw fromNative(e)
+  }
+}
+
+/**
+ * Host runs replicas of many shards in this process on the native engine, with their state
+ * machines written in TypeScript. It emits `'event'` for every {@link HostEvent}.
+ *
+ * `close()` releases the native side; afterwards every call rejects with ERR_CLOSED and
+ * nothing of the host keeps the Node.js process alive.
+ */
+export class Host extends EventEmitter {
+  readonly #native: NativeHost
+  readonly #machines = new Map<number, StateMachine>()
+  #closed = false
+
+  private constructor(native: NativeHost) {
+    super()
+    this.#native = native
+  }
+
+  /** open starts a host with its data in `options.dataDir`. */
+  static open(options: HostOptions): Host {
+    if (options === null || typeof options !== 'object') throw invalid('options are required')
+    checkId(options.clusterId, 'clusterId')
+    if (typeof options.dataDir !== 'string' || options.dataDir === '') throw invalid('dataDir is required')
+    let host: Host | undefined
+    const onCall = (c: NativeCall) => host?.dispatch(c)
+    const onEvent = (e: HostEvent) => {
+      host?.emit('event', e)
+      host?.emit(e.type, e)
+    }
+    try {
+      host = new Host(NativeHost.open({ ...options }, onCall, onEvent))
+    } catch (e) {
+      throw fromNative(e)
+    }
+    return host
+  }
+
+  /** address is this host's Raft transport address. */
+  get address(): string {
+    return this.#native.address
+  }
+
+  /** storedReplicas lists the replicas with data on disk, to restart after a restart. */
+  storedReplicas(): Array<{ shardId: number; replicaId: number }> {
+    this.#checkOpen()
+    return this.#native.storedReplicas()
+  }
+
+  /** setAddress records where a replica can be reached. */
+  setAddress(replicaId: number, address: string): void {
+    this.#checkOpen()
+    checkId(replicaId, 'replicaId')
+    if (typeof address !== 'string' || address === '') throw invalid('address is required')
+    try {
+      this.#native.setAddress(replicaId, address)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** startReplica starts this host's replica of a shard with a state machine from `factory`. */
+  async startReplica(shardId: number, replicaId: number, start: StartOptions, factory: StateMachineFactory): Promise<void> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    checkId(replicaId, 'replicaId')
+    if (typeof factory !== 'function') throw invalid('factory must be a function')
+    if (!start || !['bootstrap', 'join', 'restart'].includes(start.mode)) {
+      throw invalid("start.mode must be 'bootstrap', 'join' or 'restart'")
+    }
+    if (this.#machines.has(shardId)) {
+      throw new ZongziError('ERR_SHARD_EXISTS', `shard ${shardId} already has a replica on this host`)
+    }
+    const sm = factory(shardId, replicaId)
+    const applied = isPersistent(sm) ? await sm.open() : 0
+    checkId(applied, 'open() result')
+    this.#machines.set(shardId, sm)
+    try {
+      const voters = start.mode === 'bootstrap' ? start.voters : undefined
+      await call(() => this.#native.startReplica(shardId, replicaId, start.mode, voters, applied))
+    } catch (e) {
+      this.#machines.delete(shardId)
+      await sm.close?.()
+      throw e
+    }
+  }
+
+  /** stopReplica stops the local replica of a shard, keeping its data. */
+  async stopReplica(shardId: number): Promise<void> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    await call(() => this.#native.stopReplica(shardId))
+    await this.#dropMachine(shardId)
+  }
+
+  /** removeData deletes all local data of a stopped replica. */
+  removeData(shardId: number): void {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    try {
+      this.#native.removeData(shardId)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** propose applies `data` through Raft and resolves with the local state machine's result. */
+  async propose(shardId: number, data: Uint8Array, options?: CallOptions): Promise<{ value: number; data: Buffer }> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    const bytes = checkBytes(data, 'data')
+    const t = timeoutOf(options)
+    return call(() => this.#native.propose(shardId, bytes, t))
+  }
+
+  /** commit resolves with the log index once `data` is committed (before it is applied). */
+  async commit(shardId: number, data: Uint8Array, options?: CallOptions): Promise<number> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    const bytes = checkBytes(data, 'data')
+    const t = timeoutOf(options)
+    return call(() => this.#native.commit(shardId, bytes, t))
+  }
+
+  /** readIndex resolves once the local replica has applied everything committed before it. */
+  async readIndex(shardId: number, options?: CallOptions): Promise<number> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    const t = timeoutOf(options)
+    return call(() => this.#native.readIndex(shardId, t))
+  }
+
+  /** read queries the local state machine: linearizable by default, or `stale` without a barrier. */
+  async read(shardId: number, query: Uint8Array, options?: CallOptions & { stale?: boolean }): Promise<Uint8Array> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    const q = checkBytes(query, 'query')
+    if (!options?.stale) await this.readIndex(shardId, options)
+    const sm = this.#machines.get(shardId)
+    if (!sm) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found on this host`)
+    return sm.query(q)
+  }
+
+  /** stateMachine returns the local state machine of a shard (for watch/stream). */
+  stateMachine(shardId: number): StateMachine | undefined {
+    return this.#machines.get(shardId)
+  }
+
+  /** addReplica adds a voter (or promotes a non-voting member) reachable at `address`. */
+  async addReplica(shardId: number, replicaId: number, address: string, options?: CallOptions): Promise<Membership> {
+    this.#checkMember(shardId, replicaId)
+    const t = timeoutOf(options)
+    return call(() => this.#native.addReplica(shardId, replicaId, address, t))
+  }
+
+  /** addNonVoting adds a non-voting member reachable at `address`. */
+  async addNonVoting(shardId: number, replicaId: number, address: string, options?: CallOptions): Promise<Membership> {
+    this.#checkMember(shardId, replicaId)
+    const t = timeoutOf(options)
+    return call(() => this.#native.addNonVoting(shardId, replicaId, address, t))
+  }
+
+  /** promote turns a non-voting member into a voter. */
+  async promote(shardId: number, replicaId: number, options?: CallOptions): Promise<Membership> {
+    this.#checkMember(shardId, replicaId)
+    const t = timeoutOf(options)
+    return call(() => this.#native.promote(shardId, replicaId, t))
+  }
+
+  /** removeReplica removes a member from the shard. */
+  async removeReplica(shardId: number, replicaId: number, options?: CallOptions): Promise<Membership> {
+    this.#checkMember(shardId, replicaId)
+    const t = timeoutOf(options)
+    return call(() => this.#native.removeReplica(shardId, replicaId, t))
+  }
+
+  /** status returns the local view of a shard: leader, term, indexes and members. */
+  async status(shardId: number): Promise<ReplicaStatus> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    return call(() => this.#native.status(shardId))
+  }
+
+  /** transferLeader asks the shard's leader to hand leadership to `target`. */
+  async transferLeader(shardId: number, target: number): Promise<void> {
+    this.#checkMember(shardId, target)
+    return call(() => this.#native.transferLeader(shardId, target))
+  }
+
+  /** requestSnapshot snapshots the local replica now; resolves with the snapshot's index. */
+  async requestSnapshot(shardId: number): Promise<number> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    return call(() => this.#native.requestSnapshot(shardId))
+  }
+
+  /** close stops every replica and releases the native host. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#native.close()
+    const machines = [...this.#machines.values()]
+    this.#machines.clear()
+    await Promise.allSettled(machines.map(async (sm) => sm.close?.()))
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ZongziError('ERR_CLOSED', 'host closed')
+  }
+
+  #checkMember(shardId: number, replicaId: number): void {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    checkId(replicaId, 'replicaId')
+  }
+
+  async #dropMachine(shardId: number): Promise<void> {
+    const sm = this.#machines.get(shardId)
+    this.#machines.delete(shardId)
+    await sm?.close?.()
+  }
+
+  /**
+   * dispatch runs a state machine call from the engine. It never throws: every outcome goes
+   * back through `complete`, and a failure stops only that replica.
+   */
+  private dispatch(c: NativeCall): void {
+    const fail = (e: unknown) => {
+      const msg = e instanceof Error ? e.message : String(e)
+      this.#native.complete(c.token, msg || 'state machine failed', undefined)
+    }
+    try {
+      const sm = this.#machines.get(c.shardId)
+      if (!sm) return fail(new Error(`no state machine for shard ${c.shardId}`))
+      switch (c.kind) {
+        case 'update': {
+          const entries = c.entries ?? []
+          const done = (results: unknown) => {
+            try {
+              this.#native.complete(c.token, undefined, toResults(results, entries.length))
+            } catch (e) {
+              fail(e)
+            }
+          }
+          const out = sm.update(entries)
+          if (out instanceof Promise) out.then(done, fail)
+          else done(out)
+          return
+        }
+        case 'save': {
+          const ws = createWriteStream(c.path as string)
+          sm.saveSnapshot(ws)
+            .then(async () => {
+              if (!ws.writableEnded) ws.end()
+              await finished(ws)
+              this.#native.complete(c.token, undefined, undefined)
+            })
+            .catch((e) => {
+              ws.destroy()
+              fail(e)
+            })
+          return
+        }
+        case 'recover': {
+          const rs = createReadStream(c.path as string)
+          sm.recoverFromSnapshot(rs)
+            .then(() => this.#native.complete(c.token, undefined, undefined))
+            .catch(fail)
+          return
+        }
+        default:
+          return fail(new Error(`unknown call ${String((c as NativeCall).kind)}`))
+      }
+    } catch (e) {
+      fail(e)
+    }
+  }
+}
+
+function toResults(r: unknown, n: number): ApplyResult[] {
+  if (!Array.isArray(r) || r.length !== n) {
+    throw new Error(`update must return ${n} results, returned ${Array.isArray(r) ? r.length : typeof r}`)
+  }
+  return r.map((x, i) => {
+    if (x === null || typeof x !== 'object' || typeof x.value !== 'number') {
+      throw new Error(`result ${i} must be { value: number, data?: Uint8Array }`)
+    }
+    const data = x.data === undefined ? EMPTY : checkBytes(x.data, `result ${i} data`)
+    return { value: x.value, data }
+  })
+}
+
+const EMPTY = Buffer.alloc(0)

@@ -1,0 +1,5 @@
+export { Host } from './host'
+export type { HostOptions, StartOptions, ReplicaStatus, Membership, HostEvent, CallOptions } from './host'
+export { ZongziError } from './errors'
+export type { ErrorCode } from './errors'
+export type { Entry, Result, StateMachine, PersistentStateMachine, StateMachineFactory } from './state-machine'

@@ -1,0 +1,37 @@
+// Loads the native binding: the local build (native/) first, then the platform package.
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
+import type { NativeHost as NativeHostClass } from '../native/index'
+
+export type {
+  ApplyResult,
+  HostOptions as NativeHostOptions,
+  MembershipInfo,
+  ReplicaInfo,
+  StoredReplica,
+} from '../native/index'
+
+const TRIPLES: Record<string, string> = {
+  'linux-x64': 'linux-x64-gnu',
+}
+
+function load(): { NativeHost: typeof NativeHostClass } {
+  const key = `${process.platform}-${process.arch}`
+  const triple = TRIPLES[key]
+  if (!triple) throw new Error(`zongzi has no prebuilt binary for ${key}`)
+  const req = createRequire(__filename)
+  const errors: string[] = []
+  for (const candidate of [join(__dirname, '..', 'native', `zongzi.${triple}.node`), `zongzi-${triple}`]) {
+    try {
+      return req(candidate)
+    } catch (e) {
+      errors.push(`${candidate}: ${(e as Error).message}`)
+    }
+  }
+  throw new Error(`cannot load the zongzi native binding:\n${errors.join('\n')}`)
+}
+
+/** NativeHost is the binding's host class. */
+export const NativeHost = load().NativeHost
+/** NativeHost instance type. */
+export type NativeHost = NativeHostClass

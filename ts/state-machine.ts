@@ -1,0 +1,59 @@
+import type { Readable, Writable } from 'node:stream'
+
+/** Entry is one committed entry handed to a state machine. */
+export interface Entry {
+  /** Raft log index; strictly increasing across calls. */
+  index: number
+  /** The proposed bytes. */
+  data: Buffer
+}
+
+/** Result is a state machine's answer to one entry; the proposer receives it. */
+export interface Result {
+  /** A number of the state machine's choosing (a status, a count, a version). */
+  value: number
+  /** Bytes of the state machine's choosing. */
+  data?: Uint8Array
+}
+
+/**
+ * StateMachine is a replicated, deterministic state machine kept in memory.
+ *
+ * Contract:
+ * - `update` receives committed entries in log order, in batches, and returns exactly one
+ *   result per entry. It must be deterministic: the same entries give the same state and
+ *   results on every replica. Domain errors belong in the result; a throw (or a rejected
+ *   promise) stops this replica — the process and other replicas carry on.
+ * - `query` reads the current state. Queries run between updates on the JavaScript thread;
+ *   if `update` is asynchronous, `query` must still see a consistent state.
+ * - `saveSnapshot` writes the whole state to the stream and resolves once written;
+ *   `recoverFromSnapshot` replaces the whole state with a snapshot's contents.
+ * - `watch` and `stream` are optional and used by clients for change feeds.
+ */
+export interface StateMachine {
+  update(entries: Entry[]): Result[] | Promise<Result[]>
+  query(query: Uint8Array): Uint8Array | Promise<Uint8Array>
+  saveSnapshot(out: Writable): Promise<void>
+  recoverFromSnapshot(input: Readable): Promise<void>
+  watch?(query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  stream?(input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  close?(): void | Promise<void>
+}
+
+/**
+ * PersistentStateMachine keeps its state in its own durable store. `open` returns the index
+ * it last applied, and only later entries are replayed to it; `sync` makes applied state
+ * durable. Snapshots stream its data so that new replicas can be seeded.
+ */
+export interface PersistentStateMachine extends StateMachine {
+  open(): Promise<number>
+  sync(): Promise<void>
+}
+
+/** StateMachineFactory creates the state machine of one replica. */
+export type StateMachineFactory = (shardId: number, replicaId: number) => StateMachine | PersistentStateMachine
+
+/** isPersistent tells the persistent kind apart. */
+export function isPersistent(sm: StateMachine): sm is PersistentStateMachine {
+  return typeof (sm as PersistentStateMachine).open === 'function'
+}
