@@ -63,10 +63,14 @@ export type HostEvent =
 interface NativeCall {
   token: number
   kind: 'update' | 'save' | 'recover'
-  shardId: number
-  entries?: Entry[]
+  /** update: entries of many shards, in the order they must be applied. */
+  shards?: Array<{ shardId: number; entries: Entry[] }>
+  /** save / recover: the shard and the file to write or read. */
+  shardId?: number
   path?: string
 }
+
+type Outcome = { results: ApplyResult[]; error?: undefined } | { error: string; results?: undefined }
 
 const DEFAULT_TIMEOUT = 5_000
 
@@ -320,59 +324,98 @@ export class Host extends EventEmitter {
 
   /**
    * dispatch runs a state machine call from the engine. It never throws: every outcome goes
-   * back through `complete`, and a failure stops only that replica.
+   * back to the engine, and a failure stops only the replica concerned.
    */
   private dispatch(c: NativeCall): void {
-    const fail = (e: unknown) => {
-      const msg = e instanceof Error ? e.message : String(e)
-      this.#native.complete(c.token, msg || 'state machine failed', undefined)
-    }
+    if (c.kind === 'update') return this.#update(c.token, c.shards ?? [])
+    const fail = (e: unknown) => this.#native.complete(c.token, message(e))
     try {
-      const sm = this.#machines.get(c.shardId)
-      if (!sm) return fail(new Error(`no state machine for shard ${c.shardId}`))
-      switch (c.kind) {
-        case 'update': {
-          const entries = c.entries ?? []
-          const done = (results: unknown) => {
-            try {
-              this.#native.complete(c.token, undefined, toResults(results, entries.length))
-            } catch (e) {
-              fail(e)
-            }
-          }
-          const out = sm.update(entries)
-          if (out instanceof Promise) out.then(done, fail)
-          else done(out)
-          return
-        }
-        case 'save': {
-          const ws = createWriteStream(c.path as string)
-          sm.saveSnapshot(ws)
-            .then(async () => {
-              if (!ws.writableEnded) ws.end()
-              await finished(ws)
-              this.#native.complete(c.token, undefined, undefined)
-            })
-            .catch((e) => {
-              ws.destroy()
-              fail(e)
-            })
-          return
-        }
-        case 'recover': {
-          const rs = createReadStream(c.path as string)
-          sm.recoverFromSnapshot(rs)
-            .then(() => this.#native.complete(c.token, undefined, undefined))
-            .catch(fail)
-          return
-        }
-        default:
-          return fail(new Error(`unknown call ${String((c as NativeCall).kind)}`))
+      const sm = this.#machines.get(c.shardId as number)
+      if (!sm) return void fail(new Error(`no state machine for shard ${c.shardId}`))
+      if (c.kind === 'save') {
+        const ws = createWriteStream(c.path as string)
+        sm.saveSnapshot(ws)
+          .then(async () => {
+            if (!ws.writableEnded) ws.end()
+            await finished(ws)
+            this.#native.complete(c.token)
+          })
+          .catch((e) => {
+            ws.destroy()
+            fail(e)
+          })
+      } else {
+        sm.recoverFromSnapshot(createReadStream(c.path as string))
+          .then(() => this.#native.complete(c.token))
+          .catch(fail)
       }
     } catch (e) {
       fail(e)
     }
   }
+
+  /**
+   * #update applies one batch of many shards. Synchronous state machines are applied and
+   * answered within this call; an asynchronous one makes the rest wait for it, so that
+   * every shard still sees its entries in order.
+   */
+  #update(token: number, shards: Array<{ shardId: number; entries: Entry[] }>): void {
+    const outcomes: Outcome[] = []
+    const failed = new Set<number>()
+    const record = (shardId: number, n: number, r: unknown) => {
+      try {
+        outcomes.push({ results: toResults(r, n) })
+      } catch (e) {
+        failed.add(shardId)
+        outcomes.push({ error: message(e) })
+      }
+    }
+    const step = (i: number): void => {
+      for (; i < shards.length; i++) {
+        const { shardId, entries } = shards[i]
+        const sm = this.#machines.get(shardId)
+        if (!sm || failed.has(shardId)) {
+          outcomes.push({ error: sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}` })
+          continue
+        }
+        let out: unknown
+        try {
+          out = sm.update(entries)
+        } catch (e) {
+          failed.add(shardId)
+          outcomes.push({ error: message(e) })
+          continue
+        }
+        if (out instanceof Promise) {
+          const next = i + 1
+          out.then(
+            (r) => {
+              record(shardId, entries.length, r)
+              step(next)
+            },
+            (e) => {
+              failed.add(shardId)
+              outcomes.push({ error: message(e) })
+              step(next)
+            },
+          )
+          return
+        }
+        record(shardId, entries.length, out)
+      }
+      try {
+        this.#native.completeUpdate(token, outcomes)
+      } catch {
+        // The host closed meanwhile; the engine already gave up on this call.
+      }
+    }
+    step(0)
+  }
+}
+
+function message(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e)
+  return m || 'state machine failed'
 }
 
 function toResults(r: unknown, n: number): ApplyResult[] {

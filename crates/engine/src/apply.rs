@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::snapshot;
-use crate::state_machine::{SmEntry, SmResult, StateMachine};
+use crate::state_machine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
 use crate::worker::{Cmd, Router};
 
 /// SharedSm is a state machine shared by the apply thread (updates) and readers (lookups).
@@ -60,23 +60,103 @@ pub(crate) struct Applier {
     pub(crate) root: PathBuf,
     pub(crate) router: Arc<Router>,
     pub(crate) snapshot_entries: u64,
+    batcher: Option<Arc<dyn BatchUpdater>>,
     shards: HashMap<u64, Applied>,
 }
 
+/// Prepared is one shard's share of a batch, ready for its state machine.
+struct Prepared {
+    shard: u64,
+    batch: Vec<SmEntry>,
+    last_index: u64,
+    last_term: u64,
+    waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+}
+
+/// Most tasks taken from the queue at once.
+const MAX_DRAIN: usize = 1024;
+
 impl Applier {
-    pub(crate) fn new(root: PathBuf, router: Arc<Router>, snapshot_entries: u64) -> Self {
+    pub(crate) fn new(
+        root: PathBuf,
+        router: Arc<Router>,
+        snapshot_entries: u64,
+        batcher: Option<Arc<dyn BatchUpdater>>,
+    ) -> Self {
         Applier {
             root,
             router,
             snapshot_entries,
+            batcher,
             shards: HashMap::new(),
         }
     }
 
-    /// run processes tasks until every sender is dropped.
+    /// run processes tasks until every sender is dropped. Whatever is queued is taken at
+    /// once; with a batch updater, consecutive entry tasks of all shards go in one call.
     pub(crate) fn run(mut self, rx: Receiver<ApplyTask>) {
-        while let Ok(task) = rx.recv() {
-            self.handle(task);
+        let mut group = Vec::new();
+        while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(task) = next {
+                taken += 1;
+                match task {
+                    ApplyTask::Entries {
+                        shard,
+                        entries,
+                        waiters,
+                    } if self.batcher.is_some() => {
+                        if let Some(p) = self.prepare(shard, entries, waiters) {
+                            group.push(p);
+                        }
+                    }
+                    other => {
+                        self.flush(&mut group);
+                        self.handle(other);
+                    }
+                }
+                next = if taken < MAX_DRAIN {
+                    rx.try_recv().ok()
+                } else {
+                    None
+                };
+            }
+            self.flush(&mut group);
+        }
+    }
+
+    /// flush applies a group of prepared batches with one call to the batch updater.
+    fn flush(&mut self, group: &mut Vec<Prepared>) {
+        if group.is_empty() {
+            return;
+        }
+        let Some(batcher) = self.batcher.clone() else {
+            return;
+        };
+        // Only shards with something for their state machine go out (a leader's empty
+        // entry, for one, does not).
+        let items: Vec<(u64, &[SmEntry])> = group
+            .iter()
+            .filter(|p| !p.batch.is_empty())
+            .map(|p| (p.shard, p.batch.as_slice()))
+            .collect();
+        let mut outcomes = if items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            batcher.update_batch(&items).into_iter()
+        };
+        for p in group.drain(..) {
+            let shard = p.shard;
+            let out = if p.batch.is_empty() {
+                Ok(Vec::new())
+            } else {
+                outcomes.next().unwrap_or_else(|| {
+                    Err(SmError("batch updater returned too few outcomes".into()))
+                })
+            };
+            let res = self.finish(p, out);
+            self.after(shard, res);
         }
     }
 
@@ -150,16 +230,39 @@ impl Applier {
         entries: Vec<Entry>,
         waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
     ) -> Result<()> {
+        let Some(p) = self.prepare(shard, entries, waiters) else {
+            return Ok(());
+        };
+        let out = if p.batch.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let sm = self.shards.get(&shard).map(|a| a.sm.clone());
+            match sm {
+                Some(sm) => sm.write().update(&p.batch),
+                None => Err(SmError("replica closed".into())),
+            }
+        };
+        self.finish(p, out)
+    }
+
+    /// prepare selects the entries a state machine has not seen yet.
+    fn prepare(
+        &mut self,
+        shard: u64,
+        entries: Vec<Entry>,
+        waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+    ) -> Option<Prepared> {
         let Some(a) = self.shards.get_mut(&shard) else {
             for (_, w) in waiters {
                 let _ = w.send(Err(Error::Closed));
             }
-            return Ok(());
+            return None;
         };
-        let Some(last) = entries.last() else {
-            return Ok(());
-        };
+        let last = entries.last()?;
         let (last_index, last_term) = (last.index, last.term);
+        if last_index <= a.applied {
+            return None;
+        }
         let batch: Vec<SmEntry> = entries
             .into_iter()
             .filter(|e| {
@@ -172,38 +275,58 @@ impl Applier {
                 data: e.data.to_vec(),
             })
             .collect();
-        if last_index <= a.applied {
+        Some(Prepared {
+            shard,
+            batch,
+            last_index,
+            last_term,
+            waiters,
+        })
+    }
+
+    /// finish hands results to waiting proposers and records the applied index.
+    fn finish(
+        &mut self,
+        p: Prepared,
+        out: std::result::Result<Vec<SmResult>, SmError>,
+    ) -> Result<()> {
+        let Prepared {
+            shard,
+            batch,
+            last_index,
+            last_term,
+            waiters,
+        } = p;
+        let Some(a) = self.shards.get_mut(&shard) else {
+            for (_, w) in waiters {
+                let _ = w.send(Err(Error::Closed));
+            }
             return Ok(());
-        }
-        if !batch.is_empty() {
-            let results = match a.sm.write().update(&batch) {
-                Ok(r) if r.len() == batch.len() => r,
-                Ok(r) => {
-                    let msg = format!(
+        };
+        let results = match out {
+            Ok(r) if r.len() == batch.len() => r,
+            other => {
+                let msg = match other {
+                    Ok(r) => format!(
                         "update returned {} results for {} entries",
                         r.len(),
                         batch.len()
-                    );
-                    for (_, w) in waiters {
-                        let _ = w.send(Err(Error::StateMachine(msg.clone())));
-                    }
-                    return Err(Error::StateMachine(msg));
+                    ),
+                    Err(e) => e.0,
+                };
+                for (_, w) in waiters {
+                    let _ = w.send(Err(Error::StateMachine(msg.clone())));
                 }
-                Err(e) => {
-                    for (_, w) in waiters {
-                        let _ = w.send(Err(Error::StateMachine(e.0.clone())));
-                    }
-                    return Err(Error::StateMachine(e.0));
-                }
-            };
-            let mut by_index: HashMap<u64, SmResult> =
-                batch.iter().map(|e| e.index).zip(results).collect();
-            for (index, w) in waiters {
-                let r = by_index
-                    .remove(&index)
-                    .ok_or_else(|| Error::Dropped(format!("entry {index} was not applied")));
-                let _ = w.send(r);
+                return Err(Error::StateMachine(msg));
             }
+        };
+        let mut by_index: HashMap<u64, SmResult> =
+            batch.iter().map(|e| e.index).zip(results).collect();
+        for (index, w) in waiters {
+            let r = by_index
+                .remove(&index)
+                .ok_or_else(|| Error::Dropped(format!("entry {index} was not applied")));
+            let _ = w.send(r);
         }
         a.applied = last_index;
         a.applied_term = last_term;

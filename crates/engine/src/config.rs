@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::EventListener;
+use crate::state_machine::BatchUpdater;
 
 /// LinkFilter decides whether a message may be sent to a peer address. Returning `false`
 /// drops the message as if the link were cut; tests use it to partition hosts.
@@ -42,6 +43,8 @@ pub struct HostConfig {
     pub fsync: bool,
     /// Receives leader, membership and failure events.
     pub event_listener: Option<EventListener>,
+    /// Applies entries of many shards per call instead of each replica's `update`.
+    pub batch_updater: Option<Arc<dyn BatchUpdater>>,
 }
 
 impl HostConfig {
@@ -62,6 +65,7 @@ impl HostConfig {
             compaction_overhead: 1_000,
             fsync: true,
             event_listener: None,
+            batch_updater: None,
         }
     }
 

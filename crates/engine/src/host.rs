@@ -129,6 +129,7 @@ impl Host {
                 config.data_dir.clone(),
                 router.clone(),
                 config.snapshot_entries,
+                config.batch_updater.clone(),
             );
             threads.push(
                 std::thread::Builder::new()

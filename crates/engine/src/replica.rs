@@ -80,6 +80,9 @@ pub(crate) struct Replica {
     pub(crate) queued: Vec<(ProposalId, Vec<u8>)>,
     pub(crate) proposals: HashMap<ProposalId, ProposalWaiter>,
     pub(crate) confs: HashMap<ProposalId, ConfWaiter>,
+    /// Membership changes that committed, answered once the replica has applied them, so
+    /// that the next change is not refused as overlapping.
+    pub(crate) confs_committed: Vec<(u64, ConfWaiter, Result<Membership>)>,
     /// Reads not yet sent to Raft; one read index request serves all of them.
     pub(crate) reads_queued: Vec<ReadWaiter>,
     pub(crate) reads_in_flight: HashMap<u64, Vec<ReadWaiter>>,
@@ -102,6 +105,7 @@ impl Replica {
             queued: Vec::new(),
             proposals: HashMap::new(),
             confs: HashMap::new(),
+            confs_committed: Vec::new(),
             reads_queued: Vec::new(),
             reads_in_flight: HashMap::new(),
             reads_ready: Vec::new(),
@@ -117,6 +121,15 @@ impl Replica {
         }
         self.applied = index;
         self.node.advance_apply_to(index);
+        let mut i = 0;
+        while i < self.confs_committed.len() {
+            if self.confs_committed[i].0 <= index {
+                let (_, w, res) = self.confs_committed.swap_remove(i);
+                let _ = w.reply.send(res);
+            } else {
+                i += 1;
+            }
+        }
         let mut i = 0;
         while i < self.reads_ready.len() {
             if self.reads_ready[i].0 <= index {
@@ -174,6 +187,9 @@ impl Replica {
             w.fail(&e);
         }
         for (_, w) in self.confs.drain() {
+            let _ = w.reply.send(Err(e()));
+        }
+        for (_, w, _) in self.confs_committed.drain(..) {
             let _ = w.reply.send(Err(e()));
         }
         for w in self.reads_queued.drain(..) {

@@ -58,3 +58,17 @@ pub trait StateMachine: Send + Sync + 'static {
     /// recover_from_snapshot replaces the state with the snapshot read from `r`.
     fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError>;
 }
+
+/// BatchUpdater applies committed entries of many shards in one call. When a host is
+/// configured with one, the apply threads hand it everything that is ready — many shards,
+/// many entries — instead of calling each replica's [`StateMachine::update`]; the replicas'
+/// state machines still take and recover snapshots. Bindings use it to cross into another
+/// runtime once per batch rather than once per shard.
+///
+/// Contract: called from apply threads, one call at a time per thread; `batch` lists shards in
+/// the order their entries must be applied (a shard may appear more than once); the answer
+/// holds one outcome per item, and an error stops only that shard's replica.
+pub trait BatchUpdater: Send + Sync + 'static {
+    /// update_batch applies each item's entries to its shard's state machine.
+    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>>;
+}

@@ -349,7 +349,13 @@ impl Worker {
                 r.queued.push((id, data));
             }
             Cmd::ConfChange { id, cc, waiter, .. } => {
-                if let Err(e) = r.node.propose_conf_change(id.encode(), cc) {
+                // raft-rs turns a change proposed while another is pending into an empty
+                // entry; say so now instead of letting the caller time out.
+                if r.node.raft.state == raft::StateRole::Leader && r.node.raft.has_pending_conf() {
+                    let _ = waiter.reply.send(Err(Error::Dropped(
+                        "another membership change of this shard is in progress".into(),
+                    )));
+                } else if let Err(e) = r.node.propose_conf_change(id.encode(), cc) {
                     let _ = waiter.reply.send(Err(map_raft_error(e, shard)));
                 } else {
                     r.confs.insert(id, waiter);
@@ -589,7 +595,7 @@ impl Worker {
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
                     let res = self.apply_conf_change(r, e);
                     if let Some(w) = id.and_then(|id| r.confs.remove(&id)) {
-                        let _ = w.reply.send(res);
+                        r.confs_committed.push((e.index, w, res));
                     }
                 }
             }

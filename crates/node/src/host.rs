@@ -63,6 +63,15 @@ pub struct ApplyResult {
     pub data: Buffer,
 }
 
+/// UpdateOutcome is JavaScript's answer for one shard of an update call.
+#[napi(object)]
+pub struct UpdateOutcome {
+    /// Set when the shard's state machine failed.
+    pub error: Option<String>,
+    /// One result per entry otherwise.
+    pub results: Option<Vec<ApplyResult>>,
+}
+
 /// MembershipInfo lists a shard's members.
 #[napi(object)]
 pub struct MembershipInfo {
@@ -122,21 +131,31 @@ fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> 
     let (token, call) = ctx.value;
     let mut o = env.create_object()?;
     o.set_named_property("token", env.create_double(token as f64)?)?;
+    let kind = match &call {
+        Call::Update { .. } => "update",
+        Call::Save { .. } => "save",
+        Call::Recover { .. } => "recover",
+    };
+    o.set_named_property("kind", env.create_string(kind)?)?;
     match call {
-        Call::Update { shard, entries } => {
-            o.set_named_property("kind", env.create_string("update")?)?;
-            o.set_named_property("shardId", env.create_double(shard as f64)?)?;
-            let mut arr = env.create_array_with_length(entries.len())?;
-            for (i, e) in entries.into_iter().enumerate() {
-                let mut eo = env.create_object()?;
-                eo.set_named_property("index", env.create_double(e.index as f64)?)?;
-                eo.set_named_property("data", env.create_buffer_with_data(e.data)?.into_raw())?;
-                arr.set_element(i as u32, eo)?;
+        Call::Update { items } => {
+            let mut shards = env.create_array_with_length(items.len())?;
+            for (j, (shard, entries)) in items.into_iter().enumerate() {
+                let mut so = env.create_object()?;
+                so.set_named_property("shardId", env.create_double(shard as f64)?)?;
+                let mut arr = env.create_array_with_length(entries.len())?;
+                for (i, e) in entries.into_iter().enumerate() {
+                    let mut eo = env.create_object()?;
+                    eo.set_named_property("index", env.create_double(e.index as f64)?)?;
+                    eo.set_named_property("data", env.create_buffer_with_data(e.data)?.into_raw())?;
+                    arr.set_element(i as u32, eo)?;
+                }
+                so.set_named_property("entries", arr)?;
+                shards.set_element(j as u32, so)?;
             }
-            o.set_named_property("entries", arr)?;
+            o.set_named_property("shards", shards)?;
         }
         Call::Save { shard, path } | Call::Recover { shard, path } => {
-            // Distinguish by re-matching below; both carry a shard and a path.
             o.set_named_property("shardId", env.create_double(shard as f64)?)?;
             o.set_named_property("path", env.create_string(&path)?)?;
         }
@@ -255,25 +274,17 @@ impl NativeHost {
         cfg.event_listener = Some(Arc::new(move |e| {
             sink.call(e, ThreadsafeFunctionCallMode::NonBlocking);
         }));
-        let mut tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal> = apply
-            .create_threadsafe_function(0, |ctx: ThreadSafeCallContext<(u64, Call)>| {
-                let kind = match &ctx.value.1 {
-                    Call::Update { .. } => "update",
-                    Call::Save { .. } => "save",
-                    Call::Recover { .. } => "recover",
-                };
-                let env = ctx.env;
-                let mut objs = call_to_js(ctx)?;
-                objs[0].set_named_property("kind", env.create_string(kind)?)?;
-                Ok(objs)
-            })?;
+        let mut tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal> =
+            apply.create_threadsafe_function(0, call_to_js)?;
         tsfn.unref(&env)?;
         let tmp = PathBuf::from(&options.data_dir).join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| invalid(format!("dataDir: {e}")))?;
+        let bridge = Arc::new(Bridge::new(tsfn, tmp));
+        cfg.batch_updater = Some(bridge.clone());
         let host = Host::open(cfg).map_err(to_js)?;
         Ok(NativeHost {
             host: parking_lot::RwLock::new(Some(Arc::new(host))),
-            bridge: Arc::new(Bridge::new(tsfn, tmp)),
+            bridge,
             events: Mutex::new(Some(ev)),
         })
     }
@@ -526,29 +537,36 @@ impl NativeHost {
             .map_err(to_js)? as f64)
     }
 
-    /// complete answers a state machine call: `error` set means it failed; otherwise
-    /// `results` holds one result per entry of an update.
+    /// complete answers a snapshot call: `error` set means it failed.
     #[napi(catch_unwind)]
-    pub fn complete(
-        &self,
-        token: f64,
-        error: Option<String>,
-        results: Option<Vec<ApplyResult>>,
-    ) -> Result<bool> {
+    pub fn complete(&self, token: f64, error: Option<String>) -> Result<bool> {
         let token = id(token, "token")?;
-        let reply = match (error, results) {
-            (Some(e), _) => Reply::Failed(e),
-            (None, Some(r)) => Reply::Results(
-                r.into_iter()
+        let reply = match error {
+            Some(e) => Reply::Failed(e),
+            None => Reply::Done,
+        };
+        Ok(self.bridge.complete(token, reply))
+    }
+
+    /// completeUpdate answers an update call with one outcome per shard item, in order.
+    #[napi(catch_unwind)]
+    pub fn complete_update(&self, token: f64, outcomes: Vec<UpdateOutcome>) -> Result<bool> {
+        let token = id(token, "token")?;
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| match (o.error, o.results) {
+                (Some(e), _) => Err(e),
+                (None, Some(r)) => Ok(r
+                    .into_iter()
                     .map(|x| SmResult {
                         value: x.value.max(0.0) as u64,
                         data: x.data.to_vec(),
                     })
-                    .collect(),
-            ),
-            (None, None) => Reply::Done,
-        };
-        Ok(self.bridge.complete(token, reply))
+                    .collect()),
+                (None, None) => Err("no results".to_string()),
+            })
+            .collect();
+        Ok(self.bridge.complete(token, Reply::Outcomes(outcomes)))
     }
 
     /// close stops the host and releases everything that refers to JavaScript. Idempotent.

@@ -13,18 +13,28 @@ use std::sync::Arc;
 
 use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use parking_lot::Mutex;
-use zongzi_engine::{SmEntry, SmError, SmResult, StateMachine};
+use zongzi_engine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
 
 /// Call is one request to the JavaScript side.
 pub(crate) enum Call {
-    Update { shard: u64, entries: Vec<SmEntry> },
-    Save { shard: u64, path: String },
-    Recover { shard: u64, path: String },
+    /// Entries of many shards, in the order they must be applied.
+    Update {
+        items: Vec<(u64, Vec<SmEntry>)>,
+    },
+    Save {
+        shard: u64,
+        path: String,
+    },
+    Recover {
+        shard: u64,
+        path: String,
+    },
 }
 
 /// Reply is JavaScript's answer to a call.
 pub(crate) enum Reply {
-    Results(Vec<SmResult>),
+    /// One outcome per item of an update, in order.
+    Outcomes(Vec<Result<Vec<SmResult>, String>>),
     Done,
     Failed(String),
 }
@@ -96,6 +106,26 @@ impl Bridge {
     }
 }
 
+impl BatchUpdater for Bridge {
+    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>> {
+        let items = batch.iter().map(|(s, e)| (*s, e.to_vec())).collect();
+        match self.call(Call::Update { items }) {
+            Ok(Reply::Outcomes(o)) if o.len() == batch.len() => {
+                o.into_iter().map(|r| r.map_err(SmError)).collect()
+            }
+            Ok(_) => fail_all(
+                batch.len(),
+                "update answered with the wrong number of outcomes",
+            ),
+            Err(e) => fail_all(batch.len(), &e.0),
+        }
+    }
+}
+
+fn fail_all(n: usize, msg: &str) -> Vec<Result<Vec<SmResult>, SmError>> {
+    (0..n).map(|_| Err(SmError(msg.to_string()))).collect()
+}
+
 /// JsStateMachine forwards one replica's state machine calls to JavaScript.
 pub(crate) struct JsStateMachine {
     pub(crate) shard: u64,
@@ -114,14 +144,9 @@ impl StateMachine for JsStateMachine {
     }
 
     fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
-        let call = Call::Update {
-            shard: self.shard,
-            entries: entries.to_vec(),
-        };
-        match self.bridge.call(call)? {
-            Reply::Results(r) => Ok(r),
-            _ => Err(SmError("update returned no results".into())),
-        }
+        let mut out = self.bridge.update_batch(&[(self.shard, entries)]);
+        out.pop()
+            .unwrap_or_else(|| Err(SmError("no outcome for the update".into())))
     }
 
     fn lookup(&self, _query: &[u8]) -> Result<Vec<u8>, SmError> {
