@@ -63,11 +63,28 @@ export type HostEvent =
 interface NativeCall {
   token: number
   kind: 'update' | 'save' | 'recover'
-  /** update: entries of many shards, in the order they must be applied. */
-  shards?: Array<{ shardId: number; entries: Entry[] }>
+  /**
+   * update: entries of many shards in the order they must be applied, packed: item i is
+   * `counts[i]` entries of shard `shardIds[i]`; entry j has index `indexes[j]` and the next
+   * `lengths[j]` bytes of `data`.
+   */
+  shardIds?: Float64Array
+  counts?: Uint32Array
+  indexes?: Float64Array
+  lengths?: Uint32Array
+  data?: Buffer
   /** save / recover: the shard and the file to write or read. */
   shardId?: number
   path?: string
+}
+
+/** Results of proposals, packed: a length of -1 marks an error, the next of `errors`. */
+interface NativeResults {
+  tags: Float64Array
+  values: Float64Array
+  lengths: Int32Array
+  data: Buffer
+  errors: string[]
 }
 
 type Outcome = { results: ApplyResult[]; error?: undefined } | { error: string; results?: undefined }
@@ -113,6 +130,11 @@ export class Host extends EventEmitter {
   readonly #native: NativeHost
   readonly #machines = new Map<number, StateMachine>()
   #closed = false
+  /** Proposals waiting for their results, by tag. */
+  readonly #pending = new Map<number, { resolve: (r: { value: number; data: Buffer }) => void; reject: (e: Error) => void }>()
+  /** Proposals not yet handed to the engine; flushed together once per microtask. */
+  #queue: { shards: number[]; datas: Buffer[]; tags: number[]; bytes: number; timeout: number } | undefined
+  #nextTag = 1
 
   private constructor(native: NativeHost) {
     super()
@@ -126,12 +148,13 @@ export class Host extends EventEmitter {
     if (typeof options.dataDir !== 'string' || options.dataDir === '') throw invalid('dataDir is required')
     let host: Host | undefined
     const onCall = (c: NativeCall) => host?.dispatch(c)
+    const onResults = (r: NativeResults) => host?.settle(r)
     const onEvent = (e: HostEvent) => {
       host?.emit('event', e)
       host?.emit(e.type, e)
     }
     try {
-      host = new Host(NativeHost.open({ ...options }, onCall, onEvent))
+      host = new Host(NativeHost.open({ ...options }, onCall, onEvent, onResults))
     } catch (e) {
       throw fromNative(e)
     }
@@ -206,13 +229,76 @@ export class Host extends EventEmitter {
     }
   }
 
-  /** propose applies `data` through Raft and resolves with the local state machine's result. */
+  /**
+   * propose applies `data` through Raft and resolves with the local state machine's result.
+   * Proposals made in the same tick cross into the engine together, and their results come
+   * back together.
+   */
   async propose(shardId: number, data: Uint8Array, options?: CallOptions): Promise<{ value: number; data: Buffer }> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     const bytes = checkBytes(data, 'data')
-    const t = timeoutOf(options)
-    return call(() => this.#native.propose(shardId, bytes, t))
+    const timeout = timeoutOf(options)
+    return new Promise((resolve, reject) => {
+      const tag = this.#nextTag++
+      if (this.#pending.size === 0) this.#native.setActive(true)
+      this.#pending.set(tag, { resolve, reject })
+      let q = this.#queue
+      if (q && q.timeout !== timeout) {
+        this.#flush()
+        q = undefined
+      }
+      if (!q) {
+        q = this.#queue = { shards: [], datas: [], tags: [], bytes: 0, timeout }
+        queueMicrotask(() => this.#flush())
+      }
+      q.shards.push(shardId)
+      q.datas.push(bytes)
+      q.tags.push(tag)
+      q.bytes += bytes.length
+    })
+  }
+
+  #flush(): void {
+    const q = this.#queue
+    this.#queue = undefined
+    if (!q || q.tags.length === 0) return
+    try {
+      const lengths = new Uint32Array(q.datas.length)
+      for (let i = 0; i < q.datas.length; i++) lengths[i] = q.datas[i].length
+      const data = Buffer.concat(q.datas, q.bytes)
+      this.#native.proposeMany(Float64Array.from(q.shards), Float64Array.from(q.tags), lengths, data, q.timeout)
+    } catch (e) {
+      const err = this.#closed ? new ZongziError('ERR_CLOSED', 'host closed') : fromNative(e)
+      for (const tag of q.tags) this.#reject(tag, err)
+    }
+  }
+
+  #reject(tag: number, e: Error): void {
+    const p = this.#pending.get(tag)
+    if (!p) return
+    this.#pending.delete(tag)
+    if (this.#pending.size === 0 && !this.#closed) this.#native.setActive(false)
+    p.reject(e)
+  }
+
+  /** settle resolves the proposals whose results the engine delivered. */
+  private settle(r: NativeResults): void {
+    let at = 0
+    let nextError = 0
+    for (let i = 0; i < r.tags.length; i++) {
+      const len = r.lengths[i]
+      const p = this.#pending.get(r.tags[i])
+      if (len < 0) {
+        const err = r.errors[nextError++]
+        if (p) p.reject(fromNative(new Error(err)))
+      } else {
+        if (p) p.resolve({ value: r.values[i], data: len === 0 ? EMPTY : r.data.subarray(at, at + len) })
+        at += len
+      }
+      this.#pending.delete(r.tags[i])
+    }
+    if (this.#pending.size === 0 && !this.#closed) this.#native.setActive(false)
   }
 
   /** commit resolves with the log index once `data` is committed (before it is applied). */
@@ -300,7 +386,11 @@ export class Host extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    this.#flush()
     this.#native.close()
+    const closed = new ZongziError('ERR_CLOSED', 'host closed')
+    for (const p of this.#pending.values()) p.reject(closed)
+    this.#pending.clear()
     const machines = [...this.#machines.values()]
     this.#machines.clear()
     await Promise.allSettled(machines.map(async (sm) => sm.close?.()))
@@ -327,7 +417,7 @@ export class Host extends EventEmitter {
    * back to the engine, and a failure stops only the replica concerned.
    */
   private dispatch(c: NativeCall): void {
-    if (c.kind === 'update') return this.#update(c.token, c.shards ?? [])
+    if (c.kind === 'update') return this.#update(c.token, unpack(c))
     const fail = (e: unknown) => this.#native.complete(c.token, message(e))
     try {
       const sm = this.#machines.get(c.shardId as number)
@@ -411,6 +501,23 @@ export class Host extends EventEmitter {
     }
     step(0)
   }
+}
+
+/** unpack turns a packed update call into entry lists; entry data are views of one buffer. */
+function unpack(c: NativeCall): Array<{ shardId: number; entries: Entry[] }> {
+  const { shardIds, counts, indexes, lengths, data } = c as Required<NativeCall>
+  const out: Array<{ shardId: number; entries: Entry[] }> = new Array(shardIds.length)
+  let j = 0
+  let at = 0
+  for (let i = 0; i < shardIds.length; i++) {
+    const entries: Entry[] = new Array(counts[i])
+    for (let k = 0; k < counts[i]; k++, j++) {
+      entries[k] = { index: indexes[j], data: data.subarray(at, at + lengths[j]) }
+      at += lengths[j]
+    }
+    out[i] = { shardId: shardIds[i], entries }
+  }
+  return out
 }
 
 function message(e: unknown): string {

@@ -13,6 +13,7 @@ use raft::eraftpb::{Entry, EntryType};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
+use crate::replica::AppliedSink;
 use crate::snapshot;
 use crate::state_machine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
 use crate::worker::{Cmd, Router};
@@ -32,7 +33,7 @@ pub(crate) enum ApplyTask {
     Entries {
         shard: u64,
         entries: Vec<Entry>,
-        waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+        waiters: Vec<(u64, AppliedSink)>,
     },
     Recover {
         shard: u64,
@@ -70,7 +71,7 @@ struct Prepared {
     batch: Vec<SmEntry>,
     last_index: u64,
     last_term: u64,
-    waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+    waiters: Vec<(u64, AppliedSink)>,
 }
 
 /// Most tasks taken from the queue at once.
@@ -228,7 +229,7 @@ impl Applier {
         &mut self,
         shard: u64,
         entries: Vec<Entry>,
-        waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+        waiters: Vec<(u64, AppliedSink)>,
     ) -> Result<()> {
         let Some(p) = self.prepare(shard, entries, waiters) else {
             return Ok(());
@@ -250,11 +251,11 @@ impl Applier {
         &mut self,
         shard: u64,
         entries: Vec<Entry>,
-        waiters: Vec<(u64, oneshot::Sender<Result<SmResult>>)>,
+        waiters: Vec<(u64, AppliedSink)>,
     ) -> Option<Prepared> {
         let Some(a) = self.shards.get_mut(&shard) else {
             for (_, w) in waiters {
-                let _ = w.send(Err(Error::Closed));
+                w.send(Err(Error::Closed));
             }
             return None;
         };
@@ -299,7 +300,7 @@ impl Applier {
         } = p;
         let Some(a) = self.shards.get_mut(&shard) else {
             for (_, w) in waiters {
-                let _ = w.send(Err(Error::Closed));
+                w.send(Err(Error::Closed));
             }
             return Ok(());
         };
@@ -315,7 +316,7 @@ impl Applier {
                     Err(e) => e.0,
                 };
                 for (_, w) in waiters {
-                    let _ = w.send(Err(Error::StateMachine(msg.clone())));
+                    w.send(Err(Error::StateMachine(msg.clone())));
                 }
                 return Err(Error::StateMachine(msg));
             }
@@ -326,7 +327,7 @@ impl Applier {
             let r = by_index
                 .remove(&index)
                 .ok_or_else(|| Error::Dropped(format!("entry {index} was not applied")));
-            let _ = w.send(r);
+            w.send(r);
         }
         a.applied = last_index;
         a.applied_term = last_term;

@@ -17,7 +17,9 @@ use crate::apply::{self, Applier, ApplyTask, SharedSm};
 use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
 use crate::event::Membership;
-use crate::replica::{ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica};
+use crate::replica::{
+    AppliedSink, Completions, ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica,
+};
 use crate::snapshot;
 use crate::state_machine::{SmResult, StateMachine};
 use crate::storage::{LogStore, ReplicaStorage};
@@ -367,12 +369,7 @@ impl Host {
         timeout: Duration,
     ) -> Result<Proposal> {
         self.check_shard(shard_id)?;
-        if data.len() > self.config.max_proposal_bytes {
-            return Err(Error::PayloadTooLarge {
-                size: data.len(),
-                limit: self.config.max_proposal_bytes,
-            });
-        }
+        self.check_size(&data)?;
         let (ctx, crx) = oneshot::channel();
         let (atx, arx) = oneshot::channel();
         let id = ProposalId {
@@ -387,7 +384,7 @@ impl Host {
                 data,
                 waiter: ProposalWaiter {
                     committed: Some(ctx),
-                    applied: Some(atx),
+                    applied: Some(AppliedSink::Oneshot(atx)),
                     deadline: Self::deadline(timeout),
                 },
             },
@@ -396,6 +393,53 @@ impl Host {
             committed: crx,
             applied: arx,
         })
+    }
+
+    /// propose_tagged submits `data`; its result (or error) arrives on `sink` as `(tag, result)`
+    /// once the local replica applied it. Nothing is awaited here, so a caller can submit
+    /// many proposals and collect their results in batches.
+    pub fn propose_tagged(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        timeout: Duration,
+        tag: u64,
+        sink: &Completions,
+    ) {
+        if let Err(e) = self
+            .check_shard(shard_id)
+            .and_then(|_| self.check_size(&data))
+        {
+            let _ = sink.send((tag, Err(e)));
+            return;
+        }
+        let id = ProposalId {
+            nonce: self.nonce,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        };
+        self.router.send(
+            shard_id,
+            Cmd::Propose {
+                shard: shard_id,
+                id,
+                data,
+                waiter: ProposalWaiter {
+                    committed: None,
+                    applied: Some(AppliedSink::Tagged(tag, sink.clone())),
+                    deadline: Self::deadline(timeout),
+                },
+            },
+        );
+    }
+
+    fn check_size(&self, data: &[u8]) -> Result<()> {
+        if data.len() > self.config.max_proposal_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: data.len(),
+                limit: self.config.max_proposal_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// propose submits `data` and resolves with the state machine's result once the local

@@ -23,6 +23,7 @@ pub use config::{HostConfig, LinkFilter, StartMode};
 pub use error::{Error, Result};
 pub use event::{Event, EventListener, Membership};
 pub use host::{Host, Proposal};
+pub use replica::Completions;
 pub use state_machine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
 pub use transport::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};
 pub use worker::ReplicaStatus;

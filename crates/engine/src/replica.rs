@@ -38,10 +38,34 @@ impl ProposalId {
     }
 }
 
+/// Completions receives `(tag, result)` for proposals made with
+/// [`crate::Host::propose_tagged`]: one channel can collect the results of many proposals,
+/// which lets a caller in another runtime take them in batches.
+pub type Completions = tokio::sync::mpsc::UnboundedSender<(u64, Result<SmResult>)>;
+
+/// AppliedSink is where the result of one proposal goes.
+pub(crate) enum AppliedSink {
+    Oneshot(oneshot::Sender<Result<SmResult>>),
+    Tagged(u64, Completions),
+}
+
+impl AppliedSink {
+    pub(crate) fn send(self, r: Result<SmResult>) {
+        match self {
+            AppliedSink::Oneshot(s) => {
+                let _ = s.send(r);
+            }
+            AppliedSink::Tagged(tag, c) => {
+                let _ = c.send((tag, r));
+            }
+        }
+    }
+}
+
 /// ProposalWaiter holds the channels of a local proposal until its entry commits.
 pub(crate) struct ProposalWaiter {
     pub(crate) committed: Option<oneshot::Sender<Result<u64>>>,
-    pub(crate) applied: Option<oneshot::Sender<Result<SmResult>>>,
+    pub(crate) applied: Option<AppliedSink>,
     pub(crate) deadline: Instant,
 }
 
@@ -51,7 +75,7 @@ impl ProposalWaiter {
             let _ = c.send(Err(e()));
         }
         if let Some(a) = self.applied {
-            let _ = a.send(Err(e()));
+            a.send(Err(e()));
         }
     }
 }

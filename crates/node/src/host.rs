@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, Float64Array, Int32Array, Uint32Array};
 use napi::threadsafe_function::{
     ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
 };
 use napi::{Env, JsFunction, JsObject, Result};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use zongzi_engine::{Event, Host, HostConfig, Membership, SmResult, StartMode};
+use zongzi_engine::{Completions, Event, Host, HostConfig, Membership, SmResult, StartMode};
 
 use crate::error::{closed, id, invalid, timeout, to_js};
 use crate::state_machine::{Bridge, Call, JsStateMachine, Reply};
@@ -119,6 +119,13 @@ fn membership(m: Membership) -> MembershipInfo {
 /// NativeHost owns one engine host and the bridge to the JavaScript state machines.
 #[napi]
 pub struct NativeHost {
+    /// Where tagged proposals report their results; drained by one task into batches.
+    completions: Completions,
+    results: Mutex<
+        Option<
+            ThreadsafeFunction<Vec<(u64, zongzi_engine::Result<SmResult>)>, ErrorStrategy::Fatal>,
+        >,
+    >,
     /// Taken on close, so that the engine (and its directory lock) goes away right then
     /// rather than when the JavaScript object is collected.
     host: parking_lot::RwLock<Option<Arc<Host>>>,
@@ -139,27 +146,75 @@ fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> 
     o.set_named_property("kind", env.create_string(kind)?)?;
     match call {
         Call::Update { items } => {
-            let mut shards = env.create_array_with_length(items.len())?;
-            for (j, (shard, entries)) in items.into_iter().enumerate() {
-                let mut so = env.create_object()?;
-                so.set_named_property("shardId", env.create_double(shard as f64)?)?;
-                let mut arr = env.create_array_with_length(entries.len())?;
-                for (i, e) in entries.into_iter().enumerate() {
-                    let mut eo = env.create_object()?;
-                    eo.set_named_property("index", env.create_double(e.index as f64)?)?;
-                    eo.set_named_property("data", env.create_buffer_with_data(e.data)?.into_raw())?;
-                    arr.set_element(i as u32, eo)?;
+            // Packed: per item a shard id and an entry count; for all entries their index,
+            // length, and one buffer of their data back to back. JavaScript slices it,
+            // which is far cheaper than building objects through N-API.
+            let n: usize = items.iter().map(|(_, e)| e.len()).sum();
+            let bytes: usize = items
+                .iter()
+                .flat_map(|(_, e)| e.iter().map(|x| x.data.len()))
+                .sum();
+            let mut shard_ids = Vec::with_capacity(items.len());
+            let mut counts = Vec::with_capacity(items.len());
+            let mut indexes = Vec::with_capacity(n);
+            let mut lengths = Vec::with_capacity(n);
+            let mut data = Vec::with_capacity(bytes);
+            for (shard, entries) in items {
+                shard_ids.push(shard as f64);
+                counts.push(entries.len() as u32);
+                for e in entries {
+                    indexes.push(e.index as f64);
+                    lengths.push(e.data.len() as u32);
+                    data.extend_from_slice(&e.data);
                 }
-                so.set_named_property("entries", arr)?;
-                shards.set_element(j as u32, so)?;
             }
-            o.set_named_property("shards", shards)?;
+            o.set_named_property("shardIds", Float64Array::new(shard_ids))?;
+            o.set_named_property("counts", Uint32Array::new(counts))?;
+            o.set_named_property("indexes", Float64Array::new(indexes))?;
+            o.set_named_property("lengths", Uint32Array::new(lengths))?;
+            o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
         }
         Call::Save { shard, path } | Call::Recover { shard, path } => {
             o.set_named_property("shardId", env.create_double(shard as f64)?)?;
             o.set_named_property("path", env.create_string(&path)?)?;
         }
     }
+    Ok(vec![o])
+}
+
+fn results_to_js(
+    ctx: ThreadSafeCallContext<Vec<(u64, zongzi_engine::Result<SmResult>)>>,
+) -> Result<Vec<JsObject>> {
+    let env = ctx.env;
+    let n = ctx.value.len();
+    // Packed like updates: tags, values, data lengths (-1 marks an error, whose message is
+    // the next of `errors`), and all result data back to back.
+    let mut tags = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    let mut lengths = Vec::with_capacity(n);
+    let mut data = Vec::new();
+    let mut errors = Vec::new();
+    for (tag, r) in ctx.value {
+        tags.push(tag as f64);
+        match r {
+            Ok(r) => {
+                values.push(r.value as f64);
+                lengths.push(r.data.len() as i32);
+                data.extend_from_slice(&r.data);
+            }
+            Err(e) => {
+                values.push(0.0);
+                lengths.push(-1);
+                errors.push(format!("{}: {}", e.code(), e));
+            }
+        }
+    }
+    let mut o = env.create_object()?;
+    o.set_named_property("tags", Float64Array::new(tags))?;
+    o.set_named_property("values", Float64Array::new(values))?;
+    o.set_named_property("lengths", Int32Array::new(lengths))?;
+    o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
+    o.set_named_property("errors", errors)?;
     Ok(vec![o])
 }
 
@@ -233,6 +288,7 @@ impl NativeHost {
         options: HostOptions,
         apply: JsFunction,
         events: JsFunction,
+        results: JsFunction,
     ) -> Result<NativeHost> {
         let cluster = id(options.cluster_id, "clusterId")?;
         if options.data_dir.is_empty() {
@@ -282,7 +338,27 @@ impl NativeHost {
         let bridge = Arc::new(Bridge::new(tsfn, tmp));
         cfg.batch_updater = Some(bridge.clone());
         let host = Host::open(cfg).map_err(to_js)?;
+        let mut results: ThreadsafeFunction<_, ErrorStrategy::Fatal> =
+            results.create_threadsafe_function(0, results_to_js)?;
+        results.unref(&env)?;
+        let (completions, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let sink = results.clone();
+        // One task moves finished proposals to JavaScript, as many per call as are ready.
+        napi::bindgen_prelude::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 8192 {
+                    match rx.try_recv() {
+                        Ok(x) => batch.push(x),
+                        Err(_) => break,
+                    }
+                }
+                sink.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        });
         Ok(NativeHost {
+            completions,
+            results: Mutex::new(Some(results)),
             host: parking_lot::RwLock::new(Some(Arc::new(host))),
             bridge,
             events: Mutex::new(Some(ev)),
@@ -398,6 +474,59 @@ impl NativeHost {
             value: r.value as f64,
             data: r.data.into(),
         })
+    }
+
+    /// proposeMany submits proposals without waiting; each result is delivered to the
+    /// `results` callback under its tag, in batches.
+    #[napi(catch_unwind)]
+    pub fn propose_many(
+        &self,
+        shard_ids: Float64Array,
+        tags: Float64Array,
+        lengths: Uint32Array,
+        data: Buffer,
+        timeout_ms: f64,
+    ) -> Result<()> {
+        let total: u64 = lengths.iter().map(|l| *l as u64).sum();
+        if shard_ids.len() != tags.len()
+            || tags.len() != lengths.len()
+            || total != data.len() as u64
+        {
+            return Err(invalid(
+                "shardIds, tags and lengths must match, and lengths must sum to data",
+            ));
+        }
+        let t = timeout(timeout_ms)?;
+        let host = self.host()?;
+        let mut at = 0usize;
+        for ((s, tag), len) in shard_ids.iter().zip(tags.iter()).zip(lengths.iter()) {
+            let tag = id(*tag, "tag")?;
+            let bytes = data[at..at + *len as usize].to_vec();
+            at += *len as usize;
+            match id(*s, "shardId") {
+                Ok(shard) => host.propose_tagged(shard, bytes, t, tag, &self.completions),
+                Err(e) => {
+                    let _ = self.completions.send((
+                        tag,
+                        Err(zongzi_engine::Error::InvalidArgument(e.reason.clone())),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// setActive keeps the Node.js event loop alive while proposals are outstanding.
+    #[napi(catch_unwind)]
+    pub fn set_active(&self, env: Env, active: bool) -> Result<()> {
+        if let Some(r) = self.results.lock().as_mut() {
+            if active {
+                r.refer(&env)?;
+            } else {
+                r.unref(&env)?;
+            }
+        }
+        Ok(())
     }
 
     /// commit resolves with the entry's index once committed.
@@ -577,6 +706,7 @@ impl NativeHost {
             h.close();
         }
         self.events.lock().take();
+        self.results.lock().take();
         Ok(())
     }
 
