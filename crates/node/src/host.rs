@@ -116,16 +116,18 @@ fn membership(m: Membership) -> MembershipInfo {
     }
 }
 
+/// Finished proposals on their way to JavaScript.
+type Finished = Vec<(u64, zongzi_engine::Result<SmResult>)>;
+/// The thread-safe function that delivers them.
+type ResultsFn = ThreadsafeFunction<Finished, ErrorStrategy::Fatal>;
+
 /// NativeHost owns one engine host and the bridge to the JavaScript state machines.
 #[napi]
 pub struct NativeHost {
     /// Where tagged proposals report their results; drained by one task into batches.
     completions: Completions,
-    results: Mutex<
-        Option<
-            ThreadsafeFunction<Vec<(u64, zongzi_engine::Result<SmResult>)>, ErrorStrategy::Fatal>,
-        >,
-    >,
+    /// Delivers finished proposals to JavaScript.
+    results: Mutex<Option<ResultsFn>>,
     /// Taken on close, so that the engine (and its directory lock) goes away right then
     /// rather than when the JavaScript object is collected.
     host: parking_lot::RwLock<Option<Arc<Host>>>,
@@ -182,9 +184,7 @@ fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> 
     Ok(vec![o])
 }
 
-fn results_to_js(
-    ctx: ThreadSafeCallContext<Vec<(u64, zongzi_engine::Result<SmResult>)>>,
-) -> Result<Vec<JsObject>> {
+fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<JsObject>> {
     let env = ctx.env;
     let n = ctx.value.len();
     // Packed like updates: tags, values, data lengths (-1 marks an error, whose message is
