@@ -505,9 +505,15 @@ impl Worker {
                     let _ = w.reply.send(Err(Error::NoLeader(r.shard)));
                 }
             } else {
+                // The context must be unique across the cluster: the leader ignores a read
+                // request whose context is already pending, whoever sent it.
                 let ctx = self.next_read_ctx;
                 self.next_read_ctx += 1;
-                r.node.read_index(ctx.to_le_bytes().to_vec());
+                let id = ProposalId {
+                    nonce: self.nonce,
+                    seq: ctx,
+                };
+                r.node.read_index(id.encode());
                 r.reads_in_flight.insert(ctx, reads);
             }
         }
@@ -553,10 +559,11 @@ impl Worker {
             r.node.mut_store().set_hard_state(&mut self.batch, hs)?;
         }
         for rs in rd.take_read_states() {
-            let Ok(ctx) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+            let Some(id) = ProposalId::decode(&rs.request_ctx).filter(|id| id.nonce == self.nonce)
+            else {
                 continue;
             };
-            let Some(waiters) = r.reads_in_flight.remove(&u64::from_le_bytes(ctx)) else {
+            let Some(waiters) = r.reads_in_flight.remove(&id.seq) else {
                 continue;
             };
             for w in waiters {

@@ -280,3 +280,22 @@ async fn a_hundred_and_twenty_shards_run_on_three_hosts() {
     }
     assert_eq!(c.nodes[0].host().running_shards().len(), 120);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_linearizable_reads_on_every_host_all_complete() {
+    let c = Arc::new(Cluster::new(3));
+    c.bootstrap(1, &[0, 1, 2]);
+    let l = c.leader(1).await;
+    c.put(l, 1, "k", "v").await;
+    // Every host's first read request of a worker carries the same local sequence number;
+    // the leader must still tell them apart.
+    for _ in 0..5 {
+        let reads = (0..3).map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.nodes[i].host().read(1, b"k", T).await })
+        });
+        for r in reads.collect::<Vec<_>>() {
+            assert_eq!(r.await.unwrap().unwrap(), b"v");
+        }
+    }
+}
