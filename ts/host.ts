@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises'
 
 import { fromNative, invalid, ZongziError } from './errors'
 import { NativeHost } from './native'
-import type { ApplyResult, MembershipInfo, ReplicaInfo } from './native'
+import type { MembershipInfo, ReplicaInfo } from './native'
 import { isPersistent, type Entry, type StateMachine, type StateMachineFactory } from './state-machine'
 
 /** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
@@ -86,8 +86,6 @@ interface NativeResults {
   data: Buffer
   errors: string[]
 }
-
-type Outcome = { results: ApplyResult[]; error?: undefined } | { error: string; results?: undefined }
 
 const DEFAULT_TIMEOUT = 5_000
 
@@ -450,14 +448,17 @@ export class Host extends EventEmitter {
    * every shard still sees its entries in order.
    */
   #update(token: number, shards: Array<{ shardId: number; entries: Entry[] }>): void {
-    const outcomes: Outcome[] = []
+    const out = new Outcomes()
     const failed = new Set<number>()
+    const fail = (shardId: number, e: unknown) => {
+      failed.add(shardId)
+      out.fail(message(e))
+    }
     const record = (shardId: number, n: number, r: unknown) => {
       try {
-        outcomes.push({ results: toResults(r, n) })
+        out.ok(r, n)
       } catch (e) {
-        failed.add(shardId)
-        outcomes.push({ error: message(e) })
+        fail(shardId, e)
       }
     }
     const step = (i: number): void => {
@@ -465,36 +466,35 @@ export class Host extends EventEmitter {
         const { shardId, entries } = shards[i]
         const sm = this.#machines.get(shardId)
         if (!sm || failed.has(shardId)) {
-          outcomes.push({ error: sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}` })
+          out.fail(sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}`)
           continue
         }
-        let out: unknown
+        let r: unknown
         try {
-          out = sm.update(entries)
+          r = sm.update(entries)
         } catch (e) {
-          failed.add(shardId)
-          outcomes.push({ error: message(e) })
+          fail(shardId, e)
           continue
         }
-        if (out instanceof Promise) {
+        if (r instanceof Promise) {
           const next = i + 1
-          out.then(
-            (r) => {
-              record(shardId, entries.length, r)
+          r.then(
+            (v) => {
+              record(shardId, entries.length, v)
               step(next)
             },
             (e) => {
-              failed.add(shardId)
-              outcomes.push({ error: message(e) })
+              fail(shardId, e)
               step(next)
             },
           )
           return
         }
-        record(shardId, entries.length, out)
+        record(shardId, entries.length, r)
       }
       try {
-        this.#native.completeUpdate(token, outcomes)
+        const p = out.pack()
+        this.#native.completeUpdate(token, p.counts, p.errors, p.values, p.lengths, p.data)
       } catch {
         // The host closed meanwhile; the engine already gave up on this call.
       }
@@ -525,17 +525,60 @@ function message(e: unknown): string {
   return m || 'state machine failed'
 }
 
-function toResults(r: unknown, n: number): ApplyResult[] {
-  if (!Array.isArray(r) || r.length !== n) {
-    throw new Error(`update must return ${n} results, returned ${Array.isArray(r) ? r.length : typeof r}`)
-  }
-  return r.map((x, i) => {
-    if (x === null || typeof x !== 'object' || typeof x.value !== 'number') {
-      throw new Error(`result ${i} must be { value: number, data?: Uint8Array }`)
+/**
+ * Outcomes collects the answers to one update call and packs them the way the binding reads
+ * them: per item a result count (or -1 and an error message), per result a value and a slice
+ * of one data buffer.
+ */
+class Outcomes {
+  readonly counts: number[] = []
+  readonly errors: string[] = []
+  readonly values: number[] = []
+  readonly lengths: number[] = []
+  readonly datas: Buffer[] = []
+  bytes = 0
+
+  /** ok checks an item's results and adds them; on a bad result nothing is added. */
+  ok(r: unknown, n: number): void {
+    if (!Array.isArray(r) || r.length !== n) {
+      throw new Error(`update must return ${n} results, returned ${Array.isArray(r) ? r.length : typeof r}`)
     }
-    const data = x.data === undefined ? EMPTY : checkBytes(x.data, `result ${i} data`)
-    return { value: x.value, data }
-  })
+    for (let i = 0; i < n; i++) {
+      const x = r[i]
+      if (x === null || typeof x !== 'object' || typeof x.value !== 'number' || !(x.value >= 0)) {
+        throw new Error(`result ${i} must be { value: non-negative number, data?: Uint8Array }`)
+      }
+      if (x.data !== undefined && !(x.data instanceof Uint8Array)) {
+        throw new Error(`result ${i} data must be a Uint8Array`)
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const x = r[i]
+      this.values.push(x.value)
+      const len = x.data === undefined ? 0 : x.data.byteLength
+      this.lengths.push(len)
+      if (len > 0) {
+        this.datas.push(checkBytes(x.data, 'result data'))
+        this.bytes += len
+      }
+    }
+    this.counts.push(n)
+  }
+
+  fail(msg: string): void {
+    this.counts.push(-1)
+    this.errors.push(msg)
+  }
+
+  pack() {
+    return {
+      counts: Int32Array.from(this.counts),
+      errors: this.errors,
+      values: Float64Array.from(this.values),
+      lengths: Uint32Array.from(this.lengths),
+      data: this.datas.length === 0 ? EMPTY : Buffer.concat(this.datas, this.bytes),
+    }
+  }
 }
 
 const EMPTY = Buffer.alloc(0)

@@ -63,15 +63,6 @@ pub struct ApplyResult {
     pub data: Buffer,
 }
 
-/// UpdateOutcome is JavaScript's answer for one shard of an update call.
-#[napi(object)]
-pub struct UpdateOutcome {
-    /// Set when the shard's state machine failed.
-    pub error: Option<String>,
-    /// One result per entry otherwise.
-    pub results: Option<Vec<ApplyResult>>,
-}
-
 /// MembershipInfo lists a shard's members.
 #[napi(object)]
 pub struct MembershipInfo {
@@ -677,24 +668,43 @@ impl NativeHost {
         Ok(self.bridge.complete(token, reply))
     }
 
-    /// completeUpdate answers an update call with one outcome per shard item, in order.
+    /// completeUpdate answers an update call with one outcome per shard item, in order,
+    /// packed: `counts[i]` results for item i, or -1 and the next of `errors`; result j has
+    /// `values[j]` and the next `lengths[j]` bytes of `data`.
     #[napi(catch_unwind)]
-    pub fn complete_update(&self, token: f64, outcomes: Vec<UpdateOutcome>) -> Result<bool> {
+    pub fn complete_update(
+        &self,
+        token: f64,
+        counts: Int32Array,
+        errors: Vec<String>,
+        values: Float64Array,
+        lengths: Uint32Array,
+        data: Buffer,
+    ) -> Result<bool> {
         let token = id(token, "token")?;
-        let outcomes = outcomes
-            .into_iter()
-            .map(|o| match (o.error, o.results) {
-                (Some(e), _) => Err(e),
-                (None, Some(r)) => Ok(r
-                    .into_iter()
-                    .map(|x| SmResult {
-                        value: x.value.max(0.0) as u64,
-                        data: x.data.to_vec(),
-                    })
-                    .collect()),
-                (None, None) => Err("no results".to_string()),
-            })
-            .collect();
+        let bad = || invalid("malformed update outcome");
+        let mut outcomes = Vec::with_capacity(counts.len());
+        let (mut next_error, mut j, mut at) = (0usize, 0usize, 0usize);
+        for &count in counts.iter() {
+            if count < 0 {
+                outcomes.push(Err(errors.get(next_error).cloned().ok_or_else(bad)?));
+                next_error += 1;
+                continue;
+            }
+            let mut results = Vec::with_capacity(count as usize);
+            for _ in 0..count {
+                let len = *lengths.get(j).ok_or_else(bad)? as usize;
+                let value = *values.get(j).ok_or_else(bad)?;
+                let bytes = data.get(at..at + len).ok_or_else(bad)?;
+                results.push(SmResult {
+                    value: value.max(0.0) as u64,
+                    data: bytes.to_vec(),
+                });
+                j += 1;
+                at += len;
+            }
+            outcomes.push(Ok(results));
+        }
         Ok(self.bridge.complete(token, Reply::Outcomes(outcomes)))
     }
 
