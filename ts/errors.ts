@@ -16,6 +16,9 @@ export type ErrorCode =
   | 'ERR_STATE_MACHINE'
   | 'ERR_RAFT'
   | 'ERR_IO'
+  | 'ERR_UNAVAILABLE'
+  | 'ERR_CLUSTER_MISMATCH'
+  | 'ERR_ABORTED'
   | 'ERR_INTERNAL'
 
 /** ZongziError is the error class of every rejection; `code` says what kind it is. */

@@ -1,0 +1,172 @@
+// ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
+import type { Agent } from './agent'
+import { invalid, ZongziError, type ErrorCode } from './errors'
+
+/** ClientCallOptions bound one call. */
+export interface ClientCallOptions {
+  /** Milliseconds for the whole call, retries included (default: the agent's timeout). */
+  timeoutMs?: number
+  /** Cancels the call. */
+  signal?: AbortSignal
+}
+
+/** ShardClientOptions configure a client. */
+export interface ShardClientOptions {
+  /** Send writes to the leader's host first (saves a forwarding hop inside Raft). */
+  writeToLeader?: boolean
+}
+
+const RETRYABLE = new Set<ErrorCode>(['ERR_UNAVAILABLE', 'ERR_SHARD_NOT_FOUND', 'ERR_CLOSED', 'ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY'])
+
+type Target = { local: true } | { local: false; address: string }
+
+/**
+ * ShardClient sends commands and queries to one shard. Each call goes to this host's replica
+ * when it has an active one, otherwise to another host that has, and moves on to the next
+ * one when a host cannot serve it. Results are the state machine's; consensus failures
+ * reject with a ZongziError.
+ */
+export class ShardClient {
+  constructor(
+    readonly agent: Agent,
+    readonly shardId: number,
+    readonly options: ShardClientOptions = {},
+  ) {}
+
+  /** apply proposes `command` and resolves with the state machine's result once applied. */
+  apply(command: Uint8Array, o: ClientCallOptions = {}): Promise<{ value: number; data: Buffer }> {
+    bytes(command, 'command')
+    return this.#route(true, o, (t, timeoutMs, signal) =>
+      t.local
+        ? this.agent.host.propose(this.shardId, command, { timeoutMs })
+        : this.agent.bus.apply(t.address, this.shardId, command, { timeoutMs, signal }),
+    )
+  }
+
+  /** commit proposes `command` and resolves with its log index once committed. */
+  commit(command: Uint8Array, o: ClientCallOptions = {}): Promise<number> {
+    bytes(command, 'command')
+    return this.#route(true, o, (t, timeoutMs, signal) =>
+      t.local
+        ? this.agent.host.commit(this.shardId, command, { timeoutMs })
+        : this.agent.bus.commit(t.address, this.shardId, command, { timeoutMs, signal }),
+    )
+  }
+
+  /** read queries the shard: linearizable unless `stale` is set. */
+  read(query: Uint8Array, o: ClientCallOptions & { stale?: boolean } = {}): Promise<Uint8Array> {
+    bytes(query, 'query')
+    const stale = !!o.stale
+    return this.#route(false, o, (t, timeoutMs, signal) =>
+      t.local
+        ? this.agent.host.read(this.shardId, query, { timeoutMs, stale })
+        : this.agent.bus.read(t.address, this.shardId, query, stale, { timeoutMs, signal }),
+    )
+  }
+
+  /** index resolves with a read index once the serving replica has applied up to it. */
+  index(o: ClientCallOptions = {}): Promise<number> {
+    return this.#route(false, o, (t, timeoutMs, signal) =>
+      t.local
+        ? this.agent.host.readIndex(this.shardId, { timeoutMs })
+        : this.agent.bus.index(t.address, this.shardId, { timeoutMs, signal }),
+    )
+  }
+
+  /** leader returns the shard's leader replica id and term as the registry last recorded. */
+  leader(): { replicaId: number; term: number } {
+    const sh = this.agent.stateLocal((s) => s.shards.get(this.shardId))
+    if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
+    return { replicaId: sh.leader, term: sh.term }
+  }
+
+  /** watch yields what the state machine's `watch` yields for `query`, until aborted. */
+  async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+    bytes(query, 'query')
+    const t = this.#targets(false)[0]
+    if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    if (t.local) {
+      const sm = this.agent.host.stateMachine(this.shardId)
+      if (!sm?.watch) throw invalid(`the state machine of shard ${this.shardId} has no watch`)
+      yield* sm.watch(query, o.signal)
+    } else {
+      yield* this.agent.bus.watch(t.address, this.shardId, query, o.signal)
+    }
+  }
+
+  /** stream connects `input` to the state machine's `stream` and yields its output. */
+  async *stream(input: AsyncIterable<Uint8Array>, o: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+    const t = this.#targets(false)[0]
+    if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    if (t.local) {
+      const sm = this.agent.host.stateMachine(this.shardId)
+      if (!sm?.stream) throw invalid(`the state machine of shard ${this.shardId} has no stream`)
+      yield* sm.stream(input, o.signal)
+    } else {
+      yield* this.agent.bus.stream(t.address, this.shardId, input, o.signal)
+    }
+  }
+
+  /** #targets orders the hosts that can serve this shard: this host first, then the others. */
+  #targets(write: boolean): Target[] {
+    return this.agent.stateLocal((s) => {
+      const sh = s.shards.get(this.shardId)
+      if (!sh || sh.status === 'deleting') throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
+      const out: Target[] = []
+      const remote: Array<{ address: string; leader: boolean }> = []
+      for (const r of s.replicasOf(this.shardId)) {
+        if (r.status !== 'active') continue
+        if (r.hostId === this.agent.hostId) {
+          if (this.agent.runs(this.shardId)) out.push({ local: true })
+          continue
+        }
+        const h = s.hosts.get(r.hostId)
+        if (h && h.status === 'active') remote.push({ address: h.apiAddress, leader: r.id === sh.leader })
+      }
+      // Spread load over the other hosts; with writeToLeader, the leader's host goes first.
+      remote.sort(() => Math.random() - 0.5)
+      if (write && this.options.writeToLeader) {
+        remote.sort((a, b) => Number(b.leader) - Number(a.leader))
+        const first = remote[0]
+        if (first?.leader) return [{ local: false, address: first.address }, ...out, ...remote.slice(1).map((x) => ({ local: false as const, address: x.address }))]
+      }
+      return [...out, ...remote.map((x) => ({ local: false as const, address: x.address }))]
+    })
+  }
+
+  async #route<T>(write: boolean, o: ClientCallOptions, f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>): Promise<T> {
+    const timeoutMs = o.timeoutMs ?? this.agent.timeoutMs
+    if (!(timeoutMs > 0)) throw invalid('timeoutMs must be positive')
+    const deadline = Date.now() + timeoutMs
+    let last: unknown = new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    for (let round = 0; Date.now() < deadline; round++) {
+      for (const t of this.#targets(write)) {
+        if (o.signal?.aborted) throw new ZongziError('ERR_ABORTED', 'aborted')
+        const left = deadline - Date.now()
+        if (left <= 0) break
+        try {
+          return await abortable(f(t, left, o.signal), o.signal)
+        } catch (e) {
+          last = e
+          if (!(e instanceof ZongziError) || !RETRYABLE.has(e.code)) throw e
+        }
+      }
+      await new Promise((r) => setTimeout(r, Math.min(50 * (round + 1), 250)))
+    }
+    throw last instanceof ZongziError && last.code !== 'ERR_UNAVAILABLE' ? last : new ZongziError('ERR_TIMEOUT', `shard ${this.shardId}: no replica answered in time`, { cause: last })
+  }
+}
+
+function bytes(v: unknown, what: string): void {
+  if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array or Buffer`)
+}
+
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new ZongziError('ERR_ABORTED', 'aborted'))
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

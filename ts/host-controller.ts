@@ -1,0 +1,142 @@
+// HostController: on every host, makes the engine run the replicas the registry assigns to
+// this host — start (bootstrap, join or restart), promote, and stop and delete what the
+// registry no longer wants.
+import type { Agent } from './agent'
+import { ZongziError } from './errors'
+import type { RegistryState, ReplicaRecord, ShardRecord } from './registry'
+
+/** HostController reconciles this host's replicas with the registry. Runs are serialised. */
+export class HostController {
+  readonly #agent: Agent
+  /** Shards with a replica this controller started, and whether it is active yet. */
+  readonly #running = new Map<number, { replicaId: number; active: boolean }>()
+  #busy: Promise<void> | undefined
+  #again = false
+  #stopped = false
+
+  constructor(agent: Agent) {
+    this.#agent = agent
+  }
+
+  /** runs tells whether an active replica of the shard runs here. */
+  runs(shardId: number): boolean {
+    return this.#running.get(shardId)?.active ?? false
+  }
+
+  /** kick asks for a reconciliation; one runs at a time and another follows if asked meanwhile. */
+  kick(): void {
+    if (this.#stopped) return
+    if (this.#busy) {
+      this.#again = true
+      return
+    }
+    this.#busy = (async () => {
+      do {
+        this.#again = false
+        try {
+          await this.#reconcile(this.#agent.stateLocal((s) => s))
+        } catch (e) {
+          this.#agent.log.warn('host controller', { error: String(e) })
+        }
+      } while (this.#again && !this.#stopped)
+      this.#busy = undefined
+    })()
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    await this.#busy
+  }
+
+  async #reconcile(s: RegistryState): Promise<void> {
+    const me = this.#agent.hostId
+    const mine = s.replicasOn(me).filter((r) => r.shardId !== 0)
+    for (const r of mine) {
+      if (this.#stopped) return
+      const shard = s.shards.get(r.shardId)
+      if (!shard) continue
+      try {
+        if (r.status === 'deleting') await this.#retire(s, r)
+        else if (!this.#running.has(r.shardId)) await this.#start(s, shard, r)
+        else await this.#settle(s, r)
+      } catch (e) {
+        this.#agent.log.debug('replica not reconciled yet', { shardId: r.shardId, replicaId: r.id, error: String(e) })
+      }
+    }
+    // Replicas running here that the registry no longer lists: stop them and delete their data.
+    for (const [shardId, run] of this.#running) {
+      if (mine.some((r) => r.shardId === shardId && r.id === run.replicaId)) continue
+      await this.#drop(shardId)
+    }
+  }
+
+  async #start(s: RegistryState, shard: ShardRecord, r: ReplicaRecord): Promise<void> {
+    const a = this.#agent
+    const factory = a.factory(shard.type)
+    if (!factory) return // placement only picks hosts that registered the type
+    const stored = a.host.storedReplicas().find((x) => x.shardId === r.shardId)
+    if (stored && stored.replicaId === r.id) {
+      await a.host.startReplica(r.shardId, r.id, { mode: 'restart' }, factory)
+    } else if (r.initial) {
+      const initial = s.replicasOf(shard.id).filter((x) => x.initial && !x.nonVoting)
+      const voters = initial.map((x) => ({ replicaId: x.id, address: s.hosts.get(x.hostId)?.raftAddress ?? '' }))
+      if (voters.some((v) => !v.address)) return // a host record is not there yet
+      await a.host.startReplica(r.shardId, r.id, { mode: 'bootstrap', voters }, factory)
+    } else {
+      await this.#requestMembership(s, r)
+      await a.host.startReplica(r.shardId, r.id, { mode: 'join' }, factory)
+    }
+    this.#running.set(r.shardId, { replicaId: r.id, active: false })
+    if (r.status !== 'active') await a.propose({ op: 'replica.update', id: r.id, status: 'active' })
+    this.#running.set(r.shardId, { replicaId: r.id, active: true })
+    a.log.info('replica started', { shardId: r.shardId, replicaId: r.id })
+  }
+
+  /** #requestMembership asks a host that runs the shard to add this replica to it. */
+  async #requestMembership(s: RegistryState, r: ReplicaRecord): Promise<void> {
+    const a = this.#agent
+    const members = s.replicasOf(r.shardId).filter((x) => x.status === 'active' && x.id !== r.id)
+    let last: unknown = new ZongziError('ERR_UNAVAILABLE', `shard ${r.shardId} has no active member yet`)
+    for (const m of members) {
+      const h = s.hosts.get(m.hostId)
+      if (!h) continue
+      try {
+        await a.bus.addReplica(h.apiAddress, { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: r.nonVoting }, { timeoutMs: a.timeoutMs })
+        return
+      } catch (e) {
+        last = e
+      }
+    }
+    throw last
+  }
+
+  /** #settle promotes a running non-voting replica that the registry now wants as a voter. */
+  async #settle(s: RegistryState, r: ReplicaRecord): Promise<void> {
+    if (r.nonVoting) return
+    const a = this.#agent
+    const st = await a.host.status(r.shardId)
+    if (st.membership.nonVoters.includes(r.id)) await a.host.promote(r.shardId, r.id, { timeoutMs: a.timeoutMs })
+    void s
+  }
+
+  /** #retire takes a replica out of its shard, stops it, deletes its data and its record. */
+  async #retire(s: RegistryState, r: ReplicaRecord): Promise<void> {
+    const a = this.#agent
+    const shard = s.shards.get(r.shardId)
+    const others = s.replicasOf(r.shardId).filter((x) => x.id !== r.id && x.status === 'active')
+    if (shard?.status !== 'deleting' && others.length > 0) {
+      // Only this replica goes: the shard lives on without it.
+      if (this.#running.has(r.shardId)) await a.host.removeReplica(r.shardId, r.id, { timeoutMs: a.timeoutMs }).catch(() => {})
+    }
+    await this.#drop(r.shardId)
+    await a.propose({ op: 'replica.delete', id: r.id })
+  }
+
+  async #drop(shardId: number): Promise<void> {
+    const a = this.#agent
+    this.#running.delete(shardId)
+    await a.host.stopReplica(shardId).catch(() => {})
+    if (a.host.storedReplicas().some((x) => x.shardId === shardId)) a.host.removeData(shardId)
+    a.log.info('replica removed', { shardId })
+  }
+}

@@ -1,0 +1,129 @@
+// Placement: which hosts a shard's replicas go to.
+import type { HostRecord, RegistryState, ShardRecord } from './registry'
+
+/** HostSelector picks hosts by tags: a host matches when it has every given tag value. */
+export interface HostSelector {
+  /** How many replicas. */
+  count: number
+  /** Tags the host must have (all of them). */
+  tags?: Record<string, string>
+}
+
+/**
+ * Placement says where a shard's replicas live.
+ * - `members`: voters, `count` of them, on hosts matching `tags`.
+ * - `groups`: named groups of non-voting replicas, `count` each, on hosts matching `tags`.
+ * - `vary`: host tag keys to spread replicas over: no two voters share a value of a key
+ *   when the hosts allow it (e.g. `['zone']`).
+ * - `cover`: a non-voting replica on every host matching these tags.
+ */
+export interface Placement {
+  members?: HostSelector
+  groups?: Record<string, HostSelector>
+  vary?: string[]
+  cover?: { tags?: Record<string, string> }
+}
+
+/** PlacementError says why a placement cannot be met. */
+export class PlacementError extends Error {}
+
+/** validatePlacement checks a placement's shape, throwing a PlacementError. */
+export function validatePlacement(p: unknown): asserts p is Placement {
+  const bad = (m: string) => {
+    throw new PlacementError(m)
+  }
+  if (p === null || typeof p !== 'object' || Array.isArray(p)) bad('placement must be an object')
+  const o = p as Record<string, any>
+  for (const k of Object.keys(o)) if (!['members', 'groups', 'vary', 'cover'].includes(k)) bad(`unknown placement field ${k}`)
+  const sel = (s: any, what: string) => {
+    if (s === null || typeof s !== 'object') bad(`${what} must be an object`)
+    if (!Number.isSafeInteger(s.count) || s.count < 0 || s.count > 1000) bad(`${what}.count must be an integer from 0 to 1000`)
+    tags(s.tags, `${what}.tags`)
+  }
+  const tags = (t: any, what: string) => {
+    if (t === undefined) return
+    if (t === null || typeof t !== 'object' || Array.isArray(t)) bad(`${what} must be an object`)
+    for (const [k, v] of Object.entries(t)) if (!k || typeof v !== 'string') bad(`${what} must map names to strings`)
+  }
+  if (o.members !== undefined) sel(o.members, 'members')
+  if (o.groups !== undefined) {
+    if (o.groups === null || typeof o.groups !== 'object') bad('groups must be an object')
+    for (const [name, s] of Object.entries(o.groups)) sel(s, `groups.${name}`)
+  }
+  if (o.vary !== undefined && (!Array.isArray(o.vary) || o.vary.some((k: unknown) => typeof k !== 'string' || !k))) {
+    bad('vary must be a list of tag names')
+  }
+  if (o.cover !== undefined) {
+    if (o.cover === null || typeof o.cover !== 'object') bad('cover must be an object')
+    tags(o.cover.tags, 'cover.tags')
+  }
+}
+
+const matches = (h: HostRecord, tags: Record<string, string> | undefined) =>
+  Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
+
+/** Want is one replica the placement asks for. */
+export interface Want {
+  hostId: string
+  nonVoting: boolean
+  group: string
+}
+
+/**
+ * place decides the replicas a shard should have: it keeps replicas that still fit and adds
+ * what is missing. Only active hosts that registered the shard's type are used. It returns
+ * the full wanted set, or throws a PlacementError when the hosts cannot satisfy it.
+ */
+export function place(state: RegistryState, shard: ShardRecord): Want[] {
+  const p = shard.placement ?? {}
+  const hosts = [...state.hosts.values()]
+    .filter((h) => h.status === 'active' && h.shardTypes.includes(shard.type))
+    .sort((a, b) => a.id.localeCompare(b.id))
+  const current = new Map(state.replicasOf(shard.id).map((r) => [r.hostId, r]))
+  const used = new Set<string>()
+  const out: Want[] = []
+  const vary = p.vary ?? []
+
+  const pick = (count: number, tags: Record<string, string> | undefined, nonVoting: boolean, group: string, spread: boolean) => {
+    const candidates = hosts.filter((h) => !used.has(h.id) && matches(h, tags))
+    // Keep hosts that already have a replica of the right kind first, for stability.
+    candidates.sort((a, b) => {
+      const ka = current.get(a.id)?.nonVoting === nonVoting ? 0 : 1
+      const kb = current.get(b.id)?.nonVoting === nonVoting ? 0 : 1
+      return ka - kb
+    })
+    const chosen: HostRecord[] = []
+    const seen = vary.map(() => new Set<string>())
+    const fresh = (h: HostRecord) => vary.every((k, i) => !seen[i].has(h.tags[k] ?? ''))
+    // First pass: only hosts that add a new value for every vary key; second: anything left.
+    for (const strict of spread && vary.length ? [true, false] : [false]) {
+      for (const h of candidates) {
+        if (chosen.length >= count) break
+        if (chosen.includes(h) || (strict && !fresh(h))) continue
+        chosen.push(h)
+        vary.forEach((k, i) => seen[i].add(h.tags[k] ?? ''))
+      }
+    }
+    if (chosen.length < count) {
+      throw new PlacementError(
+        `${group}: wants ${count} hosts${tags ? ` with tags ${JSON.stringify(tags)}` : ''} running ${shard.type}, found ${chosen.length}`,
+      )
+    }
+    for (const h of chosen) {
+      used.add(h.id)
+      out.push({ hostId: h.id, nonVoting, group })
+    }
+  }
+
+  if (p.members) pick(p.members.count, p.members.tags, false, 'members', true)
+  for (const [name, g] of Object.entries(p.groups ?? {})) pick(g.count, g.tags, true, `groups.${name}`, true)
+  if (p.cover) {
+    for (const h of hosts) {
+      if (!used.has(h.id) && matches(h, p.cover.tags)) {
+        used.add(h.id)
+        out.push({ hostId: h.id, nonVoting: true, group: 'cover' })
+      }
+    }
+  }
+  return out
+}

@@ -1,0 +1,458 @@
+// The registry: the state machine of shard 0. Every host runs a replica of it, so every host
+// has the whole topology locally. Commands are JSON; invalid ones get an error result and
+// change nothing.
+import { EventEmitter } from 'node:events'
+import { createInterface } from 'node:readline'
+import type { Readable, Writable } from 'node:stream'
+
+import type { Placement } from './placement'
+import type { Entry, Result, StateMachine } from './state-machine'
+
+/** HostRecord describes one host (agent). */
+export interface HostRecord {
+  id: string
+  created: number
+  updated: number
+  status: 'active' | 'missing' | 'gone'
+  tags: Record<string, string>
+  apiAddress: string
+  raftAddress: string
+  /** State machine type URIs this host can run. */
+  shardTypes: string[]
+}
+
+/** ShardRecord describes one shard. Shard 0 is the registry itself. */
+export interface ShardRecord {
+  id: number
+  name: string
+  type: string
+  status: 'new' | 'active' | 'deleting'
+  tags: Record<string, string>
+  placement: Placement
+  /** Leader replica id as last reported, 0 if unknown. */
+  leader: number
+  term: number
+  created: number
+  updated: number
+}
+
+/** ReplicaRecord describes one replica; ids are unique across the cluster. */
+export interface ReplicaRecord {
+  id: number
+  shardId: number
+  hostId: string
+  nonVoting: boolean
+  /** Initial voters bootstrap the shard together; later replicas join it. */
+  initial: boolean
+  status: 'new' | 'active' | 'deleting'
+  tags: Record<string, string>
+  created: number
+  updated: number
+}
+
+/**
+ * RegistryState is an immutable view of the registry at one index: readers keep a
+ * consistent snapshot while writes go on (each write builds a new state, sharing what did
+ * not change).
+ */
+export class RegistryState {
+  constructor(
+    readonly index: number,
+    readonly hosts: ReadonlyMap<string, HostRecord>,
+    readonly shards: ReadonlyMap<number, ShardRecord>,
+    readonly replicas: ReadonlyMap<number, ReplicaRecord>,
+    readonly nextShardId: number,
+    readonly nextReplicaId: number,
+  ) {}
+
+  static empty(): RegistryState {
+    return new RegistryState(0, new Map(), new Map(), new Map(), 1, 1)
+  }
+
+  /** shardByName finds a shard by its unique name. */
+  shardByName(name: string): ShardRecord | undefined {
+    for (const s of this.shards.values()) if (s.name === name && name !== '') return s
+    return undefined
+  }
+
+  /** replicasOf lists a shard's replicas. */
+  replicasOf(shardId: number): ReplicaRecord[] {
+    return [...this.replicas.values()].filter((r) => r.shardId === shardId)
+  }
+
+  /** replicasOn lists a host's replicas. */
+  replicasOn(hostId: string): ReplicaRecord[] {
+    return [...this.replicas.values()].filter((r) => r.hostId === hostId)
+  }
+}
+
+/** Command is what the registry accepts, as JSON. */
+export type Command =
+  | { op: 'cluster.init'; peers: Array<{ hostId: string; replicaId: number; raftAddress: string; apiAddress: string }> }
+  | { op: 'host.put'; host: Pick<HostRecord, 'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes'> }
+  | { op: 'host.status'; id: string; status: HostRecord['status'] }
+  | { op: 'shard.create'; name: string; type: string; tags?: Record<string, string>; placement?: Placement }
+  | { op: 'shard.update'; id: number; tags?: Record<string, string>; placement?: Placement }
+  | { op: 'shard.delete'; id: number }
+  | { op: 'shard.status'; id: number; status: ShardRecord['status'] }
+  | { op: 'shard.leader'; id: number; leader: number; term: number }
+  | { op: 'replicas.create'; shardId: number; items: Array<{ hostId: string; nonVoting: boolean; initial: boolean }> }
+  | { op: 'replica.create'; shardId: number; hostId: string; nonVoting: boolean }
+  | { op: 'replica.update'; id: number; nonVoting?: boolean; status?: ReplicaRecord['status'] }
+  | { op: 'replica.delete'; id: number }
+
+/** Outcome of a command: `ok` with data, or an error message. */
+export type Outcome = { ok: true; id?: number; ids?: number[] } | { ok: false; error: string }
+
+class Invalid extends Error {}
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+const isTags = (v: unknown): v is Record<string, string> =>
+  isObj(v) && Object.entries(v).every(([k, x]) => k.length > 0 && k.length <= 256 && typeof x === 'string' && x.length <= 1024)
+
+function need(cond: boolean, msg: string): asserts cond {
+  if (!cond) throw new Invalid(msg)
+}
+
+/**
+ * Registry is shard 0's state machine. It emits `change` with the new state after every
+ * batch it applies.
+ */
+export class Registry extends EventEmitter implements StateMachine {
+  #state = RegistryState.empty()
+
+  /** state is the current immutable snapshot. */
+  get state(): RegistryState {
+    return this.#state
+  }
+
+  update(entries: Entry[]): Result[] {
+    const results = entries.map((e) => this.#apply(e.index, e.data))
+    this.emit('change', this.#state)
+    return results
+  }
+
+  query(q: Uint8Array): Uint8Array {
+    return Buffer.from(JSON.stringify({ index: this.#state.index, query: Buffer.from(q).toString() }))
+  }
+
+  #apply(index: number, data: Buffer): Result {
+    let out: Outcome
+    const s = this.#state
+    const w = new Writer(s, index)
+    try {
+      let cmd: unknown
+      try {
+        cmd = JSON.parse(data.toString())
+      } catch {
+        throw new Invalid('command is not JSON')
+      }
+      out = w.run(cmd)
+      this.#state = w.finish()
+    } catch (e) {
+      if (!(e instanceof Invalid)) throw e
+      out = { ok: false, error: e.message }
+      this.#state = new RegistryState(index, s.hosts, s.shards, s.replicas, s.nextShardId, s.nextReplicaId)
+    }
+    return { value: out.ok ? 1 : 0, data: Buffer.from(JSON.stringify(out)) }
+  }
+
+  /**
+   * saveSnapshot writes JSON Lines: a header with the counters and row counts, then one
+   * row per line.
+   */
+  async saveSnapshot(out: Writable): Promise<void> {
+    const s = this.#state
+    const write = (o: unknown) =>
+      new Promise<void>((resolve, reject) => {
+        const ok = out.write(JSON.stringify(o) + '\n', (e) => (e ? reject(e) : undefined))
+        if (ok) resolve()
+        else out.once('drain', resolve)
+      })
+    await write({
+      kind: 'header',
+      index: s.index,
+      nextShardId: s.nextShardId,
+      nextReplicaId: s.nextReplicaId,
+      hosts: s.hosts.size,
+      shards: s.shards.size,
+      replicas: s.replicas.size,
+    })
+    for (const h of s.hosts.values()) await write({ kind: 'host', ...h })
+    for (const sh of s.shards.values()) await write({ kind: 'shard', ...sh })
+    for (const r of s.replicas.values()) await write({ kind: 'replica', ...r })
+    out.end()
+  }
+
+  /** recoverFromSnapshot replaces the whole state with the snapshot's. */
+  async recoverFromSnapshot(input: Readable): Promise<void> {
+    const hosts = new Map<string, HostRecord>()
+    const shards = new Map<number, ShardRecord>()
+    const replicas = new Map<number, ReplicaRecord>()
+    let header: any
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      if (!line) continue
+      const { kind, ...row } = JSON.parse(line)
+      if (kind === 'header') header = row
+      else if (kind === 'host') hosts.set(row.id, row)
+      else if (kind === 'shard') shards.set(row.id, row)
+      else if (kind === 'replica') replicas.set(row.id, row)
+    }
+    if (!header || hosts.size !== header.hosts || shards.size !== header.shards || replicas.size !== header.replicas) {
+      throw new Error('registry snapshot is incomplete')
+    }
+    this.#state = new RegistryState(header.index, hosts, shards, replicas, header.nextShardId, header.nextReplicaId)
+    this.emit('change', this.#state)
+  }
+}
+
+/** Writer applies one command to a copy-on-write view of a state. */
+class Writer {
+  #hosts: Map<string, HostRecord> | undefined
+  #shards: Map<number, ShardRecord> | undefined
+  #replicas: Map<number, ReplicaRecord> | undefined
+  nextShardId: number
+  nextReplicaId: number
+
+  constructor(
+    readonly base: RegistryState,
+    readonly index: number,
+  ) {
+    this.nextShardId = base.nextShardId
+    this.nextReplicaId = base.nextReplicaId
+  }
+
+  get hosts(): Map<string, HostRecord> {
+    return (this.#hosts ??= new Map(this.base.hosts))
+  }
+  get shards(): Map<number, ShardRecord> {
+    return (this.#shards ??= new Map(this.base.shards))
+  }
+  get replicas(): Map<number, ReplicaRecord> {
+    return (this.#replicas ??= new Map(this.base.replicas))
+  }
+
+  finish(): RegistryState {
+    return new RegistryState(
+      this.index,
+      this.#hosts ?? this.base.hosts,
+      this.#shards ?? this.base.shards,
+      this.#replicas ?? this.base.replicas,
+      this.nextShardId,
+      this.nextReplicaId,
+    )
+  }
+
+  /** touchShard marks a shard and the hosts of its replicas as updated. */
+  touchShard(id: number): void {
+    const sh = this.shards.get(id)
+    if (sh) this.shards.set(id, { ...sh, updated: this.index })
+    for (const r of this.replicas.values()) if (r.shardId === id) this.touchHost(r.hostId, false)
+  }
+
+  /** touchHost marks a host (and, when asked, the shards of its replicas) as updated. */
+  touchHost(id: string, shardsToo = true): void {
+    const h = this.hosts.get(id)
+    if (h) this.hosts.set(id, { ...h, updated: this.index })
+    if (shardsToo) {
+      for (const r of this.replicas.values()) {
+        const sh = r.hostId === id ? this.shards.get(r.shardId) : undefined
+        if (sh) this.shards.set(sh.id, { ...sh, updated: this.index })
+      }
+    }
+  }
+
+  newReplica(shardId: number, hostId: string, nonVoting: boolean, initial: boolean, id?: number): number {
+    need(this.shards.has(shardId), `shard ${shardId} does not exist`)
+    need(this.hosts.has(hostId) || shardId === 0, `host ${hostId} does not exist`)
+    for (const r of this.replicas.values()) {
+      need(!(r.shardId === shardId && r.hostId === hostId), `host ${hostId} already has a replica of shard ${shardId}`)
+    }
+    const rid = id ?? this.nextReplicaId
+    need(!this.replicas.has(rid), `replica ${rid} exists`)
+    this.nextReplicaId = Math.max(this.nextReplicaId, rid + 1)
+    this.replicas.set(rid, {
+      id: rid,
+      shardId,
+      hostId,
+      nonVoting,
+      initial,
+      status: 'new',
+      tags: {},
+      created: this.index,
+      updated: this.index,
+    })
+    this.touchShard(shardId)
+    return rid
+  }
+
+  run(c: unknown): Outcome {
+    need(isObj(c) && typeof c.op === 'string', 'command must be an object with an op')
+    switch (c.op) {
+      case 'cluster.init': {
+        need(Array.isArray(c.peers) && c.peers.length >= 1, 'cluster.init needs peers')
+        if (this.shards.has(0)) return { ok: true } // initialised before: the first init wins
+        this.shards.set(0, {
+          id: 0,
+          name: 'registry',
+          type: 'zongzi:registry',
+          status: 'active',
+          tags: {},
+          placement: {},
+          leader: 0,
+          term: 0,
+          created: this.index,
+          updated: this.index,
+        })
+        for (const p of c.peers as any[]) {
+          need(typeof p?.hostId === 'string' && isId(p.replicaId) && p.replicaId > 0, 'bad peer')
+          this.newReplica(0, p.hostId, false, true, p.replicaId)
+          this.replicas.set(p.replicaId, { ...this.replicas.get(p.replicaId)!, status: 'active' })
+        }
+        return { ok: true }
+      }
+      case 'host.put': {
+        const h = c.host as any
+        need(isObj(h) && typeof h.id === 'string' && h.id.length > 0, 'host.id is required')
+        need(typeof h.apiAddress === 'string' && typeof h.raftAddress === 'string', 'host addresses are required')
+        need(isTags(h.tags ?? {}), 'host tags must map non-empty names to strings')
+        need(Array.isArray(h.shardTypes) && h.shardTypes.every((t: unknown) => typeof t === 'string'), 'shardTypes must be strings')
+        const prev = this.hosts.get(h.id)
+        this.hosts.set(h.id, {
+          id: h.id,
+          created: prev?.created ?? this.index,
+          updated: this.index,
+          status: 'active',
+          tags: { ...(h.tags ?? {}) },
+          apiAddress: h.apiAddress,
+          raftAddress: h.raftAddress,
+          shardTypes: [...h.shardTypes],
+        })
+        this.touchHost(h.id)
+        return { ok: true }
+      }
+      case 'host.status': {
+        need(typeof c.id === 'string' && this.hosts.has(c.id), 'unknown host')
+        need(['active', 'missing', 'gone'].includes(c.status as string), 'bad host status')
+        this.hosts.set(c.id, { ...this.hosts.get(c.id)!, status: c.status as HostRecord['status'] })
+        this.touchHost(c.id)
+        return { ok: true }
+      }
+      case 'shard.create': {
+        need(typeof c.type === 'string' && c.type.length > 0, 'shard type is required')
+        need(typeof c.name === 'string' && c.name.length <= 256, 'shard name must be a string')
+        need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
+        need(c.placement === undefined || isObj(c.placement), 'placement must be an object')
+        if (c.name !== '') {
+          for (const s of this.shards.values()) {
+            if (s.name === c.name) {
+              need(s.type === c.type, `shard ${JSON.stringify(c.name)} exists with type ${s.type}`)
+              return { ok: true, id: s.id }
+            }
+          }
+        }
+        const id = this.nextShardId++
+        this.shards.set(id, {
+          id,
+          name: c.name,
+          type: c.type,
+          status: 'new',
+          tags: { ...((c.tags as Record<string, string>) ?? {}) },
+          placement: (c.placement as Placement) ?? {},
+          leader: 0,
+          term: 0,
+          created: this.index,
+          updated: this.index,
+        })
+        return { ok: true, id }
+      }
+      case 'shard.update': {
+        const sh = isId(c.id) ? this.shards.get(c.id) : undefined
+        need(!!sh && sh.id !== 0, 'unknown shard')
+        need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
+        need(c.placement === undefined || isObj(c.placement), 'placement must be an object')
+        this.shards.set(sh.id, {
+          ...sh,
+          tags: c.tags === undefined ? sh.tags : { ...(c.tags as Record<string, string>) },
+          placement: c.placement === undefined ? sh.placement : (c.placement as Placement),
+        })
+        this.touchShard(sh.id)
+        return { ok: true, id: sh.id }
+      }
+      case 'shard.delete': {
+        const sh = isId(c.id) ? this.shards.get(c.id) : undefined
+        need(!!sh && sh.id !== 0, 'unknown shard')
+        const reps = [...this.replicas.values()].filter((r) => r.shardId === sh.id)
+        if (reps.length === 0) {
+          this.shards.delete(sh.id)
+        } else {
+          this.shards.set(sh.id, { ...sh, status: 'deleting' })
+          for (const r of reps) this.replicas.set(r.id, { ...r, status: 'deleting', updated: this.index })
+          this.touchShard(sh.id)
+        }
+        return { ok: true }
+      }
+      case 'shard.status': {
+        const sh = isId(c.id) ? this.shards.get(c.id) : undefined
+        need(!!sh, 'unknown shard')
+        need(['new', 'active', 'deleting'].includes(c.status as string), 'bad shard status')
+        this.shards.set(sh.id, { ...sh, status: c.status as ShardRecord['status'] })
+        this.touchShard(sh.id)
+        return { ok: true }
+      }
+      case 'shard.leader': {
+        const sh = isId(c.id) ? this.shards.get(c.id) : undefined
+        need(!!sh && isId(c.leader) && isId(c.term), 'bad shard.leader')
+        if ((c.term as number) >= sh.term) this.shards.set(sh.id, { ...sh, leader: c.leader as number, term: c.term as number })
+        return { ok: true }
+      }
+      case 'replicas.create': {
+        need(isId(c.shardId), 'shardId is required')
+        need(Array.isArray(c.items) && c.items.length > 0, 'items are required')
+        const ids = (c.items as any[]).map((it) => {
+          need(isObj(it) && typeof it.hostId === 'string', 'each item needs a hostId')
+          return this.newReplica(c.shardId as number, it.hostId, !!it.nonVoting, !!it.initial)
+        })
+        return { ok: true, ids }
+      }
+      case 'replica.create': {
+        need(isId(c.shardId) && typeof c.hostId === 'string', 'shardId and hostId are required')
+        const existing = [...this.replicas.values()].find((r) => r.shardId === c.shardId && r.hostId === c.hostId)
+        if (existing) return { ok: true, id: existing.id }
+        return { ok: true, id: this.newReplica(c.shardId as number, c.hostId as string, !!c.nonVoting, false) }
+      }
+      case 'replica.update': {
+        const r = isId(c.id) ? this.replicas.get(c.id) : undefined
+        need(!!r, 'unknown replica')
+        need(c.status === undefined || ['new', 'active', 'deleting'].includes(c.status as string), 'bad replica status')
+        need(c.nonVoting === undefined || typeof c.nonVoting === 'boolean', 'nonVoting must be a boolean')
+        this.replicas.set(r.id, {
+          ...r,
+          status: (c.status as ReplicaRecord['status']) ?? r.status,
+          nonVoting: (c.nonVoting as boolean) ?? r.nonVoting,
+          updated: this.index,
+        })
+        if (c.status === 'active') {
+          const sh = this.shards.get(r.shardId)
+          if (sh?.status === 'new') this.shards.set(sh.id, { ...sh, status: 'active' })
+        }
+        this.touchShard(r.shardId)
+        return { ok: true }
+      }
+      case 'replica.delete': {
+        const r = isId(c.id) ? this.replicas.get(c.id) : undefined
+        need(!!r, 'unknown replica')
+        this.replicas.delete(r.id)
+        this.touchHost(r.hostId, false)
+        const sh = this.shards.get(r.shardId)
+        if (sh?.status === 'deleting' && ![...this.replicas.values()].some((x) => x.shardId === sh.id)) {
+          this.shards.delete(sh.id)
+        } else this.touchShard(r.shardId)
+        return { ok: true }
+      }
+      default:
+        throw new Invalid(`unknown op ${JSON.stringify(c.op)}`)
+    }
+  }
+}
