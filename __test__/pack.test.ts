@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs'
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -57,7 +57,14 @@ describe('the packed npm packages', () => {
     // A fresh consumer project installs both tarballs, offline, without running scripts.
     const app = join(work, 'app')
     mkdirSync(app)
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
+    // Offline: dependencies come from the npm cache that installing this repository filled.
+    // @types/node is pinned to this repository's version so that its ">=" ranges resolve
+    // to a cached copy.
+    const typesNode = JSON.parse(readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8')).version
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, overrides: { '@types/node': typesNode } }),
+    )
     run('npm', ['install', '--offline', '--ignore-scripts', '--no-package-lock', ...tgz], app)
 
     writeFileSync(
