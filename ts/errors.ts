@@ -6,6 +6,7 @@ export type ErrorCode =
   | 'ERR_NOT_READY'
   | 'ERR_NO_LEADER'
   | 'ERR_TIMEOUT'
+  | 'ERR_OUTCOME_UNKNOWN'
   | 'ERR_DROPPED'
   | 'ERR_SHARD_NOT_FOUND'
   | 'ERR_SHARD_EXISTS'

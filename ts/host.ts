@@ -148,6 +148,8 @@ export class Host extends EventEmitter {
     const onCall = (c: NativeCall) => host?.dispatch(c)
     const onResults = (r: NativeResults) => host?.settle(r)
     const onEvent = (e: HostEvent) => {
+      // A replica that failed or was removed is gone from the engine: let its state machine go.
+      if (e.type === 'replicaFailed' || e.type === 'replicaRemoved') void host?.dropMachine(e.shardId)
       host?.emit('event', e)
       host?.emit(e.type, e)
     }
@@ -212,8 +214,13 @@ export class Host extends EventEmitter {
   async stopReplica(shardId: number): Promise<void> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
-    await call(() => this.#native.stopReplica(shardId))
-    await this.#dropMachine(shardId)
+    try {
+      await call(() => this.#native.stopReplica(shardId))
+    } catch (e) {
+      // Already stopped by the engine (failed or removed): the state machine still goes.
+      if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND' && this.#machines.has(shardId))) throw e
+    }
+    await this.dropMachine(shardId)
   }
 
   /** removeData deletes all local data of a stopped replica. */
@@ -404,7 +411,8 @@ export class Host extends EventEmitter {
     checkId(replicaId, 'replicaId')
   }
 
-  async #dropMachine(shardId: number): Promise<void> {
+  /** dropMachine forgets (and closes) the state machine of a replica that no longer runs. */
+  private async dropMachine(shardId: number): Promise<void> {
     const sm = this.#machines.get(shardId)
     this.#machines.delete(shardId)
     await sm?.close?.()

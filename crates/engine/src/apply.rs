@@ -360,7 +360,6 @@ impl Applier {
                 .map_err(|e| Error::StateMachine(e.0))
         })?;
         a.last_snapshot = index;
-        snapshot::prune(&self.root, shard, 2)?;
         self.router
             .send(shard, Cmd::SnapshotTaken { shard, index, term });
         Ok(index)

@@ -9,6 +9,11 @@ pub enum Error {
     /// The replica exists but cannot serve the request yet (for example it has not joined).
     #[error("not ready: {0}")]
     NotReady(String),
+    /// The operation may or may not have taken effect, and the engine cannot tell which (the
+    /// local replica replaced its log with a snapshot that may include it). Retry only if the
+    /// command is idempotent or de-duplicated.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The shard currently has no known leader, so the request cannot be routed.
     #[error("no leader for shard {0}")]
     NoLeader(u64),
@@ -59,6 +64,7 @@ impl Error {
             Error::NotReady(_) => "ERR_NOT_READY",
             Error::NoLeader(_) => "ERR_NO_LEADER",
             Error::Timeout => "ERR_TIMEOUT",
+            Error::OutcomeUnknown(_) => "ERR_OUTCOME_UNKNOWN",
             Error::Dropped(_) => "ERR_DROPPED",
             Error::ShardNotFound(_) => "ERR_SHARD_NOT_FOUND",
             Error::ShardExists(_) => "ERR_SHARD_EXISTS",

@@ -56,6 +56,8 @@ pub struct Host {
     runtime: Mutex<Option<Runtime>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     replicas: Running,
+    /// Shards whose replica is being started.
+    starting: Mutex<std::collections::HashSet<u64>>,
     nonce: u64,
     seq: AtomicU64,
     closed: AtomicBool,
@@ -148,6 +150,7 @@ impl Host {
                 config.compaction_overhead,
                 failed.clone(),
                 running.clone(),
+                config.data_dir.clone(),
             );
             applies.push(atx);
             threads.push(
@@ -166,6 +169,7 @@ impl Host {
             runtime: Mutex::new(Some(runtime)),
             threads: Mutex::new(threads),
             replicas: running,
+            starting: Mutex::new(Default::default()),
             nonce,
             seq: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -240,10 +244,13 @@ impl Host {
         if replica_id == 0 {
             return Err(Error::InvalidArgument("replica id must be positive".into()));
         }
-        let mut replicas = self.replicas.write();
-        if replicas.contains_key(&shard_id) {
+        // Reserve the shard, then work without holding the running set's lock: opening and
+        // recovering a state machine may call into another runtime (a binding) that needs
+        // this host meanwhile.
+        if self.replicas.read().contains_key(&shard_id) || !self.starting.lock().insert(shard_id) {
             return Err(Error::ShardExists(shard_id));
         }
+        let _reserved = Reservation(&self.starting, shard_id);
         let stored = self
             .store
             .stored_replicas()
@@ -321,11 +328,17 @@ impl Host {
             applied_term,
             snapshot_index: snap.index,
         });
+        self.replicas.write().insert(
+            shard_id,
+            LocalReplica {
+                replica_id,
+                sm: sm.clone(),
+            },
+        );
         self.router.send(
             shard_id,
             Cmd::Start(Box::new(Replica::new(shard_id, replica_id, node, applied))),
         );
-        replicas.insert(shard_id, LocalReplica { replica_id, sm });
         Ok(())
     }
 
@@ -384,7 +397,7 @@ impl Host {
                 data,
                 waiter: ProposalWaiter {
                     committed: Some(ctx),
-                    applied: Some(AppliedSink::Oneshot(atx)),
+                    applied: Some(AppliedSink::oneshot(atx)),
                     deadline: Self::deadline(timeout),
                 },
             },
@@ -425,7 +438,7 @@ impl Host {
                 data,
                 waiter: ProposalWaiter {
                     committed: None,
-                    applied: Some(AppliedSink::Tagged(tag, sink.clone())),
+                    applied: Some(AppliedSink::tagged(tag, sink.clone())),
                     deadline: Self::deadline(timeout),
                 },
             },
@@ -704,6 +717,15 @@ impl Host {
             let t = std::thread::spawn(move || rt.shutdown_timeout(Duration::from_secs(2)));
             let _ = t.join();
         }
+    }
+}
+
+/// Reservation releases a shard reserved by `start_replica` when it goes out of scope.
+struct Reservation<'a>(&'a Mutex<std::collections::HashSet<u64>>, u64);
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
     }
 }
 

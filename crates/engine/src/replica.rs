@@ -43,22 +43,44 @@ impl ProposalId {
 /// which lets a caller in another runtime take them in batches.
 pub type Completions = tokio::sync::mpsc::UnboundedSender<(u64, Result<SmResult>)>;
 
-/// AppliedSink is where the result of one proposal goes.
-pub(crate) enum AppliedSink {
+/// AppliedSink is where the result of one proposal goes. One that is dropped unanswered
+/// answers `Closed`, so that no caller waits forever.
+pub(crate) struct AppliedSink(Option<Sink>);
+
+enum Sink {
     Oneshot(oneshot::Sender<Result<SmResult>>),
     Tagged(u64, Completions),
 }
 
 impl AppliedSink {
-    pub(crate) fn send(self, r: Result<SmResult>) {
-        match self {
-            AppliedSink::Oneshot(s) => {
+    pub(crate) fn oneshot(s: oneshot::Sender<Result<SmResult>>) -> Self {
+        AppliedSink(Some(Sink::Oneshot(s)))
+    }
+
+    pub(crate) fn tagged(tag: u64, c: Completions) -> Self {
+        AppliedSink(Some(Sink::Tagged(tag, c)))
+    }
+
+    pub(crate) fn send(mut self, r: Result<SmResult>) {
+        self.deliver(r);
+    }
+
+    fn deliver(&mut self, r: Result<SmResult>) {
+        match self.0.take() {
+            Some(Sink::Oneshot(s)) => {
                 let _ = s.send(r);
             }
-            AppliedSink::Tagged(tag, c) => {
+            Some(Sink::Tagged(tag, c)) => {
                 let _ = c.send((tag, r));
             }
+            None => {}
         }
+    }
+}
+
+impl Drop for AppliedSink {
+    fn drop(&mut self) {
+        self.deliver(Err(Error::Closed));
     }
 }
 
@@ -226,6 +248,28 @@ impl Replica {
         }
         for (_, w) in self.reads_ready.drain(..) {
             let _ = w.reply.send(Err(e()));
+        }
+    }
+
+    /// fail_proposals_unknown answers every pending proposal and membership change with
+    /// "outcome unknown": the replica is about to replace its log with a snapshot, so entries
+    /// it proposed may be inside the snapshot and will never be seen committed here.
+    pub(crate) fn fail_proposals_unknown(&mut self) {
+        let msg = "the replica installed a snapshot that may include this entry";
+        for (_, w) in self.proposals.drain() {
+            w.fail(|| Error::OutcomeUnknown(msg.into()));
+        }
+        for (_, w) in self.confs.drain() {
+            let _ = w.reply.send(Err(Error::OutcomeUnknown(msg.into())));
+        }
+        self.queued.clear();
+    }
+
+    /// answer_committed_confs answers membership changes that committed, whether or not the
+    /// replica applied them yet; used when the replica stops because it was removed.
+    pub(crate) fn answer_committed_confs(&mut self) {
+        for (_, w, res) in self.confs_committed.drain(..) {
+            let _ = w.reply.send(res);
         }
     }
 

@@ -38,26 +38,23 @@ pub(crate) fn write(
     Ok(final_path)
 }
 
-/// prune deletes all but the newest `keep` snapshot files of a shard and any leftovers of
-/// interrupted writes. Keeping more than one lets a transfer of the previous one finish.
-pub(crate) fn prune(root: &Path, shard: u64, keep: usize) -> Result<()> {
+/// prune_below deletes a shard's snapshot files (and leftovers of interrupted saves) older
+/// than `index`. It runs only after the snapshot at `index` is recorded in the log store, so
+/// the snapshot a restart would load is never deleted.
+pub(crate) fn prune_below(root: &Path, shard: u64, index: u64) -> Result<()> {
     let d = dir(root, shard);
     let Ok(rd) = fs::read_dir(&d) else {
         return Ok(());
     };
-    let mut snaps = Vec::new();
     for entry in rd.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tmp") {
+        let Some(rest) = name.strip_prefix("snap-") else {
+            continue;
+        };
+        let num = rest.strip_suffix(".tmp").unwrap_or(rest);
+        if num.parse::<u64>().is_ok_and(|i| i < index) {
             let _ = fs::remove_file(entry.path());
-        } else if name.starts_with("snap-") {
-            snaps.push(name);
         }
-    }
-    snaps.sort();
-    let n = snaps.len().saturating_sub(keep);
-    for name in &snaps[..n] {
-        let _ = fs::remove_file(d.join(name));
     }
     Ok(())
 }

@@ -344,15 +344,29 @@ impl ReplicaStorage {
         batch: &mut LogBatch,
         meta: SnapshotMetadata,
     ) -> Result<()> {
-        // Entries up to the snapshot are dropped. A stale tail beyond it may stay until the
-        // leader's next append overwrites it; Raft's log matching makes that safe. (A Clean
-        // command would also drop the replica's own records written earlier.)
-        batch.add_command(
-            self.shard,
-            Command::Compact {
-                index: meta.index + 1,
-            },
-        );
+        // The log is replaced by the snapshot. If the store holds entries beyond it (a stale
+        // tail from an older leader), the whole region is cleaned and the replica's record
+        // written again, so that a restart cannot load that tail back; otherwise it is enough
+        // to drop the entries up to the snapshot.
+        if self
+            .store
+            .engine
+            .last_index(self.shard)
+            .is_some_and(|l| l > meta.index)
+        {
+            let replica = self.store.engine.get(self.shard, KEY_REPLICA);
+            batch.add_command(self.shard, Command::Clean);
+            if let Some(r) = replica {
+                batch.put(self.shard, KEY_REPLICA.to_vec(), r)?;
+            }
+        } else {
+            batch.add_command(
+                self.shard,
+                Command::Compact {
+                    index: meta.index + 1,
+                },
+            );
+        }
         let mut t = meta.index.to_le_bytes().to_vec();
         t.extend_from_slice(&meta.term.to_le_bytes());
         batch.put(self.shard, KEY_TRUNCATED.to_vec(), t)?;

@@ -42,6 +42,11 @@ pub const HEADER_LEN: usize = 20;
 const CHUNK: usize = 1 << 20;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest a snapshot transfer may take before it counts as failed (and Raft retries).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a frame write may take before the connection counts as broken.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+static RECV_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 type Outgoing = (u64, Message);
 
@@ -139,11 +144,20 @@ impl Transport {
         let addresses = self.addresses.read();
         let mut peers = self.peers.lock();
         for m in msgs {
+            let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
             let Some(addr) = addresses.get(&m.to) else {
                 self.unreachable(shard, m.to);
+                if snapshot {
+                    self.snapshot_failed(shard, m.to);
+                }
                 continue;
             };
             if filter.as_ref().is_some_and(|f| !f(addr)) {
+                // Raft waits for a snapshot's outcome before it sends that follower anything
+                // else, so a cut link must report it.
+                if snapshot {
+                    self.snapshot_failed(shard, m.to);
+                }
                 continue;
             }
             if m.get_msg_type() == MessageType::MsgSnapshot {
@@ -172,14 +186,27 @@ impl Transport {
         self.router.send(shard, Cmd::Unreachable { shard, to });
     }
 
+    fn snapshot_failed(&self, shard: u64, to: u64) {
+        self.router.send(
+            shard,
+            Cmd::SnapshotStatus {
+                shard,
+                to,
+                ok: false,
+            },
+        );
+    }
+
     fn send_snapshot(&self, shard: u64, addr: String, msg: Message) {
         let to = msg.to;
         let router = self.router.clone();
         let (cluster, root) = (self.cluster_id, self.root.clone());
         self.handle.spawn(async move {
-            let ok = stream_snapshot(cluster, root, &addr, shard, msg)
-                .await
-                .is_ok();
+            let send = stream_snapshot(cluster, root, &addr, shard, msg);
+            let ok = matches!(
+                tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await,
+                Ok(Ok(()))
+            );
             router.send(shard, Cmd::SnapshotStatus { shard, to, ok });
         });
     }
@@ -280,7 +307,8 @@ impl Transport {
         let index = msg.get_snapshot().get_metadata().index;
         let dir = snapshot::dir(&self.root, shard);
         tokio::fs::create_dir_all(&dir).await?;
-        let tmp = dir.join(format!("recv-{index:020}.tmp"));
+        let n = RECV_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!("recv-{index:020}-{n}.tmp"));
         let mut file = tokio::fs::File::create(&tmp).await?;
         let mut total = 0usize;
         let mut chunk = Vec::new();
@@ -312,8 +340,11 @@ impl Transport {
         }
         file.sync_all().await?;
         drop(file);
-        if total > 0 {
+        // Index 1 is the bootstrap snapshot, which has no file; any other snapshot has one,
+        // even if the state machine wrote nothing.
+        if total > 0 || index > 1 {
             tokio::fs::rename(&tmp, snapshot::file(&self.root, shard, index)).await?;
+            tokio::fs::File::open(&dir).await?.sync_all().await?;
         } else {
             tokio::fs::remove_file(&tmp).await?;
         }
@@ -339,18 +370,35 @@ impl PeerLink {
         let mut retry_at = Instant::now();
         let mut payload = Vec::new();
         let mut frame = Vec::new();
-        let limit = self.max_frame / 2;
-        while let Some(first) = rx.recv().await {
+        // Room for messages in a frame: the limit less the header and the sender's address.
+        let room = self
+            .max_frame
+            .saturating_sub(HEADER_LEN + 2 + self.local_addr.len());
+        let mut carry: Option<Outgoing> = None;
+        loop {
+            let first = match carry.take() {
+                Some(m) => m,
+                None => match rx.recv().await {
+                    Some(m) => m,
+                    None => break,
+                },
+            };
+            let first_size = first.1.compute_size() as usize + 12;
+            if first_size > room {
+                // No frame the peer accepts can carry it; Raft sends it again, or smaller.
+                self.report(std::slice::from_ref(&first));
+                continue;
+            }
             let mut batch = vec![first];
-            let mut size = 0usize;
-            while size < limit {
-                match rx.try_recv() {
-                    Ok(m) => {
-                        size += m.1.compute_size() as usize + 12;
-                        batch.push(m);
-                    }
-                    Err(_) => break,
+            let mut size = first_size;
+            while let Ok(m) = rx.try_recv() {
+                let s = m.1.compute_size() as usize + 12;
+                if size + s > room {
+                    carry = Some(m);
+                    break;
                 }
+                size += s;
+                batch.push(m);
             }
             if conn.is_none() {
                 if Instant::now() < retry_at {
@@ -389,7 +437,8 @@ impl PeerLink {
             frame.extend_from_slice(&header(MAGIC_MESSAGES, self.cluster_id, &payload));
             frame.extend_from_slice(&payload);
             let s = conn.as_mut().unwrap();
-            if s.write_all(&frame).await.is_err() {
+            let written = tokio::time::timeout(WRITE_TIMEOUT, s.write_all(&frame)).await;
+            if !matches!(written, Ok(Ok(()))) {
                 conn = None;
                 self.report(&batch);
             }

@@ -172,6 +172,9 @@ pub(crate) struct Worker {
     urgent: bool,
     next_read_ctx: u64,
     compacted: bool,
+    /// Snapshots recorded in the batch; older files go once the batch is on disk.
+    prune: Vec<(u64, u64)>,
+    root: std::path::PathBuf,
 }
 
 impl Worker {
@@ -186,6 +189,7 @@ impl Worker {
         compaction_overhead: u64,
         failed: Arc<AtomicBool>,
         running: Running,
+        root: std::path::PathBuf,
     ) -> Self {
         Worker {
             store,
@@ -203,6 +207,8 @@ impl Worker {
             urgent: false,
             next_read_ctx: 1,
             compacted: false,
+            prune: Vec::new(),
+            root,
         }
     }
 
@@ -311,6 +317,13 @@ impl Worker {
             Cmd::Shutdown => return,
         };
         if let Cmd::Stop { done, .. } = cmd {
+            // Records of this shard waiting in the batch go to disk now, so that nothing of
+            // it is written after its data has been removed.
+            if let Err(e) = self.store.write(&mut self.batch) {
+                let _ = done.send(Err(Error::Storage(e.to_string())));
+                self.fail_stop(e);
+                return;
+            }
             let res = match self.replicas.remove(&shard) {
                 Some(mut r) => {
                     r.fail_all(|| Error::Closed);
@@ -388,6 +401,7 @@ impl Worker {
                 // log store error, which the next write reports as a host failure.
                 let _ = r.node.mut_store().compact(&mut self.batch, meta, overhead);
                 self.urgent = true;
+                self.prune.push((shard, index));
                 self.compacted = true;
             }
             Cmd::TransferLeader { to, reply, .. } => {
@@ -451,6 +465,7 @@ impl Worker {
             }
             if r.removed {
                 self.running.write().remove(&shard);
+                r.answer_committed_confs();
                 r.fail_all(|| Error::Dropped("replica removed from the shard".into()));
                 let _ = self.apply.send(ApplyTask::Close { shard });
             } else {
@@ -460,6 +475,11 @@ impl Worker {
         if self.urgent {
             self.store.write(&mut self.batch)?;
             self.urgent = false;
+        }
+        if self.batch.is_empty() {
+            for (shard, index) in self.prune.drain(..) {
+                let _ = crate::snapshot::prune_below(&self.root, shard, index);
+            }
         }
         Ok(())
     }
@@ -539,6 +559,7 @@ impl Worker {
         }
         self.transport.send(r.shard, rd.take_messages());
         if !rd.snapshot().is_empty() {
+            r.fail_proposals_unknown();
             let meta = rd.snapshot().get_metadata().clone();
             r.node
                 .mut_store()

@@ -65,12 +65,17 @@ impl Bridge {
     /// call sends a request to JavaScript and waits for the reply. It must never run on the
     /// JavaScript thread itself.
     fn call(&self, call: Call) -> Result<Reply, SmError> {
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(SmError("host closed".into()));
-        }
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = sync_channel(1);
-        self.pending.lock().insert(token, tx);
+        {
+            // Checked and registered under the lock that close() takes, so a call is either
+            // refused or failed by close(), never left waiting.
+            let mut pending = self.pending.lock();
+            if self.closed.load(Ordering::SeqCst) {
+                return Err(SmError("host closed".into()));
+            }
+            pending.insert(token, tx);
+        }
         let status = self
             .tsfn
             .call((token, call), ThreadsafeFunctionCallMode::NonBlocking);
@@ -96,8 +101,9 @@ impl Bridge {
     /// close fails every waiting call and refuses new ones, so apply threads never wait on
     /// a JavaScript side that has gone away.
     pub(crate) fn close(&self) {
+        let mut pending = self.pending.lock();
         self.closed.store(true, Ordering::SeqCst);
-        self.pending.lock().clear();
+        pending.clear();
     }
 
     fn tmp_path(&self, shard: u64, what: &str) -> PathBuf {

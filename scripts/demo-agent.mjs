@@ -1,0 +1,66 @@
+// One agent of the demo, in its own process; driven by scripts/demo.mjs over IPC.
+import { Agent } from '../dist/index.mjs'
+import { KvStateMachine, set } from '../examples/kv.mjs'
+
+const [cluster, peersJson, dataDir, apiAddress, zone] = process.argv.slice(2)
+const agent = new Agent(cluster, JSON.parse(peersJson), { dataDir, apiAddress, tags: { zone } })
+agent.register('example:kv', () => new KvStateMachine())
+
+const ops = {
+  start: async () => {
+    await agent.start()
+    return agent.hostId
+  },
+  createShard: ({ name, placement }) => agent.createShard('example:kv', { name, placement }).then((s) => s.id),
+  waitReplicas: async ({ shards }) => {
+    // Wait until every shard has all its replicas active.
+    for (let i = 0; i < 400; i++) {
+      const ok = agent.stateLocal((s) => shards.every((id) => {
+        const rs = s.replicasOf(id)
+        return rs.length > 0 && rs.every((r) => r.status === 'active')
+      }))
+      if (ok) return
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    throw new Error('replicas did not start')
+  },
+  work: async ({ shards, seconds, clients }) => {
+    const end = Date.now() + seconds * 1000
+    let writes = 0
+    let reads = 0
+    await Promise.all(
+      Array.from({ length: clients }, async (_, c) => {
+        const client = agent.client(shards[c % shards.length])
+        for (let n = 0; Date.now() < end; n++) {
+          const key = `k${c}-${n % 100}`
+          await client.apply(set(key, String(n), `${agent.hostId}-${c}-${n}`))
+          writes++
+          if (Buffer.from(await client.read(Buffer.from(key))).toString() !== String(n)) throw new Error('read missed a write')
+          reads++
+        }
+      }),
+    )
+    return { writes, reads }
+  },
+  topology: () =>
+    agent.state((s) => ({
+      hosts: [...s.hosts.values()].map((h) => ({ id: h.id, api: h.apiAddress, zone: h.tags.zone })),
+      shards: [...s.shards.values()].map((sh) => ({
+        id: sh.id,
+        name: sh.name,
+        leader: sh.leader,
+        replicas: s.replicasOf(sh.id).map((r) => ({ id: r.id, host: r.hostId, nonVoting: r.nonVoting, status: r.status })),
+      })),
+    })),
+  stop: () => agent.stop(),
+}
+
+const reply = (m) => {
+  if (process.connected) process.send(m)
+}
+
+process.on('message', (m) => {
+  ops[m.op](m)
+    .then((value) => reply({ id: m.id, ok: true, value }))
+    .catch((e) => reply({ id: m.id, ok: false, value: `${e.code ?? ''} ${e.message}` }))
+})
