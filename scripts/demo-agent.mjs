@@ -32,8 +32,18 @@ const ops = {
       Array.from({ length: clients }, async (_, c) => {
         const client = agent.client(shards[c % shards.length])
         for (let n = 0; Date.now() < end; n++) {
-          const key = `k${c}-${n % 100}`
-          await client.apply(set(key, String(n), `${agent.hostId}-${c}-${n}`))
+          const key = `${agent.hostId}-${c}-${n % 100}`
+          // The command carries an id the state machine de-duplicates, so an ambiguous
+          // outcome can safely be retried.
+          const cmd = set(key, String(n), `${agent.hostId}-${c}-${n}`)
+          for (let attempt = 0; ; attempt++) {
+            try {
+              await client.apply(cmd)
+              break
+            } catch (e) {
+              if (attempt > 5 || !['ERR_OUTCOME_UNKNOWN', 'ERR_TIMEOUT'].includes(e.code)) throw e
+            }
+          }
           writes++
           if (Buffer.from(await client.read(Buffer.from(key))).toString() !== String(n)) throw new Error('read missed a write')
           reads++
@@ -63,4 +73,9 @@ process.on('message', (m) => {
   ops[m.op](m)
     .then((value) => reply({ id: m.id, ok: true, value }))
     .catch((e) => reply({ id: m.id, ok: false, value: `${e.code ?? ''} ${e.message}` }))
+})
+
+// If the demo goes away, so does this agent.
+process.on('disconnect', () => {
+  agent.stop().finally(() => process.exit(0))
 })

@@ -46,13 +46,10 @@ try {
   const shards = []
   for (const name of ['users', 'orders', 'carts', 'sessions']) {
     shards.push(await agents[0].call('createShard', { name, placement: { members: { count: 3 }, vary: ['zone'] } }))
-    if (process.env.DEMO_DEBUG) console.log('created', name)
   }
   // One shard with a single voter in zone a and non-voting copies on every other host.
   shards.push(await agents[1].call('createShard', { name: 'config', placement: { members: { count: 1, tags: { zone: 'a' } }, cover: {} } }))
-  if (process.env.DEMO_DEBUG) console.log('created config')
   await Promise.all(agents.map((a) => a.call('waitReplicas', { shards })))
-  if (process.env.DEMO_DEBUG) console.log('replicas ready')
 
   const t1 = Date.now()
   const results = await Promise.all(agents.map((a) => a.call('work', { shards, seconds: SECONDS, clients: 64 })))

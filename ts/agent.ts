@@ -425,7 +425,7 @@ export class Agent extends EventEmitter {
 
   #onHostEvent(e: HostEvent): void {
     this.emit('event', e)
-    if (e.type === 'leaderChanged' && e.leaderId !== 0 && e.leaderId === e.replicaId && e.shardId !== 0) {
+    if (e.type === 'leaderChanged' && e.leaderId !== 0 && e.leaderId === e.replicaId) {
       this.propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(() => {})
     }
     if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })

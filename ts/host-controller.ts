@@ -87,6 +87,17 @@ export class HostController {
       await a.host.startReplica(r.shardId, r.id, { mode: 'join' }, factory)
     }
     this.#running.set(r.shardId, { replicaId: r.id, active: false })
+    // Serve only once caught up: a read index barrier completes when the replica has applied
+    // everything committed before it.
+    for (let i = 0; ; i++) {
+      try {
+        await a.host.readIndex(r.shardId, { timeoutMs: a.timeoutMs })
+        break
+      } catch (e) {
+        if (this.#stopped || i > 100) throw e
+        await new Promise((res) => setTimeout(res, 50))
+      }
+    }
     if (r.status !== 'active') await a.propose({ op: 'replica.update', id: r.id, status: 'active' })
     this.#running.set(r.shardId, { replicaId: r.id, active: true })
     a.log.info('replica started', { shardId: r.shardId, replicaId: r.id })
