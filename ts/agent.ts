@@ -261,6 +261,8 @@ export class Agent extends EventEmitter {
           for (const m of res.members) if (m.raftAddress) this.host.setAddress(m.replicaId, m.raftAddress)
           this.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
           await this.host.startReplica(0, res.replicaId, { mode: 'join' }, () => this.#registry)
+          // Catch up (a read index barrier) before writing to the registry through this replica.
+          await this.state(() => undefined, this.timeoutMs * 4)
           return
         } catch (e) {
           if (e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH') throw e
@@ -275,10 +277,15 @@ export class Agent extends EventEmitter {
     if (this.#abort.signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
   }
 
-  /** propose applies a registry command, retrying while shard 0 has no leader. */
+  /**
+   * propose applies a registry command, retrying while shard 0 has no leader. Commands that
+   * are safe to apply twice are also retried when their outcome is unknown.
+   */
   async propose(cmd: Command, timeoutMs = this.timeoutMs * 4): Promise<Outcome & { ok: true }> {
     const deadline = Date.now() + timeoutMs
     const data = Buffer.from(JSON.stringify(cmd))
+    const idempotent = !(cmd.op === 'replicas.create' || (cmd.op === 'shard.create' && cmd.name === ''))
+    const retryable = ['ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY', ...(idempotent ? ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'] : [])]
     for (;;) {
       this.#checkNotStopping()
       try {
@@ -287,7 +294,7 @@ export class Agent extends EventEmitter {
         if (!out.ok) throw new ZongziError('ERR_INVALID_ARGUMENT', out.error)
         return out
       } catch (e) {
-        const retry = e instanceof ZongziError && ['ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_TIMEOUT', 'ERR_NOT_READY'].includes(e.code)
+        const retry = e instanceof ZongziError && retryable.includes(e.code)
         if (!retry || Date.now() >= deadline) throw e
         await sleep(50)
       }

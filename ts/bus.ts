@@ -181,7 +181,8 @@ export class BusServer {
         call.on('cancelled', () => ac.abort())
         void (async () => {
           try {
-            const it = call[Symbol.asyncIterator]()
+            // Reading to the end must not destroy the call: the answers still go out on it.
+            const it = (call as any).iterator({ destroyOnReturn: false })[Symbol.asyncIterator]()
             const first = await it.next()
             if (first.done) return call.end()
             this.#check(first.value.cluster)

@@ -1,0 +1,319 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { Agent, ERROR_TAG, ZongziError, type AgentOptions, type Placement, type RegistryState } from '../dist/index.js'
+import { KvStateMachine, set } from '../examples/kv.mjs'
+
+const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
+const dirs: string[] = []
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'zongzi-agent-'))
+  dirs.push(d)
+  return d
+}
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const text = (b: Uint8Array) => Buffer.from(b).toString()
+
+async function until<T>(f: () => T | undefined | Promise<T | undefined>, what: string, ms = 30_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      const v = await f()
+      if (v) return v as NonNullable<T>
+    } catch (e) {
+      if (Date.now() > deadline) throw e
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+/** RemoteAgent is an agent in a child process. */
+class RemoteAgent {
+  readonly #waiting = new Map<number, { resolve: (v: any) => void; reject: (e: any) => void }>()
+  #next = 1
+  hostId = ''
+  apiAddress = ''
+  private constructor(readonly child: ChildProcess) {
+    child.on('message', (m: any) => {
+      const w = m?.id && this.#waiting.get(m.id)
+      if (!w) return
+      this.#waiting.delete(m.id)
+      if (m.ok) w.resolve(m.value)
+      else w.reject(Object.assign(new ZongziError(m.value.code ?? 'ERR_INTERNAL', m.value.message)))
+    })
+  }
+  static async start(cluster: string, peers: string[], options: AgentOptions, types: string[]): Promise<RemoteAgent> {
+    const child = fork(FIXTURE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    children.push(child)
+    await new Promise<void>((r) => child.once('message', () => r()))
+    const a = new RemoteAgent(child)
+    Object.assign(a, await a.call('start', { cluster, peers, options, types }))
+    return a
+  }
+  call(op: string, args: Record<string, unknown> = {}): Promise<any> {
+    const id = this.#next++
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject })
+      this.child.send({ id, op, ...args })
+    })
+  }
+}
+
+const children: ChildProcess[] = []
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
+  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+})
+
+const fast = { host: { tickMs: 20 }, reconcileMs: 200 }
+
+describe('a cluster of six agents (three peers, three joiners; two in child processes)', () => {
+  const cluster = 'six'
+  let peers: string[]
+  const local: Agent[] = []
+  let remotes: RemoteAgent[] = []
+  const dataDirs: string[] = []
+  // Hosts: 0,1,2 peers (2 remote); 3,4,5 joiners (5 remote). Zones a b c a b c; tiers core/edge.
+  const zone = (i: number) => 'abc'[i % 3]
+  const tier = (i: number) => (i < 3 ? 'core' : 'edge')
+  const opts = (i: number): AgentOptions => ({ dataDir: dataDirs[i], apiAddress: i < 3 ? peers[i] : undefined, tags: { zone: zone(i), tier: tier(i) }, ...fast })
+  const mk = (i: number, types = ['kv']) => {
+    const a = new Agent(cluster, peers, opts(i))
+    for (const t of types) a.register(t, () => new KvStateMachine())
+    return a
+  }
+  const state = <T>(f: (s: RegistryState) => T) => local[0].state(f)
+  const hostIds: string[] = []
+
+  beforeAll(async () => {
+    peers = []
+    for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+    for (let i = 0; i < 6; i++) dataDirs.push(tmp())
+    const a0 = mk(0)
+    const a1 = mk(1)
+    const a3 = mk(3)
+    const a4 = mk(4, ['kv', 'special'])
+    local.push(a0, a1, a3, a4)
+    const [r2, r5] = await Promise.all([
+      RemoteAgent.start(cluster, peers, opts(2), ['kv']),
+      RemoteAgent.start(cluster, peers, opts(5), ['kv']),
+      a0.start(),
+      a1.start(),
+      a3.start(),
+      a4.start(),
+    ]).then((xs) => [xs[0], xs[1]] as RemoteAgent[])
+    remotes = [r2, r5]
+    hostIds.push(a0.hostId, a1.hostId, r2.hostId, a3.hostId, a4.hostId, r5.hostId)
+  }, 120_000)
+
+  afterAll(async () => {
+    await Promise.allSettled([...local.map((a) => a.stop()), ...remotes.map((r) => r.call('stop'))])
+  })
+
+  it('has the peers as voters of shard 0 and the joiners as non-voting members', async () => {
+    const reps = await state((s) => s.replicasOf(0).map((r) => ({ host: hostIds.indexOf(r.hostId), nonVoting: r.nonVoting })))
+    expect(reps.filter((r) => !r.nonVoting).map((r) => r.host).sort()).toEqual([0, 1, 2])
+    expect(reps.filter((r) => r.nonVoting).map((r) => r.host).sort()).toEqual([3, 4, 5])
+    const m = await until(async () => {
+      const st = await local[0].host.status(0)
+      return st.membership.nonVoters.length === 3 ? st.membership : undefined
+    }, 'shard 0 membership')
+    expect(m.voters).toHaveLength(3)
+    expect(await state((s) => s.hosts.size)).toBe(6)
+  })
+
+  const shardIds: Record<string, number> = {}
+  async function settled(id: number) {
+    return until(
+      () => local[0].stateLocal((s) => {
+        const rs = s.replicasOf(id)
+        return rs.length > 0 && rs.every((r) => r.status === 'active') ? rs : undefined
+      }),
+      `replicas of shard ${id}`,
+    )
+  }
+  const hostOf = (hostId: string) => hostIds.indexOf(hostId)
+
+  it('places replicas as each placement rule asks, only on hosts that run the type', async () => {
+    const create = async (name: string, type: string, placement: Placement) => (shardIds[name] = (await local[0].createShard(type, { name, placement })).id)
+    await create('spread', 'kv', { members: { count: 3 }, vary: ['zone'] })
+    await create('groups', 'kv', { members: { count: 2, tags: { tier: 'core' } }, groups: { read: { count: 2, tags: { tier: 'edge' } } } })
+    await create('cover', 'kv', { members: { count: 1, tags: { zone: 'a', tier: 'core' } }, cover: { tags: { tier: 'edge' } } })
+    await create('special', 'special', { members: { count: 1 } })
+    await create('impossible', 'kv', { members: { count: 7 } })
+
+    const spread = await settled(shardIds.spread)
+    expect(spread).toHaveLength(3)
+    expect(spread.every((r) => !r.nonVoting)).toBe(true)
+    expect(new Set(spread.map((r) => zone(hostOf(r.hostId)))).size).toBe(3)
+
+    const groups = await settled(shardIds.groups)
+    expect(groups.filter((r) => !r.nonVoting).map((r) => tier(hostOf(r.hostId)))).toEqual(['core', 'core'])
+    expect(groups.filter((r) => r.nonVoting).map((r) => tier(hostOf(r.hostId)))).toEqual(['edge', 'edge'])
+
+    const cover = await settled(shardIds.cover)
+    expect(cover.filter((r) => !r.nonVoting).map((r) => hostOf(r.hostId))).toEqual([0])
+    expect(cover.filter((r) => r.nonVoting).map((r) => hostOf(r.hostId)).sort()).toEqual([3, 4, 5])
+
+    const special = await settled(shardIds.special)
+    expect(special.map((r) => hostOf(r.hostId))).toEqual([4])
+
+    const err = await until(() => local[1].stateLocal((s) => s.shards.get(shardIds.impossible)?.tags[ERROR_TAG]), 'placement error')
+    expect(err).toMatch(/wants 7 hosts/)
+    expect(local[1].stateLocal((s) => s.replicasOf(shardIds.impossible))).toHaveLength(0)
+  })
+
+  it('serves apply, commit, read, index, watch and stream through clients on every host, forwarding when needed', async () => {
+    const id = shardIds.spread
+    const holders = new Set(local[0].stateLocal((s) => s.replicasOf(id).map((r) => hostOf(r.hostId))))
+    expect(holders.size).toBe(3)
+    // In-process agents: the full API.
+    for (const [i, a] of local.entries()) {
+      const c = a.client(id)
+      const r = await c.apply(set(`key${i}`, `v${i}`))
+      expect(r.value).toBeGreaterThan(0)
+      const idx = await c.commit(set(`c${i}`, 'x'))
+      expect(await c.index()).toBeGreaterThanOrEqual(idx)
+      expect(text(await c.read(Buffer.from(`key${i}`)))).toBe(`v${i}`)
+      expect(c.leader().replicaId).toBeGreaterThan(0)
+    }
+    // Agents in child processes, with and without a local replica.
+    for (const r of remotes) {
+      expect(await r.call('apply', { shardId: id, key: 'remote', value: r.hostId })).toBeGreaterThan(0)
+      expect(await r.call('read', { shardId: id, key: 'remote' })).toBe(r.hostId)
+    }
+    // watch and stream from a host with no replica of the shard go over the bus.
+    const outsider = local.find((a) => !holders.has(hostIds.indexOf(a.hostId)))!
+    const ac = new AbortController()
+    const seen: string[] = []
+    const watching = (async () => {
+      for await (const v of outsider.client(id).watch(Buffer.from('w'), { signal: ac.signal })) {
+        seen.push(text(v))
+        if (seen.includes('3')) ac.abort()
+      }
+    })()
+    await until(() => seen.length > 0, 'first watch value')
+    for (const v of ['1', '2', '3']) await local[0].client(id).apply(set('w', v))
+    await watching
+    expect(seen.slice(-1)).toEqual(['3'])
+    async function* keys() {
+      yield Buffer.from('key0')
+      yield Buffer.from('w')
+    }
+    const out: string[] = []
+    for await (const v of outsider.client(id).stream(keys())) out.push(text(v))
+    expect(out).toEqual(['v0', '3'])
+  })
+
+  it('creates one shard when createShard runs concurrently with the same name', async () => {
+    const made = await Promise.all([local[0], local[1], local[2], local[3]].map((a) => a.createShard('kv', { name: 'dup', placement: { members: { count: 3 } } })))
+    expect(new Set(made.map((s) => s.id)).size).toBe(1)
+    expect(await state((s) => [...s.shards.values()].filter((x) => x.name === 'dup').length)).toBe(1)
+  })
+
+  it('rejects bad input with typed errors and changes nothing', async () => {
+    const before = await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))
+    const code = async (p: () => unknown) => {
+      try {
+        await p()
+      } catch (e) {
+        expect(e).toBeInstanceOf(ZongziError)
+        return (e as ZongziError).code
+      }
+      throw new Error('expected a rejection')
+    }
+    const a = local[1]
+    expect(await code(() => a.client(999).apply(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await code(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.createShard('kv', { placement: { members: { count: -1 } } }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.createShard('kv', { placement: { members: { count: 1 }, vary: 'zone' } as unknown as Placement }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.createShard(''))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.updateShard(999, { tags: {} }))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await code(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe('ERR_PAYLOAD_TOO_LARGE')
+    expect(await code(() => a.client(shardIds.spread).apply('text' as unknown as Uint8Array))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.client(-1))).toBe('ERR_INVALID_ARGUMENT')
+    expect(() => new Agent(cluster, peers.slice(0, 2), { dataDir: tmp() })).toThrow(/at least three/)
+    // An agent of another cluster is refused by every peer.
+    const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
+    expect(await code(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')
+    expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(before)
+  })
+
+  it('deletes a shard: its replicas stop and their data goes', async () => {
+    const id = shardIds.special
+    expect(local[3].host.storedReplicas().some((r) => r.shardId === id)).toBe(true)
+    await local[2].deleteShard(id)
+    await until(() => local[3].stateLocal((s) => !s.shards.has(id)), 'shard removal')
+    await until(() => !local[3].host.storedReplicas().some((r) => r.shardId === id), 'data removal')
+    expect(local[3].runs(id)).toBe(false)
+  })
+
+  it('restarts a peer from disk with its replicas', async () => {
+    const i = 1
+    const before = local[i]
+    const mine = before.stateLocal((s) => s.replicasOn(before.hostId).map((r) => r.shardId))
+    expect(mine).toContain(0)
+    // Shard "spread" has three voters, so it keeps a quorum while one host is down.
+    const c = () => local[0].client(shardIds.spread)
+    await c().apply(set('before-restart', 'yes'))
+    await before.stop()
+    await c().apply(set('during-restart', 'yes'))
+    const again = mk(i)
+    local[i] = again
+    await again.start()
+    expect(again.hostId).toBe(before.hostId)
+    for (const id of mine) await again.replica(id)
+    for (const id of mine.filter((x) => x !== 0)) expect(again.runs(id)).toBe(true)
+    for (const k of ['before-restart', 'during-restart']) {
+      expect(text(await again.client(shardIds.spread).read(Buffer.from(k)))).toBe('yes')
+    }
+  })
+})
+
+describe('bootstrap', () => {
+  for (const order of ['together', 'one by one', 'reversed, staggered'] as const) {
+    it(`initialises one cluster when the peers start ${order}`, async () => {
+      const peers: string[] = []
+      for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+      const agents = peers.map((p) => new Agent(`boot-${order}`, peers, { dataDir: tmp(), apiAddress: p, ...fast }))
+      try {
+        if (order === 'together') await Promise.all(agents.map((a) => a.start()))
+        else if (order === 'one by one') {
+          const started = []
+          for (const a of agents) {
+            started.push(a.start())
+            await sleep(300)
+          }
+          await Promise.all(started)
+        } else {
+          const started = []
+          for (const a of [...agents].reverse()) {
+            started.push(a.start())
+            await sleep(150)
+          }
+          await Promise.all(started)
+        }
+        for (const a of agents) {
+          const view = await a.state((s) => ({ hosts: s.hosts.size, zero: s.replicasOf(0).map((r) => r.id).sort(), shards: s.shards.size }))
+          expect(view).toEqual({ hosts: 3, zero: [1, 2, 3], shards: 1 })
+          const st = await a.host.status(0)
+          expect([...st.membership.voters].sort()).toEqual([1, 2, 3])
+        }
+      } finally {
+        await Promise.all(agents.map((a) => a.stop()))
+      }
+    })
+  }
+})

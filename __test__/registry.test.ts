@@ -1,0 +1,93 @@
+import { PassThrough } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+
+import { Registry } from '../dist/index.js'
+
+let index = 0
+const apply = (r: Registry, ...cmds: unknown[]) =>
+  r.update(cmds.map((c) => ({ index: ++index, data: Buffer.from(typeof c === 'string' ? c : JSON.stringify(c)) })))
+
+function seed(r: Registry) {
+  apply(
+    r,
+    { op: 'cluster.init', peers: [1, 2, 3].map((i) => ({ hostId: `h${i}`, replicaId: i, raftAddress: `r${i}`, apiAddress: `a${i}` })) },
+    ...[1, 2, 3].map((i) => ({ op: 'host.put', host: { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: { zone: `z${i}` }, shardTypes: ['kv'] } })),
+    { op: 'shard.create', name: 'users', type: 'kv', placement: { members: { count: 3 } } },
+    { op: 'replicas.create', shardId: 1, items: [1, 2, 3].map((i) => ({ hostId: `h${i}`, nonVoting: false, initial: true })) },
+  )
+}
+
+async function snapshotOf(r: Registry): Promise<Buffer> {
+  const out = new PassThrough()
+  const chunks: Buffer[] = []
+  out.on('data', (c) => chunks.push(c))
+  await r.saveSnapshot(out)
+  return Buffer.concat(chunks)
+}
+
+describe('registry', () => {
+  it('round-trips through a JSON Lines snapshot, and recovery replaces rather than merges', async () => {
+    const a = new Registry()
+    seed(a)
+    const snap = await snapshotOf(a)
+    const lines = snap.toString().trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines[0]).toMatchObject({ kind: 'header', hosts: 3, shards: 2, replicas: 6, nextShardId: 2, nextReplicaId: 7 })
+    expect(lines).toHaveLength(1 + 3 + 2 + 6)
+
+    const b = new Registry()
+    apply(b, { op: 'cluster.init', peers: [{ hostId: 'other', replicaId: 9, raftAddress: 'x', apiAddress: 'y' }] })
+    apply(b, { op: 'host.put', host: { id: 'other', apiAddress: 'y', raftAddress: 'x', tags: {}, shardTypes: [] } })
+    const input = new PassThrough()
+    input.end(snap)
+    await b.recoverFromSnapshot(input)
+    for (const k of ['hosts', 'shards', 'replicas', 'nextShardId', 'nextReplicaId', 'index'] as const) {
+      expect(b.state[k]).toEqual(a.state[k])
+    }
+    expect(b.state.hosts.has('other')).toBe(false)
+  })
+
+  it('rejects invalid commands with a result and changes nothing', () => {
+    const r = new Registry()
+    seed(r)
+    const before = r.state
+    const results = apply(
+      r,
+      'not json',
+      { op: 'nope' },
+      { op: 'shard.create', name: 'x', type: '' },
+      { op: 'shard.create', name: 'x', type: 'kv', tags: { '': 'empty name' } },
+      { op: 'shard.create', name: 'users', type: 'other' },
+      { op: 'replicas.create', shardId: 1, items: [{ hostId: 'h1', nonVoting: true }] },
+      { op: 'replica.update', id: 999, status: 'active' },
+      { op: 'host.put', host: { id: 'h4' } },
+    )
+    expect(results.map((x) => x.value)).toEqual([0, 0, 0, 0, 0, 0, 0, 0])
+    for (const x of results) expect(JSON.parse(Buffer.from(x.data!).toString()).error).toBeTruthy()
+    expect(r.state.hosts).toEqual(before.hosts)
+    expect(r.state.shards).toEqual(before.shards)
+    expect(r.state.replicas).toEqual(before.replicas)
+    expect(r.state.nextReplicaId).toBe(before.nextReplicaId)
+  })
+
+  it('gives readers a consistent snapshot while writes go on, and creates shards idempotently by name', () => {
+    const r = new Registry()
+    seed(r)
+    const view = r.state
+    const [again] = apply(r, { op: 'shard.create', name: 'users', type: 'kv' })
+    expect(JSON.parse(Buffer.from(again.data!).toString())).toEqual({ ok: true, id: 1 })
+    apply(r, { op: 'shard.create', name: 'orders', type: 'kv' }, { op: 'host.put', host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] } })
+    expect(view.shards.size).toBe(2)
+    expect(view.hosts.size).toBe(3)
+    expect(r.state.shards.size).toBe(3)
+    expect(r.state.hosts.size).toBe(4)
+  })
+
+  it('touches the hosts of a shard when the shard changes', () => {
+    const r = new Registry()
+    seed(r)
+    const before = r.state.hosts.get('h2')!.updated
+    apply(r, { op: 'shard.update', id: 1, tags: { owner: 'team' } })
+    expect(r.state.hosts.get('h2')!.updated).toBeGreaterThan(before)
+    expect(r.state.shards.get(1)!.updated).toBe(r.state.index)
+  })
+})
