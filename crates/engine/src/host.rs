@@ -385,22 +385,12 @@ impl Host {
         self.check_size(&data)?;
         let (ctx, crx) = oneshot::channel();
         let (atx, arx) = oneshot::channel();
-        let id = ProposalId {
-            nonce: self.nonce,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-        };
-        self.router.send(
+        self.submit(
             shard_id,
-            Cmd::Propose {
-                shard: shard_id,
-                id,
-                data,
-                waiter: ProposalWaiter {
-                    committed: Some(ctx),
-                    applied: Some(AppliedSink::oneshot(atx)),
-                    deadline: Self::deadline(timeout),
-                },
-            },
+            data,
+            Some(ctx),
+            AppliedSink::oneshot(atx),
+            timeout,
         );
         Ok(Proposal {
             committed: crx,
@@ -426,6 +416,24 @@ impl Host {
             let _ = sink.send((tag, Err(e)));
             return;
         }
+        self.submit(
+            shard_id,
+            data,
+            None,
+            AppliedSink::tagged(tag, sink.clone()),
+            timeout,
+        );
+    }
+
+    /// submit hands a proposal to the worker that owns the shard.
+    fn submit(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        committed: Option<oneshot::Sender<Result<u64>>>,
+        applied: AppliedSink,
+        timeout: Duration,
+    ) {
         let id = ProposalId {
             nonce: self.nonce,
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
@@ -437,8 +445,8 @@ impl Host {
                 id,
                 data,
                 waiter: ProposalWaiter {
-                    committed: None,
-                    applied: Some(AppliedSink::tagged(tag, sink.clone())),
+                    committed,
+                    applied: Some(applied),
                     deadline: Self::deadline(timeout),
                 },
             },

@@ -112,6 +112,14 @@ type Finished = Vec<(u64, zongzi_engine::Result<SmResult>)>;
 /// The thread-safe function that delivers them.
 type ResultsFn = ThreadsafeFunction<Finished, ErrorStrategy::Fatal>;
 
+/// Change is a membership change requested from JavaScript.
+enum Change {
+    AddVoter(String),
+    AddNonVoting(String),
+    Promote,
+    Remove,
+}
+
 /// NativeHost owns one engine host and the bridge to the JavaScript state machines.
 #[napi]
 pub struct NativeHost {
@@ -550,17 +558,8 @@ impl NativeHost {
         address: String,
         timeout_ms: f64,
     ) -> Result<MembershipInfo> {
-        let (s, r, t) = (
-            id(shard_id, "shardId")?,
-            id(replica_id, "replicaId")?,
-            timeout(timeout_ms)?,
-        );
-        Ok(membership(
-            self.host()?
-                .add_replica(s, r, &address, t)
-                .await
-                .map_err(to_js)?,
-        ))
+        self.change(Change::AddVoter(address), shard_id, replica_id, timeout_ms)
+            .await
     }
 
     /// addNonVoting adds a non-voting member.
@@ -572,17 +571,13 @@ impl NativeHost {
         address: String,
         timeout_ms: f64,
     ) -> Result<MembershipInfo> {
-        let (s, r, t) = (
-            id(shard_id, "shardId")?,
-            id(replica_id, "replicaId")?,
-            timeout(timeout_ms)?,
-        );
-        Ok(membership(
-            self.host()?
-                .add_non_voting(s, r, &address, t)
-                .await
-                .map_err(to_js)?,
-        ))
+        self.change(
+            Change::AddNonVoting(address),
+            shard_id,
+            replica_id,
+            timeout_ms,
+        )
+        .await
     }
 
     /// promote turns a non-voting member into a voter.
@@ -593,14 +588,8 @@ impl NativeHost {
         replica_id: f64,
         timeout_ms: f64,
     ) -> Result<MembershipInfo> {
-        let (s, r, t) = (
-            id(shard_id, "shardId")?,
-            id(replica_id, "replicaId")?,
-            timeout(timeout_ms)?,
-        );
-        Ok(membership(
-            self.host()?.promote(s, r, t).await.map_err(to_js)?,
-        ))
+        self.change(Change::Promote, shard_id, replica_id, timeout_ms)
+            .await
     }
 
     /// removeReplica removes a member.
@@ -611,14 +600,30 @@ impl NativeHost {
         replica_id: f64,
         timeout_ms: f64,
     ) -> Result<MembershipInfo> {
+        self.change(Change::Remove, shard_id, replica_id, timeout_ms)
+            .await
+    }
+
+    async fn change(
+        &self,
+        change: Change,
+        shard_id: f64,
+        replica_id: f64,
+        timeout_ms: f64,
+    ) -> Result<MembershipInfo> {
         let (s, r, t) = (
             id(shard_id, "shardId")?,
             id(replica_id, "replicaId")?,
             timeout(timeout_ms)?,
         );
-        Ok(membership(
-            self.host()?.remove_replica(s, r, t).await.map_err(to_js)?,
-        ))
+        let host = self.host()?;
+        let m = match change {
+            Change::AddVoter(a) => host.add_replica(s, r, &a, t).await,
+            Change::AddNonVoting(a) => host.add_non_voting(s, r, &a, t).await,
+            Change::Promote => host.promote(s, r, t).await,
+            Change::Remove => host.remove_replica(s, r, t).await,
+        };
+        Ok(membership(m.map_err(to_js)?))
     }
 
     /// status returns the local view of a shard.
