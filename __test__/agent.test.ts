@@ -265,11 +265,22 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const before = local[i]
     const mine = before.stateLocal((s) => s.replicasOn(before.hostId).map((r) => r.shardId))
     expect(mine).toContain(0)
-    // Shard "spread" has three voters, so it keeps a quorum while one host is down.
-    const c = () => local[0].client(shardIds.spread)
-    await c().apply(set('before-restart', 'yes'))
+    // Shard "spread" has three voters, so it keeps a quorum while one host is down. If the
+    // stopped host led it, a write in flight has an unknown outcome until a new leader is
+    // elected; setting a key to the same value is idempotent, so it is retried.
+    const put = async (k: string) => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await local[0].client(shardIds.spread).apply(set(k, 'yes'))
+        } catch (e) {
+          const ambiguous = e instanceof ZongziError && ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'].includes(e.code)
+          if (!ambiguous || attempt > 5) throw e
+        }
+      }
+    }
+    await put('before-restart')
     await before.stop()
-    await c().apply(set('during-restart', 'yes'))
+    await put('during-restart')
     const again = mk(i)
     local[i] = again
     await again.start()
