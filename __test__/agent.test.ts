@@ -88,7 +88,12 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
   // Hosts: 0,1,2 peers (2 remote); 3,4,5 joiners (5 remote). Zones a b c a b c; tiers core/edge.
   const zone = (i: number) => 'abc'[i % 3]
   const tier = (i: number) => (i < 3 ? 'core' : 'edge')
-  const opts = (i: number): AgentOptions => ({ dataDir: dataDirs[i], apiAddress: i < 3 ? peers[i] : undefined, tags: { zone: zone(i), tier: tier(i) }, ...fast })
+  const opts = (i: number): AgentOptions => ({
+    dataDir: dataDirs[i],
+    apiAddress: i < 3 ? peers[i] : undefined,
+    tags: { zone: zone(i), tier: tier(i) },
+    ...fast,
+  })
   const mk = (i: number, types = ['kv']) => {
     const a = new Agent(cluster, peers, opts(i))
     for (const t of types) a.register(t, () => new KvStateMachine())
@@ -124,8 +129,18 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
 
   it('has the peers as voters of shard 0 and the joiners as non-voting members', async () => {
     const reps = await state((s) => s.replicasOf(0).map((r) => ({ host: hostIds.indexOf(r.hostId), nonVoting: r.nonVoting })))
-    expect(reps.filter((r) => !r.nonVoting).map((r) => r.host).sort()).toEqual([0, 1, 2])
-    expect(reps.filter((r) => r.nonVoting).map((r) => r.host).sort()).toEqual([3, 4, 5])
+    expect(
+      reps
+        .filter((r) => !r.nonVoting)
+        .map((r) => r.host)
+        .sort(),
+    ).toEqual([0, 1, 2])
+    expect(
+      reps
+        .filter((r) => r.nonVoting)
+        .map((r) => r.host)
+        .sort(),
+    ).toEqual([3, 4, 5])
     const m = await until(async () => {
       const st = await local[0].host.status(0)
       return st.membership.nonVoters.length === 3 ? st.membership : undefined
@@ -137,17 +152,19 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
   const shardIds: Record<string, number> = {}
   async function settled(id: number) {
     return until(
-      () => local[0].stateLocal((s) => {
-        const rs = s.replicasOf(id)
-        return rs.length > 0 && rs.every((r) => r.status === 'active') ? rs : undefined
-      }),
+      () =>
+        local[0].stateLocal((s) => {
+          const rs = s.replicasOf(id)
+          return rs.length > 0 && rs.every((r) => r.status === 'active') ? rs : undefined
+        }),
       `replicas of shard ${id}`,
     )
   }
   const hostOf = (hostId: string) => hostIds.indexOf(hostId)
 
   it('places replicas as each placement rule asks, only on hosts that run the type', async () => {
-    const create = async (name: string, type: string, placement: Placement) => (shardIds[name] = (await local[0].createShard(type, { name, placement })).id)
+    const create = async (name: string, type: string, placement: Placement) =>
+      (shardIds[name] = (await local[0].createShard(type, { name, placement })).id)
     await create('spread', 'kv', { members: { count: 3 }, vary: ['zone'] })
     await create('groups', 'kv', { members: { count: 2, tags: { tier: 'core' } }, groups: { read: { count: 2, tags: { tier: 'edge' } } } })
     await create('cover', 'kv', { members: { count: 1, tags: { zone: 'a', tier: 'core' } }, cover: { tags: { tier: 'edge' } } })
@@ -165,7 +182,12 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
 
     const cover = await settled(shardIds.cover)
     expect(cover.filter((r) => !r.nonVoting).map((r) => hostOf(r.hostId))).toEqual([0])
-    expect(cover.filter((r) => r.nonVoting).map((r) => hostOf(r.hostId)).sort()).toEqual([3, 4, 5])
+    expect(
+      cover
+        .filter((r) => r.nonVoting)
+        .map((r) => hostOf(r.hostId))
+        .sort(),
+    ).toEqual([3, 4, 5])
 
     const special = await settled(shardIds.special)
     expect(special.map((r) => hostOf(r.hostId))).toEqual([4])
@@ -218,7 +240,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
   })
 
   it('creates one shard when createShard runs concurrently with the same name', async () => {
-    const made = await Promise.all([local[0], local[1], local[2], local[3]].map((a) => a.createShard('kv', { name: 'dup', placement: { members: { count: 3 } } })))
+    const made = await Promise.all(
+      [local[0], local[1], local[2], local[3]].map((a) => a.createShard('kv', { name: 'dup', placement: { members: { count: 3 } } })),
+    )
     expect(new Set(made.map((s) => s.id)).size).toBe(1)
     expect(await state((s) => [...s.shards.values()].filter((x) => x.name === 'dup').length)).toBe(1)
   })
@@ -238,7 +262,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     expect(await code(() => a.client(999).apply(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
     expect(await code(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(() => a.createShard('kv', { placement: { members: { count: -1 } } }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => a.createShard('kv', { placement: { members: { count: 1 }, vary: 'zone' } as unknown as Placement }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.createShard('kv', { placement: { members: { count: 1 }, vary: 'zone' } as unknown as Placement }))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
     expect(await code(() => a.createShard(''))).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(() => a.updateShard(999, { tags: {} }))).toBe('ERR_SHARD_NOT_FOUND')
     expect(await code(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe('ERR_PAYLOAD_TOO_LARGE')
@@ -317,7 +343,14 @@ describe('bootstrap', () => {
           await Promise.all(started)
         }
         for (const a of agents) {
-          const view = await a.state((s) => ({ hosts: s.hosts.size, zero: s.replicasOf(0).map((r) => r.id).sort(), shards: s.shards.size }))
+          const view = await a.state((s) => ({
+            hosts: s.hosts.size,
+            zero: s
+              .replicasOf(0)
+              .map((r) => r.id)
+              .sort(),
+            shards: s.shards.size,
+          }))
           expect(view).toEqual({ hosts: 3, zero: [1, 2, 3], shards: 1 })
           const st = await a.host.status(0)
           expect([...st.membership.voters].sort()).toEqual([1, 2, 3])

@@ -81,7 +81,10 @@ describe('Host (one process, three hosts)', () => {
     const hs = [open(dir[0]), open(dir[1]), open(dir[2], { compactionOverhead: 5 })]
     for (const h of hs) void h
     const opts = { compactionOverhead: 5, snapshotEntries: 50 }
-    await hs.splice(0).reduce(async (p, h) => { await p; await h.close() }, Promise.resolve())
+    await hs.splice(0).reduce(async (p, h) => {
+      await p
+      await h.close()
+    }, Promise.resolve())
     const hs2 = dir.map((d) => open(d, opts))
     await bootstrap(hs2, 1)
     const l = await leaderOf(hs2, 1)

@@ -9,7 +9,10 @@ const work = mkdtempSync(join(tmpdir(), 'zongzi-pack-'))
 afterAll(() => rmSync(work, { recursive: true, force: true }))
 
 // No Rust toolchain on the PATH of anything run in the consumer project.
-const PATH = (process.env.PATH ?? '').split(delimiter).filter((p) => !p.includes('.cargo')).join(delimiter)
+const PATH = (process.env.PATH ?? '')
+  .split(delimiter)
+  .filter((p) => !p.includes('.cargo'))
+  .join(delimiter)
 const env = { ...process.env, PATH, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' }
 
 function run(cmd: string, args: string[], cwd: string): string {
@@ -69,11 +72,15 @@ describe('the packed npm packages', () => {
 
     writeFileSync(
       join(app, 'esm.mjs'),
-      SCRIPT(`import { Host } from 'zongzi'\nimport { createRequire } from 'node:module'\nconst require_ = createRequire(import.meta.url)\nconst import_done = () => main(Host)`),
+      SCRIPT(
+        `import { Host } from 'zongzi'\nimport { createRequire } from 'node:module'\nconst require_ = createRequire(import.meta.url)\nconst import_done = () => main(Host)`,
+      ),
     )
     writeFileSync(
       join(app, 'cjs.cjs'),
-      SCRIPT(`const { Host } = require('zongzi')\nconst require_ = require\nconst import_done = () => main(Host).catch((e) => { console.error(e); process.exit(1) })`),
+      SCRIPT(
+        `const { Host } = require('zongzi')\nconst require_ = require\nconst import_done = () => main(Host).catch((e) => { console.error(e); process.exit(1) })`,
+      ),
     )
     expect(run(process.execPath, ['esm.mjs'], app).trim()).toBe('hello,hello,hello')
     expect(run(process.execPath, ['cjs.cjs'], app).trim()).toBe('hello,hello,hello')
@@ -97,7 +104,10 @@ export async function use(h: Host): Promise<number> {
 }
 `,
     )
-    writeFileSync(join(app, 'types.cts'), `import zongzi = require('zongzi')\nexport const open: typeof zongzi.Host.open = zongzi.Host.open\n`)
+    writeFileSync(
+      join(app, 'types.cts'),
+      `import zongzi = require('zongzi')\nexport const open: typeof zongzi.Host.open = zongzi.Host.open\n`,
+    )
     writeFileSync(
       join(app, 'tsconfig.json'),
       JSON.stringify({

@@ -11,7 +11,10 @@ function seed(r: Registry) {
   apply(
     r,
     { op: 'cluster.init', peers: [1, 2, 3].map((i) => ({ hostId: `h${i}`, replicaId: i, raftAddress: `r${i}`, apiAddress: `a${i}` })) },
-    ...[1, 2, 3].map((i) => ({ op: 'host.put', host: { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: { zone: `z${i}` }, shardTypes: ['kv'] } })),
+    ...[1, 2, 3].map((i) => ({
+      op: 'host.put',
+      host: { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: { zone: `z${i}` }, shardTypes: ['kv'] },
+    })),
     { op: 'shard.create', name: 'users', type: 'kv', placement: { members: { count: 3 } } },
     { op: 'replicas.create', shardId: 1, items: [1, 2, 3].map((i) => ({ hostId: `h${i}`, nonVoting: false, initial: true })) },
   )
@@ -30,7 +33,11 @@ describe('registry', () => {
     const a = new Registry()
     seed(a)
     const snap = await snapshotOf(a)
-    const lines = snap.toString().trim().split('\n').map((l) => JSON.parse(l))
+    const lines = snap
+      .toString()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines[0]).toMatchObject({ kind: 'header', hosts: 3, shards: 2, replicas: 6, nextShardId: 2, nextReplicaId: 7 })
     expect(lines).toHaveLength(1 + 3 + 2 + 6)
 
@@ -75,7 +82,11 @@ describe('registry', () => {
     const view = r.state
     const [again] = apply(r, { op: 'shard.create', name: 'users', type: 'kv' })
     expect(JSON.parse(Buffer.from(again.data!).toString())).toEqual({ ok: true, id: 1 })
-    apply(r, { op: 'shard.create', name: 'orders', type: 'kv' }, { op: 'host.put', host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] } })
+    apply(
+      r,
+      { op: 'shard.create', name: 'orders', type: 'kv' },
+      { op: 'host.put', host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] } },
+    )
     expect(view.shards.size).toBe(2)
     expect(view.hosts.size).toBe(3)
     expect(r.state.shards.size).toBe(3)

@@ -15,10 +15,12 @@ const ops = {
   waitReplicas: async ({ shards }) => {
     // Wait until every shard has all its replicas active.
     for (let i = 0; i < 400; i++) {
-      const ok = agent.stateLocal((s) => shards.every((id) => {
-        const rs = s.replicasOf(id)
-        return rs.length > 0 && rs.every((r) => r.status === 'active')
-      }))
+      const ok = agent.stateLocal((s) =>
+        shards.every((id) => {
+          const rs = s.replicasOf(id)
+          return rs.length > 0 && rs.every((r) => r.status === 'active')
+        }),
+      )
       if (ok) return
       await new Promise((r) => setTimeout(r, 50))
     }

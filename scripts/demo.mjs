@@ -21,7 +21,13 @@ const peers = []
 for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
 const zones = ['a', 'b', 'c']
 const agents = peers.map((api, i) => {
-  const child = fork(new URL('./demo-agent.mjs', import.meta.url).pathname, ['demo', JSON.stringify(peers), join(root, `host${i}`), api, zones[i]])
+  const child = fork(new URL('./demo-agent.mjs', import.meta.url).pathname, [
+    'demo',
+    JSON.stringify(peers),
+    join(root, `host${i}`),
+    api,
+    zones[i],
+  ])
   const waiting = new Map()
   let next = 1
   child.on('message', (m) => {
@@ -67,7 +73,9 @@ try {
     console.log(`  ${String(s.id).padStart(2)} ${(s.name || '-').padEnd(9)} ${reps.join('  ')}`)
   }
   console.log('  (* = leader)')
-  console.log(`\n${writes} writes and ${reads} linearizable reads in ${secs.toFixed(1)}s from 3 hosts: ${Math.round(writes / secs)} writes/s, ${Math.round(reads / secs)} reads/s`)
+  console.log(
+    `\n${writes} writes and ${reads} linearizable reads in ${secs.toFixed(1)}s from 3 hosts: ${Math.round(writes / secs)} writes/s, ${Math.round(reads / secs)} reads/s`,
+  )
 } finally {
   await Promise.allSettled(agents.map((a) => a.call('stop')))
   await Promise.all(

@@ -257,7 +257,11 @@ export class Agent extends EventEmitter {
       for (const addr of this.peers) {
         this.#checkNotStopping()
         try {
-          const res = await this.bus.join(addr, { hostId: this.#hostId, raftAddress: this.host.address, apiAddress: this.#apiAddress }, { timeoutMs: this.timeoutMs })
+          const res = await this.bus.join(
+            addr,
+            { hostId: this.#hostId, raftAddress: this.host.address, apiAddress: this.#apiAddress },
+            { timeoutMs: this.timeoutMs },
+          )
           for (const m of res.members) if (m.raftAddress) this.host.setAddress(m.replicaId, m.raftAddress)
           this.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
           await this.host.startReplica(0, res.replicaId, { mode: 'join' }, () => this.#registry)
@@ -325,7 +329,8 @@ export class Agent extends EventEmitter {
   async createShard(type: string, o: ShardOptions = {}): Promise<ShardRecord> {
     this.#checkReady()
     if (typeof type !== 'string' || type === '' || type === REGISTRY_TYPE) throw invalid('shard type is required')
-    if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256)) throw invalid('name must be a string of at most 256 characters')
+    if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256))
+      throw invalid('name must be a string of at most 256 characters')
     if (o.tags !== undefined && !isTags(o.tags)) throw invalid('tags must map non-empty names to strings')
     if (o.placement !== undefined) checkPlacement(o.placement)
     const out = await this.propose({ op: 'shard.create', name: o.name ?? '', type, tags: o.tags, placement: o.placement })
@@ -399,7 +404,11 @@ export class Agent extends EventEmitter {
   }
 
   #checkReady(): void {
-    if (this.#status !== 'ready') throw new ZongziError(this.#status === 'stopped' || this.#status === 'stopping' ? 'ERR_CLOSED' : 'ERR_NOT_READY', `agent is ${this.#status}`)
+    if (this.#status !== 'ready')
+      throw new ZongziError(
+        this.#status === 'stopped' || this.#status === 'stopping' ? 'ERR_CLOSED' : 'ERR_NOT_READY',
+        `agent is ${this.#status}`,
+      )
   }
 
   async #known(id: number): Promise<void> {
@@ -512,7 +521,8 @@ function isTags(v: unknown): v is Record<string, string> {
 }
 
 function checkShardId(id: unknown): asserts id is number {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) throw invalid(`shard id must be a non-negative integer, got ${String(id)}`)
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
+    throw invalid(`shard id must be a non-negative integer, got ${String(id)}`)
 }
 
 function checkPlacement(p: unknown): asserts p is Placement {

@@ -143,7 +143,10 @@ export class BusServer {
             this.#check(call.request.cluster)
             return f(call.request)
           })
-          .then((r) => cb(null, r), (e) => cb(toServiceError(e) as grpc.ServiceError))
+          .then(
+            (r) => cb(null, r),
+            (e) => cb(toServiceError(e) as grpc.ServiceError),
+          )
       }
     const change = (r: any): ReplicaChange => ({
       shardId: r.shardId,
@@ -203,7 +206,10 @@ export class BusServer {
 
   #check(cluster: string): void {
     if (cluster !== this.#cluster) {
-      throw new ZongziError('ERR_CLUSTER_MISMATCH', `request for cluster ${JSON.stringify(cluster)} reached cluster ${JSON.stringify(this.#cluster)}`)
+      throw new ZongziError(
+        'ERR_CLUSTER_MISMATCH',
+        `request for cluster ${JSON.stringify(cluster)} reached cluster ${JSON.stringify(this.#cluster)}`,
+      )
     }
   }
 

@@ -16,7 +16,14 @@ export interface ShardClientOptions {
   writeToLeader?: boolean
 }
 
-const RETRYABLE = new Set<ErrorCode>(['ERR_UNAVAILABLE', 'ERR_SHARD_NOT_FOUND', 'ERR_CLOSED', 'ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY'])
+const RETRYABLE = new Set<ErrorCode>([
+  'ERR_UNAVAILABLE',
+  'ERR_SHARD_NOT_FOUND',
+  'ERR_CLOSED',
+  'ERR_NO_LEADER',
+  'ERR_DROPPED',
+  'ERR_NOT_READY',
+])
 
 type Target = { local: true } | { local: false; address: string }
 
@@ -128,7 +135,12 @@ export class ShardClient {
       if (write && this.options.writeToLeader) {
         remote.sort((a, b) => Number(b.leader) - Number(a.leader))
         const first = remote[0]
-        if (first?.leader) return [{ local: false, address: first.address }, ...out, ...remote.slice(1).map((x) => ({ local: false as const, address: x.address }))]
+        if (first?.leader)
+          return [
+            { local: false, address: first.address },
+            ...out,
+            ...remote.slice(1).map((x) => ({ local: false as const, address: x.address })),
+          ]
       }
       return [...out, ...remote.map((x) => ({ local: false as const, address: x.address }))]
     })
@@ -153,7 +165,9 @@ export class ShardClient {
       }
       await new Promise((r) => setTimeout(r, Math.min(50 * (round + 1), 250)))
     }
-    throw last instanceof ZongziError && last.code !== 'ERR_UNAVAILABLE' ? last : new ZongziError('ERR_TIMEOUT', `shard ${this.shardId}: no replica answered in time`, { cause: last })
+    throw last instanceof ZongziError && last.code !== 'ERR_UNAVAILABLE'
+      ? last
+      : new ZongziError('ERR_TIMEOUT', `shard ${this.shardId}: no replica answered in time`, { cause: last })
   }
 }
 

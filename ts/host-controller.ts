@@ -112,7 +112,11 @@ export class HostController {
       const h = s.hosts.get(m.hostId)
       if (!h) continue
       try {
-        await a.bus.addReplica(h.apiAddress, { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: r.nonVoting }, { timeoutMs: a.timeoutMs })
+        await a.bus.addReplica(
+          h.apiAddress,
+          { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: r.nonVoting },
+          { timeoutMs: a.timeoutMs },
+        )
         return
       } catch (e) {
         last = e

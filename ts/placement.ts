@@ -59,8 +59,7 @@ export function validatePlacement(p: unknown): asserts p is Placement {
   }
 }
 
-const matches = (h: HostRecord, tags: Record<string, string> | undefined) =>
-  Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
+const matches = (h: HostRecord, tags: Record<string, string> | undefined) => Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
 
 /** Want is one replica the placement asks for. */
 export interface Want {
