@@ -430,6 +430,12 @@ export class Agent extends EventEmitter {
     try {
       const st = await this.host.status(0).catch(() => undefined)
       if (st && st.leaderId === st.replicaId && this.#status === 'ready') {
+        // The registry leader keeps its own leadership on record (the event that announced
+        // it may have come before the registry existed).
+        const zero = this.#registry.state.shards.get(0)
+        if (zero && (zero.leader !== st.leaderId || zero.term !== st.term)) {
+          await this.propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
+        }
         await this.#shardController.reconcile(this, this.#registry.state)
       }
     } catch (e) {
