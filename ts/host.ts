@@ -5,6 +5,7 @@ import { finished } from 'node:stream/promises'
 import { fromNative, invalid, ZongziError } from './errors'
 import { NativeHost } from './native'
 import type { MembershipInfo, ReplicaInfo } from './native'
+import { checkBytes, EMPTY, message, Outcomes, unpack, type NativeCall, type NativeResults } from './boundary'
 import { isPersistent, type Entry, type StateMachine, type StateMachineFactory } from './state-machine'
 
 /** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
@@ -60,33 +61,6 @@ export type HostEvent =
   | { type: 'replicaRemoved'; shardId: number; replicaId: number }
   | { type: 'hostFailed'; error: string }
 
-interface NativeCall {
-  token: number
-  kind: 'update' | 'save' | 'recover'
-  /**
-   * update: entries of many shards in the order they must be applied, packed: item i is
-   * `counts[i]` entries of shard `shardIds[i]`; entry j has index `indexes[j]` and the next
-   * `lengths[j]` bytes of `data`.
-   */
-  shardIds?: Float64Array
-  counts?: Uint32Array
-  indexes?: Float64Array
-  lengths?: Uint32Array
-  data?: Buffer
-  /** save / recover: the shard and the file to write or read. */
-  shardId?: number
-  path?: string
-}
-
-/** Results of proposals, packed: a length of -1 marks an error, the next of `errors`. */
-interface NativeResults {
-  tags: Float64Array
-  values: Float64Array
-  lengths: Int32Array
-  data: Buffer
-  errors: string[]
-}
-
 const DEFAULT_TIMEOUT = 5_000
 
 function checkId(v: unknown, what: string): number {
@@ -94,11 +68,6 @@ function checkId(v: unknown, what: string): number {
     throw invalid(`${what} must be a non-negative integer, got ${String(v)}`)
   }
   return v
-}
-
-function checkBytes(v: unknown, what: string): Buffer {
-  if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array or Buffer`)
-  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
 }
 
 function timeoutOf(o: CallOptions | undefined): number {
@@ -510,83 +479,3 @@ export class Host extends EventEmitter {
     step(0)
   }
 }
-
-/** unpack turns a packed update call into entry lists; entry data are views of one buffer. */
-function unpack(c: NativeCall): Array<{ shardId: number; entries: Entry[] }> {
-  const { shardIds, counts, indexes, lengths, data } = c as Required<NativeCall>
-  const out: Array<{ shardId: number; entries: Entry[] }> = new Array(shardIds.length)
-  let j = 0
-  let at = 0
-  for (let i = 0; i < shardIds.length; i++) {
-    const entries: Entry[] = new Array(counts[i])
-    for (let k = 0; k < counts[i]; k++, j++) {
-      entries[k] = { index: indexes[j], data: data.subarray(at, at + lengths[j]) }
-      at += lengths[j]
-    }
-    out[i] = { shardId: shardIds[i], entries }
-  }
-  return out
-}
-
-function message(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e)
-  return m || 'state machine failed'
-}
-
-/**
- * Outcomes collects the answers to one update call and packs them the way the binding reads
- * them: per item a result count (or -1 and an error message), per result a value and a slice
- * of one data buffer.
- */
-class Outcomes {
-  readonly counts: number[] = []
-  readonly errors: string[] = []
-  readonly values: number[] = []
-  readonly lengths: number[] = []
-  readonly datas: Buffer[] = []
-  bytes = 0
-
-  /** ok checks an item's results and adds them; on a bad result nothing is added. */
-  ok(r: unknown, n: number): void {
-    if (!Array.isArray(r) || r.length !== n) {
-      throw new Error(`update must return ${n} results, returned ${Array.isArray(r) ? r.length : typeof r}`)
-    }
-    for (let i = 0; i < n; i++) {
-      const x = r[i]
-      if (x === null || typeof x !== 'object' || typeof x.value !== 'number' || !(x.value >= 0)) {
-        throw new Error(`result ${i} must be { value: non-negative number, data?: Uint8Array }`)
-      }
-      if (x.data !== undefined && !(x.data instanceof Uint8Array)) {
-        throw new Error(`result ${i} data must be a Uint8Array`)
-      }
-    }
-    for (let i = 0; i < n; i++) {
-      const x = r[i]
-      this.values.push(x.value)
-      const len = x.data === undefined ? 0 : x.data.byteLength
-      this.lengths.push(len)
-      if (len > 0) {
-        this.datas.push(checkBytes(x.data, 'result data'))
-        this.bytes += len
-      }
-    }
-    this.counts.push(n)
-  }
-
-  fail(msg: string): void {
-    this.counts.push(-1)
-    this.errors.push(msg)
-  }
-
-  pack() {
-    return {
-      counts: Int32Array.from(this.counts),
-      errors: this.errors,
-      values: Float64Array.from(this.values),
-      lengths: Uint32Array.from(this.lengths),
-      data: this.datas.length === 0 ? EMPTY : Buffer.concat(this.datas, this.bytes),
-    }
-  }
-}
-
-const EMPTY = Buffer.alloc(0)

@@ -5,111 +5,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{Buffer, Float64Array, Int32Array, Uint32Array};
-use napi::threadsafe_function::{
-    ErrorStrategy, ThreadSafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
-};
-use napi::{Env, JsFunction, JsObject, Result};
+use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, JsFunction, Result};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use zongzi_engine::{Completions, Event, Host, HostConfig, Membership, SmResult, StartMode};
+use zongzi_engine::{Completions, Event, Host, HostConfig, SmResult, StartMode};
 
+use crate::convert::{call_to_js, event_to_js, results_to_js, Finished};
 use crate::error::{closed, id, invalid, timeout, to_js};
 use crate::state_machine::{Bridge, Call, JsStateMachine, Reply};
+use crate::types::{
+    membership, ApplyResult, HostOptions, MembershipInfo, ReplicaInfo, StoredReplica, Voter,
+};
 
-/// HostOptions configures a native host. Absent fields take the engine's defaults.
-#[napi(object)]
-pub struct HostOptions {
-    /// Cluster identity; frames of other clusters are refused.
-    pub cluster_id: f64,
-    /// Directory for the log and snapshots.
-    pub data_dir: String,
-    /// Transport listen address, e.g. `127.0.0.1:0`.
-    pub listen_address: Option<String>,
-    /// Address peers use to reach this host.
-    pub advertise_address: Option<String>,
-    /// Milliseconds per Raft tick.
-    pub tick_ms: Option<u32>,
-    /// Election timeout in ticks.
-    pub election_ticks: Option<u32>,
-    /// Heartbeat interval in ticks.
-    pub heartbeat_ticks: Option<u32>,
-    /// Number of step workers.
-    pub workers: Option<u32>,
-    /// Largest proposal in bytes.
-    pub max_proposal_bytes: Option<u32>,
-    /// Automatic snapshot interval in applied entries (0 disables).
-    pub snapshot_entries: Option<f64>,
-    /// Entries kept behind a snapshot.
-    pub compaction_overhead: Option<f64>,
-    /// Sync the log before acknowledging (default true).
-    pub fsync: Option<bool>,
-}
-
-/// Voter is one initial member of a shard.
-#[napi(object)]
-pub struct Voter {
-    /// Replica id.
-    pub replica_id: f64,
-    /// Transport address of its host.
-    pub address: String,
-}
-
-/// ApplyResult is a state machine's result for one entry.
-#[napi(object)]
-pub struct ApplyResult {
-    /// Number chosen by the state machine.
-    pub value: f64,
-    /// Bytes chosen by the state machine.
-    pub data: Buffer,
-}
-
-/// MembershipInfo lists a shard's members.
-#[napi(object)]
-pub struct MembershipInfo {
-    /// Voting replica ids.
-    pub voters: Vec<f64>,
-    /// Non-voting replica ids.
-    pub non_voters: Vec<f64>,
-}
-
-/// ReplicaInfo is the local view of a shard.
-#[napi(object)]
-pub struct ReplicaInfo {
-    /// Shard id.
-    pub shard_id: f64,
-    /// Local replica id.
-    pub replica_id: f64,
-    /// Leader replica id, 0 if unknown.
-    pub leader_id: f64,
-    /// Current term.
-    pub term: f64,
-    /// Commit index known locally.
-    pub commit: f64,
-    /// Index applied locally.
-    pub applied: f64,
-    /// Current members.
-    pub membership: MembershipInfo,
-}
-
-/// StoredReplica is a replica found on disk.
-#[napi(object)]
-pub struct StoredReplica {
-    /// Shard id.
-    pub shard_id: f64,
-    /// Replica id.
-    pub replica_id: f64,
-}
-
-fn membership(m: Membership) -> MembershipInfo {
-    MembershipInfo {
-        voters: m.voters.into_iter().map(|v| v as f64).collect(),
-        non_voters: m.non_voters.into_iter().map(|v| v as f64).collect(),
-    }
-}
-
-/// Finished proposals on their way to JavaScript.
-type Finished = Vec<(u64, zongzi_engine::Result<SmResult>)>;
-/// The thread-safe function that delivers them.
+/// The thread-safe function that delivers finished proposals to JavaScript.
 type ResultsFn = ThreadsafeFunction<Finished, ErrorStrategy::Fatal>;
 
 /// Change is a membership change requested from JavaScript.
@@ -132,149 +41,6 @@ pub struct NativeHost {
     host: parking_lot::RwLock<Option<Arc<Host>>>,
     bridge: Arc<Bridge>,
     events: Mutex<Option<ThreadsafeFunction<Event, ErrorStrategy::Fatal>>>,
-}
-
-fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> {
-    let env = ctx.env;
-    let (token, call) = ctx.value;
-    let mut o = env.create_object()?;
-    o.set_named_property("token", env.create_double(token as f64)?)?;
-    let kind = match &call {
-        Call::Update { .. } => "update",
-        Call::Save { .. } => "save",
-        Call::Recover { .. } => "recover",
-    };
-    o.set_named_property("kind", env.create_string(kind)?)?;
-    match call {
-        Call::Update { items } => {
-            // Packed: per item a shard id and an entry count; for all entries their index,
-            // length, and one buffer of their data back to back. JavaScript slices it,
-            // which is far cheaper than building objects through N-API.
-            let n: usize = items.iter().map(|(_, e)| e.len()).sum();
-            let bytes: usize = items
-                .iter()
-                .flat_map(|(_, e)| e.iter().map(|x| x.data.len()))
-                .sum();
-            let mut shard_ids = Vec::with_capacity(items.len());
-            let mut counts = Vec::with_capacity(items.len());
-            let mut indexes = Vec::with_capacity(n);
-            let mut lengths = Vec::with_capacity(n);
-            let mut data = Vec::with_capacity(bytes);
-            for (shard, entries) in items {
-                shard_ids.push(shard as f64);
-                counts.push(entries.len() as u32);
-                for e in entries {
-                    indexes.push(e.index as f64);
-                    lengths.push(e.data.len() as u32);
-                    data.extend_from_slice(&e.data);
-                }
-            }
-            o.set_named_property("shardIds", Float64Array::new(shard_ids))?;
-            o.set_named_property("counts", Uint32Array::new(counts))?;
-            o.set_named_property("indexes", Float64Array::new(indexes))?;
-            o.set_named_property("lengths", Uint32Array::new(lengths))?;
-            o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
-        }
-        Call::Save { shard, path } | Call::Recover { shard, path } => {
-            o.set_named_property("shardId", env.create_double(shard as f64)?)?;
-            o.set_named_property("path", env.create_string(&path)?)?;
-        }
-    }
-    Ok(vec![o])
-}
-
-fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<JsObject>> {
-    let env = ctx.env;
-    let n = ctx.value.len();
-    // Packed like updates: tags, values, data lengths (-1 marks an error, whose message is
-    // the next of `errors`), and all result data back to back.
-    let mut tags = Vec::with_capacity(n);
-    let mut values = Vec::with_capacity(n);
-    let mut lengths = Vec::with_capacity(n);
-    let mut data = Vec::new();
-    let mut errors = Vec::new();
-    for (tag, r) in ctx.value {
-        tags.push(tag as f64);
-        match r {
-            Ok(r) => {
-                values.push(r.value as f64);
-                lengths.push(r.data.len() as i32);
-                data.extend_from_slice(&r.data);
-            }
-            Err(e) => {
-                values.push(0.0);
-                lengths.push(-1);
-                errors.push(format!("{}: {}", e.code(), e));
-            }
-        }
-    }
-    let mut o = env.create_object()?;
-    o.set_named_property("tags", Float64Array::new(tags))?;
-    o.set_named_property("values", Float64Array::new(values))?;
-    o.set_named_property("lengths", Int32Array::new(lengths))?;
-    o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
-    o.set_named_property("errors", errors)?;
-    Ok(vec![o])
-}
-
-fn event_to_js(ctx: ThreadSafeCallContext<Event>) -> Result<Vec<JsObject>> {
-    let env = ctx.env;
-    let mut o = env.create_object()?;
-    let num = |v: u64| env.create_double(v as f64);
-    match ctx.value {
-        Event::LeaderChanged {
-            shard_id,
-            replica_id,
-            leader_id,
-            term,
-        } => {
-            o.set_named_property("type", env.create_string("leaderChanged")?)?;
-            o.set_named_property("shardId", num(shard_id)?)?;
-            o.set_named_property("replicaId", num(replica_id)?)?;
-            o.set_named_property("leaderId", num(leader_id)?)?;
-            o.set_named_property("term", num(term)?)?;
-        }
-        Event::MembershipChanged {
-            shard_id,
-            replica_id,
-            membership: m,
-        } => {
-            o.set_named_property("type", env.create_string("membershipChanged")?)?;
-            o.set_named_property("shardId", num(shard_id)?)?;
-            o.set_named_property("replicaId", num(replica_id)?)?;
-            o.set_named_property(
-                "voters",
-                m.voters.iter().map(|v| *v as f64).collect::<Vec<_>>(),
-            )?;
-            o.set_named_property(
-                "nonVoters",
-                m.non_voters.iter().map(|v| *v as f64).collect::<Vec<_>>(),
-            )?;
-        }
-        Event::ReplicaFailed {
-            shard_id,
-            replica_id,
-            error,
-        } => {
-            o.set_named_property("type", env.create_string("replicaFailed")?)?;
-            o.set_named_property("shardId", num(shard_id)?)?;
-            o.set_named_property("replicaId", num(replica_id)?)?;
-            o.set_named_property("error", env.create_string(&error)?)?;
-        }
-        Event::ReplicaRemoved {
-            shard_id,
-            replica_id,
-        } => {
-            o.set_named_property("type", env.create_string("replicaRemoved")?)?;
-            o.set_named_property("shardId", num(shard_id)?)?;
-            o.set_named_property("replicaId", num(replica_id)?)?;
-        }
-        Event::HostFailed { error } => {
-            o.set_named_property("type", env.create_string("hostFailed")?)?;
-            o.set_named_property("error", env.create_string(&error)?)?;
-        }
-    }
-    Ok(vec![o])
 }
 
 #[napi]

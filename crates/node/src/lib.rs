@@ -4,8 +4,11 @@
 //! error to `ERR_CODE: message`. State machines live in JavaScript; the engine reaches them
 //! through one thread-safe function per host.
 
+mod convert;
 mod error;
 mod host;
 mod state_machine;
+mod types;
 
 pub use host::*;
+pub use types::*;

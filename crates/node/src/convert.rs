@@ -1,0 +1,155 @@
+//! Conversions of engine calls, results and events into JavaScript values. Bulk data goes
+//! packed (typed arrays and one buffer), because building objects through N-API is slow.
+
+use napi::bindgen_prelude::{Float64Array, Int32Array, Uint32Array};
+use napi::threadsafe_function::ThreadSafeCallContext;
+use napi::{JsObject, Result};
+use zongzi_engine::{Event, SmResult};
+
+use crate::state_machine::Call;
+
+/// Finished proposals on their way to JavaScript.
+pub(crate) type Finished = Vec<(u64, zongzi_engine::Result<SmResult>)>;
+
+pub(crate) fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> {
+    let env = ctx.env;
+    let (token, call) = ctx.value;
+    let mut o = env.create_object()?;
+    o.set_named_property("token", env.create_double(token as f64)?)?;
+    let kind = match &call {
+        Call::Update { .. } => "update",
+        Call::Save { .. } => "save",
+        Call::Recover { .. } => "recover",
+    };
+    o.set_named_property("kind", env.create_string(kind)?)?;
+    match call {
+        Call::Update { items } => {
+            // Packed: per item a shard id and an entry count; for all entries their index,
+            // length, and one buffer of their data back to back. JavaScript slices it,
+            // which is far cheaper than building objects through N-API.
+            let n: usize = items.iter().map(|(_, e)| e.len()).sum();
+            let bytes: usize = items
+                .iter()
+                .flat_map(|(_, e)| e.iter().map(|x| x.data.len()))
+                .sum();
+            let mut shard_ids = Vec::with_capacity(items.len());
+            let mut counts = Vec::with_capacity(items.len());
+            let mut indexes = Vec::with_capacity(n);
+            let mut lengths = Vec::with_capacity(n);
+            let mut data = Vec::with_capacity(bytes);
+            for (shard, entries) in items {
+                shard_ids.push(shard as f64);
+                counts.push(entries.len() as u32);
+                for e in entries {
+                    indexes.push(e.index as f64);
+                    lengths.push(e.data.len() as u32);
+                    data.extend_from_slice(&e.data);
+                }
+            }
+            o.set_named_property("shardIds", Float64Array::new(shard_ids))?;
+            o.set_named_property("counts", Uint32Array::new(counts))?;
+            o.set_named_property("indexes", Float64Array::new(indexes))?;
+            o.set_named_property("lengths", Uint32Array::new(lengths))?;
+            o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
+        }
+        Call::Save { shard, path } | Call::Recover { shard, path } => {
+            o.set_named_property("shardId", env.create_double(shard as f64)?)?;
+            o.set_named_property("path", env.create_string(&path)?)?;
+        }
+    }
+    Ok(vec![o])
+}
+
+pub(crate) fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<JsObject>> {
+    let env = ctx.env;
+    let n = ctx.value.len();
+    // Packed like updates: tags, values, data lengths (-1 marks an error, whose message is
+    // the next of `errors`), and all result data back to back.
+    let mut tags = Vec::with_capacity(n);
+    let mut values = Vec::with_capacity(n);
+    let mut lengths = Vec::with_capacity(n);
+    let mut data = Vec::new();
+    let mut errors = Vec::new();
+    for (tag, r) in ctx.value {
+        tags.push(tag as f64);
+        match r {
+            Ok(r) => {
+                values.push(r.value as f64);
+                lengths.push(r.data.len() as i32);
+                data.extend_from_slice(&r.data);
+            }
+            Err(e) => {
+                values.push(0.0);
+                lengths.push(-1);
+                errors.push(format!("{}: {}", e.code(), e));
+            }
+        }
+    }
+    let mut o = env.create_object()?;
+    o.set_named_property("tags", Float64Array::new(tags))?;
+    o.set_named_property("values", Float64Array::new(values))?;
+    o.set_named_property("lengths", Int32Array::new(lengths))?;
+    o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
+    o.set_named_property("errors", errors)?;
+    Ok(vec![o])
+}
+
+pub(crate) fn event_to_js(ctx: ThreadSafeCallContext<Event>) -> Result<Vec<JsObject>> {
+    let env = ctx.env;
+    let mut o = env.create_object()?;
+    let num = |v: u64| env.create_double(v as f64);
+    match ctx.value {
+        Event::LeaderChanged {
+            shard_id,
+            replica_id,
+            leader_id,
+            term,
+        } => {
+            o.set_named_property("type", env.create_string("leaderChanged")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property("leaderId", num(leader_id)?)?;
+            o.set_named_property("term", num(term)?)?;
+        }
+        Event::MembershipChanged {
+            shard_id,
+            replica_id,
+            membership: m,
+        } => {
+            o.set_named_property("type", env.create_string("membershipChanged")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property(
+                "voters",
+                m.voters.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+            )?;
+            o.set_named_property(
+                "nonVoters",
+                m.non_voters.iter().map(|v| *v as f64).collect::<Vec<_>>(),
+            )?;
+        }
+        Event::ReplicaFailed {
+            shard_id,
+            replica_id,
+            error,
+        } => {
+            o.set_named_property("type", env.create_string("replicaFailed")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property("error", env.create_string(&error)?)?;
+        }
+        Event::ReplicaRemoved {
+            shard_id,
+            replica_id,
+        } => {
+            o.set_named_property("type", env.create_string("replicaRemoved")?)?;
+            o.set_named_property("shardId", num(shard_id)?)?;
+            o.set_named_property("replicaId", num(replica_id)?)?;
+        }
+        Event::HostFailed { error } => {
+            o.set_named_property("type", env.create_string("hostFailed")?)?;
+            o.set_named_property("error", env.create_string(&error)?)?;
+        }
+    }
+    Ok(vec![o])
+}
