@@ -8,7 +8,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use raft::eraftpb::{ConfChange, ConfChangeType};
 use raft::RawNode;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
@@ -16,15 +15,12 @@ use tokio::sync::oneshot;
 use crate::apply::{self, Applier, ApplyTask, SharedSm};
 use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
-use crate::event::Membership;
-use crate::replica::{
-    AppliedSink, Completions, ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica,
-};
+use crate::replica::Replica;
 use crate::snapshot;
 use crate::state_machine::{SmResult, StateMachine};
 use crate::storage::{LogStore, ReplicaStorage};
 use crate::transport::Transport;
-use crate::worker::{Cmd, ReplicaStatus, Router, Worker};
+use crate::worker::{Cmd, Router, Worker};
 
 /// Proposal is a pending proposal: `committed` resolves with the entry's index once a quorum
 /// has it, `applied` with the state machine's result once the local replica applied it.
@@ -36,8 +32,8 @@ pub struct Proposal {
 }
 
 pub(crate) struct LocalReplica {
-    replica_id: u64,
-    sm: SharedSm,
+    pub(crate) replica_id: u64,
+    pub(crate) sm: SharedSm,
 }
 
 /// Running is the set of replicas running on a host, shared with the workers so that a
@@ -47,21 +43,21 @@ pub(crate) type Running = Arc<RwLock<HashMap<u64, LocalReplica>>>;
 /// Host runs replicas of many shards over one log store, one transport and a fixed set of
 /// step and apply threads.
 pub struct Host {
-    config: HostConfig,
-    addr: String,
-    store: Arc<LogStore>,
-    router: Arc<Router>,
-    transport: Arc<Transport>,
-    applies: RwLock<Vec<crossbeam_channel::Sender<ApplyTask>>>,
-    runtime: Mutex<Option<Runtime>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
-    replicas: Running,
+    pub(crate) config: HostConfig,
+    pub(crate) addr: String,
+    pub(crate) store: Arc<LogStore>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) transport: Arc<Transport>,
+    pub(crate) applies: RwLock<Vec<crossbeam_channel::Sender<ApplyTask>>>,
+    pub(crate) runtime: Mutex<Option<Runtime>>,
+    pub(crate) threads: Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) replicas: Running,
     /// Shards whose replica is being started.
-    starting: Mutex<std::collections::HashSet<u64>>,
-    nonce: u64,
-    seq: AtomicU64,
-    closed: AtomicBool,
-    failed: Arc<AtomicBool>,
+    pub(crate) starting: Mutex<std::collections::HashSet<u64>>,
+    pub(crate) nonce: u64,
+    pub(crate) seq: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    pub(crate) failed: Arc<AtomicBool>,
 }
 
 fn random_nonce() -> u64 {
@@ -194,7 +190,7 @@ impl Host {
         v
     }
 
-    fn check_open(&self) -> Result<()> {
+    pub(crate) fn check_open(&self) -> Result<()> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(Error::Storage(
                 "host stopped after a log store failure".into(),
@@ -206,7 +202,7 @@ impl Host {
         Ok(())
     }
 
-    fn check_shard(&self, shard: u64) -> Result<()> {
+    pub(crate) fn check_shard(&self, shard: u64) -> Result<()> {
         self.check_open()?;
         if !self.replicas.read().contains_key(&shard) {
             return Err(Error::ShardNotFound(shard));
@@ -370,297 +366,8 @@ impl Host {
         snapshot::remove_all(&self.config.data_dir, shard_id)
     }
 
-    fn deadline(timeout: Duration) -> Instant {
+    pub(crate) fn deadline(timeout: Duration) -> Instant {
         Instant::now() + timeout
-    }
-
-    /// propose_handle submits `data` and returns channels for commit and apply.
-    pub fn propose_handle(
-        &self,
-        shard_id: u64,
-        data: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Proposal> {
-        self.check_shard(shard_id)?;
-        self.check_size(&data)?;
-        let (ctx, crx) = oneshot::channel();
-        let (atx, arx) = oneshot::channel();
-        self.submit(
-            shard_id,
-            data,
-            Some(ctx),
-            AppliedSink::oneshot(atx),
-            timeout,
-        );
-        Ok(Proposal {
-            committed: crx,
-            applied: arx,
-        })
-    }
-
-    /// propose_tagged submits `data`; its result (or error) arrives on `sink` as `(tag, result)`
-    /// once the local replica applied it. Nothing is awaited here, so a caller can submit
-    /// many proposals and collect their results in batches.
-    pub fn propose_tagged(
-        &self,
-        shard_id: u64,
-        data: Vec<u8>,
-        timeout: Duration,
-        tag: u64,
-        sink: &Completions,
-    ) {
-        if let Err(e) = self
-            .check_shard(shard_id)
-            .and_then(|_| self.check_size(&data))
-        {
-            let _ = sink.send((tag, Err(e)));
-            return;
-        }
-        self.submit(
-            shard_id,
-            data,
-            None,
-            AppliedSink::tagged(tag, sink.clone()),
-            timeout,
-        );
-    }
-
-    /// submit hands a proposal to the worker that owns the shard.
-    fn submit(
-        &self,
-        shard_id: u64,
-        data: Vec<u8>,
-        committed: Option<oneshot::Sender<Result<u64>>>,
-        applied: AppliedSink,
-        timeout: Duration,
-    ) {
-        let id = ProposalId {
-            nonce: self.nonce,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-        };
-        self.router.send(
-            shard_id,
-            Cmd::Propose {
-                shard: shard_id,
-                id,
-                data,
-                waiter: ProposalWaiter {
-                    committed,
-                    applied: Some(applied),
-                    deadline: Self::deadline(timeout),
-                },
-            },
-        );
-    }
-
-    fn check_size(&self, data: &[u8]) -> Result<()> {
-        if data.len() > self.config.max_proposal_bytes {
-            return Err(Error::PayloadTooLarge {
-                size: data.len(),
-                limit: self.config.max_proposal_bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// propose submits `data` and resolves with the state machine's result once the local
-    /// replica applied it.
-    pub async fn propose(
-        &self,
-        shard_id: u64,
-        data: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<SmResult> {
-        let p = self.propose_handle(shard_id, data, timeout)?;
-        p.applied.await.unwrap_or(Err(Error::Closed))
-    }
-
-    /// commit submits `data` and resolves with its log index once it is committed.
-    pub async fn commit(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<u64> {
-        let p = self.propose_handle(shard_id, data, timeout)?;
-        p.committed.await.unwrap_or(Err(Error::Closed))
-    }
-
-    /// read_index resolves once the local replica has applied everything committed before
-    /// the call (a linearizable barrier; works on followers and non-voting replicas).
-    pub async fn read_index(&self, shard_id: u64, timeout: Duration) -> Result<u64> {
-        self.check_shard(shard_id)?;
-        let (tx, rx) = oneshot::channel();
-        self.router.send(
-            shard_id,
-            Cmd::ReadIndex {
-                shard: shard_id,
-                waiter: ReadWaiter {
-                    reply: tx,
-                    deadline: Self::deadline(timeout),
-                },
-            },
-        );
-        rx.await.unwrap_or(Err(Error::Closed))
-    }
-
-    /// read is a linearizable read: a read index barrier, then a local lookup.
-    pub async fn read(&self, shard_id: u64, query: &[u8], timeout: Duration) -> Result<Vec<u8>> {
-        self.read_index(shard_id, timeout).await?;
-        self.stale_read(shard_id, query)
-    }
-
-    /// stale_read looks the query up in the local state machine without a barrier.
-    pub fn stale_read(&self, shard_id: u64, query: &[u8]) -> Result<Vec<u8>> {
-        self.check_open()?;
-        let sm = self
-            .replicas
-            .read()
-            .get(&shard_id)
-            .map(|r| r.sm.clone())
-            .ok_or(Error::ShardNotFound(shard_id))?;
-        let out = sm
-            .read()
-            .lookup(query)
-            .map_err(|e| Error::StateMachine(e.0));
-        out
-    }
-
-    async fn conf_change(
-        &self,
-        shard_id: u64,
-        change: ConfChangeType,
-        replica_id: u64,
-        addr: Option<&str>,
-        timeout: Duration,
-    ) -> Result<Membership> {
-        self.check_shard(shard_id)?;
-        if replica_id == 0 {
-            return Err(Error::InvalidArgument("replica id must be positive".into()));
-        }
-        if let Some(a) = addr {
-            if a.is_empty() {
-                return Err(Error::InvalidArgument("address must not be empty".into()));
-            }
-            self.set_address(replica_id, a)?;
-        }
-        let mut cc = ConfChange::default();
-        cc.set_change_type(change);
-        cc.node_id = replica_id;
-        if let Some(a) = addr {
-            cc.context = a.as_bytes().to_vec().into();
-        }
-        let (tx, rx) = oneshot::channel();
-        let id = ProposalId {
-            nonce: self.nonce,
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
-        };
-        self.router.send(
-            shard_id,
-            Cmd::ConfChange {
-                shard: shard_id,
-                id,
-                cc,
-                waiter: ConfWaiter {
-                    reply: tx,
-                    deadline: Self::deadline(timeout),
-                },
-            },
-        );
-        rx.await.unwrap_or(Err(Error::Closed))
-    }
-
-    /// add_replica adds a voter reachable at `addr`; it also promotes a non-voting member.
-    pub async fn add_replica(
-        &self,
-        shard_id: u64,
-        replica_id: u64,
-        addr: &str,
-        timeout: Duration,
-    ) -> Result<Membership> {
-        self.conf_change(
-            shard_id,
-            ConfChangeType::AddNode,
-            replica_id,
-            Some(addr),
-            timeout,
-        )
-        .await
-    }
-
-    /// add_non_voting adds a non-voting member (Raft learner) reachable at `addr`.
-    pub async fn add_non_voting(
-        &self,
-        shard_id: u64,
-        replica_id: u64,
-        addr: &str,
-        timeout: Duration,
-    ) -> Result<Membership> {
-        self.conf_change(
-            shard_id,
-            ConfChangeType::AddLearnerNode,
-            replica_id,
-            Some(addr),
-            timeout,
-        )
-        .await
-    }
-
-    /// promote turns a non-voting member into a voter.
-    pub async fn promote(
-        &self,
-        shard_id: u64,
-        replica_id: u64,
-        timeout: Duration,
-    ) -> Result<Membership> {
-        self.conf_change(shard_id, ConfChangeType::AddNode, replica_id, None, timeout)
-            .await
-    }
-
-    /// remove_replica removes a member from the shard.
-    pub async fn remove_replica(
-        &self,
-        shard_id: u64,
-        replica_id: u64,
-        timeout: Duration,
-    ) -> Result<Membership> {
-        self.conf_change(
-            shard_id,
-            ConfChangeType::RemoveNode,
-            replica_id,
-            None,
-            timeout,
-        )
-        .await
-    }
-
-    /// status returns the local replica's view of the shard.
-    pub async fn status(&self, shard_id: u64) -> Result<ReplicaStatus> {
-        self.check_shard(shard_id)?;
-        let (tx, rx) = oneshot::channel();
-        self.router.send(
-            shard_id,
-            Cmd::Status {
-                shard: shard_id,
-                reply: tx,
-            },
-        );
-        rx.await.unwrap_or(Err(Error::Closed))
-    }
-
-    /// membership returns the shard's current membership as known locally.
-    pub async fn membership(&self, shard_id: u64) -> Result<Membership> {
-        Ok(self.status(shard_id).await?.membership)
-    }
-
-    /// transfer_leader asks the current leader to hand leadership to `target`.
-    pub async fn transfer_leader(&self, shard_id: u64, target: u64) -> Result<()> {
-        self.check_shard(shard_id)?;
-        let (tx, rx) = oneshot::channel();
-        self.router.send(
-            shard_id,
-            Cmd::TransferLeader {
-                shard: shard_id,
-                to: target,
-                reply: tx,
-            },
-        );
-        rx.await.unwrap_or(Err(Error::Closed))
     }
 
     /// request_snapshot takes a snapshot of the local replica now and compacts the log

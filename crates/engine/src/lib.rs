@@ -12,6 +12,8 @@ mod config;
 mod error;
 mod event;
 mod host;
+mod membership;
+mod proposal;
 mod replica;
 mod snapshot;
 mod state_machine;

@@ -1,0 +1,161 @@
+//! Proposals and reads: the calls that carry data through a shard.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::error::{Error, Result};
+use crate::host::{Host, Proposal};
+use crate::replica::{AppliedSink, Completions, ProposalId, ProposalWaiter, ReadWaiter};
+use crate::state_machine::SmResult;
+use crate::worker::Cmd;
+
+impl Host {
+    /// propose_handle submits `data` and returns channels for commit and apply.
+    pub fn propose_handle(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Proposal> {
+        self.check_shard(shard_id)?;
+        self.check_size(&data)?;
+        let (ctx, crx) = oneshot::channel();
+        let (atx, arx) = oneshot::channel();
+        self.submit(
+            shard_id,
+            data,
+            Some(ctx),
+            AppliedSink::oneshot(atx),
+            timeout,
+        );
+        Ok(Proposal {
+            committed: crx,
+            applied: arx,
+        })
+    }
+
+    /// propose_tagged submits `data`; its result (or error) arrives on `sink` as `(tag, result)`
+    /// once the local replica applied it. Nothing is awaited here, so a caller can submit
+    /// many proposals and collect their results in batches.
+    pub fn propose_tagged(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        timeout: Duration,
+        tag: u64,
+        sink: &Completions,
+    ) {
+        if let Err(e) = self
+            .check_shard(shard_id)
+            .and_then(|_| self.check_size(&data))
+        {
+            let _ = sink.send((tag, Err(e)));
+            return;
+        }
+        self.submit(
+            shard_id,
+            data,
+            None,
+            AppliedSink::tagged(tag, sink.clone()),
+            timeout,
+        );
+    }
+
+    /// submit hands a proposal to the worker that owns the shard.
+    fn submit(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        committed: Option<oneshot::Sender<Result<u64>>>,
+        applied: AppliedSink,
+        timeout: Duration,
+    ) {
+        let id = ProposalId {
+            nonce: self.nonce,
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+        };
+        self.router.send(
+            shard_id,
+            Cmd::Propose {
+                shard: shard_id,
+                id,
+                data,
+                waiter: ProposalWaiter {
+                    committed,
+                    applied: Some(applied),
+                    deadline: Self::deadline(timeout),
+                },
+            },
+        );
+    }
+
+    fn check_size(&self, data: &[u8]) -> Result<()> {
+        if data.len() > self.config.max_proposal_bytes {
+            return Err(Error::PayloadTooLarge {
+                size: data.len(),
+                limit: self.config.max_proposal_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// propose submits `data` and resolves with the state machine's result once the local
+    /// replica applied it.
+    pub async fn propose(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<SmResult> {
+        let p = self.propose_handle(shard_id, data, timeout)?;
+        p.applied.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// commit submits `data` and resolves with its log index once it is committed.
+    pub async fn commit(&self, shard_id: u64, data: Vec<u8>, timeout: Duration) -> Result<u64> {
+        let p = self.propose_handle(shard_id, data, timeout)?;
+        p.committed.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// read_index resolves once the local replica has applied everything committed before
+    /// the call (a linearizable barrier; works on followers and non-voting replicas).
+    pub async fn read_index(&self, shard_id: u64, timeout: Duration) -> Result<u64> {
+        self.check_shard(shard_id)?;
+        let (tx, rx) = oneshot::channel();
+        self.router.send(
+            shard_id,
+            Cmd::ReadIndex {
+                shard: shard_id,
+                waiter: ReadWaiter {
+                    reply: tx,
+                    deadline: Self::deadline(timeout),
+                },
+            },
+        );
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// read is a linearizable read: a read index barrier, then a local lookup.
+    pub async fn read(&self, shard_id: u64, query: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.read_index(shard_id, timeout).await?;
+        self.stale_read(shard_id, query)
+    }
+
+    /// stale_read looks the query up in the local state machine without a barrier.
+    pub fn stale_read(&self, shard_id: u64, query: &[u8]) -> Result<Vec<u8>> {
+        self.check_open()?;
+        let sm = self
+            .replicas
+            .read()
+            .get(&shard_id)
+            .map(|r| r.sm.clone())
+            .ok_or(Error::ShardNotFound(shard_id))?;
+        let out = sm
+            .read()
+            .lookup(query)
+            .map_err(|e| Error::StateMachine(e.0));
+        out
+    }
+}
