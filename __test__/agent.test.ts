@@ -320,6 +320,26 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
 })
 
 describe('bootstrap', () => {
+  it('refuses to initialise again from a peer whose data is gone', async () => {
+    const peers: string[] = []
+    for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+    const agents = peers.map((p) => new Agent('boot-lost', peers, { dataDir: tmp(), apiAddress: p, ...fast }))
+    try {
+      await Promise.all(agents.map((a) => a.start()))
+      await agents[2].stop()
+      // The same address, an empty data directory: a new host, not the peer that left.
+      const blank = new Agent('boot-lost', peers, { dataDir: tmp(), apiAddress: peers[2], ...fast })
+      const err = await blank.start().catch((e) => e)
+      expect(err).toBeInstanceOf(ZongziError)
+      expect(err.code).toBe('ERR_INVALID_ARGUMENT')
+      expect(err.message).toMatch(/replace the peer/)
+      const zero = await agents[0].state((s) => s.replicasOf(0).length)
+      expect(zero).toBe(3)
+    } finally {
+      await Promise.all(agents.map((a) => a.stop()))
+    }
+  })
+
   for (const order of ['together', 'one by one', 'reversed, staggered'] as const) {
     it(`initialises one cluster when the peers start ${order}`, async () => {
       const peers: string[] = []

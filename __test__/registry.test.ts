@@ -93,6 +93,22 @@ describe('registry', () => {
     expect(r.state.hosts.size).toBe(4)
   })
 
+  it('keeps a shard being deleted on its way out', () => {
+    const r = new Registry()
+    seed(r)
+    apply(r, { op: 'host.put', host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: ['kv'] } })
+    apply(r, { op: 'shard.delete', id: 1 })
+    const [back, grow, undelete] = apply(
+      r,
+      { op: 'replica.update', id: 4, status: 'active' },
+      { op: 'replicas.create', shardId: 1, items: [{ hostId: 'h4', nonVoting: true, initial: false }] },
+      { op: 'shard.status', id: 1, status: 'active' },
+    )
+    expect([back.value, grow.value, undelete.value]).toEqual([0, 0, 0])
+    expect(r.state.shards.get(1)!.status).toBe('deleting')
+    expect(r.state.replicasOf(1).every((x) => x.status === 'deleting')).toBe(true)
+  })
+
   it('touches the hosts of a shard when the shard changes', () => {
     const r = new Registry()
     seed(r)

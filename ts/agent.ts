@@ -113,8 +113,12 @@ export class Agent extends EventEmitter {
     this.log = options.logger ?? silent
     this.#shardController = options.shardController ?? new DefaultShardController()
     this.#registry.on('change', (s: RegistryState) => {
-      this.emit('change', s)
       this.#kick()
+      try {
+        this.emit('change', s)
+      } catch (e) {
+        this.log.error('a change listener failed', { error: String(e) })
+      }
     })
   }
 
@@ -215,6 +219,7 @@ export class Agent extends EventEmitter {
       },
     })
     await this.state((s) => s.hosts.get(this.#hostId))
+    this.#checkNotStopping()
     this.#timer = setInterval(() => this.#kick(), o.reconcileMs ?? 500)
     this.#timer.unref()
     this.#setStatus('ready')
@@ -230,9 +235,17 @@ export class Agent extends EventEmitter {
           this.#checkNotStopping()
           try {
             const p = await this.bus.probe(addr, { timeoutMs: 1000 })
+            if (p.initialized && !p.initialHosts.includes(this.#hostId)) {
+              // The cluster exists and this peer was not part of it: its data is gone. Starting
+              // it over with an empty log could let it vote away committed entries.
+              throw new ZongziError(
+                'ERR_INVALID_ARGUMENT',
+                `the cluster is already initialised and this peer (host ${this.#hostId}) has no data of it; replace the peer instead`,
+              )
+            }
             return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }
           } catch (e) {
-            if (e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH') throw e
+            if (e instanceof ZongziError && ['ERR_CLUSTER_MISMATCH', 'ERR_INVALID_ARGUMENT'].includes(e.code)) throw e
             await sleep(100)
           }
         }
@@ -253,6 +266,21 @@ export class Agent extends EventEmitter {
 
   /** #join asks the peers, one after another, to add this host to shard 0 as non-voting. */
   async #join(): Promise<void> {
+    await this.#joinShardZero()
+    // Catch up (a read index barrier) before writing to the registry through this replica.
+    for (let round = 0; ; round++) {
+      this.#checkNotStopping()
+      try {
+        await this.state(() => undefined)
+        return
+      } catch (e) {
+        this.log.debug('catching up with shard 0', { error: String(e) })
+        await sleep(Math.min(100 * (round + 1), 1000))
+      }
+    }
+  }
+
+  async #joinShardZero(): Promise<void> {
     for (let round = 0; ; round++) {
       for (const addr of this.peers) {
         this.#checkNotStopping()
@@ -265,8 +293,6 @@ export class Agent extends EventEmitter {
           for (const m of res.members) if (m.raftAddress) this.host.setAddress(m.replicaId, m.raftAddress)
           this.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
           await this.host.startReplica(0, res.replicaId, { mode: 'join' }, () => this.#registry)
-          // Catch up (a read index barrier) before writing to the registry through this replica.
-          await this.state(() => undefined, this.timeoutMs * 4)
           return
         } catch (e) {
           if (e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH') throw e
@@ -464,6 +490,10 @@ export class Agent extends EventEmitter {
         raftAddress: this.#host?.address ?? '',
         apiAddress: this.#apiAddress,
         initialized: this.#registry.state.shards.has(0),
+        initialHosts: this.#registry.state
+          .replicasOf(0)
+          .filter((r) => r.initial)
+          .map((r) => r.hostId),
       }),
       join: (req: JoinRequest) => this.#onJoin(req),
       addReplica: async (req: ReplicaChange) => {

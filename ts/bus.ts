@@ -18,6 +18,7 @@ export interface ProbeResponse {
   raftAddress: string
   apiAddress: string
   initialized: boolean
+  initialHosts: string[]
 }
 export interface JoinRequest {
   hostId: string
@@ -113,6 +114,9 @@ function toServiceError(e: unknown): Partial<grpc.ServiceError> {
 export function fromServiceError(e: grpc.ServiceError): ZongziError {
   const remote = e.metadata?.get('zongzi-code')[0]
   if (typeof remote === 'string') return new ZongziError(remote as ErrorCode, e.details || e.message, { cause: e })
+  // Without the remote's own code, the call failed in transport. Only a connection that never
+  // formed proves the request was not delivered; anything else leaves the outcome unknown.
+  const neverSent = e.code === grpc.status.UNAVAILABLE && /no connection established|ECONNREFUSED|failed to connect/i.test(e.details ?? '')
   const code: ErrorCode =
     e.code === grpc.status.DEADLINE_EXCEEDED
       ? 'ERR_TIMEOUT'
@@ -120,7 +124,9 @@ export function fromServiceError(e: grpc.ServiceError): ZongziError {
         ? 'ERR_ABORTED'
         : e.code === grpc.status.RESOURCE_EXHAUSTED
           ? 'ERR_PAYLOAD_TOO_LARGE'
-          : 'ERR_UNAVAILABLE'
+          : neverSent
+            ? 'ERR_UNAVAILABLE'
+            : 'ERR_OUTCOME_UNKNOWN'
   return new ZongziError(code, e.details || e.message, { cause: e })
 }
 
@@ -344,6 +350,7 @@ export class BusClient {
       if (!signal?.aborted) throw fromServiceError(e as grpc.ServiceError)
     } finally {
       signal?.removeEventListener('abort', onAbort)
+      call.cancel() // the consumer may stop early: end the call, and the input with it
     }
   }
 

@@ -16,14 +16,13 @@ export interface ShardClientOptions {
   writeToLeader?: boolean
 }
 
-const RETRYABLE = new Set<ErrorCode>([
-  'ERR_UNAVAILABLE',
-  'ERR_SHARD_NOT_FOUND',
-  'ERR_CLOSED',
-  'ERR_NO_LEADER',
-  'ERR_DROPPED',
-  'ERR_NOT_READY',
-])
+/**
+ * Errors after which a write moves on to another replica: each proves the command was not
+ * proposed (no replica there, no leader, refused by Raft, or the connection never formed).
+ * A read may move on after any failure of the serving host.
+ */
+const RETRY_WRITE = new Set<ErrorCode>(['ERR_UNAVAILABLE', 'ERR_SHARD_NOT_FOUND', 'ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY'])
+const RETRY_READ = new Set<ErrorCode>([...RETRY_WRITE, 'ERR_CLOSED', 'ERR_OUTCOME_UNKNOWN'])
 
 type Target = { local: true } | { local: false; address: string }
 
@@ -152,6 +151,7 @@ export class ShardClient {
     const deadline = Date.now() + timeoutMs
     let last: unknown = new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     for (let round = 0; Date.now() < deadline; round++) {
+      if (o.signal?.aborted) throw new ZongziError('ERR_ABORTED', 'aborted')
       for (const t of this.#targets(write)) {
         if (o.signal?.aborted) throw new ZongziError('ERR_ABORTED', 'aborted')
         const left = deadline - Date.now()
@@ -160,7 +160,7 @@ export class ShardClient {
           return await abortable(f(t, left, o.signal), o.signal)
         } catch (e) {
           last = e
-          if (!(e instanceof ZongziError) || !RETRYABLE.has(e.code)) throw e
+          if (!(e instanceof ZongziError) || !(write ? RETRY_WRITE : RETRY_READ).has(e.code)) throw e
         }
       }
       await new Promise((r) => setTimeout(r, Math.min(50 * (round + 1), 250)))

@@ -58,6 +58,7 @@ export class HostController {
       try {
         if (r.status === 'deleting') await this.#retire(s, r)
         else if (!this.#running.has(r.shardId)) await this.#start(s, shard, r)
+        else if (!this.#running.get(r.shardId)!.active) await this.#activate(r)
         else await this.#settle(s, r)
       } catch (e) {
         this.#agent.log.debug('replica not reconciled yet', { shardId: r.shardId, replicaId: r.id, error: String(e) })
@@ -87,20 +88,20 @@ export class HostController {
       await a.host.startReplica(r.shardId, r.id, { mode: 'join' }, factory)
     }
     this.#running.set(r.shardId, { replicaId: r.id, active: false })
-    // Serve only once caught up: a read index barrier completes when the replica has applied
-    // everything committed before it.
-    for (let i = 0; ; i++) {
-      try {
-        await a.host.readIndex(r.shardId, { timeoutMs: a.timeoutMs })
-        break
-      } catch (e) {
-        if (this.#stopped || i > 100) throw e
-        await new Promise((res) => setTimeout(res, 50))
-      }
-    }
+    a.log.info('replica started', { shardId: r.shardId, replicaId: r.id })
+    await this.#activate(r)
+  }
+
+  /**
+   * #activate marks a started replica active once it has caught up: a read index barrier
+   * completes when the replica has applied everything committed before it. If that does not
+   * happen yet, a later reconciliation tries again.
+   */
+  async #activate(r: ReplicaRecord): Promise<void> {
+    const a = this.#agent
+    await a.host.readIndex(r.shardId, { timeoutMs: a.timeoutMs })
     if (r.status !== 'active') await a.propose({ op: 'replica.update', id: r.id, status: 'active' })
     this.#running.set(r.shardId, { replicaId: r.id, active: true })
-    a.log.info('replica started', { shardId: r.shardId, replicaId: r.id })
   }
 
   /** #requestMembership asks a host that runs the shard to add this replica to it. */
@@ -112,9 +113,11 @@ export class HostController {
       const h = s.hosts.get(m.hostId)
       if (!h) continue
       try {
+        // Always as non-voting first: a voter that has not caught up (or never starts) would
+        // count against the quorum. #settle promotes it once it runs.
         await a.bus.addReplica(
           h.apiAddress,
-          { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: r.nonVoting },
+          { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: true },
           { timeoutMs: a.timeoutMs },
         )
         return
@@ -140,11 +143,32 @@ export class HostController {
     const shard = s.shards.get(r.shardId)
     const others = s.replicasOf(r.shardId).filter((x) => x.id !== r.id && x.status === 'active')
     if (shard?.status !== 'deleting' && others.length > 0) {
-      // Only this replica goes: the shard lives on without it.
-      if (this.#running.has(r.shardId)) await a.host.removeReplica(r.shardId, r.id, { timeoutMs: a.timeoutMs }).catch(() => {})
+      // Only this replica goes: the shard lives on without it, so it must leave the
+      // membership first (asked of a member that stays); until that works, nothing is dropped.
+      await this.#leave(s, r, others)
     }
     await this.#drop(r.shardId)
     await a.propose({ op: 'replica.delete', id: r.id })
+  }
+
+  async #leave(s: RegistryState, r: ReplicaRecord, others: ReplicaRecord[]): Promise<void> {
+    const a = this.#agent
+    let last: unknown
+    for (const m of others) {
+      const h = s.hosts.get(m.hostId)
+      if (!h) continue
+      try {
+        await a.bus.removeReplica(
+          h.apiAddress,
+          { shardId: r.shardId, replicaId: r.id, raftAddress: '', nonVoting: r.nonVoting },
+          { timeoutMs: a.timeoutMs },
+        )
+        return
+      } catch (e) {
+        last = e
+      }
+    }
+    throw last ?? new ZongziError('ERR_UNAVAILABLE', `no member of shard ${r.shardId} could remove replica ${r.id}`)
   }
 
   async #drop(shardId: number): Promise<void> {

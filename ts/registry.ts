@@ -129,8 +129,20 @@ export class Registry extends EventEmitter implements StateMachine {
 
   update(entries: Entry[]): Result[] {
     const results = entries.map((e) => this.#apply(e.index, e.data))
-    this.emit('change', this.#state)
+    this.#announce()
     return results
+  }
+
+  /** #announce tells listeners about the new state; a listener's error never fails the registry. */
+  #announce(): void {
+    const s = this.#state
+    queueMicrotask(() => {
+      try {
+        this.emit('change', s)
+      } catch {
+        // A listener's failure is the listener's; the registry carries on.
+      }
+    })
   }
 
   query(q: Uint8Array): Uint8Array {
@@ -203,7 +215,7 @@ export class Registry extends EventEmitter implements StateMachine {
       throw new Error('registry snapshot is incomplete')
     }
     this.#state = new RegistryState(header.index, hosts, shards, replicas, header.nextShardId, header.nextReplicaId)
-    this.emit('change', this.#state)
+    this.#announce()
   }
 }
 
@@ -265,6 +277,7 @@ class Writer {
 
   newReplica(shardId: number, hostId: string, nonVoting: boolean, initial: boolean, id?: number): number {
     need(this.shards.has(shardId), `shard ${shardId} does not exist`)
+    need(this.shards.get(shardId)!.status !== 'deleting', `shard ${shardId} is being deleted`)
     need(this.hosts.has(hostId) || shardId === 0, `host ${hostId} does not exist`)
     for (const r of this.replicas.values()) {
       need(!(r.shardId === shardId && r.hostId === hostId), `host ${hostId} already has a replica of shard ${shardId}`)
@@ -397,6 +410,7 @@ class Writer {
         const sh = isId(c.id) ? this.shards.get(c.id) : undefined
         need(!!sh, 'unknown shard')
         need(['new', 'active', 'deleting'].includes(c.status as string), 'bad shard status')
+        need(sh.status !== 'deleting' || c.status === 'deleting', `shard ${sh.id} is being deleted`)
         this.shards.set(sh.id, { ...sh, status: c.status as ShardRecord['status'] })
         this.touchShard(sh.id)
         return { ok: true }
@@ -427,6 +441,7 @@ class Writer {
         need(!!r, 'unknown replica')
         need(c.status === undefined || ['new', 'active', 'deleting'].includes(c.status as string), 'bad replica status')
         need(c.nonVoting === undefined || typeof c.nonVoting === 'boolean', 'nonVoting must be a boolean')
+        need(r.status !== 'deleting' || c.status === undefined || c.status === 'deleting', `replica ${r.id} is being deleted`)
         this.replicas.set(r.id, {
           ...r,
           status: (c.status as ReplicaRecord['status']) ?? r.status,

@@ -466,7 +466,9 @@ impl Worker {
             if r.removed {
                 self.running.write().remove(&shard);
                 r.answer_committed_confs();
-                r.fail_all(|| Error::Dropped("replica removed from the shard".into()));
+                r.fail_all(|| {
+                    Error::OutcomeUnknown("the replica was removed from the shard".into())
+                });
                 let _ = self.apply.send(ApplyTask::Close { shard });
             } else {
                 self.replicas.insert(shard, r);
