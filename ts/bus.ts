@@ -177,7 +177,7 @@ export class BusServer {
             this.#check(call.request.cluster)
             for await (const data of h.watch(call.request.shardId, call.request.query, ac.signal)) {
               if (ac.signal.aborted) break
-              call.write({ data })
+              if (!call.write({ data })) await drained(call)
             }
             call.end()
           } catch (e) {
@@ -200,7 +200,9 @@ export class BusServer {
               if (first.value.data?.length) yield first.value.data
               for (let n = await it.next(); !n.done; n = await it.next()) yield n.value.data
             }
-            for await (const data of h.stream(shardId, input(), ac.signal)) call.write({ data })
+            for await (const data of h.stream(shardId, input(), ac.signal)) {
+              if (!call.write({ data })) await drained(call)
+            }
             call.end()
           } catch (e) {
             if (!ac.signal.aborted) call.destroy(toServiceError(e) as grpc.ServiceError)
@@ -239,6 +241,21 @@ export class BusServer {
       })
     })
   }
+}
+
+/** drained waits until a stream can take more (or is gone), so a slow peer does not make us buffer without bound. */
+function drained(s: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off('drain', done)
+      s.off('close', done)
+      s.off('error', done)
+      resolve()
+    }
+    s.once('drain', done)
+    s.once('close', done)
+    s.once('error', done)
+  })
 }
 
 const Client = grpc.makeGenericClientConstructor(definition, 'Bus')
@@ -339,7 +356,9 @@ export class BusClient {
     call.write({ cluster: this.#cluster, shardId })
     void (async () => {
       try {
-        for await (const data of input) call.write({ data })
+        for await (const data of input) {
+          if (!call.write({ data })) await drained(call)
+        }
       } finally {
         call.end()
       }
