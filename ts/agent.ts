@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { BusClient, BusServer, type BusHandlers, type JoinRequest, type ReplicaChange } from './bus'
+import { busHandlers } from './agent-handlers'
+import { BusClient, BusServer } from './bus'
 import { ShardClient, type ShardClientOptions } from './client'
 import { invalid, ZongziError } from './errors'
 import { Host, type HostEvent, type HostOptions } from './host'
@@ -194,7 +195,7 @@ export class Agent extends EventEmitter {
     })
     this.#host.on('event', (e: HostEvent) => this.#onHostEvent(e))
     this.#bus = new BusClient(this.clusterName)
-    this.#server = new BusServer(this.clusterName, this.#handlers())
+    this.#server = new BusServer(this.clusterName, busHandlers(this))
     this.#apiAddress = await this.#server.listen(o.apiAddress ?? '127.0.0.1:0')
     this.#hostController = new HostController(this)
 
@@ -477,78 +478,6 @@ export class Agent extends EventEmitter {
       this.propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(() => {})
     }
     if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })
-  }
-
-  #handlers(): BusHandlers {
-    const local = (shardId: number) => {
-      if (!this.runs(shardId)) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} has no active replica on this host`)
-    }
-    return {
-      probe: () => ({
-        cluster: this.clusterName,
-        hostId: this.#hostId,
-        raftAddress: this.#host?.address ?? '',
-        apiAddress: this.#apiAddress,
-        initialized: this.#registry.state.shards.has(0),
-        initialHosts: this.#registry.state
-          .replicasOf(0)
-          .filter((r) => r.initial)
-          .map((r) => r.hostId),
-      }),
-      join: (req: JoinRequest) => this.#onJoin(req),
-      addReplica: async (req: ReplicaChange) => {
-        local(req.shardId)
-        if (req.nonVoting) await this.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: this.timeoutMs })
-        else await this.host.addReplica(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: this.timeoutMs })
-      },
-      removeReplica: async (req: ReplicaChange) => {
-        local(req.shardId)
-        await this.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: this.timeoutMs })
-      },
-      apply: async (shardId, data, timeoutMs) => {
-        local(shardId)
-        return this.host.propose(shardId, data, { timeoutMs: timeoutMs || this.timeoutMs })
-      },
-      commit: async (shardId, data, timeoutMs) => {
-        local(shardId)
-        return this.host.commit(shardId, data, { timeoutMs: timeoutMs || this.timeoutMs })
-      },
-      read: async (shardId, query, stale, timeoutMs) => {
-        local(shardId)
-        return this.host.read(shardId, query, { stale, timeoutMs: timeoutMs || this.timeoutMs })
-      },
-      index: async (shardId, timeoutMs) => {
-        local(shardId)
-        return this.host.readIndex(shardId, { timeoutMs: timeoutMs || this.timeoutMs })
-      },
-      watch: (shardId, query, signal) => {
-        local(shardId)
-        const sm = this.host.stateMachine(shardId)
-        if (!sm?.watch) throw invalid(`the state machine of shard ${shardId} has no watch`)
-        return sm.watch(query, signal)
-      },
-      stream: (shardId, input, signal) => {
-        local(shardId)
-        const sm = this.host.stateMachine(shardId)
-        if (!sm?.stream) throw invalid(`the state machine of shard ${shardId} has no stream`)
-        return sm.stream(input, signal)
-      },
-    }
-  }
-
-  /** #onJoin adds a new host to shard 0 as a non-voting member (idempotent per host). */
-  async #onJoin(req: JoinRequest): Promise<{ replicaId: number; members: Array<{ replicaId: number; raftAddress: string }> }> {
-    if (this.#status !== 'ready') throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
-    if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
-    const out = await this.propose({ op: 'replica.create', shardId: 0, hostId: req.hostId, nonVoting: true })
-    await this.host.addNonVoting(0, out.id!, req.raftAddress, { timeoutMs: this.timeoutMs })
-    const members = this.stateLocal((s) =>
-      s.replicasOf(0).flatMap((r) => {
-        const h = s.hosts.get(r.hostId)
-        return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
-      }),
-    )
-    return { replicaId: out.id!, members }
   }
 }
 

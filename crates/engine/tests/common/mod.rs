@@ -152,17 +152,7 @@ impl Cluster {
             .iter()
             .map(|&i| (rid(shard, i), self.nodes[i].addr.clone()))
             .collect();
-        for &i in on {
-            self.nodes[i]
-                .host()
-                .start_replica(
-                    shard,
-                    rid(shard, i),
-                    StartMode::Bootstrap(voters.clone()),
-                    Kv::boxed(),
-                )
-                .unwrap();
-        }
+        self.bootstrap_with(shard, on, &voters);
     }
 
     /// bootstrap_with starts the shard on hosts `on` with an explicit voter list (which may
@@ -230,32 +220,36 @@ impl Cluster {
 
     /// put writes through host `i`, retrying while leadership settles.
     pub async fn put(&self, i: usize, shard: u64, k: &str, v: &str) -> SmResult {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match self.nodes[i]
-                .host()
-                .propose(shard, format!("{k}={v}").into_bytes(), T)
-                .await
-            {
-                Ok(r) => return r,
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "write {k} kept failing: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
+        let data = format!("{k}={v}").into_bytes();
+        retry(&format!("write {k}"), || {
+            self.nodes[i].host().propose(shard, data.clone(), T)
+        })
+        .await
     }
 
     /// get reads linearizably through host `i`, retrying while leadership settles.
     pub async fn get(&self, i: usize, shard: u64, k: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match self.nodes[i].host().read(shard, k.as_bytes(), T).await {
-                Ok(v) => return String::from_utf8(v).unwrap(),
-                Err(e) => {
-                    assert!(Instant::now() < deadline, "read {k} kept failing: {e}");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+        let v = retry(&format!("read {k}"), || {
+            self.nodes[i].host().read(shard, k.as_bytes(), T)
+        })
+        .await;
+        String::from_utf8(v).unwrap()
+    }
+}
+
+/// retry runs `f` until it succeeds, for up to 20 s (while leadership settles).
+pub async fn retry<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = zongzi_engine::Result<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match f().await {
+            Ok(v) => return v,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "{what} kept failing: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }

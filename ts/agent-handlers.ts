@@ -1,0 +1,83 @@
+// The agent's side of the message bus: what other hosts may ask of this one. Each handler
+// serves from this host's replicas only (no further forwarding), so a request cannot loop.
+import type { Agent } from './agent'
+import type { BusHandlers, JoinRequest, ReplicaChange } from './bus'
+import { invalid, ZongziError } from './errors'
+
+/** busHandlers answers bus requests for `agent`. */
+export function busHandlers(agent: Agent): BusHandlers {
+  const local = (shardId: number) => {
+    if (!agent.runs(shardId)) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} has no active replica on this host`)
+  }
+  return {
+    probe: () => ({
+      cluster: agent.clusterName,
+      hostId: agent.hostId,
+      raftAddress: agent.host.address,
+      apiAddress: agent.apiAddress,
+      initialized: agent.stateLocal((s) => s.shards.has(0)),
+      initialHosts: agent.stateLocal((s) =>
+        s
+          .replicasOf(0)
+          .filter((r) => r.initial)
+          .map((r) => r.hostId),
+      ),
+    }),
+    join: (req: JoinRequest) => onJoin(agent, req),
+    addReplica: async (req: ReplicaChange) => {
+      local(req.shardId)
+      if (req.nonVoting) await agent.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
+      else await agent.host.addReplica(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
+    },
+    removeReplica: async (req: ReplicaChange) => {
+      local(req.shardId)
+      await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
+    },
+    apply: async (shardId, data, timeoutMs) => {
+      local(shardId)
+      return agent.host.propose(shardId, data, { timeoutMs: timeoutMs || agent.timeoutMs })
+    },
+    commit: async (shardId, data, timeoutMs) => {
+      local(shardId)
+      return agent.host.commit(shardId, data, { timeoutMs: timeoutMs || agent.timeoutMs })
+    },
+    read: async (shardId, query, stale, timeoutMs) => {
+      local(shardId)
+      return agent.host.read(shardId, query, { stale, timeoutMs: timeoutMs || agent.timeoutMs })
+    },
+    index: async (shardId, timeoutMs) => {
+      local(shardId)
+      return agent.host.readIndex(shardId, { timeoutMs: timeoutMs || agent.timeoutMs })
+    },
+    watch: (shardId, query, signal) => {
+      local(shardId)
+      const sm = agent.host.stateMachine(shardId)
+      if (!sm?.watch) throw invalid(`the state machine of shard ${shardId} has no watch`)
+      return sm.watch(query, signal)
+    },
+    stream: (shardId, input, signal) => {
+      local(shardId)
+      const sm = agent.host.stateMachine(shardId)
+      if (!sm?.stream) throw invalid(`the state machine of shard ${shardId} has no stream`)
+      return sm.stream(input, signal)
+    },
+  }
+}
+
+/** onJoin adds a new host to shard 0 as a non-voting member (idempotent per host). */
+async function onJoin(
+  agent: Agent,
+  req: JoinRequest,
+): Promise<{ replicaId: number; members: Array<{ replicaId: number; raftAddress: string }> }> {
+  if (agent.status !== 'ready') throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
+  if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
+  const out = await agent.propose({ op: 'replica.create', shardId: 0, hostId: req.hostId, nonVoting: true })
+  await agent.host.addNonVoting(0, out.id!, req.raftAddress, { timeoutMs: agent.timeoutMs })
+  const members = agent.stateLocal((s) =>
+    s.replicasOf(0).flatMap((r) => {
+      const h = s.hosts.get(r.hostId)
+      return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
+    }),
+  )
+  return { replicaId: out.id!, members }
+}
