@@ -2,8 +2,9 @@
 // this host — start (bootstrap, join or restart), promote, and stop and delete what the
 // registry no longer wants.
 import type { Agent } from './agent'
-import { ZongziError } from './errors'
-import type { RegistryState, ReplicaRecord, ShardRecord } from './registry'
+import { ZongziError } from '../binding/errors'
+import type { ReplicaRecord, ShardRecord } from './records'
+import type { RegistryState } from './registry-state'
 
 /** HostController reconciles this host's replicas with the registry. Runs are serialised. */
 export class HostController {

@@ -1,6 +1,6 @@
 // ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
 import type { Agent } from './agent'
-import { invalid, ZongziError, type ErrorCode } from './errors'
+import { invalid, ZongziError, type ErrorCode } from '../binding/errors'
 
 /** ClientCallOptions bound one call. */
 export interface ClientCallOptions {

@@ -1,8 +1,9 @@
 // The agent's side of the message bus: what other hosts may ask of this one. Each handler
 // serves from this host's replicas only (no further forwarding), so a request cannot loop.
 import type { Agent } from './agent'
-import type { BusHandlers, JoinRequest, ReplicaChange } from './bus'
-import { invalid, ZongziError } from './errors'
+import { invalid, ZongziError } from '../binding/errors'
+import type { BusHandlers } from '../bus/server'
+import type { JoinRequest, ReplicaChange } from '../bus/service'
 
 /** busHandlers answers bus requests for `agent`. */
 export function busHandlers(agent: Agent): BusHandlers {

@@ -1,7 +1,7 @@
 // Loads the native binding: the local build (native/) first, then the platform package.
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import type { NativeHost as NativeHostClass } from '../native/index'
+import type { NativeHost as NativeHostClass } from '../../native/index'
 
 export type {
   ApplyResult,
@@ -9,7 +9,7 @@ export type {
   MembershipInfo,
   ReplicaInfo,
   StoredReplica,
-} from '../native/index'
+} from '../../native/index'
 
 const TRIPLES: Record<string, string> = {
   'linux-x64': 'linux-x64-gnu',
@@ -21,7 +21,7 @@ function load(): { NativeHost: typeof NativeHostClass } {
   if (!triple) throw new Error(`zongzi has no prebuilt binary for ${key}`)
   const req = createRequire(__filename)
   const errors: string[] = []
-  for (const candidate of [join(__dirname, '..', 'native', `zongzi.${triple}.node`), `zongzi-${triple}`]) {
+  for (const candidate of [join(__dirname, '..', '..', 'native', `zongzi.${triple}.node`), `zongzi-${triple}`]) {
     try {
       return req(candidate)
     } catch (e) {

@@ -1,28 +1,6 @@
 // Placement: which hosts a shard's replicas go to.
-import type { HostRecord, RegistryState, ShardRecord } from './registry'
-
-/** HostSelector picks hosts by tags: a host matches when it has every given tag value. */
-export interface HostSelector {
-  /** How many replicas. */
-  count: number
-  /** Tags the host must have (all of them). */
-  tags?: Record<string, string>
-}
-
-/**
- * Placement says where a shard's replicas live.
- * - `members`: voters, `count` of them, on hosts matching `tags`.
- * - `groups`: named groups of non-voting replicas, `count` each, on hosts matching `tags`.
- * - `vary`: host tag keys to spread replicas over: no two voters share a value of a key
- *   when the hosts allow it (e.g. `['zone']`).
- * - `cover`: a non-voting replica on every host matching these tags.
- */
-export interface Placement {
-  members?: HostSelector
-  groups?: Record<string, HostSelector>
-  vary?: string[]
-  cover?: { tags?: Record<string, string> }
-}
+import type { HostRecord, Placement, ShardRecord } from './records'
+import type { RegistryState } from './registry-state'
 
 /** PlacementError says why a placement cannot be met. */
 export class PlacementError extends Error {}

@@ -1,7 +1,8 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
 import type { Agent } from './agent'
 import { place, PlacementError } from './placement'
-import type { RegistryState, ShardRecord } from './registry'
+import type { ShardRecord } from './records'
+import type { RegistryState } from './registry-state'
 
 /**
  * ShardController decides which replicas shards have. It runs only on the host that leads

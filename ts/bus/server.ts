@@ -1,0 +1,141 @@
+// BusServer: serves an agent's handlers to other hosts.
+import * as grpc from '@grpc/grpc-js'
+
+import { ZongziError } from '../binding/errors'
+import { toServiceError } from './codes'
+import {
+  DEFAULT_MAX_MESSAGE_BYTES,
+  definition,
+  drained,
+  type JoinRequest,
+  type JoinResponse,
+  type ProbeResponse,
+  type ReplicaChange,
+} from './service'
+
+/** BusHandlers is what an agent serves on the bus. Each may throw a ZongziError. */
+export interface BusHandlers {
+  probe(): ProbeResponse
+  join(req: JoinRequest): Promise<JoinResponse>
+  addReplica(req: ReplicaChange): Promise<void>
+  removeReplica(req: ReplicaChange): Promise<void>
+  apply(shardId: number, data: Buffer, timeoutMs: number): Promise<{ value: number; data: Uint8Array }>
+  commit(shardId: number, data: Buffer, timeoutMs: number): Promise<number>
+  read(shardId: number, query: Buffer, stale: boolean, timeoutMs: number): Promise<Uint8Array>
+  index(shardId: number, timeoutMs: number): Promise<number>
+  watch(shardId: number, query: Buffer, signal: AbortSignal): AsyncIterable<Uint8Array>
+  stream(shardId: number, input: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncIterable<Uint8Array>
+}
+
+/** BusServer serves an agent's handlers; every request must name this cluster. */
+export class BusServer {
+  readonly #server: grpc.Server
+  readonly #cluster: string
+
+  constructor(cluster: string, h: BusHandlers, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+    this.#cluster = cluster
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': maxMessageBytes,
+      'grpc.max_send_message_length': maxMessageBytes,
+    })
+    const unary =
+      <Q extends { cluster: string }, R>(f: (req: Q) => Promise<R> | R) =>
+      (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>) => {
+        Promise.resolve()
+          .then(() => {
+            this.#check(call.request.cluster)
+            return f(call.request)
+          })
+          .then(
+            (r) => cb(null, r),
+            (e) => cb(toServiceError(e) as grpc.ServiceError),
+          )
+      }
+    const change = (r: any): ReplicaChange => ({
+      shardId: r.shardId,
+      replicaId: r.replicaId,
+      raftAddress: r.raftAddress,
+      nonVoting: r.nonVoting,
+    })
+    this.#server.addService(definition, {
+      Probe: unary(() => h.probe()),
+      Join: unary((r: any) => h.join({ hostId: r.hostId, raftAddress: r.raftAddress, apiAddress: r.apiAddress })),
+      AddReplica: unary(async (r: any) => (await h.addReplica(change(r)), {})),
+      RemoveReplica: unary(async (r: any) => (await h.removeReplica(change(r)), {})),
+      Apply: unary((r: any) => h.apply(r.shardId, r.data, r.timeoutMs)),
+      Commit: unary(async (r: any) => ({ index: await h.commit(r.shardId, r.data, r.timeoutMs) })),
+      Read: unary(async (r: any) => ({ data: await h.read(r.shardId, r.query, r.stale, r.timeoutMs) })),
+      Index: unary(async (r: any) => ({ index: await h.index(r.shardId, r.timeoutMs) })),
+      Watch: (call: grpc.ServerWritableStream<any, any>) => {
+        const ac = new AbortController()
+        call.on('cancelled', () => ac.abort())
+        void (async () => {
+          try {
+            this.#check(call.request.cluster)
+            for await (const data of h.watch(call.request.shardId, call.request.query, ac.signal)) {
+              if (ac.signal.aborted) break
+              if (!call.write({ data })) await drained(call)
+            }
+            call.end()
+          } catch (e) {
+            if (!ac.signal.aborted) call.destroy(toServiceError(e) as grpc.ServiceError)
+          }
+        })()
+      },
+      Stream: (call: grpc.ServerDuplexStream<any, any>) => {
+        const ac = new AbortController()
+        call.on('cancelled', () => ac.abort())
+        void (async () => {
+          try {
+            // Reading to the end must not destroy the call: the answers still go out on it.
+            const it = (call as any).iterator({ destroyOnReturn: false })[Symbol.asyncIterator]()
+            const first = await it.next()
+            if (first.done) return call.end()
+            this.#check(first.value.cluster)
+            const shardId = first.value.shardId
+            async function* input(): AsyncIterable<Uint8Array> {
+              if (first.value.data?.length) yield first.value.data
+              for (let n = await it.next(); !n.done; n = await it.next()) yield n.value.data
+            }
+            for await (const data of h.stream(shardId, input(), ac.signal)) {
+              if (!call.write({ data })) await drained(call)
+            }
+            call.end()
+          } catch (e) {
+            if (!ac.signal.aborted) call.destroy(toServiceError(e) as grpc.ServiceError)
+          }
+        })()
+      },
+    })
+  }
+
+  #check(cluster: string): void {
+    if (cluster !== this.#cluster) {
+      throw new ZongziError(
+        'ERR_CLUSTER_MISMATCH',
+        `request for cluster ${JSON.stringify(cluster)} reached cluster ${JSON.stringify(this.#cluster)}`,
+      )
+    }
+  }
+
+  /** listen binds `address` (port 0 for any) and resolves with the bound address. */
+  listen(address: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+        if (err) return reject(new ZongziError('ERR_INVALID_ARGUMENT', `cannot listen on ${address}: ${err.message}`))
+        resolve(`${address.slice(0, address.lastIndexOf(':'))}:${port}`)
+      })
+    })
+  }
+
+  /** close stops accepting calls and ends the ones in flight. */
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => this.#server.forceShutdown(), 1000)
+      this.#server.tryShutdown(() => {
+        clearTimeout(t)
+        resolve()
+      })
+    })
+  }
+}

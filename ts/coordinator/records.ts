@@ -1,0 +1,84 @@
+// The registry's records and commands: the shapes every part of the coordinator shares.
+
+/** HostSelector picks hosts by tags: a host matches when it has every given tag value. */
+export interface HostSelector {
+  /** How many replicas. */
+  count: number
+  /** Tags the host must have (all of them). */
+  tags?: Record<string, string>
+}
+
+/**
+ * Placement says where a shard's replicas live.
+ * - `members`: voters, `count` of them, on hosts matching `tags`.
+ * - `groups`: named groups of non-voting replicas, `count` each, on hosts matching `tags`.
+ * - `vary`: host tag keys to spread replicas over: no two voters share a value of a key
+ *   when the hosts allow it (e.g. `['zone']`).
+ * - `cover`: a non-voting replica on every host matching these tags.
+ */
+export interface Placement {
+  members?: HostSelector
+  groups?: Record<string, HostSelector>
+  vary?: string[]
+  cover?: { tags?: Record<string, string> }
+}
+
+/** HostRecord describes one host (agent). */
+export interface HostRecord {
+  id: string
+  created: number
+  updated: number
+  status: 'active' | 'missing' | 'gone'
+  tags: Record<string, string>
+  apiAddress: string
+  raftAddress: string
+  /** State machine type URIs this host can run. */
+  shardTypes: string[]
+}
+
+/** ShardRecord describes one shard. Shard 0 is the registry itself. */
+export interface ShardRecord {
+  id: number
+  name: string
+  type: string
+  status: 'new' | 'active' | 'deleting'
+  tags: Record<string, string>
+  placement: Placement
+  /** Leader replica id as last reported, 0 if unknown. */
+  leader: number
+  term: number
+  created: number
+  updated: number
+}
+
+/** ReplicaRecord describes one replica; ids are unique across the cluster. */
+export interface ReplicaRecord {
+  id: number
+  shardId: number
+  hostId: string
+  nonVoting: boolean
+  /** Initial voters bootstrap the shard together; later replicas join it. */
+  initial: boolean
+  status: 'new' | 'active' | 'deleting'
+  tags: Record<string, string>
+  created: number
+  updated: number
+}
+
+/** Command is what the registry accepts, as JSON. */
+export type Command =
+  | { op: 'cluster.init'; peers: Array<{ hostId: string; replicaId: number; raftAddress: string; apiAddress: string }> }
+  | { op: 'host.put'; host: Pick<HostRecord, 'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes'> }
+  | { op: 'host.status'; id: string; status: HostRecord['status'] }
+  | { op: 'shard.create'; name: string; type: string; tags?: Record<string, string>; placement?: Placement }
+  | { op: 'shard.update'; id: number; tags?: Record<string, string>; placement?: Placement }
+  | { op: 'shard.delete'; id: number }
+  | { op: 'shard.status'; id: number; status: ShardRecord['status'] }
+  | { op: 'shard.leader'; id: number; leader: number; term: number }
+  | { op: 'replicas.create'; shardId: number; items: Array<{ hostId: string; nonVoting: boolean; initial: boolean }> }
+  | { op: 'replica.create'; shardId: number; hostId: string; nonVoting: boolean }
+  | { op: 'replica.update'; id: number; nonVoting?: boolean; status?: ReplicaRecord['status'] }
+  | { op: 'replica.delete'; id: number }
+
+/** Outcome of a command: `ok` with data, or an error message. */
+export type Outcome = { ok: true; id?: number; ids?: number[] } | { ok: false; error: string }

@@ -1,0 +1,38 @@
+// RegistryState: one immutable version of the registry's tables.
+import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
+
+/**
+ * RegistryState is an immutable view of the registry at one index: readers keep a
+ * consistent snapshot while writes go on (each write builds a new state, sharing what did
+ * not change).
+ */
+export class RegistryState {
+  constructor(
+    readonly index: number,
+    readonly hosts: ReadonlyMap<string, HostRecord>,
+    readonly shards: ReadonlyMap<number, ShardRecord>,
+    readonly replicas: ReadonlyMap<number, ReplicaRecord>,
+    readonly nextShardId: number,
+    readonly nextReplicaId: number,
+  ) {}
+
+  static empty(): RegistryState {
+    return new RegistryState(0, new Map(), new Map(), new Map(), 1, 1)
+  }
+
+  /** shardByName finds a shard by its unique name. */
+  shardByName(name: string): ShardRecord | undefined {
+    for (const s of this.shards.values()) if (s.name === name && name !== '') return s
+    return undefined
+  }
+
+  /** replicasOf lists a shard's replicas. */
+  replicasOf(shardId: number): ReplicaRecord[] {
+    return [...this.replicas.values()].filter((r) => r.shardId === shardId)
+  }
+
+  /** replicasOn lists a host's replicas. */
+  replicasOn(hostId: string): ReplicaRecord[] {
+    return [...this.replicas.values()].filter((r) => r.hostId === hostId)
+  }
+}

@@ -1,0 +1,115 @@
+// The registry: the state machine of shard 0. Every host runs a replica of it, so every host
+// has the whole topology locally. Commands are JSON; invalid ones get an error result and
+// change nothing.
+import { EventEmitter } from 'node:events'
+import { createInterface } from 'node:readline'
+import type { Readable, Writable } from 'node:stream'
+
+import type { Entry, Result, StateMachine } from '../binding/state-machine'
+import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
+import { Invalid, Writer } from './registry-commands'
+import { RegistryState } from './registry-state'
+
+/**
+ * Registry is shard 0's state machine. It emits `change` with the new state after every
+ * batch it applies.
+ */
+export class Registry extends EventEmitter implements StateMachine {
+  #state = RegistryState.empty()
+
+  /** state is the current immutable snapshot. */
+  get state(): RegistryState {
+    return this.#state
+  }
+
+  update(entries: Entry[]): Result[] {
+    const results = entries.map((e) => this.#apply(e.index, e.data))
+    this.#announce()
+    return results
+  }
+
+  /** #announce tells listeners about the new state; a listener's error never fails the registry. */
+  #announce(): void {
+    const s = this.#state
+    queueMicrotask(() => {
+      try {
+        this.emit('change', s)
+      } catch {
+        // A listener's failure is the listener's; the registry carries on.
+      }
+    })
+  }
+
+  query(q: Uint8Array): Uint8Array {
+    return Buffer.from(JSON.stringify({ index: this.#state.index, query: Buffer.from(q).toString() }))
+  }
+
+  #apply(index: number, data: Buffer): Result {
+    let out: Outcome
+    const s = this.#state
+    const w = new Writer(s, index)
+    try {
+      let cmd: unknown
+      try {
+        cmd = JSON.parse(data.toString())
+      } catch {
+        throw new Invalid('command is not JSON')
+      }
+      out = w.run(cmd)
+      this.#state = w.finish()
+    } catch (e) {
+      if (!(e instanceof Invalid)) throw e
+      out = { ok: false, error: e.message }
+      this.#state = new RegistryState(index, s.hosts, s.shards, s.replicas, s.nextShardId, s.nextReplicaId)
+    }
+    return { value: out.ok ? 1 : 0, data: Buffer.from(JSON.stringify(out)) }
+  }
+
+  /**
+   * saveSnapshot writes JSON Lines: a header with the counters and row counts, then one
+   * row per line.
+   */
+  async saveSnapshot(out: Writable): Promise<void> {
+    const s = this.#state
+    const write = (o: unknown) =>
+      new Promise<void>((resolve, reject) => {
+        const ok = out.write(JSON.stringify(o) + '\n', (e) => (e ? reject(e) : undefined))
+        if (ok) resolve()
+        else out.once('drain', resolve)
+      })
+    await write({
+      kind: 'header',
+      index: s.index,
+      nextShardId: s.nextShardId,
+      nextReplicaId: s.nextReplicaId,
+      hosts: s.hosts.size,
+      shards: s.shards.size,
+      replicas: s.replicas.size,
+    })
+    for (const h of s.hosts.values()) await write({ kind: 'host', ...h })
+    for (const sh of s.shards.values()) await write({ kind: 'shard', ...sh })
+    for (const r of s.replicas.values()) await write({ kind: 'replica', ...r })
+    out.end()
+  }
+
+  /** recoverFromSnapshot replaces the whole state with the snapshot's. */
+  async recoverFromSnapshot(input: Readable): Promise<void> {
+    const hosts = new Map<string, HostRecord>()
+    const shards = new Map<number, ShardRecord>()
+    const replicas = new Map<number, ReplicaRecord>()
+    let header: any
+    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+      if (!line) continue
+      const { kind, ...row } = JSON.parse(line)
+      if (kind === 'header') header = row
+      else if (kind === 'host') hosts.set(row.id, row)
+      else if (kind === 'shard') shards.set(row.id, row)
+      else if (kind === 'replica') replicas.set(row.id, row)
+    }
+    if (!header || hosts.size !== header.hosts || shards.size !== header.shards || replicas.size !== header.replicas) {
+      throw new Error('registry snapshot is incomplete')
+    }
+    this.#state = new RegistryState(header.index, hosts, shards, replicas, header.nextShardId, header.nextReplicaId)
+    this.#announce()
+  }
+}
