@@ -11,6 +11,7 @@ mod apply;
 mod config;
 mod error;
 mod event;
+mod failpoint;
 mod host;
 mod membership;
 mod proposal;

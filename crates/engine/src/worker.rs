@@ -174,6 +174,10 @@ pub(crate) struct Worker {
     compacted: bool,
     /// Snapshots recorded in the batch; older files go once the batch is on disk.
     prune: Vec<(u64, u64)>,
+    /// Apply tasks that may start only once the batch is on disk: a received snapshot and
+    /// what follows it. A persistent state machine must never get ahead of the log it will
+    /// reopen against.
+    after_sync: Vec<ApplyTask>,
     root: std::path::PathBuf,
 }
 
@@ -208,6 +212,7 @@ impl Worker {
             next_read_ctx: 1,
             compacted: false,
             prune: Vec::new(),
+            after_sync: Vec::new(),
             root,
         }
     }
@@ -446,6 +451,9 @@ impl Worker {
             self.store.write(&mut self.batch)?;
             self.urgent = false;
         }
+        for task in self.after_sync.drain(..) {
+            let _ = self.apply.send(task);
+        }
         for (shard, mut rd) in readies {
             let Some(mut r) = self.replicas.remove(&shard) else {
                 continue;
@@ -456,7 +464,7 @@ impl Worker {
                 r.node.mut_store().set_commit(&mut self.batch, commit)?;
             }
             self.transport.send(shard, light.take_messages());
-            self.handle_committed(&mut r, light.take_committed_entries())?;
+            self.handle_committed(&mut r, light.take_committed_entries(), false)?;
             if r.node.has_ready() {
                 self.dirty.insert(shard);
             }
@@ -560,13 +568,14 @@ impl Worker {
             });
         }
         self.transport.send(r.shard, rd.take_messages());
-        if !rd.snapshot().is_empty() {
+        let installing = !rd.snapshot().is_empty();
+        if installing {
             r.fail_proposals_unknown();
             let meta = rd.snapshot().get_metadata().clone();
             r.node
                 .mut_store()
                 .install_snapshot(&mut self.batch, meta.clone())?;
-            let _ = self.apply.send(ApplyTask::Recover {
+            self.after_sync.push(ApplyTask::Recover {
                 shard: r.shard,
                 index: meta.index,
                 term: meta.term,
@@ -598,13 +607,19 @@ impl Worker {
             }
         }
         let committed = rd.take_committed_entries();
-        self.handle_committed(r, committed)?;
+        self.handle_committed(r, committed, installing)?;
         Ok((r.shard, rd))
     }
 
     /// handle_committed applies membership changes, tells local proposers their entry
-    /// committed, and queues the entries for the apply thread.
-    fn handle_committed(&mut self, r: &mut Replica, entries: Vec<Entry>) -> Result<()> {
+    /// committed, and queues the entries for the apply thread (`after_sync`: only once this
+    /// cycle's batch is on disk).
+    fn handle_committed(
+        &mut self,
+        r: &mut Replica,
+        entries: Vec<Entry>,
+        after_sync: bool,
+    ) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -630,11 +645,16 @@ impl Worker {
                 }
             }
         }
-        let _ = self.apply.send(ApplyTask::Entries {
+        let task = ApplyTask::Entries {
             shard: r.shard,
             entries,
             waiters,
-        });
+        };
+        if after_sync {
+            self.after_sync.push(task);
+        } else {
+            let _ = self.apply.send(task);
+        }
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 //! `host_process <data dir> <listen addr> <shard> <replica> [<id>=<addr> ...]` opens a host,
 //! bootstraps the shard with the given voters (or restarts it from disk when the directory
 //! already holds it), prints `ready` and then serves until killed or until stdin closes.
+//! Each stdin line `count` is answered with `count <n>`: the number of entries applied, read
+//! linearizably. `HOST_PROCESS_SNAPSHOT_ENTRIES` sets the snapshot interval (default: none).
 
 use std::io::BufRead;
 use std::time::Duration;
@@ -50,6 +52,10 @@ fn main() {
     let mut cfg = HostConfig::new(7, &a[0]);
     cfg.listen_addr = a[1].clone();
     cfg.tick_ms = 10;
+    cfg.snapshot_entries = std::env::var("HOST_PROCESS_SNAPSHOT_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let shard: u64 = a[2].parse().expect("shard id");
     let replica: u64 = a[3].parse().expect("replica id");
     let voters: Vec<(u64, String)> = a[4..]
@@ -74,10 +80,19 @@ fn main() {
     host.start_replica(shard, replica, mode, Box::<Counter>::default())
         .expect("start replica");
     println!("ready");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     // Serve until the parent goes away.
     for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
+        let Ok(line) = line else { break };
+        if line.trim() == "count" {
+            let n = rt.block_on(host.read(shard, b"", Duration::from_secs(5)));
+            match n {
+                Ok(n) => println!("count {}", String::from_utf8_lossy(&n)),
+                Err(e) => println!("error {e}"),
+            }
         }
     }
     host.close();

@@ -1,6 +1,8 @@
 //! Shared test fixtures: a small KV state machine and a cluster of hosts on loopback.
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -105,11 +107,17 @@ pub fn config(dir: &std::path::Path, addr: &str, events: Arc<Mutex<Vec<Event>>>)
     c
 }
 
+/// Tweak adjusts the configuration of host `i` before it opens.
+pub type Tweak = Arc<dyn Fn(usize, &mut HostConfig) + Send + Sync>;
+/// Factory makes the state machine of shard `s` on host `i`.
+pub type Factory = Arc<dyn Fn(u64, usize) -> Box<dyn StateMachine> + Send + Sync>;
+
 /// Cluster is a set of hosts on 127.0.0.1 with data in a temporary directory.
 pub struct Cluster {
     pub tmp: tempfile::TempDir,
     pub nodes: Vec<Node>,
-    pub tweak: fn(&mut HostConfig),
+    pub tweak: Tweak,
+    pub factory: Factory,
 }
 
 /// replica_id gives every (shard, host) pair a cluster-unique replica id.
@@ -123,17 +131,28 @@ impl Cluster {
     }
 
     pub fn with(n: usize, tweak: fn(&mut HostConfig)) -> Cluster {
+        Self::custom(
+            n,
+            Arc::new(move |_, c| tweak(c)),
+            Arc::new(|_, _| Kv::boxed()),
+        )
+    }
+
+    /// custom opens `n` hosts, each configured by `tweak`, whose replicas get their state
+    /// machines from `factory`.
+    pub fn custom(n: usize, tweak: Tweak, factory: Factory) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let mut c = Cluster {
             tmp,
             nodes: Vec::new(),
-            tweak,
+            tweak: tweak.clone(),
+            factory,
         };
         for i in 0..n {
             let dir = c.tmp.path().join(format!("host{i}"));
             let events = Arc::new(Mutex::new(Vec::new()));
             let mut cfg = config(&dir, "127.0.0.1:0", events.clone());
-            tweak(&mut cfg);
+            tweak(i, &mut cfg);
             let host = Host::open(cfg).unwrap();
             let addr = host.address().to_string();
             c.nodes.push(Node {
@@ -165,7 +184,7 @@ impl Cluster {
                     shard,
                     rid(shard, i),
                     StartMode::Bootstrap(voters.to_vec()),
-                    Kv::boxed(),
+                    (self.factory)(shard, i),
                 )
                 .unwrap();
         }
@@ -183,10 +202,11 @@ impl Cluster {
         self.stop(i);
         let n = &mut self.nodes[i];
         let mut cfg = config(&n.dir, &n.addr, n.events.clone());
-        (self.tweak)(&mut cfg);
+        (self.tweak)(i, &mut cfg);
         let host = open_retry(cfg);
         for (shard, replica) in host.stored_replicas() {
-            host.start_replica(shard, replica, StartMode::Restart, Kv::boxed())
+            let sm = (self.factory)(shard, i);
+            host.start_replica(shard, replica, StartMode::Restart, sm)
                 .unwrap();
         }
         n.host = Some(host);

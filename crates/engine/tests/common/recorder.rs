@@ -1,0 +1,147 @@
+//! Recorder: a state machine that is not idempotent. It keeps the index of every entry it
+//! is handed, in order, and its snapshot is that list; an entry applied twice shows up as a
+//! repeated index, and a snapshot ahead of its label holds indexes beyond it.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use zongzi_engine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
+
+/// Seen is the list of indexes one replica has applied.
+pub type Seen = Arc<Mutex<Vec<u64>>>;
+
+/// Book finds the list of every (host, shard) replica, for tests and the batch updater.
+#[derive(Clone, Default)]
+pub struct Book(Arc<Mutex<HashMap<(usize, u64), Seen>>>);
+
+impl Book {
+    /// recorder makes a fresh state machine for shard `shard` on host `host`.
+    pub fn recorder(&self, host: usize, shard: u64) -> Box<dyn StateMachine> {
+        let seen = Seen::default();
+        self.0.lock().insert((host, shard), seen.clone());
+        Box::new(Recorder { seen })
+    }
+
+    /// seen returns a copy of what the replica of `shard` on `host` has applied.
+    pub fn seen(&self, host: usize, shard: u64) -> Vec<u64> {
+        self.0
+            .lock()
+            .get(&(host, shard))
+            .map(|s| s.lock().clone())
+            .unwrap_or_default()
+    }
+
+    /// updater is a batch updater for `host` that takes `delay` per call, so that committed
+    /// entries pile up in the apply queue and several tasks of a shard go out together.
+    pub fn updater(&self, host: usize, delay: Duration) -> Arc<dyn BatchUpdater> {
+        Arc::new(Updater {
+            book: self.clone(),
+            host,
+            delay,
+        })
+    }
+}
+
+struct Recorder {
+    seen: Seen,
+}
+
+fn record(seen: &Seen, entries: &[SmEntry]) -> Vec<SmResult> {
+    let mut s = seen.lock();
+    entries
+        .iter()
+        .map(|e| {
+            s.push(e.index);
+            SmResult {
+                value: s.len() as u64,
+                data: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+impl StateMachine for Recorder {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+        Ok(record(&self.seen, entries))
+    }
+
+    fn lookup(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
+        Ok(self.seen.lock().len().to_string().into_bytes())
+    }
+
+    fn save_snapshot(&self, w: &mut dyn Write) -> Result<(), SmError> {
+        for i in self.seen.lock().iter() {
+            w.write_all(&i.to_le_bytes())
+                .map_err(|e| SmError(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+        let mut b = Vec::new();
+        r.read_to_end(&mut b).map_err(|e| SmError(e.to_string()))?;
+        *self.seen.lock() = decode(&b);
+        Ok(())
+    }
+}
+
+struct Updater {
+    book: Book,
+    host: usize,
+    delay: Duration,
+}
+
+impl BatchUpdater for Updater {
+    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>> {
+        std::thread::sleep(self.delay);
+        batch
+            .iter()
+            .map(|(shard, entries)| {
+                let seen = self.book.0.lock().get(&(self.host, *shard)).cloned();
+                match seen {
+                    Some(s) => Ok(record(&s, entries)),
+                    None => Err(SmError(format!("no recorder for shard {shard}"))),
+                }
+            })
+            .collect()
+    }
+}
+
+/// decode reads a recorder snapshot.
+pub fn decode(b: &[u8]) -> Vec<u64> {
+    b.chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+/// snapshot_files lists a host's snapshot files of `shard` as (label, indexes held). Files
+/// that vanish while being read (pruned) are skipped.
+pub fn snapshot_files(data_dir: &Path, shard: u64) -> Vec<(u64, Vec<u64>)> {
+    let dir = data_dir.join("snapshots").join(shard.to_string());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(label) = name
+            .strip_prefix("snap-")
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if let Ok(b) = std::fs::read(e.path()) {
+            out.push((label, decode(&b)));
+        }
+    }
+    out
+}
+
+/// strictly_increasing tells whether no index repeats or goes back.
+pub fn strictly_increasing(seen: &[u64]) -> bool {
+    seen.windows(2).all(|w| w[0] < w[1])
+}
