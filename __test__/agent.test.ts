@@ -142,7 +142,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
         .sort(),
     ).toEqual([3, 4, 5])
     const m = await until(async () => {
-      const st = await local[0].host.status(0)
+      const st = await local[0].replicaStatus(0)
       return st.membership.nonVoters.length === 3 ? st.membership : undefined
     }, 'shard 0 membership')
     expect(m.voters).toHaveLength(3)
@@ -279,10 +279,10 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
 
   it('deletes a shard: its replicas stop and their data goes', async () => {
     const id = shardIds.special
-    expect(local[3].host.storedReplicas().some((r) => r.shardId === id)).toBe(true)
+    expect(local[3].storedReplicas().some((r) => r.shardId === id)).toBe(true)
     await local[2].deleteShard(id)
     await until(() => local[3].stateLocal((s) => !s.shards.has(id)), 'shard removal')
-    await until(() => !local[3].host.storedReplicas().some((r) => r.shardId === id), 'data removal')
+    await until(() => !local[3].storedReplicas().some((r) => r.shardId === id), 'data removal')
     expect(local[3].runs(id)).toBe(false)
   })
 
@@ -372,7 +372,7 @@ describe('bootstrap', () => {
             shards: s.shards.size,
           }))
           expect(view).toEqual({ hosts: 3, zero: [1, 2, 3], shards: 1 })
-          const st = await a.host.status(0)
+          const st = await a.replicaStatus(0)
           expect([...st.membership.voters].sort()).toEqual([1, 2, 3])
         }
       } finally {

@@ -44,4 +44,23 @@ describe('the layers of ts/', () => {
     }
     expect(upward).toEqual([])
   })
+
+  it('has no import cycles between files', () => {
+    const graph = new Map(all.map((f) => [f, imports(f)]))
+    const cycles: string[] = []
+    const state = new Map<string, 'open' | 'done'>()
+    const visit = (f: string, path: string[]) => {
+      if (state.get(f) === 'done') return
+      if (state.get(f) === 'open') {
+        const loop = path.slice(path.indexOf(f))
+        cycles.push([...loop, f].map((x) => relative(TS, x)).join(' → '))
+        return
+      }
+      state.set(f, 'open')
+      for (const t of graph.get(f) ?? []) visit(t, [...path, f])
+      state.set(f, 'done')
+    }
+    for (const f of all) visit(f, [])
+    expect(cycles).toEqual([])
+  })
 })

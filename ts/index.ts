@@ -18,9 +18,16 @@ export type {
   StateMachineFactory,
 } from './binding/state-machine'
 export { Agent } from './coordinator/agent'
-export type { AgentOptions, AgentStatus, Logger, ShardOptions } from './coordinator/agent'
+export type { AgentOptions, AgentStatus, ShardOptions } from './coordinator/agent'
+export type { Logger } from './coordinator/logger'
 export { ShardClient } from './coordinator/client'
-export type { ClientCallOptions, ShardClientOptions } from './coordinator/client'
+export type {
+  BusCallOptions,
+  ClientCallOptions,
+  ClientContext,
+  RemoteShards,
+  ShardClientOptions,
+} from './coordinator/client'
 export { Registry } from './coordinator/registry'
 export { RegistryState } from './coordinator/registry-state'
 export type {
@@ -29,8 +36,9 @@ export type {
   ReplicaRecord,
   Command,
   Outcome,
+  Accepted,
   Placement,
   HostSelector,
 } from './coordinator/records'
 export { DefaultShardController, ERROR_TAG } from './coordinator/shard-controller'
-export type { ShardController } from './coordinator/shard-controller'
+export type { ProposeCommand, ShardController } from './coordinator/shard-controller'

@@ -10,24 +10,18 @@ import { Host, type HostEvent, type HostOptions } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
 import { BusServer } from '../bus/server'
-import { ShardClient, type ShardClientOptions } from './client'
-import { busHandlers } from './handlers'
-import { HostController } from './host-controller'
+import { bootstrap, join as joinCluster, type BootstrapContext } from './bootstrap'
+import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
+import { busHandlers, type HandlerContext } from './handlers'
+import { HostController, type HostControllerContext } from './host-controller'
+import { type Logger, silent } from './logger'
 import { PlacementError, validatePlacement } from './placement'
-import type { Command, Outcome, Placement, ShardRecord } from './records'
+import type { Accepted, Command, Placement, ShardRecord } from './records'
 import { Registry } from './registry'
+import { RegistryAccess } from './registry-access'
 import type { RegistryState } from './registry-state'
 import { DefaultShardController, type ShardController } from './shard-controller'
-
-/** Logger receives structured log records. */
-export interface Logger {
-  debug(msg: string, fields?: Record<string, unknown>): void
-  info(msg: string, fields?: Record<string, unknown>): void
-  warn(msg: string, fields?: Record<string, unknown>): void
-  error(msg: string, fields?: Record<string, unknown>): void
-}
-
-const silent: Logger = { debug() {}, info() {}, warn() {}, error() {} }
+import type { ReplicaStatus } from '../binding/host'
 
 /** AgentOptions configure an agent. Only `dataDir` is required. */
 export interface AgentOptions {
@@ -73,6 +67,15 @@ function clusterIdOf(name: string): number {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** Engine is what the agent keeps once started: the host, the bus and the registry access. */
+interface Engine {
+  host: Host
+  bus: BusClient
+  server: BusServer
+  registry: RegistryAccess
+  hostController: HostController
+}
+
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
  * addresses of the initial peers (three or more), register state machine types, then
@@ -89,13 +92,10 @@ export class Agent extends EventEmitter {
   readonly #types = new Map<string, StateMachineFactory>()
   #status: AgentStatus = 'new'
   #hostId = ''
-  #host: Host | undefined
-  #bus: BusClient | undefined
-  #server: BusServer | undefined
+  #engine: Engine | undefined
   #apiAddress = ''
   readonly #registry = new Registry()
-  #hostController: HostController | undefined
-  #shardController: ShardController
+  readonly #shardController: ShardController
   #timer: NodeJS.Timeout | undefined
   #started: Promise<void> | undefined
   #stopped: Promise<void> | undefined
@@ -115,7 +115,7 @@ export class Agent extends EventEmitter {
     this.#options = options
     this.timeoutMs = options.timeoutMs ?? 5000
     this.log = options.logger ?? silent
-    this.#shardController = options.shardController ?? new DefaultShardController()
+    this.#shardController = options.shardController ?? new DefaultShardController(this.log)
     this.#registry.on('change', (s: RegistryState) => {
       this.#kick()
       try {
@@ -146,23 +146,27 @@ export class Agent extends EventEmitter {
   get apiAddress(): string {
     return this.#apiAddress
   }
-  /** host is the engine host (for advanced use and the client). */
-  get host(): Host {
-    if (!this.#host) throw new ZongziError('ERR_NOT_READY', 'agent not started')
-    return this.#host
-  }
-  /** bus is the bus client. */
-  get bus(): BusClient {
-    if (!this.#bus) throw new ZongziError('ERR_NOT_READY', 'agent not started')
-    return this.#bus
-  }
-  /** factory returns the registered factory of a type. */
-  factory(type: string): StateMachineFactory | undefined {
-    return this.#types.get(type)
+  /** raftAddress is this host's Raft transport address (empty before start). */
+  get raftAddress(): string {
+    return this.#engine?.host.address ?? ''
   }
   /** runs tells whether this host runs an active replica of the shard. */
   runs(shardId: number): boolean {
-    return shardId === 0 ? !!this.#host : (this.#hostController?.runs(shardId) ?? false)
+    if (!this.#engine) return false
+    return shardId === 0 || this.#engine.hostController.runs(shardId)
+  }
+  /** replicaStatus is the engine's local view of this host's replica of a shard. */
+  replicaStatus(shardId: number): Promise<ReplicaStatus> {
+    return this.#started_().host.status(shardId)
+  }
+  /** storedReplicas lists the replicas with data on this host's disk. */
+  storedReplicas(): Array<{ shardId: number; replicaId: number }> {
+    return this.#started_().host.storedReplicas()
+  }
+
+  #started_(): Engine {
+    if (!this.#engine) throw new ZongziError('ERR_NOT_READY', 'agent not started')
+    return this.#engine
   }
 
   #setStatus(s: AgentStatus): void {
@@ -190,34 +194,37 @@ export class Agent extends EventEmitter {
       this.#hostId = randomUUID()
       writeFileSync(idFile, this.#hostId)
     }
-    this.#host = Host.open({
+    const host = Host.open({
       ...o.host,
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
       listenAddress: o.raftAddress ?? '127.0.0.1:0',
     })
-    this.#host.on('event', (e: HostEvent) => this.#onHostEvent(e))
-    this.#bus = new BusClient(this.clusterName)
-    this.#server = new BusServer(this.clusterName, busHandlers(this))
-    this.#apiAddress = await this.#server.listen(o.apiAddress ?? '127.0.0.1:0')
-    this.#hostController = new HostController(this)
+    host.on('event', (e: HostEvent) => this.#onHostEvent(e))
+    const bus = new BusClient(this.clusterName)
+    const registry = new RegistryAccess(host, this.#registry, this.timeoutMs, this.#abort.signal)
+    const server = new BusServer(this.clusterName, busHandlers(this.#handlerContext(host, registry)))
+    const hostController = new HostController(this.#controllerContext(host, bus, registry))
+    this.#engine = { host, bus, server, registry, hostController }
+    this.#apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0')
 
-    const stored = this.#host.storedReplicas()
+    const stored = host.storedReplicas()
     const zero = stored.find((r) => r.shardId === 0)
+    const boot = this.#bootstrapContext(host, bus, registry)
     if (zero) {
       this.log.info('restarting from disk', { replicas: stored.length })
-      await this.#host.startReplica(0, zero.replicaId, { mode: 'restart' }, () => this.#registry)
+      await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
     } else if (this.peers.includes(this.#apiAddress)) {
-      await this.#bootstrap()
+      await bootstrap(boot)
     } else {
-      await this.#join()
+      await joinCluster(boot)
     }
-    await this.propose({
+    await registry.propose({
       op: 'host.put',
       host: {
         id: this.#hostId,
         apiAddress: this.#apiAddress,
-        raftAddress: this.#host.address,
+        raftAddress: host.address,
         tags: o.tags ?? {},
         shardTypes: [...this.#types.keys()],
       },
@@ -230,124 +237,17 @@ export class Agent extends EventEmitter {
     this.#kick()
   }
 
-  /** #bootstrap: every peer learns every peer's identity, then all start shard 0 with the same voters. */
-  async #bootstrap(): Promise<void> {
-    const infos = await Promise.all(
-      this.peers.map(async (addr) => {
-        if (addr === this.#apiAddress) return { hostId: this.#hostId, raftAddress: this.host.address, apiAddress: addr }
-        for (;;) {
-          this.#checkNotStopping()
-          try {
-            const p = await this.bus.probe(addr, { timeoutMs: 1000 })
-            if (p.initialized && !p.initialHosts.includes(this.#hostId)) {
-              // The cluster exists and this peer was not part of it: its data is gone. Starting
-              // it over with an empty log could let it vote away committed entries.
-              throw new ZongziError(
-                'ERR_INVALID_ARGUMENT',
-                `the cluster is already initialised and this peer (host ${this.#hostId}) has no data of it; replace the peer instead`,
-              )
-            }
-            return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }
-          } catch (e) {
-            if (e instanceof ZongziError && ['ERR_CLUSTER_MISMATCH', 'ERR_INVALID_ARGUMENT'].includes(e.code)) throw e
-            await sleep(100)
-          }
-        }
-      }),
-    )
-    const peers = infos.map((p, i) => ({ ...p, replicaId: i + 1 }))
-    const me = peers.find((p) => p.apiAddress === this.#apiAddress)!
-    this.log.info('bootstrapping shard 0', { peers: peers.length, replicaId: me.replicaId })
-    await this.host.startReplica(
-      0,
-      me.replicaId,
-      { mode: 'bootstrap', voters: peers.map((p) => ({ replicaId: p.replicaId, address: p.raftAddress })) },
-      () => this.#registry,
-    )
-    // Every peer proposes the same initialisation; the registry applies the first only.
-    await this.propose({ op: 'cluster.init', peers })
-  }
-
-  /** #join asks the peers, one after another, to add this host to shard 0 as non-voting. */
-  async #join(): Promise<void> {
-    await this.#joinShardZero()
-    // Catch up (a read index barrier) before writing to the registry through this replica.
-    for (let round = 0; ; round++) {
-      this.#checkNotStopping()
-      try {
-        await this.state(() => undefined)
-        return
-      } catch (e) {
-        this.log.debug('catching up with shard 0', { error: String(e) })
-        await sleep(Math.min(100 * (round + 1), 1000))
-      }
-    }
-  }
-
-  async #joinShardZero(): Promise<void> {
-    for (let round = 0; ; round++) {
-      for (const addr of this.peers) {
-        this.#checkNotStopping()
-        try {
-          const res = await this.bus.join(
-            addr,
-            { hostId: this.#hostId, raftAddress: this.host.address, apiAddress: this.#apiAddress },
-            { timeoutMs: this.timeoutMs },
-          )
-          for (const m of res.members) if (m.raftAddress) this.host.setAddress(m.replicaId, m.raftAddress)
-          this.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
-          await this.host.startReplica(0, res.replicaId, { mode: 'join' }, () => this.#registry)
-          return
-        } catch (e) {
-          if (e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH') throw e
-          this.log.debug('join attempt failed', { peer: addr, error: String(e) })
-        }
-      }
-      await sleep(Math.min(100 * (round + 1), 1000))
-    }
-  }
-
   #checkNotStopping(): void {
     if (this.#abort.signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
   }
 
-  /**
-   * propose applies a registry command, retrying while shard 0 has no leader. Commands that
-   * are safe to apply twice are also retried when their outcome is unknown.
-   */
-  async propose(cmd: Command, timeoutMs = this.timeoutMs * 4): Promise<Outcome & { ok: true }> {
-    const deadline = Date.now() + timeoutMs
-    const data = Buffer.from(JSON.stringify(cmd))
-    const idempotent = !(cmd.op === 'replicas.create' || (cmd.op === 'shard.create' && cmd.name === ''))
-    const retryable = ['ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY', ...(idempotent ? ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'] : [])]
-    for (;;) {
-      this.#checkNotStopping()
-      try {
-        const r = await this.host.propose(0, data, { timeoutMs: Math.max(1, Math.min(this.timeoutMs, deadline - Date.now())) })
-        const out = JSON.parse(r.data.toString()) as Outcome
-        if (!out.ok) throw new ZongziError('ERR_INVALID_ARGUMENT', out.error)
-        return out
-      } catch (e) {
-        const retry = e instanceof ZongziError && retryable.includes(e.code)
-        if (!retry || Date.now() >= deadline) throw e
-        await sleep(50)
-      }
-    }
+  /** state runs `fn` on a linearizable snapshot of the registry. */
+  state<T>(fn: (s: RegistryState) => T, timeoutMs = this.timeoutMs): Promise<T> {
+    return this.#started_().registry.read(fn, timeoutMs)
   }
 
-  /** state runs `fn` on a linearizable snapshot of the registry. */
-  async state<T>(fn: (s: RegistryState) => T, timeoutMs = this.timeoutMs): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        await this.host.readIndex(0, { timeoutMs: Math.max(1, deadline - Date.now()) })
-        return fn(this.#registry.state)
-      } catch (e) {
-        const retry = e instanceof ZongziError && ['ERR_NO_LEADER', 'ERR_DROPPED'].includes(e.code)
-        if (!retry || Date.now() >= deadline) throw e
-        await sleep(50)
-      }
-    }
+  #propose(cmd: Command): Promise<Accepted> {
+    return this.#started_().registry.propose(cmd)
   }
 
   /** stateLocal runs `fn` on this host's current snapshot of the registry (no round trip). */
@@ -363,7 +263,7 @@ export class Agent extends EventEmitter {
       throw invalid('name must be a string of at most 256 characters')
     if (o.tags !== undefined && !isTags(o.tags)) throw invalid('tags must map non-empty names to strings')
     if (o.placement !== undefined) checkPlacement(o.placement)
-    const out = await this.propose({ op: 'shard.create', name: o.name ?? '', type, tags: o.tags, placement: o.placement })
+    const out = await this.#propose({ op: 'shard.create', name: o.name ?? '', type, tags: o.tags, placement: o.placement })
     return this.state((s) => s.shards.get(out.id!)!)
   }
 
@@ -374,7 +274,7 @@ export class Agent extends EventEmitter {
     if (o.tags !== undefined && !isTags(o.tags)) throw invalid('tags must map non-empty names to strings')
     if (o.placement !== undefined) checkPlacement(o.placement)
     await this.#known(id)
-    await this.propose({ op: 'shard.update', id, tags: o.tags, placement: o.placement })
+    await this.#propose({ op: 'shard.update', id, tags: o.tags, placement: o.placement })
     return this.state((s) => s.shards.get(id)!)
   }
 
@@ -383,7 +283,7 @@ export class Agent extends EventEmitter {
     this.#checkReady()
     checkShardId(id)
     await this.#known(id)
-    await this.propose({ op: 'shard.delete', id })
+    await this.#propose({ op: 'shard.delete', id })
   }
 
   /** findShard returns a shard by name (linearizable), or undefined. */
@@ -405,14 +305,14 @@ export class Agent extends EventEmitter {
   /** client returns a ShardClient for a shard id. */
   client(shardId: number, o?: ShardClientOptions): ShardClient {
     checkShardId(shardId)
-    return new ShardClient(this, shardId, o)
+    return new ShardClient(this.#clientContext(), shardId, o)
   }
 
   /** clientByName returns a ShardClient for a shard name (linearizable lookup). */
   async clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient> {
     const sh = await this.findShard(name)
     if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `no shard named ${JSON.stringify(name)}`)
-    return new ShardClient(this, sh.id, o)
+    return new ShardClient(this.#clientContext(), sh.id, o)
   }
 
   /** stop leaves the cluster's replicas on this host stopped (data kept) and closes everything. Idempotent. */
@@ -426,10 +326,11 @@ export class Agent extends EventEmitter {
     this.#setStatus('stopping')
     this.#abort.abort()
     if (this.#timer) clearInterval(this.#timer)
-    await this.#hostController?.stop()
-    await this.#server?.close()
-    this.#bus?.close()
-    await this.#host?.close()
+    const e = this.#engine
+    await e?.hostController.stop()
+    await e?.server.close()
+    e?.bus.close()
+    await e?.host.close()
     this.#setStatus('stopped')
   }
 
@@ -449,7 +350,7 @@ export class Agent extends EventEmitter {
   /** #kick runs the controllers once more (they coalesce overlapping requests). */
   #kick(): void {
     if (this.#status !== 'ready') return
-    this.#hostController?.kick()
+    this.#engine?.hostController.kick()
     void this.#leadOnce()
   }
 
@@ -458,15 +359,17 @@ export class Agent extends EventEmitter {
     if (this.#leading) return
     this.#leading = true
     try {
-      const st = await this.host.status(0).catch(() => undefined)
+      const engine = this.#started_()
+      const st = await engine.host.status(0).catch(() => undefined)
       if (st && st.leaderId === st.replicaId && this.#status === 'ready') {
         // The registry leader keeps its own leadership on record (the event that announced
         // it may have come before the registry existed).
         const zero = this.#registry.state.shards.get(0)
         if (zero && (zero.leader !== st.leaderId || zero.term !== st.term)) {
-          await this.propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
+          await this.#propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
         }
-        await this.#shardController.reconcile(this, this.#registry.state)
+        const propose = (cmd: Command) => engine.registry.propose(cmd)
+        await this.#shardController.reconcile(this.#registry.state, propose)
       }
     } catch (e) {
       this.log.warn('shard controller failed', { error: String(e) })
@@ -475,10 +378,76 @@ export class Agent extends EventEmitter {
     }
   }
 
+  #handlerContext(host: Host, registry: RegistryAccess): HandlerContext {
+    const agent = this
+    return {
+      clusterName: this.clusterName,
+      get hostId() {
+        return agent.hostId
+      },
+      get apiAddress() {
+        return agent.apiAddress
+      },
+      timeoutMs: this.timeoutMs,
+      host,
+      ready: () => this.#status === 'ready',
+      runs: (shardId) => this.runs(shardId),
+      registry: () => this.#registry.state,
+      propose: (cmd) => registry.propose(cmd),
+    }
+  }
+
+  #controllerContext(host: Host, bus: BusClient, registry: RegistryAccess): HostControllerContext {
+    return {
+      hostId: this.#hostId,
+      timeoutMs: this.timeoutMs,
+      log: this.log,
+      host,
+      bus,
+      registry: () => this.#registry.state,
+      factory: (type) => this.#types.get(type),
+      propose: (cmd) => registry.propose(cmd),
+    }
+  }
+
+  #bootstrapContext(host: Host, bus: BusClient, registry: RegistryAccess): BootstrapContext {
+    return {
+      hostId: this.#hostId,
+      apiAddress: this.#apiAddress,
+      peers: this.peers,
+      timeoutMs: this.timeoutMs,
+      log: this.log,
+      signal: this.#abort.signal,
+      host,
+      bus,
+      registry,
+      registryFactory: () => this.#registry,
+    }
+  }
+
+  #clientContext(): ClientContext {
+    const agent = this
+    return {
+      get hostId() {
+        return agent.hostId
+      },
+      timeoutMs: this.timeoutMs,
+      // Looked up per call: a client made before start() works once the agent has started.
+      get host() {
+        return agent.#started_().host
+      },
+      get bus() {
+        return agent.#started_().bus
+      },
+      registry: () => this.#registry.state,
+      runs: (shardId) => this.runs(shardId),
+    }
+  }
+
   #onHostEvent(e: HostEvent): void {
     this.emit('event', e)
     if (e.type === 'leaderChanged' && e.leaderId !== 0 && e.leaderId === e.replicaId) {
-      this.propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(() => {})
+      this.#propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(() => {})
     }
     if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })
   }

@@ -1,6 +1,7 @@
 // ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
-import type { Agent } from './agent'
 import { invalid, ZongziError, type ErrorCode } from '../binding/errors'
+import type { Host } from '../binding/host'
+import type { RegistryState } from './registry-state'
 
 /** ClientCallOptions bound one call. */
 export interface ClientCallOptions {
@@ -24,6 +25,37 @@ export interface ShardClientOptions {
 const RETRY_WRITE = new Set<ErrorCode>(['ERR_UNAVAILABLE', 'ERR_SHARD_NOT_FOUND', 'ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY'])
 const RETRY_READ = new Set<ErrorCode>([...RETRY_WRITE, 'ERR_CLOSED', 'ERR_OUTCOME_UNKNOWN'])
 
+/** BusCallOptions bound a call forwarded to another host. */
+export interface BusCallOptions {
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+/** RemoteShards is how a client reaches the replica of another host (the bus client). */
+export interface RemoteShards {
+  apply(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<{ value: number; data: Buffer }>
+  commit(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<number>
+  read(address: string, shardId: number, query: Uint8Array, stale: boolean, o?: BusCallOptions): Promise<Uint8Array>
+  index(address: string, shardId: number, o?: BusCallOptions): Promise<number>
+  watch(address: string, shardId: number, query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  stream(address: string, shardId: number, input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array>
+}
+
+/** ClientContext is what a ShardClient uses of the agent that made it. */
+export interface ClientContext {
+  readonly hostId: string
+  /** Default timeout of a call in milliseconds. */
+  readonly timeoutMs: number
+  /** host serves calls to replicas on this host. */
+  readonly host: Pick<Host, 'propose' | 'commit' | 'read' | 'readIndex' | 'stateMachine'>
+  /** bus forwards calls to other hosts. */
+  readonly bus: RemoteShards
+  /** registry is this host's current registry snapshot. */
+  registry(): RegistryState
+  /** runs tells whether this host runs an active replica of the shard. */
+  runs(shardId: number): boolean
+}
+
 type Target = { local: true } | { local: false; address: string }
 
 /**
@@ -33,19 +65,24 @@ type Target = { local: true } | { local: false; address: string }
  * reject with a ZongziError.
  */
 export class ShardClient {
+  readonly #agent: ClientContext
+
+  /** Agents make clients (`agent.client(id)`); the context is the agent's. */
   constructor(
-    readonly agent: Agent,
+    agent: ClientContext,
     readonly shardId: number,
     readonly options: ShardClientOptions = {},
-  ) {}
+  ) {
+    this.#agent = agent
+  }
 
   /** apply proposes `command` and resolves with the state machine's result once applied. */
   apply(command: Uint8Array, o: ClientCallOptions = {}): Promise<{ value: number; data: Buffer }> {
     bytes(command, 'command')
     return this.#route(true, o, (t, timeoutMs, signal) =>
       t.local
-        ? this.agent.host.propose(this.shardId, command, { timeoutMs })
-        : this.agent.bus.apply(t.address, this.shardId, command, { timeoutMs, signal }),
+        ? this.#agent.host.propose(this.shardId, command, { timeoutMs })
+        : this.#agent.bus.apply(t.address, this.shardId, command, { timeoutMs, signal }),
     )
   }
 
@@ -54,8 +91,8 @@ export class ShardClient {
     bytes(command, 'command')
     return this.#route(true, o, (t, timeoutMs, signal) =>
       t.local
-        ? this.agent.host.commit(this.shardId, command, { timeoutMs })
-        : this.agent.bus.commit(t.address, this.shardId, command, { timeoutMs, signal }),
+        ? this.#agent.host.commit(this.shardId, command, { timeoutMs })
+        : this.#agent.bus.commit(t.address, this.shardId, command, { timeoutMs, signal }),
     )
   }
 
@@ -65,8 +102,8 @@ export class ShardClient {
     const stale = !!o.stale
     return this.#route(false, o, (t, timeoutMs, signal) =>
       t.local
-        ? this.agent.host.read(this.shardId, query, { timeoutMs, stale })
-        : this.agent.bus.read(t.address, this.shardId, query, stale, { timeoutMs, signal }),
+        ? this.#agent.host.read(this.shardId, query, { timeoutMs, stale })
+        : this.#agent.bus.read(t.address, this.shardId, query, stale, { timeoutMs, signal }),
     )
   }
 
@@ -74,14 +111,14 @@ export class ShardClient {
   index(o: ClientCallOptions = {}): Promise<number> {
     return this.#route(false, o, (t, timeoutMs, signal) =>
       t.local
-        ? this.agent.host.readIndex(this.shardId, { timeoutMs })
-        : this.agent.bus.index(t.address, this.shardId, { timeoutMs, signal }),
+        ? this.#agent.host.readIndex(this.shardId, { timeoutMs })
+        : this.#agent.bus.index(t.address, this.shardId, { timeoutMs, signal }),
     )
   }
 
   /** leader returns the shard's leader replica id and term as the registry last recorded. */
   leader(): { replicaId: number; term: number } {
-    const sh = this.agent.stateLocal((s) => s.shards.get(this.shardId))
+    const sh = this.#agent.registry().shards.get(this.shardId)
     if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
     return { replicaId: sh.leader, term: sh.term }
   }
@@ -92,11 +129,11 @@ export class ShardClient {
     const t = this.#targets(false)[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
-      const sm = this.agent.host.stateMachine(this.shardId)
+      const sm = this.#agent.host.stateMachine(this.shardId)
       if (!sm?.watch) throw invalid(`the state machine of shard ${this.shardId} has no watch`)
       yield* sm.watch(query, o.signal)
     } else {
-      yield* this.agent.bus.watch(t.address, this.shardId, query, o.signal)
+      yield* this.#agent.bus.watch(t.address, this.shardId, query, o.signal)
     }
   }
 
@@ -105,48 +142,47 @@ export class ShardClient {
     const t = this.#targets(false)[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
-      const sm = this.agent.host.stateMachine(this.shardId)
+      const sm = this.#agent.host.stateMachine(this.shardId)
       if (!sm?.stream) throw invalid(`the state machine of shard ${this.shardId} has no stream`)
       yield* sm.stream(input, o.signal)
     } else {
-      yield* this.agent.bus.stream(t.address, this.shardId, input, o.signal)
+      yield* this.#agent.bus.stream(t.address, this.shardId, input, o.signal)
     }
   }
 
   /** #targets orders the hosts that can serve this shard: this host first, then the others. */
   #targets(write: boolean): Target[] {
-    return this.agent.stateLocal((s) => {
-      const sh = s.shards.get(this.shardId)
-      if (!sh || sh.status === 'deleting') throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
-      const out: Target[] = []
-      const remote: Array<{ address: string; leader: boolean }> = []
-      for (const r of s.replicasOf(this.shardId)) {
-        if (r.status !== 'active') continue
-        if (r.hostId === this.agent.hostId) {
-          if (this.agent.runs(this.shardId)) out.push({ local: true })
-          continue
-        }
-        const h = s.hosts.get(r.hostId)
-        if (h && h.status === 'active') remote.push({ address: h.apiAddress, leader: r.id === sh.leader })
+    const s = this.#agent.registry()
+    const sh = s.shards.get(this.shardId)
+    if (!sh || sh.status === 'deleting') throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
+    const out: Target[] = []
+    const remote: Array<{ address: string; leader: boolean }> = []
+    for (const r of s.replicasOf(this.shardId)) {
+      if (r.status !== 'active') continue
+      if (r.hostId === this.#agent.hostId) {
+        if (this.#agent.runs(this.shardId)) out.push({ local: true })
+        continue
       }
-      // Spread load over the other hosts; with writeToLeader, the leader's host goes first.
-      remote.sort(() => Math.random() - 0.5)
-      if (write && this.options.writeToLeader) {
-        remote.sort((a, b) => Number(b.leader) - Number(a.leader))
-        const first = remote[0]
-        if (first?.leader)
-          return [
-            { local: false, address: first.address },
-            ...out,
-            ...remote.slice(1).map((x) => ({ local: false as const, address: x.address })),
-          ]
-      }
-      return [...out, ...remote.map((x) => ({ local: false as const, address: x.address }))]
-    })
+      const h = s.hosts.get(r.hostId)
+      if (h && h.status === 'active') remote.push({ address: h.apiAddress, leader: r.id === sh.leader })
+    }
+    // Spread load over the other hosts; with writeToLeader, the leader's host goes first.
+    remote.sort(() => Math.random() - 0.5)
+    if (write && this.options.writeToLeader) {
+      remote.sort((a, b) => Number(b.leader) - Number(a.leader))
+      const first = remote[0]
+      if (first?.leader)
+        return [
+          { local: false, address: first.address },
+          ...out,
+          ...remote.slice(1).map((x) => ({ local: false as const, address: x.address })),
+        ]
+    }
+    return [...out, ...remote.map((x) => ({ local: false as const, address: x.address }))]
   }
 
   async #route<T>(write: boolean, o: ClientCallOptions, f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>): Promise<T> {
-    const timeoutMs = o.timeoutMs ?? this.agent.timeoutMs
+    const timeoutMs = o.timeoutMs ?? this.#agent.timeoutMs
     if (!(timeoutMs > 0)) throw invalid('timeoutMs must be positive')
     const deadline = Date.now() + timeoutMs
     let last: unknown = new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)

@@ -1,12 +1,33 @@
 // The agent's side of the message bus: what other hosts may ask of this one. Each handler
 // serves from this host's replicas only (no further forwarding), so a request cannot loop.
-import type { Agent } from './agent'
 import { invalid, ZongziError } from '../binding/errors'
+import type { Host } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
 import type { JoinRequest, ReplicaChange } from '../bus/service'
+import type { Accepted, Command } from './records'
+import type { RegistryState } from './registry-state'
 
-/** busHandlers answers bus requests for `agent`. */
-export function busHandlers(agent: Agent): BusHandlers {
+/** HandlerContext is what the bus handlers use of the agent. */
+export interface HandlerContext {
+  readonly clusterName: string
+  readonly hostId: string
+  readonly apiAddress: string
+  readonly timeoutMs: number
+  readonly host: Pick<
+    Host,
+    'address' | 'addNonVoting' | 'addReplica' | 'removeReplica' | 'propose' | 'commit' | 'read' | 'readIndex' | 'stateMachine'
+  >
+  /** ready tells whether the agent has started and not begun to stop. */
+  ready(): boolean
+  /** runs tells whether this host runs an active replica of the shard. */
+  runs(shardId: number): boolean
+  /** registry is this host's current registry snapshot. */
+  registry(): RegistryState
+  propose(cmd: Command): Promise<Accepted>
+}
+
+/** busHandlers answers bus requests from what `agent` offers. */
+export function busHandlers(agent: HandlerContext): BusHandlers {
   const local = (shardId: number) => {
     if (!agent.runs(shardId)) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} has no active replica on this host`)
   }
@@ -16,13 +37,12 @@ export function busHandlers(agent: Agent): BusHandlers {
       hostId: agent.hostId,
       raftAddress: agent.host.address,
       apiAddress: agent.apiAddress,
-      initialized: agent.stateLocal((s) => s.shards.has(0)),
-      initialHosts: agent.stateLocal((s) =>
-        s
-          .replicasOf(0)
-          .filter((r) => r.initial)
-          .map((r) => r.hostId),
-      ),
+      initialized: agent.registry().shards.has(0),
+      initialHosts: agent
+        .registry()
+        .replicasOf(0)
+        .filter((r) => r.initial)
+        .map((r) => r.hostId),
     }),
     join: (req: JoinRequest) => onJoin(agent, req),
     addReplica: async (req: ReplicaChange) => {
@@ -67,18 +87,17 @@ export function busHandlers(agent: Agent): BusHandlers {
 
 /** onJoin adds a new host to shard 0 as a non-voting member (idempotent per host). */
 async function onJoin(
-  agent: Agent,
+  agent: HandlerContext,
   req: JoinRequest,
 ): Promise<{ replicaId: number; members: Array<{ replicaId: number; raftAddress: string }> }> {
-  if (agent.status !== 'ready') throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
+  if (!agent.ready()) throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
   if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
   const out = await agent.propose({ op: 'replica.create', shardId: 0, hostId: req.hostId, nonVoting: true })
   await agent.host.addNonVoting(0, out.id!, req.raftAddress, { timeoutMs: agent.timeoutMs })
-  const members = agent.stateLocal((s) =>
-    s.replicasOf(0).flatMap((r) => {
-      const h = s.hosts.get(r.hostId)
-      return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
-    }),
-  )
+  const s = agent.registry()
+  const members = s.replicasOf(0).flatMap((r) => {
+    const h = s.hosts.get(r.hostId)
+    return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
+  })
   return { replicaId: out.id!, members }
 }

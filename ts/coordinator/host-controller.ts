@@ -1,21 +1,42 @@
 // HostController: on every host, makes the engine run the replicas the registry assigns to
 // this host — start (bootstrap, join or restart), promote, and stop and delete what the
 // registry no longer wants.
-import type { Agent } from './agent'
 import { ZongziError } from '../binding/errors'
+import type { Host } from '../binding/host'
+import type { StateMachineFactory } from '../binding/state-machine'
+import type { BusClient } from '../bus/client'
+import type { Logger } from './logger'
+import type { Accepted, Command } from './records'
 import type { ReplicaRecord, ShardRecord } from './records'
 import type { RegistryState } from './registry-state'
 
+/** HostControllerContext is what the host controller uses of the agent. */
+export interface HostControllerContext {
+  readonly hostId: string
+  readonly timeoutMs: number
+  readonly log: Logger
+  readonly host: Pick<
+    Host,
+    'address' | 'storedReplicas' | 'startReplica' | 'stopReplica' | 'removeData' | 'readIndex' | 'status' | 'promote'
+  >
+  readonly bus: Pick<BusClient, 'addReplica' | 'removeReplica'>
+  /** registry is this host's current registry snapshot. */
+  registry(): RegistryState
+  /** factory returns the registered factory of a state machine type. */
+  factory(type: string): StateMachineFactory | undefined
+  propose(cmd: Command): Promise<Accepted>
+}
+
 /** HostController reconciles this host's replicas with the registry. Runs are serialised. */
 export class HostController {
-  readonly #agent: Agent
+  readonly #agent: HostControllerContext
   /** Shards with a replica this controller started, and whether it is active yet. */
   readonly #running = new Map<number, { replicaId: number; active: boolean }>()
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
 
-  constructor(agent: Agent) {
+  constructor(agent: HostControllerContext) {
     this.#agent = agent
   }
 
@@ -35,7 +56,7 @@ export class HostController {
       do {
         this.#again = false
         try {
-          await this.#reconcile(this.#agent.stateLocal((s) => s))
+          await this.#reconcile(this.#agent.registry())
         } catch (e) {
           this.#agent.log.warn('host controller', { error: String(e) })
         }

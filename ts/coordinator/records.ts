@@ -82,3 +82,6 @@ export type Command =
 
 /** Outcome of a command: `ok` with data, or an error message. */
 export type Outcome = { ok: true; id?: number; ids?: number[] } | { ok: false; error: string }
+
+/** Accepted is the outcome of a command the registry applied. */
+export type Accepted = Extract<Outcome, { ok: true }>

@@ -1,17 +1,25 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
-import type { Agent } from './agent'
+import { type Logger, silent } from './logger'
 import { place, PlacementError } from './placement'
-import type { ShardRecord } from './records'
+import type { Accepted, Command, ShardRecord } from './records'
 import type { RegistryState } from './registry-state'
 
 /**
+ * ProposeCommand proposes a registry command; it resolves once the registry applied it and
+ * rejects with ERR_INVALID_ARGUMENT when the registry refused it.
+ */
+export type ProposeCommand = (cmd: Command) => Promise<Accepted>
+
+/**
  * ShardController decides which replicas shards have. It runs only on the host that leads
- * shard 0, after registry changes and periodically; it changes the cluster only by proposing
- * registry commands (`agent.propose`), which host controllers then carry out. Supply your own
- * in `AgentOptions.shardController` to replace the placement rules.
+ * shard 0, after registry changes and periodically, one run at a time. It sees the registry
+ * as an immutable snapshot and changes the cluster only by proposing registry commands,
+ * which host controllers then carry out. A rejection is logged and the next run tries
+ * again. Supply your own in `AgentOptions.shardController` to replace the placement rules.
  */
 export interface ShardController {
-  reconcile(agent: Agent, state: RegistryState): Promise<void>
+  /** reconcile brings the replicas of shards towards what the controller wants. */
+  reconcile(state: RegistryState, propose: ProposeCommand): Promise<void>
 }
 
 /** ERROR_TAG is the shard tag where placement errors are recorded. */
@@ -19,18 +27,25 @@ export const ERROR_TAG = 'placement:error'
 
 /** DefaultShardController implements the placement grammar of {@link Placement}. */
 export class DefaultShardController implements ShardController {
-  async reconcile(agent: Agent, s: RegistryState): Promise<void> {
+  readonly #log: Logger
+
+  /** The logger receives the failures of single shards, which do not stop the others. */
+  constructor(log: Logger = silent) {
+    this.#log = log
+  }
+
+  async reconcile(s: RegistryState, propose: ProposeCommand): Promise<void> {
     for (const shard of s.shards.values()) {
       if (shard.id === 0 || shard.status === 'deleting') continue
       try {
-        await this.#one(agent, s, shard)
+        await this.#one(propose, s, shard)
       } catch (e) {
-        agent.log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
+        this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
       }
     }
   }
 
-  async #one(agent: Agent, s: RegistryState, shard: ShardRecord): Promise<void> {
+  async #one(propose: ProposeCommand, s: RegistryState, shard: ShardRecord): Promise<void> {
     const p = shard.placement ?? {}
     if (!p.members && !p.groups && !p.cover) return
     let wants
@@ -40,20 +55,20 @@ export class DefaultShardController implements ShardController {
       if (!(e instanceof PlacementError)) throw e
       const message = e.message.slice(0, 1000)
       if (shard.tags[ERROR_TAG] !== message) {
-        await agent.propose({ op: 'shard.update', id: shard.id, tags: { ...shard.tags, [ERROR_TAG]: message } })
+        await propose({ op: 'shard.update', id: shard.id, tags: { ...shard.tags, [ERROR_TAG]: message } })
       }
       return
     }
     if (shard.tags[ERROR_TAG] !== undefined) {
       const { [ERROR_TAG]: _, ...rest } = shard.tags
-      await agent.propose({ op: 'shard.update', id: shard.id, tags: rest })
+      await propose({ op: 'shard.update', id: shard.id, tags: rest })
     }
     const current = s.replicasOf(shard.id)
     const byHost = new Map(current.map((r) => [r.hostId, r]))
     const missing = wants.filter((w) => !byHost.has(w.hostId))
     if (current.length === 0 && missing.some((w) => !w.nonVoting)) {
       // A new shard: its voters bootstrap it together; the rest join afterwards.
-      await agent.propose({
+      await propose({
         op: 'replicas.create',
         shardId: shard.id,
         items: missing.map((w) => ({ hostId: w.hostId, nonVoting: w.nonVoting, initial: !w.nonVoting })),
@@ -61,7 +76,7 @@ export class DefaultShardController implements ShardController {
       return
     }
     if (current.length > 0 && missing.length > 0) {
-      await agent.propose({
+      await propose({
         op: 'replicas.create',
         shardId: shard.id,
         items: missing.map((w) => ({ hostId: w.hostId, nonVoting: w.nonVoting, initial: false })),
@@ -70,14 +85,14 @@ export class DefaultShardController implements ShardController {
     for (const w of wants) {
       const r = byHost.get(w.hostId)
       if (r && r.nonVoting && !w.nonVoting && r.status === 'active') {
-        await agent.propose({ op: 'replica.update', id: r.id, nonVoting: false })
+        await propose({ op: 'replica.update', id: r.id, nonVoting: false })
       }
     }
     // Non-voting replicas no longer wanted go; voters stay until a person decides.
     const wanted = new Set(wants.map((w) => w.hostId))
     for (const r of current) {
       if (r.nonVoting && !wanted.has(r.hostId) && r.status === 'active') {
-        await agent.propose({ op: 'replica.update', id: r.id, status: 'deleting' })
+        await propose({ op: 'replica.update', id: r.id, status: 'deleting' })
       }
     }
   }

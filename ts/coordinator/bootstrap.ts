@@ -1,0 +1,114 @@
+// Bootstrap and join: how a host gets its replica of shard 0 the first time. Peers
+// initialise the cluster together; any other host asks a member to add it as non-voting.
+import { ZongziError } from '../binding/errors'
+import type { Host } from '../binding/host'
+import type { StateMachineFactory } from '../binding/state-machine'
+import type { BusClient } from '../bus/client'
+import type { Logger } from './logger'
+import type { RegistryAccess } from './registry-access'
+
+/** BootstrapContext is what bootstrap and join use of the agent. */
+export interface BootstrapContext {
+  readonly hostId: string
+  readonly apiAddress: string
+  /** Bus addresses of the initial peers, sorted. */
+  readonly peers: readonly string[]
+  readonly timeoutMs: number
+  readonly log: Logger
+  /** Aborted when the agent stops; the loops here end with ERR_CLOSED. */
+  readonly signal: AbortSignal
+  readonly host: Pick<Host, 'address' | 'startReplica' | 'setAddress'>
+  readonly bus: Pick<BusClient, 'probe' | 'join'>
+  readonly registry: Pick<RegistryAccess, 'propose' | 'read'>
+  /** registryFactory returns the state machine of shard 0. */
+  readonly registryFactory: StateMachineFactory
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+function checkOpen(ctx: BootstrapContext): void {
+  if (ctx.signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
+}
+
+/**
+ * bootstrap starts shard 0 on an initial peer: every peer learns every peer's identity, then
+ * all start shard 0 with the same voters and propose the same initialisation (the registry
+ * applies the first only).
+ */
+export async function bootstrap(ctx: BootstrapContext): Promise<void> {
+  const infos = await Promise.all(ctx.peers.map((addr) => probe(ctx, addr)))
+  const peers = infos.map((p, i) => ({ ...p, replicaId: i + 1 }))
+  const me = peers.find((p) => p.apiAddress === ctx.apiAddress)
+  if (!me) throw new ZongziError('ERR_INTERNAL', 'this host is not among the peers')
+  ctx.log.info('bootstrapping shard 0', { peers: peers.length, replicaId: me.replicaId })
+  const voters = peers.map((p) => ({ replicaId: p.replicaId, address: p.raftAddress }))
+  await ctx.host.startReplica(0, me.replicaId, { mode: 'bootstrap', voters }, ctx.registryFactory)
+  await ctx.registry.propose({ op: 'cluster.init', peers })
+}
+
+/** probe asks a peer who it is, until it answers or says that this peer cannot take part. */
+async function probe(ctx: BootstrapContext, addr: string): Promise<{ hostId: string; raftAddress: string; apiAddress: string }> {
+  if (addr === ctx.apiAddress) {
+    return { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: addr }
+  }
+  for (;;) {
+    checkOpen(ctx)
+    try {
+      const p = await ctx.bus.probe(addr, { timeoutMs: 1000 })
+      if (p.initialized && !p.initialHosts.includes(ctx.hostId)) {
+        // The cluster exists and this peer was not part of it: its data is gone. Starting
+        // it over with an empty log could let it vote away committed entries.
+        throw new ZongziError(
+          'ERR_INVALID_ARGUMENT',
+          `the cluster is already initialised and this peer (host ${ctx.hostId}) has no data ` + 'of it; replace the peer instead',
+        )
+      }
+      return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }
+    } catch (e) {
+      const final = ['ERR_CLUSTER_MISMATCH', 'ERR_INVALID_ARGUMENT']
+      if (e instanceof ZongziError && final.includes(e.code)) throw e
+      await sleep(100)
+    }
+  }
+}
+
+/** join asks the peers, one after another, to add this host to shard 0 as non-voting. */
+export async function join(ctx: BootstrapContext): Promise<void> {
+  await joinShardZero(ctx)
+  // Catch up (a read index barrier) before writing to the registry through this replica.
+  for (let round = 0; ; round++) {
+    checkOpen(ctx)
+    try {
+      await ctx.registry.read(() => undefined)
+      return
+    } catch (e) {
+      ctx.log.debug('catching up with shard 0', { error: String(e) })
+      await sleep(Math.min(100 * (round + 1), 1000))
+    }
+  }
+}
+
+async function joinShardZero(ctx: BootstrapContext): Promise<void> {
+  for (let round = 0; ; round++) {
+    for (const addr of ctx.peers) {
+      checkOpen(ctx)
+      try {
+        const res = await ctx.bus.join(
+          addr,
+          { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: ctx.apiAddress },
+          { timeoutMs: ctx.timeoutMs },
+        )
+        for (const m of res.members) {
+          if (m.raftAddress) ctx.host.setAddress(m.replicaId, m.raftAddress)
+        }
+        ctx.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
+        await ctx.host.startReplica(0, res.replicaId, { mode: 'join' }, ctx.registryFactory)
+        return
+      } catch (e) {
+        if (e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH') throw e
+        ctx.log.debug('join attempt failed', { peer: addr, error: String(e) })
+      }
+    }
+    await sleep(Math.min(100 * (round + 1), 1000))
+  }
+}

@@ -1,0 +1,76 @@
+// RegistryAccess: how this host writes to and reads from shard 0 through its own replica.
+import { ZongziError } from '../binding/errors'
+import type { Host } from '../binding/host'
+import type { Accepted, Command, Outcome } from './records'
+import type { Registry } from './registry'
+import type { RegistryState } from './registry-state'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * RegistryAccess proposes registry commands and reads the registry through this host's
+ * replica of shard 0. Calls fail with ERR_CLOSED once `signal` is aborted.
+ */
+export class RegistryAccess {
+  readonly #host: Pick<Host, 'propose' | 'readIndex'>
+  readonly #registry: Registry
+  readonly #timeoutMs: number
+  readonly #signal: AbortSignal
+
+  constructor(host: Pick<Host, 'propose' | 'readIndex'>, registry: Registry, timeoutMs: number, signal: AbortSignal) {
+    this.#host = host
+    this.#registry = registry
+    this.#timeoutMs = timeoutMs
+    this.#signal = signal
+  }
+
+  /** local is this host's current registry snapshot (no round trip). */
+  get local(): RegistryState {
+    return this.#registry.state
+  }
+
+  /**
+   * propose applies a registry command, retrying while shard 0 has no leader. Commands that
+   * are safe to apply twice are also retried when their outcome is unknown. A command the
+   * registry refuses rejects with ERR_INVALID_ARGUMENT.
+   */
+  async propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
+    const deadline = Date.now() + timeoutMs
+    const data = Buffer.from(JSON.stringify(cmd))
+    const idempotent = !(cmd.op === 'replicas.create' || (cmd.op === 'shard.create' && cmd.name === ''))
+    const retryable = ['ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY', ...(idempotent ? ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'] : [])]
+    for (;;) {
+      this.#checkOpen()
+      try {
+        const left = Math.max(1, Math.min(this.#timeoutMs, deadline - Date.now()))
+        const r = await this.#host.propose(0, data, { timeoutMs: left })
+        const out = JSON.parse(r.data.toString()) as Outcome
+        if (!out.ok) throw new ZongziError('ERR_INVALID_ARGUMENT', out.error)
+        return out
+      } catch (e) {
+        const retry = e instanceof ZongziError && retryable.includes(e.code)
+        if (!retry || Date.now() >= deadline) throw e
+        await sleep(50)
+      }
+    }
+  }
+
+  /** read runs `fn` on a linearizable snapshot of the registry. */
+  async read<T>(fn: (s: RegistryState) => T, timeoutMs = this.#timeoutMs): Promise<T> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        await this.#host.readIndex(0, { timeoutMs: Math.max(1, deadline - Date.now()) })
+        return fn(this.#registry.state)
+      } catch (e) {
+        const retry = e instanceof ZongziError && ['ERR_NO_LEADER', 'ERR_DROPPED'].includes(e.code)
+        if (!retry || Date.now() >= deadline) throw e
+        await sleep(50)
+      }
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
+  }
+}
