@@ -295,6 +295,15 @@ impl Host {
             applied = snap.index;
         }
         let mut storage = storage;
+        let last = raft::Storage::last_index(&storage).unwrap_or(0);
+        if applied > last.max(snap.index) {
+            // The state machine claims entries this host's log never held durably (the log
+            // was written without fsync, or the state machine's store belongs elsewhere).
+            return Err(Error::StateMachine(format!(
+                "shard {shard_id}: the state machine reports index {applied} applied, \
+                 but the log ends at {last}"
+            )));
+        }
         if applied > storage.hard_state().commit {
             // The state machine only applies committed entries, so the commit index we
             // persist lazily may lag behind it; raise it before raft-rs checks.

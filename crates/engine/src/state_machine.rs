@@ -65,9 +65,10 @@ pub trait StateMachine: Send + Sync + 'static {
 /// state machines still take and recover snapshots. Bindings use it to cross into another
 /// runtime once per batch rather than once per shard.
 ///
-/// Contract: called from apply threads, one call at a time per thread; `batch` lists shards in
-/// the order their entries must be applied (a shard may appear more than once); the answer
-/// holds one outcome per item, and an error stops only that shard's replica.
+/// Contract: called from apply threads, one call at a time per thread; `batch` lists each
+/// shard at most once, with its entries in log order; the answer holds one outcome per item,
+/// and an error stops only that shard's replica. A snapshot of a shard is taken only between
+/// calls, so it always holds exactly the entries of the calls before it.
 pub trait BatchUpdater: Send + Sync + 'static {
     /// update_batch applies each item's entries to its shard's state machine.
     fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>>;

@@ -141,3 +141,39 @@ async fn a_persistent_state_machine_reopens_at_its_own_applied_index() {
     );
     assert!(c.nodes[f].host().status(1).await.unwrap().applied > applied_before);
 }
+
+/// Ahead claims to have applied far more than any log holds.
+struct Ahead;
+
+impl StateMachine for Ahead {
+    fn open(&mut self) -> Result<u64, SmError> {
+        Ok(1_000_000)
+    }
+    fn update(&mut self, e: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+        Ok(vec![SmResult::default(); e.len()])
+    }
+    fn lookup(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
+        Ok(Vec::new())
+    }
+    fn save_snapshot(&self, _: &mut dyn Write) -> Result<(), SmError> {
+        Ok(())
+    }
+    fn recover_from_snapshot(&mut self, _: &mut dyn Read) -> Result<(), SmError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_machine_ahead_of_the_log_is_refused_with_a_clear_error() {
+    let c = Cluster::new(1);
+    let voters = vec![(rid(1, 0), c.nodes[0].addr.clone())];
+    let h = c.nodes[0].host();
+    let e = h
+        .start_replica(1, rid(1, 0), StartMode::Bootstrap(voters), Box::new(Ahead))
+        .unwrap_err();
+    assert_eq!(e.code(), "ERR_STATE_MACHINE");
+    assert!(e.to_string().contains("1000000"), "{e}");
+    // The host is still usable for other shards.
+    c.bootstrap(2, &[0]);
+    c.put(0, 2, "a", "1").await;
+}
