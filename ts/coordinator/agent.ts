@@ -20,6 +20,7 @@ import type { Accepted, Command, Placement, ShardRecord } from './records'
 import { Registry } from './registry'
 import { RegistryAccess } from './registry-access'
 import type { RegistryState } from './registry-state'
+import { retry } from './retry'
 import { DefaultShardController, type ShardController } from './shard-controller'
 import type { ReplicaStatus } from '../binding/host'
 
@@ -64,8 +65,6 @@ function clusterIdOf(name: string): number {
   for (const b of Buffer.from(name)) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n)
   return Number(h & 0x1fffffffffffffn)
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Engine is what the agent keeps once started: the host, the bus and the registry access. */
 interface Engine {
@@ -294,12 +293,20 @@ export class Agent extends EventEmitter {
   /** replica resolves once this host runs an active replica of the shard. */
   async replica(shardId: number, timeoutMs = this.timeoutMs * 4): Promise<void> {
     checkShardId(shardId)
-    const deadline = Date.now() + timeoutMs
-    while (!this.runs(shardId)) {
-      if (Date.now() >= deadline) throw new ZongziError('ERR_TIMEOUT', `no local replica of shard ${shardId} yet`)
-      this.#checkNotStopping()
-      await sleep(25)
-    }
+    await retry(
+      async () => {
+        if (!this.runs(shardId)) {
+          throw new ZongziError('ERR_TIMEOUT', `no local replica of shard ${shardId} yet`)
+        }
+      },
+      {
+        deadline: Date.now() + timeoutMs,
+        signal: this.#abort.signal,
+        aborted: () => new ZongziError('ERR_CLOSED', 'agent stopped'),
+        retryable: () => true,
+        maxDelayMs: 25,
+      },
+    )
   }
 
   /** client returns a ShardClient for a shard id. */

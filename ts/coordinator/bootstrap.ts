@@ -6,6 +6,7 @@ import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
 import type { Logger } from './logger'
 import type { RegistryAccess } from './registry-access'
+import { firstOf, retry } from './retry'
 
 /** BootstrapContext is what bootstrap and join use of the agent. */
 export interface BootstrapContext {
@@ -22,12 +23,6 @@ export interface BootstrapContext {
   readonly registry: Pick<RegistryAccess, 'propose' | 'read'>
   /** registryFactory returns the state machine of shard 0. */
   readonly registryFactory: StateMachineFactory
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-function checkOpen(ctx: BootstrapContext): void {
-  if (ctx.signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
 }
 
 /**
@@ -51,9 +46,9 @@ async function probe(ctx: BootstrapContext, addr: string): Promise<{ hostId: str
   if (addr === ctx.apiAddress) {
     return { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: addr }
   }
-  for (;;) {
-    checkOpen(ctx)
-    try {
+  const fatal = ['ERR_CLUSTER_MISMATCH', 'ERR_INVALID_ARGUMENT']
+  return retry(
+    async () => {
       const p = await ctx.bus.probe(addr, { timeoutMs: 1000 })
       if (p.initialized && !p.initialHosts.includes(ctx.hostId)) {
         // The cluster exists and this peer was not part of it: its data is gone. Starting
@@ -64,51 +59,63 @@ async function probe(ctx: BootstrapContext, addr: string): Promise<{ hostId: str
         )
       }
       return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }
-    } catch (e) {
-      const final = ['ERR_CLUSTER_MISMATCH', 'ERR_INVALID_ARGUMENT']
-      if (e instanceof ZongziError && final.includes(e.code)) throw e
-      await sleep(100)
-    }
-  }
+    },
+    // Peers start at different times: wait for each as long as this agent runs.
+    { ...forever(ctx), retryable: (e) => !(e instanceof ZongziError && fatal.includes(e.code)) },
+  )
 }
 
 /** join asks the peers, one after another, to add this host to shard 0 as non-voting. */
 export async function join(ctx: BootstrapContext): Promise<void> {
-  await joinShardZero(ctx)
+  const mismatch = (e: unknown) => e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH'
+  await retry(
+    () =>
+      firstOf(
+        ctx.peers,
+        (addr) => joinVia(ctx, addr),
+        (e) => !mismatch(e),
+        () => new ZongziError('ERR_INVALID_ARGUMENT', 'no peers to join'),
+      ),
+    { ...forever(ctx), retryable: (e) => !mismatch(e) },
+  )
   // Catch up (a read index barrier) before writing to the registry through this replica.
-  for (let round = 0; ; round++) {
-    checkOpen(ctx)
-    try {
-      await ctx.registry.read(() => undefined)
-      return
-    } catch (e) {
-      ctx.log.debug('catching up with shard 0', { error: String(e) })
-      await sleep(Math.min(100 * (round + 1), 1000))
+  await retry(
+    async () => {
+      try {
+        await ctx.registry.read(() => undefined)
+      } catch (e) {
+        ctx.log.debug('catching up with shard 0', { error: String(e) })
+        throw e
+      }
+    },
+    { ...forever(ctx), retryable: () => true },
+  )
+}
+
+/** joinVia asks one peer to add this host to shard 0, then starts the replica. */
+async function joinVia(ctx: BootstrapContext, addr: string): Promise<void> {
+  try {
+    const res = await ctx.bus.join(
+      addr,
+      { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: ctx.apiAddress },
+      { timeoutMs: ctx.timeoutMs },
+    )
+    for (const m of res.members) {
+      if (m.raftAddress) ctx.host.setAddress(m.replicaId, m.raftAddress)
     }
+    ctx.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
+    await ctx.host.startReplica(0, res.replicaId, { mode: 'join' }, ctx.registryFactory)
+  } catch (e) {
+    ctx.log.debug('join attempt failed', { peer: addr, error: String(e) })
+    throw e
   }
 }
 
-async function joinShardZero(ctx: BootstrapContext): Promise<void> {
-  for (let round = 0; ; round++) {
-    for (const addr of ctx.peers) {
-      checkOpen(ctx)
-      try {
-        const res = await ctx.bus.join(
-          addr,
-          { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: ctx.apiAddress },
-          { timeoutMs: ctx.timeoutMs },
-        )
-        for (const m of res.members) {
-          if (m.raftAddress) ctx.host.setAddress(m.replicaId, m.raftAddress)
-        }
-        ctx.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
-        await ctx.host.startReplica(0, res.replicaId, { mode: 'join' }, ctx.registryFactory)
-        return
-      } catch (e) {
-        if (e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH') throw e
-        ctx.log.debug('join attempt failed', { peer: addr, error: String(e) })
-      }
-    }
-    await sleep(Math.min(100 * (round + 1), 1000))
+/** forever bounds a retry by the agent's life only. */
+function forever(ctx: BootstrapContext) {
+  return {
+    signal: ctx.signal,
+    aborted: () => new ZongziError('ERR_CLOSED', 'agent stopped'),
+    maxDelayMs: 1000,
   }
 }

@@ -1,7 +1,8 @@
 // ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
-import { invalid, ZongziError, type ErrorCode } from '../binding/errors'
+import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { RegistryState } from './registry-state'
+import { firstOf, readMayRetry, retry, writeMayRetry } from './retry'
 
 /** ClientCallOptions bound one call. */
 export interface ClientCallOptions {
@@ -16,14 +17,6 @@ export interface ShardClientOptions {
   /** Send writes to the leader's host first (saves a forwarding hop inside Raft). */
   writeToLeader?: boolean
 }
-
-/**
- * Errors after which a write moves on to another replica: each proves the command was not
- * proposed (no replica there, no leader, refused by Raft, or the connection never formed).
- * A read may move on after any failure of the serving host.
- */
-const RETRY_WRITE = new Set<ErrorCode>(['ERR_UNAVAILABLE', 'ERR_SHARD_NOT_FOUND', 'ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY'])
-const RETRY_READ = new Set<ErrorCode>([...RETRY_WRITE, 'ERR_CLOSED', 'ERR_OUTCOME_UNKNOWN'])
 
 /** BusCallOptions bound a call forwarded to another host. */
 export interface BusCallOptions {
@@ -181,29 +174,57 @@ export class ShardClient {
     return [...out, ...remote.map((x) => ({ local: false as const, address: x.address }))]
   }
 
+  /**
+   * #route sends a call to the hosts that can serve it, in turn, and goes round again until
+   * the deadline. A write moves on only after an error that proves it was not proposed; a
+   * read after any failure of the serving host (see retry.ts).
+   */
   async #route<T>(write: boolean, o: ClientCallOptions, f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>): Promise<T> {
     const timeoutMs = o.timeoutMs ?? this.#agent.timeoutMs
     if (!(timeoutMs > 0)) throw invalid('timeoutMs must be positive')
     const deadline = Date.now() + timeoutMs
-    let last: unknown = new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
-    for (let round = 0; Date.now() < deadline; round++) {
-      if (o.signal?.aborted) throw new ZongziError('ERR_ABORTED', 'aborted')
-      for (const t of this.#targets(write)) {
-        if (o.signal?.aborted) throw new ZongziError('ERR_ABORTED', 'aborted')
-        const left = deadline - Date.now()
-        if (left <= 0) break
-        try {
-          return await abortable(f(t, left, o.signal), o.signal)
-        } catch (e) {
-          last = e
-          if (!(e instanceof ZongziError) || !(write ? RETRY_WRITE : RETRY_READ).has(e.code)) throw e
-        }
+    const retryable = write ? (e: unknown) => writeMayRetry(e) : readMayRetry
+    const none = () => new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    let last: unknown = none()
+    let fatal: unknown // an error that ends the call as it is
+    let expired = false
+    const one = async (t: Target): Promise<T> => {
+      if (o.signal?.aborted) throw (fatal = new ZongziError('ERR_ABORTED', 'aborted'))
+      const left = deadline - Date.now()
+      if (left <= 0) {
+        expired = true
+        throw last
       }
-      await new Promise((r) => setTimeout(r, Math.min(50 * (round + 1), 250)))
+      try {
+        return await abortable(f(t, left, o.signal), o.signal)
+      } catch (e) {
+        last = e
+        if (!retryable(e)) fatal = e
+        throw e
+      }
     }
-    throw last instanceof ZongziError && last.code !== 'ERR_UNAVAILABLE'
-      ? last
-      : new ZongziError('ERR_TIMEOUT', `shard ${this.shardId}: no replica answered in time`, { cause: last })
+    const goOn = (e: unknown) => e !== fatal && !expired
+    const round = () => {
+      let targets: Target[]
+      try {
+        targets = this.#targets(write)
+      } catch (e) {
+        throw (fatal = e)
+      }
+      return firstOf(targets, one, goOn, none)
+    }
+    try {
+      return await retry(round, { deadline, signal: o.signal, retryable: goOn })
+    } catch (e) {
+      if (e === fatal) throw e
+      // Out of time (or aborted): the last failure says more than a timeout, unless it only
+      // said that no replica could be reached.
+      throw e instanceof ZongziError && e.code !== 'ERR_UNAVAILABLE'
+        ? e
+        : new ZongziError('ERR_TIMEOUT', `shard ${this.shardId}: no replica answered in time`, {
+            cause: e,
+          })
+    }
   }
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from './logger'
 import type { Accepted, Command } from './records'
 import type { ReplicaRecord, ShardRecord } from './records'
 import type { RegistryState } from './registry-state'
+import { firstOf } from './retry'
 
 /** HostControllerContext is what the host controller uses of the agent. */
 export interface HostControllerContext {
@@ -130,24 +131,15 @@ export class HostController {
   async #requestMembership(s: RegistryState, r: ReplicaRecord): Promise<void> {
     const a = this.#agent
     const members = s.replicasOf(r.shardId).filter((x) => x.status === 'active' && x.id !== r.id)
-    let last: unknown = new ZongziError('ERR_UNAVAILABLE', `shard ${r.shardId} has no active member yet`)
-    for (const m of members) {
-      const h = s.hosts.get(m.hostId)
-      if (!h) continue
-      try {
-        // Always as non-voting first: a voter that has not caught up (or never starts) would
-        // count against the quorum. #settle promotes it once it runs.
-        await a.bus.addReplica(
-          h.apiAddress,
-          { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: true },
-          { timeoutMs: a.timeoutMs },
-        )
-        return
-      } catch (e) {
-        last = e
-      }
-    }
-    throw last
+    // Always as non-voting first: a voter that has not caught up (or never starts) would
+    // count against the quorum. #settle promotes it once it runs.
+    const change = { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: true }
+    await firstOf(
+      apiAddresses(s, members),
+      (addr) => a.bus.addReplica(addr, change, { timeoutMs: a.timeoutMs }),
+      anyFailure,
+      () => new ZongziError('ERR_UNAVAILABLE', `shard ${r.shardId} has no active member yet`),
+    )
   }
 
   /** #settle promotes a running non-voting replica that the registry now wants as a voter. */
@@ -173,24 +165,16 @@ export class HostController {
     await a.propose({ op: 'replica.delete', id: r.id })
   }
 
+  /** #leave asks a member that stays to take the replica out of the shard's membership. */
   async #leave(s: RegistryState, r: ReplicaRecord, others: ReplicaRecord[]): Promise<void> {
     const a = this.#agent
-    let last: unknown
-    for (const m of others) {
-      const h = s.hosts.get(m.hostId)
-      if (!h) continue
-      try {
-        await a.bus.removeReplica(
-          h.apiAddress,
-          { shardId: r.shardId, replicaId: r.id, raftAddress: '', nonVoting: r.nonVoting },
-          { timeoutMs: a.timeoutMs },
-        )
-        return
-      } catch (e) {
-        last = e
-      }
-    }
-    throw last ?? new ZongziError('ERR_UNAVAILABLE', `no member of shard ${r.shardId} could remove replica ${r.id}`)
+    const change = { shardId: r.shardId, replicaId: r.id, raftAddress: '', nonVoting: r.nonVoting }
+    await firstOf(
+      apiAddresses(s, others),
+      (addr) => a.bus.removeReplica(addr, change, { timeoutMs: a.timeoutMs }),
+      anyFailure,
+      () => new ZongziError('ERR_UNAVAILABLE', `no member of shard ${r.shardId} could remove replica ${r.id}`),
+    )
   }
 
   async #drop(shardId: number): Promise<void> {
@@ -201,3 +185,17 @@ export class HostController {
     a.log.info('replica removed', { shardId })
   }
 }
+
+/** apiAddresses lists the bus addresses of the hosts of `replicas` that the registry knows. */
+function apiAddresses(s: RegistryState, replicas: ReplicaRecord[]): string[] {
+  return replicas.flatMap((m) => {
+    const h = s.hosts.get(m.hostId)
+    return h ? [h.apiAddress] : []
+  })
+}
+
+/**
+ * anyFailure lets a membership change move on to another member after any failure: asking
+ * again is safe, because the change is reconciled from the registry until it shows.
+ */
+const anyFailure = () => true

@@ -4,8 +4,7 @@ import type { Host } from '../binding/host'
 import type { Accepted, Command, Outcome } from './records'
 import type { Registry } from './registry'
 import type { RegistryState } from './registry-state'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+import { readMayRetry, retry, writeMayRetry } from './retry'
 
 /**
  * RegistryAccess proposes registry commands and reads the registry through this host's
@@ -34,43 +33,36 @@ export class RegistryAccess {
    * are safe to apply twice are also retried when their outcome is unknown. A command the
    * registry refuses rejects with ERR_INVALID_ARGUMENT.
    */
-  async propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
-    const deadline = Date.now() + timeoutMs
+  propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
     const data = Buffer.from(JSON.stringify(cmd))
     const idempotent = !(cmd.op === 'replicas.create' || (cmd.op === 'shard.create' && cmd.name === ''))
-    const retryable = ['ERR_NO_LEADER', 'ERR_DROPPED', 'ERR_NOT_READY', ...(idempotent ? ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'] : [])]
-    for (;;) {
-      this.#checkOpen()
-      try {
-        const left = Math.max(1, Math.min(this.#timeoutMs, deadline - Date.now()))
-        const r = await this.#host.propose(0, data, { timeoutMs: left })
+    return retry(
+      async (left) => {
+        const r = await this.#host.propose(0, data, { timeoutMs: Math.min(this.#timeoutMs, left) })
         const out = JSON.parse(r.data.toString()) as Outcome
         if (!out.ok) throw new ZongziError('ERR_INVALID_ARGUMENT', out.error)
         return out
-      } catch (e) {
-        const retry = e instanceof ZongziError && retryable.includes(e.code)
-        if (!retry || Date.now() >= deadline) throw e
-        await sleep(50)
-      }
-    }
+      },
+      { ...this.#bounds(timeoutMs), retryable: (e) => writeMayRetry(e, idempotent) },
+    )
   }
 
   /** read runs `fn` on a linearizable snapshot of the registry. */
-  async read<T>(fn: (s: RegistryState) => T, timeoutMs = this.#timeoutMs): Promise<T> {
-    const deadline = Date.now() + timeoutMs
-    for (;;) {
-      try {
-        await this.#host.readIndex(0, { timeoutMs: Math.max(1, deadline - Date.now()) })
+  read<T>(fn: (s: RegistryState) => T, timeoutMs = this.#timeoutMs): Promise<T> {
+    return retry(
+      async (left) => {
+        await this.#host.readIndex(0, { timeoutMs: left })
         return fn(this.#registry.state)
-      } catch (e) {
-        const retry = e instanceof ZongziError && ['ERR_NO_LEADER', 'ERR_DROPPED'].includes(e.code)
-        if (!retry || Date.now() >= deadline) throw e
-        await sleep(50)
-      }
-    }
+      },
+      { ...this.#bounds(timeoutMs), retryable: readMayRetry },
+    )
   }
 
-  #checkOpen(): void {
-    if (this.#signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
+  #bounds(timeoutMs: number) {
+    return {
+      deadline: Date.now() + timeoutMs,
+      signal: this.#signal,
+      aborted: () => new ZongziError('ERR_CLOSED', 'agent stopped'),
+    }
   }
 }
