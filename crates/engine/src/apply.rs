@@ -13,18 +13,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
-use parking_lot::RwLock;
 use raft::eraftpb::{Entry, EntryType};
 use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::replica::AppliedSink;
+use crate::router::{Cmd, Router};
 use crate::snapshot;
-use crate::state_machine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
-use crate::worker::{Cmd, Router};
-
-/// SharedSm is a state machine shared by the apply thread (updates) and readers (lookups).
-pub(crate) type SharedSm = Arc<RwLock<Box<dyn StateMachine>>>;
+use crate::state_machine::{BatchUpdater, SharedSm, SmEntry, SmError, SmResult};
 
 /// ApplyTask is work for an apply thread.
 pub(crate) enum ApplyTask {

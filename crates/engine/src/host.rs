@@ -1,7 +1,6 @@
 //! Host: the public face of the engine. One per process normally; several may share a
 //! process (tests, benchmarks) as long as their directories and ports differ.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -12,15 +11,17 @@ use raft::RawNode;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-use crate::apply::{self, Applier, ApplyTask, SharedSm};
+use crate::apply::{self, Applier, ApplyTask};
 use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
 use crate::replica::Replica;
+use crate::router::{Cmd, LocalReplica, Router, Running};
 use crate::snapshot;
+use crate::state_machine::SharedSm;
 use crate::state_machine::{SmResult, StateMachine};
 use crate::storage::{LogStore, ReplicaStorage};
 use crate::transport::Transport;
-use crate::worker::{Cmd, Router, Worker};
+use crate::worker::Worker;
 
 /// Proposal is a pending proposal: `committed` resolves with the entry's index once a quorum
 /// has it, `applied` with the state machine's result once the local replica applied it.
@@ -30,15 +31,6 @@ pub struct Proposal {
     /// Resolves when the entry is applied locally.
     pub applied: oneshot::Receiver<Result<SmResult>>,
 }
-
-pub(crate) struct LocalReplica {
-    pub(crate) replica_id: u64,
-    pub(crate) sm: SharedSm,
-}
-
-/// Running is the set of replicas running on a host, shared with the workers so that a
-/// replica that stops by itself (removed from its shard, or failed) leaves it too.
-pub(crate) type Running = Arc<RwLock<HashMap<u64, LocalReplica>>>;
 
 /// Host runs replicas of many shards over one log store, one transport and a fixed set of
 /// step and apply threads.

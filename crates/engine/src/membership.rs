@@ -9,8 +9,9 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::event::Membership;
 use crate::host::Host;
+use crate::replica::ReplicaStatus;
 use crate::replica::{ConfWaiter, ProposalId};
-use crate::worker::{Cmd, ReplicaStatus};
+use crate::router::Cmd;
 
 impl Host {
     async fn conf_change(

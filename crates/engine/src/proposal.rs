@@ -8,8 +8,8 @@ use tokio::sync::oneshot;
 use crate::error::{Error, Result};
 use crate::host::{Host, Proposal};
 use crate::replica::{AppliedSink, Completions, ProposalId, ProposalWaiter, ReadWaiter};
+use crate::router::Cmd;
 use crate::state_machine::SmResult;
-use crate::worker::Cmd;
 
 impl Host {
     /// propose_handle submits `data` and returns channels for commit and apply.

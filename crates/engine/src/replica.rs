@@ -295,3 +295,22 @@ fn expire_reads(waiters: &mut Vec<ReadWaiter>, now: Instant) {
         }
     }
 }
+
+/// ReplicaStatus is a point-in-time view of a local replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// Shard id.
+    pub shard_id: u64,
+    /// Local replica id.
+    pub replica_id: u64,
+    /// Leader replica id as known locally, 0 if unknown.
+    pub leader_id: u64,
+    /// Current term.
+    pub term: u64,
+    /// Highest committed index known locally.
+    pub commit: u64,
+    /// Highest index applied to the state machine.
+    pub applied: u64,
+    /// Current membership.
+    pub membership: Membership,
+}

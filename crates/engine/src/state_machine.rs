@@ -1,6 +1,9 @@
 //! The state machine contract: what the engine applies committed entries to.
 
 use std::io::{Read, Write};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 /// SmEntry is one committed entry handed to a state machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,3 +76,6 @@ pub trait BatchUpdater: Send + Sync + 'static {
     /// update_batch applies each item's entries to its shard's state machine.
     fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>>;
 }
+
+/// SharedSm is a state machine shared by the apply thread (updates) and readers (queries).
+pub(crate) type SharedSm = Arc<RwLock<Box<dyn StateMachine>>>;

@@ -11,148 +11,14 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, Message, MessageType};
 use raft::SnapshotStatus;
 use raft_engine::LogBatch;
-use tokio::sync::oneshot;
 
 use crate::apply::ApplyTask;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
-use crate::host::Running;
-use crate::replica::{ConfWaiter, ProposalId, ProposalWaiter, ReadWaiter, Replica};
+use crate::replica::{ProposalId, Replica, ReplicaStatus};
+use crate::router::{Cmd, Running};
 use crate::storage::LogStore;
 use crate::transport::Transport;
-
-/// ReplicaStatus is a point-in-time view of a local replica.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplicaStatus {
-    /// Shard id.
-    pub shard_id: u64,
-    /// Local replica id.
-    pub replica_id: u64,
-    /// Leader replica id as known locally, 0 if unknown.
-    pub leader_id: u64,
-    /// Current term.
-    pub term: u64,
-    /// Highest committed index known locally.
-    pub commit: u64,
-    /// Highest index applied to the state machine.
-    pub applied: u64,
-    /// Current membership.
-    pub membership: Membership,
-}
-
-/// Cmd is everything a step worker reacts to.
-pub(crate) enum Cmd {
-    Start(Box<Replica>),
-    Stop {
-        shard: u64,
-        done: oneshot::Sender<Result<()>>,
-    },
-    Propose {
-        shard: u64,
-        id: ProposalId,
-        data: Vec<u8>,
-        waiter: ProposalWaiter,
-    },
-    ConfChange {
-        shard: u64,
-        id: ProposalId,
-        cc: ConfChange,
-        waiter: ConfWaiter,
-    },
-    ReadIndex {
-        shard: u64,
-        waiter: ReadWaiter,
-    },
-    Raft {
-        shard: u64,
-        msg: Message,
-    },
-    Unreachable {
-        shard: u64,
-        to: u64,
-    },
-    SnapshotStatus {
-        shard: u64,
-        to: u64,
-        ok: bool,
-    },
-    Applied {
-        shard: u64,
-        index: u64,
-    },
-    SnapshotTaken {
-        shard: u64,
-        index: u64,
-        term: u64,
-    },
-    ApplyFailed {
-        shard: u64,
-        error: String,
-    },
-    TransferLeader {
-        shard: u64,
-        to: u64,
-        reply: oneshot::Sender<Result<()>>,
-    },
-    Status {
-        shard: u64,
-        reply: oneshot::Sender<Result<ReplicaStatus>>,
-    },
-    Shutdown,
-}
-
-impl Cmd {
-    /// reject answers a command that has no replica to go to.
-    fn reject(self, e: impl Fn() -> Error) {
-        match self {
-            Cmd::Stop { done, .. } => {
-                let _ = done.send(Err(e()));
-            }
-            Cmd::Propose { waiter, .. } => waiter.fail(e),
-            Cmd::ConfChange { waiter, .. } => {
-                let _ = waiter.reply.send(Err(e()));
-            }
-            Cmd::ReadIndex { waiter, .. } => {
-                let _ = waiter.reply.send(Err(e()));
-            }
-            Cmd::TransferLeader { reply, .. } => {
-                let _ = reply.send(Err(e()));
-            }
-            Cmd::Status { reply, .. } => {
-                let _ = reply.send(Err(e()));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Router sends commands to the worker that owns a shard.
-pub(crate) struct Router {
-    workers: Vec<Sender<Cmd>>,
-}
-
-impl Router {
-    pub(crate) fn new(workers: Vec<Sender<Cmd>>) -> Self {
-        Router { workers }
-    }
-
-    pub(crate) fn worker_of(&self, shard: u64) -> usize {
-        (shard % self.workers.len() as u64) as usize
-    }
-
-    /// send delivers a command; if the worker is gone the command is answered with `Closed`.
-    pub(crate) fn send(&self, shard: u64, cmd: Cmd) {
-        if let Err(e) = self.workers[self.worker_of(shard)].send(cmd) {
-            e.into_inner().reject(|| Error::Closed);
-        }
-    }
-
-    pub(crate) fn shutdown(&self) {
-        for w in &self.workers {
-            let _ = w.send(Cmd::Shutdown);
-        }
-    }
-}
 
 /// Worker is one step thread's state.
 pub(crate) struct Worker {
@@ -296,31 +162,17 @@ impl Worker {
     }
 
     fn handle(&mut self, cmd: Cmd) {
-        let shard = match &cmd {
-            Cmd::Start(r) => {
-                let shard = r.shard;
-                if self.replicas.contains_key(&shard) {
-                    return; // the host checks this before sending; keep the running one
-                }
-                let Cmd::Start(r) = cmd else { unreachable!() };
-                self.replicas.insert(shard, *r);
-                self.dirty.insert(shard);
-                return;
-            }
-            Cmd::Stop { shard, .. }
-            | Cmd::Propose { shard, .. }
-            | Cmd::ConfChange { shard, .. }
-            | Cmd::ReadIndex { shard, .. }
-            | Cmd::Raft { shard, .. }
-            | Cmd::Unreachable { shard, .. }
-            | Cmd::SnapshotStatus { shard, .. }
-            | Cmd::Applied { shard, .. }
-            | Cmd::SnapshotTaken { shard, .. }
-            | Cmd::ApplyFailed { shard, .. }
-            | Cmd::TransferLeader { shard, .. }
-            | Cmd::Status { shard, .. } => *shard,
-            Cmd::Shutdown => return,
+        let Some(shard) = cmd.shard() else {
+            return;
         };
+        if let Cmd::Start(r) = cmd {
+            // The host checks this before sending; otherwise keep the running one.
+            if let std::collections::hash_map::Entry::Vacant(e) = self.replicas.entry(shard) {
+                e.insert(*r);
+                self.dirty.insert(shard);
+            }
+            return;
+        }
         if let Cmd::Stop { done, .. } = cmd {
             // Records of this shard waiting in the batch go to disk now, so that nothing of
             // it is written after its data has been removed.

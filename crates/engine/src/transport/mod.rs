@@ -1,0 +1,234 @@
+//! Transport: Raft messages between hosts over tokio TCP.
+//!
+//! One message connection per peer host ([`link`]): every message queued for that host, from
+//! every replica, goes out in one checksummed frame ([`frame`] has the wire format), and the
+//! receiver learns each sending replica's address from it. Snapshots stream on connections
+//! of their own ([`snapshot_stream`]).
+//!
+//! A frame with another cluster id, an unknown magic, a length over the limit (checked before
+//! anything is allocated) or a bad checksum closes the connection; the host carries on.
+
+mod frame;
+mod link;
+mod snapshot_stream;
+
+pub use frame::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use raft::eraftpb::{Message, MessageType};
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::config::LinkFilter;
+use crate::router::{Cmd, Router};
+use crate::storage::LogStore;
+
+/// Longest a snapshot transfer may take before it counts as failed (and Raft retries).
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Outgoing is a message and the shard it belongs to.
+type Outgoing = (u64, Message);
+
+/// Transport sends and receives Raft messages for one host.
+pub(crate) struct Transport {
+    cluster_id: u64,
+    max_frame: usize,
+    root: PathBuf,
+    local_addr: String,
+    /// Weak, so that tasks still winding down after close do not keep the log store (and its
+    /// directory lock) alive.
+    store: std::sync::Weak<LogStore>,
+    handle: Handle,
+    router: Arc<Router>,
+    peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
+    addresses: RwLock<HashMap<u64, String>>,
+    filter: RwLock<Option<LinkFilter>>,
+}
+
+impl Transport {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cluster_id: u64,
+        max_frame: usize,
+        root: PathBuf,
+        local_addr: String,
+        store: Arc<LogStore>,
+        handle: Handle,
+        router: Arc<Router>,
+    ) -> Self {
+        Transport {
+            cluster_id,
+            max_frame,
+            root,
+            local_addr,
+            store: Arc::downgrade(&store),
+            handle,
+            router,
+            peers: Mutex::new(HashMap::new()),
+            addresses: RwLock::new(HashMap::new()),
+            filter: RwLock::new(None),
+        }
+    }
+
+    pub(crate) fn set_address(&self, replica: u64, addr: &str) {
+        self.addresses.write().insert(replica, addr.to_string());
+    }
+
+    pub(crate) fn address_of(&self, replica: u64) -> Option<String> {
+        self.addresses.read().get(&replica).cloned()
+    }
+
+    pub(crate) fn set_filter(&self, f: Option<LinkFilter>) {
+        *self.filter.write() = f;
+    }
+
+    /// serve accepts connections until the runtime shuts down.
+    pub(crate) fn serve(self: &Arc<Self>, listener: TcpListener) {
+        let t = self.clone();
+        self.handle.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let t = t.clone();
+                tokio::spawn(async move {
+                    // An error only ends this connection; the peer reconnects if it is genuine.
+                    let _ = t.receive(stream).await;
+                });
+            }
+        });
+    }
+
+    /// send queues messages to their destinations; messages to unknown or unreachable
+    /// replicas are reported to Raft as unreachable.
+    pub(crate) fn send(&self, shard: u64, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let filter = self.filter.read().clone();
+        let addresses = self.addresses.read();
+        let mut peers = self.peers.lock();
+        for m in msgs {
+            let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
+            let Some(addr) = addresses.get(&m.to) else {
+                self.unreachable(shard, m.to);
+                if snapshot {
+                    self.snapshot_failed(shard, m.to);
+                }
+                continue;
+            };
+            if filter.as_ref().is_some_and(|f| !f(addr)) {
+                // Raft waits for a snapshot's outcome before it sends that follower anything
+                // else, so a cut link must report it.
+                if snapshot {
+                    self.snapshot_failed(shard, m.to);
+                }
+                continue;
+            }
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                self.send_snapshot(shard, addr.clone(), m);
+                continue;
+            }
+            let tx = peers.entry(addr.clone()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let t = link::PeerLink {
+                    addr: addr.clone(),
+                    local_addr: self.local_addr.clone(),
+                    cluster_id: self.cluster_id,
+                    max_frame: self.max_frame,
+                    router: self.router.clone(),
+                };
+                self.handle.spawn(t.run(rx));
+                tx
+            });
+            if let Err(e) = tx.send((shard, m)) {
+                self.unreachable(shard, e.0 .1.to);
+            }
+        }
+    }
+
+    fn unreachable(&self, shard: u64, to: u64) {
+        self.router.send(shard, Cmd::Unreachable { shard, to });
+    }
+
+    fn snapshot_failed(&self, shard: u64, to: u64) {
+        self.router.send(
+            shard,
+            Cmd::SnapshotStatus {
+                shard,
+                to,
+                ok: false,
+            },
+        );
+    }
+
+    fn send_snapshot(&self, shard: u64, addr: String, msg: Message) {
+        let to = msg.to;
+        let router = self.router.clone();
+        let (cluster, root) = (self.cluster_id, self.root.clone());
+        self.handle.spawn(async move {
+            let send = snapshot_stream::send(cluster, &root, &addr, shard, msg);
+            let ok = matches!(
+                tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await,
+                Ok(Ok(()))
+            );
+            router.send(shard, Cmd::SnapshotStatus { shard, to, ok });
+        });
+    }
+
+    async fn receive(&self, mut s: TcpStream) -> std::io::Result<()> {
+        let mut hdr = [0u8; HEADER_LEN];
+        loop {
+            s.read_exact(&mut hdr).await?;
+            let h = frame::Header::parse(&hdr, self.cluster_id, self.max_frame)?;
+            let mut payload = vec![0u8; h.len];
+            s.read_exact(&mut payload).await?;
+            h.check(&payload)?;
+            if h.magic == MAGIC_SNAPSHOT {
+                let (shard, msg) =
+                    snapshot_stream::receive(s, &payload, &self.root, self.max_frame).await?;
+                self.router.send(shard, Cmd::Raft { shard, msg });
+                return Ok(());
+            }
+            // The whole frame decodes before any of it is routed: a corrupt frame is
+            // refused as a unit.
+            let (from_addr, msgs) = frame::decode_messages(&payload)?;
+            self.learn(from_addr, msgs.iter().map(|(_, m)| m.from));
+            for (shard, msg) in msgs {
+                self.router.send(shard, Cmd::Raft { shard, msg });
+            }
+        }
+    }
+
+    /// learn records that the given replicas live at `addr`, the host that sent them.
+    fn learn(&self, addr: &str, replicas: impl Iterator<Item = u64>) {
+        if addr.is_empty() {
+            return;
+        }
+        let mut changed = Vec::new();
+        {
+            let book = self.addresses.read();
+            for r in replicas {
+                if r != 0 && book.get(&r).map(String::as_str) != Some(addr) && !changed.contains(&r)
+                {
+                    changed.push(r);
+                }
+            }
+        }
+        for r in changed {
+            self.set_address(r, addr);
+            // Best effort: a lost record is learned again from the next message.
+            if let Some(store) = self.store.upgrade() {
+                let _ = store.save_address(r, addr);
+            }
+        }
+    }
+}
