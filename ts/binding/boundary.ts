@@ -22,13 +22,17 @@ export interface NativeCall {
   path?: string
 }
 
-/** NativeResults are results of proposals, packed: a length of -1 marks an error, the next of `errors`. */
+/**
+ * NativeResults are results of proposals, packed: a length of -1 marks an error, whose code
+ * and message are the next of `codes` and `errors`.
+ */
 export interface NativeResults {
   tags: Float64Array
   values: Float64Array
   lengths: Int32Array
   data: Buffer
   errors: string[]
+  codes: string[]
 }
 
 /** checkBytes accepts a Uint8Array (a Buffer included) and returns a Buffer over the same memory. */

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { finished } from 'node:stream/promises'
 
-import { fromNative, invalid, ZongziError } from './errors'
+import { fromNative, invalid, isErrorCode, ZongziError } from './errors'
 import { NativeHost } from './native'
 import type { MembershipInfo, ReplicaInfo } from './native'
 import { checkBytes, EMPTY, message, Outcomes, unpack, type NativeCall, type NativeResults } from './boundary'
@@ -264,8 +264,9 @@ export class Host extends EventEmitter {
       const len = r.lengths[i]
       const p = this.#pending.get(r.tags[i])
       if (len < 0) {
-        const err = r.errors[nextError++]
-        if (p) p.reject(fromNative(new Error(err)))
+        const code = r.codes[nextError]
+        const msg = r.errors[nextError++]
+        if (p) p.reject(new ZongziError(isErrorCode(code) ? code : 'ERR_INTERNAL', msg))
       } else {
         if (p) p.resolve({ value: r.values[i], data: len === 0 ? EMPTY : r.data.subarray(at, at + len) })
         at += len

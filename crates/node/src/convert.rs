@@ -63,13 +63,14 @@ pub(crate) fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<
 pub(crate) fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<JsObject>> {
     let env = ctx.env;
     let n = ctx.value.len();
-    // Packed like updates: tags, values, data lengths (-1 marks an error, whose message is
-    // the next of `errors`), and all result data back to back.
+    // Packed like updates: tags, values, data lengths (-1 marks an error, whose code and
+    // message are the next of `codes` and `errors`), and all result data back to back.
     let mut tags = Vec::with_capacity(n);
     let mut values = Vec::with_capacity(n);
     let mut lengths = Vec::with_capacity(n);
     let mut data = Vec::new();
     let mut errors = Vec::new();
+    let mut codes = Vec::new();
     for (tag, r) in ctx.value {
         tags.push(tag as f64);
         match r {
@@ -81,7 +82,8 @@ pub(crate) fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<
             Err(e) => {
                 values.push(0.0);
                 lengths.push(-1);
-                errors.push(format!("{}: {}", e.code(), e));
+                codes.push(e.code());
+                errors.push(e.to_string());
             }
         }
     }
@@ -91,6 +93,7 @@ pub(crate) fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<
     o.set_named_property("lengths", Int32Array::new(lengths))?;
     o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
     o.set_named_property("errors", errors)?;
+    o.set_named_property("codes", codes)?;
     Ok(vec![o])
 }
 

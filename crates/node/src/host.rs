@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use napi::bindgen_prelude::{Buffer, Float64Array, Int32Array, Uint32Array};
 use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::{Env, JsFunction, Result};
+use napi::{Env, JsFunction};
 use napi_derive::napi;
 use parking_lot::Mutex;
 use zongzi_engine::{Completions, Event, Host, HostConfig, SmResult, StartMode};
 
 use crate::convert::{call_to_js, event_to_js, results_to_js, Finished};
-use crate::error::{closed, id, invalid, timeout, to_js};
+use crate::error::{
+    answer, closed, id, internal, invalid, timeout, to_js, Answer, Error, Result, INTERNAL,
+};
 use crate::state_machine::{Bridge, Call, JsStateMachine, Reply};
 use crate::types::{
     membership, ApplyResult, HostOptions, MembershipInfo, ReplicaInfo, StoredReplica, Voter,
@@ -88,24 +90,27 @@ impl NativeHost {
         if let Some(v) = options.fsync {
             cfg.fsync = v;
         }
-        let mut ev: ThreadsafeFunction<Event, ErrorStrategy::Fatal> =
-            events.create_threadsafe_function(0, event_to_js)?;
-        ev.unref(&env)?;
+        let mut ev: ThreadsafeFunction<Event, ErrorStrategy::Fatal> = events
+            .create_threadsafe_function(0, event_to_js)
+            .map_err(internal)?;
+        ev.unref(&env).map_err(internal)?;
         let sink = ev.clone();
         cfg.event_listener = Some(Arc::new(move |e| {
             sink.call(e, ThreadsafeFunctionCallMode::NonBlocking);
         }));
-        let mut tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal> =
-            apply.create_threadsafe_function(0, call_to_js)?;
-        tsfn.unref(&env)?;
+        let mut tsfn: ThreadsafeFunction<(u64, Call), ErrorStrategy::Fatal> = apply
+            .create_threadsafe_function(0, call_to_js)
+            .map_err(internal)?;
+        tsfn.unref(&env).map_err(internal)?;
         let tmp = PathBuf::from(&options.data_dir).join("tmp");
         std::fs::create_dir_all(&tmp).map_err(|e| invalid(format!("dataDir: {e}")))?;
         let bridge = Arc::new(Bridge::new(tsfn, tmp));
         cfg.batch_updater = Some(bridge.clone());
         let host = Host::open(cfg).map_err(to_js)?;
-        let mut results: ThreadsafeFunction<_, ErrorStrategy::Fatal> =
-            results.create_threadsafe_function(0, results_to_js)?;
-        results.unref(&env)?;
+        let mut results: ThreadsafeFunction<_, ErrorStrategy::Fatal> = results
+            .create_threadsafe_function(0, results_to_js)
+            .map_err(internal)?;
+        results.unref(&env).map_err(internal)?;
         let (completions, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let sink = results.clone();
         // One task moves finished proposals to JavaScript, as many per call as are ready.
@@ -164,7 +169,7 @@ impl NativeHost {
 
     /// startReplica starts a replica; `mode` is `bootstrap`, `join` or `restart`. `applied` is
     /// what the state machine's `open()` reported.
-    #[napi]
+    #[napi(ts_return_type = "Promise<void>")]
     pub async fn start_replica(
         &self,
         shard_id: f64,
@@ -172,44 +177,50 @@ impl NativeHost {
         mode: String,
         voters: Option<Vec<Voter>>,
         applied: f64,
-    ) -> Result<()> {
-        let shard = id(shard_id, "shardId")?;
-        let replica = id(replica_id, "replicaId")?;
-        let applied = id(applied, "applied")?;
-        let mode = match mode.as_str() {
-            "bootstrap" => {
-                let voters = voters.ok_or_else(|| invalid("bootstrap needs voters"))?;
-                let mut v = Vec::with_capacity(voters.len());
-                for x in voters {
-                    v.push((id(x.replica_id, "voter replicaId")?, x.address));
+    ) -> napi::Result<Answer<()>> {
+        Ok(answer(async move {
+            let shard = id(shard_id, "shardId")?;
+            let replica = id(replica_id, "replicaId")?;
+            let applied = id(applied, "applied")?;
+            let mode = match mode.as_str() {
+                "bootstrap" => {
+                    let voters = voters.ok_or_else(|| invalid("bootstrap needs voters"))?;
+                    let mut v = Vec::with_capacity(voters.len());
+                    for x in voters {
+                        v.push((id(x.replica_id, "voter replicaId")?, x.address));
+                    }
+                    StartMode::Bootstrap(v)
                 }
-                StartMode::Bootstrap(v)
-            }
-            "join" => StartMode::Join,
-            "restart" => StartMode::Restart,
-            other => return Err(invalid(format!("unknown start mode {other:?}"))),
-        };
-        let sm = Box::new(JsStateMachine {
-            shard,
-            applied,
-            bridge: self.bridge.clone(),
-        });
-        let host = self.host()?.clone();
-        // Starting may recover a snapshot through JavaScript, so it must not run on the
-        // JavaScript thread.
-        napi::tokio::task::spawn_blocking(move || host.start_replica(shard, replica, mode, sm))
-            .await
-            .map_err(|e| invalid(format!("start failed: {e}")))?
-            .map_err(to_js)
+                "join" => StartMode::Join,
+                "restart" => StartMode::Restart,
+                other => return Err(invalid(format!("unknown start mode {other:?}"))),
+            };
+            let sm = Box::new(JsStateMachine {
+                shard,
+                applied,
+                bridge: self.bridge.clone(),
+            });
+            let host = self.host()?.clone();
+            // Starting may recover a snapshot through JavaScript, so it must not run on the
+            // JavaScript thread.
+            napi::tokio::task::spawn_blocking(move || host.start_replica(shard, replica, mode, sm))
+                .await
+                .map_err(|e| Error::new(INTERNAL, format!("start failed: {e}")))?
+                .map_err(to_js)
+        })
+        .await)
     }
 
     /// stopReplica stops the local replica of a shard, keeping its data.
-    #[napi]
-    pub async fn stop_replica(&self, shard_id: f64) -> Result<()> {
-        self.host()?
-            .stop_replica(id(shard_id, "shardId")?)
-            .await
-            .map_err(to_js)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn stop_replica(&self, shard_id: f64) -> napi::Result<Answer<()>> {
+        Ok(answer(async move {
+            self.host()?
+                .stop_replica(id(shard_id, "shardId")?)
+                .await
+                .map_err(to_js)
+        })
+        .await)
     }
 
     /// removeData deletes a stopped replica's data.
@@ -221,24 +232,27 @@ impl NativeHost {
     }
 
     /// propose resolves with the state machine's result once applied locally.
-    #[napi]
+    #[napi(ts_return_type = "Promise<ApplyResult>")]
     pub async fn propose(
         &self,
         shard_id: f64,
         data: Buffer,
         timeout_ms: f64,
-    ) -> Result<ApplyResult> {
-        let shard = id(shard_id, "shardId")?;
-        let t = timeout(timeout_ms)?;
-        let r: SmResult = self
-            .host()?
-            .propose(shard, data.to_vec(), t)
-            .await
-            .map_err(to_js)?;
-        Ok(ApplyResult {
-            value: r.value as f64,
-            data: r.data.into(),
+    ) -> napi::Result<Answer<ApplyResult>> {
+        Ok(answer(async move {
+            let shard = id(shard_id, "shardId")?;
+            let t = timeout(timeout_ms)?;
+            let r: SmResult = self
+                .host()?
+                .propose(shard, data.to_vec(), t)
+                .await
+                .map_err(to_js)?;
+            Ok(ApplyResult {
+                value: r.value as f64,
+                data: r.data.into(),
+            })
         })
+        .await)
     }
 
     /// proposeMany submits proposals without waiting; each result is delivered to the
@@ -286,88 +300,111 @@ impl NativeHost {
     pub fn set_active(&self, env: Env, active: bool) -> Result<()> {
         if let Some(r) = self.results.lock().as_mut() {
             if active {
-                r.refer(&env)?;
+                r.refer(&env).map_err(internal)?;
             } else {
-                r.unref(&env)?;
+                r.unref(&env).map_err(internal)?;
             }
         }
         Ok(())
     }
 
     /// commit resolves with the entry's index once committed.
-    #[napi]
-    pub async fn commit(&self, shard_id: f64, data: Buffer, timeout_ms: f64) -> Result<f64> {
-        let shard = id(shard_id, "shardId")?;
-        let t = timeout(timeout_ms)?;
-        let i = self
-            .host()?
-            .commit(shard, data.to_vec(), t)
-            .await
-            .map_err(to_js)?;
-        Ok(i as f64)
+    #[napi(ts_return_type = "Promise<number>")]
+    pub async fn commit(
+        &self,
+        shard_id: f64,
+        data: Buffer,
+        timeout_ms: f64,
+    ) -> napi::Result<Answer<f64>> {
+        Ok(answer(async move {
+            let shard = id(shard_id, "shardId")?;
+            let t = timeout(timeout_ms)?;
+            let i = self
+                .host()?
+                .commit(shard, data.to_vec(), t)
+                .await
+                .map_err(to_js)?;
+            Ok(i as f64)
+        })
+        .await)
     }
 
     /// readIndex resolves once the local replica applied everything committed before it.
-    #[napi]
-    pub async fn read_index(&self, shard_id: f64, timeout_ms: f64) -> Result<f64> {
-        let shard = id(shard_id, "shardId")?;
-        let t = timeout(timeout_ms)?;
-        Ok(self.host()?.read_index(shard, t).await.map_err(to_js)? as f64)
+    #[napi(ts_return_type = "Promise<number>")]
+    pub async fn read_index(&self, shard_id: f64, timeout_ms: f64) -> napi::Result<Answer<f64>> {
+        Ok(answer(async move {
+            let shard = id(shard_id, "shardId")?;
+            let t = timeout(timeout_ms)?;
+            Ok(self.host()?.read_index(shard, t).await.map_err(to_js)? as f64)
+        })
+        .await)
     }
 
     /// addReplica adds (or promotes to) a voter.
-    #[napi]
+    #[napi(ts_return_type = "Promise<MembershipInfo>")]
     pub async fn add_replica(
         &self,
         shard_id: f64,
         replica_id: f64,
         address: String,
         timeout_ms: f64,
-    ) -> Result<MembershipInfo> {
-        self.change(Change::AddVoter(address), shard_id, replica_id, timeout_ms)
-            .await
+    ) -> napi::Result<Answer<MembershipInfo>> {
+        Ok(answer(async move {
+            self.change(Change::AddVoter(address), shard_id, replica_id, timeout_ms)
+                .await
+        })
+        .await)
     }
 
     /// addNonVoting adds a non-voting member.
-    #[napi]
+    #[napi(ts_return_type = "Promise<MembershipInfo>")]
     pub async fn add_non_voting(
         &self,
         shard_id: f64,
         replica_id: f64,
         address: String,
         timeout_ms: f64,
-    ) -> Result<MembershipInfo> {
-        self.change(
-            Change::AddNonVoting(address),
-            shard_id,
-            replica_id,
-            timeout_ms,
-        )
-        .await
+    ) -> napi::Result<Answer<MembershipInfo>> {
+        Ok(answer(async move {
+            self.change(
+                Change::AddNonVoting(address),
+                shard_id,
+                replica_id,
+                timeout_ms,
+            )
+            .await
+        })
+        .await)
     }
 
     /// promote turns a non-voting member into a voter.
-    #[napi]
+    #[napi(ts_return_type = "Promise<MembershipInfo>")]
     pub async fn promote(
         &self,
         shard_id: f64,
         replica_id: f64,
         timeout_ms: f64,
-    ) -> Result<MembershipInfo> {
-        self.change(Change::Promote, shard_id, replica_id, timeout_ms)
-            .await
+    ) -> napi::Result<Answer<MembershipInfo>> {
+        Ok(answer(async move {
+            self.change(Change::Promote, shard_id, replica_id, timeout_ms)
+                .await
+        })
+        .await)
     }
 
     /// removeReplica removes a member.
-    #[napi]
+    #[napi(ts_return_type = "Promise<MembershipInfo>")]
     pub async fn remove_replica(
         &self,
         shard_id: f64,
         replica_id: f64,
         timeout_ms: f64,
-    ) -> Result<MembershipInfo> {
-        self.change(Change::Remove, shard_id, replica_id, timeout_ms)
-            .await
+    ) -> napi::Result<Answer<MembershipInfo>> {
+        Ok(answer(async move {
+            self.change(Change::Remove, shard_id, replica_id, timeout_ms)
+                .await
+        })
+        .await)
     }
 
     async fn change(
@@ -393,39 +430,48 @@ impl NativeHost {
     }
 
     /// status returns the local view of a shard.
-    #[napi]
-    pub async fn status(&self, shard_id: f64) -> Result<ReplicaInfo> {
-        let st = self
-            .host()?
-            .status(id(shard_id, "shardId")?)
-            .await
-            .map_err(to_js)?;
-        Ok(ReplicaInfo {
-            shard_id: st.shard_id as f64,
-            replica_id: st.replica_id as f64,
-            leader_id: st.leader_id as f64,
-            term: st.term as f64,
-            commit: st.commit as f64,
-            applied: st.applied as f64,
-            membership: membership(st.membership),
+    #[napi(ts_return_type = "Promise<ReplicaInfo>")]
+    pub async fn status(&self, shard_id: f64) -> napi::Result<Answer<ReplicaInfo>> {
+        Ok(answer(async move {
+            let st = self
+                .host()?
+                .status(id(shard_id, "shardId")?)
+                .await
+                .map_err(to_js)?;
+            Ok(ReplicaInfo {
+                shard_id: st.shard_id as f64,
+                replica_id: st.replica_id as f64,
+                leader_id: st.leader_id as f64,
+                term: st.term as f64,
+                commit: st.commit as f64,
+                applied: st.applied as f64,
+                membership: membership(st.membership),
+            })
         })
+        .await)
     }
 
     /// transferLeader asks the leader to hand over to `target`.
-    #[napi]
-    pub async fn transfer_leader(&self, shard_id: f64, target: f64) -> Result<()> {
-        let (s, t) = (id(shard_id, "shardId")?, id(target, "target")?);
-        self.host()?.transfer_leader(s, t).await.map_err(to_js)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn transfer_leader(&self, shard_id: f64, target: f64) -> napi::Result<Answer<()>> {
+        Ok(answer(async move {
+            let (s, t) = (id(shard_id, "shardId")?, id(target, "target")?);
+            self.host()?.transfer_leader(s, t).await.map_err(to_js)
+        })
+        .await)
     }
 
     /// requestSnapshot takes a snapshot now; resolves with its index.
-    #[napi]
-    pub async fn request_snapshot(&self, shard_id: f64) -> Result<f64> {
-        Ok(self
-            .host()?
-            .request_snapshot(id(shard_id, "shardId")?)
-            .await
-            .map_err(to_js)? as f64)
+    #[napi(ts_return_type = "Promise<number>")]
+    pub async fn request_snapshot(&self, shard_id: f64) -> napi::Result<Answer<f64>> {
+        Ok(answer(async move {
+            Ok(self
+                .host()?
+                .request_snapshot(id(shard_id, "shardId")?)
+                .await
+                .map_err(to_js)? as f64)
+        })
+        .await)
     }
 
     /// complete answers a snapshot call: `error` set means it failed.

@@ -1,0 +1,54 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+const ROOT = join(__dirname, '..')
+const read = (p: string) => readFileSync(join(ROOT, p), 'utf8')
+const codes = (text: string) => new Set([...text.matchAll(/ERR_[A-Z_]+/g)].map((m) => m[0]))
+const sorted = (s: Set<string>) => [...s].sort()
+
+/** between returns the text of `src` from `start` up to the first `end` after it. */
+function between(src: string, start: string, end: string): string {
+  const a = src.indexOf(start)
+  expect(a, `${start} not found`).toBeGreaterThanOrEqual(0)
+  const b = src.indexOf(end, a + start.length)
+  return src.slice(a, b < 0 ? undefined : b)
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? tsFiles(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : [],
+  )
+}
+
+describe('error codes', () => {
+  const engine = codes(between(read('crates/engine/src/error.rs'), 'fn code(', '\n    }\n'))
+  const binding = codes([...read('crates/node/src/error.rs').matchAll(/Code\("(ERR_[A-Z_]+)"\)/g)].map((m) => m[1]).join(' '))
+  const errorsTs = read('ts/binding/errors.ts')
+  const type = codes(between(errorsTs, 'export type ErrorCode', '\n\n'))
+  const runtime = codes(between(errorsTs, 'const CODES', '])'))
+  const readme = codes(between(read('README.md'), '### Error codes', '\n#'))
+  // Codes made in TypeScript: string literals outside the list itself.
+  const madeInTs = new Set<string>()
+  for (const f of tsFiles('ts')) {
+    if (f.endsWith('errors.ts')) continue
+    for (const m of read(f).matchAll(/'(ERR_[A-Z_]+)'/g)) madeInTs.add(m[1])
+  }
+
+  it('are found in every source', () => {
+    for (const s of [engine, binding, type, runtime, readme]) expect(s.size).toBeGreaterThan(2)
+  })
+
+  it('in Rust (engine and binding) all belong to the TypeScript ErrorCode type', () => {
+    expect(sorted(new Set([...engine, ...binding].filter((c) => !type.has(c))))).toEqual([])
+  })
+
+  it('of the TypeScript type are exactly those of Rust and those TypeScript makes', () => {
+    expect(sorted(type)).toEqual(sorted(new Set([...engine, ...binding, ...madeInTs])))
+  })
+
+  it('are the same in the type, the runtime list and the README', () => {
+    expect(sorted(runtime)).toEqual(sorted(type))
+    expect(sorted(readme)).toEqual(sorted(type))
+  })
+})
