@@ -3,9 +3,13 @@ import * as grpc from '@grpc/grpc-js'
 
 import { ZongziError } from '../binding/errors'
 import { fromServiceError } from './codes'
+import type { CommitResponse__Output } from './generated/zongzi/CommitResponse'
+import type { IndexResponse__Output } from './generated/zongzi/IndexResponse'
+import type { ReadResponse__Output } from './generated/zongzi/ReadResponse'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
-  definition,
+  makeClient,
+  type RawClient,
   drained,
   type JoinRequest,
   type JoinResponse,
@@ -13,18 +17,24 @@ import {
   type ReplicaChange,
 } from './service'
 
-const Client = grpc.makeGenericClientConstructor(definition, 'Bus')
-
 /** CallOptions bound a bus call. */
 export interface BusCallOptions {
   timeoutMs?: number
   signal?: AbortSignal
 }
 
+/** Start begins one unary call on a generated client. */
+type Start<R> = (
+  c: RawClient,
+  meta: grpc.Metadata,
+  options: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res?: R) => void,
+) => grpc.ClientUnaryCall
+
 /** BusClient calls other agents; one connection per address, reused. */
 export class BusClient {
   readonly #cluster: string
-  readonly #clients = new Map<string, grpc.Client>()
+  readonly #clients = new Map<string, RawClient>()
   readonly #options: grpc.ChannelOptions
 
   constructor(cluster: string, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
@@ -35,66 +45,88 @@ export class BusClient {
     }
   }
 
-  #client(address: string): any {
+  #client(address: string): RawClient {
     let c = this.#clients.get(address)
     if (!c) {
-      c = new Client(address, grpc.credentials.createInsecure(), this.#options)
+      c = makeClient(address, this.#options)
       this.#clients.set(address, c)
     }
     return c
   }
 
-  #unary<R>(address: string, method: string, req: object, o: BusCallOptions = {}): Promise<R> {
+  #unary<R>(address: string, o: BusCallOptions, start: Start<R>): Promise<R> {
     const timeoutMs = o.timeoutMs ?? 5000
     return new Promise<R>((resolve, reject) => {
       if (o.signal?.aborted) return reject(new ZongziError('ERR_ABORTED', 'aborted'))
-      const call = this.#client(address)[method](
-        { cluster: this.#cluster, ...req },
-        new grpc.Metadata(),
-        { deadline: Date.now() + timeoutMs + 500 },
-        (err: grpc.ServiceError | null, res: R) => {
-          o.signal?.removeEventListener('abort', onAbort)
-          if (err) reject(fromServiceError(err))
-          else resolve(res)
-        },
-      )
+      const deadline = { deadline: Date.now() + timeoutMs + 500 }
+      const call = start(this.#client(address), new grpc.Metadata(), deadline, (err, res) => {
+        o.signal?.removeEventListener('abort', onAbort)
+        if (err) reject(fromServiceError(err))
+        else resolve(res as R)
+      })
       const onAbort = () => call.cancel()
       o.signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
-  probe(address: string, o?: BusCallOptions): Promise<ProbeResponse> {
-    return this.#unary(address, 'Probe', {}, o)
+  /** probe asks a peer who it is. */
+  probe(address: string, o: BusCallOptions = {}): Promise<ProbeResponse> {
+    const cluster = this.#cluster
+    return this.#unary(address, o, (c, m, opts, cb) => c.Probe({ cluster }, m, opts, cb))
   }
-  join(address: string, req: JoinRequest, o?: BusCallOptions): Promise<JoinResponse> {
-    return this.#unary(address, 'Join', req, o)
+
+  /** join asks a member to add a host to shard 0. */
+  join(address: string, req: JoinRequest, o: BusCallOptions = {}): Promise<JoinResponse> {
+    const msg = { cluster: this.#cluster, ...req }
+    return this.#unary(address, o, (c, m, opts, cb) => c.Join(msg, m, opts, cb))
   }
-  async addReplica(address: string, req: ReplicaChange, o?: BusCallOptions): Promise<void> {
-    await this.#unary(address, 'AddReplica', req, o)
+
+  /** addReplica asks a member of a shard to add a replica to its membership. */
+  async addReplica(address: string, req: ReplicaChange, o: BusCallOptions = {}): Promise<void> {
+    const msg = { cluster: this.#cluster, ...req }
+    await this.#unary(address, o, (c, m, opts, cb) => c.AddReplica(msg, m, opts, cb))
   }
-  async removeReplica(address: string, req: ReplicaChange, o?: BusCallOptions): Promise<void> {
-    await this.#unary(address, 'RemoveReplica', req, o)
+
+  /** removeReplica asks a member of a shard to remove a replica from its membership. */
+  async removeReplica(address: string, req: ReplicaChange, o: BusCallOptions = {}): Promise<void> {
+    const msg = { cluster: this.#cluster, ...req }
+    await this.#unary(address, o, (c, m, opts, cb) => c.RemoveReplica(msg, m, opts, cb))
   }
+
+  /** apply proposes on a remote replica and resolves with the state machine's result. */
   apply(address: string, shardId: number, data: Uint8Array, o: BusCallOptions = {}): Promise<{ value: number; data: Buffer }> {
-    return this.#unary(address, 'Apply', { shardId, data, timeoutMs: o.timeoutMs ?? 5000 }, o)
+    const msg = { cluster: this.#cluster, shardId, data, timeoutMs: o.timeoutMs ?? 5000 }
+    return this.#unary(address, o, (c, m, opts, cb) => c.Apply(msg, m, opts, cb))
   }
+
+  /** commit proposes on a remote replica and resolves with the index once committed. */
   async commit(address: string, shardId: number, data: Uint8Array, o: BusCallOptions = {}): Promise<number> {
-    return (await this.#unary<{ index: number }>(address, 'Commit', { shardId, data, timeoutMs: o.timeoutMs ?? 5000 }, o)).index
+    const msg = { cluster: this.#cluster, shardId, data, timeoutMs: o.timeoutMs ?? 5000 }
+    const r = await this.#unary<CommitResponse__Output>(address, o, (c, m, opts, cb) => c.Commit(msg, m, opts, cb))
+    return r.index
   }
+
+  /** read queries a remote replica, linearizably unless `stale`. */
   async read(address: string, shardId: number, query: Uint8Array, stale: boolean, o: BusCallOptions = {}): Promise<Buffer> {
-    return (await this.#unary<{ data: Buffer }>(address, 'Read', { shardId, query, stale, timeoutMs: o.timeoutMs ?? 5000 }, o)).data
+    const msg = { cluster: this.#cluster, shardId, query, stale, timeoutMs: o.timeoutMs ?? 5000 }
+    const r = await this.#unary<ReadResponse__Output>(address, o, (c, m, opts, cb) => c.Read(msg, m, opts, cb))
+    return r.data
   }
+
+  /** index resolves once the remote replica applied everything committed before the call. */
   async index(address: string, shardId: number, o: BusCallOptions = {}): Promise<number> {
-    return (await this.#unary<{ index: number }>(address, 'Index', { shardId, timeoutMs: o.timeoutMs ?? 5000 }, o)).index
+    const msg = { cluster: this.#cluster, shardId, timeoutMs: o.timeoutMs ?? 5000 }
+    const r = await this.#unary<IndexResponse__Output>(address, o, (c, m, opts, cb) => c.Index(msg, m, opts, cb))
+    return r.index
   }
 
   /** watch yields what the remote state machine's watch yields, until aborted or ended. */
   async *watch(address: string, shardId: number, query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-    const call: grpc.ClientReadableStream<{ data: Buffer }> = this.#client(address).Watch({ cluster: this.#cluster, shardId, query })
+    const call = this.#client(address).Watch({ cluster: this.#cluster, shardId, query })
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
     try {
-      for await (const m of call) yield m.data
+      for await (const m of call as AsyncIterable<ReadResponse__Output>) yield m.data
     } catch (e) {
       if (!signal?.aborted) throw fromServiceError(e as grpc.ServiceError)
     } finally {
@@ -105,7 +137,7 @@ export class BusClient {
 
   /** stream sends `input` to the remote state machine's stream and yields its output. */
   async *stream(address: string, shardId: number, input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array> {
-    const call: grpc.ClientDuplexStream<object, { data: Buffer }> = this.#client(address).Stream()
+    const call = this.#client(address).Stream()
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
     call.write({ cluster: this.#cluster, shardId })
@@ -119,7 +151,7 @@ export class BusClient {
       }
     })().catch(() => call.cancel())
     try {
-      for await (const m of call) yield m.data
+      for await (const m of call as AsyncIterable<ReadResponse__Output>) yield m.data
     } catch (e) {
       if (!signal?.aborted) throw fromServiceError(e as grpc.ServiceError)
     } finally {

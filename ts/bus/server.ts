@@ -3,6 +3,13 @@ import * as grpc from '@grpc/grpc-js'
 
 import { ZongziError } from '../binding/errors'
 import { toServiceError } from './codes'
+import type { AddReplicaRequest__Output } from './generated/zongzi/AddReplicaRequest'
+import type { BusHandlers as GeneratedHandlers } from './generated/zongzi/Bus'
+import type { IndexRequest__Output } from './generated/zongzi/IndexRequest'
+import type { JoinRequest__Output } from './generated/zongzi/JoinRequest'
+import type { ReadRequest__Output } from './generated/zongzi/ReadRequest'
+import type { ShardRequest__Output } from './generated/zongzi/ShardRequest'
+import type { StreamRequest__Output } from './generated/zongzi/StreamRequest'
 import {
   DEFAULT_MAX_MESSAGE_BYTES,
   definition,
@@ -51,22 +58,34 @@ export class BusServer {
             (e) => cb(toServiceError(e) as grpc.ServiceError),
           )
       }
-    const change = (r: any): ReplicaChange => ({
+    const change = (r: AddReplicaRequest__Output): ReplicaChange => ({
       shardId: r.shardId,
       replicaId: r.replicaId,
       raftAddress: r.raftAddress,
       nonVoting: r.nonVoting,
     })
-    this.#server.addService(definition, {
+    const service: GeneratedHandlers = {
       Probe: unary(() => h.probe()),
-      Join: unary((r: any) => h.join({ hostId: r.hostId, raftAddress: r.raftAddress, apiAddress: r.apiAddress })),
-      AddReplica: unary(async (r: any) => (await h.addReplica(change(r)), {})),
-      RemoveReplica: unary(async (r: any) => (await h.removeReplica(change(r)), {})),
-      Apply: unary((r: any) => h.apply(r.shardId, r.data, r.timeoutMs)),
-      Commit: unary(async (r: any) => ({ index: await h.commit(r.shardId, r.data, r.timeoutMs) })),
-      Read: unary(async (r: any) => ({ data: await h.read(r.shardId, r.query, r.stale, r.timeoutMs) })),
-      Index: unary(async (r: any) => ({ index: await h.index(r.shardId, r.timeoutMs) })),
-      Watch: (call: grpc.ServerWritableStream<any, any>) => {
+      Join: unary((r: JoinRequest__Output) => h.join({ hostId: r.hostId, raftAddress: r.raftAddress, apiAddress: r.apiAddress })),
+      AddReplica: unary(async (r: AddReplicaRequest__Output) => {
+        await h.addReplica(change(r))
+        return {}
+      }),
+      RemoveReplica: unary(async (r: AddReplicaRequest__Output) => {
+        await h.removeReplica(change(r))
+        return {}
+      }),
+      Apply: unary((r: ShardRequest__Output) => h.apply(r.shardId, r.data, r.timeoutMs)),
+      Commit: unary(async (r: ShardRequest__Output) => ({
+        index: await h.commit(r.shardId, r.data, r.timeoutMs),
+      })),
+      Read: unary(async (r: ReadRequest__Output) => ({
+        data: await h.read(r.shardId, r.query, r.stale, r.timeoutMs),
+      })),
+      Index: unary(async (r: IndexRequest__Output) => ({
+        index: await h.index(r.shardId, r.timeoutMs),
+      })),
+      Watch: (call) => {
         const ac = new AbortController()
         call.on('cancelled', () => ac.abort())
         void (async () => {
@@ -82,13 +101,13 @@ export class BusServer {
           }
         })()
       },
-      Stream: (call: grpc.ServerDuplexStream<any, any>) => {
+      Stream: (call) => {
         const ac = new AbortController()
         call.on('cancelled', () => ac.abort())
         void (async () => {
           try {
             // Reading to the end must not destroy the call: the answers still go out on it.
-            const it = (call as any).iterator({ destroyOnReturn: false })[Symbol.asyncIterator]()
+            const it = call.iterator({ destroyOnReturn: false })[Symbol.asyncIterator]() as AsyncIterator<StreamRequest__Output>
             const first = await it.next()
             if (first.done) return call.end()
             this.#check(first.value.cluster)
@@ -106,7 +125,8 @@ export class BusServer {
           }
         })()
       },
-    })
+    }
+    this.#server.addService(definition, service)
   }
 
   #check(cluster: string): void {

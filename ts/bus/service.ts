@@ -1,15 +1,35 @@
-// The bus service: gRPC between agents (@grpc/grpc-js), messages encoded with protobufjs
-// from proto/zongzi.proto, loaded at run time.
-import type * as grpc from '@grpc/grpc-js'
+// The bus service: gRPC between agents (@grpc/grpc-js). The service and its messages come
+// from proto/zongzi.proto through @grpc/proto-loader at run time; their TypeScript types are
+// generated from the same file at build time (ts/bus/generated/, `npm run gen:proto`).
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
 import { join } from 'node:path'
-import * as protobuf from 'protobufjs'
 
-const root = protobuf.loadSync(join(__dirname, '..', '..', 'proto', 'zongzi.proto'))
-const type = (name: string) => root.lookupType(`zongzi.${name}`)
+import type { BusClient as GeneratedClient, BusDefinition } from './generated/zongzi/Bus'
+import type { ProtoGrpcType } from './generated/zongzi'
+
+const packageDefinition = protoLoader.loadSync(join(__dirname, '..', '..', 'proto', 'zongzi.proto'), {
+  // uint64 ids and indexes stay below 2^53, so plain numbers carry them.
+  longs: Number,
+  defaults: true,
+})
+const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType
+
+/** definition is the Bus service of proto/zongzi.proto. */
+export const definition: BusDefinition = proto.zongzi.Bus.service
+
+/** RawClient is the generated client of the Bus service. */
+export type RawClient = GeneratedClient
+
+/** makeClient connects a generated Bus client to `address`. */
+export function makeClient(address: string, options: grpc.ChannelOptions): RawClient {
+  return new proto.zongzi.Bus(address, grpc.credentials.createInsecure(), options)
+}
 
 /** Default largest bus message, both ways. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
 
+/** ProbeResponse says who a peer is. */
 export interface ProbeResponse {
   cluster: string
   hostId: string
@@ -18,63 +38,24 @@ export interface ProbeResponse {
   initialized: boolean
   initialHosts: string[]
 }
+/** JoinRequest asks a member to add the caller's host to shard 0. */
 export interface JoinRequest {
   hostId: string
   raftAddress: string
   apiAddress: string
 }
+/** JoinResponse gives the new replica's id and where shard 0's members are. */
 export interface JoinResponse {
   replicaId: number
   members: Array<{ replicaId: number; raftAddress: string }>
 }
+/** ReplicaChange asks a member of a shard to change its membership. */
 export interface ReplicaChange {
   shardId: number
   replicaId: number
   raftAddress: string
   nonVoting: boolean
 }
-
-type Method = { req: string; res: string; clientStream?: boolean; serverStream?: boolean }
-const METHODS: Record<string, Method> = {
-  Probe: { req: 'ProbeRequest', res: 'ProbeResponse' },
-  Join: { req: 'JoinRequest', res: 'JoinResponse' },
-  AddReplica: { req: 'AddReplicaRequest', res: 'AddReplicaResponse' },
-  RemoveReplica: { req: 'AddReplicaRequest', res: 'AddReplicaResponse' },
-  Apply: { req: 'ShardRequest', res: 'ApplyResponse' },
-  Commit: { req: 'ShardRequest', res: 'CommitResponse' },
-  Read: { req: 'ReadRequest', res: 'ReadResponse' },
-  Index: { req: 'IndexRequest', res: 'IndexResponse' },
-  Watch: { req: 'ReadRequest', res: 'ReadResponse', serverStream: true },
-  Stream: { req: 'StreamRequest', res: 'ReadResponse', clientStream: true, serverStream: true },
-}
-
-function codec(name: string) {
-  const t = type(name)
-  return {
-    serialize: (m: object) => Buffer.from(t.encode(t.fromObject(m)).finish()),
-    deserialize: (b: Buffer) => t.toObject(t.decode(b), { longs: Number, defaults: true }) as any,
-  }
-}
-
-/** definition is the Bus service of proto/zongzi.proto. */
-export const definition: grpc.ServiceDefinition = Object.fromEntries(
-  Object.entries(METHODS).map(([name, m]) => {
-    const req = codec(m.req)
-    const res = codec(m.res)
-    return [
-      name,
-      {
-        path: `/zongzi.Bus/${name}`,
-        requestStream: !!m.clientStream,
-        responseStream: !!m.serverStream,
-        requestSerialize: req.serialize,
-        requestDeserialize: req.deserialize,
-        responseSerialize: res.serialize,
-        responseDeserialize: res.deserialize,
-      },
-    ]
-  }),
-)
 
 /** drained waits until a stream can take more (or is gone), so a slow peer does not make us buffer without bound. */
 export function drained(s: NodeJS.EventEmitter): Promise<void> {
