@@ -30,7 +30,7 @@ afterEach(async () => {
 const rid = (shard: number, host: number) => shard * 100 + host + 1
 
 async function bootstrap(hs: Host[], shard: number, factory = () => new Kv()) {
-  const voters = hs.map((h, i) => ({ replicaId: rid(shard, i), address: h.address }))
+  const voters = hs.map((h, i) => ({ replicaId: rid(shard, i), address: h.raftAddress }))
   await Promise.all(hs.map((h, i) => h.startReplica(shard, rid(shard, i), { mode: 'bootstrap', voters }, factory)))
 }
 
@@ -89,13 +89,13 @@ describe('Host (one process, three hosts)', () => {
     await bootstrap(hs2, 1)
     const l = await leaderOf(hs2, 1)
     const lag = (l + 1) % 3
-    const lagAddr = hs2[lag].address
+    const lagAddr = hs2[lag].raftAddress
     await hs2[lag].close()
     const w = (l + 2) % 3
     for (let i = 0; i < 200; i++) await retry(() => hs2[w].propose(1, put(`k${i}`, String(i))))
     await hs2[l].requestSnapshot(1)
     await hs2[w].requestSnapshot(1)
-    const back = open(dir[lag], { ...opts, listenAddress: lagAddr })
+    const back = open(dir[lag], { ...opts, raftAddress: lagAddr })
     for (const s of back.storedReplicas()) await back.startReplica(s.shardId, s.replicaId, { mode: 'restart' }, () => new Kv())
     expect(text(await retry(() => back.read(1, Buffer.from('k199'))))).toBe('199')
     expect(text(await back.read(1, Buffer.from('#size'), { stale: true }))).toBe('200')
@@ -105,7 +105,7 @@ describe('Host (one process, three hosts)', () => {
     const dir = [tmp(), tmp(), tmp()]
     const hs = dir.map((d) => open(d))
     const sms: InstanceType<typeof PersistentKv>[] = []
-    const voters = hs.map((h, i) => ({ replicaId: rid(1, i), address: h.address }))
+    const voters = hs.map((h, i) => ({ replicaId: rid(1, i), address: h.raftAddress }))
     await Promise.all(
       hs.map((h, i) =>
         h.startReplica(1, rid(1, i), { mode: 'bootstrap', voters }, () => {
@@ -120,10 +120,10 @@ describe('Host (one process, three hosts)', () => {
     const f = (l + 1) % 3
     await hs[f].readIndex(1)
     const appliedBefore = sms[f].applied
-    const addr = hs[f].address
+    const addr = hs[f].raftAddress
     await hs[f].close()
     await retry(() => hs[l].propose(1, put('k20', '20')))
-    const back = open(dir[f], { listenAddress: addr })
+    const back = open(dir[f], { raftAddress: addr })
     let fresh: InstanceType<typeof PersistentKv> | undefined
     await back.startReplica(1, rid(1, f), { mode: 'restart' }, () => (fresh = new PersistentKv(join(dir[f], 'kv.json'))))
     expect(fresh!.applied).toBe(appliedBefore)
@@ -158,7 +158,7 @@ describe('Host (one process, three hosts)', () => {
 describe('bad input', () => {
   it('is rejected with typed errors and changes nothing', async () => {
     const h = open(tmp(), { maxProposalBytes: 1024 })
-    await h.startReplica(1, 1, { mode: 'bootstrap', voters: [{ replicaId: 1, address: h.address }] }, () => new Kv())
+    await h.startReplica(1, 1, { mode: 'bootstrap', voters: [{ replicaId: 1, address: h.raftAddress }] }, () => new Kv())
     await retry(() => h.propose(1, put('a', '1')))
     const code = async (p: Promise<unknown> | (() => unknown)) => {
       try {

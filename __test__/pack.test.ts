@@ -33,7 +33,7 @@ async function main(Host) {
     async recoverFromSnapshot(input) { let s = ''; for await (const c of input) s += c; this.map = new Map(JSON.parse(s)) }
   }
   const hosts = [0, 1, 2].map(() => Host.open({ clusterId: 5, dataDir: mkdtempSync(join(tmpdir(), 'consumer-')), tickMs: 10 }))
-  const voters = hosts.map((h, i) => ({ replicaId: i + 1, address: h.address }))
+  const voters = hosts.map((h, i) => ({ replicaId: i + 1, address: h.raftAddress }))
   await Promise.all(hosts.map((h, i) => h.startReplica(1, i + 1, { mode: 'bootstrap', voters }, () => new Kv())))
   for (let i = 0; ; i++) {
     try { await hosts[0].propose(1, Buffer.from('hello')); break } catch (e) { if (i > 400) throw e; await new Promise((r) => setTimeout(r, 25)) }
@@ -88,10 +88,10 @@ describe('the packed npm packages', () => {
     // Types resolve for both module systems.
     writeFileSync(
       join(app, 'types.mts'),
-      `import { Host, ZongziError, type StateMachine, type Entry, type Result } from 'zongzi'
+      `import { Host, ZongziError, type StateMachine, type Entry, type ApplyResult } from 'zongzi'
 class Counter implements StateMachine {
   n = 0
-  update(entries: Entry[]): Result[] { return entries.map(() => ({ value: ++this.n })) }
+  update(entries: Entry[]): ApplyResult[] { return entries.map(() => ({ value: ++this.n })) }
   query(): Uint8Array { return Buffer.from(String(this.n)) }
   async saveSnapshot(): Promise<void> {}
   async recoverFromSnapshot(): Promise<void> {}

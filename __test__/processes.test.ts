@@ -29,12 +29,12 @@ class Proc {
     })
   }
 
-  static async start(dataDir: string, listenAddress = '127.0.0.1:0'): Promise<Proc> {
+  static async start(dataDir: string, raftAddress = '127.0.0.1:0'): Promise<Proc> {
     const child = fork(FIXTURE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     procs.push(child)
     await new Promise<void>((resolve) => child.once('message', () => resolve()))
     const p = new Proc(child)
-    p.address = await p.call('open', { options: { clusterId: CLUSTER, dataDir, listenAddress, tickMs: 10 } })
+    p.address = await p.call('open', { options: { clusterId: CLUSTER, dataDir, raftAddress, tickMs: 10 } })
     return p
   }
 

@@ -63,7 +63,7 @@ for (let i = 0; i < args.hosts; i++) hosts.push(Host.open({ clusterId: 1, dataDi
 const machines = []
 const t0 = performance.now()
 for (let s = 1; s <= args.shards; s++) {
-  const voters = hosts.map((h, i) => ({ replicaId: s * 16 + i + 1, address: h.address }))
+  const voters = hosts.map((h, i) => ({ replicaId: s * 16 + i + 1, address: h.raftAddress }))
   await Promise.all(
     hosts.map((h, i) =>
       h.startReplica(s, s * 16 + i + 1, { mode: 'bootstrap', voters }, () => {

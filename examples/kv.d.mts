@@ -1,14 +1,14 @@
-import type { Entry, Result, StateMachine } from '../dist/index.js'
+import type { Entry, ApplyResult, StateMachine } from '../dist/index.js'
 import type { Readable, Writable } from 'node:stream'
 export declare const set: (key: string, value: string, id?: string) => Buffer
 export declare class Dedup {
   constructor(size?: number)
-  check(id: string | undefined): Result | undefined
-  remember(id: string | undefined, result: Result): void
+  check(id: string | undefined): ApplyResult | undefined
+  remember(id: string | undefined, result: ApplyResult): void
 }
 export declare class KvStateMachine implements StateMachine {
   map: Map<string, string>
-  update(entries: Entry[]): Result[]
+  update(entries: Entry[]): ApplyResult[]
   query(q: Uint8Array): Uint8Array
   watch(q: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>
   stream(input: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array>

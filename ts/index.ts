@@ -12,7 +12,7 @@ export { ZongziError } from './binding/errors'
 export type { ErrorCode } from './binding/errors'
 export type {
   Entry,
-  Result,
+  ApplyResult,
   StateMachine,
   PersistentStateMachine,
   StateMachineFactory,

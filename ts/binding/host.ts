@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises'
 
 import { fromNative, invalid, isErrorCode, ZongziError } from './errors'
 import { NativeHost } from './native'
-import type { MembershipInfo, ReplicaInfo } from './native'
+import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
 import { checkBytes, EMPTY, message, Outcomes, unpack, type NativeCall, type NativeResults } from './boundary'
 import { isPersistent, type Entry, type StateMachine, type StateMachineFactory } from './state-machine'
 
@@ -15,8 +15,10 @@ export interface HostOptions {
   /** Directory for the log, snapshots and temporary files. */
   dataDir: string
   /** Raft transport listen address; default `127.0.0.1:0` (an ephemeral port). */
+  raftAddress?: string
+  /** @deprecated The former name of `raftAddress`; used only when that is not set. */
   listenAddress?: string
-  /** Address peers use to reach this host; default: the bound listen address. */
+  /** Raft address peers use to reach this host; default: the bound `raftAddress`. */
   advertiseAddress?: string
   /** Milliseconds per Raft tick (default 100). */
   tickMs?: number
@@ -51,7 +53,7 @@ export interface CallOptions {
 /** Membership lists a shard's members. */
 export type Membership = MembershipInfo
 /** ReplicaStatus is the local view of a shard. */
-export type ReplicaStatus = ReplicaInfo
+export type ReplicaStatus = NativeReplicaStatus
 
 /** HostEvent is what a host emits as `'event'` (and under the event's own type). */
 export type HostEvent =
@@ -123,16 +125,23 @@ export class Host extends EventEmitter {
       host?.emit(e.type, e)
     }
     try {
-      host = new Host(NativeHost.open({ ...options }, onCall, onEvent, onResults))
+      const { listenAddress, ...rest } = options
+      const native = { ...rest, raftAddress: options.raftAddress ?? listenAddress }
+      host = new Host(NativeHost.open(native, onCall, onEvent, onResults))
     } catch (e) {
       throw fromNative(e)
     }
     return host
   }
 
-  /** address is this host's Raft transport address. */
+  /** raftAddress is this host's Raft transport address (the advertised one if set). */
+  get raftAddress(): string {
+    return this.#native.raftAddress
+  }
+
+  /** @deprecated The former name of {@link Host.raftAddress}. */
   get address(): string {
-    return this.#native.address
+    return this.raftAddress
   }
 
   /** storedReplicas lists the replicas with data on disk, to restart after a restart. */

@@ -4,10 +4,9 @@ import { join } from 'node:path'
 import type { NativeHost as NativeHostClass } from '../../native/index'
 
 export type {
-  ApplyResult,
   HostOptions as NativeHostOptions,
   MembershipInfo,
-  ReplicaInfo,
+  ReplicaStatus,
   StoredReplica,
 } from '../../native/index'
 

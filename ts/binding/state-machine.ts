@@ -8,8 +8,8 @@ export interface Entry {
   data: Buffer
 }
 
-/** Result is a state machine's answer to one entry; the proposer receives it. */
-export interface Result {
+/** ApplyResult is a state machine's answer to one entry; the proposer receives it. */
+export interface ApplyResult {
   /** A number of the state machine's choosing (a status, a count, a version). */
   value: number
   /** Bytes of the state machine's choosing. */
@@ -31,7 +31,7 @@ export interface Result {
  * - `watch` and `stream` are optional and used by clients for change feeds.
  */
 export interface StateMachine {
-  update(entries: Entry[]): Result[] | Promise<Result[]>
+  update(entries: Entry[]): ApplyResult[] | Promise<ApplyResult[]>
   query(query: Uint8Array): Uint8Array | Promise<Uint8Array>
   saveSnapshot(out: Writable): Promise<void>
   recoverFromSnapshot(input: Readable): Promise<void>

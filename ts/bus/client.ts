@@ -15,6 +15,7 @@ import {
   type JoinResponse,
   type ProbeResponse,
   type ReplicaChange,
+  type ReplicaRemoval,
 } from './service'
 
 /** CallOptions bound a bus call. */
@@ -88,7 +89,7 @@ export class BusClient {
   }
 
   /** removeReplica asks a member of a shard to remove a replica from its membership. */
-  async removeReplica(address: string, req: ReplicaChange, o: BusCallOptions = {}): Promise<void> {
+  async removeReplica(address: string, req: ReplicaRemoval, o: BusCallOptions = {}): Promise<void> {
     const msg = { cluster: this.#cluster, ...req }
     await this.#unary(address, o, (c, m, opts, cb) => c.RemoveReplica(msg, m, opts, cb))
   }

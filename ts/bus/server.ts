@@ -8,6 +8,7 @@ import type { BusHandlers as GeneratedHandlers } from './generated/zongzi/Bus'
 import type { IndexRequest__Output } from './generated/zongzi/IndexRequest'
 import type { JoinRequest__Output } from './generated/zongzi/JoinRequest'
 import type { ReadRequest__Output } from './generated/zongzi/ReadRequest'
+import type { RemoveReplicaRequest__Output } from './generated/zongzi/RemoveReplicaRequest'
 import type { ShardRequest__Output } from './generated/zongzi/ShardRequest'
 import type { StreamRequest__Output } from './generated/zongzi/StreamRequest'
 import {
@@ -18,6 +19,7 @@ import {
   type JoinResponse,
   type ProbeResponse,
   type ReplicaChange,
+  type ReplicaRemoval,
 } from './service'
 
 /** BusHandlers is what an agent serves on the bus. Each may throw a ZongziError. */
@@ -25,7 +27,7 @@ export interface BusHandlers {
   probe(): ProbeResponse
   join(req: JoinRequest): Promise<JoinResponse>
   addReplica(req: ReplicaChange): Promise<void>
-  removeReplica(req: ReplicaChange): Promise<void>
+  removeReplica(req: ReplicaRemoval): Promise<void>
   apply(shardId: number, data: Buffer, timeoutMs: number): Promise<{ value: number; data: Uint8Array }>
   commit(shardId: number, data: Buffer, timeoutMs: number): Promise<number>
   read(shardId: number, query: Buffer, stale: boolean, timeoutMs: number): Promise<Uint8Array>
@@ -71,8 +73,8 @@ export class BusServer {
         await h.addReplica(change(r))
         return {}
       }),
-      RemoveReplica: unary(async (r: AddReplicaRequest__Output) => {
-        await h.removeReplica(change(r))
+      RemoveReplica: unary(async (r: RemoveReplicaRequest__Output) => {
+        await h.removeReplica({ shardId: r.shardId, replicaId: r.replicaId })
         return {}
       }),
       Apply: unary((r: ShardRequest__Output) => h.apply(r.shardId, r.data, r.timeoutMs)),

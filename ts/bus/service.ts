@@ -57,6 +57,12 @@ export interface ReplicaChange {
   nonVoting: boolean
 }
 
+/** ReplicaRemoval asks a member of a shard to remove a replica from its membership. */
+export interface ReplicaRemoval {
+  shardId: number
+  replicaId: number
+}
+
 /** drained waits until a stream can take more (or is gone), so a slow peer does not make us buffer without bound. */
 export function drained(s: NodeJS.EventEmitter): Promise<void> {
   return new Promise((resolve) => {

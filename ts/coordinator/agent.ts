@@ -41,7 +41,7 @@ export interface AgentOptions {
   /** How often controllers reconcile without a registry change, in ms (default 500). */
   reconcileMs?: number
   /** Engine options (tick length, snapshots, …). */
-  host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'listenAddress'>
+  host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'raftAddress' | 'listenAddress'>
   /** Replaces the placement logic of the registry leader. */
   shardController?: ShardController
 }
@@ -147,7 +147,7 @@ export class Agent extends EventEmitter {
   }
   /** raftAddress is this host's Raft transport address (empty before start). */
   get raftAddress(): string {
-    return this.#engine?.host.address ?? ''
+    return this.#engine?.host.raftAddress ?? ''
   }
   /** runs tells whether this host runs an active replica of the shard. */
   runs(shardId: number): boolean {
@@ -197,7 +197,7 @@ export class Agent extends EventEmitter {
       ...o.host,
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
-      listenAddress: o.raftAddress ?? '127.0.0.1:0',
+      raftAddress: o.raftAddress ?? '127.0.0.1:0',
     })
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
     const bus = new BusClient(this.clusterName)
@@ -223,7 +223,7 @@ export class Agent extends EventEmitter {
       host: {
         id: this.#hostId,
         apiAddress: this.#apiAddress,
-        raftAddress: host.address,
+        raftAddress: host.raftAddress,
         tags: o.tags ?? {},
         shardTypes: [...this.#types.keys()],
       },

@@ -18,7 +18,7 @@ export interface BootstrapContext {
   readonly log: Logger
   /** Aborted when the agent stops; the loops here end with ERR_CLOSED. */
   readonly signal: AbortSignal
-  readonly host: Pick<Host, 'address' | 'startReplica' | 'setAddress'>
+  readonly host: Pick<Host, 'raftAddress' | 'startReplica' | 'setAddress'>
   readonly bus: Pick<BusClient, 'probe' | 'join'>
   readonly registry: Pick<RegistryAccess, 'propose' | 'read'>
   /** registryFactory returns the state machine of shard 0. */
@@ -44,7 +44,7 @@ export async function bootstrap(ctx: BootstrapContext): Promise<void> {
 /** probe asks a peer who it is, until it answers or says that this peer cannot take part. */
 async function probe(ctx: BootstrapContext, addr: string): Promise<{ hostId: string; raftAddress: string; apiAddress: string }> {
   if (addr === ctx.apiAddress) {
-    return { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: addr }
+    return { hostId: ctx.hostId, raftAddress: ctx.host.raftAddress, apiAddress: addr }
   }
   const fatal = ['ERR_CLUSTER_MISMATCH', 'ERR_INVALID_ARGUMENT']
   return retry(
@@ -97,7 +97,7 @@ async function joinVia(ctx: BootstrapContext, addr: string): Promise<void> {
   try {
     const res = await ctx.bus.join(
       addr,
-      { hostId: ctx.hostId, raftAddress: ctx.host.address, apiAddress: ctx.apiAddress },
+      { hostId: ctx.hostId, raftAddress: ctx.host.raftAddress, apiAddress: ctx.apiAddress },
       { timeoutMs: ctx.timeoutMs },
     )
     for (const m of res.members) {

@@ -3,7 +3,7 @@
 import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
-import type { JoinRequest, ReplicaChange } from '../bus/service'
+import type { JoinRequest, ReplicaChange, ReplicaRemoval } from '../bus/service'
 import type { Accepted, Command } from './records'
 import type { RegistryState } from './registry-state'
 
@@ -15,7 +15,7 @@ export interface HandlerContext {
   readonly timeoutMs: number
   readonly host: Pick<
     Host,
-    'address' | 'addNonVoting' | 'addReplica' | 'removeReplica' | 'propose' | 'commit' | 'read' | 'readIndex' | 'stateMachine'
+    'raftAddress' | 'addNonVoting' | 'addReplica' | 'removeReplica' | 'propose' | 'commit' | 'read' | 'readIndex' | 'stateMachine'
   >
   /** ready tells whether the agent has started and not begun to stop. */
   ready(): boolean
@@ -35,7 +35,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
     probe: () => ({
       cluster: agent.clusterName,
       hostId: agent.hostId,
-      raftAddress: agent.host.address,
+      raftAddress: agent.host.raftAddress,
       apiAddress: agent.apiAddress,
       initialized: agent.registry().shards.has(0),
       initialHosts: agent
@@ -50,7 +50,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
       if (req.nonVoting) await agent.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
       else await agent.host.addReplica(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
     },
-    removeReplica: async (req: ReplicaChange) => {
+    removeReplica: async (req: ReplicaRemoval) => {
       local(req.shardId)
       await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
     },

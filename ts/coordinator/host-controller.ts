@@ -18,7 +18,7 @@ export interface HostControllerContext {
   readonly log: Logger
   readonly host: Pick<
     Host,
-    'address' | 'storedReplicas' | 'startReplica' | 'stopReplica' | 'removeData' | 'readIndex' | 'status' | 'promote'
+    'raftAddress' | 'storedReplicas' | 'startReplica' | 'stopReplica' | 'removeData' | 'readIndex' | 'status' | 'promote'
   >
   readonly bus: Pick<BusClient, 'addReplica' | 'removeReplica'>
   /** registry is this host's current registry snapshot. */
@@ -133,7 +133,7 @@ export class HostController {
     const members = s.replicasOf(r.shardId).filter((x) => x.status === 'active' && x.id !== r.id)
     // Always as non-voting first: a voter that has not caught up (or never starts) would
     // count against the quorum. #settle promotes it once it runs.
-    const change = { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.address, nonVoting: true }
+    const change = { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.raftAddress, nonVoting: true }
     await firstOf(
       apiAddresses(s, members),
       (addr) => a.bus.addReplica(addr, change, { timeoutMs: a.timeoutMs }),
@@ -168,7 +168,7 @@ export class HostController {
   /** #leave asks a member that stays to take the replica out of the shard's membership. */
   async #leave(s: RegistryState, r: ReplicaRecord, others: ReplicaRecord[]): Promise<void> {
     const a = this.#agent
-    const change = { shardId: r.shardId, replicaId: r.id, raftAddress: '', nonVoting: r.nonVoting }
+    const change = { shardId: r.shardId, replicaId: r.id }
     await firstOf(
       apiAddresses(s, others),
       (addr) => a.bus.removeReplica(addr, change, { timeoutMs: a.timeoutMs }),

@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 
-import type { Entry, Result, StateMachine } from '../binding/state-machine'
+import type { ApplyResult, Entry, StateMachine } from '../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
 import { Invalid, Writer } from './registry-commands'
 import { RegistryState } from './registry-state'
@@ -22,7 +22,7 @@ export class Registry extends EventEmitter implements StateMachine {
     return this.#state
   }
 
-  update(entries: Entry[]): Result[] {
+  update(entries: Entry[]): ApplyResult[] {
     const results = entries.map((e) => this.#apply(e.index, e.data))
     this.#announce()
     return results
@@ -44,7 +44,7 @@ export class Registry extends EventEmitter implements StateMachine {
     return Buffer.from(JSON.stringify({ index: this.#state.index, query: Buffer.from(q).toString() }))
   }
 
-  #apply(index: number, data: Buffer): Result {
+  #apply(index: number, data: Buffer): ApplyResult {
     let out: Outcome
     const s = this.#state
     const w = new Writer(s, index)

@@ -17,7 +17,7 @@ use crate::error::{
 };
 use crate::state_machine::{Bridge, Call, JsStateMachine, Reply};
 use crate::types::{
-    membership, ApplyResult, HostOptions, MembershipInfo, ReplicaInfo, StoredReplica, Voter,
+    membership, ApplyResult, HostOptions, MembershipInfo, ReplicaStatus, StoredReplica, Voter,
 };
 
 /// The thread-safe function that delivers finished proposals to JavaScript.
@@ -62,7 +62,7 @@ impl NativeHost {
             return Err(invalid("dataDir must not be empty"));
         }
         let mut cfg = HostConfig::new(cluster, &options.data_dir);
-        if let Some(a) = options.listen_address {
+        if let Some(a) = options.raft_address {
             cfg.listen_addr = a;
         }
         cfg.advertise_addr = options.advertise_address;
@@ -139,9 +139,9 @@ impl NativeHost {
         self.host.read().clone().ok_or_else(closed)
     }
 
-    /// address is the transport address of this host.
+    /// raftAddress is the Raft transport address of this host.
     #[napi(getter)]
-    pub fn address(&self) -> Result<String> {
+    pub fn raft_address(&self) -> Result<String> {
         Ok(self.host()?.address().to_string())
     }
 
@@ -430,15 +430,15 @@ impl NativeHost {
     }
 
     /// status returns the local view of a shard.
-    #[napi(ts_return_type = "Promise<ReplicaInfo>")]
-    pub async fn status(&self, shard_id: f64) -> napi::Result<Answer<ReplicaInfo>> {
+    #[napi(ts_return_type = "Promise<ReplicaStatus>")]
+    pub async fn status(&self, shard_id: f64) -> napi::Result<Answer<ReplicaStatus>> {
         Ok(answer(async move {
             let st = self
                 .host()?
                 .status(id(shard_id, "shardId")?)
                 .await
                 .map_err(to_js)?;
-            Ok(ReplicaInfo {
+            Ok(ReplicaStatus {
                 shard_id: st.shard_id as f64,
                 replica_id: st.replica_id as f64,
                 leader_id: st.leader_id as f64,

@@ -11,8 +11,8 @@ pub struct HostOptions {
     pub cluster_id: f64,
     /// Directory for the log and snapshots.
     pub data_dir: String,
-    /// Transport listen address, e.g. `127.0.0.1:0`.
-    pub listen_address: Option<String>,
+    /// Raft transport listen address, e.g. `127.0.0.1:0`.
+    pub raft_address: Option<String>,
     /// Address peers use to reach this host.
     pub advertise_address: Option<String>,
     /// Milliseconds per Raft tick.
@@ -60,9 +60,9 @@ pub struct MembershipInfo {
     pub non_voters: Vec<f64>,
 }
 
-/// ReplicaInfo is the local view of a shard.
+/// ReplicaStatus is the local view of a shard.
 #[napi(object)]
-pub struct ReplicaInfo {
+pub struct ReplicaStatus {
     /// Shard id.
     pub shard_id: f64,
     /// Local replica id.
