@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { Agent, ERROR_TAG, ZongziError, type AgentOptions, type Placement, type RegistryState } from '../dist/index.js'
+import {
+  Agent,
+  ERROR_TAG,
+  ZongziError,
+  type AgentOptions,
+  type Placement,
+  type RegistryState,
+} from '../dist/index.js'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 
 const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
@@ -25,7 +32,11 @@ const freePort = () =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const text = (b: Uint8Array) => Buffer.from(b).toString()
 
-async function until<T>(f: () => T | undefined | Promise<T | undefined>, what: string, ms = 30_000): Promise<NonNullable<T>> {
+async function until<T>(
+  f: () => T | undefined | Promise<T | undefined>,
+  what: string,
+  ms = 30_000,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + ms
   for (;;) {
     try {
@@ -54,7 +65,12 @@ class RemoteAgent {
       else w.reject(Object.assign(new ZongziError(m.value.code ?? 'ERR_INTERNAL', m.value.message)))
     })
   }
-  static async start(cluster: string, peers: string[], options: AgentOptions, types: string[]): Promise<RemoteAgent> {
+  static async start(
+    cluster: string,
+    peers: string[],
+    options: AgentOptions,
+    types: string[],
+  ): Promise<RemoteAgent> {
     const child = fork(FIXTURE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     children.push(child)
     await new Promise<void>((r) => child.once('message', () => r()))
@@ -128,7 +144,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
   })
 
   it('has the peers as voters of shard 0 and the joiners as non-voting members', async () => {
-    const reps = await state((s) => s.replicasOf(0).map((r) => ({ host: hostIds.indexOf(r.hostId), nonVoting: r.nonVoting })))
+    const reps = await state((s) =>
+      s.replicasOf(0).map((r) => ({ host: hostIds.indexOf(r.hostId), nonVoting: r.nonVoting })),
+    )
     expect(
       reps
         .filter((r) => !r.nonVoting)
@@ -166,8 +184,14 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const create = async (name: string, type: string, placement: Placement) =>
       (shardIds[name] = (await local[0].createShard(type, { name, placement })).id)
     await create('spread', 'kv', { members: { count: 3 }, vary: ['zone'] })
-    await create('groups', 'kv', { members: { count: 2, tags: { tier: 'core' } }, groups: { read: { count: 2, tags: { tier: 'edge' } } } })
-    await create('cover', 'kv', { members: { count: 1, tags: { zone: 'a', tier: 'core' } }, cover: { tags: { tier: 'edge' } } })
+    await create('groups', 'kv', {
+      members: { count: 2, tags: { tier: 'core' } },
+      groups: { read: { count: 2, tags: { tier: 'edge' } } },
+    })
+    await create('cover', 'kv', {
+      members: { count: 1, tags: { zone: 'a', tier: 'core' } },
+      cover: { tags: { tier: 'edge' } },
+    })
     await create('special', 'special', { members: { count: 1 } })
     await create('impossible', 'kv', { members: { count: 7 } })
 
@@ -177,8 +201,14 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     expect(new Set(spread.map((r) => zone(hostOf(r.hostId)))).size).toBe(3)
 
     const groups = await settled(shardIds.groups)
-    expect(groups.filter((r) => !r.nonVoting).map((r) => tier(hostOf(r.hostId)))).toEqual(['core', 'core'])
-    expect(groups.filter((r) => r.nonVoting).map((r) => tier(hostOf(r.hostId)))).toEqual(['edge', 'edge'])
+    expect(groups.filter((r) => !r.nonVoting).map((r) => tier(hostOf(r.hostId)))).toEqual([
+      'core',
+      'core',
+    ])
+    expect(groups.filter((r) => r.nonVoting).map((r) => tier(hostOf(r.hostId)))).toEqual([
+      'edge',
+      'edge',
+    ])
 
     const cover = await settled(shardIds.cover)
     expect(cover.filter((r) => !r.nonVoting).map((r) => hostOf(r.hostId))).toEqual([0])
@@ -192,14 +222,19 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const special = await settled(shardIds.special)
     expect(special.map((r) => hostOf(r.hostId))).toEqual([4])
 
-    const err = await until(() => local[1].stateLocal((s) => s.shards.get(shardIds.impossible)?.tags[ERROR_TAG]), 'placement error')
+    const err = await until(
+      () => local[1].stateLocal((s) => s.shards.get(shardIds.impossible)?.tags[ERROR_TAG]),
+      'placement error',
+    )
     expect(err).toMatch(/wants 7 hosts/)
     expect(local[1].stateLocal((s) => s.replicasOf(shardIds.impossible))).toHaveLength(0)
   })
 
   it('serves apply, commit, read, index, watch and stream through clients on every host, forwarding when needed', async () => {
     const id = shardIds.spread
-    const holders = new Set(local[0].stateLocal((s) => s.replicasOf(id).map((r) => hostOf(r.hostId))))
+    const holders = new Set(
+      local[0].stateLocal((s) => s.replicasOf(id).map((r) => hostOf(r.hostId))),
+    )
     expect(holders.size).toBe(3)
     // In-process agents: the full API.
     for (const [i, a] of local.entries()) {
@@ -213,7 +248,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     }
     // Agents in child processes, with and without a local replica.
     for (const r of remotes) {
-      expect(await r.call('apply', { shardId: id, key: 'remote', value: r.hostId })).toBeGreaterThan(0)
+      expect(
+        await r.call('apply', { shardId: id, key: 'remote', value: r.hostId }),
+      ).toBeGreaterThan(0)
       expect(await r.call('read', { shardId: id, key: 'remote' })).toBe(r.hostId)
     }
     // watch and stream from a host with no replica of the shard go over the bus.
@@ -241,10 +278,14 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
 
   it('creates one shard when createShard runs concurrently with the same name', async () => {
     const made = await Promise.all(
-      [local[0], local[1], local[2], local[3]].map((a) => a.createShard('kv', { name: 'dup', placement: { members: { count: 3 } } })),
+      [local[0], local[1], local[2], local[3]].map((a) =>
+        a.createShard('kv', { name: 'dup', placement: { members: { count: 3 } } }),
+      ),
     )
     expect(new Set(made.map((s) => s.id)).size).toBe(1)
-    expect(await state((s) => [...s.shards.values()].filter((x) => x.name === 'dup').length)).toBe(1)
+    expect(await state((s) => [...s.shards.values()].filter((x) => x.name === 'dup').length)).toBe(
+      1,
+    )
   })
 
   it('rejects bad input with typed errors and changes nothing', async () => {
@@ -260,21 +301,37 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     }
     const a = local[1]
     expect(await code(() => a.client(999).apply(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await code(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => a.createShard('kv', { placement: { members: { count: -1 } } }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => a.createShard('kv', { placement: { members: { count: 1 }, vary: 'zone' } as unknown as Placement }))).toBe(
+    expect(await code(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
+    expect(await code(() => a.createShard('kv', { placement: { members: { count: -1 } } }))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
+    expect(
+      await code(() =>
+        a.createShard('kv', {
+          placement: { members: { count: 1 }, vary: 'zone' } as unknown as Placement,
+        }),
+      ),
+    ).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(() => a.createShard(''))).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(() => a.updateShard(999, { tags: {} }))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await code(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe('ERR_PAYLOAD_TOO_LARGE')
-    expect(await code(() => a.client(shardIds.spread).apply('text' as unknown as Uint8Array))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe(
+      'ERR_PAYLOAD_TOO_LARGE',
+    )
+    expect(await code(() => a.client(shardIds.spread).apply('text' as unknown as Uint8Array))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
     expect(await code(() => a.client(-1))).toBe('ERR_INVALID_ARGUMENT')
-    expect(() => new Agent(cluster, peers.slice(0, 2), { dataDir: tmp() })).toThrow(/at least three/)
+    expect(() => new Agent(cluster, peers.slice(0, 2), { dataDir: tmp() })).toThrow(
+      /at least three/,
+    )
     // An agent of another cluster is refused by every peer.
     const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
     expect(await code(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')
-    expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(before)
+    expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(
+      before,
+    )
   })
 
   it('deletes a shard: its replicas stop and their data goes', async () => {
@@ -299,7 +356,8 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
         try {
           return await local[0].client(shardIds.spread).apply(set(k, 'yes'))
         } catch (e) {
-          const ambiguous = e instanceof ZongziError && ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'].includes(e.code)
+          const ambiguous =
+            e instanceof ZongziError && ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'].includes(e.code)
           if (!ambiguous || attempt > 5) throw e
         }
       }
@@ -323,7 +381,9 @@ describe('bootstrap', () => {
   it('refuses to initialise again from a peer whose data is gone', async () => {
     const peers: string[] = []
     for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
-    const agents = peers.map((p) => new Agent('boot-lost', peers, { dataDir: tmp(), apiAddress: p, ...fast }))
+    const agents = peers.map(
+      (p) => new Agent('boot-lost', peers, { dataDir: tmp(), apiAddress: p, ...fast }),
+    )
     try {
       await Promise.all(agents.map((a) => a.start()))
       await agents[2].stop()
@@ -344,7 +404,9 @@ describe('bootstrap', () => {
     it(`initialises one cluster when the peers start ${order}`, async () => {
       const peers: string[] = []
       for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
-      const agents = peers.map((p) => new Agent(`boot-${order}`, peers, { dataDir: tmp(), apiAddress: p, ...fast }))
+      const agents = peers.map(
+        (p) => new Agent(`boot-${order}`, peers, { dataDir: tmp(), apiAddress: p, ...fast }),
+      )
       try {
         if (order === 'together') await Promise.all(agents.map((a) => a.start()))
         else if (order === 'one by one') {

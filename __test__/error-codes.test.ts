@@ -17,13 +17,21 @@ function between(src: string, start: string, end: string): string {
 
 function tsFiles(dir: string): string[] {
   return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((d) =>
-    d.isDirectory() ? tsFiles(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : [],
+    d.isDirectory()
+      ? tsFiles(join(dir, d.name))
+      : d.name.endsWith('.ts')
+        ? [join(dir, d.name)]
+        : [],
   )
 }
 
 describe('error codes', () => {
   const engine = codes(between(read('crates/engine/src/error.rs'), 'fn code(', '\n    }\n'))
-  const binding = codes([...read('crates/node/src/error.rs').matchAll(/Code\("(ERR_[A-Z_]+)"\)/g)].map((m) => m[1]).join(' '))
+  const binding = codes(
+    [...read('crates/node/src/error.rs').matchAll(/Code\("(ERR_[A-Z_]+)"\)/g)]
+      .map((m) => m[1])
+      .join(' '),
+  )
   const errorsTs = read('ts/binding/errors.ts')
   const type = codes(between(errorsTs, 'export type ErrorCode', '\n\n'))
   const runtime = codes(between(errorsTs, 'const CODES', '])'))

@@ -31,7 +31,9 @@ const rid = (shard: number, host: number) => shard * 100 + host + 1
 
 async function bootstrap(hs: Host[], shard: number, factory = () => new Kv()) {
   const voters = hs.map((h, i) => ({ replicaId: rid(shard, i), address: h.raftAddress }))
-  await Promise.all(hs.map((h, i) => h.startReplica(shard, rid(shard, i), { mode: 'bootstrap', voters }, factory)))
+  await Promise.all(
+    hs.map((h, i) => h.startReplica(shard, rid(shard, i), { mode: 'bootstrap', voters }, factory)),
+  )
 }
 
 async function leaderOf(hs: Host[], shard: number): Promise<number> {
@@ -96,7 +98,8 @@ describe('Host (one process, three hosts)', () => {
     await hs2[l].requestSnapshot(1)
     await hs2[w].requestSnapshot(1)
     const back = open(dir[lag], { ...opts, raftAddress: lagAddr })
-    for (const s of back.storedReplicas()) await back.startReplica(s.shardId, s.replicaId, { mode: 'restart' }, () => new Kv())
+    for (const s of back.storedReplicas())
+      await back.startReplica(s.shardId, s.replicaId, { mode: 'restart' }, () => new Kv())
     expect(text(await retry(() => back.read(1, Buffer.from('k199'))))).toBe('199')
     expect(text(await back.read(1, Buffer.from('#size'), { stale: true }))).toBe('200')
   })
@@ -125,7 +128,12 @@ describe('Host (one process, three hosts)', () => {
     await retry(() => hs[l].propose(1, put('k20', '20')))
     const back = open(dir[f], { raftAddress: addr })
     let fresh: InstanceType<typeof PersistentKv> | undefined
-    await back.startReplica(1, rid(1, f), { mode: 'restart' }, () => (fresh = new PersistentKv(join(dir[f], 'kv.json'))))
+    await back.startReplica(
+      1,
+      rid(1, f),
+      { mode: 'restart' },
+      () => (fresh = new PersistentKv(join(dir[f], 'kv.json'))),
+    )
     expect(fresh!.applied).toBe(appliedBefore)
     expect(text(await retry(() => back.read(1, Buffer.from('k20'))))).toBe('20')
     expect(fresh!.replayed.length).toBeGreaterThan(0)
@@ -158,7 +166,12 @@ describe('Host (one process, three hosts)', () => {
 describe('bad input', () => {
   it('is rejected with typed errors and changes nothing', async () => {
     const h = open(tmp(), { maxProposalBytes: 1024 })
-    await h.startReplica(1, 1, { mode: 'bootstrap', voters: [{ replicaId: 1, address: h.raftAddress }] }, () => new Kv())
+    await h.startReplica(
+      1,
+      1,
+      { mode: 'bootstrap', voters: [{ replicaId: 1, address: h.raftAddress }] },
+      () => new Kv(),
+    )
     await retry(() => h.propose(1, put('a', '1')))
     const code = async (p: Promise<unknown> | (() => unknown)) => {
       try {
@@ -176,12 +189,20 @@ describe('bad input', () => {
     expect(await code(h.propose(-1, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(h.propose(1.5, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(h.propose(1, put('a', '2'), { timeoutMs: -5 }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(h.startReplica(2, -3, { mode: 'join' }, () => new Kv()))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(h.startReplica(1, 1, { mode: 'restart' }, () => new Kv()))).toBe('ERR_SHARD_EXISTS')
-    expect(await code(h.startReplica(3, 3, { mode: 'restart' }, () => new Kv()))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(h.startReplica(2, -3, { mode: 'join' }, () => new Kv()))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
+    expect(await code(h.startReplica(1, 1, { mode: 'restart' }, () => new Kv()))).toBe(
+      'ERR_SHARD_EXISTS',
+    )
+    expect(await code(h.startReplica(3, 3, { mode: 'restart' }, () => new Kv()))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
     expect(await code(h.addReplica(1, 0, '127.0.0.1:1'))).toBe('ERR_INVALID_ARGUMENT')
     expect(await code(() => h.removeData(1))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => Host.open({ clusterId: -1, dataDir: tmp() }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => Host.open({ clusterId: -1, dataDir: tmp() }))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
     // Nothing changed.
     expect(text(await h.read(1, Buffer.from('a')))).toBe('1')
     expect(h.storedReplicas()).toEqual([{ shardId: 1, replicaId: 1 }])

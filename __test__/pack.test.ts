@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process'
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -13,7 +22,13 @@ const PATH = (process.env.PATH ?? '')
   .split(delimiter)
   .filter((p) => !p.includes('.cargo'))
   .join(delimiter)
-const env = { ...process.env, PATH, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' }
+const env = {
+  ...process.env,
+  PATH,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+}
 
 function run(cmd: string, args: string[], cwd: string): string {
   return execFileSync(cmd, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
@@ -49,7 +64,10 @@ describe('the packed npm packages', () => {
     // Pack the platform package with the built binary, and the main package.
     const platform = join(work, 'platform')
     cpSync(join(ROOT, 'npm', 'linux-x64-gnu'), platform, { recursive: true })
-    copyFileSync(join(ROOT, 'native', 'zongzi.linux-x64-gnu.node'), join(platform, 'zongzi.linux-x64-gnu.node'))
+    copyFileSync(
+      join(ROOT, 'native', 'zongzi.linux-x64-gnu.node'),
+      join(platform, 'zongzi.linux-x64-gnu.node'),
+    )
     const tarballs = join(work, 'tarballs')
     mkdirSync(tarballs)
     run('npm', ['pack', '--silent', '--pack-destination', tarballs], platform)
@@ -63,12 +81,23 @@ describe('the packed npm packages', () => {
     // Dependencies come from the cache when it has them and from the registry otherwise, so
     // the test passes on a machine whose npm cache is empty. @types/node is pinned to this
     // repository's version so that the consumer type-checks against the same declarations.
-    const typesNode = JSON.parse(readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8')).version
+    const typesNode = JSON.parse(
+      readFileSync(join(ROOT, 'node_modules', '@types', 'node', 'package.json'), 'utf8'),
+    ).version
     writeFileSync(
       join(app, 'package.json'),
-      JSON.stringify({ name: 'consumer', version: '1.0.0', private: true, overrides: { '@types/node': typesNode } }),
+      JSON.stringify({
+        name: 'consumer',
+        version: '1.0.0',
+        private: true,
+        overrides: { '@types/node': typesNode },
+      }),
     )
-    run('npm', ['install', '--prefer-offline', '--ignore-scripts', '--no-package-lock', ...tgz], app)
+    run(
+      'npm',
+      ['install', '--prefer-offline', '--ignore-scripts', '--no-package-lock', ...tgz],
+      app,
+    )
 
     writeFileSync(
       join(app, 'esm.mjs'),
@@ -123,6 +152,10 @@ export async function use(h: Host): Promise<number> {
         files: ['types.mts', 'types.cts'],
       }),
     )
-    run(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], app)
+    run(
+      process.execPath,
+      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'],
+      app,
+    )
   })
 })

@@ -34,7 +34,9 @@ class Proc {
     procs.push(child)
     await new Promise<void>((resolve) => child.once('message', () => resolve()))
     const p = new Proc(child)
-    p.address = await p.call('open', { options: { clusterId: CLUSTER, dataDir, raftAddress, tickMs: 10 } })
+    p.address = await p.call('open', {
+      options: { clusterId: CLUSTER, dataDir, raftAddress, tickMs: 10 },
+    })
     return p
   }
 
@@ -47,7 +49,8 @@ class Proc {
   }
 
   exited(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve(this.child.exitCode)
+    if (this.child.exitCode !== null || this.child.signalCode !== null)
+      return Promise.resolve(this.child.exitCode)
     return new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
   }
 }
@@ -55,7 +58,8 @@ class Proc {
 const procs: ChildProcess[] = []
 const dirs: string[] = []
 afterEach(() => {
-  for (const c of procs.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
+  for (const c of procs.splice(0))
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
@@ -80,10 +84,13 @@ async function retry<T>(f: () => Promise<T>, attempts = 400): Promise<T> {
 
 async function leaderOf(ps: Array<Proc | undefined>, shard: number): Promise<number> {
   return retry(async () => {
-    const st = await Promise.all(ps.map((p) => p?.call('status', { shardId: shard }).catch(() => undefined)))
+    const st = await Promise.all(
+      ps.map((p) => p?.call('status', { shardId: shard }).catch(() => undefined)),
+    )
     const l = st.find((s) => s)?.leaderId
     const i = st.findIndex((s) => s && s.replicaId === l)
-    if (!l || i < 0 || st.some((s) => s && s.leaderId !== l)) throw new Error('no agreed leader yet')
+    if (!l || i < 0 || st.some((s) => s && s.leaderId !== l))
+      throw new Error('no agreed leader yet')
     return i
   })
 }
@@ -92,7 +99,11 @@ async function cluster(): Promise<{ ps: Proc[]; dirs: string[] }> {
   const ds = [tmp(), tmp(), tmp()]
   const ps = await Promise.all(ds.map((d) => Proc.start(d)))
   const voters = ps.map((p, i) => ({ replicaId: rid(1, i), address: p.address }))
-  await Promise.all(ps.map((p, i) => p.call('start', { shardId: 1, replicaId: rid(1, i), start: { mode: 'bootstrap', voters } })))
+  await Promise.all(
+    ps.map((p, i) =>
+      p.call('start', { shardId: 1, replicaId: rid(1, i), start: { mode: 'bootstrap', voters } }),
+    ),
+  )
   return { ps, dirs: ds }
 }
 
@@ -100,10 +111,13 @@ describe('hosts in separate processes', () => {
   it('replicate writes and serve linearizable reads from every host', async () => {
     const { ps } = await cluster()
     for (let i = 0; i < 30; i++) {
-      await retry(() => ps[i % 3].call('put', { shardId: 1, k: `k${i}`, v: String(i), timeoutMs: 2000 }))
+      await retry(() =>
+        ps[i % 3].call('put', { shardId: 1, k: `k${i}`, v: String(i), timeoutMs: 2000 }),
+      )
     }
     for (const p of ps) {
-      for (const i of [0, 15, 29]) expect(await retry(() => p.call('get', { shardId: 1, k: `k${i}` }))).toBe(String(i))
+      for (const i of [0, 15, 29])
+        expect(await retry(() => p.call('get', { shardId: 1, k: `k${i}` }))).toBe(String(i))
     }
     await Promise.all(ps.map((p) => p.call('close')))
   })
@@ -113,7 +127,9 @@ describe('hosts in separate processes', () => {
     const l = await leaderOf(ps, 1)
     const acked: string[] = []
     for (let i = 0; i < 50; i++) {
-      await retry(() => ps[i % 3].call('put', { shardId: 1, k: `k${i}`, v: String(i), timeoutMs: 2000 }))
+      await retry(() =>
+        ps[i % 3].call('put', { shardId: 1, k: `k${i}`, v: String(i), timeoutMs: 2000 }),
+      )
       acked.push(`k${i}`)
     }
     const killedAddress = ps[l].address
@@ -121,7 +137,9 @@ describe('hosts in separate processes', () => {
     await ps[l].exited()
     const survivors = [0, 1, 2].filter((i) => i !== l)
     for (let i = 50; i < 100; i++) {
-      await retry(() => ps[survivors[i % 2]].call('put', { shardId: 1, k: `k${i}`, v: String(i), timeoutMs: 2000 }))
+      await retry(() =>
+        ps[survivors[i % 2]].call('put', { shardId: 1, k: `k${i}`, v: String(i), timeoutMs: 2000 }),
+      )
       acked.push(`k${i}`)
     }
     for (const [i, k] of acked.entries()) {
@@ -138,7 +156,11 @@ describe('hosts in separate processes', () => {
 
   it('exit by themselves once the host is closed', async () => {
     const p = await Proc.start(tmp())
-    await p.call('start', { shardId: 1, replicaId: 1, start: { mode: 'bootstrap', voters: [{ replicaId: 1, address: p.address }] } })
+    await p.call('start', {
+      shardId: 1,
+      replicaId: 1,
+      start: { mode: 'bootstrap', voters: [{ replicaId: 1, address: p.address }] },
+    })
     await retry(() => p.call('put', { shardId: 1, k: 'a', v: '1', timeoutMs: 2000 }))
     await p.call('close')
     p.child.disconnect()

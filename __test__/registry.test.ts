@@ -5,18 +5,41 @@ import { Registry } from '../dist/index.js'
 
 let index = 0
 const apply = (r: Registry, ...cmds: unknown[]) =>
-  r.update(cmds.map((c) => ({ index: ++index, data: Buffer.from(typeof c === 'string' ? c : JSON.stringify(c)) })))
+  r.update(
+    cmds.map((c) => ({
+      index: ++index,
+      data: Buffer.from(typeof c === 'string' ? c : JSON.stringify(c)),
+    })),
+  )
 
 function seed(r: Registry) {
   apply(
     r,
-    { op: 'cluster.init', peers: [1, 2, 3].map((i) => ({ hostId: `h${i}`, replicaId: i, raftAddress: `r${i}`, apiAddress: `a${i}` })) },
+    {
+      op: 'cluster.init',
+      peers: [1, 2, 3].map((i) => ({
+        hostId: `h${i}`,
+        replicaId: i,
+        raftAddress: `r${i}`,
+        apiAddress: `a${i}`,
+      })),
+    },
     ...[1, 2, 3].map((i) => ({
       op: 'host.put',
-      host: { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: { zone: `z${i}` }, shardTypes: ['kv'] },
+      host: {
+        id: `h${i}`,
+        apiAddress: `a${i}`,
+        raftAddress: `r${i}`,
+        tags: { zone: `z${i}` },
+        shardTypes: ['kv'],
+      },
     })),
     { op: 'shard.create', name: 'users', type: 'kv', placement: { members: { count: 3 } } },
-    { op: 'replicas.create', shardId: 1, items: [1, 2, 3].map((i) => ({ hostId: `h${i}`, nonVoting: false, initial: true })) },
+    {
+      op: 'replicas.create',
+      shardId: 1,
+      items: [1, 2, 3].map((i) => ({ hostId: `h${i}`, nonVoting: false, initial: true })),
+    },
   )
 }
 
@@ -38,16 +61,36 @@ describe('registry', () => {
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l))
-    expect(lines[0]).toMatchObject({ kind: 'header', hosts: 3, shards: 2, replicas: 6, nextShardId: 2, nextReplicaId: 7 })
+    expect(lines[0]).toMatchObject({
+      kind: 'header',
+      hosts: 3,
+      shards: 2,
+      replicas: 6,
+      nextShardId: 2,
+      nextReplicaId: 7,
+    })
     expect(lines).toHaveLength(1 + 3 + 2 + 6)
 
     const b = new Registry()
-    apply(b, { op: 'cluster.init', peers: [{ hostId: 'other', replicaId: 9, raftAddress: 'x', apiAddress: 'y' }] })
-    apply(b, { op: 'host.put', host: { id: 'other', apiAddress: 'y', raftAddress: 'x', tags: {}, shardTypes: [] } })
+    apply(b, {
+      op: 'cluster.init',
+      peers: [{ hostId: 'other', replicaId: 9, raftAddress: 'x', apiAddress: 'y' }],
+    })
+    apply(b, {
+      op: 'host.put',
+      host: { id: 'other', apiAddress: 'y', raftAddress: 'x', tags: {}, shardTypes: [] },
+    })
     const input = new PassThrough()
     input.end(snap)
     await b.recoverFromSnapshot(input)
-    for (const k of ['hosts', 'shards', 'replicas', 'nextShardId', 'nextReplicaId', 'index'] as const) {
+    for (const k of [
+      'hosts',
+      'shards',
+      'replicas',
+      'nextShardId',
+      'nextReplicaId',
+      'index',
+    ] as const) {
       expect(b.state[k]).toEqual(a.state[k])
     }
     expect(b.state.hosts.has('other')).toBe(false)
@@ -85,7 +128,10 @@ describe('registry', () => {
     apply(
       r,
       { op: 'shard.create', name: 'orders', type: 'kv' },
-      { op: 'host.put', host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] } },
+      {
+        op: 'host.put',
+        host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] },
+      },
     )
     expect(view.shards.size).toBe(2)
     expect(view.hosts.size).toBe(3)
@@ -96,12 +142,19 @@ describe('registry', () => {
   it('keeps a shard being deleted on its way out', () => {
     const r = new Registry()
     seed(r)
-    apply(r, { op: 'host.put', host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: ['kv'] } })
+    apply(r, {
+      op: 'host.put',
+      host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: ['kv'] },
+    })
     apply(r, { op: 'shard.delete', id: 1 })
     const [back, grow, undelete] = apply(
       r,
       { op: 'replica.update', id: 4, status: 'active' },
-      { op: 'replicas.create', shardId: 1, items: [{ hostId: 'h4', nonVoting: true, initial: false }] },
+      {
+        op: 'replicas.create',
+        shardId: 1,
+        items: [{ hostId: 'h4', nonVoting: true, initial: false }],
+      },
       { op: 'shard.status', id: 1, status: 'active' },
     )
     expect([back.value, grow.value, undelete.value]).toEqual([0, 0, 0])

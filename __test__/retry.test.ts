@@ -98,7 +98,9 @@ describe('retry', () => {
     }
     expect(await firstOf([1, 2, 3, 4], f, readMayRetry, () => err('ERR_NOT_READY'))).toBe(3)
     expect(tried).toEqual([1, 2, 3])
-    await expect(firstOf([1, 2], f, readMayRetry, () => err('ERR_NOT_READY'))).rejects.toMatchObject({
+    await expect(
+      firstOf([1, 2], f, readMayRetry, () => err('ERR_NOT_READY')),
+    ).rejects.toMatchObject({
       code: 'ERR_UNAVAILABLE',
     })
     await expect(firstOf([], f, readMayRetry, () => err('ERR_NOT_READY'))).rejects.toMatchObject({

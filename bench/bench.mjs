@@ -15,7 +15,9 @@ const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i += 2) {
   const key = argv[i].replace(/^--/, '')
   if (!(key in args) || !Number.isFinite(Number(argv[i + 1]))) {
-    console.error(`usage: bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]`)
+    console.error(
+      `usage: bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]`,
+    )
     process.exit(2)
   }
   args[key] = Number(argv[i + 1])
@@ -59,7 +61,8 @@ class Kv {
 
 const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-'))
 const hosts = []
-for (let i = 0; i < args.hosts; i++) hosts.push(Host.open({ clusterId: 1, dataDir: join(root, `host${i}`) }))
+for (let i = 0; i < args.hosts; i++)
+  hosts.push(Host.open({ clusterId: 1, dataDir: join(root, `host${i}`) }))
 const machines = []
 const t0 = performance.now()
 for (let s = 1; s <= args.shards; s++) {
@@ -85,7 +88,9 @@ for (let attempt = 0; leaderHost.size < args.shards && attempt < 2400; attempt++
   }
   await new Promise((r) => setTimeout(r, 50))
 }
-console.error(`${args.shards} shards on ${args.hosts} hosts ready in ${((performance.now() - t0) / 1000).toFixed(1)}s`)
+console.error(
+  `${args.shards} shards on ${args.hosts} hosts ready in ${((performance.now() - t0) / 1000).toFixed(1)}s`,
+)
 
 const lat = []
 let errors = 0

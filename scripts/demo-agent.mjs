@@ -11,7 +11,8 @@ const ops = {
     await agent.start()
     return agent.hostId
   },
-  createShard: ({ name, placement }) => agent.createShard('example:kv', { name, placement }).then((s) => s.id),
+  createShard: ({ name, placement }) =>
+    agent.createShard('example:kv', { name, placement }).then((s) => s.id),
   waitReplicas: async ({ shards }) => {
     // Wait until every shard has all its replicas active.
     for (let i = 0; i < 400; i++) {
@@ -47,7 +48,8 @@ const ops = {
             }
           }
           writes++
-          if (Buffer.from(await client.read(Buffer.from(key))).toString() !== String(n)) throw new Error('read missed a write')
+          if (Buffer.from(await client.read(Buffer.from(key))).toString() !== String(n))
+            throw new Error('read missed a write')
           reads++
         }
       }),
@@ -61,7 +63,9 @@ const ops = {
         id: sh.id,
         name: sh.name,
         leader: sh.leader,
-        replicas: s.replicasOf(sh.id).map((r) => ({ id: r.id, host: r.hostId, nonVoting: r.nonVoting, status: r.status })),
+        replicas: s
+          .replicasOf(sh.id)
+          .map((r) => ({ id: r.id, host: r.hostId, nonVoting: r.nonVoting, status: r.status })),
       })),
     })),
   stop: () => agent.stop(),

@@ -48,17 +48,31 @@ const agents = peers.map((api, i) => {
 try {
   const t0 = Date.now()
   const ids = await Promise.all(agents.map((a) => a.call('start')))
-  console.log(`3 agents started in ${((Date.now() - t0) / 1000).toFixed(1)}s (peers ${peers.join(', ')})`)
+  console.log(
+    `3 agents started in ${((Date.now() - t0) / 1000).toFixed(1)}s (peers ${peers.join(', ')})`,
+  )
   const shards = []
   for (const name of ['users', 'orders', 'carts', 'sessions']) {
-    shards.push(await agents[0].call('createShard', { name, placement: { members: { count: 3 }, vary: ['zone'] } }))
+    shards.push(
+      await agents[0].call('createShard', {
+        name,
+        placement: { members: { count: 3 }, vary: ['zone'] },
+      }),
+    )
   }
   // One shard with a single voter in zone a and non-voting copies on every other host.
-  shards.push(await agents[1].call('createShard', { name: 'config', placement: { members: { count: 1, tags: { zone: 'a' } }, cover: {} } }))
+  shards.push(
+    await agents[1].call('createShard', {
+      name: 'config',
+      placement: { members: { count: 1, tags: { zone: 'a' } }, cover: {} },
+    }),
+  )
   await Promise.all(agents.map((a) => a.call('waitReplicas', { shards })))
 
   const t1 = Date.now()
-  const results = await Promise.all(agents.map((a) => a.call('work', { shards, seconds: SECONDS, clients: 64 })))
+  const results = await Promise.all(
+    agents.map((a) => a.call('work', { shards, seconds: SECONDS, clients: 64 })),
+  )
   const secs = (Date.now() - t1) / 1000
   const writes = results.reduce((n, r) => n + r.writes, 0)
   const reads = results.reduce((n, r) => n + r.reads, 0)
@@ -69,7 +83,10 @@ try {
   for (const h of topo.hosts) console.log(`  ${short(h.id)}  ${h.api}  zone=${h.zone}`)
   console.log('\nshards')
   for (const s of topo.shards) {
-    const reps = s.replicas.map((r) => `${r.id}@${short(r.host)}${r.nonVoting ? '(non-voting)' : ''}${r.id === s.leader ? '*' : ''}`)
+    const reps = s.replicas.map(
+      (r) =>
+        `${r.id}@${short(r.host)}${r.nonVoting ? '(non-voting)' : ''}${r.id === s.leader ? '*' : ''}`,
+    )
     console.log(`  ${String(s.id).padStart(2)} ${(s.name || '-').padEnd(9)} ${reps.join('  ')}`)
   }
   console.log('  (* = leader)')

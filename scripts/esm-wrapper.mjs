@@ -10,4 +10,7 @@ writeFileSync(
   new URL('../dist/index.mjs', import.meta.url),
   `${header}import cjs from './index.js'\nexport const { ${names.join(', ')} } = cjs\nexport default cjs\n`,
 )
-writeFileSync(new URL('../dist/index.d.mts', import.meta.url), `${header}export * from './index.js'\n`)
+writeFileSync(
+  new URL('../dist/index.d.mts', import.meta.url),
+  `${header}export * from './index.js'\n`,
+)

@@ -79,7 +79,9 @@ export class Outcomes {
   /** ok checks an item's results and adds them; on a bad result nothing is added. */
   ok(r: unknown, n: number): void {
     if (!Array.isArray(r) || r.length !== n) {
-      throw new Error(`update must return ${n} results, returned ${Array.isArray(r) ? r.length : typeof r}`)
+      throw new Error(
+        `update must return ${n} results, returned ${Array.isArray(r) ? r.length : typeof r}`,
+      )
     }
     for (let i = 0; i < n; i++) {
       const x = r[i]

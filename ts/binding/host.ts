@@ -5,8 +5,21 @@ import { finished } from 'node:stream/promises'
 import { fromNative, invalid, isErrorCode, ZongziError } from './errors'
 import { NativeHost } from './native'
 import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
-import { checkBytes, EMPTY, message, Outcomes, unpack, type NativeCall, type NativeResults } from './boundary'
-import { isPersistent, type Entry, type StateMachine, type StateMachineFactory } from './state-machine'
+import {
+  checkBytes,
+  EMPTY,
+  message,
+  Outcomes,
+  unpack,
+  type NativeCall,
+  type NativeResults,
+} from './boundary'
+import {
+  isPersistent,
+  type Entry,
+  type StateMachine,
+  type StateMachineFactory,
+} from './state-machine'
 
 /** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
 export interface HostOptions {
@@ -58,7 +71,13 @@ export type ReplicaStatus = NativeReplicaStatus
 /** HostEvent is what a host emits as `'event'` (and under the event's own type). */
 export type HostEvent =
   | { type: 'leaderChanged'; shardId: number; replicaId: number; leaderId: number; term: number }
-  | { type: 'membershipChanged'; shardId: number; replicaId: number; voters: number[]; nonVoters: number[] }
+  | {
+      type: 'membershipChanged'
+      shardId: number
+      replicaId: number
+      voters: number[]
+      nonVoters: number[]
+    }
   | { type: 'replicaFailed'; shardId: number; replicaId: number; error: string }
   | { type: 'replicaRemoved'; shardId: number; replicaId: number }
   | { type: 'hostFailed'; error: string }
@@ -100,9 +119,14 @@ export class Host extends EventEmitter {
   readonly #machines = new Map<number, StateMachine>()
   #closed = false
   /** Proposals waiting for their results, by tag. */
-  readonly #pending = new Map<number, { resolve: (r: { value: number; data: Buffer }) => void; reject: (e: Error) => void }>()
+  readonly #pending = new Map<
+    number,
+    { resolve: (r: { value: number; data: Buffer }) => void; reject: (e: Error) => void }
+  >()
   /** Proposals not yet handed to the engine; flushed together once per microtask. */
-  #queue: { shards: number[]; datas: Buffer[]; tags: number[]; bytes: number; timeout: number } | undefined
+  #queue:
+    | { shards: number[]; datas: Buffer[]; tags: number[]; bytes: number; timeout: number }
+    | undefined
   #nextTag = 1
 
   private constructor(native: NativeHost) {
@@ -114,13 +138,15 @@ export class Host extends EventEmitter {
   static open(options: HostOptions): Host {
     if (options === null || typeof options !== 'object') throw invalid('options are required')
     checkId(options.clusterId, 'clusterId')
-    if (typeof options.dataDir !== 'string' || options.dataDir === '') throw invalid('dataDir is required')
+    if (typeof options.dataDir !== 'string' || options.dataDir === '')
+      throw invalid('dataDir is required')
     let host: Host | undefined
     const onCall = (c: NativeCall) => host?.dispatch(c)
     const onResults = (r: NativeResults) => host?.settle(r)
     const onEvent = (e: HostEvent) => {
       // A replica that failed or was removed is gone from the engine: let its state machine go.
-      if (e.type === 'replicaFailed' || e.type === 'replicaRemoved') void host?.dropMachine(e.shardId)
+      if (e.type === 'replicaFailed' || e.type === 'replicaRemoved')
+        void host?.dropMachine(e.shardId)
       host?.emit('event', e)
       host?.emit(e.type, e)
     }
@@ -163,7 +189,12 @@ export class Host extends EventEmitter {
   }
 
   /** startReplica starts this host's replica of a shard with a state machine from `factory`. */
-  async startReplica(shardId: number, replicaId: number, start: StartOptions, factory: StateMachineFactory): Promise<void> {
+  async startReplica(
+    shardId: number,
+    replicaId: number,
+    start: StartOptions,
+    factory: StateMachineFactory,
+  ): Promise<void> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     checkId(replicaId, 'replicaId')
@@ -172,7 +203,10 @@ export class Host extends EventEmitter {
       throw invalid("start.mode must be 'bootstrap', 'join' or 'restart'")
     }
     if (this.#machines.has(shardId)) {
-      throw new ZongziError('ERR_SHARD_EXISTS', `shard ${shardId} already has a replica on this host`)
+      throw new ZongziError(
+        'ERR_SHARD_EXISTS',
+        `shard ${shardId} already has a replica on this host`,
+      )
     }
     const sm = factory(shardId, replicaId)
     const applied = isPersistent(sm) ? await sm.open() : 0
@@ -196,7 +230,14 @@ export class Host extends EventEmitter {
       await call(() => this.#native.stopReplica(shardId))
     } catch (e) {
       // Already stopped by the engine (failed or removed): the state machine still goes.
-      if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND' && this.#machines.has(shardId))) throw e
+      if (
+        !(
+          e instanceof ZongziError &&
+          e.code === 'ERR_SHARD_NOT_FOUND' &&
+          this.#machines.has(shardId)
+        )
+      )
+        throw e
     }
     await this.dropMachine(shardId)
   }
@@ -217,7 +258,11 @@ export class Host extends EventEmitter {
    * Proposals made in the same tick cross into the engine together, and their results come
    * back together.
    */
-  async propose(shardId: number, data: Uint8Array, options?: CallOptions): Promise<{ value: number; data: Buffer }> {
+  async propose(
+    shardId: number,
+    data: Uint8Array,
+    options?: CallOptions,
+  ): Promise<{ value: number; data: Buffer }> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     const bytes = checkBytes(data, 'data')
@@ -250,7 +295,13 @@ export class Host extends EventEmitter {
       const lengths = new Uint32Array(q.datas.length)
       for (let i = 0; i < q.datas.length; i++) lengths[i] = q.datas[i].length
       const data = Buffer.concat(q.datas, q.bytes)
-      this.#native.proposeMany(Float64Array.from(q.shards), Float64Array.from(q.tags), lengths, data, q.timeout)
+      this.#native.proposeMany(
+        Float64Array.from(q.shards),
+        Float64Array.from(q.tags),
+        lengths,
+        data,
+        q.timeout,
+      )
     } catch (e) {
       const err = this.#closed ? new ZongziError('ERR_CLOSED', 'host closed') : fromNative(e)
       for (const tag of q.tags) this.#reject(tag, err)
@@ -277,7 +328,8 @@ export class Host extends EventEmitter {
         const msg = r.errors[nextError++]
         if (p) p.reject(new ZongziError(isErrorCode(code) ? code : 'ERR_INTERNAL', msg))
       } else {
-        if (p) p.resolve({ value: r.values[i], data: len === 0 ? EMPTY : r.data.subarray(at, at + len) })
+        if (p)
+          p.resolve({ value: r.values[i], data: len === 0 ? EMPTY : r.data.subarray(at, at + len) })
         at += len
       }
       this.#pending.delete(r.tags[i])
@@ -303,7 +355,11 @@ export class Host extends EventEmitter {
   }
 
   /** read queries the local state machine: linearizable by default, or `stale` without a barrier. */
-  async read(shardId: number, query: Uint8Array, options?: CallOptions & { stale?: boolean }): Promise<Uint8Array> {
+  async read(
+    shardId: number,
+    query: Uint8Array,
+    options?: CallOptions & { stale?: boolean },
+  ): Promise<Uint8Array> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     const q = checkBytes(query, 'query')
@@ -319,14 +375,24 @@ export class Host extends EventEmitter {
   }
 
   /** addReplica adds a voter (or promotes a non-voting member) reachable at `address`. */
-  async addReplica(shardId: number, replicaId: number, address: string, options?: CallOptions): Promise<Membership> {
+  async addReplica(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    options?: CallOptions,
+  ): Promise<Membership> {
     this.#checkMember(shardId, replicaId)
     const t = timeoutOf(options)
     return call(() => this.#native.addReplica(shardId, replicaId, address, t))
   }
 
   /** addNonVoting adds a non-voting member reachable at `address`. */
-  async addNonVoting(shardId: number, replicaId: number, address: string, options?: CallOptions): Promise<Membership> {
+  async addNonVoting(
+    shardId: number,
+    replicaId: number,
+    address: string,
+    options?: CallOptions,
+  ): Promise<Membership> {
     this.#checkMember(shardId, replicaId)
     const t = timeoutOf(options)
     return call(() => this.#native.addNonVoting(shardId, replicaId, address, t))
@@ -340,7 +406,11 @@ export class Host extends EventEmitter {
   }
 
   /** removeReplica removes a member from the shard. */
-  async removeReplica(shardId: number, replicaId: number, options?: CallOptions): Promise<Membership> {
+  async removeReplica(
+    shardId: number,
+    replicaId: number,
+    options?: CallOptions,
+  ): Promise<Membership> {
     this.#checkMember(shardId, replicaId)
     const t = timeoutOf(options)
     return call(() => this.#native.removeReplica(shardId, replicaId, t))
@@ -453,7 +523,9 @@ export class Host extends EventEmitter {
         const { shardId, entries } = shards[i]
         const sm = this.#machines.get(shardId)
         if (!sm || failed.has(shardId)) {
-          out.fail(sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}`)
+          out.fail(
+            sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}`,
+          )
           continue
         }
         let r: unknown

@@ -20,7 +20,10 @@ function load(): { NativeHost: typeof NativeHostClass } {
   if (!triple) throw new Error(`zongzi has no prebuilt binary for ${key}`)
   const req = createRequire(__filename)
   const errors: string[] = []
-  for (const candidate of [join(__dirname, '..', '..', 'native', `zongzi.${triple}.node`), `zongzi-${triple}`]) {
+  for (const candidate of [
+    join(__dirname, '..', '..', 'native', `zongzi.${triple}.node`),
+    `zongzi-${triple}`,
+  ]) {
     try {
       return req(candidate)
     } catch (e) {

@@ -51,7 +51,10 @@ export interface PersistentStateMachine extends StateMachine {
 }
 
 /** StateMachineFactory creates the state machine of one replica. */
-export type StateMachineFactory = (shardId: number, replicaId: number) => StateMachine | PersistentStateMachine
+export type StateMachineFactory = (
+  shardId: number,
+  replicaId: number,
+) => StateMachine | PersistentStateMachine
 
 /** isPersistent tells the persistent kind apart. */
 export function isPersistent(sm: StateMachine): sm is PersistentStateMachine {

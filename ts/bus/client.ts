@@ -95,34 +95,61 @@ export class BusClient {
   }
 
   /** apply proposes on a remote replica and resolves with the state machine's result. */
-  apply(address: string, shardId: number, data: Uint8Array, o: BusCallOptions = {}): Promise<{ value: number; data: Buffer }> {
+  apply(
+    address: string,
+    shardId: number,
+    data: Uint8Array,
+    o: BusCallOptions = {},
+  ): Promise<{ value: number; data: Buffer }> {
     const msg = { cluster: this.#cluster, shardId, data, timeoutMs: o.timeoutMs ?? 5000 }
     return this.#unary(address, o, (c, m, opts, cb) => c.Apply(msg, m, opts, cb))
   }
 
   /** commit proposes on a remote replica and resolves with the index once committed. */
-  async commit(address: string, shardId: number, data: Uint8Array, o: BusCallOptions = {}): Promise<number> {
+  async commit(
+    address: string,
+    shardId: number,
+    data: Uint8Array,
+    o: BusCallOptions = {},
+  ): Promise<number> {
     const msg = { cluster: this.#cluster, shardId, data, timeoutMs: o.timeoutMs ?? 5000 }
-    const r = await this.#unary<CommitResponse__Output>(address, o, (c, m, opts, cb) => c.Commit(msg, m, opts, cb))
+    const r = await this.#unary<CommitResponse__Output>(address, o, (c, m, opts, cb) =>
+      c.Commit(msg, m, opts, cb),
+    )
     return r.index
   }
 
   /** read queries a remote replica, linearizably unless `stale`. */
-  async read(address: string, shardId: number, query: Uint8Array, stale: boolean, o: BusCallOptions = {}): Promise<Buffer> {
+  async read(
+    address: string,
+    shardId: number,
+    query: Uint8Array,
+    stale: boolean,
+    o: BusCallOptions = {},
+  ): Promise<Buffer> {
     const msg = { cluster: this.#cluster, shardId, query, stale, timeoutMs: o.timeoutMs ?? 5000 }
-    const r = await this.#unary<ReadResponse__Output>(address, o, (c, m, opts, cb) => c.Read(msg, m, opts, cb))
+    const r = await this.#unary<ReadResponse__Output>(address, o, (c, m, opts, cb) =>
+      c.Read(msg, m, opts, cb),
+    )
     return r.data
   }
 
   /** index resolves once the remote replica applied everything committed before the call. */
   async index(address: string, shardId: number, o: BusCallOptions = {}): Promise<number> {
     const msg = { cluster: this.#cluster, shardId, timeoutMs: o.timeoutMs ?? 5000 }
-    const r = await this.#unary<IndexResponse__Output>(address, o, (c, m, opts, cb) => c.Index(msg, m, opts, cb))
+    const r = await this.#unary<IndexResponse__Output>(address, o, (c, m, opts, cb) =>
+      c.Index(msg, m, opts, cb),
+    )
     return r.index
   }
 
   /** watch yields what the remote state machine's watch yields, until aborted or ended. */
-  async *watch(address: string, shardId: number, query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  async *watch(
+    address: string,
+    shardId: number,
+    query: Uint8Array,
+    signal?: AbortSignal,
+  ): AsyncIterable<Uint8Array> {
     const call = this.#client(address).Watch({ cluster: this.#cluster, shardId, query })
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
@@ -137,7 +164,12 @@ export class BusClient {
   }
 
   /** stream sends `input` to the remote state machine's stream and yields its output. */
-  async *stream(address: string, shardId: number, input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array> {
+  async *stream(
+    address: string,
+    shardId: number,
+    input: AsyncIterable<Uint8Array>,
+    signal?: AbortSignal,
+  ): AsyncIterable<Uint8Array> {
     const call = this.#client(address).Stream()
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })

@@ -18,7 +18,10 @@ const TO_STATUS: Partial<Record<ErrorCode, grpc.status>> = {
 
 /** toServiceError turns a handler's failure into a gRPC status carrying its code. */
 export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
-  const z = e instanceof ZongziError ? e : new ZongziError('ERR_INTERNAL', e instanceof Error ? e.message : String(e))
+  const z =
+    e instanceof ZongziError
+      ? e
+      : new ZongziError('ERR_INTERNAL', e instanceof Error ? e.message : String(e))
   const metadata = new grpc.Metadata()
   metadata.set('zongzi-code', z.code)
   return { code: TO_STATUS[z.code] ?? grpc.status.UNKNOWN, details: z.message, metadata }
@@ -27,10 +30,13 @@ export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
 /** fromServiceError turns a gRPC failure into a ZongziError, keeping the remote code. */
 export function fromServiceError(e: grpc.ServiceError): ZongziError {
   const remote = e.metadata?.get('zongzi-code')[0]
-  if (typeof remote === 'string') return new ZongziError(remote as ErrorCode, e.details || e.message, { cause: e })
+  if (typeof remote === 'string')
+    return new ZongziError(remote as ErrorCode, e.details || e.message, { cause: e })
   // Without the remote's own code, the call failed in transport. Only a connection that never
   // formed proves the request was not delivered; anything else leaves the outcome unknown.
-  const neverSent = e.code === grpc.status.UNAVAILABLE && /no connection established|ECONNREFUSED|failed to connect/i.test(e.details ?? '')
+  const neverSent =
+    e.code === grpc.status.UNAVAILABLE &&
+    /no connection established|ECONNREFUSED|failed to connect/i.test(e.details ?? '')
   const code: ErrorCode =
     e.code === grpc.status.DEADLINE_EXCEEDED
       ? 'ERR_TIMEOUT'

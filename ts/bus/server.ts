@@ -28,12 +28,20 @@ export interface BusHandlers {
   join(req: JoinRequest): Promise<JoinResponse>
   addReplica(req: ReplicaChange): Promise<void>
   removeReplica(req: ReplicaRemoval): Promise<void>
-  apply(shardId: number, data: Buffer, timeoutMs: number): Promise<{ value: number; data: Uint8Array }>
+  apply(
+    shardId: number,
+    data: Buffer,
+    timeoutMs: number,
+  ): Promise<{ value: number; data: Uint8Array }>
   commit(shardId: number, data: Buffer, timeoutMs: number): Promise<number>
   read(shardId: number, query: Buffer, stale: boolean, timeoutMs: number): Promise<Uint8Array>
   index(shardId: number, timeoutMs: number): Promise<number>
   watch(shardId: number, query: Buffer, signal: AbortSignal): AsyncIterable<Uint8Array>
-  stream(shardId: number, input: AsyncIterable<Uint8Array>, signal: AbortSignal): AsyncIterable<Uint8Array>
+  stream(
+    shardId: number,
+    input: AsyncIterable<Uint8Array>,
+    signal: AbortSignal,
+  ): AsyncIterable<Uint8Array>
 }
 
 /** BusServer serves an agent's handlers; every request must name this cluster. */
@@ -68,7 +76,9 @@ export class BusServer {
     })
     const service: GeneratedHandlers = {
       Probe: unary(() => h.probe()),
-      Join: unary((r: JoinRequest__Output) => h.join({ hostId: r.hostId, raftAddress: r.raftAddress, apiAddress: r.apiAddress })),
+      Join: unary((r: JoinRequest__Output) =>
+        h.join({ hostId: r.hostId, raftAddress: r.raftAddress, apiAddress: r.apiAddress }),
+      ),
       AddReplica: unary(async (r: AddReplicaRequest__Output) => {
         await h.addReplica(change(r))
         return {}
@@ -109,7 +119,9 @@ export class BusServer {
         void (async () => {
           try {
             // Reading to the end must not destroy the call: the answers still go out on it.
-            const it = call.iterator({ destroyOnReturn: false })[Symbol.asyncIterator]() as AsyncIterator<StreamRequest__Output>
+            const it = call
+              .iterator({ destroyOnReturn: false })
+              [Symbol.asyncIterator]() as AsyncIterator<StreamRequest__Output>
             const first = await it.next()
             if (first.done) return call.end()
             this.#check(first.value.cluster)
@@ -144,7 +156,10 @@ export class BusServer {
   listen(address: string): Promise<string> {
     return new Promise((resolve, reject) => {
       this.#server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
-        if (err) return reject(new ZongziError('ERR_INVALID_ARGUMENT', `cannot listen on ${address}: ${err.message}`))
+        if (err)
+          return reject(
+            new ZongziError('ERR_INVALID_ARGUMENT', `cannot listen on ${address}: ${err.message}`),
+          )
         resolve(`${address.slice(0, address.lastIndexOf(':'))}:${port}`)
       })
     })

@@ -8,11 +8,14 @@ import { join } from 'node:path'
 import type { BusClient as GeneratedClient, BusDefinition } from './generated/zongzi/Bus'
 import type { ProtoGrpcType } from './generated/zongzi'
 
-const packageDefinition = protoLoader.loadSync(join(__dirname, '..', '..', 'proto', 'zongzi.proto'), {
-  // uint64 ids and indexes stay below 2^53, so plain numbers carry them.
-  longs: Number,
-  defaults: true,
-})
+const packageDefinition = protoLoader.loadSync(
+  join(__dirname, '..', '..', 'proto', 'zongzi.proto'),
+  {
+    // uint64 ids and indexes stay below 2^53, so plain numbers carry them.
+    longs: Number,
+    defaults: true,
+  },
+)
 const proto = grpc.loadPackageDefinition(packageDefinition) as unknown as ProtoGrpcType
 
 /** definition is the Bus service of proto/zongzi.proto. */

@@ -102,13 +102,20 @@ export class Agent extends EventEmitter {
 
   constructor(clusterName: string, peers: string[], options: AgentOptions) {
     super()
-    if (typeof clusterName !== 'string' || clusterName === '') throw invalid('cluster name is required')
-    if (!Array.isArray(peers) || peers.length < 3 || peers.some((p) => typeof p !== 'string' || !p.includes(':'))) {
+    if (typeof clusterName !== 'string' || clusterName === '')
+      throw invalid('cluster name is required')
+    if (
+      !Array.isArray(peers) ||
+      peers.length < 3 ||
+      peers.some((p) => typeof p !== 'string' || !p.includes(':'))
+    ) {
       throw invalid('peers must list the bus addresses (host:port) of at least three initial peers')
     }
     if (new Set(peers).size !== peers.length) throw invalid('peers must not repeat')
-    if (!options || typeof options.dataDir !== 'string' || options.dataDir === '') throw invalid('options.dataDir is required')
-    if (options.tags !== undefined && !isTags(options.tags)) throw invalid('tags must map non-empty names to strings')
+    if (!options || typeof options.dataDir !== 'string' || options.dataDir === '')
+      throw invalid('options.dataDir is required')
+    if (options.tags !== undefined && !isTags(options.tags))
+      throw invalid('tags must map non-empty names to strings')
     this.clusterName = clusterName
     this.peers = [...peers].sort()
     this.#options = options
@@ -127,8 +134,10 @@ export class Agent extends EventEmitter {
 
   /** register makes a state machine type available on this host; call before start(). */
   register(uri: string, factory: StateMachineFactory): this {
-    if (this.#status !== 'new') throw new ZongziError('ERR_INVALID_ARGUMENT', 'register state machine types before start()')
-    if (typeof uri !== 'string' || uri === '' || uri === REGISTRY_TYPE) throw invalid('a state machine type needs a URI')
+    if (this.#status !== 'new')
+      throw new ZongziError('ERR_INVALID_ARGUMENT', 'register state machine types before start()')
+    if (typeof uri !== 'string' || uri === '' || uri === REGISTRY_TYPE)
+      throw invalid('a state machine type needs a URI')
     if (typeof factory !== 'function') throw invalid('factory must be a function')
     this.#types.set(uri, factory)
     return this
@@ -202,7 +211,10 @@ export class Agent extends EventEmitter {
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
     const bus = new BusClient(this.clusterName)
     const registry = new RegistryAccess(host, this.#registry, this.timeoutMs, this.#abort.signal)
-    const server = new BusServer(this.clusterName, busHandlers(this.#handlerContext(host, registry)))
+    const server = new BusServer(
+      this.clusterName,
+      busHandlers(this.#handlerContext(host, registry)),
+    )
     const hostController = new HostController(this.#controllerContext(host, bus, registry))
     this.#engine = { host, bus, server, registry, hostController }
     this.#apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0')
@@ -257,20 +269,32 @@ export class Agent extends EventEmitter {
   /** createShard creates a shard of a registered type; idempotent by name. */
   async createShard(type: string, o: ShardOptions = {}): Promise<ShardRecord> {
     this.#checkReady()
-    if (typeof type !== 'string' || type === '' || type === REGISTRY_TYPE) throw invalid('shard type is required')
+    if (typeof type !== 'string' || type === '' || type === REGISTRY_TYPE)
+      throw invalid('shard type is required')
     if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256))
       throw invalid('name must be a string of at most 256 characters')
-    if (o.tags !== undefined && !isTags(o.tags)) throw invalid('tags must map non-empty names to strings')
+    if (o.tags !== undefined && !isTags(o.tags))
+      throw invalid('tags must map non-empty names to strings')
     if (o.placement !== undefined) checkPlacement(o.placement)
-    const out = await this.#propose({ op: 'shard.create', name: o.name ?? '', type, tags: o.tags, placement: o.placement })
+    const out = await this.#propose({
+      op: 'shard.create',
+      name: o.name ?? '',
+      type,
+      tags: o.tags,
+      placement: o.placement,
+    })
     return this.state((s) => s.shards.get(out.id!)!)
   }
 
   /** updateShard replaces a shard's tags and/or placement. */
-  async updateShard(id: number, o: { tags?: Record<string, string>; placement?: Placement }): Promise<ShardRecord> {
+  async updateShard(
+    id: number,
+    o: { tags?: Record<string, string>; placement?: Placement },
+  ): Promise<ShardRecord> {
     this.#checkReady()
     checkShardId(id)
-    if (o.tags !== undefined && !isTags(o.tags)) throw invalid('tags must map non-empty names to strings')
+    if (o.tags !== undefined && !isTags(o.tags))
+      throw invalid('tags must map non-empty names to strings')
     if (o.placement !== undefined) checkPlacement(o.placement)
     await this.#known(id)
     await this.#propose({ op: 'shard.update', id, tags: o.tags, placement: o.placement })
@@ -454,14 +478,21 @@ export class Agent extends EventEmitter {
   #onHostEvent(e: HostEvent): void {
     this.emit('event', e)
     if (e.type === 'leaderChanged' && e.leaderId !== 0 && e.leaderId === e.replicaId) {
-      this.#propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(() => {})
+      this.#propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(
+        () => {},
+      )
     }
     if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })
   }
 }
 
 function isTags(v: unknown): v is Record<string, string> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && Object.entries(v).every(([k, x]) => k !== '' && typeof x === 'string')
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    Object.entries(v).every(([k, x]) => k !== '' && typeof x === 'string')
+  )
 }
 
 function checkShardId(id: unknown): asserts id is number {

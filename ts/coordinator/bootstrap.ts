@@ -42,7 +42,10 @@ export async function bootstrap(ctx: BootstrapContext): Promise<void> {
 }
 
 /** probe asks a peer who it is, until it answers or says that this peer cannot take part. */
-async function probe(ctx: BootstrapContext, addr: string): Promise<{ hostId: string; raftAddress: string; apiAddress: string }> {
+async function probe(
+  ctx: BootstrapContext,
+  addr: string,
+): Promise<{ hostId: string; raftAddress: string; apiAddress: string }> {
   if (addr === ctx.apiAddress) {
     return { hostId: ctx.hostId, raftAddress: ctx.host.raftAddress, apiAddress: addr }
   }
@@ -55,7 +58,8 @@ async function probe(ctx: BootstrapContext, addr: string): Promise<{ hostId: str
         // it over with an empty log could let it vote away committed entries.
         throw new ZongziError(
           'ERR_INVALID_ARGUMENT',
-          `the cluster is already initialised and this peer (host ${ctx.hostId}) has no data ` + 'of it; replace the peer instead',
+          `the cluster is already initialised and this peer (host ${ctx.hostId}) has no data ` +
+            'of it; replace the peer instead',
         )
       }
       return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }

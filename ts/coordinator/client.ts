@@ -26,12 +26,33 @@ export interface BusCallOptions {
 
 /** RemoteShards is how a client reaches the replica of another host (the bus client). */
 export interface RemoteShards {
-  apply(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<{ value: number; data: Buffer }>
+  apply(
+    address: string,
+    shardId: number,
+    data: Uint8Array,
+    o?: BusCallOptions,
+  ): Promise<{ value: number; data: Buffer }>
   commit(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<number>
-  read(address: string, shardId: number, query: Uint8Array, stale: boolean, o?: BusCallOptions): Promise<Uint8Array>
+  read(
+    address: string,
+    shardId: number,
+    query: Uint8Array,
+    stale: boolean,
+    o?: BusCallOptions,
+  ): Promise<Uint8Array>
   index(address: string, shardId: number, o?: BusCallOptions): Promise<number>
-  watch(address: string, shardId: number, query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>
-  stream(address: string, shardId: number, input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  watch(
+    address: string,
+    shardId: number,
+    query: Uint8Array,
+    signal?: AbortSignal,
+  ): AsyncIterable<Uint8Array>
+  stream(
+    address: string,
+    shardId: number,
+    input: AsyncIterable<Uint8Array>,
+    signal?: AbortSignal,
+  ): AsyncIterable<Uint8Array>
 }
 
 /** ClientContext is what a ShardClient uses of the agent that made it. */
@@ -131,7 +152,10 @@ export class ShardClient {
   }
 
   /** stream connects `input` to the state machine's `stream` and yields its output. */
-  async *stream(input: AsyncIterable<Uint8Array>, o: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+  async *stream(
+    input: AsyncIterable<Uint8Array>,
+    o: { signal?: AbortSignal } = {},
+  ): AsyncIterable<Uint8Array> {
     const t = this.#targets(false)[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
@@ -147,7 +171,8 @@ export class ShardClient {
   #targets(write: boolean): Target[] {
     const s = this.#agent.registry()
     const sh = s.shards.get(this.shardId)
-    if (!sh || sh.status === 'deleting') throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
+    if (!sh || sh.status === 'deleting')
+      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
     const out: Target[] = []
     const remote: Array<{ address: string; leader: boolean }> = []
     for (const r of s.replicasOf(this.shardId)) {
@@ -157,7 +182,8 @@ export class ShardClient {
         continue
       }
       const h = s.hosts.get(r.hostId)
-      if (h && h.status === 'active') remote.push({ address: h.apiAddress, leader: r.id === sh.leader })
+      if (h && h.status === 'active')
+        remote.push({ address: h.apiAddress, leader: r.id === sh.leader })
     }
     // Spread load over the other hosts; with writeToLeader, the leader's host goes first.
     remote.sort(() => Math.random() - 0.5)
@@ -179,12 +205,17 @@ export class ShardClient {
    * the deadline. A write moves on only after an error that proves it was not proposed; a
    * read after any failure of the serving host (see retry.ts).
    */
-  async #route<T>(write: boolean, o: ClientCallOptions, f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>): Promise<T> {
+  async #route<T>(
+    write: boolean,
+    o: ClientCallOptions,
+    f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,
+  ): Promise<T> {
     const timeoutMs = o.timeoutMs ?? this.#agent.timeoutMs
     if (!(timeoutMs > 0)) throw invalid('timeoutMs must be positive')
     const deadline = Date.now() + timeoutMs
     const retryable = write ? (e: unknown) => writeMayRetry(e) : readMayRetry
-    const none = () => new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    const none = () =>
+      new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     let last: unknown = none()
     let fatal: unknown // an error that ends the call as it is
     let expired = false

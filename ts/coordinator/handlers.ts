@@ -15,7 +15,15 @@ export interface HandlerContext {
   readonly timeoutMs: number
   readonly host: Pick<
     Host,
-    'raftAddress' | 'addNonVoting' | 'addReplica' | 'removeReplica' | 'propose' | 'commit' | 'read' | 'readIndex' | 'stateMachine'
+    | 'raftAddress'
+    | 'addNonVoting'
+    | 'addReplica'
+    | 'removeReplica'
+    | 'propose'
+    | 'commit'
+    | 'read'
+    | 'readIndex'
+    | 'stateMachine'
   >
   /** ready tells whether the agent has started and not begun to stop. */
   ready(): boolean
@@ -29,7 +37,11 @@ export interface HandlerContext {
 /** busHandlers answers bus requests from what `agent` offers. */
 export function busHandlers(agent: HandlerContext): BusHandlers {
   const local = (shardId: number) => {
-    if (!agent.runs(shardId)) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} has no active replica on this host`)
+    if (!agent.runs(shardId))
+      throw new ZongziError(
+        'ERR_SHARD_NOT_FOUND',
+        `shard ${shardId} has no active replica on this host`,
+      )
   }
   return {
     probe: () => ({
@@ -47,8 +59,14 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
     join: (req: JoinRequest) => onJoin(agent, req),
     addReplica: async (req: ReplicaChange) => {
       local(req.shardId)
-      if (req.nonVoting) await agent.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
-      else await agent.host.addReplica(req.shardId, req.replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
+      if (req.nonVoting)
+        await agent.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, {
+          timeoutMs: agent.timeoutMs,
+        })
+      else
+        await agent.host.addReplica(req.shardId, req.replicaId, req.raftAddress, {
+          timeoutMs: agent.timeoutMs,
+        })
     },
     removeReplica: async (req: ReplicaRemoval) => {
       local(req.shardId)
@@ -92,7 +110,12 @@ async function onJoin(
 ): Promise<{ replicaId: number; members: Array<{ replicaId: number; raftAddress: string }> }> {
   if (!agent.ready()) throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
   if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
-  const out = await agent.propose({ op: 'replica.create', shardId: 0, hostId: req.hostId, nonVoting: true })
+  const out = await agent.propose({
+    op: 'replica.create',
+    shardId: 0,
+    hostId: req.hostId,
+    nonVoting: true,
+  })
   await agent.host.addNonVoting(0, out.id!, req.raftAddress, { timeoutMs: agent.timeoutMs })
   const s = agent.registry()
   const members = s.replicasOf(0).flatMap((r) => {

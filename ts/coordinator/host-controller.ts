@@ -18,7 +18,14 @@ export interface HostControllerContext {
   readonly log: Logger
   readonly host: Pick<
     Host,
-    'raftAddress' | 'storedReplicas' | 'startReplica' | 'stopReplica' | 'removeData' | 'readIndex' | 'status' | 'promote'
+    | 'raftAddress'
+    | 'storedReplicas'
+    | 'startReplica'
+    | 'stopReplica'
+    | 'removeData'
+    | 'readIndex'
+    | 'status'
+    | 'promote'
   >
   readonly bus: Pick<BusClient, 'addReplica' | 'removeReplica'>
   /** registry is this host's current registry snapshot. */
@@ -84,7 +91,11 @@ export class HostController {
         else if (!this.#running.get(r.shardId)!.active) await this.#activate(r)
         else await this.#settle(s, r)
       } catch (e) {
-        this.#agent.log.debug('replica not reconciled yet', { shardId: r.shardId, replicaId: r.id, error: String(e) })
+        this.#agent.log.debug('replica not reconciled yet', {
+          shardId: r.shardId,
+          replicaId: r.id,
+          error: String(e),
+        })
       }
     }
     // Replicas running here that the registry no longer lists: stop them and delete their data.
@@ -103,7 +114,10 @@ export class HostController {
       await a.host.startReplica(r.shardId, r.id, { mode: 'restart' }, factory)
     } else if (r.initial) {
       const initial = s.replicasOf(shard.id).filter((x) => x.initial && !x.nonVoting)
-      const voters = initial.map((x) => ({ replicaId: x.id, address: s.hosts.get(x.hostId)?.raftAddress ?? '' }))
+      const voters = initial.map((x) => ({
+        replicaId: x.id,
+        address: s.hosts.get(x.hostId)?.raftAddress ?? '',
+      }))
       if (voters.some((v) => !v.address)) return // a host record is not there yet
       await a.host.startReplica(r.shardId, r.id, { mode: 'bootstrap', voters }, factory)
     } else {
@@ -133,7 +147,12 @@ export class HostController {
     const members = s.replicasOf(r.shardId).filter((x) => x.status === 'active' && x.id !== r.id)
     // Always as non-voting first: a voter that has not caught up (or never starts) would
     // count against the quorum. #settle promotes it once it runs.
-    const change = { shardId: r.shardId, replicaId: r.id, raftAddress: a.host.raftAddress, nonVoting: true }
+    const change = {
+      shardId: r.shardId,
+      replicaId: r.id,
+      raftAddress: a.host.raftAddress,
+      nonVoting: true,
+    }
     await firstOf(
       apiAddresses(s, members),
       (addr) => a.bus.addReplica(addr, change, { timeoutMs: a.timeoutMs }),
@@ -147,7 +166,8 @@ export class HostController {
     if (r.nonVoting) return
     const a = this.#agent
     const st = await a.host.status(r.shardId)
-    if (st.membership.nonVoters.includes(r.id)) await a.host.promote(r.shardId, r.id, { timeoutMs: a.timeoutMs })
+    if (st.membership.nonVoters.includes(r.id))
+      await a.host.promote(r.shardId, r.id, { timeoutMs: a.timeoutMs })
     void s
   }
 
@@ -173,7 +193,11 @@ export class HostController {
       apiAddresses(s, others),
       (addr) => a.bus.removeReplica(addr, change, { timeoutMs: a.timeoutMs }),
       anyFailure,
-      () => new ZongziError('ERR_UNAVAILABLE', `no member of shard ${r.shardId} could remove replica ${r.id}`),
+      () =>
+        new ZongziError(
+          'ERR_UNAVAILABLE',
+          `no member of shard ${r.shardId} could remove replica ${r.id}`,
+        ),
     )
   }
 

@@ -12,23 +12,29 @@ export function validatePlacement(p: unknown): asserts p is Placement {
   }
   if (p === null || typeof p !== 'object' || Array.isArray(p)) bad('placement must be an object')
   const o = p as Record<string, any>
-  for (const k of Object.keys(o)) if (!['members', 'groups', 'vary', 'cover'].includes(k)) bad(`unknown placement field ${k}`)
+  for (const k of Object.keys(o))
+    if (!['members', 'groups', 'vary', 'cover'].includes(k)) bad(`unknown placement field ${k}`)
   const sel = (s: any, what: string) => {
     if (s === null || typeof s !== 'object') bad(`${what} must be an object`)
-    if (!Number.isSafeInteger(s.count) || s.count < 0 || s.count > 1000) bad(`${what}.count must be an integer from 0 to 1000`)
+    if (!Number.isSafeInteger(s.count) || s.count < 0 || s.count > 1000)
+      bad(`${what}.count must be an integer from 0 to 1000`)
     tags(s.tags, `${what}.tags`)
   }
   const tags = (t: any, what: string) => {
     if (t === undefined) return
     if (t === null || typeof t !== 'object' || Array.isArray(t)) bad(`${what} must be an object`)
-    for (const [k, v] of Object.entries(t)) if (!k || typeof v !== 'string') bad(`${what} must map names to strings`)
+    for (const [k, v] of Object.entries(t))
+      if (!k || typeof v !== 'string') bad(`${what} must map names to strings`)
   }
   if (o.members !== undefined) sel(o.members, 'members')
   if (o.groups !== undefined) {
     if (o.groups === null || typeof o.groups !== 'object') bad('groups must be an object')
     for (const [name, s] of Object.entries(o.groups)) sel(s, `groups.${name}`)
   }
-  if (o.vary !== undefined && (!Array.isArray(o.vary) || o.vary.some((k: unknown) => typeof k !== 'string' || !k))) {
+  if (
+    o.vary !== undefined &&
+    (!Array.isArray(o.vary) || o.vary.some((k: unknown) => typeof k !== 'string' || !k))
+  ) {
     bad('vary must be a list of tag names')
   }
   if (o.cover !== undefined) {
@@ -37,7 +43,8 @@ export function validatePlacement(p: unknown): asserts p is Placement {
   }
 }
 
-const matches = (h: HostRecord, tags: Record<string, string> | undefined) => Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
+const matches = (h: HostRecord, tags: Record<string, string> | undefined) =>
+  Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
 
 /** Want is one replica the placement asks for. */
 export interface Want {
@@ -61,7 +68,13 @@ export function place(state: RegistryState, shard: ShardRecord): Want[] {
   const out: Want[] = []
   const vary = p.vary ?? []
 
-  const pick = (count: number, tags: Record<string, string> | undefined, nonVoting: boolean, group: string, spread: boolean) => {
+  const pick = (
+    count: number,
+    tags: Record<string, string> | undefined,
+    nonVoting: boolean,
+    group: string,
+    spread: boolean,
+  ) => {
     const candidates = hosts.filter((h) => !used.has(h.id) && matches(h, tags))
     // Keep hosts that already have a replica of the right kind first, for stability.
     candidates.sort((a, b) => {
@@ -93,7 +106,8 @@ export function place(state: RegistryState, shard: ShardRecord): Want[] {
   }
 
   if (p.members) pick(p.members.count, p.members.tags, false, 'members', true)
-  for (const [name, g] of Object.entries(p.groups ?? {})) pick(g.count, g.tags, true, `groups.${name}`, true)
+  for (const [name, g] of Object.entries(p.groups ?? {}))
+    pick(g.count, g.tags, true, `groups.${name}`, true)
   if (p.cover) {
     for (const h of hosts) {
       if (!used.has(h.id) && matches(h, p.cover.tags)) {

@@ -67,15 +67,31 @@ export interface ReplicaRecord {
 
 /** Command is what the registry accepts, as JSON. */
 export type Command =
-  | { op: 'cluster.init'; peers: Array<{ hostId: string; replicaId: number; raftAddress: string; apiAddress: string }> }
-  | { op: 'host.put'; host: Pick<HostRecord, 'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes'> }
+  | {
+      op: 'cluster.init'
+      peers: Array<{ hostId: string; replicaId: number; raftAddress: string; apiAddress: string }>
+    }
+  | {
+      op: 'host.put'
+      host: Pick<HostRecord, 'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes'>
+    }
   | { op: 'host.status'; id: string; status: HostRecord['status'] }
-  | { op: 'shard.create'; name: string; type: string; tags?: Record<string, string>; placement?: Placement }
+  | {
+      op: 'shard.create'
+      name: string
+      type: string
+      tags?: Record<string, string>
+      placement?: Placement
+    }
   | { op: 'shard.update'; id: number; tags?: Record<string, string>; placement?: Placement }
   | { op: 'shard.delete'; id: number }
   | { op: 'shard.status'; id: number; status: ShardRecord['status'] }
   | { op: 'shard.leader'; id: number; leader: number; term: number }
-  | { op: 'replicas.create'; shardId: number; items: Array<{ hostId: string; nonVoting: boolean; initial: boolean }> }
+  | {
+      op: 'replicas.create'
+      shardId: number
+      items: Array<{ hostId: string; nonVoting: boolean; initial: boolean }>
+    }
   | { op: 'replica.create'; shardId: number; hostId: string; nonVoting: boolean }
   | { op: 'replica.update'; id: number; nonVoting?: boolean; status?: ReplicaRecord['status'] }
   | { op: 'replica.delete'; id: number }

@@ -16,7 +16,12 @@ export class RegistryAccess {
   readonly #timeoutMs: number
   readonly #signal: AbortSignal
 
-  constructor(host: Pick<Host, 'propose' | 'readIndex'>, registry: Registry, timeoutMs: number, signal: AbortSignal) {
+  constructor(
+    host: Pick<Host, 'propose' | 'readIndex'>,
+    registry: Registry,
+    timeoutMs: number,
+    signal: AbortSignal,
+  ) {
     this.#host = host
     this.#registry = registry
     this.#timeoutMs = timeoutMs
@@ -35,7 +40,10 @@ export class RegistryAccess {
    */
   propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
     const data = Buffer.from(JSON.stringify(cmd))
-    const idempotent = !(cmd.op === 'replicas.create' || (cmd.op === 'shard.create' && cmd.name === ''))
+    const idempotent = !(
+      cmd.op === 'replicas.create' ||
+      (cmd.op === 'shard.create' && cmd.name === '')
+    )
     return retry(
       async (left) => {
         const r = await this.#host.propose(0, data, { timeoutMs: Math.min(this.#timeoutMs, left) })

@@ -6,10 +6,14 @@ import { RegistryState } from './registry-state'
 /** Invalid marks a command the registry refuses; the state stays as it was. */
 export class Invalid extends Error {}
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v)
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 const isTags = (v: unknown): v is Record<string, string> =>
-  isObj(v) && Object.entries(v).every(([k, x]) => k.length > 0 && k.length <= 256 && typeof x === 'string' && x.length <= 1024)
+  isObj(v) &&
+  Object.entries(v).every(
+    ([k, x]) => k.length > 0 && k.length <= 256 && typeof x === 'string' && x.length <= 1024,
+  )
 
 function need(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Invalid(msg)
@@ -71,12 +75,21 @@ export class Writer {
     }
   }
 
-  newReplica(shardId: number, hostId: string, nonVoting: boolean, initial: boolean, id?: number): number {
+  newReplica(
+    shardId: number,
+    hostId: string,
+    nonVoting: boolean,
+    initial: boolean,
+    id?: number,
+  ): number {
     need(this.shards.has(shardId), `shard ${shardId} does not exist`)
     need(this.shards.get(shardId)!.status !== 'deleting', `shard ${shardId} is being deleted`)
     need(this.hosts.has(hostId) || shardId === 0, `host ${hostId} does not exist`)
     for (const r of this.replicas.values()) {
-      need(!(r.shardId === shardId && r.hostId === hostId), `host ${hostId} already has a replica of shard ${shardId}`)
+      need(
+        !(r.shardId === shardId && r.hostId === hostId),
+        `host ${hostId} already has a replica of shard ${shardId}`,
+      )
     }
     const rid = id ?? this.nextReplicaId
     need(!this.replicas.has(rid), `replica ${rid} exists`)
@@ -124,9 +137,15 @@ export class Writer {
       case 'host.put': {
         const h = c.host as any
         need(isObj(h) && typeof h.id === 'string' && h.id.length > 0, 'host.id is required')
-        need(typeof h.apiAddress === 'string' && typeof h.raftAddress === 'string', 'host addresses are required')
+        need(
+          typeof h.apiAddress === 'string' && typeof h.raftAddress === 'string',
+          'host addresses are required',
+        )
         need(isTags(h.tags ?? {}), 'host tags must map non-empty names to strings')
-        need(Array.isArray(h.shardTypes) && h.shardTypes.every((t: unknown) => typeof t === 'string'), 'shardTypes must be strings')
+        need(
+          Array.isArray(h.shardTypes) && h.shardTypes.every((t: unknown) => typeof t === 'string'),
+          'shardTypes must be strings',
+        )
         const prev = this.hosts.get(h.id)
         this.hosts.set(h.id, {
           id: h.id,
@@ -151,7 +170,10 @@ export class Writer {
       case 'shard.create': {
         need(typeof c.type === 'string' && c.type.length > 0, 'shard type is required')
         need(typeof c.name === 'string' && c.name.length <= 256, 'shard name must be a string')
-        need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
+        need(
+          c.tags === undefined || isTags(c.tags),
+          'shard tags must map non-empty names to strings',
+        )
         need(c.placement === undefined || isObj(c.placement), 'placement must be an object')
         if (c.name !== '') {
           for (const s of this.shards.values()) {
@@ -179,7 +201,10 @@ export class Writer {
       case 'shard.update': {
         const sh = isId(c.id) ? this.shards.get(c.id) : undefined
         need(!!sh && sh.id !== 0, 'unknown shard')
-        need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
+        need(
+          c.tags === undefined || isTags(c.tags),
+          'shard tags must map non-empty names to strings',
+        )
         need(c.placement === undefined || isObj(c.placement), 'placement must be an object')
         this.shards.set(sh.id, {
           ...sh,
@@ -197,7 +222,8 @@ export class Writer {
           this.shards.delete(sh.id)
         } else {
           this.shards.set(sh.id, { ...sh, status: 'deleting' })
-          for (const r of reps) this.replicas.set(r.id, { ...r, status: 'deleting', updated: this.index })
+          for (const r of reps)
+            this.replicas.set(r.id, { ...r, status: 'deleting', updated: this.index })
           this.touchShard(sh.id)
         }
         return { ok: true }
@@ -214,7 +240,8 @@ export class Writer {
       case 'shard.leader': {
         const sh = isId(c.id) ? this.shards.get(c.id) : undefined
         need(!!sh && isId(c.leader) && isId(c.term), 'bad shard.leader')
-        if ((c.term as number) >= sh.term) this.shards.set(sh.id, { ...sh, leader: c.leader as number, term: c.term as number })
+        if ((c.term as number) >= sh.term)
+          this.shards.set(sh.id, { ...sh, leader: c.leader as number, term: c.term as number })
         return { ok: true }
       }
       case 'replicas.create': {
@@ -228,16 +255,30 @@ export class Writer {
       }
       case 'replica.create': {
         need(isId(c.shardId) && typeof c.hostId === 'string', 'shardId and hostId are required')
-        const existing = [...this.replicas.values()].find((r) => r.shardId === c.shardId && r.hostId === c.hostId)
+        const existing = [...this.replicas.values()].find(
+          (r) => r.shardId === c.shardId && r.hostId === c.hostId,
+        )
         if (existing) return { ok: true, id: existing.id }
-        return { ok: true, id: this.newReplica(c.shardId as number, c.hostId as string, !!c.nonVoting, false) }
+        return {
+          ok: true,
+          id: this.newReplica(c.shardId as number, c.hostId as string, !!c.nonVoting, false),
+        }
       }
       case 'replica.update': {
         const r = isId(c.id) ? this.replicas.get(c.id) : undefined
         need(!!r, 'unknown replica')
-        need(c.status === undefined || ['new', 'active', 'deleting'].includes(c.status as string), 'bad replica status')
-        need(c.nonVoting === undefined || typeof c.nonVoting === 'boolean', 'nonVoting must be a boolean')
-        need(r.status !== 'deleting' || c.status === undefined || c.status === 'deleting', `replica ${r.id} is being deleted`)
+        need(
+          c.status === undefined || ['new', 'active', 'deleting'].includes(c.status as string),
+          'bad replica status',
+        )
+        need(
+          c.nonVoting === undefined || typeof c.nonVoting === 'boolean',
+          'nonVoting must be a boolean',
+        )
+        need(
+          r.status !== 'deleting' || c.status === undefined || c.status === 'deleting',
+          `replica ${r.id} is being deleted`,
+        )
         this.replicas.set(r.id, {
           ...r,
           status: (c.status as ReplicaRecord['status']) ?? r.status,
@@ -257,7 +298,10 @@ export class Writer {
         this.replicas.delete(r.id)
         this.touchHost(r.hostId, false)
         const sh = this.shards.get(r.shardId)
-        if (sh?.status === 'deleting' && ![...this.replicas.values()].some((x) => x.shardId === sh.id)) {
+        if (
+          sh?.status === 'deleting' &&
+          ![...this.replicas.values()].some((x) => x.shardId === sh.id)
+        ) {
           this.shards.delete(sh.id)
         } else this.touchShard(r.shardId)
         return { ok: true }

@@ -41,7 +41,9 @@ export class Registry extends EventEmitter implements StateMachine {
   }
 
   query(q: Uint8Array): Uint8Array {
-    return Buffer.from(JSON.stringify({ index: this.#state.index, query: Buffer.from(q).toString() }))
+    return Buffer.from(
+      JSON.stringify({ index: this.#state.index, query: Buffer.from(q).toString() }),
+    )
   }
 
   #apply(index: number, data: Buffer): ApplyResult {
@@ -60,7 +62,14 @@ export class Registry extends EventEmitter implements StateMachine {
     } catch (e) {
       if (!(e instanceof Invalid)) throw e
       out = { ok: false, error: e.message }
-      this.#state = new RegistryState(index, s.hosts, s.shards, s.replicas, s.nextShardId, s.nextReplicaId)
+      this.#state = new RegistryState(
+        index,
+        s.hosts,
+        s.shards,
+        s.replicas,
+        s.nextShardId,
+        s.nextReplicaId,
+      )
     }
     return { value: out.ok ? 1 : 0, data: Buffer.from(JSON.stringify(out)) }
   }
@@ -106,10 +115,22 @@ export class Registry extends EventEmitter implements StateMachine {
       else if (kind === 'shard') shards.set(row.id, row)
       else if (kind === 'replica') replicas.set(row.id, row)
     }
-    if (!header || hosts.size !== header.hosts || shards.size !== header.shards || replicas.size !== header.replicas) {
+    if (
+      !header ||
+      hosts.size !== header.hosts ||
+      shards.size !== header.shards ||
+      replicas.size !== header.replicas
+    ) {
       throw new Error('registry snapshot is incomplete')
     }
-    this.#state = new RegistryState(header.index, hosts, shards, replicas, header.nextShardId, header.nextReplicaId)
+    this.#state = new RegistryState(
+      header.index,
+      hosts,
+      shards,
+      replicas,
+      header.nextShardId,
+      header.nextReplicaId,
+    )
     this.#announce()
   }
 }

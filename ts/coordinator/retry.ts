@@ -18,7 +18,8 @@ const NOT_PROPOSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /** AMBIGUOUS lists the codes after which a write may or may not have been applied. */
 const AMBIGUOUS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'])
 
-const codeOf = (e: unknown): ErrorCode | undefined => (e instanceof ZongziError ? e.code : undefined)
+const codeOf = (e: unknown): ErrorCode | undefined =>
+  e instanceof ZongziError ? e.code : undefined
 
 /**
  * writeMayRetry tells whether a failed write may be sent again: when it was certainly not
@@ -37,7 +38,9 @@ export function writeMayRetry(e: unknown, idempotent = false): boolean {
  */
 export function readMayRetry(e: unknown): boolean {
   const c = codeOf(e)
-  return c !== undefined && (NOT_PROPOSED.has(c) || c === 'ERR_CLOSED' || c === 'ERR_OUTCOME_UNKNOWN')
+  return (
+    c !== undefined && (NOT_PROPOSED.has(c) || c === 'ERR_CLOSED' || c === 'ERR_OUTCOME_UNKNOWN')
+  )
 }
 
 /** RetryOptions bound a retried operation. */
@@ -66,7 +69,10 @@ export function backoff(n: number, maxDelayMs = 250): number {
  * deadline passes (the last error is thrown) or the signal aborts. `attempt` receives the
  * milliseconds left before the deadline (Infinity without one) and the attempt number.
  */
-export async function retry<T>(attempt: (leftMs: number, n: number) => Promise<T>, o: RetryOptions): Promise<T> {
+export async function retry<T>(
+  attempt: (leftMs: number, n: number) => Promise<T>,
+  o: RetryOptions,
+): Promise<T> {
   const deadline = o.deadline ?? Number.POSITIVE_INFINITY
   const aborted = o.aborted ?? (() => new ZongziError('ERR_ABORTED', 'aborted'))
   for (let n = 0; ; n++) {

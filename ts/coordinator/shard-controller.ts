@@ -55,7 +55,11 @@ export class DefaultShardController implements ShardController {
       if (!(e instanceof PlacementError)) throw e
       const message = e.message.slice(0, 1000)
       if (shard.tags[ERROR_TAG] !== message) {
-        await propose({ op: 'shard.update', id: shard.id, tags: { ...shard.tags, [ERROR_TAG]: message } })
+        await propose({
+          op: 'shard.update',
+          id: shard.id,
+          tags: { ...shard.tags, [ERROR_TAG]: message },
+        })
       }
       return
     }
@@ -71,7 +75,11 @@ export class DefaultShardController implements ShardController {
       await propose({
         op: 'replicas.create',
         shardId: shard.id,
-        items: missing.map((w) => ({ hostId: w.hostId, nonVoting: w.nonVoting, initial: !w.nonVoting })),
+        items: missing.map((w) => ({
+          hostId: w.hostId,
+          nonVoting: w.nonVoting,
+          initial: !w.nonVoting,
+        })),
       })
       return
     }
