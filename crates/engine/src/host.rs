@@ -105,8 +105,8 @@ impl Host {
             runtime.handle().clone(),
             router.clone(),
         ));
-        for (replica, a) in store.load_addresses()? {
-            transport.set_address(replica, &a);
+        for (shard, replica, a) in store.load_addresses()? {
+            transport.set_address(shard, replica, &a);
         }
         transport.serve(listener);
 
@@ -202,16 +202,31 @@ impl Host {
         Ok(())
     }
 
-    /// set_address records (and persists) where a replica can be reached.
+    /// set_address records (and persists) where a replica id can be reached, in any shard.
+    /// An address known for the shard itself (from a bootstrap, a membership change or the
+    /// replica's own messages) takes precedence, so replica ids may repeat across shards.
     pub fn set_address(&self, replica_id: u64, addr: &str) -> Result<()> {
+        self.record_address(None, replica_id, addr)
+    }
+
+    /// record_address records (and persists) an address for one shard's replica, or a
+    /// default for the replica id.
+    pub(crate) fn record_address(
+        &self,
+        shard: Option<u64>,
+        replica: u64,
+        addr: &str,
+    ) -> Result<()> {
         self.check_open()?;
-        if replica_id == 0 || addr.is_empty() {
+        if replica == 0 || addr.is_empty() {
             return Err(Error::InvalidArgument(
                 "replica id and address are required".into(),
             ));
         }
-        self.transport.set_address(replica_id, addr);
-        self.store.save_address(replica_id, addr)
+        if self.transport.set_address(shard, replica, addr) {
+            self.store.save_address(shard, replica, addr)?;
+        }
+        Ok(())
     }
 
     /// set_link_filter installs (or clears) a filter on outgoing messages, to simulate cut
@@ -272,7 +287,7 @@ impl Host {
                     ));
                 }
                 for (id, a) in voters {
-                    self.set_address(*id, a)?;
+                    self.record_address(Some(shard_id), *id, a)?;
                 }
                 let ids = voters.iter().map(|(id, _)| *id).collect();
                 ReplicaStorage::create(self.store.clone(), shard_id, replica_id, Some(ids))?
@@ -384,6 +399,12 @@ impl Host {
             })
             .map_err(|_| Error::Closed)?;
         rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// dropped_messages returns how many received Raft messages were refused because they
+    /// were not addressed to the local replica of their shard.
+    pub fn dropped_messages(&self) -> u64 {
+        self.transport.dropped()
     }
 
     /// synced_writes returns how many log batches this host has written with a sync.

@@ -30,7 +30,7 @@ impl Host {
             if a.is_empty() {
                 return Err(Error::InvalidArgument("address must not be empty".into()));
             }
-            self.set_address(replica_id, a)?;
+            self.record_address(Some(shard_id), replica_id, a)?;
         }
         let mut cc = ConfChange::default();
         cc.set_change_type(change);

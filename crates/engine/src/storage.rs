@@ -16,7 +16,10 @@ const KEY_SNAPSHOT: &[u8] = b"snap";
 const KEY_CONFS: &[u8] = b"confs";
 const KEY_TRUNCATED: &[u8] = b"trunc";
 const KEY_REPLICA: &[u8] = b"replica";
+/// Default address of a replica id, for every shard: `addr/` + replica.
 const KEY_ADDRESS_PREFIX: &[u8] = b"addr/";
+/// Address of one shard's replica: `saddr/` + shard + replica.
+const KEY_SHARD_ADDRESS_PREFIX: &[u8] = b"saddr/";
 /// Region holding host-level records; shard ids never reach it.
 pub(crate) const HOST_REGION: u64 = u64::MAX;
 
@@ -92,36 +95,38 @@ impl LogStore {
         Ok(())
     }
 
-    /// save_address records where a replica can be reached, so restarts keep the book.
-    pub(crate) fn save_address(&self, replica: u64, addr: &str) -> Result<()> {
+    /// save_address records where a replica of `shard` (or, without a shard, a replica id
+    /// in every shard) can be reached, so restarts keep the book.
+    pub(crate) fn save_address(&self, shard: Option<u64>, replica: u64, addr: &str) -> Result<()> {
         let mut batch = LogBatch::default();
-        let mut key = KEY_ADDRESS_PREFIX.to_vec();
+        let mut key = match shard {
+            Some(s) => [KEY_SHARD_ADDRESS_PREFIX, &s.to_be_bytes()].concat(),
+            None => KEY_ADDRESS_PREFIX.to_vec(),
+        };
         key.extend_from_slice(&replica.to_be_bytes());
         batch.put(HOST_REGION, key, addr.as_bytes().to_vec())?;
         self.write(&mut batch)
     }
 
-    /// load_addresses returns the saved address book.
-    pub(crate) fn load_addresses(&self) -> Result<Vec<(u64, String)>> {
+    /// load_addresses returns the saved address book as (shard, replica, address).
+    pub(crate) fn load_addresses(&self) -> Result<Vec<(Option<u64>, u64, String)>> {
         let mut out = Vec::new();
-        self.engine.scan_raw_messages(
-            HOST_REGION,
-            Some(KEY_ADDRESS_PREFIX),
-            None,
-            false,
-            |k, v| {
-                if let Some(id) = k
-                    .strip_prefix(KEY_ADDRESS_PREFIX)
-                    .and_then(|b| b.try_into().ok())
-                {
-                    out.push((
-                        u64::from_be_bytes(id),
-                        String::from_utf8_lossy(v).into_owned(),
-                    ));
-                }
-                true
-            },
-        )?;
+        for prefix in [KEY_ADDRESS_PREFIX, KEY_SHARD_ADDRESS_PREFIX] {
+            self.engine
+                .scan_raw_messages(HOST_REGION, Some(prefix), None, false, |k, v| {
+                    let Some(rest) = k.strip_prefix(prefix) else {
+                        return false; // past the prefix
+                    };
+                    let addr = String::from_utf8_lossy(v).into_owned();
+                    let id = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap());
+                    match rest.len() {
+                        8 if prefix == KEY_ADDRESS_PREFIX => out.push((None, id(rest), addr)),
+                        16 => out.push((Some(id(&rest[..8])), id(&rest[8..]), addr)),
+                        _ => {}
+                    }
+                    true
+                })?;
+        }
         Ok(out)
     }
 

@@ -233,6 +233,21 @@ impl Worker {
             }
             Cmd::ReadIndex { waiter, .. } => r.reads_queued.push(waiter),
             Cmd::Raft { msg, .. } => {
+                // raft-rs trusts that a message is for the replica that steps it; one meant
+                // for another replica of this shard (a stale address) would be taken as its
+                // own and can commit entries this replica never reconciled.
+                if msg.to != r.id {
+                    self.transport.count_dropped();
+                    return;
+                }
+                // A heartbeat may only commit what this replica holds (raft-rs panics on
+                // more); one that claims more comes from a peer that is wrong about this
+                // replica's log, and is not answered.
+                let last = r.node.raft.raft_log.last_index();
+                if msg.get_msg_type() == MessageType::MsgHeartbeat && msg.commit > last {
+                    self.transport.count_dropped();
+                    return;
+                }
                 // Errors here are stale or foreign messages; raft-rs already ignores them.
                 let _ = r.node.step(msg);
             }
@@ -535,9 +550,8 @@ impl Worker {
         };
         if let Some((node, ctx)) = context {
             if let Ok(addr) = String::from_utf8(ctx) {
-                if !addr.is_empty() && self.transport.address_of(node).as_deref() != Some(&addr) {
-                    self.transport.set_address(node, &addr);
-                    self.store.save_address(node, &addr)?;
+                if !addr.is_empty() && self.transport.set_address(Some(r.shard), node, &addr) {
+                    self.store.save_address(Some(r.shard), node, &addr)?;
                 }
             }
         }

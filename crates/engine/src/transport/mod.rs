@@ -8,6 +8,7 @@
 //! A frame with another cluster id, an unknown magic, a length over the limit (checked before
 //! anything is allocated) or a bad checksum closes the connection; the host carries on.
 
+mod book;
 mod frame;
 mod link;
 mod snapshot_stream;
@@ -48,7 +49,9 @@ pub(crate) struct Transport {
     handle: Handle,
     router: Arc<Router>,
     peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
-    addresses: RwLock<HashMap<u64, String>>,
+    addresses: book::AddressBook,
+    /// Messages refused on arrival because no local replica was their addressee.
+    dropped: std::sync::atomic::AtomicU64,
     filter: RwLock<Option<LinkFilter>>,
 }
 
@@ -72,17 +75,27 @@ impl Transport {
             handle,
             router,
             peers: Mutex::new(HashMap::new()),
-            addresses: RwLock::new(HashMap::new()),
+            addresses: book::AddressBook::default(),
+            dropped: Default::default(),
             filter: RwLock::new(None),
         }
     }
 
-    pub(crate) fn set_address(&self, replica: u64, addr: &str) {
-        self.addresses.write().insert(replica, addr.to_string());
+    /// count_dropped counts a received message that no local replica may step.
+    pub(crate) fn count_dropped(&self) {
+        self.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
-    pub(crate) fn address_of(&self, replica: u64) -> Option<String> {
-        self.addresses.read().get(&replica).cloned()
+    /// dropped returns how many received messages were refused.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// set_address records where a replica of `shard` (or, without a shard, a replica id in
+    /// any shard) can be reached; it returns whether the book changed.
+    pub(crate) fn set_address(&self, shard: Option<u64>, replica: u64, addr: &str) -> bool {
+        self.addresses.set(shard, replica, addr)
     }
 
     pub(crate) fn set_filter(&self, f: Option<LinkFilter>) {
@@ -114,18 +127,17 @@ impl Transport {
             return;
         }
         let filter = self.filter.read().clone();
-        let addresses = self.addresses.read();
         let mut peers = self.peers.lock();
         for m in msgs {
             let snapshot = m.get_msg_type() == MessageType::MsgSnapshot;
-            let Some(addr) = addresses.get(&m.to) else {
+            let Some(addr) = self.addresses.get(shard, m.to) else {
                 self.unreachable(shard, m.to);
                 if snapshot {
                     self.snapshot_failed(shard, m.to);
                 }
                 continue;
             };
-            if filter.as_ref().is_some_and(|f| !f(addr)) {
+            if filter.as_ref().is_some_and(|f| !f(&addr)) {
                 // Raft waits for a snapshot's outcome before it sends that follower anything
                 // else, so a cut link must report it.
                 if snapshot {
@@ -134,7 +146,7 @@ impl Transport {
                 continue;
             }
             if m.get_msg_type() == MessageType::MsgSnapshot {
-                self.send_snapshot(shard, addr.clone(), m);
+                self.send_snapshot(shard, addr, m);
                 continue;
             }
             let tx = peers.entry(addr.clone()).or_insert_with(|| {
@@ -201,33 +213,33 @@ impl Transport {
             // The whole frame decodes before any of it is routed: a corrupt frame is
             // refused as a unit.
             let (from_addr, msgs) = frame::decode_messages(&payload)?;
-            self.learn(from_addr, msgs.iter().map(|(_, m)| m.from));
+            self.learn(from_addr, &msgs);
             for (shard, msg) in msgs {
                 self.router.send(shard, Cmd::Raft { shard, msg });
             }
         }
     }
 
-    /// learn records that the given replicas live at `addr`, the host that sent them.
-    fn learn(&self, addr: &str, replicas: impl Iterator<Item = u64>) {
+    /// learn records where the sending replicas live: at `addr`, the host that sent the
+    /// frame. Only messages a replica originates name it in `from`; raft-rs forwards
+    /// proposals, read requests and leader transfers with someone else's id there.
+    fn learn(&self, addr: &str, msgs: &[Outgoing]) {
         if addr.is_empty() {
             return;
         }
-        let mut changed = Vec::new();
-        {
-            let book = self.addresses.read();
-            for r in replicas {
-                if r != 0 && book.get(&r).map(String::as_str) != Some(addr) && !changed.contains(&r)
-                {
-                    changed.push(r);
-                }
+        for (shard, m) in msgs {
+            let forwarded = matches!(
+                m.get_msg_type(),
+                MessageType::MsgPropose
+                    | MessageType::MsgReadIndex
+                    | MessageType::MsgTransferLeader
+            );
+            if m.from == 0 || forwarded || !self.set_address(Some(*shard), m.from, addr) {
+                continue;
             }
-        }
-        for r in changed {
-            self.set_address(r, addr);
             // Best effort: a lost record is learned again from the next message.
             if let Some(store) = self.store.upgrade() {
-                let _ = store.save_address(r, addr);
+                let _ = store.save_address(Some(*shard), m.from, addr);
             }
         }
     }
