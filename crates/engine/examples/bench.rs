@@ -11,26 +11,26 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zongzi_engine::{Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine};
+use zongzi_engine::{ApplyResult, Host, HostConfig, SmEntry, SmError, StartMode, StateMachine};
 
 #[derive(Default)]
 struct Kv(HashMap<Vec<u8>, Vec<u8>>);
 
 impl StateMachine for Kv {
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         Ok(entries
             .iter()
             .map(|e| {
                 let k = e.data[..e.data.len().min(8)].to_vec();
                 self.0.insert(k, e.data.clone());
-                SmResult {
+                ApplyResult {
                     value: e.index,
                     data: Vec::new(),
                 }
             })
             .collect())
     }
-    fn lookup(&self, q: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, q: &[u8]) -> Result<Vec<u8>, SmError> {
         Ok(self.0.get(q).cloned().unwrap_or_default())
     }
     fn save_snapshot(&self, w: &mut dyn Write) -> Result<(), SmError> {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::replica::AppliedSink;
 use crate::router::{Cmd, Router};
 use crate::snapshot;
-use crate::state_machine::{BatchUpdater, SharedSm, SmEntry, SmError, SmResult};
+use crate::state_machine::{ApplyResult, BatchUpdater, SharedSm, SmEntry, SmError};
 
 /// ApplyTask is work for an apply thread.
 pub(crate) enum ApplyTask {
@@ -305,7 +305,7 @@ impl Applier {
     fn finish(
         &mut self,
         p: Prepared,
-        out: std::result::Result<Vec<SmResult>, SmError>,
+        out: std::result::Result<Vec<ApplyResult>, SmError>,
     ) -> Result<()> {
         let Prepared {
             shard,
@@ -337,7 +337,7 @@ impl Applier {
                 return Err(Error::StateMachine(msg));
             }
         };
-        let mut by_index: HashMap<u64, SmResult> =
+        let mut by_index: HashMap<u64, ApplyResult> =
             batch.iter().map(|e| e.index).zip(results).collect();
         for (index, w) in waiters {
             let r = by_index

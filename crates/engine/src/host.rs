@@ -18,7 +18,7 @@ use crate::replica::Replica;
 use crate::router::{Cmd, LocalReplica, Router, Running};
 use crate::snapshot;
 use crate::state_machine::SharedSm;
-use crate::state_machine::{SmResult, StateMachine};
+use crate::state_machine::{ApplyResult, StateMachine};
 use crate::storage::{LogStore, ReplicaStorage};
 use crate::transport::Transport;
 use crate::worker::Worker;
@@ -29,7 +29,7 @@ pub struct Proposal {
     /// Resolves when the entry is committed.
     pub committed: oneshot::Receiver<Result<u64>>,
     /// Resolves when the entry is applied locally.
-    pub applied: oneshot::Receiver<Result<SmResult>>,
+    pub applied: oneshot::Receiver<Result<ApplyResult>>,
 }
 
 /// Host runs replicas of many shards over one log store, one transport and a fixed set of

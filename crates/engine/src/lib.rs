@@ -29,5 +29,5 @@ pub use event::{Event, EventListener, Membership};
 pub use host::{Host, Proposal};
 pub use replica::Completions;
 pub use replica::ReplicaStatus;
-pub use state_machine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
+pub use state_machine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
 pub use transport::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::host::{Host, Proposal};
 use crate::replica::{AppliedSink, Completions, ProposalId, ProposalWaiter, ReadWaiter};
 use crate::router::Cmd;
-use crate::state_machine::SmResult;
+use crate::state_machine::ApplyResult;
 
 impl Host {
     /// propose_handle submits `data` and returns channels for commit and apply.
@@ -108,7 +108,7 @@ impl Host {
         shard_id: u64,
         data: Vec<u8>,
         timeout: Duration,
-    ) -> Result<SmResult> {
+    ) -> Result<ApplyResult> {
         let p = self.propose_handle(shard_id, data, timeout)?;
         p.applied.await.unwrap_or(Err(Error::Closed))
     }
@@ -137,7 +137,7 @@ impl Host {
         rx.await.unwrap_or(Err(Error::Closed))
     }
 
-    /// read is a linearizable read: a read index barrier, then a local lookup.
+    /// read is a linearizable read: a read index barrier, then a local query.
     pub async fn read(&self, shard_id: u64, query: &[u8], timeout: Duration) -> Result<Vec<u8>> {
         self.read_index(shard_id, timeout).await?;
         self.stale_read(shard_id, query)
@@ -152,10 +152,7 @@ impl Host {
             .get(&shard_id)
             .map(|r| r.sm.clone())
             .ok_or(Error::ShardNotFound(shard_id))?;
-        let out = sm
-            .read()
-            .lookup(query)
-            .map_err(|e| Error::StateMachine(e.0));
+        let out = sm.read().query(query).map_err(|e| Error::StateMachine(e.0));
         out
     }
 }

@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::event::Membership;
-use crate::state_machine::SmResult;
+use crate::state_machine::ApplyResult;
 use crate::storage::ReplicaStorage;
 
 /// ProposalId identifies a proposal across the cluster: the proposing host's nonce and a
@@ -41,19 +41,19 @@ impl ProposalId {
 /// Completions receives `(tag, result)` for proposals made with
 /// [`crate::Host::propose_tagged`]: one channel can collect the results of many proposals,
 /// which lets a caller in another runtime take them in batches.
-pub type Completions = tokio::sync::mpsc::UnboundedSender<(u64, Result<SmResult>)>;
+pub type Completions = tokio::sync::mpsc::UnboundedSender<(u64, Result<ApplyResult>)>;
 
 /// AppliedSink is where the result of one proposal goes. One that is dropped unanswered
 /// answers `Closed`, so that no caller waits forever.
 pub(crate) struct AppliedSink(Option<Sink>);
 
 enum Sink {
-    Oneshot(oneshot::Sender<Result<SmResult>>),
+    Oneshot(oneshot::Sender<Result<ApplyResult>>),
     Tagged(u64, Completions),
 }
 
 impl AppliedSink {
-    pub(crate) fn oneshot(s: oneshot::Sender<Result<SmResult>>) -> Self {
+    pub(crate) fn oneshot(s: oneshot::Sender<Result<ApplyResult>>) -> Self {
         AppliedSink(Some(Sink::Oneshot(s)))
     }
 
@@ -61,11 +61,11 @@ impl AppliedSink {
         AppliedSink(Some(Sink::Tagged(tag, c)))
     }
 
-    pub(crate) fn send(mut self, r: Result<SmResult>) {
+    pub(crate) fn send(mut self, r: Result<ApplyResult>) {
         self.deliver(r);
     }
 
-    fn deliver(&mut self, r: Result<SmResult>) {
+    fn deliver(&mut self, r: Result<ApplyResult>) {
         match self.0.take() {
             Some(Sink::Oneshot(s)) => {
                 let _ = s.send(r);

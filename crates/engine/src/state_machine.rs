@@ -14,9 +14,9 @@ pub struct SmEntry {
     pub data: Vec<u8>,
 }
 
-/// SmResult is the state machine's result for one entry, returned to the proposer.
+/// ApplyResult is the state machine's result for one entry, returned to the proposer.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SmResult {
+pub struct ApplyResult {
     /// A number the state machine chooses (for example a status or a count).
     pub value: u64,
     /// Bytes the state machine chooses.
@@ -32,9 +32,9 @@ pub struct SmError(pub String);
 /// StateMachine is a replicated, deterministic state machine.
 ///
 /// Contract:
-/// - Calls come from one apply thread per replica at a time; `lookup` may run concurrently
-///   with `update` from other threads (the engine holds a read lock for `lookup` and a write
-///   lock for the others), so a lookup sees the state between two batches.
+/// - Calls come from one apply thread per replica at a time; `query` may run concurrently
+///   with `update` from other threads (the engine holds a read lock for `query` and a write
+///   lock for the others), so a query sees the state between two batches.
 /// - `update` must be deterministic: the same entries in the same order give the same state
 ///   and results on every replica. It returns exactly one result per entry.
 /// - `open` is called once before anything else. An in-memory state machine returns 0; a
@@ -49,9 +49,9 @@ pub trait StateMachine: Send + Sync + 'static {
         Ok(0)
     }
     /// update applies a batch of committed entries in order and returns one result per entry.
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError>;
-    /// lookup answers a read-only query against the current state.
-    fn lookup(&self, query: &[u8]) -> Result<Vec<u8>, SmError>;
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError>;
+    /// query answers a read-only query against the current state.
+    fn query(&self, query: &[u8]) -> Result<Vec<u8>, SmError>;
     /// sync makes applied state durable (persistent state machines); default does nothing.
     fn sync(&mut self) -> Result<(), SmError> {
         Ok(())
@@ -74,7 +74,7 @@ pub trait StateMachine: Send + Sync + 'static {
 /// calls, so it always holds exactly the entries of the calls before it.
 pub trait BatchUpdater: Send + Sync + 'static {
     /// update_batch applies each item's entries to its shard's state machine.
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>>;
+    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>>;
 }
 
 /// SharedSm is a state machine shared by the apply thread (updates) and readers (queries).

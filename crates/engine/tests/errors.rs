@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::*;
 use zongzi_engine::{
-    Error, Event, Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine,
+    ApplyResult, Error, Event, Host, HostConfig, SmEntry, SmError, StartMode, StateMachine,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,14 +109,14 @@ async fn a_write_without_a_quorum_times_out_and_calls_after_close_fail_with_clos
 struct Failing(Kv);
 
 impl StateMachine for Failing {
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         if entries.iter().any(|e| e.data == b"boom") {
             return Err(SmError("boom is not allowed".into()));
         }
         self.0.update(entries)
     }
-    fn lookup(&self, q: &[u8]) -> Result<Vec<u8>, SmError> {
-        self.0.lookup(q)
+    fn query(&self, q: &[u8]) -> Result<Vec<u8>, SmError> {
+        self.0.query(q)
     }
     fn save_snapshot(&self, w: &mut dyn std::io::Write) -> Result<(), SmError> {
         self.0.save_snapshot(w)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use parking_lot::Mutex;
-use zongzi_engine::{SmEntry, SmError, SmResult, StartMode, StateMachine};
+use zongzi_engine::{ApplyResult, SmEntry, SmError, StartMode, StateMachine};
 
 /// Journal keeps `index key=value` lines in a file it syncs after every batch. It records
 /// every index it is handed, so a test can see whether anything was applied twice.
@@ -37,7 +37,7 @@ impl StateMachine for Journal {
         Ok(self.lines.last().map(|l| l.0).unwrap_or(0))
     }
 
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         let e = |e: std::io::Error| SmError(e.to_string());
         let mut f = OpenOptions::new()
             .create(true)
@@ -50,7 +50,7 @@ impl StateMachine for Journal {
             let kv = String::from_utf8_lossy(&en.data).into_owned();
             writeln!(f, "{} {}", en.index, kv).map_err(e)?;
             self.lines.push((en.index, kv));
-            out.push(SmResult {
+            out.push(ApplyResult {
                 value: en.index,
                 data: Vec::new(),
             });
@@ -59,7 +59,7 @@ impl StateMachine for Journal {
         Ok(out)
     }
 
-    fn lookup(&self, q: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, q: &[u8]) -> Result<Vec<u8>, SmError> {
         let key = String::from_utf8_lossy(q);
         let prefix = format!("{key}=");
         Ok(self
@@ -149,10 +149,10 @@ impl StateMachine for Ahead {
     fn open(&mut self) -> Result<u64, SmError> {
         Ok(1_000_000)
     }
-    fn update(&mut self, e: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
-        Ok(vec![SmResult::default(); e.len()])
+    fn update(&mut self, e: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
+        Ok(vec![ApplyResult::default(); e.len()])
     }
-    fn lookup(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
         Ok(Vec::new())
     }
     fn save_snapshot(&self, _: &mut dyn Write) -> Result<(), SmError> {

@@ -4,12 +4,12 @@
 use napi::bindgen_prelude::{Float64Array, Int32Array, Uint32Array};
 use napi::threadsafe_function::ThreadSafeCallContext;
 use napi::{JsObject, Result};
-use zongzi_engine::{Event, SmResult};
+use zongzi_engine::{ApplyResult, Event};
 
 use crate::state_machine::Call;
 
 /// Finished proposals on their way to JavaScript.
-pub(crate) type Finished = Vec<(u64, zongzi_engine::Result<SmResult>)>;
+pub(crate) type Finished = Vec<(u64, zongzi_engine::Result<ApplyResult>)>;
 
 pub(crate) fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> {
     let env = ctx.env;

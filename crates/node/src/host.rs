@@ -9,7 +9,7 @@ use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFun
 use napi::{Env, JsFunction};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use zongzi_engine::{Completions, Event, Host, HostConfig, SmResult, StartMode};
+use zongzi_engine::{Completions, Event, Host, HostConfig, StartMode};
 
 use crate::convert::{call_to_js, event_to_js, results_to_js, Finished};
 use crate::error::{
@@ -242,7 +242,7 @@ impl NativeHost {
         Ok(answer(async move {
             let shard = id(shard_id, "shardId")?;
             let t = timeout(timeout_ms)?;
-            let r: SmResult = self
+            let r: zongzi_engine::ApplyResult = self
                 .host()?
                 .propose(shard, data.to_vec(), t)
                 .await
@@ -513,7 +513,7 @@ impl NativeHost {
                 let len = *lengths.get(j).ok_or_else(bad)? as usize;
                 let value = *values.get(j).ok_or_else(bad)?;
                 let bytes = data.get(at..at + len).ok_or_else(bad)?;
-                results.push(SmResult {
+                results.push(zongzi_engine::ApplyResult {
                     value: value.max(0.0) as u64,
                     data: bytes.to_vec(),
                 });

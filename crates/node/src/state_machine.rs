@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use parking_lot::Mutex;
-use zongzi_engine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
+use zongzi_engine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
 
 /// Call is one request to the JavaScript side.
 pub(crate) enum Call {
@@ -34,7 +34,7 @@ pub(crate) enum Call {
 /// Reply is JavaScript's answer to a call.
 pub(crate) enum Reply {
     /// One outcome per item of an update, in order.
-    Outcomes(Vec<Result<Vec<SmResult>, String>>),
+    Outcomes(Vec<Result<Vec<ApplyResult>, String>>),
     Done,
     Failed(String),
 }
@@ -113,7 +113,7 @@ impl Bridge {
 }
 
 impl BatchUpdater for Bridge {
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>> {
+    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
         let items = batch.iter().map(|(s, e)| (*s, e.to_vec())).collect();
         match self.call(Call::Update { items }) {
             Ok(Reply::Outcomes(o)) if o.len() == batch.len() => {
@@ -128,7 +128,7 @@ impl BatchUpdater for Bridge {
     }
 }
 
-fn fail_all(n: usize, msg: &str) -> Vec<Result<Vec<SmResult>, SmError>> {
+fn fail_all(n: usize, msg: &str) -> Vec<Result<Vec<ApplyResult>, SmError>> {
     (0..n).map(|_| Err(SmError(msg.to_string()))).collect()
 }
 
@@ -149,13 +149,13 @@ impl StateMachine for JsStateMachine {
         Ok(self.applied)
     }
 
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         let mut out = self.bridge.update_batch(&[(self.shard, entries)]);
         out.pop()
             .unwrap_or_else(|| Err(SmError("no outcome for the update".into())))
     }
 
-    fn lookup(&self, _query: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, _query: &[u8]) -> Result<Vec<u8>, SmError> {
         Err(SmError(
             "queries of JavaScript state machines run in JavaScript".into(),
         ))

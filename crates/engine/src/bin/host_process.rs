@@ -9,26 +9,26 @@
 use std::io::BufRead;
 use std::time::Duration;
 
-use zongzi_engine::{Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine};
+use zongzi_engine::{ApplyResult, Host, HostConfig, SmEntry, SmError, StartMode, StateMachine};
 
 /// Counter counts applied entries; enough for a peer that only has to keep its log.
 #[derive(Default)]
 struct Counter(u64);
 
 impl StateMachine for Counter {
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         Ok(entries
             .iter()
             .map(|_| {
                 self.0 += 1;
-                SmResult {
+                ApplyResult {
                     value: self.0,
                     data: Vec::new(),
                 }
             })
             .collect())
     }
-    fn lookup(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
         Ok(self.0.to_string().into_bytes())
     }
     fn save_snapshot(&self, w: &mut dyn std::io::Write) -> Result<(), SmError> {

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use zongzi_engine::{Event, Host, HostConfig, SmEntry, SmError, SmResult, StartMode, StateMachine};
+use zongzi_engine::{
+    ApplyResult, Event, Host, HostConfig, SmEntry, SmError, StartMode, StateMachine,
+};
 
 pub const CLUSTER: u64 = 7;
 pub const T: Duration = Duration::from_secs(5);
 
-/// Kv is an in-memory map. Commands are `key=value`; a lookup is a key. The result of a
+/// Kv is an in-memory map. Commands are `key=value`; a query is a key. The result of a
 /// write is the number of keys after it and the previous value.
 #[derive(Default)]
 pub struct Kv {
@@ -31,7 +33,7 @@ impl Kv {
 }
 
 impl StateMachine for Kv {
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let s = String::from_utf8_lossy(&e.data).into_owned();
@@ -40,7 +42,7 @@ impl StateMachine for Kv {
                 return Err(SmError(format!("poisoned key {k}")));
             }
             let prev = self.map.insert(k.to_string(), v.to_string());
-            out.push(SmResult {
+            out.push(ApplyResult {
                 value: self.map.len() as u64,
                 data: prev.unwrap_or_default().into_bytes(),
             });
@@ -48,7 +50,7 @@ impl StateMachine for Kv {
         Ok(out)
     }
 
-    fn lookup(&self, query: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, query: &[u8]) -> Result<Vec<u8>, SmError> {
         let k = String::from_utf8_lossy(query);
         if k == "#len" {
             return Ok(self.map.len().to_string().into_bytes());
@@ -239,7 +241,7 @@ impl Cluster {
     }
 
     /// put writes through host `i`, retrying while leadership settles.
-    pub async fn put(&self, i: usize, shard: u64, k: &str, v: &str) -> SmResult {
+    pub async fn put(&self, i: usize, shard: u64, k: &str, v: &str) -> ApplyResult {
         let data = format!("{k}={v}").into_bytes();
         retry(&format!("write {k}"), || {
             self.nodes[i].host().propose(shard, data.clone(), T)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use zongzi_engine::{BatchUpdater, SmEntry, SmError, SmResult, StateMachine};
+use zongzi_engine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
 
 /// Seen is the list of indexes one replica has applied.
 pub type Seen = Arc<Mutex<Vec<u64>>>;
@@ -50,13 +50,13 @@ struct Recorder {
     seen: Seen,
 }
 
-fn record(seen: &Seen, entries: &[SmEntry]) -> Vec<SmResult> {
+fn record(seen: &Seen, entries: &[SmEntry]) -> Vec<ApplyResult> {
     let mut s = seen.lock();
     entries
         .iter()
         .map(|e| {
             s.push(e.index);
-            SmResult {
+            ApplyResult {
                 value: s.len() as u64,
                 data: Vec::new(),
             }
@@ -65,11 +65,11 @@ fn record(seen: &Seen, entries: &[SmEntry]) -> Vec<SmResult> {
 }
 
 impl StateMachine for Recorder {
-    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<SmResult>, SmError> {
+    fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         Ok(record(&self.seen, entries))
     }
 
-    fn lookup(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
+    fn query(&self, _: &[u8]) -> Result<Vec<u8>, SmError> {
         Ok(self.seen.lock().len().to_string().into_bytes())
     }
 
@@ -96,7 +96,7 @@ struct Updater {
 }
 
 impl BatchUpdater for Updater {
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<SmResult>, SmError>> {
+    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
         std::thread::sleep(self.delay);
         batch
             .iter()
