@@ -42,16 +42,35 @@ async function main(Host) {
   const { tmpdir } = require_('node:os')
   class Kv {
     map = new Map()
-    update(entries) { return entries.map((e) => { this.map.set('k', e.data.toString()); return { value: this.map.size } }) }
+    update(entries) {
+      return entries.map((e) => {
+        this.map.set('k', e.data.toString())
+        return { value: this.map.size }
+      })
+    }
     query() { return Buffer.from(this.map.get('k') ?? '') }
     async saveSnapshot(out) { out.end(JSON.stringify([...this.map])) }
-    async recoverFromSnapshot(input) { let s = ''; for await (const c of input) s += c; this.map = new Map(JSON.parse(s)) }
+    async recoverFromSnapshot(input) {
+      let s = ''
+      for await (const c of input) s += c
+      this.map = new Map(JSON.parse(s))
+    }
   }
-  const hosts = [0, 1, 2].map(() => Host.open({ clusterId: 5, dataDir: mkdtempSync(join(tmpdir(), 'consumer-')), tickMs: 10 }))
+  const hosts = [0, 1, 2].map(() =>
+    Host.open({ clusterId: 5, dataDir: mkdtempSync(join(tmpdir(), 'consumer-')), tickMs: 10 }),
+  )
   const voters = hosts.map((h, i) => ({ replicaId: i + 1, address: h.raftAddress }))
-  await Promise.all(hosts.map((h, i) => h.startReplica(1, i + 1, { mode: 'bootstrap', voters }, () => new Kv())))
+  await Promise.all(
+    hosts.map((h, i) => h.startReplica(1, i + 1, { mode: 'bootstrap', voters }, () => new Kv())),
+  )
   for (let i = 0; ; i++) {
-    try { await hosts[0].propose(1, Buffer.from('hello')); break } catch (e) { if (i > 400) throw e; await new Promise((r) => setTimeout(r, 25)) }
+    try {
+      await hosts[0].propose(1, Buffer.from('hello'))
+      break
+    } catch (e) {
+      if (i > 400) throw e
+      await new Promise((r) => setTimeout(r, 25))
+    }
   }
   const got = await Promise.all(hosts.map((h) => h.read(1, Buffer.alloc(0))))
   await Promise.all(hosts.map((h) => h.close()))
@@ -60,7 +79,7 @@ async function main(Host) {
 `
 
 describe('the packed npm packages', () => {
-  it('install without a Rust toolchain and run a three-replica shard from ESM and CommonJS, with types', () => {
+  it('install without Rust and run a three-replica shard from ESM and CommonJS, with types', () => {
     // Pack the platform package with the built binary, and the main package.
     const platform = join(work, 'platform')
     cpSync(join(ROOT, 'npm', 'linux-x64-gnu'), platform, { recursive: true })
@@ -101,15 +120,20 @@ describe('the packed npm packages', () => {
 
     writeFileSync(
       join(app, 'esm.mjs'),
-      SCRIPT(
-        `import { Host } from 'zongzi'\nimport { createRequire } from 'node:module'\nconst require_ = createRequire(import.meta.url)\nconst import_done = () => main(Host)`,
-      ),
+      SCRIPT(`import { Host } from 'zongzi'
+import { createRequire } from 'node:module'
+const require_ = createRequire(import.meta.url)
+const import_done = () => main(Host)`),
     )
     writeFileSync(
       join(app, 'cjs.cjs'),
-      SCRIPT(
-        `const { Host } = require('zongzi')\nconst require_ = require\nconst import_done = () => main(Host).catch((e) => { console.error(e); process.exit(1) })`,
-      ),
+      SCRIPT(`const { Host } = require('zongzi')
+const require_ = require
+const import_done = () =>
+  main(Host).catch((e) => {
+    console.error(e)
+    process.exit(1)
+  })`),
     )
     expect(run(process.execPath, ['esm.mjs'], app).trim()).toBe('hello,hello,hello')
     expect(run(process.execPath, ['cjs.cjs'], app).trim()).toBe('hello,hello,hello')
@@ -135,7 +159,9 @@ export async function use(h: Host): Promise<number> {
     )
     writeFileSync(
       join(app, 'types.cts'),
-      `import zongzi = require('zongzi')\nexport const open: typeof zongzi.Host.open = zongzi.Host.open\n`,
+      `import zongzi = require('zongzi')
+export const open: typeof zongzi.Host.open = zongzi.Host.open
+`,
     )
     writeFileSync(
       join(app, 'tsconfig.json'),

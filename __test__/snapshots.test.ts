@@ -44,7 +44,11 @@ class Cluster {
     }
     for (const s of SHARDS) {
       const voters = this.addresses.map((address, i) => ({ replicaId: rid(s, i), address }))
-      await Promise.all(this.hosts.map((h, i) => h?.startReplica(s, rid(s, i), { mode: 'bootstrap', voters }, () => this.make(i, s))))
+      await Promise.all(
+        this.hosts.map((h, i) =>
+          h?.startReplica(s, rid(s, i), { mode: 'bootstrap', voters }, () => this.make(i, s)),
+        ),
+      )
     }
   }
 
@@ -66,7 +70,9 @@ class Cluster {
     open.push(h)
     this.hosts[i] = h
     for (const r of h.storedReplicas()) {
-      await h.startReplica(r.shardId, r.replicaId, { mode: 'restart' }, () => this.make(i, r.shardId))
+      await h.startReplica(r.shardId, r.replicaId, { mode: 'restart' }, () =>
+        this.make(i, r.shardId),
+      )
     }
   }
 

@@ -88,9 +88,8 @@ for (let attempt = 0; leaderHost.size < args.shards && attempt < 2400; attempt++
   }
   await new Promise((r) => setTimeout(r, 50))
 }
-console.error(
-  `${args.shards} shards on ${args.hosts} hosts ready in ${((performance.now() - t0) / 1000).toFixed(1)}s`,
-)
+const readySecs = (performance.now() - t0) / 1000
+console.error(`${args.shards} shards on ${args.hosts} hosts ready in ${readySecs.toFixed(1)}s`)
 
 const lat = []
 let errors = 0

@@ -83,16 +83,16 @@ try {
   for (const h of topo.hosts) console.log(`  ${short(h.id)}  ${h.api}  zone=${h.zone}`)
   console.log('\nshards')
   for (const s of topo.shards) {
-    const reps = s.replicas.map(
-      (r) =>
-        `${r.id}@${short(r.host)}${r.nonVoting ? '(non-voting)' : ''}${r.id === s.leader ? '*' : ''}`,
-    )
+    const reps = s.replicas.map((r) => {
+      const marks = `${r.nonVoting ? '(non-voting)' : ''}${r.id === s.leader ? '*' : ''}`
+      return `${r.id}@${short(r.host)}${marks}`
+    })
     console.log(`  ${String(s.id).padStart(2)} ${(s.name || '-').padEnd(9)} ${reps.join('  ')}`)
   }
   console.log('  (* = leader)')
-  console.log(
-    `\n${writes} writes and ${reads} linearizable reads in ${secs.toFixed(1)}s from 3 hosts: ${Math.round(writes / secs)} writes/s, ${Math.round(reads / secs)} reads/s`,
-  )
+  const rates = `${Math.round(writes / secs)} writes/s, ${Math.round(reads / secs)} reads/s`
+  const done = `${writes} writes and ${reads} linearizable reads in ${secs.toFixed(1)}s`
+  console.log(`\n${done} from 3 hosts: ${rates}`)
 } finally {
   await Promise.allSettled(agents.map((a) => a.call('stop')))
   await Promise.all(

@@ -35,7 +35,9 @@ export interface NativeResults {
   codes: string[]
 }
 
-/** checkBytes accepts a Uint8Array (a Buffer included) and returns a Buffer over the same memory. */
+/**
+ * checkBytes accepts a Uint8Array (a Buffer included) and returns a Buffer over the same memory.
+ */
 export function checkBytes(v: unknown, what: string): Buffer {
   if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array or Buffer`)
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)

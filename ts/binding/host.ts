@@ -354,7 +354,9 @@ export class Host extends EventEmitter {
     return call(() => this.#native.readIndex(shardId, t))
   }
 
-  /** read queries the local state machine: linearizable by default, or `stale` without a barrier. */
+  /**
+   * read queries the local state machine: linearizable by default, or `stale` without a barrier.
+   */
   async read(
     shardId: number,
     query: Uint8Array,

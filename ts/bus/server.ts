@@ -145,9 +145,10 @@ export class BusServer {
 
   #check(cluster: string): void {
     if (cluster !== this.#cluster) {
+      const want = JSON.stringify(this.#cluster)
       throw new ZongziError(
         'ERR_CLUSTER_MISMATCH',
-        `request for cluster ${JSON.stringify(cluster)} reached cluster ${JSON.stringify(this.#cluster)}`,
+        `request for cluster ${JSON.stringify(cluster)} reached cluster ${want}`,
       )
     }
   }

@@ -66,7 +66,10 @@ export interface ReplicaRemoval {
   replicaId: number
 }
 
-/** drained waits until a stream can take more (or is gone), so a slow peer does not make us buffer without bound. */
+/**
+ * drained waits until a stream can take more (or is gone), so a slow peer does not make us buffer
+ * without bound.
+ */
 export function drained(s: NodeJS.EventEmitter): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {

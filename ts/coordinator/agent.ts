@@ -28,7 +28,10 @@ import type { ReplicaStatus } from '../binding/host'
 export interface AgentOptions {
   /** Directory for this host's data (created if missing). */
   dataDir: string
-  /** Bus (gRPC) listen address. A peer must use the address the peer list names. Default `127.0.0.1:0`. */
+  /**
+   * Bus (gRPC) listen address. A peer must use the address the peer list names.
+   * Default `127.0.0.1:0`.
+   */
   apiAddress?: string
   /** Raft transport listen address. Default `127.0.0.1:0`. */
   raftAddress?: string
@@ -346,7 +349,10 @@ export class Agent extends EventEmitter {
     return new ShardClient(this.#clientContext(), sh.id, o)
   }
 
-  /** stop leaves the cluster's replicas on this host stopped (data kept) and closes everything. Idempotent. */
+  /**
+   * stop leaves the cluster's replicas on this host stopped (data kept) and closes everything.
+   * Idempotent.
+   */
   stop(): Promise<void> {
     this.#stopped ??= this.#shutdown()
     return this.#stopped

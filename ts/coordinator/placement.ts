@@ -95,8 +95,9 @@ export function place(state: RegistryState, shard: ShardRecord): Want[] {
       }
     }
     if (chosen.length < count) {
+      const withTags = tags ? ` with tags ${JSON.stringify(tags)}` : ''
       throw new PlacementError(
-        `${group}: wants ${count} hosts${tags ? ` with tags ${JSON.stringify(tags)}` : ''} running ${shard.type}, found ${chosen.length}`,
+        `${group}: wants ${count} hosts${withTags} running ${shard.type}, found ${chosen.length}`,
       )
     }
     for (const h of chosen) {
