@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'ERR_CLOSED'
   | 'ERR_INVALID_ARGUMENT'
   | 'ERR_STORAGE'
+  | 'ERR_HOST_FAILED'
   | 'ERR_STATE_MACHINE'
   | 'ERR_RAFT'
   | 'ERR_IO'
@@ -46,6 +47,7 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_CLOSED',
   'ERR_INVALID_ARGUMENT',
   'ERR_STORAGE',
+  'ERR_HOST_FAILED',
   'ERR_STATE_MACHINE',
   'ERR_RAFT',
   'ERR_IO',

@@ -46,6 +46,10 @@ pub enum Error {
     /// The log store failed. The host stops (fail-stop) after reporting this.
     #[error("storage failure: {0}")]
     Storage(String),
+    /// The host stopped after a failure (a storage error or a panic in one of its threads);
+    /// nothing more is served until it is reopened. The message says what failed.
+    #[error("host failed: {0}")]
+    HostFailed(String),
     /// The state machine reported an error; its replica is stopped.
     #[error("state machine failure: {0}")]
     StateMachine(String),
@@ -72,6 +76,7 @@ impl Error {
             Error::Closed => "ERR_CLOSED",
             Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
             Error::Storage(_) => "ERR_STORAGE",
+            Error::HostFailed(_) => "ERR_HOST_FAILED",
             Error::StateMachine(_) => "ERR_STATE_MACHINE",
             Error::Raft(_) => "ERR_RAFT",
             Error::Io(_) => "ERR_IO",

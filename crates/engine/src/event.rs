@@ -43,7 +43,7 @@ pub enum Event {
         /// Local replica id.
         replica_id: u64,
     },
-    /// The host stopped because its log store failed.
+    /// The host stopped (fail-stop): its log store failed, or one of its threads panicked.
     HostFailed {
         /// What went wrong.
         error: String,

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use crate::apply::{self, Applier, ApplyTask};
 use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
+use crate::fault::{panic_message, Fault};
 use crate::replica::Replica;
 use crate::router::{Cmd, LocalReplica, Router, Running};
 use crate::snapshot;
@@ -49,7 +50,7 @@ pub struct Host {
     pub(crate) nonce: u64,
     pub(crate) seq: AtomicU64,
     pub(crate) closed: AtomicBool,
-    pub(crate) failed: Arc<AtomicBool>,
+    pub(crate) fault: Arc<Fault>,
 }
 
 fn random_nonce() -> u64 {
@@ -96,6 +97,7 @@ impl Host {
             receivers.push(rx);
         }
         let router = Arc::new(Router::new(senders));
+        let fault = Arc::new(Fault::new(router.clone(), config.event_listener.clone()));
         let transport = Arc::new(Transport::new(
             config.cluster_id,
             config.max_frame_bytes,
@@ -104,13 +106,13 @@ impl Host {
             store.clone(),
             runtime.handle().clone(),
             router.clone(),
+            fault.clone(),
         ));
         for (shard, replica, a) in store.load_addresses()? {
             transport.set_address(shard, replica, &a);
         }
         transport.serve(listener);
 
-        let failed = Arc::new(AtomicBool::new(false));
         let running: Running = Default::default();
         let nonce = random_nonce();
         let mut threads = Vec::new();
@@ -123,10 +125,16 @@ impl Host {
                 config.snapshot_entries,
                 config.batch_updater.clone(),
             );
+            let f = fault.clone();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("zongzi-apply-{i}"))
-                    .spawn(move || applier.run(arx))?,
+                    .spawn(move || {
+                        let run = std::panic::AssertUnwindSafe(|| applier.run(arx));
+                        if let Err(p) = std::panic::catch_unwind(run) {
+                            f.trip(format!("apply thread panicked: {}", panic_message(&*p)));
+                        }
+                    })?,
             );
             let worker = Worker::new(
                 store.clone(),
@@ -136,7 +144,7 @@ impl Host {
                 Duration::from_millis(config.tick_ms),
                 nonce,
                 config.compaction_overhead,
-                failed.clone(),
+                fault.clone(),
                 running.clone(),
                 config.data_dir.clone(),
             );
@@ -161,7 +169,7 @@ impl Host {
             nonce,
             seq: AtomicU64::new(1),
             closed: AtomicBool::new(false),
-            failed,
+            fault,
         })
     }
 
@@ -183,10 +191,8 @@ impl Host {
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(Error::Storage(
-                "host stopped after a log store failure".into(),
-            ));
+        if let Some(e) = self.fault.error() {
+            return Err(e);
         }
         if self.closed.load(Ordering::SeqCst) {
             return Err(Error::Closed);

@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod event;
 mod failpoint;
+mod fault;
 mod host;
 mod membership;
 mod proposal;

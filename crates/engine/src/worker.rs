@@ -2,7 +2,6 @@
 //! ready → persist (one batch, one sync for all of them) → send → hand to apply → advance.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +14,7 @@ use raft_engine::LogBatch;
 use crate::apply::ApplyTask;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
+use crate::fault::{panic_message, Fault};
 use crate::replica::{ProposalId, Replica, ReplicaStatus};
 use crate::router::{Cmd, Running};
 use crate::storage::LogStore;
@@ -29,7 +29,7 @@ pub(crate) struct Worker {
     pub(crate) tick: Duration,
     pub(crate) nonce: u64,
     pub(crate) compaction_overhead: u64,
-    pub(crate) failed: Arc<AtomicBool>,
+    pub(crate) fault: Arc<Fault>,
     running: Running,
     pub(crate) replicas: HashMap<u64, Replica>,
     dirty: HashSet<u64>,
@@ -57,7 +57,7 @@ impl Worker {
         tick: Duration,
         nonce: u64,
         compaction_overhead: u64,
-        failed: Arc<AtomicBool>,
+        fault: Arc<Fault>,
         running: Running,
         root: std::path::PathBuf,
     ) -> Self {
@@ -69,7 +69,7 @@ impl Worker {
             tick,
             nonce,
             compaction_overhead,
-            failed,
+            fault,
             running,
             replicas: HashMap::new(),
             dirty: HashSet::new(),
@@ -83,8 +83,31 @@ impl Worker {
         }
     }
 
-    /// run is the worker loop; it returns on shutdown or after a storage failure.
+    /// run is the worker thread: the loop until shutdown, then every replica it still owns
+    /// is answered. A storage error or a panic in the loop stops the whole host.
     pub(crate) fn run(mut self, rx: Receiver<Cmd>) {
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_loop(&rx)));
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => self.fault.trip(e.to_string()),
+            Err(p) => self
+                .fault
+                .trip(format!("step worker panicked: {}", panic_message(&*p))),
+        }
+        let failed = self.fault.error().map(|e| e.to_string());
+        for (_, mut r) in self.replicas.drain() {
+            match &failed {
+                Some(msg) => {
+                    let msg = msg.clone();
+                    r.fail_all(move || Error::HostFailed(msg.clone()))
+                }
+                None => r.fail_all(|| Error::Closed),
+            }
+        }
+    }
+
+    /// run_loop steps replicas until shutdown; an error is a storage failure.
+    fn run_loop(&mut self, rx: &Receiver<Cmd>) -> Result<()> {
         let mut next_tick = Instant::now() + self.tick;
         let mut next_purge = Instant::now() + Duration::from_secs(10);
         loop {
@@ -119,37 +142,20 @@ impl Worker {
                 self.on_tick(now);
                 next_tick = now + self.tick;
             }
-            if let Err(e) = self.cycle() {
-                self.fail_stop(e);
-                return;
-            }
+            self.cycle()?;
             if self.compacted && now >= next_purge {
                 self.compacted = false;
                 next_purge = now + Duration::from_secs(10);
-                if let Err(e) = self.store.purge() {
-                    self.fail_stop(e);
-                    return;
-                }
+                self.store.purge()?;
             }
         }
-        for (_, mut r) in self.replicas.drain() {
-            r.fail_all(|| Error::Closed);
-        }
+        Ok(())
     }
 
     fn emit(&self, ev: Event) {
         if let Some(l) = &self.events {
             l(ev);
         }
-    }
-
-    fn fail_stop(&mut self, e: Error) {
-        self.failed.store(true, Ordering::SeqCst);
-        let msg = e.to_string();
-        for (_, mut r) in self.replicas.drain() {
-            r.fail_all(|| Error::Storage(msg.clone()));
-        }
-        self.emit(Event::HostFailed { error: msg });
     }
 
     fn on_tick(&mut self, now: Instant) {
@@ -177,8 +183,8 @@ impl Worker {
             // Records of this shard waiting in the batch go to disk now, so that nothing of
             // it is written after its data has been removed.
             if let Err(e) = self.store.write(&mut self.batch) {
-                let _ = done.send(Err(Error::Storage(e.to_string())));
-                self.fail_stop(e);
+                let _ = done.send(Err(Error::HostFailed(e.to_string())));
+                self.fault.trip(e.to_string());
                 return;
             }
             let res = match self.replicas.remove(&shard) {

@@ -28,6 +28,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use crate::config::LinkFilter;
+use crate::fault::Fault;
 use crate::router::{Cmd, Router};
 use crate::storage::LogStore;
 
@@ -48,6 +49,7 @@ pub(crate) struct Transport {
     store: std::sync::Weak<LogStore>,
     handle: Handle,
     router: Arc<Router>,
+    fault: Arc<Fault>,
     peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
     addresses: book::AddressBook,
     /// Messages refused on arrival because no local replica was their addressee.
@@ -65,6 +67,7 @@ impl Transport {
         store: Arc<LogStore>,
         handle: Handle,
         router: Arc<Router>,
+        fault: Arc<Fault>,
     ) -> Self {
         Transport {
             cluster_id,
@@ -74,6 +77,7 @@ impl Transport {
             store: Arc::downgrade(&store),
             handle,
             router,
+            fault,
             peers: Mutex::new(HashMap::new()),
             addresses: book::AddressBook::default(),
             dropped: Default::default(),
@@ -105,19 +109,24 @@ impl Transport {
     /// serve accepts connections until the runtime shuts down.
     pub(crate) fn serve(self: &Arc<Self>, listener: TcpListener) {
         let t = self.clone();
-        self.handle.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let t = t.clone();
-                tokio::spawn(async move {
-                    // An error only ends this connection; the peer reconnects if it is genuine.
-                    let _ = t.receive(stream).await;
-                });
-            }
-        });
+        self.fault
+            .spawn(&self.handle, "the transport listener", async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    if t.fault.is_failed() {
+                        return; // a failed host takes no part in consensus any more
+                    }
+                    let _ = stream.set_nodelay(true);
+                    let c = t.clone();
+                    t.fault
+                        .spawn(&t.handle, "a transport connection", async move {
+                            // An error only ends this connection; the peer reconnects if it is genuine.
+                            let _ = c.receive(stream).await;
+                        });
+                }
+            });
     }
 
     /// send queues messages to their destinations; messages to unknown or unreachable
@@ -158,7 +167,7 @@ impl Transport {
                     max_frame: self.max_frame,
                     router: self.router.clone(),
                 };
-                self.handle.spawn(t.run(rx));
+                self.fault.spawn(&self.handle, "a peer link", t.run(rx));
                 tx
             });
             if let Err(e) = tx.send((shard, m)) {
@@ -186,20 +195,24 @@ impl Transport {
         let to = msg.to;
         let router = self.router.clone();
         let (cluster, root) = (self.cluster_id, self.root.clone());
-        self.handle.spawn(async move {
-            let send = snapshot_stream::send(cluster, &root, &addr, shard, msg);
-            let ok = matches!(
-                tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await,
-                Ok(Ok(()))
-            );
-            router.send(shard, Cmd::SnapshotStatus { shard, to, ok });
-        });
+        self.fault
+            .spawn(&self.handle, "a snapshot transfer", async move {
+                let send = snapshot_stream::send(cluster, &root, &addr, shard, msg);
+                let ok = matches!(
+                    tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await,
+                    Ok(Ok(()))
+                );
+                router.send(shard, Cmd::SnapshotStatus { shard, to, ok });
+            });
     }
 
     async fn receive(&self, mut s: TcpStream) -> std::io::Result<()> {
         let mut hdr = [0u8; HEADER_LEN];
         loop {
             s.read_exact(&mut hdr).await?;
+            if self.fault.is_failed() {
+                return Ok(()); // a failed host takes no part in consensus any more
+            }
             let h = frame::Header::parse(&hdr, self.cluster_id, self.max_frame)?;
             let mut payload = vec![0u8; h.len];
             s.read_exact(&mut payload).await?;
