@@ -10,6 +10,7 @@ import {
   ERROR_TAG,
   ZongziError,
   type AgentOptions,
+  type ErrorCode,
   type Placement,
   type RegistryState,
 } from '../dist/index.js'
@@ -50,19 +51,32 @@ async function until<T>(
   }
 }
 
+/** Reply is what a child process answers to a call: its id, and a value or an error. */
+interface Reply {
+  id?: number
+  ok?: boolean
+  value?: unknown
+}
+
 /** RemoteAgent is an agent in a child process. */
 class RemoteAgent {
-  readonly #waiting = new Map<number, { resolve: (v: any) => void; reject: (e: any) => void }>()
+  readonly #waiting = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >()
   #next = 1
   hostId = ''
   apiAddress = ''
   private constructor(readonly child: ChildProcess) {
-    child.on('message', (m: any) => {
-      const w = m?.id && this.#waiting.get(m.id)
-      if (!w) return
+    child.on('message', (m: Reply) => {
+      const w = m.id === undefined ? undefined : this.#waiting.get(m.id)
+      if (!w || m.id === undefined) return
       this.#waiting.delete(m.id)
       if (m.ok) w.resolve(m.value)
-      else w.reject(Object.assign(new ZongziError(m.value.code ?? 'ERR_INTERNAL', m.value.message)))
+      else {
+        const e = m.value as { code?: ErrorCode; message?: string } | undefined
+        w.reject(new ZongziError(e?.code ?? 'ERR_INTERNAL', e?.message ?? ''))
+      }
     })
   }
   static async start(
@@ -78,10 +92,10 @@ class RemoteAgent {
     Object.assign(a, await a.call('start', { cluster, peers, options, types }))
     return a
   }
-  call(op: string, args: Record<string, unknown> = {}): Promise<any> {
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = this.#next++
     return new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject })
+      this.#waiting.set(id, { resolve: (v) => resolve(v as T), reject })
       this.child.send({ id, op, ...args })
     })
   }
@@ -181,8 +195,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
   const hostOf = (hostId: string) => hostIds.indexOf(hostId)
 
   it('places replicas as each placement rule asks, only on hosts that run the type', async () => {
-    const create = async (name: string, type: string, placement: Placement) =>
-      (shardIds[name] = (await local[0].createShard(type, { name, placement })).id)
+    const create = async (name: string, type: string, placement: Placement) => {
+      shardIds[name] = (await local[0].createShard(type, { name, placement })).id
+    }
     await create('spread', 'kv', { members: { count: 3 }, vary: ['zone'] })
     await create('groups', 'kv', {
       members: { count: 2, tags: { tier: 'core' } },
@@ -254,7 +269,8 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       expect(await r.call('read', { shardId: id, key: 'remote' })).toBe(r.hostId)
     }
     // watch and stream from a host with no replica of the shard go over the bus.
-    const outsider = local.find((a) => !holders.has(hostIds.indexOf(a.hostId)))!
+    const outsider = local.find((a) => !holders.has(hostIds.indexOf(a.hostId)))
+    if (!outsider) throw new Error('every host has a replica of the shard')
     const ac = new AbortController()
     const seen: string[] = []
     const watching = (async () => {

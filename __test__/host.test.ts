@@ -127,17 +127,18 @@ describe('Host (one process, three hosts)', () => {
     await hs[f].close()
     await retry(() => hs[l].propose(1, put('k20', '20')))
     const back = open(dir[f], { raftAddress: addr })
-    let fresh: InstanceType<typeof PersistentKv> | undefined
-    await back.startReplica(
-      1,
-      rid(1, f),
-      { mode: 'restart' },
-      () => (fresh = new PersistentKv(join(dir[f], 'kv.json'))),
-    )
-    expect(fresh!.applied).toBe(appliedBefore)
+    const reopened: InstanceType<typeof PersistentKv>[] = []
+    await back.startReplica(1, rid(1, f), { mode: 'restart' }, () => {
+      const sm = new PersistentKv(join(dir[f], 'kv.json'))
+      reopened.push(sm)
+      return sm
+    })
+    expect(reopened).toHaveLength(1)
+    const [fresh] = reopened
+    expect(fresh.applied).toBe(appliedBefore)
     expect(text(await retry(() => back.read(1, Buffer.from('k20'))))).toBe('20')
-    expect(fresh!.replayed.length).toBeGreaterThan(0)
-    expect(fresh!.replayed.every((i) => i > appliedBefore)).toBe(true)
+    expect(fresh.replayed.length).toBeGreaterThan(0)
+    expect(fresh.replayed.every((i) => i > appliedBefore)).toBe(true)
   })
 
   it('a throwing state machine stops only its replica', async () => {

@@ -7,21 +7,34 @@ import { afterEach, describe, expect, it } from 'vitest'
 const FIXTURE = join(__dirname, 'fixtures', 'host-process.mjs')
 const CLUSTER = 21
 
+/** Reply is what a child process answers to a call: its id, and a value or an error. */
+interface Reply {
+  id?: number
+  ok?: boolean
+  value?: unknown
+}
+
 /** Proc is a host running in a child process. */
 class Proc {
   readonly child: ChildProcess
-  readonly #waiting = new Map<number, { resolve: (v: any) => void; reject: (e: any) => void }>()
+  readonly #waiting = new Map<
+    number,
+    { resolve: (v: unknown) => void; reject: (e: Error) => void }
+  >()
   #next = 1
   address = ''
 
   private constructor(child: ChildProcess) {
     this.child = child
-    child.on('message', (m: any) => {
-      const w = m?.id && this.#waiting.get(m.id)
-      if (!w) return
+    child.on('message', (m: Reply) => {
+      const w = m.id === undefined ? undefined : this.#waiting.get(m.id)
+      if (!w || m.id === undefined) return
       this.#waiting.delete(m.id)
       if (m.ok) w.resolve(m.value)
-      else w.reject(Object.assign(new Error(m.value.message), { code: m.value.code }))
+      else {
+        const e = m.value as { code?: string; message?: string } | undefined
+        w.reject(Object.assign(new Error(e?.message), { code: e?.code }))
+      }
     })
     child.on('exit', () => {
       for (const w of this.#waiting.values()) w.reject(new Error('process exited'))
@@ -34,16 +47,16 @@ class Proc {
     procs.push(child)
     await new Promise<void>((resolve) => child.once('message', () => resolve()))
     const p = new Proc(child)
-    p.address = await p.call('open', {
+    p.address = await p.call<string>('open', {
       options: { clusterId: CLUSTER, dataDir, raftAddress, tickMs: 10 },
     })
     return p
   }
 
-  call(op: string, args: Record<string, unknown> = {}): Promise<any> {
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
     const id = this.#next++
     return new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject })
+      this.#waiting.set(id, { resolve: (v) => resolve(v as T), reject })
       this.child.send({ id, op, ...args })
     })
   }
@@ -85,7 +98,11 @@ async function retry<T>(f: () => Promise<T>, attempts = 400): Promise<T> {
 async function leaderOf(ps: Array<Proc | undefined>, shard: number): Promise<number> {
   return retry(async () => {
     const st = await Promise.all(
-      ps.map((p) => p?.call('status', { shardId: shard }).catch(() => undefined)),
+      ps.map((p) =>
+        p
+          ?.call<{ replicaId: number; leaderId: number }>('status', { shardId: shard })
+          .catch(() => undefined),
+      ),
     )
     const l = st.find((s) => s)?.leaderId
     const i = st.findIndex((s) => s && s.replicaId === l)

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
-import { Registry } from '../dist/index.js'
+import { type ApplyResult, Registry } from '../dist/index.js'
 
 let index = 0
 const apply = (r: Registry, ...cmds: unknown[]) =>
@@ -41,6 +41,12 @@ function seed(r: Registry) {
       items: [1, 2, 3].map((i) => ({ hostId: `h${i}`, nonVoting: false, initial: true })),
     },
   )
+}
+
+/** outcome decodes the registry's answer to one command. */
+function outcome(x: ApplyResult): Record<string, unknown> {
+  if (!x.data) throw new Error('the registry answered without data')
+  return JSON.parse(Buffer.from(x.data).toString())
 }
 
 async function snapshotOf(r: Registry): Promise<Buffer> {
@@ -112,7 +118,7 @@ describe('registry', () => {
       { op: 'host.put', host: { id: 'h4' } },
     )
     expect(results.map((x) => x.value)).toEqual([0, 0, 0, 0, 0, 0, 0, 0])
-    for (const x of results) expect(JSON.parse(Buffer.from(x.data!).toString()).error).toBeTruthy()
+    for (const x of results) expect(outcome(x).error).toBeTruthy()
     expect(r.state.hosts).toEqual(before.hosts)
     expect(r.state.shards).toEqual(before.shards)
     expect(r.state.replicas).toEqual(before.replicas)
@@ -123,7 +129,7 @@ describe('registry', () => {
     const r = new Registry()
     seed(r)
     const [again] = apply(r, { op: 'shard.create', name: 'users', type: 'kv' })
-    expect(JSON.parse(Buffer.from(again.data!).toString())).toEqual({ ok: true, id: 1 })
+    expect(outcome(again)).toEqual({ ok: true, id: 1 })
     expect(r.state.shards.size).toBe(2)
   })
 
@@ -165,16 +171,21 @@ describe('registry', () => {
       { op: 'shard.status', id: 1, status: 'active' },
     )
     expect([back.value, grow.value, undelete.value]).toEqual([0, 0, 0])
-    expect(r.state.shards.get(1)!.status).toBe('deleting')
+    expect(r.state.shards.get(1)?.status).toBe('deleting')
     expect(r.state.replicasOf(1).every((x) => x.status === 'deleting')).toBe(true)
   })
 
   it('touches the hosts of a shard when the shard changes', () => {
     const r = new Registry()
     seed(r)
-    const before = r.state.hosts.get('h2')!.updated
+    const updated = (id: string) => {
+      const h = r.state.hosts.get(id)
+      if (!h) throw new Error(`host ${id} is gone`)
+      return h.updated
+    }
+    const before = updated('h2')
     apply(r, { op: 'shard.update', id: 1, tags: { owner: 'team' } })
-    expect(r.state.hosts.get('h2')!.updated).toBeGreaterThan(before)
-    expect(r.state.shards.get(1)!.updated).toBe(r.state.index)
+    expect(updated('h2')).toBeGreaterThan(before)
+    expect(r.state.shards.get(1)?.updated).toBe(r.state.index)
   })
 })

@@ -16,7 +16,7 @@ for (let i = 0; i < argv.length; i += 2) {
   const key = argv[i].replace(/^--/, '')
   if (!(key in args) || !Number.isFinite(Number(argv[i + 1]))) {
     console.error(
-      `usage: bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]`,
+      'usage: bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]',
     )
     process.exit(2)
   }

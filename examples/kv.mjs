@@ -66,7 +66,9 @@ export class KvStateMachine {
     try {
       while (!signal?.aborted) {
         while (queue.length) yield queue.shift()
-        await new Promise((r) => (wake = r))
+        await new Promise((r) => {
+          wake = r
+        })
       }
     } finally {
       this.changes.off('change', onChange)

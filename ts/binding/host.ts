@@ -474,7 +474,10 @@ export class Host extends EventEmitter {
    * back to the engine, and a failure stops only the replica concerned.
    */
   private dispatch(c: NativeCall): void {
-    if (c.kind === 'update') return this.#update(c.token, unpack(c))
+    if (c.kind === 'update') {
+      this.#update(c.token, unpack(c))
+      return
+    }
     const fail = (e: unknown) => this.#native.complete(c.token, message(e))
     try {
       const sm = this.#machines.get(c.shardId as number)
@@ -520,8 +523,8 @@ export class Host extends EventEmitter {
         fail(shardId, e)
       }
     }
-    const step = (i: number): void => {
-      for (; i < shards.length; i++) {
+    const step = (from: number): void => {
+      for (let i = from; i < shards.length; i++) {
         const { shardId, entries } = shards[i]
         const sm = this.#machines.get(shardId)
         if (!sm || failed.has(shardId)) {

@@ -16,7 +16,7 @@ import { busHandlers, type HandlerContext } from './handlers'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
 import { PlacementError, validatePlacement } from './placement'
-import type { Accepted, Command, Placement, ShardRecord } from './records'
+import { type Accepted, type Command, createdId, type Placement, type ShardRecord } from './records'
 import { Registry } from './registry'
 import { RegistryAccess } from './registry-access'
 import type { RegistryState } from './registry-state'
@@ -286,7 +286,7 @@ export class Agent extends EventEmitter {
       tags: o.tags,
       placement: o.placement,
     })
-    return this.state((s) => s.shards.get(out.id!)!)
+    return this.#shard(createdId(out))
   }
 
   /** updateShard replaces a shard's tags and/or placement. */
@@ -301,7 +301,14 @@ export class Agent extends EventEmitter {
     if (o.placement !== undefined) checkPlacement(o.placement)
     await this.#known(id)
     await this.#propose({ op: 'shard.update', id, tags: o.tags, placement: o.placement })
-    return this.state((s) => s.shards.get(id)!)
+    return this.#shard(id)
+  }
+
+  /** #shard returns a shard's record, or fails when a concurrent delete removed it. */
+  async #shard(id: number): Promise<ShardRecord> {
+    const sh = await this.state((s) => s.shards.get(id))
+    if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} does not exist`)
+    return sh
   }
 
   /** deleteShard stops every replica of the shard, removes them and their data. */

@@ -220,7 +220,10 @@ export class ShardClient {
     let fatal: unknown // an error that ends the call as it is
     let expired = false
     const one = async (t: Target): Promise<T> => {
-      if (o.signal?.aborted) throw (fatal = new ZongziError('ERR_ABORTED', 'aborted'))
+      if (o.signal?.aborted) {
+        fatal = new ZongziError('ERR_ABORTED', 'aborted')
+        throw fatal
+      }
       const left = deadline - Date.now()
       if (left <= 0) {
         expired = true
@@ -240,7 +243,8 @@ export class ShardClient {
       try {
         targets = this.#targets(write)
       } catch (e) {
-        throw (fatal = e)
+        fatal = e
+        throw e
       }
       return firstOf(targets, one, goOn, none)
     }

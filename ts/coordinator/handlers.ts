@@ -4,7 +4,7 @@ import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
 import type { JoinRequest, ReplicaChange, ReplicaRemoval } from '../bus/service'
-import type { Accepted, Command } from './records'
+import { type Accepted, type Command, createdId } from './records'
 import type { RegistryState } from './registry-state'
 
 /** HandlerContext is what the bus handlers use of the agent. */
@@ -116,11 +116,12 @@ async function onJoin(
     hostId: req.hostId,
     nonVoting: true,
   })
-  await agent.host.addNonVoting(0, out.id!, req.raftAddress, { timeoutMs: agent.timeoutMs })
+  const replicaId = createdId(out)
+  await agent.host.addNonVoting(0, replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
   const s = agent.registry()
   const members = s.replicasOf(0).flatMap((r) => {
     const h = s.hosts.get(r.hostId)
     return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
   })
-  return { replicaId: out.id!, members }
+  return { replicaId, members }
 }

@@ -86,9 +86,10 @@ export class HostController {
       const shard = s.shards.get(r.shardId)
       if (!shard) continue
       try {
+        const running = this.#running.get(r.shardId)
         if (r.status === 'deleting') await this.#retire(s, r)
-        else if (!this.#running.has(r.shardId)) await this.#start(s, shard, r)
-        else if (!this.#running.get(r.shardId)!.active) await this.#activate(r)
+        else if (!running) await this.#start(s, shard, r)
+        else if (!running.active) await this.#activate(r)
         else await this.#settle(s, r)
       } catch (e) {
         this.#agent.log.debug('replica not reconciled yet', {

@@ -5,31 +5,40 @@ import type { RegistryState } from './registry-state'
 /** PlacementError says why a placement cannot be met. */
 export class PlacementError extends Error {}
 
+function bad(m: string): never {
+  throw new PlacementError(m)
+}
+
+/** fields returns an object's fields for checking, or fails with `${what} must be an object`. */
+function fields(v: unknown, what: string): Record<string, unknown> {
+  if (v === null || typeof v !== 'object') bad(`${what} must be an object`)
+  return v as Record<string, unknown>
+}
+
+function checkTags(t: unknown, what: string): void {
+  if (t === undefined) return
+  if (Array.isArray(t)) bad(`${what} must be an object`)
+  for (const [k, v] of Object.entries(fields(t, what)))
+    if (!k || typeof v !== 'string') bad(`${what} must map names to strings`)
+}
+
+function checkSelector(s: unknown, what: string): void {
+  const { count, tags } = fields(s, what)
+  if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1000)
+    bad(`${what}.count must be an integer from 0 to 1000`)
+  checkTags(tags, `${what}.tags`)
+}
+
 /** validatePlacement checks a placement's shape, throwing a PlacementError. */
 export function validatePlacement(p: unknown): asserts p is Placement {
-  const bad = (m: string) => {
-    throw new PlacementError(m)
-  }
-  if (p === null || typeof p !== 'object' || Array.isArray(p)) bad('placement must be an object')
-  const o = p as Record<string, any>
+  if (Array.isArray(p)) bad('placement must be an object')
+  const o = fields(p, 'placement')
   for (const k of Object.keys(o))
     if (!['members', 'groups', 'vary', 'cover'].includes(k)) bad(`unknown placement field ${k}`)
-  const sel = (s: any, what: string) => {
-    if (s === null || typeof s !== 'object') bad(`${what} must be an object`)
-    if (!Number.isSafeInteger(s.count) || s.count < 0 || s.count > 1000)
-      bad(`${what}.count must be an integer from 0 to 1000`)
-    tags(s.tags, `${what}.tags`)
-  }
-  const tags = (t: any, what: string) => {
-    if (t === undefined) return
-    if (t === null || typeof t !== 'object' || Array.isArray(t)) bad(`${what} must be an object`)
-    for (const [k, v] of Object.entries(t))
-      if (!k || typeof v !== 'string') bad(`${what} must map names to strings`)
-  }
-  if (o.members !== undefined) sel(o.members, 'members')
+  if (o.members !== undefined) checkSelector(o.members, 'members')
   if (o.groups !== undefined) {
-    if (o.groups === null || typeof o.groups !== 'object') bad('groups must be an object')
-    for (const [name, s] of Object.entries(o.groups)) sel(s, `groups.${name}`)
+    for (const [name, s] of Object.entries(fields(o.groups, 'groups')))
+      checkSelector(s, `groups.${name}`)
   }
   if (
     o.vary !== undefined &&
@@ -37,10 +46,7 @@ export function validatePlacement(p: unknown): asserts p is Placement {
   ) {
     bad('vary must be a list of tag names')
   }
-  if (o.cover !== undefined) {
-    if (o.cover === null || typeof o.cover !== 'object') bad('cover must be an object')
-    tags(o.cover.tags, 'cover.tags')
-  }
+  if (o.cover !== undefined) checkTags(fields(o.cover, 'cover').tags, 'cover.tags')
 }
 
 const matches = (h: HostRecord, tags: Record<string, string> | undefined) =>

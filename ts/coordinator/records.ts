@@ -101,3 +101,12 @@ export type Outcome = { ok: true; id?: number; ids?: number[] } | { ok: false; e
 
 /** Accepted is the outcome of a command the registry applied. */
 export type Accepted = Extract<Outcome, { ok: true }>
+
+/**
+ * createdId returns the id in the outcome of an accepted create command (`shard.create`,
+ * `replica.create`), which always carries one; its absence is a broken invariant.
+ */
+export function createdId(out: Accepted): number {
+  if (out.id === undefined) throw new Error('the registry accepted a create command without an id')
+  return out.id
+}

@@ -15,6 +15,9 @@ const isTags = (v: unknown): v is Record<string, string> =>
     ([k, x]) => k.length > 0 && k.length <= 256 && typeof x === 'string' && x.length <= 1024,
   )
 
+const isStrings = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((t) => typeof t === 'string')
+
 function need(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Invalid(msg)
 }
@@ -36,13 +39,16 @@ export class Writer {
   }
 
   get hosts(): Map<string, HostRecord> {
-    return (this.#hosts ??= new Map(this.base.hosts))
+    this.#hosts ??= new Map(this.base.hosts)
+    return this.#hosts
   }
   get shards(): Map<number, ShardRecord> {
-    return (this.#shards ??= new Map(this.base.shards))
+    this.#shards ??= new Map(this.base.shards)
+    return this.#shards
   }
   get replicas(): Map<number, ReplicaRecord> {
-    return (this.#replicas ??= new Map(this.base.replicas))
+    this.#replicas ??= new Map(this.base.replicas)
+    return this.#replicas
   }
 
   finish(): RegistryState {
@@ -81,9 +87,11 @@ export class Writer {
     nonVoting: boolean,
     initial: boolean,
     id?: number,
+    status: ReplicaRecord['status'] = 'new',
   ): number {
-    need(this.shards.has(shardId), `shard ${shardId} does not exist`)
-    need(this.shards.get(shardId)!.status !== 'deleting', `shard ${shardId} is being deleted`)
+    const shard = this.shards.get(shardId)
+    need(shard !== undefined, `shard ${shardId} does not exist`)
+    need(shard.status !== 'deleting', `shard ${shardId} is being deleted`)
     need(this.hosts.has(hostId) || shardId === 0, `host ${hostId} does not exist`)
     for (const r of this.replicas.values()) {
       need(
@@ -100,7 +108,7 @@ export class Writer {
       hostId,
       nonVoting,
       initial,
-      status: 'new',
+      status,
       tags: {},
       created: this.index,
       updated: this.index,
@@ -127,32 +135,32 @@ export class Writer {
           created: this.index,
           updated: this.index,
         })
-        for (const p of c.peers as any[]) {
-          need(typeof p?.hostId === 'string' && isId(p.replicaId) && p.replicaId > 0, 'bad peer')
-          this.newReplica(0, p.hostId, false, true, p.replicaId)
-          this.replicas.set(p.replicaId, { ...this.replicas.get(p.replicaId)!, status: 'active' })
+        for (const p of c.peers as unknown[]) {
+          need(
+            isObj(p) && typeof p.hostId === 'string' && isId(p.replicaId) && p.replicaId > 0,
+            'bad peer',
+          )
+          this.newReplica(0, p.hostId, false, true, p.replicaId, 'active')
         }
         return { ok: true }
       }
       case 'host.put': {
-        const h = c.host as any
+        const h = c.host
         need(isObj(h) && typeof h.id === 'string' && h.id.length > 0, 'host.id is required')
         need(
           typeof h.apiAddress === 'string' && typeof h.raftAddress === 'string',
           'host addresses are required',
         )
-        need(isTags(h.tags ?? {}), 'host tags must map non-empty names to strings')
-        need(
-          Array.isArray(h.shardTypes) && h.shardTypes.every((t: unknown) => typeof t === 'string'),
-          'shardTypes must be strings',
-        )
+        const tags = h.tags ?? {}
+        need(isTags(tags), 'host tags must map non-empty names to strings')
+        need(isStrings(h.shardTypes), 'shardTypes must be strings')
         const prev = this.hosts.get(h.id)
         this.hosts.set(h.id, {
           id: h.id,
           created: prev?.created ?? this.index,
           updated: this.index,
           status: 'active',
-          tags: { ...(h.tags ?? {}) },
+          tags: { ...tags },
           apiAddress: h.apiAddress,
           raftAddress: h.raftAddress,
           shardTypes: [...h.shardTypes],
@@ -161,10 +169,11 @@ export class Writer {
         return { ok: true }
       }
       case 'host.status': {
-        need(typeof c.id === 'string' && this.hosts.has(c.id), 'unknown host')
+        const h = typeof c.id === 'string' ? this.hosts.get(c.id) : undefined
+        need(h !== undefined, 'unknown host')
         need(['active', 'missing', 'gone'].includes(c.status as string), 'bad host status')
-        this.hosts.set(c.id, { ...this.hosts.get(c.id)!, status: c.status as HostRecord['status'] })
-        this.touchHost(c.id)
+        this.hosts.set(h.id, { ...h, status: c.status as HostRecord['status'] })
+        this.touchHost(h.id)
         return { ok: true }
       }
       case 'shard.create': {
@@ -247,7 +256,7 @@ export class Writer {
       case 'replicas.create': {
         need(isId(c.shardId), 'shardId is required')
         need(Array.isArray(c.items) && c.items.length > 0, 'items are required')
-        const ids = (c.items as any[]).map((it) => {
+        const ids = (c.items as unknown[]).map((it) => {
           need(isObj(it) && typeof it.hostId === 'string', 'each item needs a hostId')
           return this.newReplica(c.shardId as number, it.hostId, !!it.nonVoting, !!it.initial)
         })

@@ -10,6 +10,16 @@ import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
 import { Invalid, Writer } from './registry-commands'
 import { RegistryState } from './registry-state'
 
+/** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
+interface SnapshotHeader {
+  index: number
+  nextShardId: number
+  nextReplicaId: number
+  hosts: number
+  shards: number
+  replicas: number
+}
+
 /**
  * Registry is shard 0's state machine. It emits `change` with the new state after every
  * batch it applies.
@@ -82,7 +92,7 @@ export class Registry extends EventEmitter implements StateMachine {
     const s = this.#state
     const write = (o: unknown) =>
       new Promise<void>((resolve, reject) => {
-        const ok = out.write(JSON.stringify(o) + '\n', (e) => (e ? reject(e) : undefined))
+        const ok = out.write(`${JSON.stringify(o)}\n`, (e) => (e ? reject(e) : undefined))
         if (ok) resolve()
         else out.once('drain', resolve)
       })
@@ -106,8 +116,8 @@ export class Registry extends EventEmitter implements StateMachine {
     const hosts = new Map<string, HostRecord>()
     const shards = new Map<number, ShardRecord>()
     const replicas = new Map<number, ReplicaRecord>()
-    let header: any
-    for await (const line of createInterface({ input, crlfDelay: Infinity })) {
+    let header: SnapshotHeader | undefined
+    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
       if (!line) continue
       const { kind, ...row } = JSON.parse(line)
       if (kind === 'header') header = row

@@ -1,6 +1,6 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
 import { type Logger, silent } from './logger'
-import { place, PlacementError } from './placement'
+import { place, PlacementError, type Want } from './placement'
 import type { Accepted, Command, ShardRecord } from './records'
 import type { RegistryState } from './registry-state'
 
@@ -48,7 +48,7 @@ export class DefaultShardController implements ShardController {
   async #one(propose: ProposeCommand, s: RegistryState, shard: ShardRecord): Promise<void> {
     const p = shard.placement ?? {}
     if (!p.members && !p.groups && !p.cover) return
-    let wants
+    let wants: Want[]
     try {
       wants = place(s, shard)
     } catch (e) {
@@ -92,7 +92,7 @@ export class DefaultShardController implements ShardController {
     }
     for (const w of wants) {
       const r = byHost.get(w.hostId)
-      if (r && r.nonVoting && !w.nonVoting && r.status === 'active') {
+      if (r?.nonVoting && !w.nonVoting && r.status === 'active') {
         await propose({ op: 'replica.update', id: r.id, nonVoting: false })
       }
     }
