@@ -189,6 +189,28 @@ impl Replica {
 
     /// expire fails every waiter whose deadline has passed.
     pub(crate) fn expire(&mut self, now: Instant) {
+        // Still queued (no leader yet): never proposed, so say so.
+        let shard = self.shard;
+        let proposals = &mut self.proposals;
+        self.queued.retain(|(id, _)| match proposals.get(id) {
+            Some(w) if w.deadline <= now => {
+                if let Some(w) = proposals.remove(id) {
+                    w.fail(|| Error::NoLeader(shard));
+                }
+                false
+            }
+            Some(_) => true,
+            None => false,
+        });
+        let mut i = 0;
+        while i < self.reads_queued.len() {
+            if self.reads_queued[i].deadline <= now {
+                let w = self.reads_queued.swap_remove(i);
+                let _ = w.reply.send(Err(Error::NoLeader(shard)));
+            } else {
+                i += 1;
+            }
+        }
         let expired: Vec<ProposalId> = self
             .proposals
             .iter()

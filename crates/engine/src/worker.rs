@@ -367,58 +367,46 @@ impl Worker {
         Ok(())
     }
 
-    /// flush_queued hands queued proposals and reads to Raft as one message each.
+    /// flush_queued hands queued proposals and reads to Raft as one message each. While the
+    /// shard has no leader they stay queued, until a leader is known or their deadline
+    /// passes (then they fail with ERR_NO_LEADER: they were never proposed).
     fn flush_queued(&mut self, r: &mut Replica) {
         let leader = r.node.raft.leader_id;
-        if !r.queued.is_empty() {
+        if !r.queued.is_empty() && leader != 0 {
             let queued = std::mem::take(&mut r.queued);
-            if leader == 0 {
-                for (id, _) in queued {
+            let mut m = Message::default();
+            m.set_msg_type(MessageType::MsgPropose);
+            m.from = r.id;
+            let ids: Vec<ProposalId> = queued.iter().map(|(id, _)| *id).collect();
+            for (id, data) in queued {
+                m.mut_entries().push(Entry {
+                    data: data.into(),
+                    context: id.encode().into(),
+                    ..Default::default()
+                });
+            }
+            if let Err(e) = r.node.step(m) {
+                let shard = r.shard;
+                let msg = map_raft_error(e, shard).to_string();
+                for id in ids {
                     if let Some(w) = r.proposals.remove(&id) {
-                        w.fail(|| Error::NoLeader(r.shard));
-                    }
-                }
-            } else {
-                let mut m = Message::default();
-                m.set_msg_type(MessageType::MsgPropose);
-                m.from = r.id;
-                let ids: Vec<ProposalId> = queued.iter().map(|(id, _)| *id).collect();
-                for (id, data) in queued {
-                    m.mut_entries().push(Entry {
-                        data: data.into(),
-                        context: id.encode().into(),
-                        ..Default::default()
-                    });
-                }
-                if let Err(e) = r.node.step(m) {
-                    let shard = r.shard;
-                    let msg = map_raft_error(e, shard).to_string();
-                    for id in ids {
-                        if let Some(w) = r.proposals.remove(&id) {
-                            w.fail(|| Error::Dropped(msg.clone()));
-                        }
+                        w.fail(|| Error::Dropped(msg.clone()));
                     }
                 }
             }
         }
-        if !r.reads_queued.is_empty() {
+        if !r.reads_queued.is_empty() && leader != 0 {
             let reads = std::mem::take(&mut r.reads_queued);
-            if leader == 0 {
-                for w in reads {
-                    let _ = w.reply.send(Err(Error::NoLeader(r.shard)));
-                }
-            } else {
-                // The context must be unique across the cluster: the leader ignores a read
-                // request whose context is already pending, whoever sent it.
-                let ctx = self.next_read_ctx;
-                self.next_read_ctx += 1;
-                let id = ProposalId {
-                    nonce: self.nonce,
-                    seq: ctx,
-                };
-                r.node.read_index(id.encode());
-                r.reads_in_flight.insert(ctx, reads);
-            }
+            // The context must be unique across the cluster: the leader ignores a read
+            // request whose context is already pending, whoever sent it.
+            let ctx = self.next_read_ctx;
+            self.next_read_ctx += 1;
+            let id = ProposalId {
+                nonce: self.nonce,
+                seq: ctx,
+            };
+            r.node.read_index(id.encode());
+            r.reads_in_flight.insert(ctx, reads);
         }
     }
 

@@ -169,3 +169,39 @@ async fn a_failing_state_machine_stops_only_its_replica() {
     c.put(l1, 1, "x", "y").await;
     assert_eq!(c.get((l1 + 1) % 3, 1, "x").await, "y");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_made_before_the_first_election_waits_for_the_leader() {
+    let c = Cluster::new(3);
+    c.bootstrap(1, &[0, 1, 2]);
+    // No retry: the call itself waits until a leader is known.
+    let r = c.nodes[1]
+        .host()
+        .propose(1, b"a=1".to_vec(), T)
+        .await
+        .unwrap();
+    assert_eq!(r.value, 1);
+    let v = c.nodes[2].host().read(1, b"a", T).await.unwrap();
+    assert_eq!(v, b"1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_calls_fail_with_no_leader_at_their_deadline() {
+    let c = Cluster::new(3);
+    // Only host 0 starts its replica: no leader can be elected.
+    let voters: Vec<(u64, String)> = (0..3)
+        .map(|i| (rid(1, i), c.nodes[i].addr.clone()))
+        .collect();
+    c.bootstrap_with(1, &[0], &voters);
+    let h = c.nodes[0].host();
+    let e = h
+        .propose(1, b"a=1".to_vec(), Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NoLeader(1)), "{e}");
+    let e = h
+        .read(1, b"a", Duration::from_millis(300))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::NoLeader(1)), "{e}");
+}
