@@ -131,7 +131,7 @@ pub(crate) struct Replica {
     pub(crate) confs_committed: Vec<(u64, ConfWaiter, Result<Membership>)>,
     /// Reads not yet sent to Raft; one read index request serves all of them.
     pub(crate) reads_queued: Vec<ReadWaiter>,
-    pub(crate) reads_in_flight: HashMap<u64, Vec<ReadWaiter>>,
+    pub(crate) reads_in_flight: HashMap<u64, ReadsInFlight>,
     /// Reads whose index is known, waiting for the replica to apply that far.
     pub(crate) reads_ready: Vec<(u64, ReadWaiter)>,
     /// Highest index the state machine has applied.
@@ -233,10 +233,10 @@ impl Replica {
                 let _ = w.reply.send(Err(Error::Timeout));
             }
         }
-        for waiters in self.reads_in_flight.values_mut() {
-            expire_reads(waiters, now);
+        for f in self.reads_in_flight.values_mut() {
+            expire_reads(&mut f.waiters, now);
         }
-        self.reads_in_flight.retain(|_, w| !w.is_empty());
+        self.reads_in_flight.retain(|_, f| !f.waiters.is_empty());
         let mut i = 0;
         while i < self.reads_ready.len() {
             if self.reads_ready[i].1.deadline <= now {
@@ -263,8 +263,8 @@ impl Replica {
         for w in self.reads_queued.drain(..) {
             let _ = w.reply.send(Err(e()));
         }
-        for (_, ws) in self.reads_in_flight.drain() {
-            for w in ws {
+        for (_, f) in self.reads_in_flight.drain() {
+            for w in f.waiters {
                 let _ = w.reply.send(Err(e()));
             }
         }
@@ -298,12 +298,21 @@ impl Replica {
     /// fail_reads_in_flight drops reads whose read index request may never be answered
     /// (after a leader change) so callers can retry.
     pub(crate) fn fail_reads_in_flight(&mut self) {
-        for (_, ws) in self.reads_in_flight.drain() {
-            for w in ws {
+        for (_, f) in self.reads_in_flight.drain() {
+            for w in f.waiters {
                 let _ = w.reply.send(Err(Error::Dropped("leader changed".into())));
             }
         }
     }
+}
+
+/// ReadsInFlight are the reads waiting on one read index request.
+pub(crate) struct ReadsInFlight {
+    /// The request's context, unique across the cluster.
+    pub(crate) ctx: Vec<u8>,
+    /// When the request was last handed to Raft.
+    pub(crate) sent: Instant,
+    pub(crate) waiters: Vec<ReadWaiter>,
 }
 
 fn expire_reads(waiters: &mut Vec<ReadWaiter>, now: Instant) {

@@ -15,10 +15,13 @@ use crate::apply::ApplyTask;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
 use crate::fault::{panic_message, Fault};
-use crate::replica::{ProposalId, Replica, ReplicaStatus};
+use crate::replica::{ProposalId, ReadsInFlight, Replica, ReplicaStatus};
 use crate::router::{Cmd, Running};
 use crate::storage::LogStore;
 use crate::transport::Transport;
+
+/// Ticks a read index request may go unanswered before it is sent again.
+const READ_RESEND_TICKS: u32 = 3;
 
 /// Worker is one step thread's state.
 pub(crate) struct Worker {
@@ -159,11 +162,24 @@ impl Worker {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        let resend = self.tick * READ_RESEND_TICKS;
         for (shard, r) in self.replicas.iter_mut() {
             if r.node.tick() {
                 self.dirty.insert(*shard);
             }
             r.expire(now);
+            // A leader that has not yet committed in its term drops read index requests
+            // without an answer (raft-rs); ask again rather than wait out the deadline. A
+            // request still pending at the leader is not duplicated by this.
+            if r.node.raft.leader_id != 0 {
+                for f in r.reads_in_flight.values_mut() {
+                    if now.duration_since(f.sent) >= resend {
+                        f.sent = now;
+                        r.node.read_index(f.ctx.clone());
+                        self.dirty.insert(*shard);
+                    }
+                }
+            }
         }
     }
 
@@ -405,8 +421,16 @@ impl Worker {
                 nonce: self.nonce,
                 seq: ctx,
             };
-            r.node.read_index(id.encode());
-            r.reads_in_flight.insert(ctx, reads);
+            let request = id.encode();
+            r.node.read_index(request.clone());
+            r.reads_in_flight.insert(
+                ctx,
+                ReadsInFlight {
+                    ctx: request,
+                    sent: Instant::now(),
+                    waiters: reads,
+                },
+            );
         }
     }
 
@@ -456,10 +480,10 @@ impl Worker {
             else {
                 continue;
             };
-            let Some(waiters) = r.reads_in_flight.remove(&id.seq) else {
+            let Some(f) = r.reads_in_flight.remove(&id.seq) else {
                 continue;
             };
-            for w in waiters {
+            for w in f.waiters {
                 if r.applied >= rs.index {
                     let _ = w.reply.send(Ok(rs.index));
                 } else {

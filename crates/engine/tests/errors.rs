@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -204,4 +205,53 @@ async fn without_a_quorum_calls_fail_with_no_leader_at_their_deadline() {
         .await
         .unwrap_err();
     assert!(matches!(e, Error::NoLeader(1)), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_at_a_new_leader_completes_without_waiting_out_its_deadline() {
+    // Each host reports the moment one of its replicas becomes leader.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let tweak: Tweak = Arc::new(move |i, cfg| {
+        let (tx, inner) = (tx.clone(), cfg.event_listener.clone());
+        cfg.event_listener = Some(Arc::new(move |e: Event| {
+            if let Event::LeaderChanged {
+                replica_id,
+                leader_id,
+                ..
+            } = &e
+            {
+                if replica_id == leader_id {
+                    let _ = tx.send(i);
+                }
+            }
+            if let Some(l) = &inner {
+                l(e);
+            }
+        }));
+    });
+    let c = Cluster::custom(3, tweak, Arc::new(|_, _| Kv::boxed()));
+    c.bootstrap(1, &[0, 1, 2]);
+    let mut l = c.leader(1).await;
+    c.put(l, 1, "a", "1").await;
+    while rx.try_recv().is_ok() {}
+    for round in 0..10 {
+        let next = (l + 1) % 3;
+        c.nodes[l]
+            .host()
+            .transfer_leader(1, rid(1, next))
+            .await
+            .unwrap();
+        // Read the moment the new leader knows it leads, before it has committed in its
+        // term (raft-rs answers no read index until then).
+        let won = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let v = c.nodes[won]
+            .host()
+            .read(1, b"a", Duration::from_secs(2))
+            .await;
+        assert_eq!(v.unwrap(), b"1", "round {round}");
+        l = won;
+    }
 }
