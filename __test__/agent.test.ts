@@ -1,7 +1,3 @@
-import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -10,101 +6,48 @@ import {
   ERROR_TAG,
   ZongziError,
   type AgentOptions,
-  type ErrorCode,
   type Placement,
   type RegistryState,
 } from '../dist/index.js'
 import { KvStateMachine, set } from '../examples/kv.mjs'
+import { ChildClient, freePort, sleep, TempDirs, text, waitUntil } from './helpers'
 
 const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
-const dirs: string[] = []
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), 'zongzi-agent-'))
-  dirs.push(d)
-  return d
-}
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const text = (b: Uint8Array) => Buffer.from(b).toString()
+const dirs = new TempDirs('zongzi-agent-')
+const tmp = () => dirs.make()
 
-async function until<T>(
-  f: () => T | undefined | Promise<T | undefined>,
-  what: string,
-  ms = 30_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    try {
-      const v = await f()
-      if (v) return v as NonNullable<T>
-    } catch (e) {
-      if (Date.now() > deadline) throw e
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(50)
-  }
-}
-
-/** Reply is what a child process answers to a call: its id, and a value or an error. */
-interface Reply {
-  id?: number
-  ok?: boolean
-  value?: unknown
-}
-
-/** RemoteAgent is an agent in a child process. */
+/** RemoteAgent is an agent in a child process: its ids, and a client to call it. */
 class RemoteAgent {
-  readonly #waiting = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void }
-  >()
-  #next = 1
-  hostId = ''
-  apiAddress = ''
-  private constructor(readonly child: ChildProcess) {
-    child.on('message', (m: Reply) => {
-      const w = m.id === undefined ? undefined : this.#waiting.get(m.id)
-      if (!w || m.id === undefined) return
-      this.#waiting.delete(m.id)
-      if (m.ok) w.resolve(m.value)
-      else {
-        const e = m.value as { code?: ErrorCode; message?: string } | undefined
-        w.reject(new ZongziError(e?.code ?? 'ERR_INTERNAL', e?.message ?? ''))
-      }
-    })
-  }
+  private constructor(
+    readonly client: ChildClient,
+    readonly hostId: string,
+    readonly apiAddress: string,
+  ) {}
+
   static async start(
     cluster: string,
     peers: string[],
     options: AgentOptions,
     types: string[],
   ): Promise<RemoteAgent> {
-    const child = fork(FIXTURE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    children.push(child)
-    await new Promise<void>((r) => child.once('message', () => r()))
-    const a = new RemoteAgent(child)
-    Object.assign(a, await a.call('start', { cluster, peers, options, types }))
-    return a
+    const client = await ChildClient.start(FIXTURE)
+    children.push(client)
+    const { hostId, apiAddress } = await client.call<{ hostId: string; apiAddress: string }>(
+      'start',
+      { cluster, peers, options, types },
+    )
+    return new RemoteAgent(client, hostId, apiAddress)
   }
+
   call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.#next++
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve: (v) => resolve(v as T), reject })
-      this.child.send({ id, op, ...args })
-    })
+    return this.client.call<T>(op, args)
   }
 }
 
-const children: ChildProcess[] = []
+const children: ChildClient[] = []
 afterAll(() => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
-  for (const d of dirs) rmSync(d, { recursive: true, force: true })
+  for (const c of children) c.kill()
+  dirs.removeAll()
 })
 
 const fast = { host: { tickMs: 20 }, reconcileMs: 200 }
@@ -173,23 +116,26 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
         .map((r) => r.host)
         .sort(),
     ).toEqual([3, 4, 5])
-    const m = await until(async () => {
-      const st = await local[0].replicaStatus(0)
-      return st.membership.nonVoters.length === 3 ? st.membership : undefined
-    }, 'shard 0 membership')
+    const m = await waitUntil(
+      async () => {
+        const st = await local[0].replicaStatus(0)
+        return st.membership.nonVoters.length === 3 ? st.membership : undefined
+      },
+      { what: 'shard 0 membership' },
+    )
     expect(m.voters).toHaveLength(3)
     expect(await state((s) => s.hosts.size)).toBe(6)
   })
 
   const shardIds: Record<string, number> = {}
   async function settled(id: number) {
-    return until(
+    return waitUntil(
       () =>
         local[0].stateLocal((s) => {
           const rs = s.replicasOf(id)
           return rs.length > 0 && rs.every((r) => r.status === 'active') ? rs : undefined
         }),
-      `replicas of shard ${id}`,
+      { what: `replicas of shard ${id}` },
     )
   }
   const hostOf = (hostId: string) => hostIds.indexOf(hostId)
@@ -237,9 +183,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const special = await settled(shardIds.special)
     expect(special.map((r) => hostOf(r.hostId))).toEqual([4])
 
-    const err = await until(
+    const err = await waitUntil(
       () => local[1].stateLocal((s) => s.shards.get(shardIds.impossible)?.tags[ERROR_TAG]),
-      'placement error',
+      { what: 'placement error' },
     )
     expect(err).toMatch(/wants 7 hosts/)
     expect(local[1].stateLocal((s) => s.replicasOf(shardIds.impossible))).toHaveLength(0)
@@ -279,7 +225,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
         if (seen.includes('3')) ac.abort()
       }
     })()
-    await until(() => seen.length > 0, 'first watch value')
+    await waitUntil(() => seen.length > 0, { what: 'first watch value' })
     for (const v of ['1', '2', '3']) await local[0].client(id).apply(set('w', v))
     await watching
     expect(seen.slice(-1)).toEqual(['3'])
@@ -354,8 +300,10 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const id = shardIds.special
     expect(local[3].storedReplicas().some((r) => r.shardId === id)).toBe(true)
     await local[2].deleteShard(id)
-    await until(() => local[3].stateLocal((s) => !s.shards.has(id)), 'shard removal')
-    await until(() => !local[3].storedReplicas().some((r) => r.shardId === id), 'data removal')
+    await waitUntil(() => local[3].stateLocal((s) => !s.shards.has(id)), { what: 'shard removal' })
+    await waitUntil(() => !local[3].storedReplicas().some((r) => r.shardId === id), {
+      what: 'data removal',
+    })
     expect(local[3].runs(id)).toBe(false)
   })
 

@@ -1,20 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { Host, ZongziError, type HostEvent } from '../dist/index.js'
 import { Kv, PersistentKv, put } from './fixtures/kv.mjs'
+import { agreedLeader, replicaId as rid, retry, TempDirs, text, waitUntil } from './helpers'
 
 const CLUSTER = 11
-const dirs: string[] = []
+const dirs = new TempDirs('zongzi-host-')
+const tmp = () => dirs.make()
 const hosts: Host[] = []
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'zongzi-host-'))
-  dirs.push(d)
-  return d
-}
 
 function open(dataDir: string, extra: Partial<Parameters<typeof Host.open>[0]> = {}): Host {
   const h = Host.open({ clusterId: CLUSTER, dataDir, tickMs: 10, snapshotEntries: 0, ...extra })
@@ -24,10 +18,8 @@ function open(dataDir: string, extra: Partial<Parameters<typeof Host.open>[0]> =
 
 afterEach(async () => {
   await Promise.all(hosts.splice(0).map((h) => h.close()))
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
-
-const rid = (shard: number, host: number) => shard * 100 + host + 1
 
 async function bootstrap(hs: Host[], shard: number, factory = () => new Kv()) {
   const voters = hs.map((h, i) => ({ replicaId: rid(shard, i), address: h.raftAddress }))
@@ -36,31 +28,13 @@ async function bootstrap(hs: Host[], shard: number, factory = () => new Kv()) {
   )
 }
 
-async function leaderOf(hs: Host[], shard: number): Promise<number> {
-  for (let attempt = 0; attempt < 1000; attempt++) {
-    const st = await Promise.all(hs.map((h) => h.status(shard).catch(() => undefined)))
-    const l = st[0]?.leaderId
-    if (l && st.every((s) => s === undefined || s.leaderId === l)) {
-      const i = st.findIndex((s) => s?.replicaId === l)
-      if (i >= 0) return i
-    }
-    await new Promise((r) => setTimeout(r, 20))
-  }
-  throw new Error('no leader')
+function leaderOf(hs: Host[], shard: number): Promise<number> {
+  return waitUntil(
+    async () =>
+      agreedLeader(await Promise.all(hs.map((h) => h.status(shard).catch(() => undefined)))),
+    { what: `an agreed leader of shard ${shard}` },
+  )
 }
-
-async function retry<T>(f: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await f()
-    } catch (e) {
-      if (attempt > 200) throw e
-      await new Promise((r) => setTimeout(r, 25))
-    }
-  }
-}
-
-const text = (b: Uint8Array) => Buffer.from(b).toString()
 
 describe('Host (one process, three hosts)', () => {
   it('replicates writes and serves linearizable and stale reads on every host', async () => {
@@ -152,9 +126,9 @@ describe('Host (one process, three hosts)', () => {
     const err = await hs[l].propose(2, put('throw', 'x')).catch((e) => e)
     expect(err).toBeInstanceOf(ZongziError)
     expect(err.code).toBe('ERR_STATE_MACHINE')
-    for (let i = 0; i < 400 && events.filter((e) => e.type === 'replicaFailed').length < 3; i++) {
-      await new Promise((r) => setTimeout(r, 25))
-    }
+    await waitUntil(() => events.filter((e) => e.type === 'replicaFailed').length >= 3, {
+      what: 'three replicaFailed events',
+    })
     expect(events.filter((e) => e.type === 'replicaFailed' && e.shardId === 2)).toHaveLength(3)
     const e = await hs[l].status(2).catch((x) => x)
     expect(e.code).toBe('ERR_SHARD_NOT_FOUND')

@@ -1,21 +1,14 @@
 import { execFileSync } from 'node:child_process'
-import {
-  copyFileSync,
-  cpSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs'
-import { tmpdir } from 'node:os'
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
+import { TempDirs } from './helpers'
+
 const ROOT = join(__dirname, '..')
-const work = mkdtempSync(join(tmpdir(), 'zongzi-pack-'))
-afterAll(() => rmSync(work, { recursive: true, force: true }))
+const dirs = new TempDirs('zongzi-pack-')
+const work = dirs.make()
+afterAll(() => dirs.removeAll())
 
 // No Rust toolchain on the PATH of anything run in the consumer project.
 const PATH = (process.env.PATH ?? '')

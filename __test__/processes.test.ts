@@ -1,119 +1,57 @@
-import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
+import { agreedLeader, ChildClient, replicaId as rid, retry, TempDirs, waitUntil } from './helpers'
+
 const FIXTURE = join(__dirname, 'fixtures', 'host-process.mjs')
 const CLUSTER = 21
+const dirs = new TempDirs('zongzi-proc-')
+const children: ChildClient[] = []
 
-/** Reply is what a child process answers to a call: its id, and a value or an error. */
-interface Reply {
-  id?: number
-  ok?: boolean
-  value?: unknown
-}
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill()
+  dirs.removeAll()
+})
 
-/** Proc is a host running in a child process. */
+/** Proc is a host running in a child process, and the raft address it listens on. */
 class Proc {
-  readonly child: ChildProcess
-  readonly #waiting = new Map<
-    number,
-    { resolve: (v: unknown) => void; reject: (e: Error) => void }
-  >()
-  #next = 1
-  address = ''
-
-  private constructor(child: ChildProcess) {
-    this.child = child
-    child.on('message', (m: Reply) => {
-      const w = m.id === undefined ? undefined : this.#waiting.get(m.id)
-      if (!w || m.id === undefined) return
-      this.#waiting.delete(m.id)
-      if (m.ok) w.resolve(m.value)
-      else {
-        const e = m.value as { code?: string; message?: string } | undefined
-        w.reject(Object.assign(new Error(e?.message), { code: e?.code }))
-      }
-    })
-    child.on('exit', () => {
-      for (const w of this.#waiting.values()) w.reject(new Error('process exited'))
-      this.#waiting.clear()
-    })
-  }
+  private constructor(
+    readonly client: ChildClient,
+    readonly address: string,
+  ) {}
 
   static async start(dataDir: string, raftAddress = '127.0.0.1:0'): Promise<Proc> {
-    const child = fork(FIXTURE, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    procs.push(child)
-    await new Promise<void>((resolve) => child.once('message', () => resolve()))
-    const p = new Proc(child)
-    p.address = await p.call<string>('open', {
+    const client = await ChildClient.start(FIXTURE)
+    children.push(client)
+    const address = await client.call<string>('open', {
       options: { clusterId: CLUSTER, dataDir, raftAddress, tickMs: 10 },
     })
-    return p
+    return new Proc(client, address)
   }
 
   call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.#next++
-    return new Promise((resolve, reject) => {
-      this.#waiting.set(id, { resolve: (v) => resolve(v as T), reject })
-      this.child.send({ id, op, ...args })
-    })
-  }
-
-  exited(): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null)
-      return Promise.resolve(this.child.exitCode)
-    return new Promise((resolve) => this.child.once('exit', (code) => resolve(code)))
+    return this.client.call<T>(op, args)
   }
 }
 
-const procs: ChildProcess[] = []
-const dirs: string[] = []
-afterEach(() => {
-  for (const c of procs.splice(0))
-    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
-
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), 'zongzi-proc-'))
-  dirs.push(d)
-  return d
-}
-
-const rid = (shard: number, host: number) => shard * 100 + host + 1
-
-async function retry<T>(f: () => Promise<T>, attempts = 400): Promise<T> {
-  for (let i = 0; ; i++) {
-    try {
-      return await f()
-    } catch (e) {
-      if (i >= attempts) throw e
-      await new Promise((r) => setTimeout(r, 25))
-    }
-  }
-}
-
-async function leaderOf(ps: Array<Proc | undefined>, shard: number): Promise<number> {
-  return retry(async () => {
-    const st = await Promise.all(
-      ps.map((p) =>
-        p
-          ?.call<{ replicaId: number; leaderId: number }>('status', { shardId: shard })
-          .catch(() => undefined),
-      ),
-    )
-    const l = st.find((s) => s)?.leaderId
-    const i = st.findIndex((s) => s && s.replicaId === l)
-    if (!l || i < 0 || st.some((s) => s && s.leaderId !== l))
-      throw new Error('no agreed leader yet')
-    return i
-  })
+function leaderOf(ps: Proc[], shard: number): Promise<number> {
+  return waitUntil(
+    async () => {
+      const st = await Promise.all(
+        ps.map((p) =>
+          p
+            .call<{ replicaId: number; leaderId: number }>('status', { shardId: shard })
+            .catch(() => undefined),
+        ),
+      )
+      return agreedLeader(st)
+    },
+    { what: `an agreed leader of shard ${shard}` },
+  )
 }
 
 async function cluster(): Promise<{ ps: Proc[]; dirs: string[] }> {
-  const ds = [tmp(), tmp(), tmp()]
+  const ds = [dirs.make(), dirs.make(), dirs.make()]
   const ps = await Promise.all(ds.map((d) => Proc.start(d)))
   const voters = ps.map((p, i) => ({ replicaId: rid(1, i), address: p.address }))
   await Promise.all(
@@ -150,8 +88,10 @@ describe('hosts in separate processes', () => {
       acked.push(`k${i}`)
     }
     const killedAddress = ps[l].address
-    ps[l].child.kill('SIGKILL')
-    await ps[l].exited()
+    ps[l].client.kill()
+    await ps[l].client.exited()
+    // A call to a dead child fails at once rather than by a timeout.
+    await expect(ps[l].call('status', { shardId: 1 })).rejects.toThrow(/exited/)
     const survivors = [0, 1, 2].filter((i) => i !== l)
     for (let i = 50; i < 100; i++) {
       await retry(() =>
@@ -172,7 +112,7 @@ describe('hosts in separate processes', () => {
   })
 
   it('exit by themselves once the host is closed', async () => {
-    const p = await Proc.start(tmp())
+    const p = await Proc.start(dirs.make())
     await p.call('start', {
       shardId: 1,
       replicaId: 1,
@@ -180,7 +120,7 @@ describe('hosts in separate processes', () => {
     })
     await retry(() => p.call('put', { shardId: 1, k: 'a', v: '1', timeoutMs: 2000 }))
     await p.call('close')
-    p.child.disconnect()
-    expect(await p.exited()).toBe(0)
+    p.client.child.disconnect()
+    expect(await p.client.exited()).toBe(0)
   })
 })

@@ -1,10 +1,10 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { Host } from '../dist/index.js'
 import { Recorder } from './fixtures/recorder.mjs'
+import { replicaId as rid, retry, TempDirs, waitUntil } from './helpers'
 
 // Snapshots taken while TypeScript state machines apply batches of many shards hold exactly
 // the state after their index: restoring one never applies an entry twice.
@@ -12,24 +12,17 @@ import { Recorder } from './fixtures/recorder.mjs'
 const CLUSTER = 12
 const SHARDS = [1, 2, 3]
 const OPTS = { clusterId: CLUSTER, tickMs: 10, snapshotEntries: 20, compactionOverhead: 5 }
-const dirs: string[] = []
+const dirs = new TempDirs('zongzi-snap-')
 const open: Host[] = []
 
 afterEach(async () => {
   await Promise.all(open.splice(0).map((h) => h.close()))
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  dirs.removeAll()
 })
-
-const rid = (shard: number, host: number) => shard * 100 + host + 1
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Cluster is three hosts in this process whose replicas are recorders. */
 class Cluster {
-  readonly dirs = [0, 1, 2].map(() => {
-    const d = mkdtempSync(join(tmpdir(), 'zongzi-snap-'))
-    dirs.push(d)
-    return d
-  })
+  readonly dirs = [0, 1, 2].map(() => dirs.make())
   readonly hosts: Array<Host | undefined> = []
   readonly addresses: string[] = []
   /** recorders[host].get(shard) is the running replica's state machine. */
@@ -98,26 +91,18 @@ class Cluster {
     for (const s of SHARDS) {
       for (const [i] of this.hosts.entries()) await retry(() => this.host(i).readIndex(s))
       let seen: number[][] = []
-      for (let attempt = 0; attempt < 500; attempt++) {
-        seen = this.recorders.map((m) => m.get(s)?.seen ?? [])
-        if (seen.every((a) => a.length === seen[0].length && a.at(-1) === seen[0].at(-1))) break
-        await sleep(20)
-      }
+      // A wait that runs out is not the failure itself: the comparisons below say what differs.
+      await waitUntil(
+        () => {
+          seen = this.recorders.map((m) => m.get(s)?.seen ?? [])
+          return seen.every((a) => a.length === seen[0].length && a.at(-1) === seen[0].at(-1))
+        },
+        { timeoutMs: 10_000, intervalMs: 20 },
+      ).catch(() => undefined)
       for (const [i, a] of seen.entries()) {
         expect(increasing(a), `host ${i} shard ${s} applied an entry twice`).toBe(true)
         expect(a, `host ${i} shard ${s} differs from host 0`).toEqual(seen[0])
       }
-    }
-  }
-}
-
-async function retry<T>(f: () => Promise<T>): Promise<T> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await f()
-    } catch (e) {
-      if (attempt > 400) throw e
-      await sleep(25)
     }
   }
 }

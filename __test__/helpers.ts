@@ -1,0 +1,204 @@
+// Helpers shared by the TypeScript tests: temp dirs, waiting and retrying, free ports, and a
+// client for fixtures that run in child processes.
+import { type ChildProcess, fork } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** sleep resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+
+/** text decodes bytes as UTF-8. */
+export const text = (b: Uint8Array): string => Buffer.from(b).toString()
+
+/** replicaId numbers the replica of `shard` on the `host`-th host of a test, from 1. */
+export const replicaId = (shard: number, host: number): number => shard * 100 + host + 1
+
+/**
+ * TempDirs creates directories under the OS temp dir and removes them all in `removeAll`,
+ * which a test file calls in its teardown, after closing what uses them.
+ */
+export class TempDirs {
+  readonly #dirs: string[] = []
+
+  constructor(readonly prefix: string) {}
+
+  /** make creates a new empty directory. */
+  make(): string {
+    const d = mkdtempSync(join(tmpdir(), this.prefix))
+    this.#dirs.push(d)
+    return d
+  }
+
+  /** removeAll removes every directory made so far. */
+  removeAll(): void {
+    for (const d of this.#dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  }
+}
+
+/** RetryOptions bound a retry: how long in all, and how long between attempts. */
+export interface RetryOptions {
+  /** Give up after this long; the last failure is thrown. Default 15 s. */
+  timeoutMs?: number
+  /** Wait between attempts. Default 25 ms. */
+  intervalMs?: number
+}
+
+/** retry calls `f` until it resolves, and throws its last error once the time is up. */
+export async function retry<T>(f: () => Promise<T>, o: RetryOptions = {}): Promise<T> {
+  const deadline = Date.now() + (o.timeoutMs ?? 15_000)
+  for (;;) {
+    try {
+      return await f()
+    } catch (e) {
+      if (Date.now() >= deadline) throw e
+    }
+    await sleep(o.intervalMs ?? 25)
+  }
+}
+
+/** WaitOptions name what a wait is for, to say so when it times out. */
+export interface WaitOptions extends RetryOptions {
+  /** What is awaited, for the timeout message. */
+  what?: string
+}
+
+/** Done is what a wait returns: the value, without the results that mean "not yet". */
+export type Done<T> = Exclude<T, undefined | null | false>
+
+/**
+ * waitUntil calls `f` until it returns a value other than undefined, null or false, and
+ * returns that value. Errors `f` throws count as "not yet"; once the time is up (default
+ * 30 s) the last one is thrown, or a timeout error naming `what`.
+ */
+export function waitUntil<T>(f: () => T | Promise<T>, o: WaitOptions = {}): Promise<Done<T>> {
+  return retry(
+    async () => {
+      const v = await f()
+      if (v === undefined || v === null || v === false)
+        throw new Error(`timed out waiting for ${o.what ?? 'a condition'}`)
+      return v as Done<T>
+    },
+    { timeoutMs: o.timeoutMs ?? 30_000, intervalMs: o.intervalMs ?? 50 },
+  )
+}
+
+/** freePort finds a TCP port on 127.0.0.1 that is free now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** ReplicaView is the part of a replica's status that tells who leads. */
+export interface ReplicaView {
+  replicaId: number
+  leaderId: number
+}
+
+/**
+ * agreedLeader returns the position of the leader that every answering replica names, or
+ * undefined while they do not agree or the leader does not answer.
+ */
+export function agreedLeader(statuses: Array<ReplicaView | undefined>): number | undefined {
+  const leader = statuses.find((s) => s)?.leaderId
+  if (!leader || statuses.some((s) => s && s.leaderId !== leader)) return undefined
+  const i = statuses.findIndex((s) => s?.replicaId === leader)
+  return i < 0 ? undefined : i
+}
+
+/** ChildError is a failure a child process reported, with the error code it gave. */
+export class ChildError extends Error {
+  constructor(
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+interface Reply {
+  id?: number
+  ok?: boolean
+  ready?: boolean
+  value?: unknown
+}
+
+interface Pending {
+  resolve: (v: unknown) => void
+  reject: (e: Error) => void
+}
+
+/**
+ * ChildClient drives a fixture in a child process over IPC. The fixture sends `{ ready }`
+ * once, then answers each `{ id, op, ...args }` with `{ id, ok, value }`, where a failure's
+ * value is `{ code, message }`. Once the child exits, pending and later calls reject at once
+ * instead of waiting for a timeout.
+ */
+export class ChildClient {
+  readonly #waiting = new Map<number, Pending>()
+  readonly #exit: Promise<number | null>
+  #exited: Error | undefined
+  #next = 1
+
+  private constructor(readonly child: ChildProcess) {
+    child.on('message', (m: Reply) => {
+      const w = m.id === undefined ? undefined : this.#waiting.get(m.id)
+      if (!w || m.id === undefined) return
+      this.#waiting.delete(m.id)
+      if (m.ok) w.resolve(m.value)
+      else {
+        const e = m.value as { code?: string; message?: string } | undefined
+        w.reject(new ChildError(e?.code, e?.message ?? 'the child process failed'))
+      }
+    })
+    this.#exit = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#exited = new Error(`child process exited (code ${code}, signal ${signal})`)
+        for (const w of this.#waiting.values()) w.reject(this.#exited)
+        this.#waiting.clear()
+        resolve(code)
+      })
+    })
+  }
+
+  /** start forks `fixture` and resolves once it is ready; it rejects if the child exits first. */
+  static async start(fixture: string): Promise<ChildClient> {
+    const child = fork(fixture, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const c = new ChildClient(child)
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (m: Reply) => {
+        if (!m.ready) return
+        child.off('message', onMessage)
+        resolve()
+      }
+      child.on('message', onMessage)
+      c.#exit.then(() => reject(c.#exited))
+    })
+    return c
+  }
+
+  /** call runs `op` in the child and resolves with its answer. */
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+    if (this.#exited) return Promise.reject(this.#exited)
+    const id = this.#next++
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve: (v) => resolve(v as T), reject })
+      this.child.send({ id, op, ...args })
+    })
+  }
+
+  /** exited resolves with the child's exit code (null after a signal) once it has exited. */
+  exited(): Promise<number | null> {
+    return this.#exit
+  }
+
+  /** kill ends the child with SIGKILL unless it has exited. */
+  kill(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL')
+  }
+}
