@@ -273,18 +273,28 @@ impl Replica {
         }
     }
 
-    /// fail_proposals_unknown answers every pending proposal and membership change with
-    /// "outcome unknown": the replica is about to replace its log with a snapshot, so entries
-    /// it proposed may be inside the snapshot and will never be seen committed here.
-    pub(crate) fn fail_proposals_unknown(&mut self) {
-        let msg = "the replica installed a snapshot that may include this entry";
-        for (_, w) in self.proposals.drain() {
-            w.fail(|| Error::OutcomeUnknown(msg.into()));
+    /// fail_proposals_unknown answers every proposal and membership change handed to Raft and
+    /// not yet committed with "outcome unknown" (`why` says why): after a leader change or a
+    /// snapshot install, this replica may never see them commit, though they may have.
+    pub(crate) fn fail_proposals_unknown(&mut self, why: &str) {
+        // Proposals still queued were never handed to Raft: they stay, to be proposed once
+        // a leader is known.
+        let queued: std::collections::HashSet<ProposalId> =
+            self.queued.iter().map(|(id, _)| *id).collect();
+        let in_flight: Vec<ProposalId> = self
+            .proposals
+            .keys()
+            .filter(|id| !queued.contains(id))
+            .copied()
+            .collect();
+        for id in in_flight {
+            if let Some(w) = self.proposals.remove(&id) {
+                w.fail(|| Error::OutcomeUnknown(why.into()));
+            }
         }
         for (_, w) in self.confs.drain() {
-            let _ = w.reply.send(Err(Error::OutcomeUnknown(msg.into())));
+            let _ = w.reply.send(Err(Error::OutcomeUnknown(why.into())));
         }
-        self.queued.clear();
     }
 
     /// answer_committed_confs answers membership changes that committed, whether or not the

@@ -442,6 +442,11 @@ impl Worker {
         if leader != r.leader || term != r.term {
             if leader != r.leader {
                 r.fail_reads_in_flight();
+                // Proposals in flight may or may not commit under the next leader; their
+                // callers hear so now instead of at their deadline.
+                if r.leader != 0 {
+                    r.fail_proposals_unknown("leadership changed while the entry was in flight");
+                }
             }
             r.leader = leader;
             r.term = term;
@@ -455,7 +460,9 @@ impl Worker {
         self.transport.send(r.shard, rd.take_messages());
         let installing = !rd.snapshot().is_empty();
         if installing {
-            r.fail_proposals_unknown();
+            r.fail_proposals_unknown(
+                "the replica installed a snapshot that may include this entry",
+            );
             let meta = rd.snapshot().get_metadata().clone();
             r.node
                 .mut_store()

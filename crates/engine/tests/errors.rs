@@ -75,7 +75,7 @@ async fn bad_arguments_are_rejected_with_typed_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_without_a_quorum_times_out_and_calls_after_close_fail_with_closed() {
+async fn a_write_without_a_quorum_fails_and_calls_after_close_fail_with_closed() {
     let mut c = Cluster::new(3);
     c.bootstrap(1, &[0, 1, 2]);
     let l = c.leader(1).await;
@@ -89,7 +89,10 @@ async fn a_write_without_a_quorum_times_out_and_calls_after_close_fail_with_clos
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::Timeout | Error::NoLeader(_) | Error::Dropped(_)),
+        matches!(
+            e,
+            Error::Timeout | Error::NoLeader(_) | Error::Dropped(_) | Error::OutcomeUnknown(_)
+        ),
         "{e}"
     );
     let h = c.nodes[l].host.take().unwrap();
@@ -254,4 +257,23 @@ async fn a_read_at_a_new_leader_completes_without_waiting_out_its_deadline() {
         assert_eq!(v.unwrap(), b"1", "round {round}");
         l = won;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_pending_at_a_leader_that_steps_down_is_answered_at_once() {
+    let mut c = Cluster::new(3);
+    c.bootstrap(1, &[0, 1, 2]);
+    let l = c.leader(1).await;
+    c.put(l, 1, "a", "1").await;
+    for i in (0..3).filter(|&i| i != l) {
+        c.stop(i);
+    }
+    // The write cannot commit; the leader steps down once it sees no quorum (check quorum),
+    // and the caller hears "outcome unknown" then, not at its 60 s deadline.
+    let e = c.nodes[l]
+        .host()
+        .propose(1, b"b=2".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::OutcomeUnknown(_)), "{e}");
 }
