@@ -1,53 +1,8 @@
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
-import { type ApplyResult, Registry } from '../dist/index.js'
-
-let index = 0
-const apply = (r: Registry, ...cmds: unknown[]) =>
-  r.update(
-    cmds.map((c) => ({
-      index: ++index,
-      data: Buffer.from(typeof c === 'string' ? c : JSON.stringify(c)),
-    })),
-  )
-
-function seed(r: Registry) {
-  apply(
-    r,
-    {
-      op: 'cluster.init',
-      peers: [1, 2, 3].map((i) => ({
-        hostId: `h${i}`,
-        replicaId: i,
-        raftAddress: `r${i}`,
-        apiAddress: `a${i}`,
-      })),
-    },
-    ...[1, 2, 3].map((i) => ({
-      op: 'host.put',
-      host: {
-        id: `h${i}`,
-        apiAddress: `a${i}`,
-        raftAddress: `r${i}`,
-        tags: { zone: `z${i}` },
-        shardTypes: ['kv'],
-      },
-    })),
-    { op: 'shard.create', name: 'users', type: 'kv', placement: { members: { count: 3 } } },
-    {
-      op: 'replicas.create',
-      shardId: 1,
-      items: [1, 2, 3].map((i) => ({ hostId: `h${i}`, nonVoting: false, initial: true })),
-    },
-  )
-}
-
-/** outcome decodes the registry's answer to one command. */
-function outcome(x: ApplyResult): Record<string, unknown> {
-  if (!x.data) throw new Error('the registry answered without data')
-  return JSON.parse(Buffer.from(x.data).toString())
-}
+import { Registry } from '../ts/index'
+import { apply, outcome, seed } from './fixtures/registry'
 
 async function snapshotOf(r: Registry): Promise<Buffer> {
   const out = new PassThrough()
