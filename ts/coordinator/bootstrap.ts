@@ -56,10 +56,10 @@ async function probe(
       if (p.initialized && !p.initialHosts.includes(ctx.hostId)) {
         // The cluster exists and this peer was not part of it: its data is gone. Starting
         // it over with an empty log could let it vote away committed entries.
-        const who = `this peer (host ${ctx.hostId})`
+        const lost = `this peer (host ${ctx.hostId}) has no data of it`
         throw new ZongziError(
           'ERR_INVALID_ARGUMENT',
-          `the cluster is already initialised and ${who} has no data of it; replace the peer instead`,
+          `the cluster is already initialised and ${lost}; replace the peer instead`,
         )
       }
       return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }

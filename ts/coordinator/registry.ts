@@ -7,7 +7,8 @@ import type { Readable, Writable } from 'node:stream'
 
 import type { ApplyResult, Entry, StateMachine } from '../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
-import { Invalid, Writer } from './registry-commands'
+import { runCommand } from './registry-commands'
+import { Invalid, Writer } from './registry-writer'
 import { RegistryState } from './registry-state'
 
 /** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
@@ -67,7 +68,7 @@ export class Registry extends EventEmitter implements StateMachine {
       } catch {
         throw new Invalid('command is not JSON')
       }
-      out = w.run(cmd)
+      out = runCommand(w, cmd)
       this.#state = w.finish()
     } catch (e) {
       if (!(e instanceof Invalid)) throw e
