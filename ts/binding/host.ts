@@ -2,18 +2,18 @@ import { EventEmitter } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { finished } from 'node:stream/promises'
 
-import { fromNative, invalid, isErrorCode, ZongziError } from './errors'
+import { fromNative, invalid, ZongziError } from './errors'
 import { NativeHost } from './native'
 import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
 import {
   checkBytes,
-  EMPTY,
   message,
   Outcomes,
   unpack,
   type NativeCall,
   type NativeResults,
 } from './boundary'
+import { Proposals } from './proposals'
 import {
   isPersistent,
   type Entry,
@@ -117,21 +117,13 @@ async function call<T>(p: () => Promise<T>): Promise<T> {
 export class Host extends EventEmitter {
   readonly #native: NativeHost
   readonly #machines = new Map<number, StateMachine>()
+  readonly #proposals: Proposals
   #closed = false
-  /** Proposals waiting for their results, by tag. */
-  readonly #pending = new Map<
-    number,
-    { resolve: (r: { value: number; data: Buffer }) => void; reject: (e: Error) => void }
-  >()
-  /** Proposals not yet handed to the engine; flushed together once per microtask. */
-  #queue:
-    | { shards: number[]; datas: Buffer[]; tags: number[]; bytes: number; timeout: number }
-    | undefined
-  #nextTag = 1
 
   private constructor(native: NativeHost) {
     super()
     this.#native = native
+    this.#proposals = new Proposals(native)
   }
 
   /** open starts a host with its data in `options.dataDir`. */
@@ -142,7 +134,9 @@ export class Host extends EventEmitter {
       throw invalid('dataDir is required')
     let host: Host | undefined
     const onCall = (c: NativeCall) => host?.dispatch(c)
-    const onResults = (r: NativeResults) => host?.settle(r)
+    const onResults = (r: NativeResults) => {
+      if (host) host.#proposals.settle(r)
+    }
     const onEvent = (e: HostEvent) => {
       // A replica that failed or was removed is gone from the engine: let its state machine go.
       if (e.type === 'replicaFailed' || e.type === 'replicaRemoved')
@@ -267,74 +261,7 @@ export class Host extends EventEmitter {
     checkId(shardId, 'shardId')
     const bytes = checkBytes(data, 'data')
     const timeout = timeoutOf(options)
-    return new Promise((resolve, reject) => {
-      const tag = this.#nextTag++
-      if (this.#pending.size === 0) this.#native.setActive(true)
-      this.#pending.set(tag, { resolve, reject })
-      let q = this.#queue
-      if (q && q.timeout !== timeout) {
-        this.#flush()
-        q = undefined
-      }
-      if (!q) {
-        q = this.#queue = { shards: [], datas: [], tags: [], bytes: 0, timeout }
-        queueMicrotask(() => this.#flush())
-      }
-      q.shards.push(shardId)
-      q.datas.push(bytes)
-      q.tags.push(tag)
-      q.bytes += bytes.length
-    })
-  }
-
-  #flush(): void {
-    const q = this.#queue
-    this.#queue = undefined
-    if (!q || q.tags.length === 0) return
-    try {
-      const lengths = new Uint32Array(q.datas.length)
-      for (let i = 0; i < q.datas.length; i++) lengths[i] = q.datas[i].length
-      const data = Buffer.concat(q.datas, q.bytes)
-      this.#native.proposeMany(
-        Float64Array.from(q.shards),
-        Float64Array.from(q.tags),
-        lengths,
-        data,
-        q.timeout,
-      )
-    } catch (e) {
-      const err = this.#closed ? new ZongziError('ERR_CLOSED', 'host closed') : fromNative(e)
-      for (const tag of q.tags) this.#reject(tag, err)
-    }
-  }
-
-  #reject(tag: number, e: Error): void {
-    const p = this.#pending.get(tag)
-    if (!p) return
-    this.#pending.delete(tag)
-    if (this.#pending.size === 0 && !this.#closed) this.#native.setActive(false)
-    p.reject(e)
-  }
-
-  /** settle resolves the proposals whose results the engine delivered. */
-  private settle(r: NativeResults): void {
-    let at = 0
-    let nextError = 0
-    for (let i = 0; i < r.tags.length; i++) {
-      const len = r.lengths[i]
-      const p = this.#pending.get(r.tags[i])
-      if (len < 0) {
-        const code = r.codes[nextError]
-        const msg = r.errors[nextError++]
-        if (p) p.reject(new ZongziError(isErrorCode(code) ? code : 'ERR_INTERNAL', msg))
-      } else {
-        if (p)
-          p.resolve({ value: r.values[i], data: len === 0 ? EMPTY : r.data.subarray(at, at + len) })
-        at += len
-      }
-      this.#pending.delete(r.tags[i])
-    }
-    if (this.#pending.size === 0 && !this.#closed) this.#native.setActive(false)
+    return this.#proposals.add(shardId, bytes, timeout)
   }
 
   /** commit resolves with the log index once `data` is committed (before it is applied). */
@@ -442,11 +369,9 @@ export class Host extends EventEmitter {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    this.#flush()
+    this.#proposals.closing()
     this.#native.close()
-    const closed = new ZongziError('ERR_CLOSED', 'host closed')
-    for (const p of this.#pending.values()) p.reject(closed)
-    this.#pending.clear()
+    this.#proposals.rejectAll(new ZongziError('ERR_CLOSED', 'host closed'))
     const machines = [...this.#machines.values()]
     this.#machines.clear()
     await Promise.allSettled(machines.map(async (sm) => sm.close?.()))
