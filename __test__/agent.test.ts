@@ -8,7 +8,7 @@ import {
   type AgentOptions,
   type Placement,
   type RegistryState,
-} from '../dist/index.js'
+} from '../ts/index'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 import { ChildClient, freePort, sleep, TempDirs, text, waitUntil } from './helpers'
 

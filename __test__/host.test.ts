@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { Host, ZongziError, type HostEvent } from '../dist/index.js'
+import { Host, ZongziError, type HostEvent } from '../ts/index'
 import { Kv, PersistentKv, put } from './fixtures/kv.mjs'
 import { agreedLeader, replicaId as rid, retry, TempDirs, text, waitUntil } from './helpers'
 

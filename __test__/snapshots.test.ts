@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { Host } from '../dist/index.js'
+import { Host } from '../ts/index'
 import { Recorder } from './fixtures/recorder.mjs'
 import { replicaId as rid, retry, TempDirs, waitUntil } from './helpers'
 
