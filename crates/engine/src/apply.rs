@@ -26,6 +26,9 @@ use crate::state_machine::{ApplyResult, BatchUpdater, SharedSm, SmEntry, SmError
 pub(crate) enum ApplyTask {
     Open {
         shard: u64,
+        /// Tags what the apply thread reports, so a restarted replica of the shard never
+        /// takes a report meant for the one before it.
+        incarnation: u64,
         sm: SharedSm,
         applied: u64,
         applied_term: u64,
@@ -51,6 +54,7 @@ pub(crate) enum ApplyTask {
 }
 
 struct Applied {
+    incarnation: u64,
     sm: SharedSm,
     /// Index of the last entry finished (results delivered, index reported).
     applied: u64,
@@ -176,6 +180,7 @@ impl Applier {
         match task {
             ApplyTask::Open {
                 shard,
+                incarnation,
                 sm,
                 applied,
                 applied_term,
@@ -184,6 +189,7 @@ impl Applier {
                 self.shards.insert(
                     shard,
                     Applied {
+                        incarnation,
                         sm,
                         applied,
                         applied_term,
@@ -226,11 +232,14 @@ impl Applier {
     /// after reports a state machine failure, which stops the replica.
     fn after(&mut self, shard: u64, res: Result<()>) {
         if let Err(e) = res {
-            self.shards.remove(&shard);
+            let Some(a) = self.shards.remove(&shard) else {
+                return;
+            };
             self.router.send(
                 shard,
                 Cmd::ApplyFailed {
                     shard,
+                    incarnation: a.incarnation,
                     error: e.to_string(),
                 },
             );
@@ -357,6 +366,7 @@ impl Applier {
             shard,
             Cmd::Applied {
                 shard,
+                incarnation: a.incarnation,
                 index: last_index,
             },
         );
@@ -395,10 +405,18 @@ impl Applier {
                 .map_err(|e| Error::StateMachine(e.0))
         })?;
         a.last_snapshot = index;
+        let incarnation = a.incarnation;
         // The file is in place but not yet recorded in the log store.
         crate::failpoint::hit("snapshot-saved");
-        self.router
-            .send(shard, Cmd::SnapshotTaken { shard, index, term });
+        self.router.send(
+            shard,
+            Cmd::SnapshotTaken {
+                shard,
+                incarnation,
+                index,
+                term,
+            },
+        );
         Ok(index)
     }
 
@@ -411,7 +429,15 @@ impl Applier {
         a.applied_term = term;
         a.last_snapshot = index;
         a.handed = index;
-        self.router.send(shard, Cmd::Applied { shard, index });
+        let incarnation = a.incarnation;
+        self.router.send(
+            shard,
+            Cmd::Applied {
+                shard,
+                incarnation,
+                index,
+            },
+        );
         Ok(())
     }
 }

@@ -339,8 +339,10 @@ impl Host {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let node = RawNode::new(&cfg, storage, &logger).map_err(|e| Error::Raft(e.to_string()))?;
         let w = self.router.worker_of(shard_id);
+        let incarnation = self.seq.fetch_add(1, Ordering::Relaxed);
         let _ = self.applies.read()[w].send(ApplyTask::Open {
             shard: shard_id,
+            incarnation,
             sm: sm.clone(),
             applied,
             applied_term,
@@ -355,7 +357,13 @@ impl Host {
         );
         self.router.send(
             shard_id,
-            Cmd::Start(Box::new(Replica::new(shard_id, replica_id, node, applied))),
+            Cmd::Start(Box::new(Replica::new(
+                shard_id,
+                replica_id,
+                node,
+                applied,
+                incarnation,
+            ))),
         );
         Ok(())
     }

@@ -118,6 +118,9 @@ pub(crate) struct ConfWaiter {
 pub(crate) struct Replica {
     pub(crate) shard: u64,
     pub(crate) id: u64,
+    /// Distinguishes this start of the replica from earlier ones of the same shard on this
+    /// host; reports of the apply thread carry it.
+    pub(crate) incarnation: u64,
     pub(crate) node: RawNode<ReplicaStorage>,
     /// Leader and term last reported, to emit events only on change.
     pub(crate) leader: u64,
@@ -141,10 +144,17 @@ pub(crate) struct Replica {
 }
 
 impl Replica {
-    pub(crate) fn new(shard: u64, id: u64, node: RawNode<ReplicaStorage>, applied: u64) -> Self {
+    pub(crate) fn new(
+        shard: u64,
+        id: u64,
+        node: RawNode<ReplicaStorage>,
+        applied: u64,
+        incarnation: u64,
+    ) -> Self {
         Replica {
             shard,
             id,
+            incarnation,
             node,
             leader: 0,
             term: 0,

@@ -50,17 +50,21 @@ pub(crate) enum Cmd {
         to: u64,
         ok: bool,
     },
+    /// The apply thread has applied up to `index` (for the replica `incarnation`).
     Applied {
         shard: u64,
+        incarnation: u64,
         index: u64,
     },
     SnapshotTaken {
         shard: u64,
+        incarnation: u64,
         index: u64,
         term: u64,
     },
     ApplyFailed {
         shard: u64,
+        incarnation: u64,
         error: String,
     },
     TransferLeader {

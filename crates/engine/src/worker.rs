@@ -214,7 +214,14 @@ impl Worker {
             let _ = done.send(res);
             return;
         }
-        if let Cmd::ApplyFailed { error, .. } = &cmd {
+        if let Cmd::ApplyFailed {
+            error, incarnation, ..
+        } = &cmd
+        {
+            let current = self.replicas.get(&shard).map(|r| r.incarnation);
+            if current != Some(*incarnation) {
+                return; // about a replica of this shard that has stopped since
+            }
             if let Some(mut r) = self.replicas.remove(&shard) {
                 self.running.write().remove(&shard);
                 let msg = error.clone();
@@ -282,8 +289,15 @@ impl Worker {
                 };
                 r.node.report_snapshot(to, status);
             }
-            Cmd::Applied { index, .. } => r.on_applied(index),
-            Cmd::SnapshotTaken { index, term, .. } => {
+            Cmd::Applied {
+                index, incarnation, ..
+            } if incarnation == r.incarnation => r.on_applied(index),
+            Cmd::SnapshotTaken {
+                index,
+                term,
+                incarnation,
+                ..
+            } if incarnation == r.incarnation => {
                 let mut meta = raft::eraftpb::SnapshotMetadata {
                     index,
                     term,
@@ -440,13 +454,12 @@ impl Worker {
         let mut rd = r.node.ready();
         let (leader, term) = (r.node.raft.leader_id, r.node.raft.term);
         if leader != r.leader || term != r.term {
-            if leader != r.leader {
+            // Reads and proposals in flight under a known leader may never be answered by
+            // the next one; their callers hear so now instead of at their deadline (a write
+            // may still commit, so its outcome is unknown).
+            if leader != r.leader && r.leader != 0 {
                 r.fail_reads_in_flight();
-                // Proposals in flight may or may not commit under the next leader; their
-                // callers hear so now instead of at their deadline.
-                if r.leader != 0 {
-                    r.fail_proposals_unknown("leadership changed while the entry was in flight");
-                }
+                r.fail_proposals_unknown("leadership changed while the entry was in flight");
             }
             r.leader = leader;
             r.term = term;

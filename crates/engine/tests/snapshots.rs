@@ -44,34 +44,7 @@ async fn load(c: &Cluster, hosts: &[usize], per_writer: usize) {
             });
         }
     }
-    futures_join(writes).await;
-}
-
-/// futures_join runs the futures concurrently on this task.
-async fn futures_join<F: std::future::Future<Output = ()>>(fs: Vec<F>) {
-    let mut set = Vec::new();
-    for f in fs {
-        set.push(Box::pin(f));
-    }
-    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
-    std::future::poll_fn(|cx| {
-        let mut left = 0;
-        for slot in pending.iter_mut() {
-            if let Some(f) = slot {
-                if f.as_mut().poll(cx).is_ready() {
-                    *slot = None;
-                } else {
-                    left += 1;
-                }
-            }
-        }
-        if left == 0 {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
+    join_all(writes).await;
 }
 
 /// Watch reads every snapshot file of every host while the test runs, and records any that

@@ -290,3 +290,26 @@ pub fn open_retry(cfg: HostConfig) -> Host {
         }
     }
 }
+
+/// join_all runs the futures concurrently on the calling task until all are done.
+pub async fn join_all<F: std::future::Future>(fs: Vec<F>) {
+    let mut pending: Vec<_> = fs.into_iter().map(Box::pin).map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut left = 0;
+        for slot in pending.iter_mut() {
+            if let Some(f) = slot {
+                if f.as_mut().poll(cx).is_ready() {
+                    *slot = None;
+                } else {
+                    left += 1;
+                }
+            }
+        }
+        if left == 0 {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,24 +15,41 @@ use zongzi_engine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
 /// Seen is the list of indexes one replica has applied.
 pub type Seen = Arc<Mutex<Vec<u64>>>;
 
+/// Gate holds a recorder's updates while it is set.
+pub type Gate = Arc<AtomicBool>;
+
 /// Book finds the list of every (host, shard) replica, for tests and the batch updater.
 #[derive(Clone, Default)]
-pub struct Book(Arc<Mutex<HashMap<(usize, u64), Seen>>>);
+pub struct Book {
+    seen: Arc<Mutex<HashMap<(usize, u64), Seen>>>,
+    gates: Arc<Mutex<HashMap<(usize, u64), Gate>>>,
+}
 
 impl Book {
     /// recorder makes a fresh state machine for shard `shard` on host `host`.
     pub fn recorder(&self, host: usize, shard: u64) -> Box<dyn StateMachine> {
-        let seen = Seen::default();
-        self.0.lock().insert((host, shard), seen.clone());
-        Box::new(Recorder { seen })
+        let (seen, gate) = (Seen::default(), Gate::default());
+        self.seen.lock().insert((host, shard), seen.clone());
+        self.gates.lock().insert((host, shard), gate.clone());
+        Box::new(Recorder { seen, gate })
     }
 
     /// seen returns a copy of what the replica of `shard` on `host` has applied.
     pub fn seen(&self, host: usize, shard: u64) -> Vec<u64> {
-        self.0
+        self.seen
             .lock()
             .get(&(host, shard))
             .map(|s| s.lock().clone())
+            .unwrap_or_default()
+    }
+
+    /// gate returns the gate of the latest recorder of `shard` on `host`: while it is set,
+    /// that recorder's `update` waits (the batch updater does not look at it).
+    pub fn gate(&self, host: usize, shard: u64) -> Gate {
+        self.gates
+            .lock()
+            .get(&(host, shard))
+            .cloned()
             .unwrap_or_default()
     }
 
@@ -48,6 +66,7 @@ impl Book {
 
 struct Recorder {
     seen: Seen,
+    gate: Gate,
 }
 
 fn record(seen: &Seen, entries: &[SmEntry]) -> Vec<ApplyResult> {
@@ -66,6 +85,9 @@ fn record(seen: &Seen, entries: &[SmEntry]) -> Vec<ApplyResult> {
 
 impl StateMachine for Recorder {
     fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
+        while self.gate.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         Ok(record(&self.seen, entries))
     }
 
@@ -101,7 +123,7 @@ impl BatchUpdater for Updater {
         batch
             .iter()
             .map(|(shard, entries)| {
-                let seen = self.book.0.lock().get(&(self.host, *shard)).cloned();
+                let seen = self.book.seen.lock().get(&(self.host, *shard)).cloned();
                 match seen {
                     Some(s) => Ok(record(&s, entries)),
                     None => Err(SmError(format!("no recorder for shard {shard}"))),
