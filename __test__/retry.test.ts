@@ -12,6 +12,8 @@ describe('the retry rule', () => {
     ['ERR_SHARD_NOT_FOUND', true, true, true],
     ['ERR_NO_LEADER', true, true, true],
     ['ERR_DROPPED', true, true, true],
+    ['ERR_BUSY', true, true, true],
+    ['ERR_LEADER_CHANGED', false, false, true],
     ['ERR_NOT_READY', true, true, true],
     ['ERR_OUTCOME_UNKNOWN', false, true, true],
     ['ERR_TIMEOUT', false, true, false],

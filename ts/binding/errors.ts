@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'ERR_TIMEOUT'
   | 'ERR_OUTCOME_UNKNOWN'
   | 'ERR_DROPPED'
+  | 'ERR_BUSY'
+  | 'ERR_LEADER_CHANGED'
   | 'ERR_SHARD_NOT_FOUND'
   | 'ERR_SHARD_EXISTS'
   | 'ERR_PAYLOAD_TOO_LARGE'
@@ -41,6 +43,8 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_TIMEOUT',
   'ERR_OUTCOME_UNKNOWN',
   'ERR_DROPPED',
+  'ERR_BUSY',
+  'ERR_LEADER_CHANGED',
   'ERR_SHARD_NOT_FOUND',
   'ERR_SHARD_EXISTS',
   'ERR_PAYLOAD_TOO_LARGE',

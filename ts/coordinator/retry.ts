@@ -12,7 +12,15 @@ const NOT_PROPOSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'ERR_SHARD_NOT_FOUND',
   'ERR_NO_LEADER',
   'ERR_DROPPED',
+  'ERR_BUSY',
   'ERR_NOT_READY',
+])
+
+/** READ_AGAIN lists the further codes after which a read may be tried again. */
+const READ_AGAIN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'ERR_CLOSED',
+  'ERR_OUTCOME_UNKNOWN',
+  'ERR_LEADER_CHANGED',
 ])
 
 /** AMBIGUOUS lists the codes after which a write may or may not have been applied. */
@@ -38,9 +46,7 @@ export function writeMayRetry(e: unknown, idempotent = false): boolean {
  */
 export function readMayRetry(e: unknown): boolean {
   const c = codeOf(e)
-  return (
-    c !== undefined && (NOT_PROPOSED.has(c) || c === 'ERR_CLOSED' || c === 'ERR_OUTCOME_UNKNOWN')
-  )
+  return c !== undefined && (NOT_PROPOSED.has(c) || READ_AGAIN.has(c))
 }
 
 /** RetryOptions bound a retried operation. */

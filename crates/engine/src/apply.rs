@@ -349,9 +349,9 @@ impl Applier {
         let mut by_index: HashMap<u64, ApplyResult> =
             batch.iter().map(|e| e.index).zip(results).collect();
         for (index, w) in waiters {
-            let r = by_index
-                .remove(&index)
-                .ok_or_else(|| Error::Dropped(format!("entry {index} was not applied")));
+            let r = by_index.remove(&index).ok_or_else(|| {
+                Error::OutcomeUnknown(format!("entry {index} committed without a result"))
+            });
             w.send(r);
         }
         a.applied = last_index;

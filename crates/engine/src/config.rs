@@ -43,6 +43,16 @@ pub struct HostConfig {
     pub fsync: bool,
     /// Receives leader, membership and failure events.
     pub event_listener: Option<EventListener>,
+    /// Most proposals of this host that may be waiting for their result at once (queued,
+    /// in Raft, or committed and not yet applied); more are refused with `Error::Busy`.
+    pub max_in_flight: usize,
+    /// Most proposals of one shard that may be waiting at once on this host.
+    pub max_in_flight_per_shard: usize,
+    /// Most bytes of uncommitted entries a leader accepts (raft-rs `max_uncommitted_size`);
+    /// a proposal beyond it is dropped by Raft and fails with `Error::Dropped`.
+    pub max_uncommitted_bytes: u64,
+    /// Largest snapshot a follower accepts from a leader, in bytes.
+    pub max_snapshot_bytes: u64,
     /// Applies entries of many shards per call instead of each replica's `update`.
     pub batch_updater: Option<Arc<dyn BatchUpdater>>,
 }
@@ -64,6 +74,10 @@ impl HostConfig {
             snapshot_entries: 10_000,
             compaction_overhead: 1_000,
             fsync: true,
+            max_in_flight: 65_536,
+            max_in_flight_per_shard: 16_384,
+            max_uncommitted_bytes: 64 << 20,
+            max_snapshot_bytes: 16 << 30,
             event_listener: None,
             batch_updater: None,
         }
@@ -82,6 +96,12 @@ impl HostConfig {
         }
         if self.max_proposal_bytes == 0 || self.max_proposal_bytes + 4096 > self.max_frame_bytes {
             return bad("max_proposal_bytes must be positive and fit in a frame");
+        }
+        if self.max_in_flight == 0 || self.max_in_flight_per_shard == 0 {
+            return bad("max_in_flight and max_in_flight_per_shard must be positive");
+        }
+        if self.max_uncommitted_bytes < self.max_proposal_bytes as u64 {
+            return bad("max_uncommitted_bytes must be at least max_proposal_bytes");
         }
         Ok(())
     }

@@ -20,9 +20,18 @@ pub enum Error {
     /// The operation did not complete before its deadline; it may still take effect.
     #[error("timed out")]
     Timeout,
-    /// The operation was dropped by Raft (for example, leadership changed); it did not apply.
+    /// Raft refused the proposal (a leader transfer in progress, too many uncommitted
+    /// bytes, a conflicting membership change); nothing was proposed.
     #[error("dropped: {0}")]
     Dropped(String),
+    /// Too many proposals are waiting on this host or shard; nothing was proposed. Retry
+    /// after a while.
+    #[error("busy: {0}")]
+    Busy(String),
+    /// A linearizable read lost its read barrier to a leader change; nothing was read.
+    /// Reads are always safe to retry.
+    #[error("leader changed during the read of shard {0}")]
+    LeaderChanged(u64),
     /// This host runs no replica of the shard.
     #[error("shard {0} not found on this host")]
     ShardNotFound(u64),
@@ -70,6 +79,8 @@ impl Error {
             Error::Timeout => "ERR_TIMEOUT",
             Error::OutcomeUnknown(_) => "ERR_OUTCOME_UNKNOWN",
             Error::Dropped(_) => "ERR_DROPPED",
+            Error::Busy(_) => "ERR_BUSY",
+            Error::LeaderChanged(_) => "ERR_LEADER_CHANGED",
             Error::ShardNotFound(_) => "ERR_SHARD_NOT_FOUND",
             Error::ShardExists(_) => "ERR_SHARD_EXISTS",
             Error::PayloadTooLarge { .. } => "ERR_PAYLOAD_TOO_LARGE",

@@ -26,6 +26,7 @@ use crate::worker::Worker;
 
 /// Proposal is a pending proposal: `committed` resolves with the entry's index once a quorum
 /// has it, `applied` with the state machine's result once the local replica applied it.
+#[derive(Debug)]
 pub struct Proposal {
     /// Resolves when the entry is committed.
     pub committed: oneshot::Receiver<Result<u64>>,
@@ -51,6 +52,8 @@ pub struct Host {
     pub(crate) seq: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) fault: Arc<Fault>,
+    /// Proposals waiting for their result on this host.
+    pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn random_nonce() -> u64 {
@@ -101,6 +104,7 @@ impl Host {
         let transport = Arc::new(Transport::new(
             config.cluster_id,
             config.max_frame_bytes,
+            config.max_snapshot_bytes,
             config.data_dir.clone(),
             addr.clone(),
             store.clone(),
@@ -170,6 +174,7 @@ impl Host {
             seq: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             fault,
+            in_flight: Default::default(),
         })
     }
 
@@ -331,6 +336,7 @@ impl Host {
             heartbeat_tick: self.config.heartbeat_ticks,
             applied,
             max_size_per_msg: 1 << 20,
+            max_uncommitted_size: self.config.max_uncommitted_bytes,
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
@@ -353,6 +359,7 @@ impl Host {
             LocalReplica {
                 replica_id,
                 sm: sm.clone(),
+                in_flight: Default::default(),
             },
         );
         self.router.send(

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::host::{Host, Proposal};
-use crate::replica::{AppliedSink, Completions, ProposalId, ProposalWaiter, ReadWaiter};
+use crate::replica::{AppliedSink, Completions, Permit, ProposalId, ProposalWaiter, ReadWaiter};
 use crate::router::Cmd;
 use crate::state_machine::ApplyResult;
 
@@ -19,7 +19,7 @@ impl Host {
         data: Vec<u8>,
         timeout: Duration,
     ) -> Result<Proposal> {
-        self.check_shard(shard_id)?;
+        let permit = self.admit(shard_id)?;
         self.check_size(&data)?;
         let (ctx, crx) = oneshot::channel();
         let (atx, arx) = oneshot::channel();
@@ -27,7 +27,7 @@ impl Host {
             shard_id,
             data,
             Some(ctx),
-            AppliedSink::oneshot(atx),
+            AppliedSink::oneshot(atx, Some(permit)),
             timeout,
         );
         Ok(Proposal {
@@ -47,18 +47,19 @@ impl Host {
         tag: u64,
         sink: &Completions,
     ) {
-        if let Err(e) = self
-            .check_shard(shard_id)
-            .and_then(|_| self.check_size(&data))
-        {
-            let _ = sink.send((tag, Err(e)));
-            return;
-        }
+        let admitted = self.admit(shard_id);
+        let permit = match admitted.and_then(|p| self.check_size(&data).map(|_| p)) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = sink.send((tag, Err(e)));
+                return;
+            }
+        };
         self.submit(
             shard_id,
             data,
             None,
-            AppliedSink::tagged(tag, sink.clone()),
+            AppliedSink::tagged(tag, sink.clone(), Some(permit)),
             timeout,
         );
     }
@@ -89,6 +90,22 @@ impl Host {
                 },
             },
         );
+    }
+
+    /// admit takes the proposal's place in the in-flight limits (admission control: past
+    /// them a proposal is refused at once with `Busy`, and memory stays bounded).
+    fn admit(&self, shard_id: u64) -> Result<Permit> {
+        self.check_open()?;
+        let shard = match self.replicas.read().get(&shard_id) {
+            Some(r) => r.in_flight.clone(),
+            None => return Err(Error::ShardNotFound(shard_id)),
+        };
+        Permit::acquire(
+            &self.in_flight,
+            self.config.max_in_flight,
+            &shard,
+            self.config.max_in_flight_per_shard,
+        )
     }
 
     fn check_size(&self, data: &[u8]) -> Result<()> {

@@ -1,6 +1,8 @@
 //! A replica as its step worker owns it: the raft-rs node plus the callers waiting on it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use raft::RawNode;
@@ -44,8 +46,50 @@ impl ProposalId {
 pub type Completions = tokio::sync::mpsc::UnboundedSender<(u64, Result<ApplyResult>)>;
 
 /// AppliedSink is where the result of one proposal goes. One that is dropped unanswered
-/// answers `Closed`, so that no caller waits forever.
-pub(crate) struct AppliedSink(Option<Sink>);
+/// answers `Closed`, so that no caller waits forever. It holds the proposal's place in the
+/// in-flight limits until then.
+pub(crate) struct AppliedSink(Option<Sink>, Option<Permit>);
+
+/// Permit is one place in the host's and the shard's in-flight counts, given back on drop.
+pub(crate) struct Permit {
+    host: Arc<AtomicUsize>,
+    shard: Arc<AtomicUsize>,
+}
+
+impl Permit {
+    /// acquire takes a place in both counts, or refuses with `Busy` when either is full.
+    pub(crate) fn acquire(
+        host: &Arc<AtomicUsize>,
+        host_limit: usize,
+        shard: &Arc<AtomicUsize>,
+        shard_limit: usize,
+    ) -> Result<Permit> {
+        if host.fetch_add(1, Ordering::AcqRel) >= host_limit {
+            host.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Busy(format!(
+                "{host_limit} proposals are already waiting on this host"
+            )));
+        }
+        if shard.fetch_add(1, Ordering::AcqRel) >= shard_limit {
+            shard.fetch_sub(1, Ordering::AcqRel);
+            host.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::Busy(format!(
+                "{shard_limit} proposals are already waiting on this shard"
+            )));
+        }
+        Ok(Permit {
+            host: host.clone(),
+            shard: shard.clone(),
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.host.fetch_sub(1, Ordering::AcqRel);
+        self.shard.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 enum Sink {
     Oneshot(oneshot::Sender<Result<ApplyResult>>),
@@ -53,12 +97,12 @@ enum Sink {
 }
 
 impl AppliedSink {
-    pub(crate) fn oneshot(s: oneshot::Sender<Result<ApplyResult>>) -> Self {
-        AppliedSink(Some(Sink::Oneshot(s)))
+    pub(crate) fn oneshot(s: oneshot::Sender<Result<ApplyResult>>, p: Option<Permit>) -> Self {
+        AppliedSink(Some(Sink::Oneshot(s)), p)
     }
 
-    pub(crate) fn tagged(tag: u64, c: Completions) -> Self {
-        AppliedSink(Some(Sink::Tagged(tag, c)))
+    pub(crate) fn tagged(tag: u64, c: Completions, p: Option<Permit>) -> Self {
+        AppliedSink(Some(Sink::Tagged(tag, c)), p)
     }
 
     pub(crate) fn send(mut self, r: Result<ApplyResult>) {
@@ -66,6 +110,7 @@ impl AppliedSink {
     }
 
     fn deliver(&mut self, r: Result<ApplyResult>) {
+        self.1 = None;
         match self.0.take() {
             Some(Sink::Oneshot(s)) => {
                 let _ = s.send(r);
@@ -320,7 +365,7 @@ impl Replica {
     pub(crate) fn fail_reads_in_flight(&mut self) {
         for (_, f) in self.reads_in_flight.drain() {
             for w in f.waiters {
-                let _ = w.reply.send(Err(Error::Dropped("leader changed".into())));
+                let _ = w.reply.send(Err(Error::LeaderChanged(self.shard)));
             }
         }
     }

@@ -156,6 +156,8 @@ impl Router {
 pub(crate) struct LocalReplica {
     pub(crate) replica_id: u64,
     pub(crate) sm: SharedSm,
+    /// Proposals of this shard waiting for their result on this host.
+    pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Running is the set of replicas running on a host, shared with the workers so that a

@@ -42,6 +42,7 @@ type Outgoing = (u64, Message);
 pub(crate) struct Transport {
     cluster_id: u64,
     max_frame: usize,
+    max_snapshot: u64,
     root: PathBuf,
     local_addr: String,
     /// Weak, so that tasks still winding down after close do not keep the log store (and its
@@ -62,6 +63,7 @@ impl Transport {
     pub(crate) fn new(
         cluster_id: u64,
         max_frame: usize,
+        max_snapshot: u64,
         root: PathBuf,
         local_addr: String,
         store: Arc<LogStore>,
@@ -72,6 +74,7 @@ impl Transport {
         Transport {
             cluster_id,
             max_frame,
+            max_snapshot,
             root,
             local_addr,
             store: Arc::downgrade(&store),
@@ -218,8 +221,18 @@ impl Transport {
             s.read_exact(&mut payload).await?;
             h.check(&payload)?;
             if h.magic == MAGIC_SNAPSHOT {
-                let (shard, msg) =
-                    snapshot_stream::receive(s, &payload, &self.root, self.max_frame).await?;
+                // Bounded in size and in time: a stalled or endless sender cannot hold the
+                // connection or fill the disk.
+                let recv = snapshot_stream::receive(
+                    s,
+                    &payload,
+                    &self.root,
+                    self.max_frame,
+                    self.max_snapshot,
+                );
+                let (shard, msg) = tokio::time::timeout(SNAPSHOT_TIMEOUT, recv)
+                    .await
+                    .map_err(|_| frame::bad("snapshot transfer timed out"))??;
                 self.router.send(shard, Cmd::Raft { shard, msg });
                 return Ok(());
             }

@@ -69,6 +69,7 @@ pub(super) async fn receive(
     p: &[u8],
     root: &Path,
     max_chunk: usize,
+    max_total: u64,
 ) -> std::io::Result<(u64, Message)> {
     if p.len() < 8 {
         return Err(bad("truncated snapshot header"));
@@ -102,8 +103,11 @@ pub(super) async fn receive(
             if crc32fast::hash(&chunk) != crc {
                 return Err(bad("snapshot chunk checksum mismatch"));
             }
-            file.write_all(&chunk).await?;
             total += len;
+            if total as u64 > max_total {
+                return Err(bad("snapshot larger than the limit"));
+            }
+            file.write_all(&chunk).await?;
         }
     }
     .await;
