@@ -84,7 +84,10 @@ async fn a_follower_refuses_a_snapshot_over_its_size_limit() {
     c.restart(2);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let applied = book.seen(2, 1).len();
-    assert!(applied < 20, "host 2 took a snapshot over its limit ({applied} entries)");
+    assert!(
+        applied < 20,
+        "host 2 took a snapshot over its limit ({applied} entries)"
+    );
     // The others serve on; host 2 is refused the snapshot, not stopped.
     c.put(0, 1, "b", "1").await;
     assert!(c.nodes[2].host().status(1).await.is_ok());
