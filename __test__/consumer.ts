@@ -103,6 +103,8 @@ export class Consumer {
       target: 'es2022',
       types: ['node'],
       typeRoots: [join(ROOT, 'node_modules', '@types')],
+      allowJs: true,
+      checkJs: true,
       ...(outDir ? { outDir, rootDir: '.' } : { noEmit: true }),
     }
     const config = this.write('tsconfig.json', JSON.stringify({ compilerOptions: options, files }))
