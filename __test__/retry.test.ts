@@ -16,7 +16,7 @@ describe('the retry rule', () => {
     ['ERR_LEADER_CHANGED', false, false, true],
     ['ERR_NOT_READY', true, true, true],
     ['ERR_OUTCOME_UNKNOWN', false, true, true],
-    ['ERR_TIMEOUT', false, true, false],
+    ['ERR_TIMEOUT', false, true, true],
     ['ERR_CLOSED', false, false, true],
     ['ERR_INVALID_ARGUMENT', false, false, false],
     ['ERR_ABORTED', false, false, false],

@@ -9,7 +9,7 @@ export type {
   CallOptions,
 } from './binding/host'
 export { ZongziError } from './binding/errors'
-export type { ErrorCode } from './binding/errors'
+export type { CallKind, ErrorCode, ErrorOutcome } from './binding/errors'
 export type {
   Entry,
   ApplyResult,

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { createReadStream, createWriteStream } from 'node:fs'
 import { finished } from 'node:stream/promises'
 
-import { fromNative, invalid, ZongziError } from './errors'
+import { asRead, fromNative, invalid, ZongziError } from './errors'
 import { NativeHost } from './native'
 import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
 import {
@@ -275,10 +275,14 @@ export class Host extends EventEmitter {
 
   /** readIndex resolves once the local replica has applied everything committed before it. */
   async readIndex(shardId: number, options?: CallOptions): Promise<number> {
-    this.#checkOpen()
-    checkId(shardId, 'shardId')
-    const t = timeoutOf(options)
-    return call(() => this.#native.readIndex(shardId, t))
+    try {
+      this.#checkOpen()
+      checkId(shardId, 'shardId')
+      const t = timeoutOf(options)
+      return await call(() => this.#native.readIndex(shardId, t))
+    } catch (e) {
+      throw asRead(e)
+    }
   }
 
   /**
@@ -289,12 +293,20 @@ export class Host extends EventEmitter {
     query: Uint8Array,
     options?: CallOptions & { stale?: boolean },
   ): Promise<Uint8Array> {
-    this.#checkOpen()
-    checkId(shardId, 'shardId')
-    const q = checkBytes(query, 'query')
+    let q: Buffer
+    try {
+      this.#checkOpen()
+      checkId(shardId, 'shardId')
+      q = checkBytes(query, 'query')
+    } catch (e) {
+      throw asRead(e)
+    }
     if (!options?.stale) await this.readIndex(shardId, options)
     const sm = this.#machines.get(shardId)
-    if (!sm) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found on this host`)
+    if (!sm)
+      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found on this host`, {
+        call: 'read',
+      })
     return sm.query(q)
   }
 

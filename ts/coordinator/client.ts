@@ -1,5 +1,5 @@
 // ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
-import { invalid, ZongziError } from '../binding/errors'
+import { asRead, invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { RegistryState } from './registry-state'
 import { firstOf, readMayRetry, retry, writeMayRetry } from './retry'
@@ -206,6 +206,18 @@ export class ShardClient {
    * read after any failure of the serving host (see retry.ts).
    */
   async #route<T>(
+    write: boolean,
+    o: ClientCallOptions,
+    f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.#send(write, o, f)
+    } catch (e) {
+      throw write ? e : asRead(e)
+    }
+  }
+
+  async #send<T>(
     write: boolean,
     o: ClientCallOptions,
     f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,

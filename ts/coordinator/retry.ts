@@ -1,52 +1,28 @@
-// The one retry rule of the coordinator: which failures prove that a write was not proposed,
-// which failures a read may retry, and how long to wait between attempts.
-import { type ErrorCode, ZongziError } from '../binding/errors'
-
-/**
- * NOT_PROPOSED lists the codes that prove a command was not proposed: no replica there, no
- * leader, refused by Raft before it entered the log, or a connection that never formed. A
- * write that failed with one of them may be sent again, to the same host or another.
- */
-const NOT_PROPOSED: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'ERR_UNAVAILABLE',
-  'ERR_SHARD_NOT_FOUND',
-  'ERR_NO_LEADER',
-  'ERR_DROPPED',
-  'ERR_BUSY',
-  'ERR_NOT_READY',
-])
-
-/** READ_AGAIN lists the further codes after which a read may be tried again. */
-const READ_AGAIN: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'ERR_CLOSED',
-  'ERR_OUTCOME_UNKNOWN',
-  'ERR_LEADER_CHANGED',
-])
-
-/** AMBIGUOUS lists the codes after which a write may or may not have been applied. */
-const AMBIGUOUS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'])
+// How the coordinator retries: which failures a write or a read may retry (the rule itself is
+// the classification of codes in binding/errors.ts), and how long to wait between attempts.
+import { classify, type ErrorCode, ZongziError } from '../binding/errors'
 
 const codeOf = (e: unknown): ErrorCode | undefined =>
   e instanceof ZongziError ? e.code : undefined
 
 /**
  * writeMayRetry tells whether a failed write may be sent again: when it was certainly not
- * proposed, or, for a command that is safe to apply twice (`idempotent`), also when its
- * outcome is unknown.
+ * proposed and the failure may pass, or, for a command that is safe to apply twice
+ * (`idempotent`), also when its outcome is unknown (ERR_TIMEOUT, ERR_OUTCOME_UNKNOWN).
  */
 export function writeMayRetry(e: unknown, idempotent = false): boolean {
   const c = codeOf(e)
-  return c !== undefined && (NOT_PROPOSED.has(c) || (idempotent && AMBIGUOUS.has(c)))
+  return c !== undefined && classify(c, 'write', idempotent).retrySafe
 }
 
 /**
  * readMayRetry tells whether a failed read may be tried again. A read changes nothing, so
  * it may move on after any failure of the serving host, an unknown outcome or a closed
- * host included; a bad argument, a timeout of the whole call or an abort end it.
+ * host included; a bad argument or an abort end it.
  */
 export function readMayRetry(e: unknown): boolean {
   const c = codeOf(e)
-  return c !== undefined && (NOT_PROPOSED.has(c) || READ_AGAIN.has(c))
+  return c !== undefined && classify(c, 'read').retrySafe
 }
 
 /** RetryOptions bound a retried operation. */
