@@ -3,25 +3,14 @@
 // from JS. The last line printed is one JSON object.
 //
 //   node bench/bench.mjs --hosts 3 --shards 48 --clients 1024 --payload 16 --seconds 10
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
-import { Host } from '../dist/index.js'
+import { openCluster, parseArgs, percentile } from './cluster.mjs'
 
-const args = { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10 }
-const argv = process.argv.slice(2)
-for (let i = 0; i < argv.length; i += 2) {
-  const key = argv[i].replace(/^--/, '')
-  if (!(key in args) || !Number.isFinite(Number(argv[i + 1]))) {
-    console.error(
-      'usage: bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]',
-    )
-    process.exit(2)
-  }
-  args[key] = Number(argv[i + 1])
-}
+const args = parseArgs(
+  { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10 },
+  'bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]',
+)
 
 /** Kv keys entries by their first 8 bytes, like the engine benchmark's state machine. */
 class Kv {
@@ -59,37 +48,11 @@ class Kv {
   }
 }
 
-const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-'))
-const hosts = []
-for (let i = 0; i < args.hosts; i++)
-  hosts.push(Host.open({ clusterId: 1, dataDir: join(root, `host${i}`) }))
-const machines = []
-const t0 = performance.now()
-for (let s = 1; s <= args.shards; s++) {
-  const voters = hosts.map((h, i) => ({ replicaId: s * 16 + i + 1, address: h.raftAddress }))
-  await Promise.all(
-    hosts.map((h, i) =>
-      h.startReplica(s, s * 16 + i + 1, { mode: 'bootstrap', voters }, () => {
-        const sm = new Kv()
-        machines.push(sm)
-        return sm
-      }),
-    ),
-  )
-}
-const leaderHost = new Map()
-for (let attempt = 0; leaderHost.size < args.shards && attempt < 2400; attempt++) {
-  for (let s = 1; s <= args.shards; s++) {
-    if (leaderHost.has(s)) continue
-    for (const h of hosts) {
-      const st = await h.status(s)
-      if (st.leaderId !== 0 && st.leaderId === st.replicaId) leaderHost.set(s, h)
-    }
-  }
-  await new Promise((r) => setTimeout(r, 50))
-}
-const readySecs = (performance.now() - t0) / 1000
-console.error(`${args.shards} shards on ${args.hosts} hosts ready in ${readySecs.toFixed(1)}s`)
+const cluster = await openCluster({
+  hosts: args.hosts,
+  shards: args.shards,
+  factory: () => new Kv(),
+})
 
 const lat = []
 let errors = 0
@@ -100,7 +63,7 @@ const end = start + args.seconds * 1000
 const clients = []
 for (let c = 0; c < args.clients; c++) {
   const shard = (c % args.shards) + 1
-  const host = leaderHost.get(shard) ?? hosts[0]
+  const host = cluster.leaderOf(shard)
   clients.push(
     (async () => {
       const data = Buffer.alloc(args.payload)
@@ -122,10 +85,9 @@ await Promise.all(clients)
 const secs = (performance.now() - start) / 1000
 loop.disable()
 lat.sort((a, b) => a - b)
-const pct = (p) => (lat.length ? lat[Math.round((lat.length - 1) * p)] : 0)
+const pct = (p) => percentile(lat, p)
 const rss = process.memoryUsage().rss / (1 << 20)
-await Promise.all(hosts.map((h) => h.close()))
-rmSync(root, { recursive: true, force: true })
+await cluster.close()
 console.log(
   JSON.stringify({
     mode: 'write',

@@ -90,6 +90,12 @@ impl NativeHost {
         if let Some(v) = options.fsync {
             cfg.fsync = v;
         }
+        if let Some(v) = options.max_in_flight {
+            cfg.max_in_flight = v as usize;
+        }
+        if let Some(v) = options.max_in_flight_per_shard {
+            cfg.max_in_flight_per_shard = v as usize;
+        }
         let mut ev: ThreadsafeFunction<Event, ErrorStrategy::Fatal> = events
             .create_threadsafe_function(0, event_to_js)
             .map_err(internal)?;

@@ -31,6 +31,10 @@ pub struct HostOptions {
     pub compaction_overhead: Option<f64>,
     /// Sync the log before acknowledging (default true).
     pub fsync: Option<bool>,
+    /// Most proposals waiting for their result on this host (default 65,536).
+    pub max_in_flight: Option<u32>,
+    /// Most proposals of one shard waiting for their result on this host (default 16,384).
+    pub max_in_flight_per_shard: Option<u32>,
 }
 
 /// Voter is one initial member of a shard.
