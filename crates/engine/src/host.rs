@@ -330,6 +330,9 @@ impl Host {
             self.store.write(&mut batch)?;
         }
         let applied_term = raft::Storage::term(&storage, applied).unwrap_or(0);
+        // Membership changes after `applied` are replayed from the log, onto the membership
+        // as it stood at `applied` (not the latest, which already holds them).
+        storage.start_at(applied);
         let cfg = raft::Config {
             id: replica_id,
             election_tick: self.config.election_ticks,

@@ -188,6 +188,9 @@ pub(crate) struct ReplicaStorage {
     /// Set when raft wanted to send a snapshot that the latest one cannot serve (it
     /// predates the recipient's membership); the worker then asks for a fresh one.
     pub(crate) snapshot_wanted: std::cell::Cell<bool>,
+    /// The index the state machine starts from; Raft starts from the membership as it stood
+    /// there and replays the changes after it from the log.
+    start_applied: u64,
 }
 
 impl ReplicaStorage {
@@ -211,6 +214,7 @@ impl ReplicaStorage {
             last_index: 0,
             cache: VecDeque::new(),
             snapshot_wanted: Default::default(),
+            start_applied: u64::MAX,
         };
         let mut batch = LogBatch::default();
         batch.put(shard, KEY_REPLICA.to_vec(), replica.to_le_bytes().to_vec())?;
@@ -262,6 +266,7 @@ impl ReplicaStorage {
             last_index,
             cache: VecDeque::new(),
             snapshot_wanted: Default::default(),
+            start_applied: u64::MAX,
         })
     }
 
@@ -271,6 +276,11 @@ impl ReplicaStorage {
 
     pub(crate) fn snapshot_metadata(&self) -> &SnapshotMetadata {
         &self.snapshot
+    }
+
+    /// start_at says which applied index the replica starts from (see `start_applied`).
+    pub(crate) fn start_at(&mut self, applied: u64) {
+        self.start_applied = applied;
     }
 
     /// conf_state returns the latest membership.
@@ -445,7 +455,10 @@ fn store_err(e: impl std::fmt::Display) -> raft::Error {
 
 impl raft::Storage for ReplicaStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(self.hard_state.clone(), self.conf_state()))
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state_at(self.start_applied),
+        ))
     }
 
     fn entries(

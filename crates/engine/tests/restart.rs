@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::recorder::Book;
 use common::*;
-use zongzi_engine::StartMode;
+use zongzi_engine::{Event, StartMode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_restarted_while_its_apply_thread_is_behind_reads_only_what_it_applied() {
@@ -61,4 +61,45 @@ async fn a_replica_restarted_while_its_apply_thread_is_behind_reads_only_what_it
     // A linearizable read there must see every write acknowledged before it began.
     let seen: usize = String::from_utf8(seen.unwrap()).unwrap().parse().unwrap();
     assert!(seen >= acked, "a read saw {seen} of {acked} writes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_host_restarts_after_a_member_was_added_promoted_and_removed() {
+    let mut c = Cluster::new(4);
+    c.bootstrap(1, &[0, 1, 2]);
+    let l = c.leader(1).await;
+    c.put(l, 1, "a", "1").await;
+    let leader = c.nodes[l].host();
+    leader
+        .add_non_voting(1, rid(1, 3), &c.nodes[3].addr, T)
+        .await
+        .unwrap();
+    c.nodes[3]
+        .host()
+        .start_replica(1, rid(1, 3), StartMode::Join, Kv::boxed())
+        .unwrap();
+    assert_eq!(c.get(3, 1, "a").await, "1");
+    leader.promote(1, rid(1, 3), T).await.unwrap();
+    let victim = (0..3).find(|&i| i != l).unwrap();
+    leader.remove_replica(1, rid(1, victim), T).await.unwrap();
+    c.put(l, 1, "b", "2").await;
+    // Every remaining host restarts from disk and replays the membership changes from its
+    // log onto the membership as it stood at its applied index.
+    let members: Vec<usize> = (0..4).filter(|&i| i != victim).collect();
+    for &i in &members {
+        c.restart(i);
+    }
+    c.put(members[0], 1, "c", "3").await;
+    for &i in &members {
+        assert_eq!(c.get(i, 1, "c").await, "3", "host {i}");
+        let m = c.nodes[i].host().membership(1).await.unwrap();
+        assert_eq!(m.voters.len(), 3, "host {i}: {m:?}");
+        assert!(m.voters.contains(&rid(1, 3)) && !m.voters.contains(&rid(1, victim)));
+        let failed = c.nodes[i]
+            .events
+            .lock()
+            .iter()
+            .any(|e| matches!(e, Event::HostFailed { .. }));
+        assert!(!failed, "host {i} failed on restart");
+    }
 }
