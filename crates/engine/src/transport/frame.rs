@@ -191,4 +191,53 @@ mod tests {
         assert_eq!(parse_chunk_header(&h), (3, crc32fast::hash(b"abc")));
         assert_eq!(parse_chunk_header(&[0u8; 8]).0, 0);
     }
+
+    /// xorshift is a small seeded generator, so a failing case can be replayed.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_and_mutated_payloads_never_panic_the_decoders() {
+        let mut valid = Vec::new();
+        encode_messages(&mut valid, "127.0.0.1:1", &[(1, msg(2, 3)), (4, msg(5, 6))]);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for case in 0..20_000 {
+            let mut p = if case % 2 == 0 {
+                valid.clone()
+            } else {
+                let len = (xorshift(&mut seed) % 256) as usize;
+                (0..len).map(|_| xorshift(&mut seed) as u8).collect()
+            };
+            // Flip, cut or extend at random.
+            for _ in 0..(xorshift(&mut seed) % 4) {
+                if p.is_empty() {
+                    break;
+                }
+                let at = (xorshift(&mut seed) as usize) % p.len();
+                match xorshift(&mut seed) % 3 {
+                    0 => p[at] ^= xorshift(&mut seed) as u8,
+                    1 => p.truncate(at),
+                    _ => p.insert(at, xorshift(&mut seed) as u8),
+                }
+            }
+            let _ = decode_messages(&p);
+            let mut h = [0u8; HEADER_LEN];
+            for (i, b) in h.iter_mut().enumerate() {
+                *b = p.get(i).copied().unwrap_or(0);
+            }
+            if let Ok(hdr) = Header::parse(&h, 7, 1 << 20) {
+                assert!(
+                    hdr.len <= 1 << 20,
+                    "case {case}: a header over the limit passed"
+                );
+            }
+            let mut c = [0u8; CHUNK_HEADER_LEN];
+            c.copy_from_slice(&h[..CHUNK_HEADER_LEN]);
+            let _ = parse_chunk_header(&c);
+        }
+    }
 }
