@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest'
 
 import { type ErrorCode, ZongziError } from '../ts/binding/errors'
-import { backoff, firstOf, readMayRetry, retry, writeMayRetry } from '../ts/coordinator/retry'
+import {
+  backoff,
+  firstOf,
+  hedge,
+  readMayRetry,
+  retry,
+  writeMayRetry,
+} from '../ts/coordinator/retry'
 
 const err = (code: ErrorCode) => new ZongziError(code, code)
 
@@ -108,5 +115,52 @@ describe('retry', () => {
     await expect(firstOf([], f, readMayRetry, () => err('ERR_NOT_READY'))).rejects.toMatchObject({
       code: 'ERR_NOT_READY',
     })
+  })
+
+  it('hedge sends to the next candidate when one stays silent; the first answer wins', async () => {
+    const aborted: number[] = []
+    const late: number[] = []
+    const f = (c: number, signal: AbortSignal) =>
+      new Promise<number>((resolve) => {
+        signal.addEventListener('abort', () => aborted.push(c))
+        if (c !== 1) setTimeout(() => resolve(c), 5)
+      })
+    const v = await hedge([1, 2, 3], f, {
+      retryable: readMayRetry,
+      delayMs: 10,
+      none: () => err('ERR_UNAVAILABLE'),
+      late: (c) => late.push(c),
+    })
+    expect(v).toBe(2)
+    expect(late).toEqual([1])
+    expect(aborted).toEqual([1])
+  })
+
+  it('hedge moves on at once after a retryable failure, and stops at one that is not', async () => {
+    const tried: number[] = []
+    const o = { retryable: readMayRetry, delayMs: 10_000, none: () => err('ERR_NOT_READY') }
+    const f = async (c: number) => {
+      tried.push(c)
+      if (c === 3) throw err('ERR_INVALID_ARGUMENT')
+      throw err('ERR_UNAVAILABLE')
+    }
+    await expect(hedge([1, 2], f, o)).rejects.toMatchObject({ code: 'ERR_UNAVAILABLE' })
+    await expect(hedge([3, 1], f, o)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(hedge([], f, o)).rejects.toMatchObject({ code: 'ERR_NOT_READY' })
+    expect(tried).toEqual([1, 2, 3])
+  })
+
+  it('hedge gives up on a silent candidate once the others failed, so the caller can go round', async () => {
+    const late: number[] = []
+    const f = (c: number) =>
+      c === 1 ? new Promise<number>(() => {}) : Promise.reject(err('ERR_LEADER_CHANGED'))
+    const p = hedge([1, 2], f, {
+      retryable: readMayRetry,
+      delayMs: 5,
+      none: () => err('ERR_UNAVAILABLE'),
+      late: (c) => late.push(c),
+    })
+    await expect(p).rejects.toMatchObject({ code: 'ERR_LEADER_CHANGED' })
+    expect(late).toEqual([1])
   })
 })

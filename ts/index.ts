@@ -21,6 +21,8 @@ export { Agent } from './coordinator/agent'
 export type { AgentOptions, AgentStatus, ShardOptions } from './coordinator/agent'
 export type { Logger } from './coordinator/logger'
 export { ShardClient } from './coordinator/client'
+export { HostHealth } from './coordinator/health'
+export type { CircuitState, HostHealthOptions } from './coordinator/health'
 export type {
   BusCallOptions,
   ClientCallOptions,

@@ -13,6 +13,7 @@ import { BusServer } from '../bus/server'
 import { bootstrap, join as joinCluster, type BootstrapContext } from './bootstrap'
 import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
 import { busHandlers, type HandlerContext } from './handlers'
+import { HostHealth } from './health'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
 import { PlacementError, validatePlacement } from './placement'
@@ -83,7 +84,9 @@ interface Engine {
  * addresses of the initial peers (three or more), register state machine types, then
  * `start()`. Peers initialise the cluster together; any other host joins it.
  *
- * Events: `'status'` (AgentStatus), `'event'` (engine events), `'change'` (RegistryState).
+ * Events: `'status'` (AgentStatus), `'event'` (engine events), `'change'` (RegistryState),
+ * `'circuit'` (`{ address, state }`: this agent's clients stopped or resumed calling a host,
+ * a CircuitState).
  */
 export class Agent extends EventEmitter {
   readonly clusterName: string
@@ -102,6 +105,11 @@ export class Agent extends EventEmitter {
   #started: Promise<void> | undefined
   #stopped: Promise<void> | undefined
   readonly #abort = new AbortController()
+  /** What this agent's clients have seen of other hosts: latencies and circuits. */
+  readonly #health = new HostHealth({}, (address, state) => {
+    this.log.info('circuit', { address, state })
+    this.emit('circuit', { address, state })
+  })
 
   constructor(clusterName: string, peers: string[], options: AgentOptions) {
     super()
@@ -485,6 +493,7 @@ export class Agent extends EventEmitter {
       },
       registry: () => this.#registry.state,
       runs: (shardId) => this.runs(shardId),
+      health: this.#health,
     }
   }
 

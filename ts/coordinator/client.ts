@@ -2,7 +2,8 @@
 import { asRead, invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { RegistryState } from './registry-state'
-import { firstOf, readMayRetry, retry, writeMayRetry } from './retry'
+import { HostHealth, isHostFailure } from './health'
+import { firstOf, hedge, readMayRetry, retry, writeMayRetry } from './retry'
 
 /** ClientCallOptions bound one call. */
 export interface ClientCallOptions {
@@ -68,6 +69,11 @@ export interface ClientContext {
   registry(): RegistryState
   /** runs tells whether this host runs an active replica of the shard. */
   runs(shardId: number): boolean
+  /**
+   * health is what the agent's clients have seen of other hosts (latencies, circuits); a
+   * client without one keeps its own.
+   */
+  readonly health?: HostHealth
 }
 
 type Target = { local: true } | { local: false; address: string }
@@ -80,6 +86,7 @@ type Target = { local: true } | { local: false; address: string }
  */
 export class ShardClient {
   readonly #agent: ClientContext
+  readonly #ownHealth = new HostHealth()
 
   /** Agents make clients (`agent.client(id)`); the context is the agent's. */
   constructor(
@@ -167,7 +174,10 @@ export class ShardClient {
     }
   }
 
-  /** #targets orders the hosts that can serve this shard: this host first, then the others. */
+  /**
+   * #targets orders the hosts that can serve this shard: this host first, then the others in
+   * random order (the leader's first with writeToLeader), and last those whose circuit is open.
+   */
   #targets(write: boolean): Target[] {
     const s = this.#agent.registry()
     const sh = s.shards.get(this.shardId)
@@ -190,20 +200,26 @@ export class ShardClient {
     if (write && this.options.writeToLeader) {
       remote.sort((a, b) => Number(b.leader) - Number(a.leader))
       const first = remote[0]
-      if (first?.leader)
-        return [
-          { local: false, address: first.address },
-          ...out,
-          ...remote.slice(1).map((x) => ({ local: false as const, address: x.address })),
-        ]
+      if (first?.leader) {
+        remote.shift()
+        out.unshift({ local: false, address: first.address })
+      }
     }
-    return [...out, ...remote.map((x) => ({ local: false as const, address: x.address }))]
+    const open: Target[] = []
+    for (const x of remote) {
+      const t = { local: false as const, address: x.address }
+      if (this.#health.available(x.address)) out.push(t)
+      else open.push(t)
+    }
+    return [...out, ...open]
   }
 
   /**
-   * #route sends a call to the hosts that can serve it, in turn, and goes round again until
-   * the deadline. A write moves on only after an error that proves it was not proposed; a
-   * read after any failure of the serving host (see retry.ts).
+   * #route sends a call to the hosts that can serve it and goes round again until the
+   * deadline. A write goes to one host at a time and moves on only after an error that proves
+   * it was not proposed; a read moves on after any failure of the serving host, and is also
+   * sent to the next host when the one it waits for stays silent past the hedging delay
+   * (see retry.ts). A read's failure is marked as a read's.
    */
   async #route<T>(
     write: boolean,
@@ -228,10 +244,11 @@ export class ShardClient {
     const retryable = write ? (e: unknown) => writeMayRetry(e) : readMayRetry
     const none = () =>
       new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    const health = this.#health
     let last: unknown = none()
     let fatal: unknown // an error that ends the call as it is
     let expired = false
-    const one = async (t: Target): Promise<T> => {
+    const one = async (t: Target, hedged?: AbortSignal): Promise<T> => {
       if (o.signal?.aborted) {
         fatal = new ZongziError('ERR_ABORTED', 'aborted')
         throw fatal
@@ -241,9 +258,16 @@ export class ShardClient {
         expired = true
         throw last
       }
+      const signal = hedged && o.signal ? AbortSignal.any([o.signal, hedged]) : (hedged ?? o.signal)
+      const started = Date.now()
       try {
-        return await abortable(f(t, left, o.signal), o.signal)
+        const v = await settleBy(f(t, left, signal), left, signal)
+        if (!t.local) health.success(t.address, Date.now() - started)
+        return v
       } catch (e) {
+        // An attempt that lost a hedging race says nothing of its own.
+        if (hedged?.aborted && !o.signal?.aborted) throw e
+        if (!t.local && isHostFailure(e)) health.failure(t.address)
         last = e
         if (!retryable(e)) fatal = e
         throw e
@@ -258,7 +282,15 @@ export class ShardClient {
         fatal = e
         throw e
       }
-      return firstOf(targets, one, goOn, none)
+      if (write) return firstOf(targets, (t) => one(t), goOn, none)
+      return hedge(targets, one, {
+        retryable: goOn,
+        delayMs: Math.min(health.hedgeDelay(), Math.max(1, deadline - Date.now())),
+        none,
+        late: (t) => {
+          if (!t.local) health.failure(t.address)
+        },
+      })
     }
     try {
       return await retry(round, { deadline, signal: o.signal, retryable: goOn })
@@ -273,18 +305,38 @@ export class ShardClient {
           })
     }
   }
+
+  get #health(): HostHealth {
+    return this.#agent.health ?? this.#ownHealth
+  }
 }
 
 function bytes(v: unknown, what: string): void {
   if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array or Buffer`)
 }
 
-function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return p
+/**
+ * settleBy settles as `p` does, or rejects sooner: with ERR_ABORTED once `signal` aborts, or
+ * with ERR_TIMEOUT once `ms` have passed (a silent host does not hold a call past its
+ * deadline).
+ */
+function settleBy<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new ZongziError('ERR_ABORTED', 'aborted'))
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    const done = (f: () => void) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      f()
+    }
+    const onAbort = () => done(() => reject(new ZongziError('ERR_ABORTED', 'aborted')))
+    const timer = setTimeout(
+      () => done(() => reject(new ZongziError('ERR_TIMEOUT', 'no answer before the deadline'))),
+      ms,
+    )
+    if (signal?.aborted) return onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => done(() => resolve(v)),
+      (e) => done(() => reject(e)),
+    )
   })
 }

@@ -93,6 +93,90 @@ export async function firstOf<C, T>(
   throw tried ? last : none()
 }
 
+/** HedgeOptions say when `hedge` moves on and what it reports. */
+export interface HedgeOptions<C> {
+  /** retryable tells whether a failure lets the next candidate be tried. */
+  retryable(e: unknown): boolean
+  /** Milliseconds without an answer after which the next candidate is tried as well. */
+  delayMs: number
+  /** The error when there are no candidates. */
+  none(): Error
+  /** late hears of each candidate that was still silent when a later one answered. */
+  late?(c: C): void
+}
+
+/**
+ * hedge tries `f` on the first candidate, and on the next one as well whenever `delayMs` pass
+ * without an answer or an attempt fails with a retryable error. The first success wins and
+ * the other attempts are aborted through their signals. A failure that is not retryable ends
+ * it at once. Once every candidate has been tried and one has failed, the last failure is
+ * thrown when the others have failed too or stayed silent for another `delayMs` (they are
+ * aborted and reported `late`).
+ */
+export function hedge<C, T>(
+  candidates: readonly C[],
+  f: (c: C, signal: AbortSignal) => Promise<T>,
+  o: HedgeOptions<C>,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (candidates.length === 0) return reject(o.none())
+    const running = new Map<number, AbortController>()
+    let next = 0
+    let settled = false
+    let last: unknown
+    let failed = false
+    let timer: NodeJS.Timeout | undefined
+    const finish = () => {
+      settled = true
+      clearTimeout(timer)
+      for (const ac of running.values()) ac.abort()
+      running.clear()
+    }
+    const giveUp = () => {
+      for (const j of running.keys()) o.late?.(candidates[j])
+      finish()
+      reject(last)
+    }
+    const launch = (): void => {
+      clearTimeout(timer)
+      if (settled) return
+      if (next >= candidates.length) {
+        // Every candidate has been tried. Once one has failed, those still silent get one
+        // more delay, and then the caller may go round again rather than wait on them.
+        if (running.size === 0) giveUp()
+        else if (failed) timer = setTimeout(giveUp, o.delayMs)
+        return
+      }
+      const i = next++
+      const ac = new AbortController()
+      running.set(i, ac)
+      f(candidates[i], ac.signal).then(
+        (v) => {
+          if (settled) return
+          running.delete(i)
+          for (const j of running.keys()) if (j < i) o.late?.(candidates[j])
+          finish()
+          resolve(v)
+        },
+        (e) => {
+          if (settled) return
+          running.delete(i)
+          if (!o.retryable(e)) {
+            finish()
+            reject(e)
+            return
+          }
+          last = e
+          failed = true
+          launch()
+        },
+      )
+      timer = setTimeout(launch, o.delayMs)
+    }
+    launch()
+  })
+}
+
 /** sleep waits `ms`, or less when `signal` aborts meanwhile. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
