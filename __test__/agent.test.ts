@@ -296,6 +296,44 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     )
   })
 
+  it('waits for a shard until all, a quorum of, or the local replicas are active', async () => {
+    const a = local[1]
+    const sh = await a.createShard('kv', {
+      name: 'awaited',
+      placement: { members: { count: 3 }, vary: ['zone'] },
+    })
+    expect((await a.waitForShard(sh.id)).id).toBe(sh.id)
+    const rs = a.stateLocal((s) => s.replicasOf(sh.id))
+    expect(rs).toHaveLength(3)
+    expect(rs.every((r) => r.status === 'active')).toBe(true)
+    expect((await a.waitForShard(sh.id, { replicas: 'quorum' })).id).toBe(sh.id)
+    const holders = new Set(rs.map((r) => r.hostId))
+    const withReplica = local.find((x) => holders.has(x.hostId)) as Agent
+    const without = local.find((x) => !holders.has(x.hostId)) as Agent
+    await withReplica.waitForShard(sh.id, { replicas: 'local' })
+    expect(withReplica.runs(sh.id)).toBe(true)
+
+    const code = async (p: () => unknown) => {
+      try {
+        await p()
+      } catch (e) {
+        expect(e).toBeInstanceOf(ZongziError)
+        return (e as ZongziError).code
+      }
+      throw new Error('expected a rejection')
+    }
+    const wait = (o: object) => without.waitForShard(sh.id, o)
+    expect(await code(() => wait({ replicas: 'local', timeoutMs: 200 }))).toBe('ERR_TIMEOUT')
+    const ac = new AbortController()
+    setTimeout(() => ac.abort(), 50)
+    expect(await code(() => wait({ replicas: 'local', signal: ac.signal }))).toBe('ERR_ABORTED')
+    expect(await code(() => wait({ replicas: 'most' }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => wait({ timeoutMs: 0 }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => wait({ signal: 'stop' }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => without.waitForShard(-1))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await code(() => without.waitForShard(99_999))).toBe('ERR_SHARD_NOT_FOUND')
+  })
+
   it('deletes a shard: its replicas stop and their data goes', async () => {
     const id = shardIds.special
     expect(local[3].storedReplicas().some((r) => r.shardId === id)).toBe(true)

@@ -18,7 +18,12 @@ export type {
   StateMachineFactory,
 } from './binding/state-machine'
 export { Agent } from './coordinator/agent'
-export type { AgentOptions, AgentStatus, ShardOptions } from './coordinator/agent'
+export type {
+  AgentOptions,
+  AgentStatus,
+  ShardOptions,
+  WaitForShardOptions,
+} from './coordinator/agent'
 export type { Logger } from './coordinator/logger'
 export { ShardClient } from './coordinator/client'
 export { HostHealth } from './coordinator/health'

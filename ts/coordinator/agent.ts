@@ -53,6 +53,19 @@ export interface AgentOptions {
 /** AgentStatus is where an agent is in its life. */
 export type AgentStatus = 'new' | 'starting' | 'ready' | 'stopping' | 'stopped'
 
+/** WaitForShardOptions say what `agent.waitForShard` waits for, and how long. */
+export interface WaitForShardOptions {
+  /**
+   * Which replicas must be active: `'all'` that the registry lists (default), `'quorum'` (a
+   * majority of the voters) or `'local'` (this host's).
+   */
+  replicas?: 'all' | 'quorum' | 'local'
+  /** Cancels the wait (ERR_ABORTED). */
+  signal?: AbortSignal
+  /** Milliseconds before the wait fails with ERR_TIMEOUT (default four times the timeout). */
+  timeoutMs?: number
+}
+
 /** ShardOptions describe a shard to create. */
 export interface ShardOptions {
   /** Unique name; creating a shard whose name exists returns the existing shard. */
@@ -334,18 +347,66 @@ export class Agent extends EventEmitter {
 
   /** replica resolves once this host runs an active replica of the shard. */
   async replica(shardId: number, timeoutMs = this.timeoutMs * 4): Promise<void> {
-    checkShardId(shardId)
-    await retry(
+    await this.waitForShard(shardId, { replicas: 'local', timeoutMs })
+  }
+
+  /**
+   * waitForShard resolves with the shard's record once enough of its replicas are active:
+   * `'all'` (the default) — every replica the registry lists for it; `'quorum'` — a majority
+   * of its voters; `'local'` — this host runs an active replica of it. It rejects with
+   * ERR_SHARD_NOT_FOUND when the shard does not exist (or is deleted meanwhile), ERR_TIMEOUT
+   * after `timeoutMs` (default four times the agent's timeout), ERR_ABORTED when `signal`
+   * aborts and ERR_CLOSED when the agent stops.
+   */
+  async waitForShard(id: number, o: WaitForShardOptions = {}): Promise<ShardRecord> {
+    checkShardId(id)
+    if (o === null || typeof o !== 'object') throw invalid('options must be an object')
+    const replicas = o.replicas ?? 'all'
+    if (!['all', 'quorum', 'local'].includes(replicas))
+      throw invalid("replicas must be 'all', 'quorum' or 'local'")
+    const timeoutMs = o.timeoutMs ?? this.timeoutMs * 4
+    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0))
+      throw invalid('timeoutMs must be a positive number')
+    if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
+      throw invalid('signal must be an AbortSignal')
+    const deadline = Date.now() + timeoutMs
+    const signals = o.signal ? [o.signal, this.#abort.signal] : [this.#abort.signal]
+    const aborted = () =>
+      o.signal?.aborted
+        ? new ZongziError('ERR_ABORTED', 'aborted')
+        : new ZongziError('ERR_CLOSED', 'agent stopped')
+    if (signals.some((x) => x.aborted)) throw aborted()
+    if (!(await this.state((s) => s.shards.has(id))))
+      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
+    const ready = (): ShardRecord | undefined => {
+      const s = this.#registry.state
+      const sh = s.shards.get(id)
+      if (!sh || sh.status === 'deleting')
+        throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
+      if (replicas === 'local') return this.runs(id) ? sh : undefined
+      const rs = s.replicasOf(id)
+      if (replicas === 'all')
+        return sh.status === 'active' && rs.length > 0 && rs.every((r) => r.status === 'active')
+          ? sh
+          : undefined
+      const voters = rs.filter((r) => !r.nonVoting)
+      const active = voters.filter((r) => r.status === 'active').length
+      return voters.length > 0 && active > voters.length / 2 ? sh : undefined
+    }
+    return retry(
       async () => {
-        if (!this.runs(shardId)) {
-          throw new ZongziError('ERR_TIMEOUT', `no local replica of shard ${shardId} yet`)
-        }
+        const sh = ready()
+        if (sh) return sh
+        throw new ZongziError(
+          'ERR_TIMEOUT',
+          `shard ${id}: ${replicas === 'local' ? 'no local replica' : `not ${replicas} replicas`} active in ${timeoutMs} ms`,
+        )
       },
       {
-        deadline: Date.now() + timeoutMs,
-        signal: this.#abort.signal,
-        aborted: () => new ZongziError('ERR_CLOSED', 'agent stopped'),
-        retryable: () => true,
+        deadline,
+        signal: AbortSignal.any(signals),
+        aborted,
+        retryable: (e) => e instanceof ZongziError && e.code === 'ERR_TIMEOUT',
         maxDelayMs: 25,
       },
     )
