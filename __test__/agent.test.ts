@@ -221,7 +221,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const seen: string[] = []
     const watching = (async () => {
       for await (const v of outsider.client(id).watch(Buffer.from('w'), { signal: ac.signal })) {
-        seen.push(text(v))
+        seen.push(v.toString())
         if (seen.includes('3')) ac.abort()
       }
     })()
@@ -234,7 +234,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       yield Buffer.from('w')
     }
     const out: string[] = []
-    for await (const v of outsider.client(id).stream(keys())) out.push(text(v))
+    for await (const v of outsider.client(id).stream(keys())) out.push(v.toString())
     expect(out).toEqual(['v0', '3'])
   })
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { Agent, type AgentOptions, type CircuitState } from '../ts/index'
 import { KvStateMachine, set } from '../examples/kv.mjs'
+import { MaybeKv, put } from './fixtures/kv.mjs'
 import { ChildClient, freePort, retry, TempDirs, text, waitUntil } from './helpers'
 
 const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
@@ -30,6 +31,7 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     const a2 = new Agent(CLUSTER, peers, opts(2)).register('kv', () => new KvStateMachine())
     const a3 = new Agent(CLUSTER, peers, { ...opts(3), apiAddress: undefined })
     a3.register('kv', () => new KvStateMachine())
+    for (const a of [a2, a3]) a.register('maybe', () => new MaybeKv())
     local.push(client, a2, a3)
     child = await ChildClient.start(FIXTURE)
     const started = child.call<{ apiAddress: string }>('start', {
@@ -47,6 +49,26 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     child?.kill()
     await Promise.allSettled(local.map((a) => a.stop()))
     dirs.removeAll()
+  })
+
+  it('receives Buffers, and an absent answer apart from an empty one, over the bus', async () => {
+    const sh = await client.createShard('maybe', { placement: { members: { count: 2 } } })
+    await client.waitForShard(sh.id)
+    expect(client.runs(sh.id)).toBe(false) // every call below is forwarded
+    const c = client.client(sh.id)
+    const applied = await retry(() => c.apply(put('empty', '')))
+    expect(Buffer.isBuffer(applied.data)).toBe(true)
+    await c.apply(put('a', '1'))
+    for (const stale of [false, true]) {
+      const a = await c.read(Buffer.from('a'), { stale })
+      expect(Buffer.isBuffer(a) && a.toString() === '1').toBe(true)
+      const empty = await c.read(Buffer.from('empty'), { stale })
+      expect(Buffer.isBuffer(empty) && empty.length === 0).toBe(true)
+      expect(await c.read(Buffer.from('missing'), { stale })).toBeUndefined()
+      expect(await c.read(Buffer.from('null'), { stale })).toBeUndefined()
+    }
+    const bad = await c.read(Buffer.from('number')).catch((e) => e)
+    expect([bad.code, bad.call, bad.retrySafe]).toEqual(['ERR_STATE_MACHINE', 'read', false])
   })
 
   it('has reads answered by another host, and stops calling the paused one', async () => {

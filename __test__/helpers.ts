@@ -9,8 +9,9 @@ import { join } from 'node:path'
 /** sleep resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-/** text decodes bytes as UTF-8. */
-export const text = (b: Uint8Array): string => Buffer.from(b).toString()
+/** text decodes bytes as UTF-8; an absent answer (undefined) stays undefined. */
+export const text = (b: Uint8Array | undefined): string | undefined =>
+  b === undefined ? undefined : Buffer.from(b).toString()
 
 /** replicaId numbers the replica of `shard` on the `host`-th host of a test, from 1. */
 export const replicaId = (shard: number, host: number): number => shard * 100 + host + 1

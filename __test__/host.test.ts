@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { Host, ZongziError, type HostEvent } from '../ts/index'
-import { Kv, PersistentKv, put } from './fixtures/kv.mjs'
+import { Kv, MaybeKv, PersistentKv, put } from './fixtures/kv.mjs'
 import { agreedLeader, replicaId as rid, retry, TempDirs, text, waitUntil } from './helpers'
 
 const CLUSTER = 11
@@ -185,5 +185,24 @@ describe('bad input', () => {
     await h.close()
     expect(await code(h.propose(1, put('a', '3')))).toBe('ERR_CLOSED')
     expect(await code(h.read(1, Buffer.from('a')))).toBe('ERR_CLOSED')
+  })
+
+  it('a query may answer absent apart from empty; every answer is a Buffer', async () => {
+    const h = open(tmp())
+    await bootstrap([h], 1, () => new MaybeKv())
+    const applied = await retry(() => h.propose(1, put('empty', '')))
+    expect(Buffer.isBuffer(applied.data)).toBe(true)
+    await h.propose(1, put('a', '1'))
+    for (const stale of [false, true]) {
+      const a = await h.read(1, Buffer.from('a'), { stale })
+      expect(Buffer.isBuffer(a)).toBe(true)
+      expect(text(a)).toBe('1')
+      const empty = await h.read(1, Buffer.from('empty'), { stale })
+      expect(Buffer.isBuffer(empty) && empty.length === 0).toBe(true)
+      expect(await h.read(1, Buffer.from('missing'), { stale })).toBeUndefined()
+      expect(await h.read(1, Buffer.from('null'), { stale })).toBeUndefined()
+    }
+    const bad = await h.read(1, Buffer.from('number')).catch((e) => e)
+    expect([bad.code, bad.call]).toEqual(['ERR_STATE_MACHINE', 'read'])
   })
 })

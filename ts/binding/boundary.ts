@@ -1,7 +1,7 @@
 // What crosses between the binding and TypeScript, and how it is packed: bulk data goes as
 // typed arrays and one buffer, because objects built through N-API are slow.
 import type { Entry } from './state-machine'
-import { invalid } from './errors'
+import { invalid, ZongziError } from './errors'
 
 /** NativeCall is a state machine call from the engine. */
 export interface NativeCall {
@@ -60,6 +60,24 @@ export function unpack(c: NativeCall): Array<{ shardId: number; entries: Entry[]
   return out
 }
 
+/**
+ * answer turns what a state machine's `query` returned into what a read resolves with: a
+ * Buffer over the same bytes, or undefined for "absent" (`undefined` or `null`).
+ */
+export function answer(v: unknown): Buffer | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!(v instanceof Uint8Array))
+    throw new ZongziError(
+      'ERR_STATE_MACHINE',
+      'query must return a Uint8Array, undefined or null',
+      {
+        call: 'read',
+      },
+    )
+  return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+}
+
+/** message is the text of a thrown value, never empty. */
 export function message(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e)
   return m || 'state machine failed'

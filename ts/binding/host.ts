@@ -6,6 +6,7 @@ import { asRead, fromNative, invalid, ZongziError } from './errors'
 import { NativeHost } from './native'
 import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
 import {
+  answer,
   checkBytes,
   message,
   Outcomes,
@@ -286,13 +287,15 @@ export class Host extends EventEmitter {
   }
 
   /**
-   * read queries the local state machine: linearizable by default, or `stale` without a barrier.
+   * read queries the local state machine: linearizable by default, or `stale` without a
+   * barrier. It resolves with the answer as a Buffer, or undefined when the state machine
+   * answered "absent" (`undefined` or `null`).
    */
   async read(
     shardId: number,
     query: Uint8Array,
     options?: CallOptions & { stale?: boolean },
-  ): Promise<Uint8Array> {
+  ): Promise<Buffer | undefined> {
     let q: Buffer
     try {
       this.#checkOpen()
@@ -307,7 +310,7 @@ export class Host extends EventEmitter {
       throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found on this host`, {
         call: 'read',
       })
-    return sm.query(q)
+    return answer(await sm.query(q))
   }
 
   /** stateMachine returns the local state machine of a shard (for watch/stream). */

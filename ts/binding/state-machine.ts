@@ -1,5 +1,9 @@
 import type { Readable, Writable } from 'node:stream'
 
+// Bytes: what a state machine receives (entry data, queries) and every byte result a caller
+// receives (apply, read, watch, stream) is a Node.js Buffer. A state machine may return any
+// Uint8Array; it reaches the caller as a Buffer over the same memory where it can.
+
 /** Entry is one committed entry handed to a state machine. */
 export interface Entry {
   /** Raft log index; strictly increasing across calls. */
@@ -8,7 +12,10 @@ export interface Entry {
   data: Buffer
 }
 
-/** ApplyResult is a state machine's answer to one entry; the proposer receives it. */
+/**
+ * ApplyResult is a state machine's answer to one entry; the proposer receives it (its `data`
+ * as a Buffer, empty when absent).
+ */
 export interface ApplyResult {
   /** A number of the state machine's choosing (a status, a count, a version). */
   value: number
@@ -25,14 +32,17 @@ export interface ApplyResult {
  *   results on every replica. Domain errors belong in the result; a throw (or a rejected
  *   promise) stops this replica — the process and other replicas carry on.
  * - `query` reads the current state. Queries run between updates on the JavaScript thread;
- *   if `update` is asynchronous, `query` must still see a consistent state.
+ *   if `update` is asynchronous, `query` must still see a consistent state. It may answer
+ *   "absent" with `undefined` or `null`, which the caller receives as `undefined` (apart from
+ *   an empty answer, which it receives as an empty Buffer); anything else but bytes fails
+ *   the read with ERR_STATE_MACHINE.
  * - `saveSnapshot` writes the whole state to the stream and resolves once written;
  *   `recoverFromSnapshot` replaces the whole state with a snapshot's contents.
  * - `watch` and `stream` are optional and used by clients for change feeds.
  */
 export interface StateMachine {
   update(entries: Entry[]): ApplyResult[] | Promise<ApplyResult[]>
-  query(query: Uint8Array): Uint8Array | Promise<Uint8Array>
+  query(query: Buffer): Uint8Array | undefined | null | Promise<Uint8Array | undefined | null>
   saveSnapshot(out: Writable): Promise<void>
   recoverFromSnapshot(input: Readable): Promise<void>
   watch?(query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>

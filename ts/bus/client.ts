@@ -119,19 +119,22 @@ export class BusClient {
     return r.index
   }
 
-  /** read queries a remote replica, linearizably unless `stale`. */
+  /**
+   * read queries a remote replica, linearizably unless `stale`; undefined means the state
+   * machine answered "absent".
+   */
   async read(
     address: string,
     shardId: number,
     query: Uint8Array,
     stale: boolean,
     o: BusCallOptions = {},
-  ): Promise<Buffer> {
+  ): Promise<Buffer | undefined> {
     const msg = { cluster: this.#cluster, shardId, query, stale, timeoutMs: o.timeoutMs ?? 5000 }
     const r = await this.#unary<ReadResponse__Output>(address, o, (c, m, opts, cb) =>
       c.Read(msg, m, opts, cb),
     )
-    return r.data
+    return r.absent ? undefined : r.data
   }
 
   /** index resolves once the remote replica applied everything committed before the call. */
@@ -149,7 +152,7 @@ export class BusClient {
     shardId: number,
     query: Uint8Array,
     signal?: AbortSignal,
-  ): AsyncIterable<Uint8Array> {
+  ): AsyncIterable<Buffer> {
     const call = this.#client(address).Watch({ cluster: this.#cluster, shardId, query })
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })
@@ -169,7 +172,7 @@ export class BusClient {
     shardId: number,
     input: AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
-  ): AsyncIterable<Uint8Array> {
+  ): AsyncIterable<Buffer> {
     const call = this.#client(address).Stream()
     const onAbort = () => call.cancel()
     signal?.addEventListener('abort', onAbort, { once: true })

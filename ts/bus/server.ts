@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js'
 
 import { ZongziError } from '../binding/errors'
+import { EMPTY } from '../binding/boundary'
 import { toServiceError } from './codes'
 import type { AddReplicaRequest__Output } from './generated/zongzi/AddReplicaRequest'
 import type { BusHandlers as GeneratedHandlers } from './generated/zongzi/Bus'
@@ -34,7 +35,12 @@ export interface BusHandlers {
     timeoutMs: number,
   ): Promise<{ value: number; data: Uint8Array }>
   commit(shardId: number, data: Buffer, timeoutMs: number): Promise<number>
-  read(shardId: number, query: Buffer, stale: boolean, timeoutMs: number): Promise<Uint8Array>
+  read(
+    shardId: number,
+    query: Buffer,
+    stale: boolean,
+    timeoutMs: number,
+  ): Promise<Buffer | undefined>
   index(shardId: number, timeoutMs: number): Promise<number>
   watch(shardId: number, query: Buffer, signal: AbortSignal): AsyncIterable<Uint8Array>
   stream(
@@ -91,9 +97,10 @@ export class BusServer {
       Commit: unary(async (r: ShardRequest__Output) => ({
         index: await h.commit(r.shardId, r.data, r.timeoutMs),
       })),
-      Read: unary(async (r: ReadRequest__Output) => ({
-        data: await h.read(r.shardId, r.query, r.stale, r.timeoutMs),
-      })),
+      Read: unary(async (r: ReadRequest__Output) => {
+        const data = await h.read(r.shardId, r.query, r.stale, r.timeoutMs)
+        return data === undefined ? { data: EMPTY, absent: true } : { data, absent: false }
+      }),
       Index: unary(async (r: IndexRequest__Output) => ({
         index: await h.index(r.shardId, r.timeoutMs),
       })),

@@ -1,4 +1,5 @@
 // ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
+import { checkBytes } from '../binding/boundary'
 import { asRead, invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { RegistryState } from './registry-state'
@@ -40,20 +41,20 @@ export interface RemoteShards {
     query: Uint8Array,
     stale: boolean,
     o?: BusCallOptions,
-  ): Promise<Uint8Array>
+  ): Promise<Buffer | undefined>
   index(address: string, shardId: number, o?: BusCallOptions): Promise<number>
   watch(
     address: string,
     shardId: number,
     query: Uint8Array,
     signal?: AbortSignal,
-  ): AsyncIterable<Uint8Array>
+  ): AsyncIterable<Buffer>
   stream(
     address: string,
     shardId: number,
     input: AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
-  ): AsyncIterable<Uint8Array>
+  ): AsyncIterable<Buffer>
 }
 
 /** ClientContext is what a ShardClient uses of the agent that made it. */
@@ -117,8 +118,14 @@ export class ShardClient {
     )
   }
 
-  /** read queries the shard: linearizable unless `stale` is set. */
-  read(query: Uint8Array, o: ClientCallOptions & { stale?: boolean } = {}): Promise<Uint8Array> {
+  /**
+   * read queries the shard: linearizable unless `stale` is set. It resolves with the state
+   * machine's answer as a Buffer, or undefined when it answered "absent".
+   */
+  read(
+    query: Uint8Array,
+    o: ClientCallOptions & { stale?: boolean } = {},
+  ): Promise<Buffer | undefined> {
     bytes(query, 'query')
     const stale = !!o.stale
     return this.#route(false, o, (t, timeoutMs, signal) =>
@@ -144,31 +151,31 @@ export class ShardClient {
     return { replicaId: sh.leader, term: sh.term }
   }
 
-  /** watch yields what the state machine's `watch` yields for `query`, until aborted. */
-  async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Uint8Array> {
+  /** watch yields what the state machine's `watch` yields for `query`, as Buffers, until aborted. */
+  async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
     bytes(query, 'query')
     const t = this.#targets(false)[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
       const sm = this.#agent.host.stateMachine(this.shardId)
       if (!sm?.watch) throw invalid(`the state machine of shard ${this.shardId} has no watch`)
-      yield* sm.watch(query, o.signal)
+      for await (const b of sm.watch(checkBytes(query, 'query'), o.signal)) yield bytesOf(b)
     } else {
       yield* this.#agent.bus.watch(t.address, this.shardId, query, o.signal)
     }
   }
 
-  /** stream connects `input` to the state machine's `stream` and yields its output. */
+  /** stream connects `input` to the state machine's `stream` and yields its output as Buffers. */
   async *stream(
     input: AsyncIterable<Uint8Array>,
     o: { signal?: AbortSignal } = {},
-  ): AsyncIterable<Uint8Array> {
+  ): AsyncIterable<Buffer> {
     const t = this.#targets(false)[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
       const sm = this.#agent.host.stateMachine(this.shardId)
       if (!sm?.stream) throw invalid(`the state machine of shard ${this.shardId} has no stream`)
-      yield* sm.stream(input, o.signal)
+      for await (const b of sm.stream(input, o.signal)) yield bytesOf(b)
     } else {
       yield* this.#agent.bus.stream(t.address, this.shardId, input, o.signal)
     }
@@ -309,6 +316,11 @@ export class ShardClient {
   get #health(): HostHealth {
     return this.#agent.health ?? this.#ownHealth
   }
+}
+
+/** bytesOf returns bytes a state machine yielded as a Buffer over the same memory. */
+function bytesOf(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
 }
 
 function bytes(v: unknown, what: string): void {
