@@ -157,7 +157,7 @@ async fn main() {
     let t0 = Instant::now();
     for s in 1..=a.shards {
         let voters: Vec<(u64, String)> = (0..a.hosts)
-            .map(|i| (s * 16 + i as u64 + 1, hosts[i].address().to_string()))
+            .map(|i| (s * 16 + i as u64 + 1, hosts[i].raft_address().to_string()))
             .collect();
         for (i, h) in hosts.iter().enumerate() {
             h.start_replica(

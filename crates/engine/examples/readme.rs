@@ -50,7 +50,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every initial voter is started with the same map of replica id → transport address.
     let voters: Vec<(u64, String)> = (1..)
         .zip(&hosts)
-        .map(|(id, h)| (id, h.address().to_string()))
+        .map(|(id, h)| (id, h.raft_address().to_string()))
         .collect();
     for (id, h) in (1..).zip(&hosts) {
         let mode = StartMode::Bootstrap(voters.clone());

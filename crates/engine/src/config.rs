@@ -19,9 +19,9 @@ pub struct HostConfig {
     /// Directory for the log store and snapshots.
     pub data_dir: PathBuf,
     /// Address the Raft transport listens on, e.g. `127.0.0.1:0` for an ephemeral port.
-    pub listen_addr: String,
+    pub raft_address: String,
     /// Address peers use to reach this host; defaults to the bound listen address.
-    pub advertise_addr: Option<String>,
+    pub advertise_address: Option<String>,
     /// Length of one Raft tick in milliseconds.
     pub tick_ms: u64,
     /// Ticks without a leader before a replica starts an election.
@@ -63,8 +63,8 @@ impl HostConfig {
         HostConfig {
             cluster_id,
             data_dir: data_dir.into(),
-            listen_addr: "127.0.0.1:0".to_string(),
-            advertise_addr: None,
+            raft_address: "127.0.0.1:0".to_string(),
+            advertise_address: None,
             tick_ms: 100,
             election_ticks: 10,
             heartbeat_ticks: 2,
@@ -112,7 +112,7 @@ impl std::fmt::Debug for HostConfig {
         f.debug_struct("HostConfig")
             .field("cluster_id", &self.cluster_id)
             .field("data_dir", &self.data_dir)
-            .field("listen_addr", &self.listen_addr)
+            .field("raft_address", &self.raft_address)
             .field("tick_ms", &self.tick_ms)
             .field("workers", &self.workers)
             .finish_non_exhaustive()

@@ -83,14 +83,14 @@ impl Host {
             .enable_all()
             .build()?;
         // Bind with std so that a host can be opened from inside another tokio runtime.
-        let std_listener = std::net::TcpListener::bind(&config.listen_addr)?;
+        let std_listener = std::net::TcpListener::bind(&config.raft_address)?;
         std_listener.set_nonblocking(true)?;
         let bound = std_listener.local_addr()?.to_string();
         let listener = {
             let _guard = runtime.enter();
             tokio::net::TcpListener::from_std(std_listener)?
         };
-        let addr = config.advertise_addr.clone().unwrap_or(bound);
+        let addr = config.advertise_address.clone().unwrap_or(bound);
 
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
@@ -178,8 +178,8 @@ impl Host {
         })
     }
 
-    /// address is the transport address peers use to reach this host.
-    pub fn address(&self) -> &str {
+    /// raft_address is the transport address peers use to reach this host.
+    pub fn raft_address(&self) -> &str {
         &self.addr
     }
 

@@ -63,9 +63,9 @@ impl NativeHost {
         }
         let mut cfg = HostConfig::new(cluster, &options.data_dir);
         if let Some(a) = options.raft_address {
-            cfg.listen_addr = a;
+            cfg.raft_address = a;
         }
-        cfg.advertise_addr = options.advertise_address;
+        cfg.advertise_address = options.advertise_address;
         if let Some(v) = options.tick_ms {
             cfg.tick_ms = v as u64;
         }
@@ -148,7 +148,7 @@ impl NativeHost {
     /// raftAddress is the Raft transport address of this host.
     #[napi(getter)]
     pub fn raft_address(&self) -> Result<String> {
-        Ok(self.host()?.address().to_string())
+        Ok(self.host()?.raft_address().to_string())
     }
 
     /// storedReplicas lists replicas with data on disk.

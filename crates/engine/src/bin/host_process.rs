@@ -50,7 +50,7 @@ fn main() {
         std::process::exit(2);
     }
     let mut cfg = HostConfig::new(7, &a[0]);
-    cfg.listen_addr = a[1].clone();
+    cfg.raft_address = a[1].clone();
     cfg.tick_ms = 10;
     cfg.snapshot_entries = std::env::var("HOST_PROCESS_SNAPSHOT_ENTRIES")
         .ok()

@@ -100,7 +100,7 @@ impl Node {
 
 pub fn config(dir: &std::path::Path, addr: &str, events: Arc<Mutex<Vec<Event>>>) -> HostConfig {
     let mut c = HostConfig::new(CLUSTER, dir);
-    c.listen_addr = addr.to_string();
+    c.raft_address = addr.to_string();
     c.tick_ms = 10;
     c.election_ticks = 10;
     c.heartbeat_ticks = 2;
@@ -156,7 +156,7 @@ impl Cluster {
             let mut cfg = config(&dir, "127.0.0.1:0", events.clone());
             tweak(i, &mut cfg);
             let host = Host::open(cfg).unwrap();
-            let addr = host.address().to_string();
+            let addr = host.raft_address().to_string();
             c.nodes.push(Node {
                 host: Some(host),
                 dir,
