@@ -365,12 +365,16 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       }
     }
     await put('before-restart')
+    // Started without a raftAddress, the agent kept the port it picked on its first start.
+    const raftAddress = before.raftAddress
+    expect(raftAddress).toMatch(/:\d+$/)
     await before.stop()
     await put('during-restart')
     const again = mk(i)
     local[i] = again
     await again.start()
     expect(again.hostId).toBe(before.hostId)
+    expect(again.raftAddress).toBe(raftAddress)
     for (const id of mine) await again.replica(id)
     for (const id of mine.filter((x) => x !== 0)) expect(again.runs(id)).toBe(true)
     for (const k of ['before-restart', 'during-restart']) {

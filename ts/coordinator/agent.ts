@@ -2,7 +2,7 @@
 // the message bus and the controllers that turn the registry into running replicas.
 import { randomUUID } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { invalid, ZongziError } from '../binding/errors'
@@ -34,7 +34,11 @@ export interface AgentOptions {
    * Default `127.0.0.1:0`.
    */
   apiAddress?: string
-  /** Raft transport listen address. Default `127.0.0.1:0`. */
+  /**
+   * Raft transport listen address. Default: the address this agent listened on before (kept
+   * in `dataDir`), or `127.0.0.1:0` on its first start; the port picked then is kept, so a
+   * restart listens where its peers expect it.
+   */
   raftAddress?: string
   /** Tags of this host, used by placement (`zone`, `region`, …). */
   tags?: Record<string, string>
@@ -226,12 +230,22 @@ export class Agent extends EventEmitter {
       this.#hostId = randomUUID()
       writeFileSync(idFile, this.#hostId)
     }
+    const addressFile = join(o.dataDir, 'raft-address')
+    const saved = existsSync(addressFile) ? readFileSync(addressFile, 'utf8').trim() : undefined
+    const listen = o.raftAddress ?? saved ?? '127.0.0.1:0'
     const host = Host.open({
       ...o.host,
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
-      raftAddress: o.raftAddress ?? '127.0.0.1:0',
+      raftAddress: listen,
     })
+    // Keep the address bound now (the port the host picked for port 0), so that a restart
+    // without a raftAddress listens on it again. An advertised address hides the bound one.
+    const bound = o.host?.advertiseAddress ? listen : host.raftAddress
+    if (bound !== saved && !bound.endsWith(':0')) {
+      writeFileSync(`${addressFile}.tmp`, bound)
+      renameSync(`${addressFile}.tmp`, addressFile)
+    }
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
     const bus = new BusClient(this.clusterName)
     const registry = new RegistryAccess(host, this.#registry, this.timeoutMs, this.#abort.signal)
