@@ -74,8 +74,9 @@ async fn bad_arguments_are_rejected_with_typed_errors() {
     assert!(matches!(Host::open(bad), Err(Error::InvalidArgument(_))));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_without_a_quorum_fails_and_calls_after_close_fail_with_closed() {
+/// isolated_leader returns a cluster of three whose leader (its index is returned) has lost
+/// both followers.
+async fn isolated_leader() -> (Cluster, usize) {
     let mut c = Cluster::new(3);
     c.bootstrap(1, &[0, 1, 2]);
     let l = c.leader(1).await;
@@ -83,6 +84,12 @@ async fn a_write_without_a_quorum_fails_and_calls_after_close_fail_with_closed()
     for i in (0..3).filter(|&i| i != l) {
         c.stop(i);
     }
+    (c, l)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_without_a_quorum_fails_and_calls_after_close_fail_with_closed() {
+    let (mut c, l) = isolated_leader().await;
     let e = c.nodes[l]
         .host()
         .propose(1, b"b=2".to_vec(), Duration::from_millis(300))
@@ -261,13 +268,7 @@ async fn a_read_at_a_new_leader_completes_without_waiting_out_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_pending_at_a_leader_that_steps_down_is_answered_at_once() {
-    let mut c = Cluster::new(3);
-    c.bootstrap(1, &[0, 1, 2]);
-    let l = c.leader(1).await;
-    c.put(l, 1, "a", "1").await;
-    for i in (0..3).filter(|&i| i != l) {
-        c.stop(i);
-    }
+    let (c, l) = isolated_leader().await;
     // The write cannot commit; the leader steps down once it sees no quorum (check quorum),
     // and the caller hears "outcome unknown" then, not at its 60 s deadline.
     let e = c.nodes[l]
