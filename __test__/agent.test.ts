@@ -449,3 +449,29 @@ describe('bootstrap', () => {
     })
   }
 })
+
+describe('an agent whose engine host fails', () => {
+  it("has status 'failed' with the cause once its log store cannot write", async () => {
+    const peers: string[] = []
+    for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+    // The agents' process may write files of 4 MiB at most: a log file outgrows it.
+    const child = await ChildClient.start(join(__dirname, 'fixtures', 'failing-agents.mjs'), {
+      fileSizeKb: 4096,
+    })
+    children.push(child)
+    const shardId = await child.call<number>('start', { peers, dirs: [tmp(), tmp(), tmp()] })
+    const r = await child.call<{
+      status: string
+      code?: string
+      message?: string
+      statuses?: string[]
+      call?: string
+    }>('fill', { shardId })
+    expect(r.status).toBe('failed')
+    expect(r.code).toBe('ERR_HOST_FAILED')
+    expect(r.message).toMatch(/storage/)
+    expect(r.statuses).toContain('failed')
+    expect(r.call).toBe('ERR_HOST_FAILED')
+    await child.call('stop')
+  })
+})

@@ -167,9 +167,22 @@ export class ChildClient {
     })
   }
 
-  /** start forks `fixture` and resolves once it is ready; it rejects if the child exits first. */
-  static async start(fixture: string): Promise<ChildClient> {
-    const child = fork(fixture, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  /**
+   * start forks `fixture` and resolves once it is ready; it rejects if the child exits first.
+   * With `fileSizeKb`, the child runs under that limit on the size of the files it writes
+   * (a shell's `ulimit -f`).
+   */
+  static async start(fixture: string, o: { fileSizeKb?: number } = {}): Promise<ChildClient> {
+    const limited =
+      o.fileSizeKb === undefined
+        ? {}
+        : {
+            execPath: '/bin/sh',
+            // sh runs `-c`'s script with $0 the fixture: limit, then become Node.js.
+            execArgv: ['-c', `ulimit -f ${Math.ceil(o.fileSizeKb * 2)}; exec "$NODE" "$0"`],
+            env: { ...process.env, NODE: process.execPath },
+          }
+    const child = fork(fixture, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...limited })
     const c = new ChildClient(child)
     await new Promise<void>((resolve, reject) => {
       const onMessage = (m: Reply) => {

@@ -54,8 +54,12 @@ export interface AgentOptions {
   shardController?: ShardController
 }
 
-/** AgentStatus is where an agent is in its life. */
-export type AgentStatus = 'new' | 'starting' | 'ready' | 'stopping' | 'stopped'
+/**
+ * AgentStatus is where an agent is in its life. `'failed'`: its engine host stopped after a
+ * failure (fail-stop; `agent.failure` says why); it serves nothing more until it is stopped
+ * and started again as a new Agent.
+ */
+export type AgentStatus = 'new' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped'
 
 /** WaitForShardOptions say what `agent.waitForShard` waits for, and how long. */
 export interface WaitForShardOptions {
@@ -113,6 +117,7 @@ export class Agent extends EventEmitter {
   readonly #options: AgentOptions
   readonly #types = new Map<string, StateMachineFactory>()
   #status: AgentStatus = 'new'
+  #failure: ZongziError | undefined
   #hostId = ''
   #engine: Engine | undefined
   #apiAddress = ''
@@ -171,8 +176,13 @@ export class Agent extends EventEmitter {
     return this
   }
 
+  /** status is where the agent is in its life; `'status'` events announce each change. */
   get status(): AgentStatus {
     return this.#status
+  }
+  /** failure is why the agent failed (an ERR_HOST_FAILED error), once its status is 'failed'. */
+  get failure(): ZongziError | undefined {
+    return this.#failure
   }
   /** hostId is this host's stable id (kept in the data directory). */
   get hostId(): string {
@@ -186,9 +196,9 @@ export class Agent extends EventEmitter {
   get raftAddress(): string {
     return this.#engine?.host.raftAddress ?? ''
   }
-  /** runs tells whether this host runs an active replica of the shard. */
+  /** runs tells whether this host runs an active replica of the shard (never once failed). */
   runs(shardId: number): boolean {
-    if (!this.#engine) return false
+    if (!this.#engine || this.#failure) return false
     return shardId === 0 || this.#engine.hostController.runs(shardId)
   }
   /** replicaStatus is the engine's local view of this host's replica of a shard. */
@@ -280,10 +290,23 @@ export class Agent extends EventEmitter {
     })
     await this.state((s) => s.hosts.get(this.#hostId))
     this.#checkNotStopping()
+    if (this.#failure) throw this.#failure
     this.#timer = setInterval(() => this.#kick(), o.reconcileMs ?? 500)
     this.#timer.unref()
     this.#setStatus('ready')
     this.#kick()
+  }
+
+  /**
+   * #fail records that the engine host stopped after a failure: the agent stops reconciling
+   * and its status becomes 'failed' (unless it is already stopping).
+   */
+  #fail(cause: string): void {
+    if (this.#failure || this.#status === 'stopping' || this.#status === 'stopped') return
+    this.#failure = new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
+    this.log.error('host failed', { error: cause })
+    if (this.#timer) clearInterval(this.#timer)
+    this.#setStatus('failed')
   }
 
   #checkNotStopping(): void {
@@ -462,6 +485,7 @@ export class Agent extends EventEmitter {
   }
 
   #checkReady(): void {
+    if (this.#failure) throw this.#failure
     if (this.#status !== 'ready')
       throw new ZongziError(
         this.#status === 'stopped' || this.#status === 'stopping' ? 'ERR_CLOSED' : 'ERR_NOT_READY',
@@ -574,6 +598,7 @@ export class Agent extends EventEmitter {
 
   #onHostEvent(e: HostEvent): void {
     this.emit('event', e)
+    if (e.type === 'hostFailed') this.#fail(e.error)
     if (e.type === 'leaderChanged' && e.leaderId !== 0 && e.leaderId === e.replicaId) {
       this.#propose({ op: 'shard.leader', id: e.shardId, leader: e.leaderId, term: e.term }).catch(
         () => {},
