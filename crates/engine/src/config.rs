@@ -11,6 +11,19 @@ use crate::state_machine::BatchUpdater;
 /// drops the message as if the link were cut; tests use it to partition hosts.
 pub type LinkFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
+/// TlsFiles names the PEM files of the transport's mutual TLS: the cluster CA's
+/// certificate(s), this host's certificate chain (which must name the host part of its
+/// advertised address, an IP or a DNS name) and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// CA certificates that sign every host certificate of the cluster.
+    pub ca: PathBuf,
+    /// This host's certificate chain.
+    pub cert: PathBuf,
+    /// This host's private key.
+    pub key: PathBuf,
+}
+
 /// HostConfig configures one engine host.
 #[derive(Clone)]
 pub struct HostConfig {
@@ -41,6 +54,8 @@ pub struct HostConfig {
     /// Whether log writes are synced to disk before they are acknowledged. Only tests of
     /// throughput without durability should turn this off.
     pub fsync: bool,
+    /// Mutual TLS on the transport; `None` sends plain TCP (trusted networks only).
+    pub tls: Option<TlsFiles>,
     /// Receives leader, membership and failure events.
     pub event_listener: Option<EventListener>,
     /// Most proposals of this host that may be waiting for their result at once (queued,
@@ -78,6 +93,7 @@ impl HostConfig {
             max_in_flight_per_shard: 16_384,
             max_uncommitted_bytes: 64 << 20,
             max_snapshot_bytes: 16 << 30,
+            tls: None,
             event_listener: None,
             batch_updater: None,
         }

@@ -111,7 +111,8 @@ impl Host {
             runtime.handle().clone(),
             router.clone(),
             fault.clone(),
-        ));
+            config.tls.clone(),
+        )?);
         for (shard, replica, a) in store.load_addresses()? {
             transport.set_address(shard, replica, &a);
         }
@@ -423,6 +424,13 @@ impl Host {
             })
             .map_err(|_| Error::Closed)?;
         rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// reload_tls reads the transport's TLS files again, so rotated certificates apply to new
+    /// connections without a restart. On an error the certificates in use stay.
+    pub fn reload_tls(&self) -> Result<()> {
+        self.check_open()?;
+        self.transport.reload_tls()
     }
 
     /// dropped_messages returns how many received Raft messages were refused because they

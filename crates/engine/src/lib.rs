@@ -24,7 +24,7 @@ mod storage;
 mod transport;
 mod worker;
 
-pub use config::{HostConfig, LinkFilter, StartMode};
+pub use config::{HostConfig, LinkFilter, StartMode, TlsFiles};
 pub use error::{Error, Result};
 pub use event::{Event, EventListener, Membership};
 pub use host::{Host, Proposal};

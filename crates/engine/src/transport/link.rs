@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use protobuf::Message as _;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::frame::{encode_messages, header, HEADER_LEN, MAGIC_MESSAGES, MESSAGE_OVERHEAD};
@@ -21,6 +20,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// PeerLink owns the connection to one remote host and frames whatever is queued for it:
 /// every message waiting when it wakes goes out in one frame.
 pub(super) struct PeerLink {
+    pub(super) tls: Option<Arc<super::tls::Tls>>,
     pub(super) addr: String,
     pub(super) local_addr: String,
     pub(super) cluster_id: u64,
@@ -32,7 +32,7 @@ impl PeerLink {
     /// run sends until every sender of `rx` is gone. Messages that cannot go (no
     /// connection, a failed write, too large) are reported to Raft as unreachable.
     pub(super) async fn run(self, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
-        let mut conn: Option<TcpStream> = None;
+        let mut conn: Option<super::tls::Conn> = None;
         let mut backoff = Duration::from_millis(20);
         let mut retry_at = Instant::now();
         let mut payload = Vec::new();
@@ -72,9 +72,8 @@ impl PeerLink {
                     self.report(&batch);
                     continue;
                 }
-                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr)).await {
-                    Ok(Ok(s)) => {
-                        let _ = s.set_nodelay(true);
+                match super::dial(&self.addr, self.tls.as_deref()).await {
+                    Ok(s) => {
                         conn = Some(s);
                         backoff = Duration::from_millis(20);
                     }

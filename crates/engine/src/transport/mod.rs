@@ -12,6 +12,7 @@ mod book;
 mod frame;
 mod link;
 mod snapshot_stream;
+mod tls;
 
 pub use frame::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};
 
@@ -32,6 +33,24 @@ use crate::fault::Fault;
 use crate::router::{Cmd, Router};
 use crate::storage::LogStore;
 
+/// Longest a TLS handshake of an accepted connection may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// dial connects to `addr`, over TLS when it is configured.
+pub(crate) async fn dial(addr: &str, tls: Option<&tls::Tls>) -> std::io::Result<tls::Conn> {
+    let connect = async {
+        let tcp = TcpStream::connect(addr).await?;
+        let _ = tcp.set_nodelay(true);
+        match tls {
+            Some(t) => t.connect(tcp, addr).await,
+            None => Ok(Box::new(tcp) as tls::Conn),
+        }
+    };
+    tokio::time::timeout(link::CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| frame::bad("connect timed out"))?
+}
+
 /// Longest a snapshot transfer may take before it counts as failed (and Raft retries).
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -51,6 +70,7 @@ pub(crate) struct Transport {
     handle: Handle,
     router: Arc<Router>,
     fault: Arc<Fault>,
+    tls: Option<Arc<tls::Tls>>,
     peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
     addresses: book::AddressBook,
     /// Messages refused on arrival because no local replica was their addressee.
@@ -70,8 +90,10 @@ impl Transport {
         handle: Handle,
         router: Arc<Router>,
         fault: Arc<Fault>,
-    ) -> Self {
-        Transport {
+        tls: Option<crate::config::TlsFiles>,
+    ) -> crate::error::Result<Self> {
+        let tls = tls.map(tls::Tls::load).transpose()?.map(Arc::new);
+        Ok(Transport {
             cluster_id,
             max_frame,
             max_snapshot,
@@ -81,10 +103,21 @@ impl Transport {
             handle,
             router,
             fault,
+            tls,
             peers: Mutex::new(HashMap::new()),
             addresses: book::AddressBook::default(),
             dropped: Default::default(),
             filter: RwLock::new(None),
+        })
+    }
+
+    /// reload_tls reads the TLS files again (for rotated certificates).
+    pub(crate) fn reload_tls(&self) -> crate::error::Result<()> {
+        match &self.tls {
+            Some(t) => t.reload(),
+            None => Err(crate::error::Error::InvalidArgument(
+                "the transport runs without TLS".into(),
+            )),
         }
     }
 
@@ -112,24 +145,37 @@ impl Transport {
     /// serve accepts connections until the runtime shuts down.
     pub(crate) fn serve(self: &Arc<Self>, listener: TcpListener) {
         let t = self.clone();
-        self.fault
-            .spawn(&self.handle, "the transport listener", async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    if t.fault.is_failed() {
-                        return; // a failed host takes no part in consensus any more
-                    }
-                    let _ = stream.set_nodelay(true);
-                    let c = t.clone();
-                    t.fault
-                        .spawn(&t.handle, "a transport connection", async move {
-                            // An error only ends this connection; the peer reconnects if it is genuine.
-                            let _ = c.receive(stream).await;
-                        });
+        let accept = async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                if t.fault.is_failed() {
+                    return; // a failed host takes no part in consensus any more
                 }
-            });
+                let _ = stream.set_nodelay(true);
+                let c = t.clone();
+                t.fault
+                    .spawn(&t.handle, "a transport connection", async move {
+                        // An error only ends this connection; the peer reconnects if it is genuine.
+                        if let Ok(conn) = c.accept(stream).await {
+                            let _ = c.receive(conn).await;
+                        }
+                    });
+            }
+        };
+        self.fault
+            .spawn(&self.handle, "the transport listener", accept);
+    }
+
+    /// accept runs the TLS handshake of an accepted connection, when TLS is configured.
+    async fn accept(&self, stream: TcpStream) -> std::io::Result<tls::Conn> {
+        match &self.tls {
+            Some(tls) => tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream))
+                .await
+                .unwrap_or_else(|_| Err(frame::bad("TLS handshake timed out"))),
+            None => Ok(Box::new(stream)),
+        }
     }
 
     /// send queues messages to their destinations; messages to unknown or unreachable
@@ -164,6 +210,7 @@ impl Transport {
             let tx = peers.entry(addr.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let t = link::PeerLink {
+                    tls: self.tls.clone(),
                     addr: addr.clone(),
                     local_addr: self.local_addr.clone(),
                     cluster_id: self.cluster_id,
@@ -198,9 +245,10 @@ impl Transport {
         let to = msg.to;
         let router = self.router.clone();
         let (cluster, root) = (self.cluster_id, self.root.clone());
+        let tls = self.tls.clone();
         self.fault
             .spawn(&self.handle, "a snapshot transfer", async move {
-                let send = snapshot_stream::send(cluster, &root, &addr, shard, msg);
+                let send = snapshot_stream::send(cluster, &root, &addr, tls.as_deref(), shard, msg);
                 let ok = matches!(
                     tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await,
                     Ok(Ok(()))
@@ -209,7 +257,7 @@ impl Transport {
             });
     }
 
-    async fn receive(&self, mut s: TcpStream) -> std::io::Result<()> {
+    async fn receive(&self, mut s: tls::Conn) -> std::io::Result<()> {
         let mut hdr = [0u8; HEADER_LEN];
         loop {
             s.read_exact(&mut hdr).await?;

@@ -8,10 +8,9 @@ use std::time::Duration;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::frame::{bad, chunk_header, header, parse_chunk_header, MAGIC_SNAPSHOT};
-use super::link::CONNECT_TIMEOUT;
+use super::tls::{Conn, Tls};
 use crate::snapshot;
 
 const CHUNK: usize = 1 << 20;
@@ -25,6 +24,7 @@ pub(super) async fn send(
     cluster: u64,
     root: &Path,
     addr: &str,
+    tls: Option<&Tls>,
     shard: u64,
     msg: Message,
 ) -> std::io::Result<()> {
@@ -34,9 +34,7 @@ pub(super) async fn send(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => None,
         Err(e) => return Err(e),
     };
-    let mut s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| bad("connect timed out"))??;
+    let mut s = super::dial(addr, tls).await?;
     let mut payload = shard.to_le_bytes().to_vec();
     msg.write_to_vec(&mut payload)
         .map_err(|e| bad(&e.to_string()))?;
@@ -65,7 +63,7 @@ pub(super) async fn send(
 /// receive reads the chunks that follow a snapshot frame `p` into the shard's snapshot file,
 /// syncs it, acknowledges it, and returns the shard and the snapshot message for Raft.
 pub(super) async fn receive(
-    mut s: TcpStream,
+    mut s: Conn,
     p: &[u8],
     root: &Path,
     max_chunk: usize,
