@@ -154,16 +154,7 @@ export class BusClient {
     signal?: AbortSignal,
   ): AsyncIterable<Buffer> {
     const call = this.#client(address).Watch({ cluster: this.#cluster, shardId, query })
-    const onAbort = () => call.cancel()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    try {
-      for await (const m of call as AsyncIterable<ReadResponse__Output>) yield m.data
-    } catch (e) {
-      if (!signal?.aborted) throw fromServiceError(e as grpc.ServiceError)
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-      call.cancel()
-    }
+    yield* relay(call, signal)
   }
 
   /** stream sends `input` to the remote state machine's stream and yields its output. */
@@ -174,8 +165,6 @@ export class BusClient {
     signal?: AbortSignal,
   ): AsyncIterable<Buffer> {
     const call = this.#client(address).Stream()
-    const onAbort = () => call.cancel()
-    signal?.addEventListener('abort', onAbort, { once: true })
     call.write({ cluster: this.#cluster, shardId })
     void (async () => {
       try {
@@ -186,18 +175,31 @@ export class BusClient {
         call.end()
       }
     })().catch(() => call.cancel())
-    try {
-      for await (const m of call as AsyncIterable<ReadResponse__Output>) yield m.data
-    } catch (e) {
-      if (!signal?.aborted) throw fromServiceError(e as grpc.ServiceError)
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-      call.cancel() // the consumer may stop early: end the call, and the input with it
-    }
+    yield* relay(call, signal)
   }
 
   close(): void {
     for (const c of this.#clients.values()) c.close()
     this.#clients.clear()
+  }
+}
+
+/**
+ * relay yields the data of a streaming call's responses until it ends, `signal` aborts it or
+ * the consumer stops; the call is cancelled then, whichever came first.
+ */
+async function* relay(
+  call: AsyncIterable<unknown> & { cancel(): void },
+  signal?: AbortSignal,
+): AsyncIterable<Buffer> {
+  const onAbort = () => call.cancel()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    for await (const m of call as AsyncIterable<ReadResponse__Output>) yield m.data
+  } catch (e) {
+    if (!signal?.aborted) throw fromServiceError(e as grpc.ServiceError)
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    call.cancel() // the consumer may stop early: end the call (and any input with it)
   }
 }
