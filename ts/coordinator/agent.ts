@@ -22,8 +22,11 @@ import { Registry } from './registry'
 import { RegistryAccess } from './registry-access'
 import type { RegistryState } from './registry-state'
 import { retry } from './retry'
+import { checkWaitOptions, readyShard, type WaitForShardOptions } from './shard-readiness'
 import { DefaultShardController, type ShardController } from './shard-controller'
 import type { ReplicaStatus } from '../binding/host'
+
+export type { WaitForShardOptions } from './shard-readiness'
 
 /** AgentOptions configure an agent. Only `dataDir` is required. */
 export interface AgentOptions {
@@ -60,19 +63,6 @@ export interface AgentOptions {
  * and started again as a new Agent.
  */
 export type AgentStatus = 'new' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped'
-
-/** WaitForShardOptions say what `agent.waitForShard` waits for, and how long. */
-export interface WaitForShardOptions {
-  /**
-   * Which replicas must be active: `'all'` that the registry lists (default), `'quorum'` (a
-   * majority of the voters) or `'local'` (this host's).
-   */
-  replicas?: 'all' | 'quorum' | 'local'
-  /** Cancels the wait (ERR_ABORTED). */
-  signal?: AbortSignal
-  /** Milliseconds before the wait fails with ERR_TIMEOUT (default four times the timeout). */
-  timeoutMs?: number
-}
 
 /** ShardOptions describe a shard to create. */
 export interface ShardOptions {
@@ -397,16 +387,7 @@ export class Agent extends EventEmitter {
    */
   async waitForShard(id: number, o: WaitForShardOptions = {}): Promise<ShardRecord> {
     checkShardId(id)
-    if (o === null || typeof o !== 'object') throw invalid('options must be an object')
-    const replicas = o.replicas ?? 'all'
-    if (!['all', 'quorum', 'local'].includes(replicas))
-      throw invalid("replicas must be 'all', 'quorum' or 'local'")
-    const timeoutMs = o.timeoutMs ?? this.timeoutMs * 4
-    if (typeof timeoutMs !== 'number' || !(timeoutMs > 0))
-      throw invalid('timeoutMs must be a positive number')
-    if (o.signal !== undefined && !(o.signal instanceof AbortSignal))
-      throw invalid('signal must be an AbortSignal')
-    const deadline = Date.now() + timeoutMs
+    const { replicas, timeoutMs } = checkWaitOptions(o, this.timeoutMs * 4)
     const signals = o.signal ? [o.signal, this.#abort.signal] : [this.#abort.signal]
     const aborted = () =>
       o.signal?.aborted
@@ -415,32 +396,15 @@ export class Agent extends EventEmitter {
     if (signals.some((x) => x.aborted)) throw aborted()
     if (!(await this.state((s) => s.shards.has(id))))
       throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
-    const ready = (): ShardRecord | undefined => {
-      const s = this.#registry.state
-      const sh = s.shards.get(id)
-      if (!sh || sh.status === 'deleting')
-        throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
-      if (replicas === 'local') return this.runs(id) ? sh : undefined
-      const rs = s.replicasOf(id)
-      if (replicas === 'all')
-        return sh.status === 'active' && rs.length > 0 && rs.every((r) => r.status === 'active')
-          ? sh
-          : undefined
-      const voters = rs.filter((r) => !r.nonVoting)
-      const active = voters.filter((r) => r.status === 'active').length
-      return voters.length > 0 && active > voters.length / 2 ? sh : undefined
-    }
     return retry(
       async () => {
-        const sh = ready()
+        const sh = readyShard(this.#registry.state, id, replicas, () => this.runs(id))
         if (sh) return sh
-        throw new ZongziError(
-          'ERR_TIMEOUT',
-          `shard ${id}: ${replicas === 'local' ? 'no local replica' : `not ${replicas} replicas`} active in ${timeoutMs} ms`,
-        )
+        const what = replicas === 'local' ? 'no local replica' : `not ${replicas} replicas`
+        throw new ZongziError('ERR_TIMEOUT', `shard ${id}: ${what} active in ${timeoutMs} ms`)
       },
       {
-        deadline,
+        deadline: Date.now() + timeoutMs,
         signal: AbortSignal.any(signals),
         aborted,
         retryable: (e) => e instanceof ZongziError && e.code === 'ERR_TIMEOUT',
