@@ -16,6 +16,7 @@ use crossbeam_channel::Receiver;
 use raft::eraftpb::{Entry, EntryType};
 use tokio::sync::oneshot;
 
+use crate::batch::{Group, Prepared};
 use crate::error::{Error, Result};
 use crate::replica::AppliedSink;
 use crate::router::{Cmd, Router};
@@ -72,15 +73,6 @@ pub(crate) struct Applier {
     pub(crate) snapshot_entries: u64,
     batcher: Option<Arc<dyn BatchUpdater>>,
     shards: HashMap<u64, Applied>,
-}
-
-/// Prepared is one shard's share of a batch, ready for its state machine.
-struct Prepared {
-    shard: u64,
-    batch: Vec<SmEntry>,
-    last_index: u64,
-    last_term: u64,
-    waiters: Vec<(u64, AppliedSink)>,
 }
 
 /// Most tasks taken from the queue at once.
@@ -439,50 +431,6 @@ impl Applier {
             },
         );
         Ok(())
-    }
-}
-
-/// Group collects the prepared batches of one drain of the queue, one per shard: entries of
-/// a shard that arrive in several tasks join its batch, so that the state machine's answer
-/// covers exactly the entries finished together.
-#[derive(Default)]
-struct Group {
-    items: Vec<Prepared>,
-    at: HashMap<u64, usize>,
-}
-
-impl Group {
-    /// add appends a shard's prepared entries, joining them to its batch if it has one.
-    fn add(&mut self, p: Prepared) {
-        match self.at.get(&p.shard) {
-            Some(&i) => self.items[i].absorb(p),
-            None => {
-                self.at.insert(p.shard, self.items.len());
-                self.items.push(p);
-            }
-        }
-    }
-
-    fn drain(&mut self) -> std::vec::Drain<'_, Prepared> {
-        self.at.clear();
-        self.items.drain(..)
-    }
-}
-
-impl Prepared {
-    /// absorb appends a later task's entries of the same shard; anything at or below the
-    /// batch's last index is already in it.
-    fn absorb(&mut self, later: Prepared) {
-        let last = self.last_index;
-        if later.last_index <= last {
-            self.waiters.extend(later.waiters);
-            return;
-        }
-        self.batch
-            .extend(later.batch.into_iter().filter(|e| e.index > last));
-        self.last_index = later.last_index;
-        self.last_term = later.last_term;
-        self.waiters.extend(later.waiters);
     }
 }
 

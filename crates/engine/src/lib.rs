@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 mod apply;
+mod batch;
 mod config;
 mod error;
 mod event;

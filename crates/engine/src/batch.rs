@@ -1,0 +1,103 @@
+//! Batches for state machines: what one drain of the apply queue hands a state machine.
+//!
+//! Entries of a shard that arrive in several tasks of one drain join one batch, so that the
+//! state machine's answer covers exactly the entries finished together, and a snapshot taken
+//! after the batch is filed under its last index.
+
+use std::collections::HashMap;
+
+use crate::replica::AppliedSink;
+use crate::state_machine::SmEntry;
+
+/// Prepared is one shard's share of a batch, ready for its state machine.
+pub(crate) struct Prepared {
+    pub(crate) shard: u64,
+    pub(crate) batch: Vec<SmEntry>,
+    pub(crate) last_index: u64,
+    pub(crate) last_term: u64,
+    pub(crate) waiters: Vec<(u64, AppliedSink)>,
+}
+
+/// Group collects the prepared batches of one drain of the queue, one per shard: entries of
+/// a shard that arrive in several tasks join its batch, so that the state machine's answer
+/// covers exactly the entries finished together.
+#[derive(Default)]
+pub(crate) struct Group {
+    pub(crate) items: Vec<Prepared>,
+    at: HashMap<u64, usize>,
+}
+
+impl Group {
+    /// add appends a shard's prepared entries, joining them to its batch if it has one.
+    pub(crate) fn add(&mut self, p: Prepared) {
+        match self.at.get(&p.shard) {
+            Some(&i) => self.items[i].absorb(p),
+            None => {
+                self.at.insert(p.shard, self.items.len());
+                self.items.push(p);
+            }
+        }
+    }
+
+    pub(crate) fn drain(&mut self) -> std::vec::Drain<'_, Prepared> {
+        self.at.clear();
+        self.items.drain(..)
+    }
+}
+
+impl Prepared {
+    /// absorb appends a later task's entries of the same shard; anything at or below the
+    /// batch's last index is already in it.
+    fn absorb(&mut self, later: Prepared) {
+        let last = self.last_index;
+        if later.last_index <= last {
+            self.waiters.extend(later.waiters);
+            return;
+        }
+        self.batch
+            .extend(later.batch.into_iter().filter(|e| e.index > last));
+        self.last_index = later.last_index;
+        self.last_term = later.last_term;
+        self.waiters.extend(later.waiters);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(shard: u64, indexes: std::ops::RangeInclusive<u64>) -> Prepared {
+        let batch: Vec<SmEntry> = indexes
+            .map(|index| SmEntry {
+                index,
+                data: vec![1],
+            })
+            .collect();
+        let last = batch.last().map(|e| e.index).unwrap_or(0);
+        Prepared {
+            shard,
+            batch,
+            last_index: last,
+            last_term: 1,
+            waiters: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tasks_of_one_shard_join_one_batch_and_overlaps_are_dropped() {
+        let mut g = Group::default();
+        g.add(prepared(1, 1..=3));
+        g.add(prepared(2, 1..=2));
+        g.add(prepared(1, 3..=5));
+        g.add(prepared(1, 2..=2));
+        let items: Vec<Prepared> = g.drain().collect();
+        assert_eq!(items.len(), 2);
+        let one: Vec<u64> = items[0].batch.iter().map(|e| e.index).collect();
+        assert_eq!(
+            (items[0].shard, one, items[0].last_index),
+            (1, vec![1, 2, 3, 4, 5], 5)
+        );
+        assert_eq!(items[1].shard, 2);
+        assert!(g.items.is_empty());
+    }
+}
