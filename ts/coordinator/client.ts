@@ -151,7 +151,10 @@ export class ShardClient {
     return { replicaId: sh.leader, term: sh.term }
   }
 
-  /** watch yields what the state machine's `watch` yields for `query`, as Buffers, until aborted. */
+  /**
+   * watch yields what the state machine's `watch` yields for `query`, as Buffers, until
+   * aborted.
+   */
   async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
     bytes(query, 'query')
     const t = this.#targets(false)[0]
