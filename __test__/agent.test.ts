@@ -10,7 +10,7 @@ import {
   type RegistryState,
 } from '../ts/index'
 import { KvStateMachine, set } from '../examples/kv.mjs'
-import { ChildClient, freePort, sleep, TempDirs, text, waitUntil } from './helpers'
+import { ChildClient, codeOf, freePort, sleep, TempDirs, text, waitUntil } from './helpers'
 
 const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
 const dirs = new TempDirs('zongzi-agent-')
@@ -252,45 +252,36 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
 
   it('rejects bad input with typed errors and changes nothing', async () => {
     const before = await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))
-    const code = async (p: () => unknown) => {
-      try {
-        await p()
-      } catch (e) {
-        expect(e).toBeInstanceOf(ZongziError)
-        return (e as ZongziError).code
-      }
-      throw new Error('expected a rejection')
-    }
     const a = local[1]
-    expect(await code(() => a.client(999).apply(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await code(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe(
+    expect(await codeOf(() => a.client(999).apply(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await codeOf(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
-    expect(await code(() => a.createShard('kv', { placement: { members: { count: -1 } } }))).toBe(
+    expect(await codeOf(() => a.createShard('kv', { placement: { members: { count: -1 } } }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
     expect(
-      await code(() =>
+      await codeOf(() =>
         a.createShard('kv', {
           placement: { members: { count: 1 }, vary: 'zone' } as unknown as Placement,
         }),
       ),
     ).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => a.createShard(''))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => a.updateShard(999, { tags: {} }))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await code(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe(
+    expect(await codeOf(() => a.createShard(''))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => a.updateShard(999, { tags: {} }))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await codeOf(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe(
       'ERR_PAYLOAD_TOO_LARGE',
     )
-    expect(await code(() => a.client(shardIds.spread).apply('text' as unknown as Uint8Array))).toBe(
-      'ERR_INVALID_ARGUMENT',
-    )
-    expect(await code(() => a.client(-1))).toBe('ERR_INVALID_ARGUMENT')
+    expect(
+      await codeOf(() => a.client(shardIds.spread).apply('text' as unknown as Uint8Array)),
+    ).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => a.client(-1))).toBe('ERR_INVALID_ARGUMENT')
     expect(() => new Agent(cluster, peers.slice(0, 2), { dataDir: tmp() })).toThrow(
       /at least three/,
     )
     // An agent of another cluster is refused by every peer.
     const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
-    expect(await code(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')
+    expect(await codeOf(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')
     expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(
       before,
     )
@@ -313,25 +304,16 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     await withReplica.waitForShard(sh.id, { replicas: 'local' })
     expect(withReplica.runs(sh.id)).toBe(true)
 
-    const code = async (p: () => unknown) => {
-      try {
-        await p()
-      } catch (e) {
-        expect(e).toBeInstanceOf(ZongziError)
-        return (e as ZongziError).code
-      }
-      throw new Error('expected a rejection')
-    }
     const wait = (o: object) => without.waitForShard(sh.id, o)
-    expect(await code(() => wait({ replicas: 'local', timeoutMs: 200 }))).toBe('ERR_TIMEOUT')
+    expect(await codeOf(() => wait({ replicas: 'local', timeoutMs: 200 }))).toBe('ERR_TIMEOUT')
     const ac = new AbortController()
     setTimeout(() => ac.abort(), 50)
-    expect(await code(() => wait({ replicas: 'local', signal: ac.signal }))).toBe('ERR_ABORTED')
-    expect(await code(() => wait({ replicas: 'most' }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => wait({ timeoutMs: 0 }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => wait({ signal: 'stop' }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => without.waitForShard(-1))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => without.waitForShard(99_999))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await codeOf(() => wait({ replicas: 'local', signal: ac.signal }))).toBe('ERR_ABORTED')
+    expect(await codeOf(() => wait({ replicas: 'most' }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => wait({ timeoutMs: 0 }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => wait({ signal: 'stop' }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => without.waitForShard(-1))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => without.waitForShard(99_999))).toBe('ERR_SHARD_NOT_FOUND')
   })
 
   it('deletes a shard: its replicas stop and their data goes', async () => {

@@ -6,6 +6,22 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
+import { ZongziError } from '../ts/index'
+
+/**
+ * codeOf resolves with the code of the ZongziError that `p` (a promise, or a function that
+ * returns or throws) fails with; it rejects if `p` succeeds or fails with anything else.
+ */
+export async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
+  try {
+    await (typeof p === 'function' ? p() : p)
+  } catch (e) {
+    if (e instanceof ZongziError) return e.code
+    throw new Error(`expected a ZongziError, got ${String(e)}`)
+  }
+  throw new Error('expected a rejection')
+}
+
 /** sleep resolves after `ms` milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 

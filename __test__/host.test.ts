@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 
 import { Host, ZongziError, type HostEvent } from '../ts/index'
 import { Kv, MaybeKv, PersistentKv, put } from './fixtures/kv.mjs'
-import { agreedLeader, replicaId as rid, retry, TempDirs, text, waitUntil } from './helpers'
+import { agreedLeader, codeOf, replicaId as rid, retry, TempDirs, text, waitUntil } from './helpers'
 
 const CLUSTER = 11
 const dirs = new TempDirs('zongzi-host-')
@@ -148,34 +148,27 @@ describe('bad input', () => {
       () => new Kv(),
     )
     await retry(() => h.propose(1, put('a', '1')))
-    const code = async (p: Promise<unknown> | (() => unknown)) => {
-      try {
-        await (typeof p === 'function' ? p() : p)
-      } catch (e) {
-        expect(e).toBeInstanceOf(ZongziError)
-        return (e as ZongziError).code
-      }
-      throw new Error('expected a rejection')
-    }
-    expect(await code(h.propose(1, 'a=1' as unknown as Uint8Array))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(h.propose(1, Buffer.alloc(1025)))).toBe('ERR_PAYLOAD_TOO_LARGE')
-    expect(await code(h.propose(99, put('a', '2')))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await code(h.read(99, Buffer.from('a')))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await code(h.propose(-1, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(h.propose(1.5, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(h.propose(1, put('a', '2'), { timeoutMs: -5 }))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(h.startReplica(2, -3, { mode: 'join' }, () => new Kv()))).toBe(
+    expect(await codeOf(h.propose(1, 'a=1' as unknown as Uint8Array))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(h.propose(1, Buffer.alloc(1025)))).toBe('ERR_PAYLOAD_TOO_LARGE')
+    expect(await codeOf(h.propose(99, put('a', '2')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await codeOf(h.read(99, Buffer.from('a')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await codeOf(h.propose(-1, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(h.propose(1.5, put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(h.propose(1, put('a', '2'), { timeoutMs: -5 }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
-    expect(await code(h.startReplica(1, 1, { mode: 'restart' }, () => new Kv()))).toBe(
+    expect(await codeOf(h.startReplica(2, -3, { mode: 'join' }, () => new Kv()))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    )
+    expect(await codeOf(h.startReplica(1, 1, { mode: 'restart' }, () => new Kv()))).toBe(
       'ERR_SHARD_EXISTS',
     )
-    expect(await code(h.startReplica(3, 3, { mode: 'restart' }, () => new Kv()))).toBe(
+    expect(await codeOf(h.startReplica(3, 3, { mode: 'restart' }, () => new Kv()))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
-    expect(await code(h.addReplica(1, 0, '127.0.0.1:1'))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => h.removeData(1))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await code(() => Host.open({ clusterId: -1, dataDir: tmp() }))).toBe(
+    expect(await codeOf(h.addReplica(1, 0, '127.0.0.1:1'))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => h.removeData(1))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(() => Host.open({ clusterId: -1, dataDir: tmp() }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
     // Nothing changed.
@@ -183,8 +176,8 @@ describe('bad input', () => {
     expect(h.storedReplicas()).toEqual([{ shardId: 1, replicaId: 1 }])
     await h.close()
     await h.close()
-    expect(await code(h.propose(1, put('a', '3')))).toBe('ERR_CLOSED')
-    expect(await code(h.read(1, Buffer.from('a')))).toBe('ERR_CLOSED')
+    expect(await codeOf(h.propose(1, put('a', '3')))).toBe('ERR_CLOSED')
+    expect(await codeOf(h.read(1, Buffer.from('a')))).toBe('ERR_CLOSED')
   })
 
   it('a query may answer absent apart from empty; every answer is a Buffer', async () => {
