@@ -94,38 +94,43 @@ impl Applier {
         }
     }
 
-    /// run processes tasks until every sender is dropped. Whatever is queued is taken at
-    /// once; with a batch updater, consecutive entry tasks of all shards go in one call.
+    /// run processes tasks until every sender is dropped.
     pub(crate) fn run(mut self, rx: Receiver<ApplyTask>) {
-        let mut group = Group::default();
         while let Ok(first) = rx.recv() {
-            let mut next = Some(first);
-            let mut taken = 0;
-            while let Some(task) = next {
-                taken += 1;
-                match task {
-                    ApplyTask::Entries {
-                        shard,
-                        entries,
-                        waiters,
-                    } if self.batcher.is_some() => {
-                        if let Some(p) = self.prepare(shard, entries, waiters) {
-                            group.add(p);
-                        }
-                    }
-                    other => {
-                        self.flush(&mut group);
-                        self.handle(other);
+            self.drain(first, &rx);
+        }
+    }
+
+    /// drain processes `first` and whatever else is queued, at most `MAX_DRAIN` tasks. With a
+    /// batch updater, consecutive entry tasks of all shards go in one call.
+    pub(crate) fn drain(&mut self, first: ApplyTask, rx: &Receiver<ApplyTask>) {
+        let mut group = Group::default();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(task) = next {
+            taken += 1;
+            match task {
+                ApplyTask::Entries {
+                    shard,
+                    entries,
+                    waiters,
+                } if self.batcher.is_some() => {
+                    if let Some(p) = self.prepare(shard, entries, waiters) {
+                        group.add(p);
                     }
                 }
-                next = if taken < MAX_DRAIN {
-                    rx.try_recv().ok()
-                } else {
-                    None
-                };
+                other => {
+                    self.flush(&mut group);
+                    self.handle(other);
+                }
             }
-            self.flush(&mut group);
+            next = if taken < MAX_DRAIN {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
         }
+        self.flush(&mut group);
     }
 
     /// flush applies a group of prepared batches with one call to the batch updater.

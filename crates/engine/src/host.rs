@@ -7,20 +7,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use raft::RawNode;
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 
-use crate::apply::{self, Applier, ApplyTask};
+use crate::apply::{Applier, ApplyTask};
 use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
 use crate::fault::{panic_message, Fault};
-use crate::replica::Replica;
+use crate::network::Network;
 use crate::router::{Cmd, LocalReplica, Router, Running};
 use crate::snapshot;
-use crate::state_machine::SharedSm;
+use crate::start;
 use crate::state_machine::{ApplyResult, StateMachine};
-use crate::storage::{LogStore, ReplicaStorage};
+use crate::storage::LogStore;
 use crate::transport::Transport;
 use crate::worker::Worker;
 
@@ -253,7 +252,7 @@ impl Host {
         shard_id: u64,
         replica_id: u64,
         mode: StartMode,
-        mut sm: Box<dyn StateMachine>,
+        sm: Box<dyn StateMachine>,
     ) -> Result<()> {
         self.check_open()?;
         if replica_id == 0 {
@@ -266,98 +265,22 @@ impl Host {
             return Err(Error::ShardExists(shard_id));
         }
         let _reserved = Reservation(&self.starting, shard_id);
-        let stored = self
-            .store
-            .stored_replicas()
-            .into_iter()
-            .find(|(s, _)| *s == shard_id)
-            .map(|(_, r)| r);
-        let storage = match (&mode, stored) {
-            (_, Some(r)) if r != replica_id => {
-                return Err(Error::InvalidArgument(format!(
-                    "shard {shard_id} has data of replica {r} on this host, not {replica_id}"
-                )))
-            }
-            (_, Some(_)) => ReplicaStorage::load(self.store.clone(), shard_id)?,
-            (StartMode::Restart, None) => {
-                return Err(Error::InvalidArgument(format!(
-                    "no data of shard {shard_id} on this host to restart from"
-                )))
-            }
-            (StartMode::Join, None) => {
-                ReplicaStorage::create(self.store.clone(), shard_id, replica_id, None)?
-            }
-            (StartMode::Bootstrap(voters), None) => {
-                if voters.is_empty() || !voters.iter().any(|(id, _)| *id == replica_id) {
-                    return Err(Error::InvalidArgument(
-                        "bootstrap voters must include the local replica".into(),
-                    ));
-                }
-                if voters.iter().any(|(id, a)| *id == 0 || a.is_empty()) {
-                    return Err(Error::InvalidArgument(
-                        "voter ids and addresses are required".into(),
-                    ));
-                }
-                for (id, a) in voters {
-                    self.record_address(Some(shard_id), *id, a)?;
-                }
-                let ids = voters.iter().map(|(id, _)| *id).collect();
-                ReplicaStorage::create(self.store.clone(), shard_id, replica_id, Some(ids))?
-            }
-        };
-
-        let mut applied = sm.open().map_err(|e| Error::StateMachine(e.0))?;
-        let snap = storage.snapshot_metadata().clone();
-        let sm: SharedSm = Arc::new(parking_lot::RwLock::new(sm));
-        if applied < snap.index {
-            apply::recover_from_file(&self.config.data_dir, shard_id, snap.index, &sm)?;
-            applied = snap.index;
-        }
-        let mut storage = storage;
-        let last = raft::Storage::last_index(&storage).unwrap_or(0);
-        if applied > last.max(snap.index) {
-            // The state machine claims entries this host's log never held durably (the log
-            // was written without fsync, or the state machine's store belongs elsewhere).
-            return Err(Error::StateMachine(format!(
-                "shard {shard_id}: the state machine reports index {applied} applied, \
-                 but the log ends at {last}"
-            )));
-        }
-        if applied > storage.hard_state().commit {
-            // The state machine only applies committed entries, so the commit index we
-            // persist lazily may lag behind it; raise it before raft-rs checks.
-            let mut batch = raft_engine::LogBatch::default();
-            storage.set_commit(&mut batch, applied)?;
-            self.store.write(&mut batch)?;
-        }
-        let applied_term = raft::Storage::term(&storage, applied).unwrap_or(0);
-        // Membership changes after `applied` are replayed from the log, onto the membership
-        // as it stood at `applied` (not the latest, which already holds them).
-        storage.start_at(applied);
-        let cfg = raft::Config {
-            id: replica_id,
-            election_tick: self.config.election_ticks,
-            heartbeat_tick: self.config.heartbeat_ticks,
-            applied,
-            max_size_per_msg: 1 << 20,
-            max_uncommitted_size: self.config.max_uncommitted_bytes,
-            max_inflight_msgs: 256,
-            check_quorum: true,
-            pre_vote: true,
-            ..Default::default()
-        };
-        let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let node = RawNode::new(&cfg, storage, &logger).map_err(|e| Error::Raft(e.to_string()))?;
-        let w = self.router.worker_of(shard_id);
+        let storage = start::open_storage(&self.store, shard_id, replica_id, &mode, |id, a| {
+            self.record_address(Some(shard_id), id, a)
+        })?;
+        let cfg = start::raft_config(&self.config, replica_id);
         let incarnation = self.seq.fetch_add(1, Ordering::Relaxed);
-        let _ = self.applies.read()[w].send(ApplyTask::Open {
-            shard: shard_id,
+        let booted = start::boot(
+            &self.store,
+            &self.config.data_dir,
+            storage,
+            sm,
+            cfg,
             incarnation,
-            sm: sm.clone(),
-            applied,
-            applied_term,
-            snapshot_index: snap.index,
-        });
+        )?;
+        let sm = booted.sm.clone();
+        let w = self.router.worker_of(shard_id);
+        let _ = self.applies.read()[w].send(booted.open);
         self.replicas.write().insert(
             shard_id,
             LocalReplica {
@@ -366,16 +289,8 @@ impl Host {
                 in_flight: Default::default(),
             },
         );
-        self.router.send(
-            shard_id,
-            Cmd::Start(Box::new(Replica::new(
-                shard_id,
-                replica_id,
-                node,
-                applied,
-                incarnation,
-            ))),
-        );
+        self.router
+            .send(shard_id, Cmd::Start(Box::new(booted.replica)));
         Ok(())
     }
 

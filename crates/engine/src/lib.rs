@@ -16,10 +16,14 @@ mod failpoint;
 mod fault;
 mod host;
 mod membership;
+mod network;
 mod proposal;
 mod replica;
 mod router;
+#[cfg(test)]
+mod sim;
 mod snapshot;
+mod start;
 mod state_machine;
 mod storage;
 mod transport;

@@ -1,6 +1,6 @@
 //! A replica as its step worker owns it: the raft-rs node plus the callers waiting on it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -179,7 +179,8 @@ pub(crate) struct Replica {
     pub(crate) confs_committed: Vec<(u64, ConfWaiter, Result<Membership>)>,
     /// Reads not yet sent to Raft; one read index request serves all of them.
     pub(crate) reads_queued: Vec<ReadWaiter>,
-    pub(crate) reads_in_flight: HashMap<u64, ReadsInFlight>,
+    /// In order, so that re-sending them is the same on every run (the simulation replays).
+    pub(crate) reads_in_flight: BTreeMap<u64, ReadsInFlight>,
     /// Reads whose index is known, waiting for the replica to apply that far.
     pub(crate) reads_ready: Vec<(u64, ReadWaiter)>,
     /// Highest index the state machine has applied.
@@ -208,7 +209,7 @@ impl Replica {
             confs: HashMap::new(),
             confs_committed: Vec::new(),
             reads_queued: Vec::new(),
-            reads_in_flight: HashMap::new(),
+            reads_in_flight: BTreeMap::new(),
             reads_ready: Vec::new(),
             applied,
             removed: false,
@@ -318,7 +319,7 @@ impl Replica {
         for w in self.reads_queued.drain(..) {
             let _ = w.reply.send(Err(e()));
         }
-        for (_, f) in self.reads_in_flight.drain() {
+        for (_, f) in std::mem::take(&mut self.reads_in_flight) {
             for w in f.waiters {
                 let _ = w.reply.send(Err(e()));
             }
@@ -363,7 +364,7 @@ impl Replica {
     /// fail_reads_in_flight drops reads whose read index request may never be answered
     /// (after a leader change) so callers can retry.
     pub(crate) fn fail_reads_in_flight(&mut self) {
-        for (_, f) in self.reads_in_flight.drain() {
+        for (_, f) in std::mem::take(&mut self.reads_in_flight) {
             for w in f.waiters {
                 let _ = w.reply.send(Err(Error::LeaderChanged(self.shard)));
             }

@@ -36,10 +36,17 @@ impl MessageExt for EntryExt {
     }
 }
 
+/// Fs is the file system under the log store: the operating system's, or, in the fault
+/// simulation, one that loses what was not synced when a host crashes.
+#[cfg(not(test))]
+pub(crate) type Fs = raft_engine::env::DefaultFileSystem;
+#[cfg(test)]
+pub(crate) type Fs = crate::sim::disk::VolatileFs;
+
 /// LogStore is the host's single raft-engine instance. Every replica's log, hard state and
 /// snapshot metadata live in it, keyed by shard id.
 pub(crate) struct LogStore {
-    engine: Engine,
+    engine: Engine<Fs>,
     fsync: bool,
     /// Number of batches written with a sync (raft-engine may merge concurrent ones further).
     pub(crate) synced_writes: std::sync::atomic::AtomicU64,
@@ -47,11 +54,20 @@ pub(crate) struct LogStore {
 
 impl LogStore {
     pub(crate) fn open(dir: &Path, fsync: bool) -> Result<Self> {
+        #[cfg(not(test))]
+        let fs = raft_engine::env::DefaultFileSystem;
+        #[cfg(test)]
+        let fs = Fs::new();
+        Self::open_on(dir, fsync, std::sync::Arc::new(fs))
+    }
+
+    /// open_on opens the log store on the given file system.
+    pub(crate) fn open_on(dir: &Path, fsync: bool, fs: std::sync::Arc<Fs>) -> Result<Self> {
         let cfg = EngineConfig {
             dir: dir.to_string_lossy().into_owned(),
             ..Default::default()
         };
-        let engine = Engine::open(cfg)?;
+        let engine = Engine::open_with_file_system(cfg, fs)?;
         Ok(LogStore {
             engine,
             fsync,
@@ -268,6 +284,11 @@ impl ReplicaStorage {
             snapshot_wanted: Default::default(),
             start_applied: u64::MAX,
         })
+    }
+
+    /// shard is the shard this log belongs to.
+    pub(crate) fn shard(&self) -> u64 {
+        self.shard
     }
 
     pub(crate) fn hard_state(&self) -> &HardState {

@@ -1,7 +1,7 @@
 //! The step worker: owns a fixed subset of replicas and drives them through
 //! ready → persist (one batch, one sync for all of them) → send → hand to apply → advance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,10 @@ use crate::apply::ApplyTask;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
 use crate::fault::{panic_message, Fault};
+use crate::network::Network;
 use crate::replica::{ProposalId, ReadsInFlight, Replica, ReplicaStatus};
 use crate::router::{Cmd, Running};
 use crate::storage::LogStore;
-use crate::transport::Transport;
 
 /// Ticks a read index request may go unanswered before it is sent again.
 const READ_RESEND_TICKS: u32 = 3;
@@ -26,7 +26,7 @@ const READ_RESEND_TICKS: u32 = 3;
 /// Worker is one step thread's state.
 pub(crate) struct Worker {
     pub(crate) store: Arc<LogStore>,
-    pub(crate) transport: Arc<Transport>,
+    pub(crate) transport: Arc<dyn Network>,
     pub(crate) apply: Sender<ApplyTask>,
     pub(crate) events: Option<EventListener>,
     pub(crate) tick: Duration,
@@ -35,7 +35,8 @@ pub(crate) struct Worker {
     pub(crate) fault: Arc<Fault>,
     running: Running,
     pub(crate) replicas: HashMap<u64, Replica>,
-    dirty: HashSet<u64>,
+    /// Shards with work, in order: a cycle handles them the same way on every run.
+    dirty: BTreeSet<u64>,
     batch: LogBatch,
     /// The batch holds records (membership) that must be durable before the next cycle.
     urgent: bool,
@@ -54,7 +55,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: Arc<LogStore>,
-        transport: Arc<Transport>,
+        transport: Arc<dyn Network>,
         apply: Sender<ApplyTask>,
         events: Option<EventListener>,
         tick: Duration,
@@ -75,7 +76,7 @@ impl Worker {
             fault,
             running,
             replicas: HashMap::new(),
-            dirty: HashSet::new(),
+            dirty: BTreeSet::new(),
             batch: LogBatch::default(),
             urgent: false,
             next_read_ctx: 1,
@@ -107,6 +108,12 @@ impl Worker {
                 None => r.fail_all(|| Error::Closed),
             }
         }
+    }
+
+    /// busy tells whether a replica has work left for the next cycle.
+    #[cfg(test)]
+    pub(crate) fn busy(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// run_loop steps replicas until shutdown; an error is a storage failure.
@@ -145,7 +152,7 @@ impl Worker {
                 self.on_tick(now);
                 next_tick = now + self.tick;
             }
-            self.cycle()?;
+            self.cycle(now)?;
             if self.compacted && now >= next_purge {
                 self.compacted = false;
                 next_purge = now + Duration::from_secs(10);
@@ -161,7 +168,8 @@ impl Worker {
         }
     }
 
-    fn on_tick(&mut self, now: Instant) {
+    /// on_tick advances every replica's logical clock by one tick.
+    pub(crate) fn on_tick(&mut self, now: Instant) {
         let resend = self.tick * READ_RESEND_TICKS;
         for (shard, r) in self.replicas.iter_mut() {
             if r.node.tick() {
@@ -183,7 +191,8 @@ impl Worker {
         }
     }
 
-    fn handle(&mut self, cmd: Cmd) {
+    /// handle takes one command into the replica it is for.
+    pub(crate) fn handle(&mut self, cmd: Cmd) {
         let Some(shard) = cmd.shard() else {
             return;
         };
@@ -333,17 +342,17 @@ impl Worker {
     }
 
     /// cycle runs one ready/persist/advance round over every replica with work.
-    fn cycle(&mut self) -> Result<()> {
+    pub(crate) fn cycle(&mut self, now: Instant) -> Result<()> {
         if self.dirty.is_empty() {
             return Ok(());
         }
-        let dirty: Vec<u64> = self.dirty.drain().collect();
+        let dirty = std::mem::take(&mut self.dirty);
         let mut readies = Vec::new();
         for shard in dirty {
             let Some(mut r) = self.replicas.remove(&shard) else {
                 continue;
             };
-            self.flush_queued(&mut r);
+            self.flush_queued(&mut r, now);
             if r.node.has_ready() {
                 let rd = self.collect_ready(&mut r)?;
                 readies.push(rd);
@@ -400,7 +409,7 @@ impl Worker {
     /// flush_queued hands queued proposals and reads to Raft as one message each. While the
     /// shard has no leader they stay queued, until a leader is known or their deadline
     /// passes (then they fail with ERR_NO_LEADER: they were never proposed).
-    fn flush_queued(&mut self, r: &mut Replica) {
+    fn flush_queued(&mut self, r: &mut Replica, now: Instant) {
         let leader = r.node.raft.leader_id;
         if !r.queued.is_empty() && leader != 0 {
             let queued = std::mem::take(&mut r.queued);
@@ -441,7 +450,7 @@ impl Worker {
                 ctx,
                 ReadsInFlight {
                     ctx: request,
-                    sent: Instant::now(),
+                    sent: now,
                     waiters: reads,
                 },
             );

@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::config::LinkFilter;
 use crate::fault::Fault;
+use crate::network::Network;
 use crate::router::{Cmd, Router};
 use crate::storage::LogStore;
 
@@ -121,21 +122,9 @@ impl Transport {
         }
     }
 
-    /// count_dropped counts a received message that no local replica may step.
-    pub(crate) fn count_dropped(&self) {
-        self.dropped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-
     /// dropped returns how many received messages were refused.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// set_address records where a replica of `shard` (or, without a shard, a replica id in
-    /// any shard) can be reached; it returns whether the book changed.
-    pub(crate) fn set_address(&self, shard: Option<u64>, replica: u64, addr: &str) -> bool {
-        self.addresses.set(shard, replica, addr)
     }
 
     pub(crate) fn set_filter(&self, f: Option<LinkFilter>) {
@@ -178,9 +167,9 @@ impl Transport {
         }
     }
 
-    /// send queues messages to their destinations; messages to unknown or unreachable
-    /// replicas are reported to Raft as unreachable.
-    pub(crate) fn send(&self, shard: u64, msgs: Vec<Message>) {
+    /// send_messages queues messages to their destinations; messages to unknown or
+    /// unreachable replicas are reported to Raft as unreachable.
+    fn send_messages(&self, shard: u64, msgs: Vec<Message>) {
         if msgs.is_empty() {
             return;
         }
@@ -316,5 +305,20 @@ impl Transport {
                 let _ = store.save_address(Some(*shard), m.from, addr);
             }
         }
+    }
+}
+
+impl Network for Transport {
+    fn send(&self, shard: u64, msgs: Vec<Message>) {
+        self.send_messages(shard, msgs);
+    }
+
+    fn count_dropped(&self) {
+        self.dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn set_address(&self, shard: Option<u64>, replica: u64, addr: &str) -> bool {
+        self.addresses.set(shard, replica, addr)
     }
 }
