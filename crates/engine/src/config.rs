@@ -66,6 +66,11 @@ pub struct HostConfig {
     /// Most bytes of uncommitted entries a leader accepts (raft-rs `max_uncommitted_size`);
     /// a proposal beyond it is dropped by Raft and fails with `Error::Dropped`.
     pub max_uncommitted_bytes: u64,
+    /// Most bytes of committed entries a follower hands to its state machine ahead of what
+    /// it has applied. Past it the follower stops taking entries from the leader until its
+    /// state machine catches up (the leader goes on with the other replicas), so a slow
+    /// state machine does not fill memory. Also the most one step hands over at once.
+    pub max_applying_bytes: u64,
     /// Largest snapshot a follower accepts from a leader, in bytes.
     pub max_snapshot_bytes: u64,
     /// Applies entries of many shards per call instead of each replica's `update`.
@@ -92,6 +97,7 @@ impl HostConfig {
             max_in_flight: 65_536,
             max_in_flight_per_shard: 16_384,
             max_uncommitted_bytes: 64 << 20,
+            max_applying_bytes: 64 << 20,
             max_snapshot_bytes: 16 << 30,
             tls: None,
             event_listener: None,
@@ -115,6 +121,9 @@ impl HostConfig {
         }
         if self.max_in_flight == 0 || self.max_in_flight_per_shard == 0 {
             return bad("max_in_flight and max_in_flight_per_shard must be positive");
+        }
+        if self.max_applying_bytes == 0 {
+            return bad("max_applying_bytes must be positive");
         }
         if self.max_uncommitted_bytes < self.max_proposal_bytes as u64 {
             return bad("max_uncommitted_bytes must be at least max_proposal_bytes");

@@ -148,6 +148,7 @@ impl Host {
                 Duration::from_millis(config.tick_ms),
                 nonce,
                 config.compaction_overhead,
+                config.max_applying_bytes,
                 fault.clone(),
                 running.clone(),
                 config.data_dir.clone(),

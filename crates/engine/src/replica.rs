@@ -1,6 +1,6 @@
 //! A replica as its step worker owns it: the raft-rs node plus the callers waiting on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -185,6 +185,10 @@ pub(crate) struct Replica {
     pub(crate) reads_ready: Vec<(u64, ReadWaiter)>,
     /// Highest index the state machine has applied.
     pub(crate) applied: u64,
+    /// Entries handed to the apply thread and not yet applied, as (last index, bytes) per
+    /// hand-over; `applying` is their total.
+    handed: VecDeque<(u64, u64)>,
+    pub(crate) applying: u64,
     /// Set once a committed change removed this replica.
     pub(crate) removed: bool,
 }
@@ -212,17 +216,44 @@ impl Replica {
             reads_in_flight: BTreeMap::new(),
             reads_ready: Vec::new(),
             applied,
+            handed: VecDeque::new(),
+            applying: 0,
             removed: false,
         }
     }
 
     /// on_applied completes reads whose index the state machine has now reached.
+    /// hand_over counts entries up to `last` (`bytes` of them) as handed to the apply thread.
+    pub(crate) fn hand_over(&mut self, last: u64, bytes: u64) {
+        self.handed.push_back((last, bytes));
+        self.applying += bytes;
+    }
+
+    /// behind tells whether this replica should take no more work until its state machine
+    /// catches up: a follower with more than `limit` bytes handed to it and not applied.
+    /// A leader carries on (its clients are bounded by the in-flight limits), and so does
+    /// one that has nothing waiting at all, whatever its entries' size.
+    pub(crate) fn behind(&self, limit: u64) -> bool {
+        self.applying > limit && self.node.raft.state != raft::StateRole::Leader
+    }
+
     pub(crate) fn on_applied(&mut self, index: u64) {
         if index <= self.applied {
             return;
         }
         self.applied = index;
-        self.node.advance_apply_to(index);
+        // After a snapshot install raft-rs already counts everything up to it as applied
+        // (see the worker); reports of batches from before it must not move that back.
+        if index > self.node.raft.raft_log.applied {
+            self.node.advance_apply_to(index);
+        }
+        while let Some(&(last, bytes)) = self.handed.front() {
+            if last > index {
+                break;
+            }
+            self.handed.pop_front();
+            self.applying -= bytes;
+        }
         let mut i = 0;
         while i < self.confs_committed.len() {
             if self.confs_committed[i].0 <= index {
@@ -408,6 +439,8 @@ pub struct ReplicaStatus {
     pub commit: u64,
     /// Highest index applied to the state machine.
     pub applied: u64,
+    /// Bytes of committed entries handed to the state machine and not yet applied.
+    pub applying_bytes: u64,
     /// Current membership.
     pub membership: Membership,
 }

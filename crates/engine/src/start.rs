@@ -76,6 +76,7 @@ pub(crate) fn raft_config(config: &HostConfig, replica_id: u64) -> raft::Config 
         heartbeat_tick: config.heartbeat_ticks,
         max_size_per_msg: 1 << 20,
         max_uncommitted_size: config.max_uncommitted_bytes,
+        max_committed_size_per_ready: config.max_applying_bytes,
         max_inflight_msgs: 256,
         check_quorum: true,
         pre_vote: true,

@@ -32,6 +32,8 @@ pub(crate) struct Worker {
     pub(crate) tick: Duration,
     pub(crate) nonce: u64,
     pub(crate) compaction_overhead: u64,
+    /// Bytes a follower may have handed to its state machine and not applied.
+    pub(crate) max_applying: u64,
     pub(crate) fault: Arc<Fault>,
     running: Running,
     pub(crate) replicas: HashMap<u64, Replica>,
@@ -61,6 +63,7 @@ impl Worker {
         tick: Duration,
         nonce: u64,
         compaction_overhead: u64,
+        max_applying: u64,
         fault: Arc<Fault>,
         running: Running,
         root: std::path::PathBuf,
@@ -73,6 +76,7 @@ impl Worker {
             tick,
             nonce,
             compaction_overhead,
+            max_applying,
             fault,
             running,
             replicas: HashMap::new(),
@@ -177,15 +181,32 @@ impl Worker {
             }
             r.expire(now);
             // A leader that has not yet committed in its term drops read index requests
-            // without an answer (raft-rs); ask again rather than wait out the deadline. A
-            // request still pending at the leader is not duplicated by this.
+            // without an answer (raft-rs); ask again rather than wait out the deadline.
+            // Each attempt has a context of its own: raft-rs counts a heartbeat response as
+            // confirming every request registered under its context, so a late response to
+            // an earlier attempt must not confirm a later one (nor the requests queued before
+            // it), or a deposed leader could answer with a stale index.
             if r.node.raft.leader_id != 0 {
-                for f in r.reads_in_flight.values_mut() {
-                    if now.duration_since(f.sent) >= resend {
-                        f.sent = now;
-                        r.node.read_index(f.ctx.clone());
-                        self.dirty.insert(*shard);
-                    }
+                let due: Vec<u64> = r
+                    .reads_in_flight
+                    .iter()
+                    .filter(|(_, f)| now.duration_since(f.sent) >= resend)
+                    .map(|(seq, _)| *seq)
+                    .collect();
+                for seq in due {
+                    let Some(mut f) = r.reads_in_flight.remove(&seq) else {
+                        continue;
+                    };
+                    let id = ProposalId {
+                        nonce: self.nonce,
+                        seq: self.next_read_ctx,
+                    };
+                    self.next_read_ctx += 1;
+                    f.ctx = id.encode();
+                    f.sent = now;
+                    r.node.read_index(f.ctx.clone());
+                    r.reads_in_flight.insert(id.seq, f);
+                    self.dirty.insert(*shard);
                 }
             }
         }
@@ -334,6 +355,7 @@ impl Worker {
                     term: raft.term,
                     commit: raft.raft_log.committed,
                     applied: r.applied,
+                    applying_bytes: r.applying,
                     membership: Membership::from_conf_state(&r.node.store().conf_state()),
                 }));
             }
@@ -353,7 +375,9 @@ impl Worker {
                 continue;
             };
             self.flush_queued(&mut r, now);
-            if r.node.has_ready() {
+            // A follower whose state machine is behind takes no more work (it neither
+            // persists nor acknowledges) until an `Applied` report marks it dirty again.
+            if r.node.has_ready() && !r.behind(self.max_applying) {
                 let rd = self.collect_ready(&mut r)?;
                 readies.push(rd);
             }
@@ -371,13 +395,22 @@ impl Worker {
                 continue;
             };
             self.transport.send(shard, rd.take_persisted_messages());
+            let installed =
+                Some(rd.snapshot().get_metadata().index).filter(|_| !rd.snapshot().is_empty());
             let mut light = r.node.advance_append(rd);
+            if let Some(index) = installed {
+                // The log now starts after the snapshot. raft-rs reads the entries after its
+                // applied index when a campaign starts (looking for membership changes), and
+                // panics if they are gone; the snapshot stands for all of them, so they count
+                // as applied now, before the state machine has loaded it.
+                r.node.advance_apply_to(index);
+            }
             if let Some(commit) = light.commit_index() {
                 r.node.mut_store().set_commit(&mut self.batch, commit)?;
             }
             self.transport.send(shard, light.take_messages());
             self.handle_committed(&mut r, light.take_committed_entries(), false)?;
-            if r.node.has_ready() {
+            if r.node.has_ready() && !r.behind(self.max_applying) {
                 self.dirty.insert(shard);
             }
             if r.node.store().snapshot_wanted.take() {
@@ -559,6 +592,11 @@ impl Worker {
                 }
             }
         }
+        let bytes = entries
+            .iter()
+            .map(|e| (e.data.len() + e.context.len()) as u64)
+            .sum();
+        r.hand_over(entries[entries.len() - 1].index, bytes);
         let task = ApplyTask::Entries {
             shard: r.shard,
             entries,

@@ -36,6 +36,8 @@ const HEARTBEAT_TICKS: usize = 2;
 /// Small, so that snapshots are taken, sent and installed often.
 const SNAPSHOT_ENTRIES: u64 = 20;
 const COMPACTION_OVERHEAD: u64 = 5;
+/// A few entries, so that followers often wait for their state machine.
+const MAX_APPLYING: u64 = 100;
 
 /// Hosts in the simulated cluster.
 pub(crate) const HOSTS: usize = 3;
@@ -350,7 +352,11 @@ impl World {
             }
         }
         if apply {
-            let delay = self.rng.below(4);
+            // Now and then a state machine is slow.
+            let delay = match self.rng.chance(SLOW) {
+                true => self.rng.between(20, 150),
+                false => self.rng.below(4),
+            };
             self.at(delay, Event::Apply(h));
         }
         self.send(h, msgs);
@@ -390,11 +396,13 @@ impl World {
             if self.rng.chance(SLOW) {
                 delay += self.rng.between(30, 200);
             }
-            // A forwarded proposal delivered twice is appended twice. The TCP transport
-            // writes every message at most once; applying a retried command once is the
-            // job of client sessions, not of the network.
+            // Forwarded client requests are not idempotent: a proposal delivered twice is
+            // appended twice, and a read request registered twice lets late answers to the
+            // first confirm the second. The TCP transport writes every message at most once;
+            // applying a retried command once is the job of client sessions.
             let twice = snapshot.is_none()
                 && msg.get_msg_type() != MessageType::MsgPropose
+                && msg.get_msg_type() != MessageType::MsgReadIndex
                 && self.rng.chance(DUPLICATE);
             if twice {
                 let later = delay + self.rng.between(0, 30);
@@ -673,6 +681,7 @@ impl Node {
             Duration::from_millis(TICK_MS),
             nonce,
             COMPACTION_OVERHEAD,
+            MAX_APPLYING,
             fault,
             Default::default(),
             root.to_path_buf(),
@@ -681,6 +690,7 @@ impl Node {
         let mut config = HostConfig::new(1, root);
         config.election_ticks = ELECTION_TICKS;
         config.heartbeat_ticks = HEARTBEAT_TICKS;
+        config.max_applying_bytes = MAX_APPLYING;
         let mut sms = HashMap::new();
         for (shard, replicas) in SHARDS {
             let Some(&(id, _)) = replicas.iter().find(|(_, host)| *host == h) else {
