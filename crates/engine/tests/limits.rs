@@ -1,6 +1,6 @@
 //! Memory is a function of limits, not of offered load: proposals past the in-flight limits
-//! are refused at once with ERR_BUSY (nothing proposed), and a snapshot past its size limit
-//! is refused by the follower.
+//! are refused at once with ERR_BUSY (nothing proposed), a follower whose state machine is
+//! behind stops taking entries, and a snapshot past its size limit is refused by the follower.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::recorder::Book;
+use common::recorder::{strictly_increasing, Book};
 use common::*;
 use zongzi_engine::{Error, HostConfig};
 
@@ -91,4 +91,48 @@ async fn a_follower_refuses_a_snapshot_over_its_size_limit() {
     // The others serve on; host 2 is refused the snapshot, not stopped.
     c.put(0, 1, "b", "1").await;
     assert!(c.nodes[2].host().status(1).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_whose_state_machine_is_stuck_stops_taking_entries() {
+    const LIMIT: u64 = 4096;
+    let book = Book::default();
+    let c = limited(&book, |cfg| cfg.max_applying_bytes = LIMIT);
+    c.put(0, 1, "a", "1").await;
+    let leader = c.leader(1).await;
+    let slow = (leader + 1) % 3;
+    let gate = book.gate(slow, 1);
+    gate.store(true, Ordering::Relaxed);
+    // About 50 times the allowance commits through the leader and the other follower.
+    let h = c.nodes[leader].host();
+    let mut pending = Vec::new();
+    for _ in 0..2000 {
+        pending.push(h.propose_handle(1, vec![b'x'; 100], T).unwrap());
+    }
+    let mut most = 0;
+    for (i, p) in pending.into_iter().enumerate() {
+        p.applied.await.unwrap().unwrap();
+        if i % 100 == 0 {
+            let st = c.nodes[slow].host().status(1).await.unwrap();
+            most = most.max(st.applying_bytes);
+        }
+    }
+    let st = c.nodes[slow].host().status(1).await.unwrap();
+    most = most.max(st.applying_bytes);
+    // Once the state machine moves again (also before a failed assertion, or closing the
+    // host would wait on it), the follower catches up.
+    gate.store(false, Ordering::Relaxed);
+    // At most the allowance plus one hand-over (itself at most the allowance).
+    assert!(most <= 2 * LIMIT + 200, "{most} bytes handed to a stuck state machine");
+    assert!(most > 0);
+    let target = h.status(1).await.unwrap().applied;
+    retry("the follower catching up", || async {
+        let st = c.nodes[slow].host().status(1).await?;
+        match st.applied >= target && st.applying_bytes == 0 {
+            true => Ok(()),
+            false => Err(Error::NotReady(format!("applied {} of {target}", st.applied))),
+        }
+    })
+    .await;
+    assert!(strictly_increasing(&book.seen(slow, 1)));
 }
