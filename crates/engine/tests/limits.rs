@@ -122,8 +122,9 @@ async fn a_follower_whose_state_machine_is_stuck_stops_taking_entries() {
     // Once the state machine moves again (also before a failed assertion, or closing the
     // host would wait on it), the follower catches up.
     gate.store(false, Ordering::Relaxed);
-    // At most the allowance plus one hand-over (itself at most the allowance).
-    assert!(most <= 2 * LIMIT + 200, "{most} bytes handed to a stuck state machine");
+    // At most the allowance plus one step's hand-overs: raft-rs's Ready and the commits
+    // learned on persisting it, each at most the allowance and one entry.
+    assert!(most <= 3 * LIMIT + 512, "{most} bytes handed to a stuck state machine");
     assert!(most > 0);
     let target = h.status(1).await.unwrap().applied;
     retry("the follower catching up", || async {
