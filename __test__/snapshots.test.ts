@@ -100,6 +100,10 @@ class Cluster {
         { timeoutMs: 10_000, intervalMs: 20 },
       ).catch(() => undefined)
       for (const [i, a] of seen.entries()) {
+        // A recovery is told the index its snapshot covers, and the snapshot goes no further.
+        for (const r of this.recorders[i].get(s)?.recoveries ?? []) {
+          expect(Number.isInteger(r.index) && r.index >= r.last, JSON.stringify(r)).toBe(true)
+        }
         expect(increasing(a), `host ${i} shard ${s} applied an entry twice`).toBe(true)
         expect(a, `host ${i} shard ${s} differs from host 0`).toEqual(seen[0])
       }
@@ -180,6 +184,8 @@ describe('snapshots of TypeScript state machines', () => {
     await c.load([0, 1, 2], 3)
     await c.converge()
     expect(installed, 'host 2 never installed a snapshot').toBeGreaterThan(0)
+    const recovered = [...c.recorders[2].values()].flatMap((r) => r.recoveries)
+    expect(recovered.length, 'host 2 never recovered a snapshot').toBeGreaterThan(0)
     watch.finish()
   })
 })

@@ -20,6 +20,8 @@ export interface NativeCall {
   /** save / recover: the shard and the file to write or read. */
   shardId?: number
   path?: string
+  /** recover: the last entry the snapshot covers. */
+  index?: number
 }
 
 /**

@@ -435,7 +435,7 @@ export class Host extends EventEmitter {
             fail(e)
           })
       } else {
-        sm.recoverFromSnapshot(createReadStream(c.path as string))
+        sm.recoverFromSnapshot(createReadStream(c.path as string), c.index as number)
           .then(() => this.#native.complete(c.token))
           .catch(fail)
       }

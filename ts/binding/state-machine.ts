@@ -37,14 +37,15 @@ export interface ApplyResult {
  *   an empty answer, which it receives as an empty Buffer); anything else but bytes fails
  *   the read with ERR_STATE_MACHINE.
  * - `saveSnapshot` writes the whole state to the stream and resolves once written;
- *   `recoverFromSnapshot` replaces the whole state with a snapshot's contents.
+ *   `recoverFromSnapshot` replaces the whole state with a snapshot's contents, which hold the
+ *   state after entry `index`: the next entries `update` receives follow it.
  * - `watch` and `stream` are optional and used by clients for change feeds.
  */
 export interface StateMachine {
   update(entries: Entry[]): ApplyResult[] | Promise<ApplyResult[]>
   query(query: Buffer): Uint8Array | undefined | null | Promise<Uint8Array | undefined | null>
   saveSnapshot(out: Writable): Promise<void>
-  recoverFromSnapshot(input: Readable): Promise<void>
+  recoverFromSnapshot(input: Readable, index: number): Promise<void>
   watch?(query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>
   stream?(input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array>
   close?(): void | Promise<void>

@@ -43,7 +43,7 @@ impl StateMachine for Kv {
         }
         Ok(())
     }
-    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(&mut self, _index: u64, r: &mut dyn Read) -> Result<(), SmError> {
         let mut b = Vec::new();
         r.read_to_end(&mut b).map_err(|e| SmError(e.to_string()))?;
         self.0.clear();

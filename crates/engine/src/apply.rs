@@ -452,7 +452,7 @@ pub(crate) fn recover_from_file(
         Ok(f) => {
             let mut r = BufReader::with_capacity(1 << 20, f);
             sm.write()
-                .recover_from_snapshot(&mut r)
+                .recover_from_snapshot(index, &mut r)
                 .map_err(|e| Error::StateMachine(e.0))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => Ok(()),

@@ -58,8 +58,9 @@ pub trait StateMachine: Send + Sync + 'static {
     }
     /// save_snapshot writes the full state to `w`.
     fn save_snapshot(&self, w: &mut dyn Write) -> Result<(), SmError>;
-    /// recover_from_snapshot replaces the state with the snapshot read from `r`.
-    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError>;
+    /// recover_from_snapshot replaces the state with the snapshot read from `r`, which holds
+    /// the state after entry `index`: the next entries `update` receives follow it.
+    fn recover_from_snapshot(&mut self, index: u64, r: &mut dyn Read) -> Result<(), SmError>;
 }
 
 /// BatchUpdater applies committed entries of many shards in one call. When a host is

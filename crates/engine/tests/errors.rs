@@ -132,8 +132,12 @@ impl StateMachine for Failing {
     fn save_snapshot(&self, w: &mut dyn std::io::Write) -> Result<(), SmError> {
         self.0.save_snapshot(w)
     }
-    fn recover_from_snapshot(&mut self, r: &mut dyn std::io::Read) -> Result<(), SmError> {
-        self.0.recover_from_snapshot(r)
+    fn recover_from_snapshot(
+        &mut self,
+        index: u64,
+        r: &mut dyn std::io::Read,
+    ) -> Result<(), SmError> {
+        self.0.recover_from_snapshot(index, r)
     }
 }
 

@@ -124,14 +124,20 @@ async fn a_follower_whose_state_machine_is_stuck_stops_taking_entries() {
     gate.store(false, Ordering::Relaxed);
     // At most the allowance plus one step's hand-overs: raft-rs's Ready and the commits
     // learned on persisting it, each at most the allowance and one entry.
-    assert!(most <= 3 * LIMIT + 512, "{most} bytes handed to a stuck state machine");
+    assert!(
+        most <= 3 * LIMIT + 512,
+        "{most} bytes handed to a stuck state machine"
+    );
     assert!(most > 0);
     let target = h.status(1).await.unwrap().applied;
     retry("the follower catching up", || async {
         let st = c.nodes[slow].host().status(1).await?;
         match st.applied >= target && st.applying_bytes == 0 {
             true => Ok(()),
-            false => Err(Error::NotReady(format!("applied {} of {target}", st.applied))),
+            false => Err(Error::NotReady(format!(
+                "applied {} of {target}",
+                st.applied
+            ))),
         }
     })
     .await;

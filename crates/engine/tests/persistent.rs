@@ -77,7 +77,7 @@ impl StateMachine for Journal {
         Ok(())
     }
 
-    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(&mut self, _index: u64, r: &mut dyn Read) -> Result<(), SmError> {
         let mut s = String::new();
         r.read_to_string(&mut s)
             .map_err(|e| SmError(e.to_string()))?;
@@ -158,7 +158,7 @@ impl StateMachine for Ahead {
     fn save_snapshot(&self, _: &mut dyn Write) -> Result<(), SmError> {
         Ok(())
     }
-    fn recover_from_snapshot(&mut self, _: &mut dyn Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(&mut self, _index: u64, _: &mut dyn Read) -> Result<(), SmError> {
         Ok(())
     }
 }

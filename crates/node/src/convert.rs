@@ -52,9 +52,14 @@ pub(crate) fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<
             o.set_named_property("lengths", Uint32Array::new(lengths))?;
             o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
         }
-        Call::Save { shard, path } | Call::Recover { shard, path } => {
+        Call::Save { shard, path } => {
             o.set_named_property("shardId", env.create_double(shard as f64)?)?;
             o.set_named_property("path", env.create_string(&path)?)?;
+        }
+        Call::Recover { shard, path, index } => {
+            o.set_named_property("shardId", env.create_double(shard as f64)?)?;
+            o.set_named_property("path", env.create_string(&path)?)?;
+            o.set_named_property("index", env.create_double(index as f64)?)?;
         }
     }
     Ok(vec![o])

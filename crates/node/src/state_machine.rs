@@ -28,6 +28,8 @@ pub(crate) enum Call {
     Recover {
         shard: u64,
         path: String,
+        /// The last entry the snapshot covers.
+        index: u64,
     },
 }
 
@@ -178,7 +180,7 @@ impl StateMachine for JsStateMachine {
         copied
     }
 
-    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(&mut self, index: u64, r: &mut dyn Read) -> Result<(), SmError> {
         let path = self.bridge.tmp_path(self.shard, "recover");
         let res = (|| {
             let mut f = std::fs::File::create(&path).map_err(io)?;
@@ -187,6 +189,7 @@ impl StateMachine for JsStateMachine {
             self.bridge.call(Call::Recover {
                 shard: self.shard,
                 path: path.to_string_lossy().into_owned(),
+                index,
             })
         })();
         let _ = std::fs::remove_file(&path);

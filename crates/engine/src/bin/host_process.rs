@@ -35,7 +35,11 @@ impl StateMachine for Counter {
         w.write_all(&self.0.to_le_bytes())
             .map_err(|e| SmError(e.to_string()))
     }
-    fn recover_from_snapshot(&mut self, r: &mut dyn std::io::Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(
+        &mut self,
+        _index: u64,
+        r: &mut dyn std::io::Read,
+    ) -> Result<(), SmError> {
         let mut b = [0u8; 8];
         r.read_exact(&mut b).map_err(|e| SmError(e.to_string()))?;
         self.0 = u64::from_le_bytes(b);

@@ -70,7 +70,7 @@ impl StateMachine for Kv {
         Ok(())
     }
 
-    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(&mut self, _index: u64, r: &mut dyn Read) -> Result<(), SmError> {
         let mut s = String::new();
         r.read_to_string(&mut s)
             .map_err(|e| SmError(e.to_string()))?;

@@ -103,7 +103,7 @@ impl StateMachine for Recorder {
         Ok(())
     }
 
-    fn recover_from_snapshot(&mut self, r: &mut dyn Read) -> Result<(), SmError> {
+    fn recover_from_snapshot(&mut self, _index: u64, r: &mut dyn Read) -> Result<(), SmError> {
         let mut b = Vec::new();
         r.read_to_end(&mut b).map_err(|e| SmError(e.to_string()))?;
         *self.seen.lock() = decode(&b);
