@@ -13,7 +13,7 @@
 //! - all replicas converge once faults stop;
 //! - the clients' history of reads and writes is linearizable ([`linearizability`]).
 //!
-//! `SIM_SEEDS=N` runs seeds 1..=N (200 by default); `SIM_SEED=S` replays one seed. Every
+//! `SIM_SEEDS=N` runs seeds 1..=N (300 by default); `SIM_SEED=S` replays one seed. Every
 //! choice comes from the seed, so a failing seed fails the same way again.
 
 pub(crate) mod disk;
@@ -34,7 +34,7 @@ const CLIENT_MS: u64 = 1_000;
 /// The run ends this long after the faults stop.
 const SETTLE_MS: u64 = 3_000;
 const CLIENTS: usize = 4;
-const DEFAULT_SEEDS: u64 = 200;
+const DEFAULT_SEEDS: u64 = 300;
 
 /// Outcome is what one seed's run found.
 #[derive(Debug, PartialEq)]
