@@ -41,6 +41,13 @@ pub(crate) enum Cmd {
         shard: u64,
         msg: Message,
     },
+    /// A snapshot message and the file received with it (still under a temporary name; none
+    /// for the bootstrap snapshot, which has no data).
+    Snapshot {
+        shard: u64,
+        msg: Message,
+        file: Option<std::path::PathBuf>,
+    },
     Unreachable {
         shard: u64,
         to: u64,
@@ -89,6 +96,7 @@ impl Cmd {
             | Cmd::ConfChange { shard, .. }
             | Cmd::ReadIndex { shard, .. }
             | Cmd::Raft { shard, .. }
+            | Cmd::Snapshot { shard, .. }
             | Cmd::Unreachable { shard, .. }
             | Cmd::SnapshotStatus { shard, .. }
             | Cmd::Applied { shard, .. }
@@ -118,6 +126,9 @@ impl Cmd {
             }
             Cmd::Status { reply, .. } => {
                 let _ = reply.send(Err(e()));
+            }
+            Cmd::Snapshot { file: Some(f), .. } => {
+                let _ = std::fs::remove_file(f);
             }
             _ => {}
         }

@@ -66,3 +66,11 @@ pub(crate) fn remove_all(root: &Path, shard: u64) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+/// place moves a received snapshot file into place as the shard's snapshot at `index`, durably.
+pub(crate) fn place(root: &Path, shard: u64, index: u64, received: &Path) -> Result<()> {
+    let d = dir(root, shard);
+    fs::rename(received, file(root, shard, index))?;
+    File::open(&d)?.sync_all()?;
+    Ok(())
+}

@@ -292,23 +292,42 @@ impl Worker {
             }
             Cmd::ReadIndex { waiter, .. } => r.reads_queued.push(waiter),
             Cmd::Raft { msg, .. } => {
-                // raft-rs trusts that a message is for the replica that steps it; one meant
-                // for another replica of this shard (a stale address) would be taken as its
-                // own and can commit entries this replica never reconciled.
-                if msg.to != r.id {
-                    self.transport.count_dropped();
-                    return;
-                }
-                // A heartbeat may only commit what this replica holds (raft-rs panics on
-                // more); one that claims more comes from a peer that is wrong about this
-                // replica's log, and is not answered.
-                let last = r.node.raft.raft_log.last_index();
-                if msg.get_msg_type() == MessageType::MsgHeartbeat && msg.commit > last {
+                if !admissible(r, &msg) {
                     self.transport.count_dropped();
                     return;
                 }
                 // Errors here are stale or foreign messages; raft-rs already ignores them.
                 let _ = r.node.step(msg);
+            }
+            Cmd::Snapshot { msg, file, .. } => {
+                let index = msg.get_snapshot().get_metadata().index;
+                let admitted = admissible(r, &msg);
+                if admitted {
+                    let _ = r.node.step(msg);
+                } else {
+                    self.transport.count_dropped();
+                }
+                // The file goes into place only once Raft has taken the snapshot; a snapshot
+                // it refused (stale, or forged) leaves nothing behind.
+                let taken = admitted
+                    && r.node
+                        .raft
+                        .raft_log
+                        .unstable
+                        .snapshot
+                        .as_ref()
+                        .is_some_and(|s| s.get_metadata().index == index);
+                if let Some(f) = file {
+                    let placed = match taken {
+                        true => crate::snapshot::place(&self.root, shard, index, &f),
+                        false => std::fs::remove_file(&f).map_err(Into::into),
+                    };
+                    if let (true, Err(e)) = (taken, placed) {
+                        // Raft expects the file the snapshot names: without it the replica
+                        // cannot recover, so the disk error stops the host.
+                        self.fault.trip(format!("placing a received snapshot: {e}"));
+                    }
+                }
             }
             Cmd::Unreachable { to, .. } => r.node.report_unreachable(to),
             Cmd::SnapshotStatus { to, ok, .. } => {
@@ -659,6 +678,16 @@ impl Worker {
         }
         Ok(membership)
     }
+}
+
+/// admissible tells whether a received message may be stepped by a replica. raft-rs trusts
+/// that a message is for the replica that steps it: one meant for another replica of the
+/// shard (a stale address) would be taken as its own and could commit entries this replica
+/// never reconciled. A heartbeat may only commit what the replica holds (raft-rs panics on
+/// more); one that claims more comes from a peer that is wrong about this replica's log.
+fn admissible(r: &Replica, msg: &Message) -> bool {
+    let last = r.node.raft.raft_log.last_index();
+    msg.to == r.id && !(msg.get_msg_type() == MessageType::MsgHeartbeat && msg.commit > last)
 }
 
 /// map_raft_error turns a raft-rs error into the engine's error.

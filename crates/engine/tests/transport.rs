@@ -98,3 +98,59 @@ async fn foreign_malformed_and_oversized_frames_are_refused_and_the_host_keeps_s
     .unwrap();
     assert!(ok, "a valid frame closed the connection");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_raft_refuses_leaves_no_file_behind() {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Message, MessageType};
+    let c = Cluster::new(3);
+    c.bootstrap(1, &[0, 1, 2]);
+    let l = c.leader(1).await;
+    for i in 0..5 {
+        c.put(l, 1, "a", &i.to_string()).await;
+    }
+    let f = (l + 1) % 3;
+    // A well-formed snapshot stream from an old term, for an index the follower has
+    // committed: Raft refuses it, so its data must not become the follower's snapshot.
+    let mut msg = Message::default();
+    msg.set_msg_type(MessageType::MsgSnapshot);
+    msg.to = rid(1, f);
+    msg.from = rid(1, l);
+    msg.term = 1;
+    let meta = msg.mut_snapshot().mut_metadata();
+    meta.index = 3;
+    meta.term = 1;
+    meta.mut_conf_state().voters = vec![rid(1, f)];
+    let mut payload = 1u64.to_le_bytes().to_vec();
+    msg.write_to_vec(&mut payload).unwrap();
+    let data = b"forged".to_vec();
+    let mut stream = frame(MAGIC_SNAPSHOT, CLUSTER, payload.len() as u32, &payload);
+    stream.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    stream.extend_from_slice(&crc32fast::hash(&data).to_le_bytes());
+    stream.extend_from_slice(&data);
+    stream.extend_from_slice(&[0u8; 8]);
+    let addr = c.nodes[f].addr.clone();
+    let acked = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&stream).unwrap();
+        let mut ack = [0u8; 1];
+        s.read_exact(&mut ack).is_ok()
+    })
+    .await
+    .unwrap();
+    assert!(acked, "the stream itself was well formed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dir = c.nodes[f].dir.join("snapshots").join("1");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(names.is_empty(), "files left by a refused snapshot: {names:?}");
+    // The follower serves on with the data it had.
+    c.put(l, 1, "a", "after").await;
+    assert_eq!(c.get(f, 1, "a").await, "after");
+}

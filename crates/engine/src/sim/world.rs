@@ -454,14 +454,19 @@ impl World {
             }
             return;
         }
+        let mut file = None;
         if let Some(bytes) = snapshot {
+            // As the transport does: the file arrives under a temporary name, and the worker
+            // puts it in place if Raft takes the snapshot.
             let index = msg.get_snapshot().get_metadata().index;
-            let file = crate::snapshot::file(&self.hosts[to].root, shard, index);
-            let _ = std::fs::create_dir_all(file.parent().unwrap());
-            if std::fs::write(&file, bytes).is_err() {
+            let dir = crate::snapshot::dir(&self.hosts[to].root, shard);
+            let tmp = dir.join(format!("recv-{index:020}-{}.tmp", self.seq));
+            let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&tmp, bytes));
+            if written.is_err() {
                 self.snapshot_failed(from, shard, msg.to);
                 return;
             }
+            file = Some(tmp);
         }
         if is_snapshot {
             let ev = Event::SnapshotStatus {
@@ -471,6 +476,9 @@ impl World {
                 ok: true,
             };
             self.at(1, ev);
+            let cmd = Cmd::Snapshot { shard, msg, file };
+            self.on_host(to, move |n, _| n.worker.handle(cmd));
+            return;
         }
         self.on_host(to, move |n, _| n.worker.handle(Cmd::Raft { shard, msg }));
     }

@@ -267,10 +267,10 @@ impl Transport {
                     self.max_frame,
                     self.max_snapshot,
                 );
-                let (shard, msg) = tokio::time::timeout(SNAPSHOT_TIMEOUT, recv)
+                let (shard, msg, file) = tokio::time::timeout(SNAPSHOT_TIMEOUT, recv)
                     .await
                     .map_err(|_| frame::bad("snapshot transfer timed out"))??;
-                self.router.send(shard, Cmd::Raft { shard, msg });
+                self.router.send(shard, Cmd::Snapshot { shard, msg, file });
                 return Ok(());
             }
             // The whole frame decodes before any of it is routed: a corrupt frame is

@@ -1,7 +1,7 @@
 //! Snapshot streaming: a snapshot file goes to a follower on a connection of its own, in
 //! checksummed chunks, and is synced into place before the follower's Raft sees it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -60,15 +60,17 @@ pub(super) async fn send(
     Ok(())
 }
 
-/// receive reads the chunks that follow a snapshot frame `p` into the shard's snapshot file,
-/// syncs it, acknowledges it, and returns the shard and the snapshot message for Raft.
+/// receive reads the chunks that follow a snapshot frame `p` into a temporary file, syncs it,
+/// acknowledges it, and returns the shard, the snapshot message for Raft and the file (none
+/// for the bootstrap snapshot, which has no data). The step worker puts the file in place
+/// only if Raft takes the snapshot.
 pub(super) async fn receive(
     mut s: Conn,
     p: &[u8],
     root: &Path,
     max_chunk: usize,
     max_total: u64,
-) -> std::io::Result<(u64, Message)> {
+) -> std::io::Result<(u64, Message, Option<PathBuf>)> {
     if p.len() < 8 {
         return Err(bad("truncated snapshot header"));
     }
@@ -117,12 +119,17 @@ pub(super) async fn receive(
     drop(file);
     // Index 1 is the bootstrap snapshot, which has no file; any other snapshot has one,
     // even if the state machine wrote nothing.
-    if total > 0 || index > 1 {
-        tokio::fs::rename(&tmp, snapshot::file(root, shard, index)).await?;
-        tokio::fs::File::open(&dir).await?.sync_all().await?;
+    let file = if total > 0 || index > 1 {
+        Some(tmp)
     } else {
         tokio::fs::remove_file(&tmp).await?;
+        None
+    };
+    if let Err(e) = s.write_all(&[1]).await {
+        if let Some(f) = &file {
+            let _ = tokio::fs::remove_file(f).await;
+        }
+        return Err(e);
     }
-    s.write_all(&[1]).await?;
-    Ok((shard, msg))
+    Ok((shard, msg, file))
 }
