@@ -115,12 +115,11 @@ impl LogStore {
     /// in every shard) can be reached, so restarts keep the book.
     pub(crate) fn save_address(&self, shard: Option<u64>, replica: u64, addr: &str) -> Result<()> {
         let mut batch = LogBatch::default();
-        let mut key = match shard {
-            Some(s) => [KEY_SHARD_ADDRESS_PREFIX, &s.to_be_bytes()].concat(),
-            None => KEY_ADDRESS_PREFIX.to_vec(),
-        };
-        key.extend_from_slice(&replica.to_be_bytes());
-        batch.put(HOST_REGION, key, addr.as_bytes().to_vec())?;
+        batch.put(
+            HOST_REGION,
+            address_key(shard, replica),
+            addr.as_bytes().to_vec(),
+        )?;
         self.write(&mut batch)
     }
 
@@ -130,16 +129,10 @@ impl LogStore {
         for prefix in [KEY_ADDRESS_PREFIX, KEY_SHARD_ADDRESS_PREFIX] {
             self.engine
                 .scan_raw_messages(HOST_REGION, Some(prefix), None, false, |k, v| {
-                    let Some(rest) = k.strip_prefix(prefix) else {
+                    if !k.starts_with(prefix) {
                         return false; // past the prefix
-                    };
-                    let addr = String::from_utf8_lossy(v).into_owned();
-                    let id = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap());
-                    match rest.len() {
-                        8 if prefix == KEY_ADDRESS_PREFIX => out.push((None, id(rest), addr)),
-                        16 => out.push((Some(id(&rest[..8])), id(&rest[8..]), addr)),
-                        _ => {}
                     }
+                    out.extend(decode_address(k, v));
                     true
                 })?;
         }
@@ -150,6 +143,34 @@ impl LogStore {
     pub(crate) fn purge(&self) -> Result<()> {
         self.engine.purge_expired_files()?;
         Ok(())
+    }
+}
+
+/// address_key is the key of a persisted address: of one shard's replica, or the default
+/// for a replica id.
+pub(crate) fn address_key(shard: Option<u64>, replica: u64) -> Vec<u8> {
+    let mut key = match shard {
+        Some(s) => [KEY_SHARD_ADDRESS_PREFIX, &s.to_be_bytes()].concat(),
+        None => KEY_ADDRESS_PREFIX.to_vec(),
+    };
+    key.extend_from_slice(&replica.to_be_bytes());
+    key
+}
+
+/// decode_address reads a persisted address record back as (shard, replica, address); a
+/// record of any other shape is skipped.
+pub(crate) fn decode_address(key: &[u8], value: &[u8]) -> Option<(Option<u64>, u64, String)> {
+    let id = |b: &[u8]| Some(u64::from_be_bytes(b.try_into().ok()?));
+    let addr = String::from_utf8_lossy(value).into_owned();
+    if let Some(rest) = key.strip_prefix(KEY_SHARD_ADDRESS_PREFIX) {
+        return match rest.len() {
+            16 => Some((Some(id(&rest[..8])?), id(&rest[8..])?, addr)),
+            _ => None,
+        };
+    }
+    match key.strip_prefix(KEY_ADDRESS_PREFIX)? {
+        rest if rest.len() == 8 => Some((None, id(rest)?, addr)),
+        _ => None,
     }
 }
 

@@ -149,7 +149,10 @@ async fn a_snapshot_raft_refuses_leaves_no_file_behind() {
                 .collect()
         })
         .unwrap_or_default();
-    assert!(names.is_empty(), "files left by a refused snapshot: {names:?}");
+    assert!(
+        names.is_empty(),
+        "files left by a refused snapshot: {names:?}"
+    );
     // The follower serves on with the data it had.
     c.put(l, 1, "a", "after").await;
     assert_eq!(c.get(f, 1, "a").await, "after");

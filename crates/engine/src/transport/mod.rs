@@ -10,6 +10,8 @@
 
 mod book;
 mod frame;
+#[cfg(test)]
+mod fuzz;
 mod link;
 mod snapshot_stream;
 mod tls;
