@@ -1,7 +1,14 @@
 // The public API: everything a user of the package may import, and nothing else.
 export { Host } from './binding/host'
+export {
+  createCertificateAuthority,
+  createHostCertificate,
+  writeHostFiles,
+} from './binding/certificates'
+export type { Pem } from './binding/certificates'
 export type {
   HostOptions,
+  TlsFiles,
   StartOptions,
   ReplicaStatus,
   Membership,

@@ -50,6 +50,21 @@ export interface HostOptions {
   compactionOverhead?: number
   /** Sync the log before acknowledging (default true). */
   fsync?: boolean
+  /**
+   * Mutual TLS on the Raft transport: PEM files of the cluster CA, this host's certificate
+   * (naming the host part of its advertised address) and its key. Absent: plain TCP.
+   */
+  tls?: TlsFiles
+}
+
+/** TlsFiles names the PEM files of a host's mutual TLS. */
+export interface TlsFiles {
+  /** The cluster CA's certificate. */
+  ca: string
+  /** This host's certificate. */
+  cert: string
+  /** This host's private key. */
+  key: string
 }
 
 /** StartOptions says how a replica starts. */
@@ -153,6 +168,18 @@ export class Host extends EventEmitter {
       throw fromNative(e)
     }
     return host
+  }
+
+  /**
+   * reloadTls reads the TLS files again: new connections use the new certificates, and on
+   * an error the ones in use stay. Fails with ERR_INVALID_ARGUMENT on a host without TLS.
+   */
+  reloadTls(): void {
+    try {
+      this.#native.reloadTls()
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /** raftAddress is this host's Raft transport address (the advertised one if set). */

@@ -1,7 +1,11 @@
 // Loads the native binding: the local build (native/) first, then the platform package.
 import { createRequire } from 'node:module'
 import { join } from 'node:path'
-import type { NativeHost as NativeHostClass } from '../../native/index'
+import type {
+  createCertificateAuthority as createCertificateAuthorityFn,
+  createHostCertificate as createHostCertificateFn,
+  NativeHost as NativeHostClass,
+} from '../../native/index'
 
 export type {
   HostOptions as NativeHostOptions,
@@ -14,7 +18,14 @@ const TRIPLES: Record<string, string> = {
   'linux-x64': 'linux-x64-gnu',
 }
 
-function load(): { NativeHost: typeof NativeHostClass } {
+/** Native is what the addon exports. */
+interface Native {
+  NativeHost: typeof NativeHostClass
+  createCertificateAuthority: typeof createCertificateAuthorityFn
+  createHostCertificate: typeof createHostCertificateFn
+}
+
+function load(): Native {
   const key = `${process.platform}-${process.arch}`
   const triple = TRIPLES[key]
   if (!triple) throw new Error(`zongzi has no prebuilt binary for ${key}`)
@@ -33,7 +44,13 @@ function load(): { NativeHost: typeof NativeHostClass } {
   throw new Error(`cannot load the zongzi native binding:\n${errors.join('\n')}`)
 }
 
+const native = load()
 /** NativeHost is the binding's host class. */
-export const NativeHost = load().NativeHost
+export const NativeHost = native.NativeHost
+/** nativeCertificates makes a cluster CA and host certificates (rcgen in the addon). */
+export const nativeCertificates = {
+  authority: native.createCertificateAuthority,
+  host: native.createHostCertificate,
+}
 /** NativeHost instance type. */
 export type NativeHost = NativeHostClass

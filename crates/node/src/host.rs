@@ -66,6 +66,11 @@ impl NativeHost {
             cfg.raft_address = a;
         }
         cfg.advertise_address = options.advertise_address;
+        cfg.tls = options.tls.map(|t| zongzi_engine::TlsFiles {
+            ca: t.ca.into(),
+            cert: t.cert.into(),
+            key: t.key.into(),
+        });
         if let Some(v) = options.tick_ms {
             cfg.tick_ms = v as u64;
         }
@@ -143,6 +148,12 @@ impl NativeHost {
 
     fn host(&self) -> Result<Arc<Host>> {
         self.host.read().clone().ok_or_else(closed)
+    }
+
+    /// reloadTls reads the TLS files again; new connections use the new certificates.
+    #[napi(catch_unwind)]
+    pub fn reload_tls(&self) -> Result<()> {
+        self.host()?.reload_tls().map_err(to_js)
     }
 
     /// raftAddress is the Raft transport address of this host.

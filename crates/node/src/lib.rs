@@ -4,6 +4,7 @@
 //! error to a JavaScript error whose `code` is the engine's stable code. State machines live in JavaScript; the engine reaches them
 //! through one thread-safe function per host.
 
+mod certificates;
 mod convert;
 mod error;
 
@@ -12,5 +13,6 @@ mod host;
 mod state_machine;
 mod types;
 
+pub use certificates::*;
 pub use host::*;
 pub use types::*;

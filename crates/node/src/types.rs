@@ -35,6 +35,29 @@ pub struct HostOptions {
     pub max_in_flight: Option<u32>,
     /// Most proposals of one shard waiting for their result on this host (default 16,384).
     pub max_in_flight_per_shard: Option<u32>,
+    /// Mutual TLS on the Raft transport; absent means plain TCP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// TlsFiles names PEM files: the cluster CA's certificate, this host's certificate (which
+/// must name the host part of its advertised address) and its private key.
+#[napi(object)]
+pub struct TlsFiles {
+    /// The cluster CA's certificate.
+    pub ca: String,
+    /// This host's certificate chain.
+    pub cert: String,
+    /// This host's private key.
+    pub key: String,
+}
+
+/// Pem is a certificate and its private key, PEM encoded.
+#[napi(object)]
+pub struct Pem {
+    /// The certificate.
+    pub cert: String,
+    /// The private key.
+    pub key: String,
 }
 
 /// Voter is one initial member of a shard.
