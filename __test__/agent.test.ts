@@ -279,6 +279,18 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     expect(() => new Agent(cluster, peers.slice(0, 2), { dataDir: tmp() })).toThrow(
       /at least three/,
     )
+    // Off loopback without TLS only when told the network is trusted.
+    for (const o of [{ apiAddress: '0.0.0.0:0' }, { raftAddress: '[::]:0' }]) {
+      expect(await codeOf(() => new Agent(cluster, peers, { dataDir: tmp(), ...o }))).toBe(
+        'ERR_INVALID_ARGUMENT',
+      )
+      expect(
+        () => new Agent(cluster, peers, { dataDir: tmp(), insecure: true, ...o }),
+      ).not.toThrow()
+    }
+    const tls = { ca: 'ca.pem', cert: 'host.pem', key: 'host.key' }
+    const raftOverTls = { raftAddress: '0.0.0.0:0', host: { tls } }
+    expect(() => new Agent(cluster, peers, { dataDir: tmp(), ...raftOverTls })).not.toThrow()
     // An agent of another cluster is refused by every peer.
     const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
     expect(await codeOf(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')

@@ -55,6 +55,18 @@ export interface AgentOptions {
   host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'raftAddress' | 'listenAddress'>
   /** Replaces the placement logic of the registry leader. */
   shardController?: ShardController
+  /**
+   * Allows listening on an address other than loopback without TLS, on a network you trust
+   * (the agent then warns at every start). Without it, a Raft address off loopback needs
+   * `host.tls`, and a bus address off loopback is refused (the bus has no TLS yet).
+   */
+  insecure?: boolean
+}
+
+/** isLoopback tells whether a `host:port` address listens on loopback only. */
+function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '')
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
 }
 
 /**
@@ -139,6 +151,17 @@ export class Agent extends EventEmitter {
       throw invalid('options.dataDir is required')
     if (options.tags !== undefined && !isTags(options.tags))
       throw invalid('tags must map non-empty names to strings')
+    const open = [
+      ['bus', options.apiAddress, false],
+      ['Raft', options.raftAddress, options.host?.tls !== undefined],
+    ] as const
+    for (const [what, address, tls] of open) {
+      if (address === undefined || isLoopback(address) || tls || options.insecure) continue
+      throw invalid(
+        `refusing to listen on ${address} (${what}) without TLS; use a loopback address, ` +
+          `${what === 'Raft' ? 'set host.tls, ' : ''}or set insecure: true on a trusted network`,
+      )
+    }
     this.clusterName = clusterName
     this.peers = [...peers].sort()
     this.#options = options
@@ -223,6 +246,12 @@ export class Agent extends EventEmitter {
   async #start(): Promise<void> {
     this.#setStatus('starting')
     const o = this.#options
+    const exposed = [o.apiAddress, o.raftAddress].filter((a) => a && !isLoopback(a))
+    if (o.insecure && exposed.length > 0) {
+      this.log.warn('INSECURE: listening off loopback without TLS on every channel', {
+        addresses: exposed,
+      })
+    }
     mkdirSync(o.dataDir, { recursive: true })
     const idFile = join(o.dataDir, 'host-id')
     if (existsSync(idFile)) this.#hostId = readFileSync(idFile, 'utf8').trim()
