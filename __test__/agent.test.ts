@@ -289,8 +289,12 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       ).not.toThrow()
     }
     const tls = { ca: 'ca.pem', cert: 'host.pem', key: 'host.key' }
-    const raftOverTls = { raftAddress: '0.0.0.0:0', host: { tls } }
-    expect(() => new Agent(cluster, peers, { dataDir: tmp(), ...raftOverTls })).not.toThrow()
+    for (const o of [
+      { raftAddress: '0.0.0.0:0', host: { tls } },
+      { apiAddress: '0.0.0.0:0', tls },
+    ]) {
+      expect(() => new Agent(cluster, peers, { dataDir: tmp(), ...o })).not.toThrow()
+    }
     // An agent of another cluster is refused by every peer.
     const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
     expect(await codeOf(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')

@@ -37,9 +37,15 @@ export class BusClient {
   readonly #cluster: string
   readonly #clients = new Map<string, RawClient>()
   readonly #options: grpc.ChannelOptions
+  readonly #credentials: grpc.ChannelCredentials
 
-  constructor(cluster: string, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+  constructor(
+    cluster: string,
+    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    credentials = grpc.credentials.createInsecure(),
+  ) {
     this.#cluster = cluster
+    this.#credentials = credentials
     this.#options = {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
@@ -49,7 +55,7 @@ export class BusClient {
   #client(address: string): RawClient {
     let c = this.#clients.get(address)
     if (!c) {
-      c = makeClient(address, this.#options)
+      c = makeClient(address, this.#credentials, this.#options)
       this.#clients.set(address, c)
     }
     return c

@@ -160,10 +160,13 @@ export class BusServer {
     }
   }
 
-  /** listen binds `address` (port 0 for any) and resolves with the bound address. */
-  listen(address: string): Promise<string> {
+  /**
+   * listen binds `address` (port 0 for any) and resolves with the bound address; without
+   * credentials, it speaks plain TCP.
+   */
+  listen(address: string, credentials = grpc.ServerCredentials.createInsecure()): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.#server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      this.#server.bindAsync(address, credentials, (err, port) => {
         if (err)
           return reject(
             new ZongziError('ERR_INVALID_ARGUMENT', `cannot listen on ${address}: ${err.message}`),

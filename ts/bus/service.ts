@@ -25,8 +25,12 @@ export const definition: BusDefinition = proto.zongzi.Bus.service
 export type RawClient = GeneratedClient
 
 /** makeClient connects a generated Bus client to `address`. */
-export function makeClient(address: string, options: grpc.ChannelOptions): RawClient {
-  return new proto.zongzi.Bus(address, grpc.credentials.createInsecure(), options)
+export function makeClient(
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options: grpc.ChannelOptions,
+): RawClient {
+  return new proto.zongzi.Bus(address, credentials, options)
 }
 
 /** Default largest bus message, both ways. */

@@ -6,9 +6,10 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path'
 
 import { invalid, ZongziError } from '../binding/errors'
-import { Host, type HostEvent, type HostOptions } from '../binding/host'
+import { Host, type HostEvent, type HostOptions, type TlsFiles } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
+import { busCredentials } from '../bus/credentials'
 import { BusServer } from '../bus/server'
 import { bootstrap, join as joinCluster, type BootstrapContext } from './bootstrap'
 import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
@@ -56,9 +57,14 @@ export interface AgentOptions {
   /** Replaces the placement logic of the registry leader. */
   shardController?: ShardController
   /**
+   * Mutual TLS on the bus and on the Raft transport (unless `host.tls` names other files):
+   * PEM files of the cluster CA, this host's certificate (naming the host part of its bus
+   * and Raft addresses) and its key.
+   */
+  tls?: TlsFiles
+  /**
    * Allows listening on an address other than loopback without TLS, on a network you trust
-   * (the agent then warns at every start). Without it, a Raft address off loopback needs
-   * `host.tls`, and a bus address off loopback is refused (the bus has no TLS yet).
+   * (the agent then warns at every start). Without it, an address off loopback needs `tls`.
    */
   insecure?: boolean
 }
@@ -152,15 +158,13 @@ export class Agent extends EventEmitter {
     if (options.tags !== undefined && !isTags(options.tags))
       throw invalid('tags must map non-empty names to strings')
     const open = [
-      ['bus', options.apiAddress, false],
-      ['Raft', options.raftAddress, options.host?.tls !== undefined],
+      ['bus', options.apiAddress, options.tls],
+      ['Raft', options.raftAddress, options.host?.tls ?? options.tls],
     ] as const
     for (const [what, address, tls] of open) {
       if (address === undefined || isLoopback(address) || tls || options.insecure) continue
-      throw invalid(
-        `refusing to listen on ${address} (${what}) without TLS; use a loopback address, ` +
-          `${what === 'Raft' ? 'set host.tls, ' : ''}or set insecure: true on a trusted network`,
-      )
+      const ways = 'use a loopback address, set tls, or set insecure: true on a trusted network'
+      throw invalid(`refusing to listen on ${address} (${what}) without TLS; ${ways}`)
     }
     this.clusterName = clusterName
     this.peers = [...peers].sort()
@@ -246,7 +250,11 @@ export class Agent extends EventEmitter {
   async #start(): Promise<void> {
     this.#setStatus('starting')
     const o = this.#options
-    const exposed = [o.apiAddress, o.raftAddress].filter((a) => a && !isLoopback(a))
+    const plain = [
+      o.tls ? undefined : o.apiAddress,
+      (o.host?.tls ?? o.tls) ? undefined : o.raftAddress,
+    ]
+    const exposed = plain.filter((a) => a && !isLoopback(a))
     if (o.insecure && exposed.length > 0) {
       this.log.warn('INSECURE: listening off loopback without TLS on every channel', {
         addresses: exposed,
@@ -262,8 +270,10 @@ export class Agent extends EventEmitter {
     const addressFile = join(o.dataDir, 'raft-address')
     const saved = existsSync(addressFile) ? readFileSync(addressFile, 'utf8').trim() : undefined
     const listen = o.raftAddress ?? saved ?? '127.0.0.1:0'
+    const credentials = busCredentials(o.tls)
     const host = Host.open({
       ...o.host,
+      tls: o.host?.tls ?? o.tls,
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
       raftAddress: listen,
@@ -276,7 +286,7 @@ export class Agent extends EventEmitter {
       renameSync(`${addressFile}.tmp`, addressFile)
     }
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
-    const bus = new BusClient(this.clusterName)
+    const bus = new BusClient(this.clusterName, undefined, credentials.channel)
     const registry = new RegistryAccess(host, this.#registry, this.timeoutMs, this.#abort.signal)
     const server = new BusServer(
       this.clusterName,
@@ -284,7 +294,7 @@ export class Agent extends EventEmitter {
     )
     const hostController = new HostController(this.#controllerContext(host, bus, registry))
     this.#engine = { host, bus, server, registry, hostController }
-    this.#apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0')
+    this.#apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
 
     const stored = host.storedReplicas()
     const zero = stored.find((r) => r.shardId === 0)
