@@ -2,8 +2,14 @@
 import { Agent } from '../dist/index.mjs'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 
-const [cluster, peersJson, dataDir, apiAddress, zone] = process.argv.slice(2)
-const agent = new Agent(cluster, JSON.parse(peersJson), { dataDir, apiAddress, tags: { zone } })
+const [cluster, peersJson, dataDir, apiAddress, zone, tlsJson] = process.argv.slice(2)
+const tls = JSON.parse(tlsJson)
+const agent = new Agent(cluster, JSON.parse(peersJson), {
+  dataDir,
+  apiAddress,
+  tags: { zone },
+  tls,
+})
 agent.register('example:kv', () => new KvStateMachine())
 
 const ops = {

@@ -1,11 +1,19 @@
 // The demo: three agents as separate processes on loopback, with data in temporary
 // directories and free ports; a KV state machine; shards with placement; writes and reads
-// through clients on every host; the topology and the achieved rate; a clean shutdown.
+// through clients on every host; the topology and the achieved rate; a clean shutdown. Both
+// channels between agents, the bus and the Raft transport, run mutual TLS with certificates
+// the demo makes for itself.
 import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+
+import {
+  createCertificateAuthority,
+  createHostCertificate,
+  writeHostFiles,
+} from '../dist/index.mjs'
 
 const SECONDS = Number(process.env.DEMO_SECONDS ?? 5)
 const freePort = () =>
@@ -20,13 +28,16 @@ const root = mkdtempSync(join(tmpdir(), 'zongzi-demo-'))
 const peers = []
 for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
 const zones = ['a', 'b', 'c']
+const ca = createCertificateAuthority()
 const agents = peers.map((api, i) => {
+  const tls = writeHostFiles(join(root, `tls${i}`), ca, createHostCertificate(ca, ['127.0.0.1']))
   const child = fork(new URL('./demo-agent.mjs', import.meta.url).pathname, [
     'demo',
     JSON.stringify(peers),
     join(root, `host${i}`),
     api,
     zones[i],
+    JSON.stringify(tls),
   ])
   const waiting = new Map()
   let next = 1
@@ -51,6 +62,7 @@ try {
   console.log(
     `3 agents started in ${((Date.now() - t0) / 1000).toFixed(1)}s (peers ${peers.join(', ')})`,
   )
+  console.log('bus and Raft transport over mutual TLS, certificates of a CA made for the demo')
   const shards = []
   for (const name of ['users', 'orders', 'carts', 'sessions']) {
     shards.push(
