@@ -1,0 +1,22 @@
+import { execFile } from 'node:child_process'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+// `npm run demo` (after the build): three agent processes over mutual TLS, a workload, and a
+// clean shutdown.
+
+describe('the demo', () => {
+  it('runs three agents over mutual TLS and stops cleanly', async () => {
+    const script = join(__dirname, '..', 'scripts', 'demo.mjs')
+    const out = await new Promise<string>((resolve, reject) => {
+      const env = { ...process.env, DEMO_SECONDS: '1' }
+      execFile(process.execPath, [script], { env, timeout: 60_000 }, (err, stdout, stderr) =>
+        err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+      )
+    })
+    expect(out).toMatch(/3 agents started/)
+    expect(out).toMatch(/over mutual TLS/)
+    expect(out).toMatch(/linearizable reads in/)
+    expect(out).toMatch(/stopped; data removed/)
+  }, 90_000)
+})
