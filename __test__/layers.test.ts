@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 const TS = join(__dirname, '..', 'ts')
 
 /** LAYERS lists the folders of ts/ from the bottom up; a file may import its own or lower. */
-const LAYERS = ['binding', 'bus', 'coordinator']
+const LAYERS = ['binding', 'bus', 'coordinator', 'cli']
 
 function files(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>

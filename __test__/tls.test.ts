@@ -1,4 +1,5 @@
-import { dirname } from 'node:path'
+import { spawnSync } from 'node:child_process'
+import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import {
@@ -70,7 +71,38 @@ async function twoAndOutsider(outsider: TlsFiles): Promise<void> {
   expect(text(await hs[2].read(1, Buffer.from('a'), { stale: true }))).not.toBe('1')
 }
 
+/** certs runs the zongzi-certs command of the build. */
+function certs(args: string[]): { status: number | null; stderr: string } {
+  const cli = join(__dirname, '..', 'dist', 'cli', 'certs.js')
+  const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' })
+  return { status: r.status, stderr: r.stderr }
+}
+
 describe('mutual TLS on the Raft transport', () => {
+  it('zongzi-certs makes the files hosts use, and signs more hosts with the same CA', async () => {
+    const [out, more] = [dirs.make(), dirs.make()]
+    expect(certs(['--out', out, '--hosts', '127.0.0.1']).status).toBe(0)
+    expect(certs(['--out', more, '--ca', out, '--hosts', '127.0.0.1']).status).toBe(0)
+    const tls = (d: string): TlsFiles => {
+      const h = join(d, '127.0.0.1')
+      return { ca: join(h, 'ca.pem'), cert: join(h, 'host.pem'), key: join(h, 'host.key') }
+    }
+    const hs = [open(tls(out)), open(tls(out)), open(tls(more))]
+    const voters = hs.map((h, i) => ({ replicaId: rid(1, i), address: h.raftAddress }))
+    await Promise.all(
+      hs.map((h, i) => h.startReplica(1, rid(1, i), { mode: 'bootstrap', voters }, () => new Kv())),
+    )
+    const leader = await waitUntil(async () =>
+      agreedLeader(await Promise.all(hs.map((h) => h.status(1)))),
+    )
+    await retry(() => hs[leader].propose(1, put('a', 'signed later')))
+    for (const h of hs)
+      expect(text(await retry(() => h.read(1, Buffer.from('a'))))).toBe('signed later')
+    // Bad usage, and a second CA over the first, are refused.
+    expect(certs(['--hosts', '127.0.0.1']).status).toBe(2)
+    expect(certs(['--out', out, '--hosts', 'h']).stderr).toMatch(/exists/)
+  })
+
   it('hosts of the cluster CA replicate; a host of another CA gets nothing', async () => {
     await twoAndOutsider(files(createCertificateAuthority()))
   })
