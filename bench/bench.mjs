@@ -3,13 +3,14 @@
 // from JS. The last line printed is one JSON object.
 //
 //   node bench/bench.mjs --hosts 3 --shards 48 --clients 1024 --payload 16 --seconds 10
+//   (--tls 1: the transport over mutual TLS, with certificates made for the run)
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 import { openCluster, parseArgs, percentile } from './cluster.mjs'
 
 const args = parseArgs(
-  { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10 },
-  'bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N]',
+  { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10, tls: 0 },
+  'bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N] [--tls 1]',
 )
 
 /** Kv keys entries by their first 8 bytes, like the engine benchmark's state machine. */
@@ -52,6 +53,7 @@ const cluster = await openCluster({
   hosts: args.hosts,
   shards: args.shards,
   factory: () => new Kv(),
+  tls: args.tls === 1,
 })
 
 const lat = []
@@ -96,6 +98,7 @@ console.log(
     shards: args.shards,
     clients: args.clients,
     payload: args.payload,
+    tls: args.tls === 1,
     seconds: Number(secs.toFixed(1)),
     writes: lat.length,
     errors,

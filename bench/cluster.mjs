@@ -4,7 +4,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { Host } from '../dist/index.js'
+import {
+  createCertificateAuthority,
+  createHostCertificate,
+  Host,
+  writeHostFiles,
+} from '../dist/index.js'
 
 /** parseArgs reads `--name number` pairs over `defaults`; an unknown name exits with usage. */
 export function parseArgs(defaults, usage) {
@@ -23,11 +28,16 @@ export function parseArgs(defaults, usage) {
 
 /**
  * openCluster starts `hosts` hosts with `shards` shards, each with a state machine from
- * `factory`, and waits (bounded) for every shard's leader. It resolves with the hosts, the
+ * `factory` (over mutual TLS with `tls`), and waits (bounded) for every shard's leader. It resolves with the hosts, the
  * leader's host of each shard and a `close()` that removes everything.
  */
-export async function openCluster({ hosts: n, shards, factory, options = {} }) {
+export async function openCluster({ hosts: n, shards, factory, options = {}, tls = false }) {
   const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-'))
+  if (tls) {
+    const ca = createCertificateAuthority()
+    const host = createHostCertificate(ca, ['127.0.0.1'])
+    options = { ...options, tls: writeHostFiles(join(root, 'tls'), ca, host) }
+  }
   const hosts = []
   for (let i = 0; i < n; i++) {
     hosts.push(Host.open({ clusterId: 1, dataDir: join(root, `host${i}`), ...options }))

@@ -3,7 +3,8 @@
 //! Write load: `--hosts 3 --shards 48 --clients 1024 --payload 16 --seconds 10`. Each client
 //! proposes to its shard's leader in a loop and waits for the applied result.
 //! Idle load: `--idle --shards 1000 --seconds 10` starts the shards, lets them settle and
-//! measures the CPU the process uses while nothing is written.
+//! measures the CPU the process uses while nothing is written. `--tls` runs the transport over
+//! mutual TLS, with certificates made for the run.
 //! The last line printed is one JSON object with the results.
 
 use std::collections::HashMap;
@@ -11,7 +12,9 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use zongzi_engine::{ApplyResult, Host, HostConfig, SmEntry, SmError, StartMode, StateMachine};
+use zongzi_engine::{
+    ApplyResult, Host, HostConfig, SmEntry, SmError, StartMode, StateMachine, TlsFiles,
+};
 
 #[derive(Default)]
 struct Kv(HashMap<Vec<u8>, Vec<u8>>);
@@ -72,6 +75,8 @@ struct Args {
     seconds: u64,
     idle: bool,
     workers: usize,
+    /// Mutual TLS on the transport, with certificates made for the run.
+    tls: bool,
 }
 
 fn args() -> Args {
@@ -83,6 +88,7 @@ fn args() -> Args {
         seconds: 10,
         idle: false,
         workers: 2,
+        tls: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -107,6 +113,11 @@ fn args() -> Args {
                 i += 1;
                 continue;
             }
+            "--tls" => {
+                a.tls = true;
+                i += 1;
+                continue;
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2)
@@ -115,6 +126,26 @@ fn args() -> Args {
         i += 2;
     }
     a
+}
+
+/// certificates writes a CA and one certificate for 127.0.0.1 that every host presents.
+fn certificates(dir: &std::path::Path) -> TlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let issuer = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("parameters");
+    let cert = params.signed_by(&key, &issuer).expect("certificate");
+    let files = TlsFiles {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("host.pem"),
+        key: dir.join("host.key"),
+    };
+    std::fs::write(&files.ca, issuer.pem()).expect("write");
+    std::fs::write(&files.cert, cert.pem()).expect("write");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write");
+    files
 }
 
 fn rss_mb() -> f64 {
@@ -148,10 +179,12 @@ fn pct(sorted: &[u32], p: f64) -> f64 {
 async fn main() {
     let a = args();
     let tmp = tempfile::tempdir().expect("temp dir");
+    let tls = a.tls.then(|| certificates(tmp.path()));
     let mut hosts = Vec::new();
     for i in 0..a.hosts {
         let mut c = HostConfig::new(1, tmp.path().join(format!("host{i}")));
         c.workers = a.workers;
+        c.tls = tls.clone();
         hosts.push(Arc::new(Host::open(c).expect("open host")));
     }
     let t0 = Instant::now();
@@ -252,7 +285,7 @@ async fn main() {
         h.close();
     }
     println!(
-        "{{\"mode\":\"write\",\"hosts\":{},\"shards\":{},\"clients\":{},\"payload\":{},\"seconds\":{:.1},\"writes\":{},\"errors\":{},\"writes_per_sec\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"fsyncs_per_sec\":{:.0},\"rss_mb\":{:.1}}}",
+        "{{\"mode\":\"write\",\"hosts\":{},\"shards\":{},\"clients\":{},\"payload\":{},\"seconds\":{:.1},\"writes\":{},\"errors\":{},\"writes_per_sec\":{:.0},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"fsyncs_per_sec\":{:.0},\"rss_mb\":{:.1},\"tls\":{}}}",
         a.hosts,
         a.shards,
         a.clients,
@@ -265,6 +298,7 @@ async fn main() {
         pct(&lat, 0.99),
         pct(&lat, 0.999),
         syncs as f64 / secs,
-        rss
+        rss,
+        a.tls
     );
 }
