@@ -135,11 +135,12 @@ pub(crate) fn parse_chunk_header(h: &[u8; CHUNK_HEADER_LEN]) -> (usize, u32) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use raft::eraftpb::MessageType;
 
-    fn msg(to: u64, commit: u64) -> Message {
+    /// msg is a heartbeat from replica 9 (the fuzz targets start from it too).
+    pub(in crate::transport) fn msg(to: u64, commit: u64) -> Message {
         let mut m = Message::default();
         m.set_msg_type(MessageType::MsgHeartbeat);
         m.to = to;

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use raft::eraftpb::{Message, MessageType};
+use raft::eraftpb::MessageType;
 
+use super::frame::tests::msg as heartbeat;
 use super::frame::{
     decode_messages, encode_messages, parse_chunk_header, Header, CHUNK_HEADER_LEN, HEADER_LEN,
 };
@@ -26,15 +27,6 @@ fn runner() -> TestRunner {
         failure_persistence: None,
         ..Config::default()
     })
-}
-
-fn heartbeat(to: u64, commit: u64) -> Message {
-    let mut m = Message::default();
-    m.set_msg_type(MessageType::MsgHeartbeat);
-    m.to = to;
-    m.from = 9;
-    m.commit = commit;
-    m
 }
 
 /// mutated is a valid input with bytes flipped, cut and inserted at random, or random bytes.
