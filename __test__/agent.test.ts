@@ -9,6 +9,7 @@ import {
   type Placement,
   type RegistryState,
 } from '../ts/index'
+import { BusClient } from '../ts/bus/client'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 import { ChildClient, codeOf, freePort, sleep, TempDirs, text, waitUntil } from './helpers'
 
@@ -298,6 +299,12 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     // An agent of another cluster is refused by every peer.
     const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
     expect(await codeOf(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')
+    // Raw commands into the registry over the bus are refused, from anyone.
+    const bus = new BusClient(cluster)
+    const drop = Buffer.from(JSON.stringify({ op: 'shard.delete', id: shardIds.spread }))
+    expect(await codeOf(bus.apply(peers[0], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(bus.commit(peers[1], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    bus.close()
     expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(
       before,
     )

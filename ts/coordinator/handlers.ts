@@ -36,6 +36,11 @@ export interface HandlerContext {
 
 /** busHandlers answers bus requests from what `agent` offers. */
 export function busHandlers(agent: HandlerContext): BusHandlers {
+  // Nobody writes raw commands into the registry over the bus: one `shard.delete` there would
+  // make every host drop a shard's data. Agents change the registry through their own replica.
+  const raw = (shardId: number) => {
+    if (shardId === 0) throw invalid('shard 0 (the registry) takes no raw commands over the bus')
+  }
   const local = (shardId: number) => {
     if (!agent.runs(shardId))
       throw new ZongziError(
@@ -73,10 +78,12 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
       await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
     },
     apply: async (shardId, data, timeoutMs) => {
+      raw(shardId)
       local(shardId)
       return agent.host.propose(shardId, data, { timeoutMs: timeoutMs || agent.timeoutMs })
     },
     commit: async (shardId, data, timeoutMs) => {
+      raw(shardId)
       local(shardId)
       return agent.host.commit(shardId, data, { timeoutMs: timeoutMs || agent.timeoutMs })
     },
