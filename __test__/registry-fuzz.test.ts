@@ -1,0 +1,95 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+
+import { Registry, type RegistryState } from '../ts/index'
+import { apply, outcome, seed } from './fixtures/registry'
+
+// Generated registry commands, well-formed, half-formed and garbage: the registry answers each
+// with a result, never throws, and a command it refuses changes nothing. FUZZ_RUNS sets more
+// runs than the 10,000 of `npm test`.
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000)
+
+const OPS = [
+  'cluster.init',
+  'host.put',
+  'host.status',
+  'shard.create',
+  'shard.update',
+  'shard.delete',
+  'shard.status',
+  'shard.leader',
+  'replicas.create',
+  'replica.create',
+  'replica.update',
+  'replica.delete',
+  'nope',
+]
+const FIELDS = [
+  'id',
+  'name',
+  'type',
+  'tags',
+  'placement',
+  'host',
+  'status',
+  'shardId',
+  'hostId',
+  'nonVoting',
+  'items',
+  'leader',
+  'term',
+  'peers',
+]
+
+/** value is what a field may hold: the right kinds of things, and anything at all. */
+const value: fc.Arbitrary<unknown> = fc.oneof(
+  fc.integer({ min: -2, max: 8 }),
+  fc.constantFrom('h1', 'h2', 'h4', 'kv', 'users', 'active', 'deleting', ''),
+  fc.boolean(),
+  fc.constant(null),
+  fc.dictionary(fc.constantFrom('zone', 'count', 'members', ''), fc.anything(), { maxKeys: 2 }),
+  fc.array(fc.record({ hostId: fc.constantFrom('h1', 'h3', 'hx'), nonVoting: fc.boolean() })),
+  fc.anything(),
+)
+
+/** command is one command's bytes. */
+const command: fc.Arbitrary<string> = fc.oneof(
+  fc
+    .tuple(
+      fc.constantFrom(...OPS),
+      fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 4 }),
+    )
+    .map(([op, rest]) => JSON.stringify({ ...rest, op })),
+  fc.anything().map((x) => JSON.stringify(x) ?? 'undefined'),
+  fc.string({ maxLength: 40 }),
+)
+
+/** view is what a refused command must leave as it was. */
+const view = (s: RegistryState) => ({
+  hosts: s.hosts,
+  shards: s.shards,
+  replicas: s.replicas,
+  nextShardId: s.nextShardId,
+  nextReplicaId: s.nextReplicaId,
+})
+
+describe('the registry under generated commands', () => {
+  it('answers every command; one it refuses changes nothing', () => {
+    fc.assert(
+      fc.property(fc.array(command, { minLength: 1, maxLength: 4 }), (cmds) => {
+        const r = new Registry()
+        seed(r)
+        for (const c of cmds) {
+          const before = structuredClone(view(r.state))
+          const [res] = apply(r, c)
+          const out = outcome(res)
+          expect(typeof out.ok).toBe('boolean')
+          expect(res.value).toBe(out.ok ? 1 : 0)
+          if (!out.ok) expect(view(r.state)).toEqual(before)
+        }
+      }),
+      { numRuns: RUNS },
+    )
+  })
+})
