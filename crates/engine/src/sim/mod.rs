@@ -17,10 +17,13 @@
 //! choice comes from the seed, so a failing seed fails the same way again.
 
 pub(crate) mod disk;
+mod faults;
 mod kv;
 mod linearizability;
 mod net;
+mod node;
 mod rng;
+mod wire;
 mod workload;
 mod world;
 
