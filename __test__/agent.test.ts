@@ -251,6 +251,24 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     )
   })
 
+  it('serves a new shard at once through agents other than the one that created it', async () => {
+    // The other agents' registry replicas may not have applied the creation yet: their clients
+    // catch up with the registry instead of calling the shard unknown.
+    for (let i = 0; i < 5; i++) {
+      const sh = await local[i % 2].createShard('kv', { placement: { members: { count: 3 } } })
+      const [a, b] = await Promise.all([
+        local[1 - (i % 2)].client(sh.id).apply(set('k', `v${i}`)),
+        local[2].client(sh.id).read(Buffer.from('k')),
+      ])
+      expect(a.value).toBe(1)
+      expect(['', `v${i}`]).toContain(text(b))
+      // The watch ends once it sees the write (the test's timeout bounds it).
+      for await (const v of local[3].client(sh.id).watch(Buffer.from('k')))
+        if (text(v) === `v${i}`) break
+      await local[0].deleteShard(sh.id)
+    }
+  })
+
   it('rejects bad input with typed errors and changes nothing', async () => {
     const before = await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))
     const a = local[1]

@@ -594,6 +594,7 @@ export class Agent extends EventEmitter {
         return agent.#started_().bus
       },
       registry: () => this.#registry.state,
+      catchUp: (timeoutMs) => this.state(() => undefined, timeoutMs),
       runs: (shardId) => this.runs(shardId),
       health: this.#health,
     }

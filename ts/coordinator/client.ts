@@ -68,6 +68,12 @@ export interface ClientContext {
   readonly bus: RemoteShards
   /** registry is this host's current registry snapshot. */
   registry(): RegistryState
+  /**
+   * catchUp resolves once registry() holds every registry change committed before the call
+   * (a linearizable read of shard 0). A shard created through another host may not be in
+   * this host's snapshot yet; clients catch up once before they call such a shard unknown.
+   */
+  catchUp?(timeoutMs: number): Promise<void>
   /** runs tells whether this host runs an active replica of the shard. */
   runs(shardId: number): boolean
   /**
@@ -157,7 +163,7 @@ export class ShardClient {
    */
   async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
     bytes(query, 'query')
-    const t = this.#targets(false)[0]
+    const t = (await this.#known(false))[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
       const sm = this.#agent.host.stateMachine(this.shardId)
@@ -173,7 +179,7 @@ export class ShardClient {
     input: AsyncIterable<Uint8Array>,
     o: { signal?: AbortSignal } = {},
   ): AsyncIterable<Buffer> {
-    const t = this.#targets(false)[0]
+    const t = (await this.#known(false))[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
       const sm = this.#agent.host.stateMachine(this.shardId)
@@ -181,6 +187,21 @@ export class ShardClient {
       for await (const b of sm.stream(input, o.signal)) yield bytesOf(b)
     } else {
       yield* this.#agent.bus.stream(t.address, this.shardId, input, o.signal)
+    }
+  }
+
+  /**
+   * #known returns #targets once this host's registry snapshot knows the shard: when it does
+   * not, the client catches up with the registry once, and only then calls the shard unknown.
+   */
+  async #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Promise<Target[]> {
+    try {
+      return this.#targets(write)
+    } catch (e) {
+      if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND')) throw e
+      if (!this.#agent.catchUp || this.#agent.registry().shards.has(this.shardId)) throw e
+      await this.#agent.catchUp(timeoutMs)
+      return this.#targets(write)
     }
   }
 
@@ -284,10 +305,10 @@ export class ShardClient {
       }
     }
     const goOn = (e: unknown) => e !== fatal && !expired
-    const round = () => {
+    const round = async () => {
       let targets: Target[]
       try {
-        targets = this.#targets(write)
+        targets = await this.#known(write, Math.max(1, deadline - Date.now()))
       } catch (e) {
         fatal = e
         throw e
