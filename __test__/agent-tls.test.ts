@@ -56,8 +56,10 @@ describe('agents over mutual TLS', () => {
   it('never lets in an agent without a certificate of the cluster CA', async () => {
     const hosts = () => agents[0].state((s) => s.hosts.size)
     const before = await hosts()
+    // Even with a join token: the token is no use without the TLS handshake.
+    const joinToken = await agents[0].createJoinToken()
     for (const tls of [undefined, files(createCertificateAuthority())]) {
-      const outsider = make({ tls })
+      const outsider = make({ tls, joinToken })
       const started = outsider.start().catch(() => undefined)
       await sleep(1500)
       expect(outsider.status).toBe('starting')

@@ -66,8 +66,10 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     dataDir: dataDirs[i],
     apiAddress: i < 3 ? peers[i] : undefined,
     tags: { zone: zone(i), tier: tier(i) },
+    joinToken: tokens[i],
     ...fast,
   })
+  const tokens: Record<number, string> = {}
   const mk = (i: number, types = ['kv']) => {
     const a = new Agent(cluster, peers, opts(i))
     for (const t of types) a.register(t, () => new KvStateMachine())
@@ -82,17 +84,21 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     for (let i = 0; i < 6; i++) dataDirs.push(tmp())
     const a0 = mk(0)
     const a1 = mk(1)
+    const [r2] = await Promise.all([
+      RemoteAgent.start(cluster, peers, opts(2), ['kv']),
+      a0.start(),
+      a1.start(),
+    ])
+    // The joiners come in with tokens a member made.
+    for (const i of [3, 4, 5]) tokens[i] = await a0.createJoinToken({ ttlMs: 60_000 })
     const a3 = mk(3)
     const a4 = mk(4, ['kv', 'special'])
     local.push(a0, a1, a3, a4)
-    const [r2, r5] = await Promise.all([
-      RemoteAgent.start(cluster, peers, opts(2), ['kv']),
+    const [r5] = await Promise.all([
       RemoteAgent.start(cluster, peers, opts(5), ['kv']),
-      a0.start(),
-      a1.start(),
       a3.start(),
       a4.start(),
-    ]).then((xs) => [xs[0], xs[1]] as RemoteAgent[])
+    ])
     remotes = [r2, r5]
     hostIds.push(a0.hostId, a1.hostId, r2.hostId, a3.hostId, a4.hostId, r5.hostId)
   }, 120_000)
@@ -266,6 +272,9 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       for await (const v of local[3].client(sh.id).watch(Buffer.from('k')))
         if (text(v) === `v${i}`) break
       await local[0].deleteShard(sh.id)
+      await waitUntil(() => local[0].stateLocal((s) => !s.shards.has(sh.id)), {
+        what: `shard ${sh.id} gone`,
+      })
     }
   })
 
@@ -315,17 +324,67 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       expect(() => new Agent(cluster, peers, { dataDir: tmp(), ...o })).not.toThrow()
     }
     // An agent of another cluster is refused by every peer.
-    const stranger = new Agent('another-cluster', peers, { dataDir: tmp(), ...fast })
+    const stranger = new Agent('another-cluster', peers, {
+      dataDir: tmp(),
+      joinToken: tokens[3],
+      ...fast,
+    })
     expect(await codeOf(() => stranger.start())).toBe('ERR_CLUSTER_MISMATCH')
-    // Raw commands into the registry over the bus are refused, from anyone.
-    const bus = new BusClient(cluster)
+    // Raw commands into the registry over the bus are refused, from anyone: a process that
+    // names no member is refused as such, and even a member is refused the raw write.
     const drop = Buffer.from(JSON.stringify({ op: 'shard.delete', id: shardIds.spread }))
-    expect(await codeOf(bus.apply(peers[0], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
-    expect(await codeOf(bus.commit(peers[1], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
-    bus.close()
+    const stray = new BusClient(cluster)
+    expect(await codeOf(stray.apply(peers[0], 0, drop))).toBe('ERR_UNAUTHENTICATED')
+    expect(await codeOf(stray.read(peers[0], 0, Buffer.from('x'), false))).toBe(
+      'ERR_UNAUTHENTICATED',
+    )
+    stray.close()
+    const member = new BusClient(cluster, { hostId: () => hostIds[3] })
+    expect(await codeOf(member.apply(peers[0], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(member.commit(peers[1], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    member.close()
     expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(
       before,
     )
+  })
+
+  it('admits a joiner only with a token of the cluster, unexpired and unused', async () => {
+    const before = await state((s) => ({ hosts: s.hosts.size, zero: s.replicasOf(0).length }))
+    const joiner = (joinToken?: string, tags?: Record<string, string>) =>
+      new Agent(cluster, peers, { dataDir: tmp(), joinToken, tags, ...fast })
+    const refused = async (joinToken?: string, tags?: Record<string, string>) => {
+      const a = joiner(joinToken, tags)
+      const e = await a.start().then(
+        () => undefined,
+        (x: unknown) => x,
+      )
+      await a.stop()
+      expect(e).toBeInstanceOf(ZongziError)
+      return { code: (e as ZongziError).code, message: (e as ZongziError).message }
+    }
+    expect((await refused()).code).toBe('ERR_UNAUTHENTICATED')
+    // Used by another host, forged, signed by another cluster's key, expired, wrong tags.
+    const used = await refused(tokens[3])
+    expect(used).toEqual({ code: 'ERR_UNAUTHENTICATED', message: expect.stringMatching(/another/) })
+    const [head, body] = tokens[4].split('.')
+    const forged = `${head}.${body}.${Buffer.alloc(32).toString('base64url')}`
+    expect((await refused(forged)).message).toMatch(/not signed/)
+    expect((await refused('hello')).message).toMatch(/malformed/)
+    const short = await local[1].createJoinToken({ ttlMs: 1 })
+    await sleep(20)
+    expect((await refused(short)).message).toMatch(/expired/)
+    const tagged = await local[1].createJoinToken({ tags: { zone: 'z' } })
+    expect((await refused(tagged, { zone: 'y' })).message).toMatch(/tagged/)
+    expect(await codeOf(() => local[0].createJoinToken({ ttlMs: 0 }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await state((s) => ({ hosts: s.hosts.size, zero: s.replicasOf(0).length }))).toEqual(
+      before,
+    )
+    // The tagged token admits a host with its tags, once.
+    const ok = joiner(tagged, { zone: 'z' })
+    await ok.start()
+    expect(await state((s) => s.hosts.get(ok.hostId)?.tags)).toEqual({ zone: 'z' })
+    await ok.stop()
+    expect((await refused(tagged, { zone: 'z' })).message).toMatch(/another/)
   })
 
   it('waits for a shard until all, a quorum of, or the local replicas are active', async () => {

@@ -29,10 +29,8 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     // a child process; hosts 2 and 3 (a joiner) hold the other replicas.
     client = new Agent(CLUSTER, peers, opts(0))
     const a2 = new Agent(CLUSTER, peers, opts(2)).register('kv', () => new KvStateMachine())
-    const a3 = new Agent(CLUSTER, peers, { ...opts(3), apiAddress: undefined })
-    a3.register('kv', () => new KvStateMachine())
-    for (const a of [a2, a3]) a.register('maybe', () => new MaybeKv())
-    local.push(client, a2, a3)
+    a2.register('maybe', () => new MaybeKv())
+    local.push(client, a2)
     child = await ChildClient.start(FIXTURE)
     const started = child.call<{ apiAddress: string }>('start', {
       cluster: CLUSTER,
@@ -41,6 +39,10 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
       types: ['kv'],
     })
     await Promise.all([client.start(), a2.start(), started])
+    const joinToken = await client.createJoinToken()
+    const a3 = new Agent(CLUSTER, peers, { ...opts(3), apiAddress: undefined, joinToken })
+    a3.register('kv', () => new KvStateMachine()).register('maybe', () => new MaybeKv())
+    local.push(a3)
     await a3.start()
     childAddress = (await started).apiAddress
   }, 120_000)

@@ -65,6 +65,7 @@ const TABLE: Row[] = [
   ['ERR_IO', 'unknown', false, false, false],
   ['ERR_UNAVAILABLE', 'not-applied', true, true, true],
   ['ERR_CLUSTER_MISMATCH', 'not-applied', false, false, false],
+  ['ERR_UNAUTHENTICATED', 'not-applied', false, false, false],
   ['ERR_ABORTED', 'unknown', false, false, false],
   ['ERR_INTERNAL', 'unknown', false, false, false],
 ]
@@ -75,7 +76,7 @@ describe('the classification of error codes', () => {
     expect(new Set(codes).size).toBe(codes.length)
     for (const c of codes) expect(isErrorCode(c)).toBe(true)
     // A code missing from the table would be a string isErrorCode accepts and TABLE lacks.
-    expect(codes.length).toBe(21)
+    expect(codes.length).toBe(22)
   })
 
   it.each(TABLE)(

@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'ERR_IO'
   | 'ERR_UNAVAILABLE'
   | 'ERR_CLUSTER_MISMATCH'
+  | 'ERR_UNAUTHENTICATED'
   | 'ERR_ABORTED'
   | 'ERR_INTERNAL'
 
@@ -88,6 +89,8 @@ const CLASSES: Readonly<Record<ErrorCode, Class>> = {
   ERR_IO: row(U, false, false, false),
   ERR_UNAVAILABLE: row(N, true, true, true),
   ERR_CLUSTER_MISMATCH: row(N, false, false, false),
+  // The callee decided with an up-to-date registry: sending the call again cannot help.
+  ERR_UNAUTHENTICATED: row(N, false, false, false),
   ERR_ABORTED: row(U, false, false, false),
   ERR_INTERNAL: row(U, false, false, false),
 }
@@ -172,6 +175,7 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_IO',
   'ERR_UNAVAILABLE',
   'ERR_CLUSTER_MISMATCH',
+  'ERR_UNAUTHENTICATED',
   'ERR_ABORTED',
   'ERR_INTERNAL',
 ])

@@ -7,6 +7,7 @@ import type { CommitResponse__Output } from './generated/zongzi/CommitResponse'
 import type { IndexResponse__Output } from './generated/zongzi/IndexResponse'
 import type { ReadResponse__Output } from './generated/zongzi/ReadResponse'
 import {
+  CALLER_HOST,
   DEFAULT_MAX_MESSAGE_BYTES,
   makeClient,
   type RawClient,
@@ -32,24 +33,50 @@ type Start<R> = (
   cb: (err: grpc.ServiceError | null, res?: R) => void,
 ) => grpc.ClientUnaryCall
 
+/** BusClientOptions configure a BusClient. */
+export interface BusClientOptions {
+  /** Largest message, both ways (default 16 MiB). */
+  maxMessageBytes?: number
+  /** What channels present (default: plain TCP). */
+  credentials?: grpc.ChannelCredentials
+  /** The host id this client names itself by (see CALLER_HOST); none for a non-member. */
+  hostId?: () => string
+}
+
 /** BusClient calls other agents; one connection per address, reused. */
 export class BusClient {
   readonly #cluster: string
   readonly #clients = new Map<string, RawClient>()
   readonly #options: grpc.ChannelOptions
-  readonly #credentials: grpc.ChannelCredentials
+  readonly #hostId: () => string
+  #credentials: grpc.ChannelCredentials
 
-  constructor(
-    cluster: string,
-    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
-    credentials = grpc.credentials.createInsecure(),
-  ) {
+  constructor(cluster: string, o: BusClientOptions = {}) {
+    const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES
     this.#cluster = cluster
-    this.#credentials = credentials
+    this.#credentials = o.credentials ?? grpc.credentials.createInsecure()
+    this.#hostId = o.hostId ?? (() => '')
     this.#options = {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
     }
+  }
+
+  /**
+   * useCredentials makes later calls connect with `credentials` (a reloaded certificate):
+   * open channels close once their calls end, and new ones replace them.
+   */
+  useCredentials(credentials: grpc.ChannelCredentials): void {
+    this.#credentials = credentials
+    this.close()
+  }
+
+  /** #metadata names this host to the callee. */
+  #metadata(): grpc.Metadata {
+    const m = new grpc.Metadata()
+    const id = this.#hostId()
+    if (id) m.set(CALLER_HOST, id)
+    return m
   }
 
   #client(address: string): RawClient {
@@ -66,7 +93,7 @@ export class BusClient {
     return new Promise<R>((resolve, reject) => {
       if (o.signal?.aborted) return reject(new ZongziError('ERR_ABORTED', 'aborted'))
       const deadline = { deadline: Date.now() + timeoutMs + 500 }
-      const call = start(this.#client(address), new grpc.Metadata(), deadline, (err, res) => {
+      const call = start(this.#client(address), this.#metadata(), deadline, (err, res) => {
         o.signal?.removeEventListener('abort', onAbort)
         if (err) reject(fromServiceError(err))
         else resolve(res as R)
@@ -159,7 +186,8 @@ export class BusClient {
     query: Uint8Array,
     signal?: AbortSignal,
   ): AsyncIterable<Buffer> {
-    const call = this.#client(address).Watch({ cluster: this.#cluster, shardId, query })
+    const req = { cluster: this.#cluster, shardId, query }
+    const call = this.#client(address).Watch(req, this.#metadata())
     yield* relay(call, signal)
   }
 
@@ -170,7 +198,7 @@ export class BusClient {
     input: AsyncIterable<Uint8Array>,
     signal?: AbortSignal,
   ): AsyncIterable<Buffer> {
-    const call = this.#client(address).Stream()
+    const call = this.#client(address).Stream(this.#metadata())
     call.write({ cluster: this.#cluster, shardId })
     void (async () => {
       try {

@@ -12,6 +12,7 @@ const TO_STATUS: Partial<Record<ErrorCode, grpc.status>> = {
   ERR_CLOSED: grpc.status.UNAVAILABLE,
   ERR_UNAVAILABLE: grpc.status.UNAVAILABLE,
   ERR_CLUSTER_MISMATCH: grpc.status.FAILED_PRECONDITION,
+  ERR_UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
   ERR_NO_LEADER: grpc.status.UNAVAILABLE,
   ERR_BUSY: grpc.status.RESOURCE_EXHAUSTED,
   ERR_LEADER_CHANGED: grpc.status.UNAVAILABLE,

@@ -2,14 +2,75 @@
 // plain TCP otherwise (loopback, or a network the agent was told to trust).
 import * as grpc from '@grpc/grpc-js'
 import { readFileSync } from 'node:fs'
+import { X509Certificate } from 'node:crypto'
 
 import { invalid } from '../binding/errors'
 import type { TlsFiles } from '../binding/host'
 
-/** BusCredentials are what the bus's server and its client channels present. */
+type CaListener = grpc.experimental.CaCertificateUpdateListener
+type IdentityListener = grpc.experimental.IdentityCertificateUpdateListener
+
+/** Pems are the PEM contents of a host's TLS files. */
+interface Pems {
+  ca: Buffer
+  cert: Buffer
+  key: Buffer
+}
+
+/**
+ * PemProvider hands the server the CA and this host's certificate, and hands it new ones when
+ * they are reloaded: connections made after a reload see them. A new listener hears of the
+ * current ones just after it is added (grpc-js registers its watcher after adding it).
+ */
+class PemProvider implements grpc.experimental.CertificateProvider {
+  readonly #ca = new Set<CaListener>()
+  readonly #identity = new Set<IdentityListener>()
+  #pems: Pems
+
+  constructor(pems: Pems) {
+    this.#pems = pems
+  }
+
+  set(pems: Pems): void {
+    this.#pems = pems
+    for (const l of this.#ca) l({ caCertificate: pems.ca })
+    for (const l of this.#identity) l({ certificate: pems.cert, privateKey: pems.key })
+  }
+
+  addCaCertificateListener(l: CaListener): void {
+    this.#ca.add(l)
+    queueMicrotask(() => this.#ca.has(l) && l({ caCertificate: this.#pems.ca }))
+  }
+  removeCaCertificateListener(l: CaListener): void {
+    this.#ca.delete(l)
+  }
+  addIdentityCertificateListener(l: IdentityListener): void {
+    this.#identity.add(l)
+    const now = () => ({ certificate: this.#pems.cert, privateKey: this.#pems.key })
+    queueMicrotask(() => this.#identity.has(l) && l(now()))
+  }
+  removeIdentityCertificateListener(l: IdentityListener): void {
+    this.#identity.delete(l)
+  }
+}
+
+/**
+ * BusCredentials are what the bus's server and its client channels present. Over TLS,
+ * `reload` reads the files again: the server shows the new certificate to connections made
+ * after it, and `channel` returns credentials with it (a BusClient made to use them must drop
+ * its open channels).
+ */
 export interface BusCredentials {
-  server: grpc.ServerCredentials
-  channel: grpc.ChannelCredentials
+  readonly server: grpc.ServerCredentials
+  channel(): grpc.ChannelCredentials
+  /** SHA-256 fingerprint of this host's certificate; undefined without TLS. */
+  certificate(): string | undefined
+  reload(): void
+}
+
+/** fingerprintOf returns the SHA-256 fingerprint of a PEM certificate, as Node prints it. */
+export function fingerprintOf(pem: Buffer): string {
+  return new X509Certificate(pem).fingerprint256
 }
 
 /**
@@ -21,9 +82,27 @@ export function busCredentials(tls: TlsFiles | undefined): BusCredentials {
   if (!tls) {
     return {
       server: grpc.ServerCredentials.createInsecure(),
-      channel: grpc.credentials.createInsecure(),
+      channel: () => grpc.credentials.createInsecure(),
+      certificate: () => undefined,
+      reload: () => {},
     }
   }
+  let pems = readPems(tls)
+  const provider = new PemProvider(pems)
+  return {
+    server: grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true),
+    channel: () => grpc.credentials.createSsl(pems.ca, pems.key, pems.cert),
+    certificate: () => fingerprintOf(pems.cert),
+    reload: () => {
+      const next = readPems(tls)
+      pems = next
+      provider.set(next)
+    },
+  }
+}
+
+/** readPems reads and checks a host's TLS files; a file that is not PEM fails here. */
+function readPems(tls: TlsFiles): Pems {
   const read = (what: string, path: string) => {
     try {
       return readFileSync(path)
@@ -31,11 +110,16 @@ export function busCredentials(tls: TlsFiles | undefined): BusCredentials {
       throw invalid(`cannot read the ${what} file ${path}: ${(e as Error).message}`)
     }
   }
-  const ca = read('CA certificate', tls.ca)
-  const cert = read('certificate', tls.cert)
-  const key = read('private key', tls.key)
-  return {
-    server: grpc.ServerCredentials.createSsl(ca, [{ private_key: key, cert_chain: cert }], true),
-    channel: grpc.credentials.createSsl(ca, key, cert),
+  const pems = {
+    ca: read('CA certificate', tls.ca),
+    cert: read('certificate', tls.cert),
+    key: read('private key', tls.key),
   }
+  try {
+    fingerprintOf(pems.cert)
+    fingerprintOf(pems.ca)
+  } catch (e) {
+    throw invalid(`the TLS files are not PEM certificates: ${(e as Error).message}`)
+  }
+  return pems
 }

@@ -13,6 +13,8 @@ import type { RemoveReplicaRequest__Output } from './generated/zongzi/RemoveRepl
 import type { ShardRequest__Output } from './generated/zongzi/ShardRequest'
 import type { StreamRequest__Output } from './generated/zongzi/StreamRequest'
 import {
+  CALLER_HOST,
+  type Caller,
   DEFAULT_MAX_MESSAGE_BYTES,
   definition,
   drained,
@@ -25,6 +27,12 @@ import {
 
 /** BusHandlers is what an agent serves on the bus. Each may throw a ZongziError. */
 export interface BusHandlers {
+  /**
+   * admit resolves when `caller` may make calls other than Probe and Join (it is a member of
+   * the cluster) and rejects with ERR_UNAUTHENTICATED otherwise; the server asks it before
+   * every such call.
+   */
+  admit(caller: Caller): Promise<void>
   probe(): ProbeResponse
   join(req: JoinRequest): Promise<JoinResponse>
   addReplica(req: ReplicaChange): Promise<void>
@@ -50,6 +58,19 @@ export interface BusHandlers {
   ): AsyncIterable<Uint8Array>
 }
 
+/** callerOf says who made a call: the host it names and the certificate it showed. */
+function callerOf(call: {
+  metadata: grpc.Metadata
+  getAuthContext(): { sslPeerCertificate?: { fingerprint256?: string } } | null
+}): Caller {
+  const claimed = call.metadata.get(CALLER_HOST)[0]
+  const certificate = call.getAuthContext()?.sslPeerCertificate?.fingerprint256
+  return {
+    hostId: typeof claimed === 'string' ? claimed : '',
+    ...(certificate ? { certificate } : {}),
+  }
+}
+
 /** BusServer serves an agent's handlers; every request must name this cluster. */
 export class BusServer {
   readonly #server: grpc.Server
@@ -61,12 +82,14 @@ export class BusServer {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
     })
+    // Probe and Join are open to anyone who reaches the port; every other call only to members.
     const unary =
-      <Q extends { cluster: string }, R>(f: (req: Q) => Promise<R> | R) =>
+      <Q extends { cluster: string }, R>(f: (req: Q) => Promise<R> | R, open = false) =>
       (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>) => {
         Promise.resolve()
-          .then(() => {
+          .then(async () => {
             this.#check(call.request.cluster)
+            if (!open) await h.admit(callerOf(call))
             return f(call.request)
           })
           .then(
@@ -81,9 +104,17 @@ export class BusServer {
       nonVoting: r.nonVoting,
     })
     const service: GeneratedHandlers = {
-      Probe: unary(() => h.probe()),
-      Join: unary((r: JoinRequest__Output) =>
-        h.join({ hostId: r.hostId, raftAddress: r.raftAddress, apiAddress: r.apiAddress }),
+      Probe: unary(() => h.probe(), true),
+      Join: unary(
+        (r: JoinRequest__Output) =>
+          h.join({
+            hostId: r.hostId,
+            raftAddress: r.raftAddress,
+            apiAddress: r.apiAddress,
+            token: r.token,
+            tags: { ...r.tags },
+          }),
+        true,
       ),
       AddReplica: unary(async (r: AddReplicaRequest__Output) => {
         await h.addReplica(change(r))
@@ -110,6 +141,7 @@ export class BusServer {
         void (async () => {
           try {
             this.#check(call.request.cluster)
+            await h.admit(callerOf(call))
             for await (const data of h.watch(call.request.shardId, call.request.query, ac.signal)) {
               if (ac.signal.aborted) break
               if (!call.write({ data })) await drained(call)
@@ -132,6 +164,7 @@ export class BusServer {
             const first = await it.next()
             if (first.done) return call.end()
             this.#check(first.value.cluster)
+            await h.admit(callerOf(call))
             const shardId = first.value.shardId
             async function* input(): AsyncIterable<Uint8Array> {
               if (first.value.data?.length) yield first.value.data

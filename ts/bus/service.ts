@@ -50,6 +50,21 @@ export interface JoinRequest {
   hostId: string
   raftAddress: string
   apiAddress: string
+  /** The join token the cluster issued for this host. */
+  token: string
+  tags: Record<string, string>
+}
+
+/** CALLER_HOST is the metadata key in which a host names itself on the bus. */
+export const CALLER_HOST = 'zongzi-host'
+
+/**
+ * Caller is who made a bus call: the host id it claims and, over TLS, the SHA-256
+ * fingerprint of the certificate it connected with.
+ */
+export interface Caller {
+  hostId: string
+  certificate?: string
 }
 /** JoinResponse gives the new replica's id and where shard 0's members are. */
 export interface JoinResponse {

@@ -9,12 +9,13 @@ import { invalid, ZongziError } from '../binding/errors'
 import { Host, type HostEvent, type HostOptions, type TlsFiles } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
-import { busCredentials } from '../bus/credentials'
+import { type BusCredentials, busCredentials } from '../bus/credentials'
 import { BusServer } from '../bus/server'
 import { bootstrap, join as joinCluster, type BootstrapContext } from './bootstrap'
 import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
 import { busHandlers, type HandlerContext } from './handlers'
 import { HostHealth } from './health'
+import { newTokenId, signJoinToken } from './join-tokens'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
 import { PlacementError, validatePlacement } from './placement'
@@ -67,6 +68,19 @@ export interface AgentOptions {
    * (the agent then warns at every start). Without it, an address off loopback needs `tls`.
    */
   insecure?: boolean
+  /**
+   * The join token of a host that is not one of the initial peers: made by a member with
+   * `agent.createJoinToken()`. Needed for its first start only (a restart finds its data).
+   */
+  joinToken?: string
+}
+
+/** JoinTokenOptions bound what a join token admits. */
+export interface JoinTokenOptions {
+  /** Milliseconds the token admits a host for (default one hour). */
+  ttlMs?: number
+  /** Tags the joining host must have (all of them). */
+  tags?: Record<string, string>
 }
 
 /** isLoopback tells whether a `host:port` address listens on loopback only. */
@@ -129,6 +143,7 @@ export class Agent extends EventEmitter {
   #hostId = ''
   #engine: Engine | undefined
   #apiAddress = ''
+  #credentials: BusCredentials | undefined
   readonly #registry = new Registry()
   readonly #shardController: ShardController
   #timer: NodeJS.Timeout | undefined
@@ -271,6 +286,7 @@ export class Agent extends EventEmitter {
     const saved = existsSync(addressFile) ? readFileSync(addressFile, 'utf8').trim() : undefined
     const listen = o.raftAddress ?? saved ?? '127.0.0.1:0'
     const credentials = busCredentials(o.tls)
+    this.#credentials = credentials
     const host = Host.open({
       ...o.host,
       tls: o.host?.tls ?? o.tls,
@@ -286,7 +302,10 @@ export class Agent extends EventEmitter {
       renameSync(`${addressFile}.tmp`, addressFile)
     }
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
-    const bus = new BusClient(this.clusterName, undefined, credentials.channel)
+    const bus = new BusClient(this.clusterName, {
+      credentials: credentials.channel(),
+      hostId: () => this.#hostId,
+    })
     const registry = new RegistryAccess(host, this.#registry, this.timeoutMs, this.#abort.signal)
     const server = new BusServer(
       this.clusterName,
@@ -307,16 +326,7 @@ export class Agent extends EventEmitter {
     } else {
       await joinCluster(boot)
     }
-    await registry.propose({
-      op: 'host.put',
-      host: {
-        id: this.#hostId,
-        apiAddress: this.#apiAddress,
-        raftAddress: host.raftAddress,
-        tags: o.tags ?? {},
-        shardTypes: [...this.#types.keys()],
-      },
-    })
+    await this.#putHost()
     await this.state((s) => s.hosts.get(this.#hostId))
     this.#checkNotStopping()
     if (this.#failure) throw this.#failure
@@ -324,6 +334,60 @@ export class Agent extends EventEmitter {
     this.#timer.unref()
     this.#setStatus('ready')
     this.#kick()
+  }
+
+  /** #putHost writes this host's record: addresses, tags, types and certificate. */
+  async #putHost(): Promise<void> {
+    const { host, registry } = this.#started_()
+    const certificate = this.#credentials?.certificate()
+    await registry.propose({
+      op: 'host.put',
+      host: {
+        id: this.#hostId,
+        apiAddress: this.#apiAddress,
+        raftAddress: host.raftAddress,
+        tags: this.#options.tags ?? {},
+        shardTypes: [...this.#types.keys()],
+        ...(certificate ? { certificate } : {}),
+      },
+    })
+  }
+
+  /**
+   * createJoinToken makes a token that lets one new host join the cluster (its
+   * `options.joinToken`) within `ttlMs`. It is signed with the cluster's join key; the
+   * registry refuses it once expired, or once it admitted another host.
+   */
+  async createJoinToken(o: JoinTokenOptions = {}): Promise<string> {
+    this.#checkReady()
+    const ttlMs = o.ttlMs ?? 3_600_000
+    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)
+      throw invalid('ttlMs must be a positive whole number of milliseconds')
+    if (o.tags !== undefined && !isTags(o.tags))
+      throw invalid('tags must map non-empty names to strings')
+    const key = await this.state((s) => s.access.joinKey)
+    if (!key)
+      throw new ZongziError('ERR_INVALID_ARGUMENT', 'this cluster was made without a join key')
+    const claims = { id: newTokenId(), expires: Date.now() + ttlMs, tags: { ...o.tags } }
+    return signJoinToken(key, claims)
+  }
+
+  /**
+   * reloadTls reads this host's TLS files again (a renewed certificate, a new CA bundle) for
+   * both channels: connections made from now on use them. The registry then records the new
+   * certificate, which the bus asks of this host's calls from then on.
+   */
+  async reloadTls(): Promise<void> {
+    this.#checkReady()
+    const { host, bus } = this.#started_()
+    const raft = this.#options.host?.tls ?? this.#options.tls
+    if (!raft) throw invalid('this agent has no TLS files to reload')
+    if (this.#options.tls && this.#credentials) {
+      this.#credentials.reload() // read first: files that do not parse change nothing
+      bus.useCredentials(this.#credentials.channel())
+    }
+    host.reloadTls()
+    if (this.#options.tls) await this.#putHost()
   }
 
   /**
@@ -547,6 +611,7 @@ export class Agent extends EventEmitter {
       ready: () => this.#status === 'ready',
       runs: (shardId) => this.runs(shardId),
       registry: () => this.#registry.state,
+      catchUp: (timeoutMs) => registry.read(() => undefined, timeoutMs),
       propose: (cmd) => registry.propose(cmd),
     }
   }
@@ -569,6 +634,8 @@ export class Agent extends EventEmitter {
       hostId: this.#hostId,
       apiAddress: this.#apiAddress,
       peers: this.peers,
+      joinToken: this.#options.joinToken,
+      tags: this.#options.tags ?? {},
       timeoutMs: this.timeoutMs,
       log: this.log,
       signal: this.#abort.signal,

@@ -4,6 +4,7 @@ import { ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
+import { newJoinKey } from './join-tokens'
 import type { Logger } from './logger'
 import type { RegistryAccess } from './registry-access'
 import { firstOf, retry } from './retry'
@@ -14,6 +15,9 @@ export interface BootstrapContext {
   readonly apiAddress: string
   /** Bus addresses of the initial peers, sorted. */
   readonly peers: readonly string[]
+  /** The join token a host that is not an initial peer shows (see Agent.createJoinToken). */
+  readonly joinToken: string | undefined
+  readonly tags: Record<string, string>
   readonly timeoutMs: number
   readonly log: Logger
   /** Aborted when the agent stops; the loops here end with ERR_CLOSED. */
@@ -38,7 +42,7 @@ export async function bootstrap(ctx: BootstrapContext): Promise<void> {
   ctx.log.info('bootstrapping shard 0', { peers: peers.length, replicaId: me.replicaId })
   const voters = peers.map((p) => ({ replicaId: p.replicaId, address: p.raftAddress }))
   await ctx.host.startReplica(0, me.replicaId, { mode: 'bootstrap', voters }, ctx.registryFactory)
-  await ctx.registry.propose({ op: 'cluster.init', peers })
+  await ctx.registry.propose({ op: 'cluster.init', peers, joinKey: newJoinKey() })
 }
 
 /** probe asks a peer who it is, until it answers or says that this peer cannot take part. */
@@ -69,18 +73,29 @@ async function probe(
   )
 }
 
-/** join asks the peers, one after another, to add this host to shard 0 as non-voting. */
+/**
+ * join asks the peers, one after another, to add this host to shard 0 as non-voting. It
+ * fails at once without a join token, or when the cluster refuses the token.
+ */
 export async function join(ctx: BootstrapContext): Promise<void> {
-  const mismatch = (e: unknown) => e instanceof ZongziError && e.code === 'ERR_CLUSTER_MISMATCH'
+  if (!ctx.joinToken) {
+    const how = 'pass a token from agent.createJoinToken() as options.joinToken'
+    throw new ZongziError(
+      'ERR_UNAUTHENTICATED',
+      `this host is not an initial peer: it needs a join token to join the cluster; ${how}`,
+    )
+  }
+  const fatal = ['ERR_CLUSTER_MISMATCH', 'ERR_UNAUTHENTICATED']
+  const refused = (e: unknown) => e instanceof ZongziError && fatal.includes(e.code)
   await retry(
     () =>
       firstOf(
         ctx.peers,
         (addr) => joinVia(ctx, addr),
-        (e) => !mismatch(e),
+        (e) => !refused(e),
         () => new ZongziError('ERR_INVALID_ARGUMENT', 'no peers to join'),
       ),
-    { ...forever(ctx), retryable: (e) => !mismatch(e) },
+    { ...forever(ctx), retryable: (e) => !refused(e) },
   )
   // Catch up (a read index barrier) before writing to the registry through this replica.
   await retry(
@@ -101,7 +116,13 @@ async function joinVia(ctx: BootstrapContext, addr: string): Promise<void> {
   try {
     const res = await ctx.bus.join(
       addr,
-      { hostId: ctx.hostId, raftAddress: ctx.host.raftAddress, apiAddress: ctx.apiAddress },
+      {
+        hostId: ctx.hostId,
+        raftAddress: ctx.host.raftAddress,
+        apiAddress: ctx.apiAddress,
+        token: ctx.joinToken ?? '',
+        tags: ctx.tags,
+      },
       { timeoutMs: ctx.timeoutMs },
     )
     for (const m of res.members) {

@@ -3,7 +3,7 @@
 import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
-import type { JoinRequest, ReplicaChange, ReplicaRemoval } from '../bus/service'
+import type { Caller, JoinRequest, ReplicaChange, ReplicaRemoval } from '../bus/service'
 import { type Accepted, type Command, createdId } from './records'
 import type { RegistryState } from './registry-state'
 
@@ -31,7 +31,30 @@ export interface HandlerContext {
   runs(shardId: number): boolean
   /** registry is this host's current registry snapshot. */
   registry(): RegistryState
+  /** catchUp resolves once registry() holds every change committed before the call. */
+  catchUp(timeoutMs: number): Promise<void>
   propose(cmd: Command): Promise<Accepted>
+}
+
+/**
+ * admit resolves when `caller` is a host of the registry (not gone) and, when it connected
+ * with a certificate, that certificate is the one the registry has for it. A caller this
+ * host does not know yet is looked up again after catching up with the registry: a host
+ * that has just joined is known to its own replica first.
+ */
+async function admit(agent: HandlerContext, caller: Caller): Promise<void> {
+  const why = (s: RegistryState): string | undefined => {
+    if (!caller.hostId) return 'the caller names no host'
+    const h = s.hosts.get(caller.hostId)
+    if (!h || h.status === 'gone') return `host ${caller.hostId} is not a member of the cluster`
+    if (caller.certificate !== undefined && h.certificate !== caller.certificate)
+      return `host ${caller.hostId} called with a certificate that is not the one on record`
+    return undefined
+  }
+  if (why(agent.registry()) === undefined) return
+  if (caller.hostId) await agent.catchUp(agent.timeoutMs)
+  const reason = why(agent.registry())
+  if (reason !== undefined) throw new ZongziError('ERR_UNAUTHENTICATED', reason)
 }
 
 /** busHandlers answers bus requests from what `agent` offers. */
@@ -49,6 +72,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
       )
   }
   return {
+    admit: (caller) => admit(agent, caller),
     probe: () => ({
       cluster: agent.clusterName,
       hostId: agent.hostId,
@@ -110,7 +134,10 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
   }
 }
 
-/** onJoin adds a new host to shard 0 as a non-voting member (idempotent per host). */
+/**
+ * onJoin adds a new host to shard 0 as a non-voting member, if the registry accepts its join
+ * token (idempotent per host).
+ */
 async function onJoin(
   agent: HandlerContext,
   req: JoinRequest,
@@ -118,10 +145,11 @@ async function onJoin(
   if (!agent.ready()) throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
   if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
   const out = await agent.propose({
-    op: 'replica.create',
-    shardId: 0,
+    op: 'host.join',
     hostId: req.hostId,
-    nonVoting: true,
+    token: req.token,
+    now: Date.now(),
+    tags: req.tags,
   })
   const replicaId = createdId(out)
   await agent.host.addNonVoting(0, replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })

@@ -34,6 +34,11 @@ export interface HostRecord {
   raftAddress: string
   /** State machine type URIs this host can run. */
   shardTypes: string[]
+  /**
+   * SHA-256 fingerprint of the host's TLS certificate (as Node prints it), when it has one:
+   * the bus lets a caller act as this host only with this certificate.
+   */
+  certificate?: string
 }
 
 /** ShardRecord describes one shard. Shard 0 is the registry itself. */
@@ -70,10 +75,23 @@ export type Command =
   | {
       op: 'cluster.init'
       peers: Array<{ hostId: string; replicaId: number; raftAddress: string; apiAddress: string }>
+      /** Signs join tokens (see join-tokens.ts); every peer proposes its own, the first wins. */
+      joinKey?: string
     }
   | {
       op: 'host.put'
-      host: Pick<HostRecord, 'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes'>
+      host: Pick<
+        HostRecord,
+        'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes' | 'certificate'
+      >
+    }
+  | {
+      op: 'host.join'
+      hostId: string
+      token: string
+      /** The admitting member's clock (ms since the epoch), for the token's expiry. */
+      now: number
+      tags?: Record<string, string>
     }
   | { op: 'host.status'; id: string; status: HostRecord['status'] }
   | {
@@ -97,7 +115,9 @@ export type Command =
   | { op: 'replica.delete'; id: number }
 
 /** Outcome of a command: `ok` with data, or an error message. */
-export type Outcome = { ok: true; id?: number; ids?: number[] } | { ok: false; error: string }
+export type Outcome =
+  | { ok: true; id?: number; ids?: number[] }
+  | { ok: false; error: string; code?: 'ERR_UNAUTHENTICATED' }
 
 /** Accepted is the outcome of a command the registry applied. */
 export type Accepted = Extract<Outcome, { ok: true }>

@@ -48,7 +48,7 @@ export class RegistryAccess {
       async (left) => {
         const r = await this.#host.propose(0, data, { timeoutMs: Math.min(this.#timeoutMs, left) })
         const out = JSON.parse(r.data.toString()) as Outcome
-        if (!out.ok) throw new ZongziError('ERR_INVALID_ARGUMENT', out.error)
+        if (!out.ok) throw new ZongziError(out.code ?? 'ERR_INVALID_ARGUMENT', out.error)
         return out
       },
       { ...this.#bounds(timeoutMs), retryable: (e) => writeMayRetry(e, idempotent) },

@@ -1,7 +1,8 @@
 // The registry's commands: one handler per op, each checking its own fields next to the
 // change it makes to a Writer. A handler that throws Invalid changes nothing.
 import type { Command, HostRecord, Outcome, Placement, ReplicaRecord, ShardRecord } from './records'
-import { Invalid, need, type Writer } from './registry-writer'
+import { isJoinKey, readJoinToken } from './join-tokens'
+import { deny, Invalid, need, type Writer } from './registry-writer'
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && !Array.isArray(v)
@@ -26,7 +27,9 @@ type Handler = (w: Writer, c: Fields) => Outcome
  */
 function clusterInit(w: Writer, c: Fields): Outcome {
   need(Array.isArray(c.peers) && c.peers.length >= 1, 'cluster.init needs peers')
+  need(c.joinKey === undefined || isJoinKey(c.joinKey), 'a join key is 64 hex digits')
   if (w.shards.has(0)) return { ok: true } // initialised before: the first init wins
+  w.access = { joinKey: (c.joinKey as string | undefined) ?? '', used: new Map() }
   w.shards.set(0, {
     id: 0,
     name: 'registry',
@@ -60,6 +63,11 @@ function hostPut(w: Writer, c: Fields): Outcome {
   const tags = h.tags ?? {}
   need(isTags(tags), 'host tags must map non-empty names to strings')
   need(isStrings(h.shardTypes), 'shardTypes must be strings')
+  need(
+    h.certificate === undefined ||
+      (typeof h.certificate === 'string' && h.certificate.length <= 256),
+    'certificate must be a fingerprint',
+  )
   const prev = w.hosts.get(h.id)
   w.hosts.set(h.id, {
     id: h.id,
@@ -70,9 +78,38 @@ function hostPut(w: Writer, c: Fields): Outcome {
     apiAddress: h.apiAddress,
     raftAddress: h.raftAddress,
     shardTypes: [...h.shardTypes],
+    ...(h.certificate === undefined ? {} : { certificate: h.certificate }),
   })
   w.touchHost(h.id)
   return { ok: true }
+}
+
+/**
+ * hostJoin (host.join) admits a host that shows a join token, adding its replica of shard 0
+ * as non-voting. The token must be signed with the cluster's key, must not have expired by
+ * `now` (the admitting member's clock, carried in the command so that every replica decides
+ * alike), must not have admitted another host, and its tags must be the host's. The same host
+ * may show its token again (a retried join). Tokens are forgotten once expired.
+ */
+function hostJoin(w: Writer, c: Fields): Outcome {
+  need(typeof c.hostId === 'string' && c.hostId.length > 0, 'hostId is required')
+  need(isId(c.now), 'now must be a time in milliseconds')
+  need(c.tags === undefined || isTags(c.tags), 'host tags must map non-empty names to strings')
+  const hostId = c.hostId
+  const now = c.now
+  const claims = readJoinToken(w.access.joinKey, c.token)
+  deny(typeof claims !== 'string', claims as string)
+  const used = w.access.used.get(claims.id)
+  deny(!used || used.hostId === hostId, 'the join token has admitted another host')
+  deny(!!used || now <= claims.expires, 'the join token has expired')
+  const tags = (c.tags ?? {}) as Record<string, string>
+  const missing = Object.keys(claims.tags).filter((k) => tags[k] !== claims.tags[k])
+  deny(missing.length === 0, `the join token admits hosts tagged ${JSON.stringify(claims.tags)}`)
+  const kept = [...w.access.used].filter(([, u]) => u.expires >= now)
+  const next = new Map(kept)
+  next.set(claims.id, { hostId, expires: claims.expires })
+  w.access = { ...w.access, used: next }
+  return replicaCreate(w, { shardId: 0, hostId, nonVoting: true })
 }
 
 /** hostStatus (host.status) sets a known host's status. */
@@ -247,6 +284,7 @@ function replicaDelete(w: Writer, c: Fields): Outcome {
 const HANDLERS: Record<Command['op'], Handler> = {
   'cluster.init': clusterInit,
   'host.put': hostPut,
+  'host.join': hostJoin,
   'host.status': hostStatus,
   'shard.create': shardCreate,
   'shard.update': shardUpdate,

@@ -1,6 +1,21 @@
 // RegistryState: one immutable version of the registry's tables.
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 
+/** UsedToken records the host a join token admitted, kept until the token expires. */
+export interface UsedToken {
+  hostId: string
+  expires: number
+}
+
+/** Access is what the registry keeps to admit hosts: the join key and the tokens used. */
+export interface Access {
+  /** Signs join tokens (hex); empty in a cluster initialised without one. */
+  joinKey: string
+  used: ReadonlyMap<string, UsedToken>
+}
+
+export const NO_ACCESS: Access = { joinKey: '', used: new Map() }
+
 /**
  * RegistryState is an immutable view of the registry at one index: readers keep a
  * consistent snapshot while writes go on (each write builds a new state, sharing what did
@@ -14,6 +29,7 @@ export class RegistryState {
     readonly replicas: ReadonlyMap<number, ReplicaRecord>,
     readonly nextShardId: number,
     readonly nextReplicaId: number,
+    readonly access: Access = NO_ACCESS,
   ) {}
 
   static empty(): RegistryState {

@@ -1,14 +1,29 @@
 // Writer: a copy-on-write view of the registry's state that one command changes. A command
 // that throws Invalid changes nothing.
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
-import { RegistryState } from './registry-state'
+import { type Access, RegistryState } from './registry-state'
 
-/** Invalid marks a command the registry refuses; the state stays as it was. */
-export class Invalid extends Error {}
+/**
+ * Invalid marks a command the registry refuses; the state stays as it was. `code` is set when
+ * the refusal is about who asks rather than what they ask (a join without a valid token).
+ */
+export class Invalid extends Error {
+  constructor(
+    message: string,
+    readonly code?: 'ERR_UNAUTHENTICATED',
+  ) {
+    super(message)
+  }
+}
 
 /** need throws Invalid with `msg` unless `cond` holds. */
 export function need(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Invalid(msg)
+}
+
+/** deny throws Invalid with `msg`, as an authentication failure, unless `cond` holds. */
+export function deny(cond: boolean, msg: string): asserts cond {
+  if (!cond) throw new Invalid(msg, 'ERR_UNAUTHENTICATED')
 }
 
 /** Writer applies one command to a copy-on-write view of a state. */
@@ -18,6 +33,7 @@ export class Writer {
   #replicas: Map<number, ReplicaRecord> | undefined
   nextShardId: number
   nextReplicaId: number
+  access: Access
 
   constructor(
     readonly base: RegistryState,
@@ -25,6 +41,7 @@ export class Writer {
   ) {
     this.nextShardId = base.nextShardId
     this.nextReplicaId = base.nextReplicaId
+    this.access = base.access
   }
 
   get hosts(): Map<string, HostRecord> {
@@ -48,6 +65,7 @@ export class Writer {
       this.#replicas ?? this.base.replicas,
       this.nextShardId,
       this.nextReplicaId,
+      this.access,
     )
   }
 

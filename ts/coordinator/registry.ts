@@ -9,7 +9,7 @@ import type { ApplyResult, Entry, StateMachine } from '../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
 import { runCommand } from './registry-commands'
 import { Invalid, Writer } from './registry-writer'
-import { RegistryState } from './registry-state'
+import { RegistryState, type UsedToken } from './registry-state'
 
 /** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
 interface SnapshotHeader {
@@ -19,6 +19,9 @@ interface SnapshotHeader {
   hosts: number
   shards: number
   replicas: number
+  /** Absent in snapshots of clusters made without a join key. */
+  joinKey?: string
+  tokens?: number
 }
 
 /**
@@ -72,7 +75,7 @@ export class Registry extends EventEmitter implements StateMachine {
       this.#state = w.finish()
     } catch (e) {
       if (!(e instanceof Invalid)) throw e
-      out = { ok: false, error: e.message }
+      out = e.code ? { ok: false, error: e.message, code: e.code } : { ok: false, error: e.message }
       this.#state = new RegistryState(
         index,
         s.hosts,
@@ -80,6 +83,7 @@ export class Registry extends EventEmitter implements StateMachine {
         s.replicas,
         s.nextShardId,
         s.nextReplicaId,
+        s.access,
       )
     }
     return { value: out.ok ? 1 : 0, data: Buffer.from(JSON.stringify(out)) }
@@ -105,10 +109,13 @@ export class Registry extends EventEmitter implements StateMachine {
       hosts: s.hosts.size,
       shards: s.shards.size,
       replicas: s.replicas.size,
+      joinKey: s.access.joinKey,
+      tokens: s.access.used.size,
     })
     for (const h of s.hosts.values()) await write({ kind: 'host', ...h })
     for (const sh of s.shards.values()) await write({ kind: 'shard', ...sh })
     for (const r of s.replicas.values()) await write({ kind: 'replica', ...r })
+    for (const [id, u] of s.access.used) await write({ kind: 'token', id, ...u })
     out.end()
   }
 
@@ -117,6 +124,7 @@ export class Registry extends EventEmitter implements StateMachine {
     const hosts = new Map<string, HostRecord>()
     const shards = new Map<number, ShardRecord>()
     const replicas = new Map<number, ReplicaRecord>()
+    const used = new Map<string, UsedToken>()
     let header: SnapshotHeader | undefined
     for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
       if (!line) continue
@@ -125,12 +133,14 @@ export class Registry extends EventEmitter implements StateMachine {
       else if (kind === 'host') hosts.set(row.id, row)
       else if (kind === 'shard') shards.set(row.id, row)
       else if (kind === 'replica') replicas.set(row.id, row)
+      else if (kind === 'token') used.set(row.id, { hostId: row.hostId, expires: row.expires })
     }
     if (
       !header ||
       hosts.size !== header.hosts ||
       shards.size !== header.shards ||
-      replicas.size !== header.replicas
+      replicas.size !== header.replicas ||
+      used.size !== (header.tokens ?? 0)
     ) {
       throw new Error('registry snapshot is incomplete')
     }
@@ -141,6 +151,7 @@ export class Registry extends EventEmitter implements StateMachine {
       replicas,
       header.nextShardId,
       header.nextReplicaId,
+      { joinKey: header.joinKey ?? '', used },
     )
     this.#announce()
   }
