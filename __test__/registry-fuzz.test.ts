@@ -2,7 +2,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 
 import { Registry, type RegistryState } from '../ts/index'
-import { apply, outcome, seed } from './fixtures/registry'
+import { signJoinToken } from '../ts/coordinator/join-tokens'
+import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
 // Generated registry commands, well-formed, half-formed and garbage: the registry answers each
 // with a result, never throws, and a command it refuses changes nothing. FUZZ_RUNS sets more
@@ -23,6 +24,7 @@ const OPS = [
   'replica.create',
   'replica.update',
   'replica.delete',
+  'host.join',
   'nope',
 ]
 const FIELDS = [
@@ -40,6 +42,17 @@ const FIELDS = [
   'leader',
   'term',
   'peers',
+  'token',
+  'now',
+  'joinKey',
+]
+
+/** Join tokens of the seeded cluster (one expired at 1,000, one for zone z1) and a stranger's. */
+const TOKENS = [
+  signJoinToken(JOIN_KEY, { id: 'a', expires: 1e13, tags: {} }),
+  signJoinToken(JOIN_KEY, { id: 'b', expires: 1000, tags: {} }),
+  signJoinToken(JOIN_KEY, { id: 'c', expires: 1e13, tags: { zone: 'z1' } }),
+  signJoinToken('cd'.repeat(32), { id: 'd', expires: 1e13, tags: {} }),
 ]
 
 /** value is what a field may hold: the right kinds of things, and anything at all. */
@@ -48,6 +61,7 @@ const value: fc.Arbitrary<unknown> = fc.oneof(
   fc.constantFrom('h1', 'h2', 'h4', 'kv', 'users', 'active', 'deleting', ''),
   fc.boolean(),
   fc.constant(null),
+  fc.constantFrom(...TOKENS, 5000, 1e12, 'ab'.repeat(32)),
   fc.dictionary(fc.constantFrom('zone', 'count', 'members', ''), fc.anything(), { maxKeys: 2 }),
   fc.array(fc.record({ hostId: fc.constantFrom('h1', 'h3', 'hx'), nonVoting: fc.boolean() })),
   fc.anything(),
@@ -61,6 +75,15 @@ const command: fc.Arbitrary<string> = fc.oneof(
       fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 4 }),
     )
     .map(([op, rest]) => JSON.stringify({ ...rest, op })),
+  // Joins with the right fields, so that some are admitted and some refused.
+  fc
+    .record({
+      hostId: fc.constantFrom('h1', 'h9', 'h10', ''),
+      token: fc.oneof(fc.constantFrom(...TOKENS), value),
+      now: fc.constantFrom(0, 999, 5000, 1e12, -1),
+      tags: fc.constantFrom(undefined, { zone: 'z1' }, { zone: 'z2' }),
+    })
+    .map((c) => JSON.stringify({ op: 'host.join', ...c })),
   fc.anything().map((x) => JSON.stringify(x) ?? 'undefined'),
   fc.string({ maxLength: 40 }),
 )
@@ -72,6 +95,7 @@ const view = (s: RegistryState) => ({
   replicas: s.replicas,
   nextShardId: s.nextShardId,
   nextReplicaId: s.nextReplicaId,
+  access: s.access,
 })
 
 describe('the registry under generated commands', () => {

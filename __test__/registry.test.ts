@@ -2,7 +2,8 @@ import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
 import { Registry } from '../ts/index'
-import { apply, outcome, seed } from './fixtures/registry'
+import { signJoinToken } from '../ts/coordinator/join-tokens'
+import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
 async function snapshotOf(r: Registry): Promise<Buffer> {
   const out = new PassThrough()
@@ -51,10 +52,56 @@ describe('registry', () => {
       'nextShardId',
       'nextReplicaId',
       'index',
+      'access',
     ] as const) {
       expect(b.state[k]).toEqual(a.state[k])
     }
     expect(b.state.hosts.has('other')).toBe(false)
+  })
+
+  it('admits a host with a join token once, until it expires, and keeps used ones', async () => {
+    const r = new Registry()
+    seed(r)
+    const token = (id: string, expires: number, tags = {}) =>
+      signJoinToken(JOIN_KEY, { id, expires, tags })
+    const join = (hostId: string, t: string, now: number, tags?: Record<string, string>) =>
+      outcome(apply(r, { op: 'host.join', hostId, token: t, now, tags })[0])
+    const t1 = token('t1', 2000)
+    const first = join('h4', t1, 1000)
+    expect(first).toEqual({ ok: true, id: expect.any(Number) })
+    expect(r.state.replicas.get(first.id as number)).toMatchObject({
+      shardId: 0,
+      hostId: 'h4',
+      nonVoting: true,
+    })
+    // The same host again (a retried join), even after expiry: the same replica.
+    expect(join('h4', t1, 3000)).toEqual(first)
+    const refused = (why: RegExp) => ({
+      ok: false,
+      error: expect.stringMatching(why),
+      code: 'ERR_UNAUTHENTICATED',
+    })
+    expect(join('h5', t1, 1000)).toEqual(refused(/another host/))
+    expect(join('h5', token('t2', 2000), 2001)).toEqual(refused(/expired/))
+    expect(
+      join('h5', signJoinToken('cd'.repeat(32), { id: 't3', expires: 9e12, tags: {} }), 1),
+    ).toEqual(refused(/not signed/))
+    expect(join('h5', token('t4', 9e12, { zone: 'z9' }), 1, { zone: 'z1' })).toEqual(
+      refused(/tagged/),
+    )
+    expect(join('h5', '', 1)).toEqual(refused(/required/))
+    // Used tokens survive a snapshot, and are forgotten once expired.
+    const b = new Registry()
+    const input = new PassThrough()
+    input.end(await snapshotOf(r))
+    await b.recoverFromSnapshot(input)
+    expect(b.state.access).toEqual(r.state.access)
+    expect([...b.state.access.used.keys()]).toEqual(['t1'])
+    expect(
+      outcome(apply(b, { op: 'host.join', hostId: 'h6', token: token('t5', 9e12), now: 2500 })[0])
+        .ok,
+    ).toBe(true)
+    expect([...b.state.access.used.keys()]).toEqual(['t5'])
   })
 
   it('rejects invalid commands with a result and changes nothing', () => {
