@@ -148,7 +148,8 @@ export class BusServer {
             }
             call.end()
           } catch (e) {
-            if (!ac.signal.aborted) call.destroy(toServiceError(e) as grpc.ServiceError)
+            // An 'error' event is how grpc-js ends a stream with a status (destroy sends none).
+            if (!ac.signal.aborted) call.emit('error', toServiceError(e))
           }
         })()
       },
@@ -175,7 +176,8 @@ export class BusServer {
             }
             call.end()
           } catch (e) {
-            if (!ac.signal.aborted) call.destroy(toServiceError(e) as grpc.ServiceError)
+            // An 'error' event is how grpc-js ends a stream with a status (destroy sends none).
+            if (!ac.signal.aborted) call.emit('error', toServiceError(e))
           }
         })()
       },

@@ -1,0 +1,278 @@
+import * as grpc from '@grpc/grpc-js'
+import { copyFileSync, readFileSync } from 'node:fs'
+import { connect as tcpConnect } from 'node:net'
+import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
+import { connect as tlsConnect } from 'node:tls'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import {
+  Agent,
+  createCertificateAuthority,
+  createHostCertificate,
+  type Pem,
+  type TlsFiles,
+  writeHostFiles,
+} from '../ts/index'
+import { BusClient } from '../ts/bus/client'
+import { KvStateMachine, set } from '../examples/kv.mjs'
+import { ChildClient, codeOf, freePort, TempDirs, text } from './helpers'
+
+// The security matrix: three agents in processes of their own, over mutual TLS on the bus and
+// the Raft transport, and callers who must not get in. Each is refused with a clear error and
+// changes nothing; members and a host with a join token get in.
+
+const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
+const CLUSTER = 'secure'
+const dirs = new TempDirs('zongzi-security-')
+const children: ChildClient[] = []
+const agents: Agent[] = []
+
+afterAll(async () => {
+  await Promise.allSettled(agents.map((a) => a.stop()))
+  for (const c of children) c.kill()
+  dirs.removeAll()
+})
+
+/** Member is an agent in a child process: its ids, addresses and TLS files. */
+interface Member {
+  client: ChildClient
+  hostId: string
+  apiAddress: string
+  raftAddress: string
+  tls: TlsFiles
+}
+
+const ca = createCertificateAuthority()
+const fast = { host: { tickMs: 20 }, reconcileMs: 200 }
+
+/** hostFiles writes TLS files for 127.0.0.1, signed by `by` (the cluster CA by default). */
+const hostFiles = (by: Pem = ca, validDays?: number, names = ['127.0.0.1']): TlsFiles =>
+  writeHostFiles(dirs.make(), by, createHostCertificate(by, names, { validDays }))
+
+/** bus is a bus client with `tls` (none: plain TCP), naming itself `hostId`. */
+function bus(tls: TlsFiles | 'none' | 'no-client-certificate', hostId = ''): BusClient {
+  const read = (p: string) => readFileSync(p)
+  const credentials =
+    tls === 'none'
+      ? grpc.credentials.createInsecure()
+      : tls === 'no-client-certificate'
+        ? grpc.credentials.createSsl(read(members[0].tls.ca))
+        : grpc.credentials.createSsl(read(tls.ca), read(tls.key), read(tls.cert))
+  const b = new BusClient(CLUSTER, { credentials, hostId: () => hostId })
+  clients.push(b)
+  return b
+}
+const clients: BusClient[] = []
+afterAll(() => {
+  for (const c of clients) c.close()
+})
+
+const members: Member[] = []
+let shardId = 0
+const registry = () => members[0].client.call<string>('registry')
+
+/**
+ * closedBy resolves once the far end closes a socket we wrote `bytes` to (true), or not
+ * within 5 s (false). What the far end sends back (a TLS alert) is read and dropped.
+ */
+function closedBy(socket: Duplex, bytes: Buffer) {
+  return new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(false), 5000)
+    const done = () => {
+      clearTimeout(t)
+      resolve(true)
+    }
+    socket.on('error', done)
+    socket.on('close', done)
+    socket.resume()
+    socket.write(bytes)
+  })
+}
+
+describe('a cluster over mutual TLS', () => {
+  beforeAll(async () => {
+    const peers: string[] = []
+    for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+    await Promise.all(
+      peers.map(async (apiAddress) => {
+        const tls = hostFiles()
+        const client = await ChildClient.start(FIXTURE)
+        children.push(client)
+        const options = { dataDir: dirs.make(), apiAddress, tls, ...fast }
+        const ids = await client.call<Omit<Member, 'client' | 'tls'>>('start', {
+          cluster: CLUSTER,
+          peers,
+          options,
+          types: ['kv'],
+        })
+        members.push({ client, tls, ...ids })
+      }),
+    )
+    const first = members[0].client
+    shardId = await first.call<number>('createShard', {
+      type: 'kv',
+      placement: { members: { count: 3 } },
+    })
+    await first.call('waitForShard', { shardId })
+    await first.call('apply', { shardId, key: 'k', value: 'v' })
+  }, 120_000)
+
+  it('serves members: a call with a member certificate, naming that member, gets through', async () => {
+    const m = members[1]
+    const answer = await bus(m.tls, m.hostId).read(
+      members[0].apiAddress,
+      shardId,
+      Buffer.from('k'),
+      false,
+    )
+    expect(text(answer)).toBe('v')
+  })
+
+  it('refuses connections without a certificate the cluster trusts, before any request', async () => {
+    const before = await registry()
+    const other = createCertificateAuthority()
+    const m = members[0]
+    const refusals = {
+      'no TLS': bus('none', m.hostId),
+      'no client certificate': bus('no-client-certificate', m.hostId),
+      'a certificate of another CA': bus({ ...hostFiles(other), ca: m.tls.ca }, m.hostId),
+      'an expired certificate': bus(hostFiles(ca, -1), m.hostId),
+    }
+    for (const [what, b] of Object.entries(refusals)) {
+      const code = await codeOf(b.read(members[1].apiAddress, shardId, Buffer.from('k'), false))
+      expect(code, what).toBe('ERR_UNAVAILABLE')
+      expect(await codeOf(b.probe(members[1].apiAddress)), what).toBe('ERR_UNAVAILABLE')
+    }
+    // The wrong name: a member's certificate names 127.0.0.1, not localhost.
+    const port = members[1].apiAddress.split(':')[1]
+    const wrongName = bus(m.tls, m.hostId)
+    expect(await codeOf(wrongName.probe(`localhost:${port}`))).toBe('ERR_UNAVAILABLE')
+    expect(await registry()).toBe(before)
+  })
+
+  it('refuses a valid certificate of a host that is not a member, whoever it claims to be', async () => {
+    const before = await registry()
+    const outsider = hostFiles()
+    const target = members[0].apiAddress
+    for (const claim of ['', 'made-up-host', members[1].hostId, members[0].hostId]) {
+      const b = bus(outsider, claim)
+      const calls = {
+        read: b.read(target, shardId, Buffer.from('k'), false),
+        apply: b.apply(target, shardId, set('k', 'stolen')),
+        index: b.index(target, shardId),
+        addReplica: b.addReplica(target, {
+          shardId,
+          replicaId: 999,
+          raftAddress: '127.0.0.1:1',
+          nonVoting: false,
+        }),
+        removeReplica: b.removeReplica(target, { shardId, replicaId: 999 }),
+      }
+      for (const [what, call] of Object.entries(calls))
+        expect(await codeOf(call), `${what} as ${claim || 'nobody'}`).toBe('ERR_UNAUTHENTICATED')
+      const watched = (async () => {
+        for await (const _ of b.watch(target, shardId, Buffer.from('k'))) return 'answered'
+      })()
+      expect(await codeOf(watched)).toBe('ERR_UNAUTHENTICATED')
+    }
+    // Probe is open: it tells who a host is, and nothing of the shards.
+    expect((await bus(outsider).probe(target)).hostId).toBe(members[0].hostId)
+    expect(await registry()).toBe(before)
+  })
+
+  it('refuses a join without a token, with a used one, an expired one or a forged one', async () => {
+    const first = members[0].client
+    const used = await first.call<string>('joinToken', { ttlMs: 60_000 })
+    const joiner = await startJoiner(used)
+    await joiner.stop()
+    const before = await registry()
+    const expired = await first.call<string>('joinToken', { ttlMs: 1 })
+    const [head, body] = used.split('.')
+    const forged = `${head}.${body}.${Buffer.alloc(32, 7).toString('base64url')}`
+    const b = bus(hostFiles())
+    const join = (token: string, hostId = 'newcomer') =>
+      b.join(members[1].apiAddress, {
+        hostId,
+        raftAddress: '127.0.0.1:1',
+        apiAddress: '127.0.0.1:2',
+        token,
+        tags: {},
+      })
+    for (const token of ['', used, expired, forged, 'zzjoin1.e30.AAAA'])
+      expect(await codeOf(join(token)), token).toBe('ERR_UNAUTHENTICATED')
+    expect(await registry()).toBe(before)
+  })
+
+  it('refuses a raw write to the registry, even from a member', async () => {
+    const before = await registry()
+    const m = members[2]
+    const drop = Buffer.from(JSON.stringify({ op: 'shard.delete', id: shardId }))
+    const b = bus(m.tls, m.hostId)
+    expect(await codeOf(b.apply(members[0].apiAddress, 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(b.commit(members[1].apiAddress, 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await registry()).toBe(before)
+  })
+
+  it('closes a Raft connection that forges a frame without a trusted certificate', async () => {
+    const before = await registry()
+    const [host, port] = members[0].raftAddress.split(':')
+    // Whole records, so that the server need not wait for more bytes to refuse them.
+    const frame = Buffer.concat([Buffer.from([0x17, 3, 3, 0, 59]), Buffer.alloc(59, 0xab)])
+    const plain = tcpConnect(Number(port), host)
+    expect(await closedBy(plain, frame)).toBe(true)
+    const stranger = hostFiles(createCertificateAuthority())
+    const tls = tlsConnect({
+      host,
+      port: Number(port),
+      ca: readFileSync(members[0].tls.ca),
+      cert: readFileSync(stranger.cert),
+      key: readFileSync(stranger.key),
+      servername: 'localhost',
+      checkServerIdentity: () => undefined,
+    })
+    expect(await closedBy(tls, frame)).toBe(true)
+    tls.destroy()
+    expect(await registry()).toBe(before)
+    const m = members[1]
+    const answer = await bus(m.tls, m.hostId).read(
+      members[0].apiAddress,
+      shardId,
+      Buffer.from('k'),
+      false,
+    )
+    expect(text(answer)).toBe('v')
+  })
+
+  it('lets a host in with a join token, and follows its certificate when it renews it', async () => {
+    const token = await members[0].client.call<string>('joinToken', { ttlMs: 60_000 })
+    // The joiner's files live where we can renew them; `original` keeps the first pair.
+    const original = hostFiles()
+    const live = { ...original, cert: join(dirs.make(), 'host.pem'), key: join(dirs.make(), 'k') }
+    copyFileSync(original.cert, live.cert)
+    copyFileSync(original.key, live.key)
+    const joiner = await startJoiner(token, live)
+    const c = joiner.client(shardId)
+    expect(text(await c.read(Buffer.from('k')))).toBe('v')
+    // Renew: a new key and certificate in the same files, then reload.
+    const renewed = hostFiles()
+    copyFileSync(renewed.cert, live.cert)
+    copyFileSync(renewed.key, live.key)
+    await joiner.reloadTls()
+    const read = (b: BusClient) => b.read(members[0].apiAddress, shardId, Buffer.from('k'), false)
+    expect(await codeOf(read(bus(original, joiner.hostId)))).toBe('ERR_UNAUTHENTICATED')
+    expect(text(await read(bus(renewed, joiner.hostId)))).toBe('v')
+    expect(text(await c.read(Buffer.from('k')))).toBe('v')
+    await joiner.stop()
+  })
+})
+
+/** startJoiner starts an agent in this process that joins with `token`. */
+async function startJoiner(token: string, tls = hostFiles()): Promise<Agent> {
+  const peers = members.map((m) => m.apiAddress)
+  const a = new Agent(CLUSTER, peers, { dataDir: dirs.make(), tls, joinToken: token, ...fast })
+  a.register('kv', () => new KvStateMachine())
+  agents.push(a)
+  await a.start()
+  return a
+}
