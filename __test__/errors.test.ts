@@ -66,6 +66,7 @@ const TABLE: Row[] = [
   ['ERR_UNAVAILABLE', 'not-applied', true, true, true],
   ['ERR_CLUSTER_MISMATCH', 'not-applied', false, false, false],
   ['ERR_UNAUTHENTICATED', 'not-applied', false, false, false],
+  ['ERR_SESSION_EXPIRED', 'not-applied', false, false, false],
   ['ERR_ABORTED', 'unknown', false, false, false],
   ['ERR_INTERNAL', 'unknown', false, false, false],
 ]
@@ -76,7 +77,7 @@ describe('the classification of error codes', () => {
     expect(new Set(codes).size).toBe(codes.length)
     for (const c of codes) expect(isErrorCode(c)).toBe(true)
     // A code missing from the table would be a string isErrorCode accepts and TABLE lacks.
-    expect(codes.length).toBe(22)
+    expect(codes.length).toBe(23)
   })
 
   it.each(TABLE)(

@@ -140,7 +140,8 @@ class Watch {
       if (!m || this.checked.has(key)) continue
       let held: number[]
       try {
-        held = JSON.parse(readFileSync(join(dir, name), 'utf8') || '[]')
+        const sm = stateMachineBytes(readFileSync(join(dir, name))).toString()
+        held = JSON.parse(sm || '[]')
       } catch {
         continue // pruned while being read
       }
@@ -155,6 +156,15 @@ class Watch {
     expect(this.checked.size).toBeGreaterThan(0)
     expect(this.ahead, `${this.ahead.length} of ${this.checked.size} snapshots ahead`).toEqual([])
   }
+}
+
+/**
+ * stateMachineBytes returns what a snapshot file holds after the engine's session table (its
+ * magic, its length as a little-endian u64, the table): the state machine's own bytes.
+ */
+function stateMachineBytes(file: Buffer): Buffer {
+  expect(file.subarray(0, 8).toString()).toBe('ZZSESS01')
+  return file.subarray(16 + Number(file.readBigUInt64LE(8)))
 }
 
 describe('snapshots of TypeScript state machines', () => {

@@ -1,11 +1,6 @@
 import type { Entry, ApplyResult, StateMachine } from '../dist/index.js'
 import type { Readable, Writable } from 'node:stream'
-export declare const set: (key: string, value: string, id?: string) => Buffer
-export declare class Dedup {
-  constructor(size?: number)
-  check(id: string | undefined): ApplyResult | undefined
-  remember(id: string | undefined, result: ApplyResult): void
-}
+export declare const set: (key: string, value: string) => Buffer
 export declare class KvStateMachine implements StateMachine {
   map: Map<string, string>
   update(entries: Entry[]): ApplyResult[]

@@ -1,31 +1,12 @@
-// An example state machine: a key-value map with change feeds, plus a helper for
-// de-duplicating retried commands (Zongzi has no Raft client sessions; commands carry an id
-// chosen by the client and the state machine remembers the ids it applied).
+// An example state machine: a key-value map with change feeds. It needs no de-duplication of
+// its own: a ShardClient's writes go in a client session, so a retried write applies once.
 import { EventEmitter } from 'node:events'
 
-/** encode builds a command: {id, op: 'set', key, value} as JSON. */
-export const set = (key, value, id) => Buffer.from(JSON.stringify({ op: 'set', key, value, id }))
-
-/** Dedup remembers the last `size` command ids, so a retried command applies once. */
-export class Dedup {
-  constructor(size = 100_000) {
-    this.size = size
-    this.seen = new Map()
-  }
-  /** check returns the earlier result of `id`, or undefined if it is new. */
-  check(id) {
-    return id === undefined ? undefined : this.seen.get(id)
-  }
-  remember(id, result) {
-    if (id === undefined) return
-    this.seen.set(id, result)
-    if (this.seen.size > this.size) this.seen.delete(this.seen.keys().next().value)
-  }
-}
+/** set builds a command: {op: 'set', key, value} as JSON. */
+export const set = (key, value) => Buffer.from(JSON.stringify({ op: 'set', key, value }))
 
 export class KvStateMachine {
   map = new Map()
-  dedup = new Dedup()
   changes = new EventEmitter().setMaxListeners(0)
 
   update(entries) {
@@ -36,14 +17,10 @@ export class KvStateMachine {
       } catch {
         return { value: 0, data: Buffer.from('not JSON') }
       }
-      const done = this.dedup.check(cmd.id)
-      if (done) return done
       const prev = this.map.get(cmd.key)
       this.map.set(cmd.key, cmd.value)
       this.changes.emit('change', cmd.key, cmd.value)
-      const result = { value: this.map.size, data: Buffer.from(prev ?? '') }
-      this.dedup.remember(cmd.id, result)
-      return result
+      return { value: this.map.size, data: Buffer.from(prev ?? '') }
     })
   }
 

@@ -14,7 +14,9 @@ export type {
   Membership,
   HostEvent,
   CallOptions,
+  ProposeOptions,
 } from './binding/host'
+export type { SessionRef } from './binding/proposals'
 export { ZongziError } from './binding/errors'
 export type { CallKind, ErrorCode, ErrorOutcome } from './binding/errors'
 export type {
@@ -28,6 +30,7 @@ export { Agent } from './coordinator/agent'
 export type {
   AgentOptions,
   AgentStatus,
+  JoinTokenOptions,
   ShardOptions,
   WaitForShardOptions,
 } from './coordinator/agent'

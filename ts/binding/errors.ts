@@ -23,6 +23,7 @@ export type ErrorCode =
   | 'ERR_UNAVAILABLE'
   | 'ERR_CLUSTER_MISMATCH'
   | 'ERR_UNAUTHENTICATED'
+  | 'ERR_SESSION_EXPIRED'
   | 'ERR_ABORTED'
   | 'ERR_INTERNAL'
 
@@ -91,6 +92,8 @@ const CLASSES: Readonly<Record<ErrorCode, Class>> = {
   ERR_CLUSTER_MISMATCH: row(N, false, false, false),
   // The callee decided with an up-to-date registry: sending the call again cannot help.
   ERR_UNAUTHENTICATED: row(N, false, false, false),
+  // The session is gone from the shard's table: the write did not apply, nor will it.
+  ERR_SESSION_EXPIRED: row(N, false, false, false),
   ERR_ABORTED: row(U, false, false, false),
   ERR_INTERNAL: row(U, false, false, false),
 }
@@ -176,6 +179,7 @@ const CODES: ReadonlySet<string> = new Set<ErrorCode>([
   'ERR_UNAVAILABLE',
   'ERR_CLUSTER_MISMATCH',
   'ERR_UNAUTHENTICATED',
+  'ERR_SESSION_EXPIRED',
   'ERR_ABORTED',
   'ERR_INTERNAL',
 ])

@@ -14,7 +14,7 @@ import {
   type NativeCall,
   type NativeResults,
 } from './boundary'
-import { Proposals } from './proposals'
+import { Proposals, type SessionRef } from './proposals'
 import {
   isPersistent,
   type Entry,
@@ -51,6 +51,11 @@ export interface HostOptions {
   /** Sync the log before acknowledging (default true). */
   fsync?: boolean
   /**
+   * Most client sessions a shard keeps (default 4,096); registering one more evicts the
+   * least recently used.
+   */
+  maxSessionsPerShard?: number
+  /**
    * Mutual TLS on the Raft transport: PEM files of the cluster CA, this host's certificate
    * (naming the host part of its advertised address) and its key. Absent: plain TCP.
    */
@@ -79,6 +84,15 @@ export interface CallOptions {
   timeoutMs?: number
 }
 
+/** ProposeOptions bound a proposal and may place it in a client session. */
+export interface ProposeOptions extends CallOptions {
+  /**
+   * The client session and series of the proposal: sent again with the same series, it
+   * applies once and answers the first result (see `registerSession`).
+   */
+  session?: SessionRef
+}
+
 /** Membership lists a shard's members. */
 export type Membership = MembershipInfo
 /** ReplicaStatus is the local view of a shard. */
@@ -105,6 +119,17 @@ function checkId(v: unknown, what: string): number {
     throw invalid(`${what} must be a non-negative integer, got ${String(v)}`)
   }
   return v
+}
+
+/** checkSession checks a proposal's session; client id and series start at 1. */
+function checkSession(s: unknown): SessionRef {
+  const r = s as Partial<SessionRef> | null
+  if (typeof r !== 'object' || r === null) throw invalid('session must be an object')
+  const clientId = checkId(r.clientId, 'session.clientId')
+  const series = checkId(r.series, 'session.series')
+  const respondedTo = checkId(r.respondedTo ?? 0, 'session.respondedTo')
+  if (clientId === 0 || series === 0) throw invalid('session clientId and series start at 1')
+  return { clientId, series, respondedTo }
 }
 
 function timeoutOf(o: CallOptions | undefined): number {
@@ -283,13 +308,39 @@ export class Host extends EventEmitter {
   async propose(
     shardId: number,
     data: Uint8Array,
-    options?: CallOptions,
+    options?: ProposeOptions,
   ): Promise<{ value: number; data: Buffer }> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     const bytes = checkBytes(data, 'data')
     const timeout = timeoutOf(options)
-    return this.#proposals.add(shardId, bytes, timeout)
+    const session = options?.session === undefined ? undefined : checkSession(options.session)
+    return this.#proposals.add(shardId, bytes, timeout, session)
+  }
+
+  /**
+   * registerSession registers client `clientId` (a random id above 0, below 2^53) with a
+   * shard, through Raft; registering again changes nothing. Its proposals then carry
+   * `session: { clientId, series, respondedTo }`, numbering series from 1. The shard keeps
+   * `maxSessionsPerShard` sessions, evicting the least recently used; a proposal of an
+   * evicted session fails with ERR_SESSION_EXPIRED and applies nothing.
+   */
+  async registerSession(shardId: number, clientId: number, options?: CallOptions): Promise<void> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    checkId(clientId, 'clientId')
+    if (clientId === 0) throw invalid('clientId must be above 0')
+    const t = timeoutOf(options)
+    await call(() => this.#native.session(shardId, clientId, true, t))
+  }
+
+  /** unregisterSession ends a client's session with a shard. */
+  async unregisterSession(shardId: number, clientId: number, options?: CallOptions): Promise<void> {
+    this.#checkOpen()
+    checkId(shardId, 'shardId')
+    checkId(clientId, 'clientId')
+    const t = timeoutOf(options)
+    await call(() => this.#native.session(shardId, clientId, false, t))
   }
 
   /** commit resolves with the log index once `data` is committed (before it is applied). */

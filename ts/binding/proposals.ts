@@ -14,11 +14,23 @@ interface Pending {
   reject: (e: Error) => void
 }
 
+/**
+ * SessionRef places a proposal in a client session: the client's id, the proposal's series
+ * (from 1) and the series up to which the client has every answer.
+ */
+export interface SessionRef {
+  clientId: number
+  series: number
+  respondedTo: number
+}
+
 /** Batch is the proposals not yet handed to the engine; they share one timeout. */
 interface Batch {
   shards: number[]
   datas: Buffer[]
   tags: number[]
+  /** Three numbers per proposal (client id 0: none); empty while no proposal has one. */
+  sessions: number[]
   bytes: number
   timeout: number
 }
@@ -43,7 +55,12 @@ export class Proposals {
   }
 
   /** add queues one proposal of checked input and resolves with its result. */
-  add(shardId: number, bytes: Buffer, timeout: number): Promise<ProposalResult> {
+  add(
+    shardId: number,
+    bytes: Buffer,
+    timeout: number,
+    session?: SessionRef,
+  ): Promise<ProposalResult> {
     return new Promise((resolve, reject) => {
       const tag = this.#nextTag++
       if (this.#pending.size === 0) this.#native.setActive(true)
@@ -54,10 +71,13 @@ export class Proposals {
         q = undefined
       }
       if (!q) {
-        q = { shards: [], datas: [], tags: [], bytes: 0, timeout }
+        q = { shards: [], datas: [], tags: [], sessions: [], bytes: 0, timeout }
         this.#queue = q
         queueMicrotask(() => this.flush())
       }
+      if (session && q.sessions.length === 0) q.sessions = new Array(3 * q.tags.length).fill(0)
+      if (session) q.sessions.push(session.clientId, session.series, session.respondedTo)
+      else if (q.sessions.length > 0) q.sessions.push(0, 0, 0)
       q.shards.push(shardId)
       q.datas.push(bytes)
       q.tags.push(tag)
@@ -80,6 +100,7 @@ export class Proposals {
         lengths,
         data,
         q.timeout,
+        q.sessions.length > 0 ? Float64Array.from(q.sessions) : undefined,
       )
     } catch (e) {
       const err = this.#closing ? new ZongziError('ERR_CLOSED', 'host closed') : fromNative(e)

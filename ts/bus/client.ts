@@ -2,6 +2,7 @@
 import * as grpc from '@grpc/grpc-js'
 
 import { ZongziError } from '../binding/errors'
+import type { SessionRef } from '../binding/proposals'
 import { fromServiceError } from './codes'
 import type { CommitResponse__Output } from './generated/zongzi/CommitResponse'
 import type { IndexResponse__Output } from './generated/zongzi/IndexResponse'
@@ -127,15 +128,38 @@ export class BusClient {
     await this.#unary(address, o, (c, m, opts, cb) => c.RemoveReplica(msg, m, opts, cb))
   }
 
-  /** apply proposes on a remote replica and resolves with the state machine's result. */
+  /**
+   * apply proposes on a remote replica and resolves with the state machine's result; with
+   * `session`, as that series of a client session.
+   */
   apply(
     address: string,
     shardId: number,
     data: Uint8Array,
-    o: BusCallOptions = {},
+    o: BusCallOptions & { session?: SessionRef } = {},
   ): Promise<{ value: number; data: Buffer }> {
-    const msg = { cluster: this.#cluster, shardId, data, timeoutMs: o.timeoutMs ?? 5000 }
+    const s = o.session
+    const msg = {
+      cluster: this.#cluster,
+      shardId,
+      data,
+      timeoutMs: o.timeoutMs ?? 5000,
+      ...(s ? { clientId: s.clientId, series: s.series, respondedTo: s.respondedTo } : {}),
+    }
     return this.#unary(address, o, (c, m, opts, cb) => c.Apply(msg, m, opts, cb))
+  }
+
+  /** session registers (`register` true) or ends a client session with a remote shard. */
+  async session(
+    address: string,
+    shardId: number,
+    clientId: number,
+    register: boolean,
+    o: BusCallOptions = {},
+  ): Promise<void> {
+    const timeoutMs = o.timeoutMs ?? 5000
+    const msg = { cluster: this.#cluster, shardId, clientId, register, timeoutMs }
+    await this.#unary(address, o, (c, m, opts, cb) => c.Session(msg, m, opts, cb))
   }
 
   /** commit proposes on a remote replica and resolves with the index once committed. */

@@ -10,7 +10,9 @@ import type { IndexRequest__Output } from './generated/zongzi/IndexRequest'
 import type { JoinRequest__Output } from './generated/zongzi/JoinRequest'
 import type { ReadRequest__Output } from './generated/zongzi/ReadRequest'
 import type { RemoveReplicaRequest__Output } from './generated/zongzi/RemoveReplicaRequest'
+import type { SessionRequest__Output } from './generated/zongzi/SessionRequest'
 import type { ShardRequest__Output } from './generated/zongzi/ShardRequest'
+import type { SessionRef } from '../binding/proposals'
 import type { StreamRequest__Output } from './generated/zongzi/StreamRequest'
 import {
   CALLER_HOST,
@@ -41,7 +43,9 @@ export interface BusHandlers {
     shardId: number,
     data: Buffer,
     timeoutMs: number,
+    session?: SessionRef,
   ): Promise<{ value: number; data: Uint8Array }>
+  session(shardId: number, clientId: number, register: boolean, timeoutMs: number): Promise<void>
   commit(shardId: number, data: Buffer, timeoutMs: number): Promise<number>
   read(
     shardId: number,
@@ -124,7 +128,17 @@ export class BusServer {
         await h.removeReplica({ shardId: r.shardId, replicaId: r.replicaId })
         return {}
       }),
-      Apply: unary((r: ShardRequest__Output) => h.apply(r.shardId, r.data, r.timeoutMs)),
+      Apply: unary((r: ShardRequest__Output) => {
+        const session =
+          r.clientId > 0
+            ? { clientId: r.clientId, series: r.series, respondedTo: r.respondedTo }
+            : undefined
+        return h.apply(r.shardId, r.data, r.timeoutMs, session)
+      }),
+      Session: unary(async (r: SessionRequest__Output) => {
+        await h.session(r.shardId, r.clientId, r.register, r.timeoutMs)
+        return {}
+      }),
       Commit: unary(async (r: ShardRequest__Output) => ({
         index: await h.commit(r.shardId, r.data, r.timeoutMs),
       })),

@@ -144,6 +144,7 @@ export class Agent extends EventEmitter {
   #engine: Engine | undefined
   #apiAddress = ''
   #credentials: BusCredentials | undefined
+  readonly #clients = new Map<number, ShardClient>()
   readonly #registry = new Registry()
   readonly #shardController: ShardController
   #timer: NodeJS.Timeout | undefined
@@ -516,10 +517,19 @@ export class Agent extends EventEmitter {
     )
   }
 
-  /** client returns a ShardClient for a shard id. */
+  /**
+   * client returns a ShardClient for a shard id. Without options it is the agent's one client
+   * of that shard, so that its writes share one client session.
+   */
   client(shardId: number, o?: ShardClientOptions): ShardClient {
     checkShardId(shardId)
-    return new ShardClient(this.#clientContext(), shardId, o)
+    if (o !== undefined) return new ShardClient(this.#clientContext(), shardId, o)
+    let c = this.#clients.get(shardId)
+    if (!c) {
+      c = new ShardClient(this.#clientContext(), shardId)
+      this.#clients.set(shardId, c)
+    }
+    return c
   }
 
   /** clientByName returns a ShardClient for a shard name (linearizable lookup). */

@@ -3,8 +3,10 @@ import { checkBytes } from '../binding/boundary'
 import { asRead, invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { RegistryState } from './registry-state'
+import type { SessionRef } from '../binding/proposals'
 import { HostHealth, isHostFailure } from './health'
-import { firstOf, hedge, readMayRetry, retry, writeMayRetry } from './retry'
+import { firstOf, hedge, readMayRetry, retry, sessionMayRetry, writeMayRetry } from './retry'
+import { ClientSession, inSession } from './session'
 
 /** ClientCallOptions bound one call. */
 export interface ClientCallOptions {
@@ -18,6 +20,14 @@ export interface ClientCallOptions {
 export interface ShardClientOptions {
   /** Send writes to the leader's host first (saves a forwarding hop inside Raft). */
   writeToLeader?: boolean
+  /**
+   * Put `apply` in a client session (default true): an apply whose attempt timed out, lost
+   * its connection or ended with an unknown outcome is sent again, to the same host or
+   * another, until its deadline, and applies once. Without one (`false`, for commands that
+   * are safe to apply twice), an apply is sent again only when the failure proves it did not
+   * apply.
+   */
+  session?: boolean
 }
 
 /** BusCallOptions bound a call forwarded to another host. */
@@ -32,8 +42,15 @@ export interface RemoteShards {
     address: string,
     shardId: number,
     data: Uint8Array,
-    o?: BusCallOptions,
+    o?: BusCallOptions & { session?: SessionRef },
   ): Promise<{ value: number; data: Buffer }>
+  session(
+    address: string,
+    shardId: number,
+    clientId: number,
+    register: boolean,
+    o?: BusCallOptions,
+  ): Promise<void>
   commit(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<number>
   read(
     address: string,
@@ -63,7 +80,10 @@ export interface ClientContext {
   /** Default timeout of a call in milliseconds. */
   readonly timeoutMs: number
   /** host serves calls to replicas on this host. */
-  readonly host: Pick<Host, 'propose' | 'commit' | 'read' | 'readIndex' | 'stateMachine'>
+  readonly host: Pick<
+    Host,
+    'propose' | 'registerSession' | 'commit' | 'read' | 'readIndex' | 'stateMachine'
+  >
   /** bus forwards calls to other hosts. */
   readonly bus: RemoteShards
   /** registry is this host's current registry snapshot. */
@@ -94,6 +114,7 @@ type Target = { local: true } | { local: false; address: string }
 export class ShardClient {
   readonly #agent: ClientContext
   readonly #ownHealth = new HostHealth()
+  readonly #session: ClientSession | undefined
 
   /** Agents make clients (`agent.client(id)`); the context is the agent's. */
   constructor(
@@ -102,16 +123,60 @@ export class ShardClient {
     readonly options: ShardClientOptions = {},
   ) {
     this.#agent = agent
+    if (options.session !== false) {
+      this.#session = new ClientSession((clientId, timeoutMs) =>
+        this.#route(
+          true,
+          { timeoutMs },
+          (t, ms, signal) =>
+            t.local
+              ? this.#agent.host.registerSession(this.shardId, clientId, { timeoutMs: ms })
+              : this.#agent.bus.session(t.address, this.shardId, clientId, true, {
+                  timeoutMs: ms,
+                  signal,
+                }),
+          sessionMayRetry, // registering again changes nothing
+        ),
+      )
+    }
   }
 
-  /** apply proposes `command` and resolves with the state machine's result once applied. */
-  apply(command: Uint8Array, o: ClientCallOptions = {}): Promise<{ value: number; data: Buffer }> {
+  /**
+   * apply proposes `command` and resolves with the state machine's result once applied. In a
+   * session (the default) it applies once however often it is sent; see `session` in the
+   * options.
+   */
+  async apply(
+    command: Uint8Array,
+    o: ClientCallOptions = {},
+  ): Promise<{ value: number; data: Buffer }> {
     bytes(command, 'command')
-    return this.#route(true, o, (t, timeoutMs, signal) =>
-      t.local
-        ? this.#agent.host.propose(this.shardId, command, { timeoutMs })
-        : this.#agent.bus.apply(t.address, this.shardId, command, { timeoutMs, signal }),
+    const session = this.#session
+    if (!session)
+      return this.#route(true, o, (t, ms, signal) => this.#propose(t, command, ms, signal))
+    const timeoutMs = o.timeoutMs ?? this.#agent.timeoutMs
+    if (!(timeoutMs > 0)) throw invalid('timeoutMs must be positive')
+    return inSession(session, timeoutMs, (ref, left, attempted) =>
+      this.#route(
+        true,
+        { ...o, timeoutMs: left },
+        (t, ms, signal) => this.#propose(t, command, ms, signal, ref).catch(attempted),
+        sessionMayRetry,
+      ),
     )
+  }
+
+  /** #propose sends one attempt of a write to `t`. */
+  #propose(
+    t: Target,
+    command: Uint8Array,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    session?: SessionRef,
+  ): Promise<{ value: number; data: Buffer }> {
+    return t.local
+      ? this.#agent.host.propose(this.shardId, command, { timeoutMs, session })
+      : this.#agent.bus.apply(t.address, this.shardId, command, { timeoutMs, signal, session })
   }
 
   /** commit proposes `command` and resolves with its log index once committed. */
@@ -256,9 +321,10 @@ export class ShardClient {
     write: boolean,
     o: ClientCallOptions,
     f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,
+    mayRetry?: (e: unknown) => boolean,
   ): Promise<T> {
     try {
-      return await this.#send(write, o, f)
+      return await this.#send(write, o, f, mayRetry)
     } catch (e) {
       throw write ? e : asRead(e)
     }
@@ -268,11 +334,12 @@ export class ShardClient {
     write: boolean,
     o: ClientCallOptions,
     f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,
+    mayRetry?: (e: unknown) => boolean,
   ): Promise<T> {
     const timeoutMs = o.timeoutMs ?? this.#agent.timeoutMs
     if (!(timeoutMs > 0)) throw invalid('timeoutMs must be positive')
     const deadline = Date.now() + timeoutMs
-    const retryable = write ? (e: unknown) => writeMayRetry(e) : readMayRetry
+    const retryable = mayRetry ?? (write ? (e: unknown) => writeMayRetry(e) : readMayRetry)
     const none = () =>
       new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     const health = this.#health

@@ -20,6 +20,8 @@ export interface HandlerContext {
     | 'addReplica'
     | 'removeReplica'
     | 'propose'
+    | 'registerSession'
+    | 'unregisterSession'
     | 'commit'
     | 'read'
     | 'readIndex'
@@ -101,10 +103,20 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
       local(req.shardId)
       await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
     },
-    apply: async (shardId, data, timeoutMs) => {
+    apply: async (shardId, data, timeoutMs, session) => {
       raw(shardId)
       local(shardId)
-      return agent.host.propose(shardId, data, { timeoutMs: timeoutMs || agent.timeoutMs })
+      return agent.host.propose(shardId, data, {
+        timeoutMs: timeoutMs || agent.timeoutMs,
+        session,
+      })
+    },
+    session: async (shardId, clientId, register, timeoutMs) => {
+      raw(shardId)
+      local(shardId)
+      const o = { timeoutMs: timeoutMs || agent.timeoutMs }
+      if (register) await agent.host.registerSession(shardId, clientId, o)
+      else await agent.host.unregisterSession(shardId, clientId, o)
     },
     commit: async (shardId, data, timeoutMs) => {
       raw(shardId)

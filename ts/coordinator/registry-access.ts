@@ -4,20 +4,23 @@ import type { Host } from '../binding/host'
 import type { Accepted, Command, Outcome } from './records'
 import type { Registry } from './registry'
 import type { RegistryState } from './registry-state'
-import { readMayRetry, retry, writeMayRetry } from './retry'
+import { readMayRetry, retry, sessionMayRetry } from './retry'
+import { ClientSession, inSession } from './session'
 
 /**
  * RegistryAccess proposes registry commands and reads the registry through this host's
- * replica of shard 0. Calls fail with ERR_CLOSED once `signal` is aborted.
+ * replica of shard 0. Commands go in a client session, so each applies once however often it
+ * is retried. Calls fail with ERR_CLOSED once `signal` is aborted.
  */
 export class RegistryAccess {
-  readonly #host: Pick<Host, 'propose' | 'readIndex'>
+  readonly #host: Pick<Host, 'propose' | 'readIndex' | 'registerSession'>
+  readonly #session: ClientSession
   readonly #registry: Registry
   readonly #timeoutMs: number
   readonly #signal: AbortSignal
 
   constructor(
-    host: Pick<Host, 'propose' | 'readIndex'>,
+    host: Pick<Host, 'propose' | 'readIndex' | 'registerSession'>,
     registry: Registry,
     timeoutMs: number,
     signal: AbortSignal,
@@ -26,6 +29,12 @@ export class RegistryAccess {
     this.#registry = registry
     this.#timeoutMs = timeoutMs
     this.#signal = signal
+    this.#session = new ClientSession((clientId, ms) =>
+      retry((left) => this.#host.registerSession(0, clientId, { timeoutMs: Math.min(ms, left) }), {
+        ...this.#bounds(ms),
+        retryable: sessionMayRetry,
+      }),
+    )
   }
 
   /** local is this host's current registry snapshot (no round trip). */
@@ -34,24 +43,24 @@ export class RegistryAccess {
   }
 
   /**
-   * propose applies a registry command, retrying while shard 0 has no leader. Commands that
-   * are safe to apply twice are also retried when their outcome is unknown. A command the
-   * registry refuses rejects with ERR_INVALID_ARGUMENT.
+   * propose applies a registry command once, retrying while shard 0 has no leader or the
+   * outcome of an attempt is unknown (the session makes a retry apply nothing more). A
+   * command the registry refuses rejects with ERR_INVALID_ARGUMENT (ERR_UNAUTHENTICATED for
+   * a join it refuses).
    */
   propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
     const data = Buffer.from(JSON.stringify(cmd))
-    const idempotent = !(
-      cmd.op === 'replicas.create' ||
-      (cmd.op === 'shard.create' && cmd.name === '')
-    )
-    return retry(
-      async (left) => {
-        const r = await this.#host.propose(0, data, { timeoutMs: Math.min(this.#timeoutMs, left) })
-        const out = JSON.parse(r.data.toString()) as Outcome
-        if (!out.ok) throw new ZongziError(out.code ?? 'ERR_INVALID_ARGUMENT', out.error)
-        return out
-      },
-      { ...this.#bounds(timeoutMs), retryable: (e) => writeMayRetry(e, idempotent) },
+    return inSession(this.#session, timeoutMs, (session, total, attempted) =>
+      retry(
+        async (left) => {
+          const timeoutMs = Math.min(this.#timeoutMs, left)
+          const r = await this.#host.propose(0, data, { timeoutMs, session }).catch(attempted)
+          const out = JSON.parse(r.data.toString()) as Outcome
+          if (!out.ok) throw new ZongziError(out.code ?? 'ERR_INVALID_ARGUMENT', out.error)
+          return out
+        },
+        { ...this.#bounds(total), retryable: sessionMayRetry },
+      ),
     )
   }
 

@@ -16,6 +16,14 @@ export function writeMayRetry(e: unknown, idempotent = false): boolean {
 }
 
 /**
+ * sessionMayRetry tells whether a write in a client session may be sent again: after any
+ * failure of the host that served it, as a read may, since the shard applies a series once.
+ */
+export function sessionMayRetry(e: unknown): boolean {
+  return readMayRetry(e)
+}
+
+/**
  * readMayRetry tells whether a failed read may be tried again. A read changes nothing, so
  * it may move on after any failure of the serving host, an unknown outcome or a closed
  * host included; a bad argument or an abort end it.

@@ -20,6 +20,7 @@ use crate::batch::{Group, Prepared};
 use crate::error::{Error, Result};
 use crate::replica::AppliedSink;
 use crate::router::{Cmd, Router};
+use crate::session::{self, Session, Sessions, Verdict};
 use crate::snapshot;
 use crate::state_machine::{ApplyResult, BatchUpdater, SharedSm, SmEntry, SmError};
 
@@ -34,6 +35,7 @@ pub(crate) enum ApplyTask {
         applied: u64,
         applied_term: u64,
         snapshot_index: u64,
+        sessions: Sessions,
     },
     Entries {
         shard: u64,
@@ -64,6 +66,11 @@ struct Applied {
     /// Highest entry index the state machine has been handed; never above `applied` between
     /// batches.
     handed: u64,
+    /// The shard's client sessions, as of `checked`.
+    sessions: Sessions,
+    /// Highest entry index the session table has seen (ahead of `applied` only while a
+    /// batch is prepared).
+    checked: u64,
 }
 
 /// Applier runs on one thread per step worker.
@@ -182,6 +189,7 @@ impl Applier {
                 applied,
                 applied_term,
                 snapshot_index,
+                sessions,
             } => {
                 self.shards.insert(
                     shard,
@@ -192,6 +200,8 @@ impl Applier {
                         applied_term,
                         last_snapshot: snapshot_index,
                         handed: applied,
+                        sessions,
+                        checked: applied,
                     },
                 );
             }
@@ -268,7 +278,9 @@ impl Applier {
         self.finish(p, out)
     }
 
-    /// prepare selects the entries a state machine has not seen yet.
+    /// prepare selects the entries a state machine has not seen yet. Entries of client
+    /// sessions go through the session table first: one whose series already applied is
+    /// answered from it instead.
     fn prepare(
         &mut self,
         shard: u64,
@@ -286,25 +298,47 @@ impl Applier {
         if last_index <= a.applied {
             return None;
         }
-        let batch: Vec<SmEntry> = entries
-            .into_iter()
-            .filter(|e| {
-                e.index > a.applied
-                    && e.get_entry_type() == EntryType::EntryNormal
-                    && !(e.data.is_empty() && e.context.is_empty())
-            })
-            .map(|e| SmEntry {
-                index: e.index,
-                data: e.data.to_vec(),
-            })
-            .collect();
-        Some(Prepared {
+        let mut p = Prepared {
             shard,
-            batch,
+            batch: Vec::new(),
             last_index,
             last_term,
             waiters,
-        })
+            answers: Vec::new(),
+            same_as: Vec::new(),
+            records: Vec::new(),
+        };
+        for e in entries {
+            if e.index <= a.applied
+                || e.get_entry_type() != EntryType::EntryNormal
+                || (e.data.is_empty() && e.context.is_empty())
+            {
+                continue;
+            }
+            // An entry an earlier task of this batch brought is in the batch already.
+            let session = (e.index > a.checked)
+                .then(|| Session::of_context(&e.context))
+                .flatten();
+            a.checked = a.checked.max(e.index);
+            if let Some(s) = session {
+                match a.sessions.check(e.index, s) {
+                    Verdict::Apply => p.records.push((e.index, s.client_id, s.series)),
+                    Verdict::Answer(r) => {
+                        p.answers.push((e.index, r));
+                        continue;
+                    }
+                    Verdict::SameAs(first) => {
+                        p.same_as.push((e.index, first));
+                        continue;
+                    }
+                }
+            }
+            p.batch.push(SmEntry {
+                index: e.index,
+                data: e.data.to_vec(),
+            });
+        }
+        Some(p)
     }
 
     /// finish hands results to waiting proposers and records the applied index.
@@ -319,6 +353,9 @@ impl Applier {
             last_index,
             last_term,
             waiters,
+            answers,
+            same_as,
+            records,
         } = p;
         let Some(a) = self.shards.get_mut(&shard) else {
             for (_, w) in waiters {
@@ -340,14 +377,35 @@ impl Applier {
                 for (_, w) in waiters {
                     w.send(Err(Error::StateMachine(msg.clone())));
                 }
+                a.sessions.end_batch();
                 return Err(Error::StateMachine(msg));
             }
         };
-        let mut by_index: HashMap<u64, ApplyResult> =
-            batch.iter().map(|e| e.index).zip(results).collect();
+        let mut by_index: HashMap<u64, Result<ApplyResult>> = batch
+            .iter()
+            .map(|e| e.index)
+            .zip(results.into_iter().map(Ok))
+            .collect();
+        for (index, client, series) in records {
+            let r = by_index.get(&index).and_then(|r| r.as_ref().ok());
+            a.sessions.record(client, series, r);
+        }
+        for (index, first) in same_as {
+            let r = match by_index.get(&first) {
+                Some(Ok(r)) => Ok(r.clone()),
+                _ => Err(Error::OutcomeUnknown(format!(
+                    "entry {index} repeats entry {first}, which has no result"
+                ))),
+            };
+            by_index.insert(index, r);
+        }
+        by_index.extend(answers);
+        a.sessions.end_batch();
         for (index, w) in waiters {
-            let r = by_index.remove(&index).ok_or_else(|| {
-                Error::OutcomeUnknown(format!("entry {index} committed without a result"))
+            let r = by_index.remove(&index).unwrap_or_else(|| {
+                Err(Error::OutcomeUnknown(format!(
+                    "entry {index} committed without a result"
+                )))
             });
             w.send(r);
         }
@@ -396,7 +454,9 @@ impl Applier {
             )));
         }
         let sm = a.sm.clone();
+        let sessions = &a.sessions;
         snapshot::write(&self.root, shard, index, |w| {
+            session::write_table(w, sessions)?;
             sm.read()
                 .save_snapshot(w)
                 .map_err(|e| Error::StateMachine(e.0))
@@ -421,11 +481,12 @@ impl Applier {
         let Some(a) = self.shards.get_mut(&shard) else {
             return Ok(());
         };
-        recover_from_file(&self.root, shard, index, &a.sm)?;
+        a.sessions = recover_from_file(&self.root, shard, index, &a.sm, a.sessions.cap())?;
         a.applied = index;
         a.applied_term = term;
         a.last_snapshot = index;
         a.handed = index;
+        a.checked = index;
         let incarnation = a.incarnation;
         self.router.send(
             shard,
@@ -439,23 +500,46 @@ impl Applier {
     }
 }
 
-/// recover_from_file loads the snapshot at `index` into the state machine. The bootstrap
-/// snapshot (index 1) has no file: it stands for the initial state.
+/// recover_from_file loads the snapshot at `index` into the state machine and returns its
+/// session table. The bootstrap snapshot (index 1) has no file: it stands for the initial
+/// state.
 pub(crate) fn recover_from_file(
     root: &std::path::Path,
     shard: u64,
     index: u64,
     sm: &SharedSm,
-) -> Result<()> {
+    session_cap: usize,
+) -> Result<Sessions> {
     let path = snapshot::file(root, shard, index);
     match File::open(&path) {
         Ok(f) => {
             let mut r = BufReader::with_capacity(1 << 20, f);
+            let sessions = session::read_table(&mut r, session_cap)?;
             sm.write()
                 .recover_from_snapshot(index, &mut r)
-                .map_err(|e| Error::StateMachine(e.0))
+                .map_err(|e| Error::StateMachine(e.0))?;
+            Ok(sessions)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => {
+            Ok(Sessions::new(session_cap))
+        }
+        Err(e) => Err(Error::Io(e)),
+    }
+}
+
+/// sessions_of_file reads only the session table of the snapshot at `index` (a persistent
+/// state machine that reopens past it keeps its own state).
+pub(crate) fn sessions_of_file(
+    root: &std::path::Path,
+    shard: u64,
+    index: u64,
+    session_cap: usize,
+) -> Result<Sessions> {
+    match File::open(snapshot::file(root, shard, index)) {
+        Ok(f) => session::read_table(&mut BufReader::new(f), session_cap),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => {
+            Ok(Sessions::new(session_cap))
+        }
         Err(e) => Err(Error::Io(e)),
     }
 }

@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 
+use crate::error::Result;
 use crate::replica::AppliedSink;
-use crate::state_machine::SmEntry;
+use crate::state_machine::{ApplyResult, SmEntry};
 
 /// Prepared is one shard's share of a batch, ready for its state machine.
 pub(crate) struct Prepared {
@@ -16,6 +17,12 @@ pub(crate) struct Prepared {
     pub(crate) last_index: u64,
     pub(crate) last_term: u64,
     pub(crate) waiters: Vec<(u64, AppliedSink)>,
+    /// Entries of client sessions answered without the state machine (by index).
+    pub(crate) answers: Vec<(u64, Result<ApplyResult>)>,
+    /// Entries that repeat an earlier entry of the batch: (index, the earlier one's index).
+    pub(crate) same_as: Vec<(u64, u64)>,
+    /// Entries of sessions that go to the state machine: (index, client id, series).
+    pub(crate) records: Vec<(u64, u64, u64)>,
 }
 
 /// Group collects the prepared batches of one drain of the queue, one per shard: entries of
@@ -56,6 +63,9 @@ impl Prepared {
         }
         self.batch
             .extend(later.batch.into_iter().filter(|e| e.index > last));
+        self.answers.extend(later.answers);
+        self.same_as.extend(later.same_as);
+        self.records.extend(later.records);
         self.last_index = later.last_index;
         self.last_term = later.last_term;
         self.waiters.extend(later.waiters);
@@ -80,6 +90,9 @@ mod tests {
             last_index: last,
             last_term: 1,
             waiters: Vec::new(),
+            answers: Vec::new(),
+            same_as: Vec::new(),
+            records: Vec::new(),
         }
     }
 

@@ -73,6 +73,9 @@ pub struct HostConfig {
     pub max_applying_bytes: u64,
     /// Largest snapshot a follower accepts from a leader, in bytes.
     pub max_snapshot_bytes: u64,
+    /// Most client sessions a shard keeps; registering one more evicts the least recently
+    /// used (by log index, the same on every replica).
+    pub max_sessions_per_shard: usize,
     /// Applies entries of many shards per call instead of each replica's `update`.
     pub batch_updater: Option<Arc<dyn BatchUpdater>>,
 }
@@ -99,6 +102,7 @@ impl HostConfig {
             max_uncommitted_bytes: 64 << 20,
             max_applying_bytes: 64 << 20,
             max_snapshot_bytes: 16 << 30,
+            max_sessions_per_shard: 4096,
             tls: None,
             event_listener: None,
             batch_updater: None,
@@ -121,6 +125,9 @@ impl HostConfig {
         }
         if self.max_in_flight == 0 || self.max_in_flight_per_shard == 0 {
             return bad("max_in_flight and max_in_flight_per_shard must be positive");
+        }
+        if self.max_sessions_per_shard == 0 {
+            return bad("max_sessions_per_shard must be positive");
         }
         if self.max_applying_bytes == 0 {
             return bad("max_applying_bytes must be positive");

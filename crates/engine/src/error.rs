@@ -59,6 +59,11 @@ pub enum Error {
     /// nothing more is served until it is reopened. The message says what failed.
     #[error("host failed: {0}")]
     HostFailed(String),
+    /// A proposal of a client session was not applied: the session is not in the shard's
+    /// table (never registered, or evicted), or the result of its series is no longer kept.
+    /// It never applies; the client must register a new session.
+    #[error("session expired: {0}")]
+    SessionExpired(String),
     /// The state machine reported an error; its replica is stopped.
     #[error("state machine failure: {0}")]
     StateMachine(String),
@@ -88,6 +93,7 @@ impl Error {
             Error::InvalidArgument(_) => "ERR_INVALID_ARGUMENT",
             Error::Storage(_) => "ERR_STORAGE",
             Error::HostFailed(_) => "ERR_HOST_FAILED",
+            Error::SessionExpired(_) => "ERR_SESSION_EXPIRED",
             Error::StateMachine(_) => "ERR_STATE_MACHINE",
             Error::Raft(_) => "ERR_RAFT",
             Error::Io(_) => "ERR_IO",

@@ -278,6 +278,7 @@ impl Host {
             sm,
             cfg,
             incarnation,
+            self.config.max_sessions_per_shard,
         )?;
         let sm = booted.sm.clone();
         let w = self.router.worker_of(shard_id);

@@ -20,6 +20,7 @@ mod network;
 mod proposal;
 mod replica;
 mod router;
+mod session;
 #[cfg(test)]
 mod sim;
 mod snapshot;
@@ -35,5 +36,6 @@ pub use event::{Event, EventListener, Membership};
 pub use host::{Host, Proposal};
 pub use replica::Completions;
 pub use replica::ReplicaStatus;
+pub use session::{Session, REGISTER, UNREGISTER};
 pub use state_machine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
 pub use transport::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};

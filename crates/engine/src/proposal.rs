@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::host::{Host, Proposal};
 use crate::replica::{AppliedSink, Completions, Permit, ProposalId, ProposalWaiter, ReadWaiter};
 use crate::router::Cmd;
+use crate::session::{Session, REGISTER, UNREGISTER};
 use crate::state_machine::ApplyResult;
 
 impl Host {
@@ -19,6 +20,19 @@ impl Host {
         data: Vec<u8>,
         timeout: Duration,
     ) -> Result<Proposal> {
+        self.handle(shard_id, data, None, timeout)
+    }
+
+    fn handle(
+        &self,
+        shard_id: u64,
+        data: Vec<u8>,
+        session: Option<Session>,
+        timeout: Duration,
+    ) -> Result<Proposal> {
+        if let Some(s) = &session {
+            s.check()?;
+        }
         let permit = self.admit(shard_id)?;
         self.check_size(&data)?;
         let (ctx, crx) = oneshot::channel();
@@ -26,6 +40,7 @@ impl Host {
         self.submit(
             shard_id,
             data,
+            session,
             Some(ctx),
             AppliedSink::oneshot(atx, Some(permit)),
             timeout,
@@ -36,18 +51,22 @@ impl Host {
         })
     }
 
-    /// propose_tagged submits `data`; its result (or error) arrives on `sink` as `(tag, result)`
-    /// once the local replica applied it. Nothing is awaited here, so a caller can submit
-    /// many proposals and collect their results in batches.
+    /// propose_tagged submits `data`, in `session` if given; its result (or error) arrives on
+    /// `sink` as `(tag, result)` once the local replica applied it. Nothing is awaited here, so
+    /// a caller can submit many proposals and collect their results in batches.
     pub fn propose_tagged(
         &self,
         shard_id: u64,
         data: Vec<u8>,
+        session: Option<Session>,
         timeout: Duration,
         tag: u64,
         sink: &Completions,
     ) {
-        let admitted = self.admit(shard_id);
+        let admitted = session
+            .as_ref()
+            .map_or(Ok(()), Session::check)
+            .and_then(|_| self.admit(shard_id));
         let permit = match admitted.and_then(|p| self.check_size(&data).map(|_| p)) {
             Ok(p) => p,
             Err(e) => {
@@ -58,6 +77,7 @@ impl Host {
         self.submit(
             shard_id,
             data,
+            session,
             None,
             AppliedSink::tagged(tag, sink.clone(), Some(permit)),
             timeout,
@@ -69,6 +89,7 @@ impl Host {
         &self,
         shard_id: u64,
         data: Vec<u8>,
+        session: Option<Session>,
         committed: Option<oneshot::Sender<Result<u64>>>,
         applied: AppliedSink,
         timeout: Duration,
@@ -83,6 +104,7 @@ impl Host {
                 shard: shard_id,
                 id,
                 data,
+                session,
                 waiter: ProposalWaiter {
                     committed,
                     applied: Some(applied),
@@ -128,6 +150,56 @@ impl Host {
     ) -> Result<ApplyResult> {
         let p = self.propose_handle(shard_id, data, timeout)?;
         p.applied.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// propose_in submits `data` as series `session.series` of a client session and resolves
+    /// with the state machine's result once the local replica applied it. Sent again with the
+    /// same session and series, it applies once and answers the first result; a session the
+    /// shard no longer has fails with [`crate::Error::SessionExpired`], applying nothing.
+    pub async fn propose_in(
+        &self,
+        shard_id: u64,
+        session: Session,
+        data: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<ApplyResult> {
+        let p = self.handle(shard_id, data, Some(session), timeout)?;
+        p.applied.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// register_session registers client `client_id`'s session with a shard (again: no
+    /// change). Its proposals then number their series from 1.
+    pub async fn register_session(
+        &self,
+        shard_id: u64,
+        client_id: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let s = Session {
+            client_id,
+            series: REGISTER,
+            responded_to: 0,
+        };
+        self.propose_in(shard_id, s, Vec::new(), timeout)
+            .await
+            .map(|_| ())
+    }
+
+    /// unregister_session ends a client's session with a shard.
+    pub async fn unregister_session(
+        &self,
+        shard_id: u64,
+        client_id: u64,
+        timeout: Duration,
+    ) -> Result<()> {
+        let s = Session {
+            client_id,
+            series: UNREGISTER,
+            responded_to: 0,
+        };
+        self.propose_in(shard_id, s, Vec::new(), timeout)
+            .await
+            .map(|_| ())
     }
 
     /// commit submits `data` and resolves with its log index once it is committed.

@@ -23,19 +23,28 @@ pub(crate) struct ProposalId {
 
 impl ProposalId {
     pub(crate) fn encode(self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(16);
+        self.encode_with(None)
+    }
+
+    /// encode_with is an entry's context: the id, then the proposal's session if it has one.
+    pub(crate) fn encode_with(self, session: Option<crate::session::Session>) -> Vec<u8> {
+        let mut v = Vec::with_capacity(16 + crate::session::ENCODED_LEN);
         v.extend_from_slice(&self.nonce.to_le_bytes());
         v.extend_from_slice(&self.seq.to_le_bytes());
+        if let Some(s) = session {
+            s.encode_into(&mut v);
+        }
         v
     }
 
+    /// decode reads the id at the start of an entry's context (a session may follow it).
     pub(crate) fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 16 {
+        if b.len() != 16 && b.len() != 16 + crate::session::ENCODED_LEN {
             return None;
         }
         Some(ProposalId {
             nonce: u64::from_le_bytes(b[..8].try_into().ok()?),
-            seq: u64::from_le_bytes(b[8..].try_into().ok()?),
+            seq: u64::from_le_bytes(b[8..16].try_into().ok()?),
         })
     }
 }
@@ -171,7 +180,7 @@ pub(crate) struct Replica {
     pub(crate) leader: u64,
     pub(crate) term: u64,
     /// Proposals received since the last step, proposed together as one message.
-    pub(crate) queued: Vec<(ProposalId, Vec<u8>)>,
+    pub(crate) queued: Vec<(ProposalId, Vec<u8>, Option<crate::session::Session>)>,
     pub(crate) proposals: HashMap<ProposalId, ProposalWaiter>,
     pub(crate) confs: HashMap<ProposalId, ConfWaiter>,
     /// Membership changes that committed, answered once the replica has applied them, so
@@ -279,7 +288,7 @@ impl Replica {
         // Still queued (no leader yet): never proposed, so say so.
         let shard = self.shard;
         let proposals = &mut self.proposals;
-        self.queued.retain(|(id, _)| match proposals.get(id) {
+        self.queued.retain(|(id, _, _)| match proposals.get(id) {
             Some(w) if w.deadline <= now => {
                 if let Some(w) = proposals.remove(id) {
                     w.fail(|| Error::NoLeader(shard));
@@ -367,7 +376,7 @@ impl Replica {
         // Proposals still queued were never handed to Raft: they stay, to be proposed once
         // a leader is known.
         let queued: std::collections::HashSet<ProposalId> =
-            self.queued.iter().map(|(id, _)| *id).collect();
+            self.queued.iter().map(|(id, _, _)| *id).collect();
         let in_flight: Vec<ProposalId> = self
             .proposals
             .keys()

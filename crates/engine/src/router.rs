@@ -25,6 +25,8 @@ pub(crate) enum Cmd {
         shard: u64,
         id: ProposalId,
         data: Vec<u8>,
+        /// The client session the proposal belongs to, if any.
+        session: Option<crate::session::Session>,
         waiter: ProposalWaiter,
     },
     ConfChange {

@@ -11,6 +11,7 @@ use crate::apply::{self, ApplyTask};
 use crate::config::{HostConfig, StartMode};
 use crate::error::{Error, Result};
 use crate::replica::Replica;
+use crate::session::Session;
 use crate::state_machine::{SharedSm, StateMachine};
 use crate::storage::{LogStore, ReplicaStorage};
 
@@ -85,7 +86,9 @@ pub(crate) fn raft_config(config: &HostConfig, replica_id: u64) -> raft::Config 
 }
 
 /// boot opens the state machine, brings it to the latest snapshot if it is behind it, and
-/// builds the raft-rs node to run from the index the state machine has applied.
+/// builds the raft-rs node to run from the index the state machine has applied. The session
+/// table comes from the same snapshot, brought up to `applied` from the log when a persistent
+/// state machine reopens past it.
 pub(crate) fn boot(
     store: &LogStore,
     root: &Path,
@@ -93,14 +96,18 @@ pub(crate) fn boot(
     mut sm: Box<dyn StateMachine>,
     mut cfg: raft::Config,
     incarnation: u64,
+    session_cap: usize,
 ) -> Result<Booted> {
     let shard_id = storage.shard();
     let mut applied = sm.open().map_err(|e| Error::StateMachine(e.0))?;
     let snap = storage.snapshot_metadata().clone();
     let sm: SharedSm = Arc::new(parking_lot::RwLock::new(sm));
+    let mut sessions;
     if applied < snap.index {
-        apply::recover_from_file(root, shard_id, snap.index, &sm)?;
+        sessions = apply::recover_from_file(root, shard_id, snap.index, &sm, session_cap)?;
         applied = snap.index;
+    } else {
+        sessions = apply::sessions_of_file(root, shard_id, snap.index, session_cap)?;
     }
     let last = raft::Storage::last_index(&storage).unwrap_or(0);
     if applied > last.max(snap.index) {
@@ -118,6 +125,16 @@ pub(crate) fn boot(
         storage.set_commit(&mut batch, applied)?;
         store.write(&mut batch)?;
     }
+    if applied > snap.index {
+        let ctx = raft::GetEntriesContext::empty(false);
+        let entries = raft::Storage::entries(&storage, snap.index + 1, applied + 1, None, ctx)
+            .map_err(|e| Error::Storage(e.to_string()))?;
+        for e in entries {
+            if let Some(s) = Session::of_context(&e.context) {
+                sessions.replay(e.index, s);
+            }
+        }
+    }
     let applied_term = raft::Storage::term(&storage, applied).unwrap_or(0);
     // Membership changes after `applied` are replayed from the log, onto the membership
     // as it stood at `applied` (not the latest, which already holds them).
@@ -133,6 +150,7 @@ pub(crate) fn boot(
         applied,
         applied_term,
         snapshot_index: snap.index,
+        sessions,
     };
     Ok(Booted {
         replica: Replica::new(shard_id, replica_id, node, applied, incarnation),

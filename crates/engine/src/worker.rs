@@ -272,10 +272,14 @@ impl Worker {
         self.dirty.insert(shard);
         match cmd {
             Cmd::Propose {
-                id, data, waiter, ..
+                id,
+                data,
+                session,
+                waiter,
+                ..
             } => {
                 r.proposals.insert(id, waiter);
-                r.queued.push((id, data));
+                r.queued.push((id, data, session));
             }
             Cmd::ConfChange { id, cc, waiter, .. } => {
                 // raft-rs turns a change proposed while another is pending into an empty
@@ -468,11 +472,11 @@ impl Worker {
             let mut m = Message::default();
             m.set_msg_type(MessageType::MsgPropose);
             m.from = r.id;
-            let ids: Vec<ProposalId> = queued.iter().map(|(id, _)| *id).collect();
-            for (id, data) in queued {
+            let ids: Vec<ProposalId> = queued.iter().map(|(id, _, _)| *id).collect();
+            for (id, data, session) in queued {
                 m.mut_entries().push(Entry {
                     data: data.into(),
-                    context: id.encode().into(),
+                    context: id.encode_with(session).into(),
                     ..Default::default()
                 });
             }

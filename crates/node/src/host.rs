@@ -101,6 +101,9 @@ impl NativeHost {
         if let Some(v) = options.max_in_flight_per_shard {
             cfg.max_in_flight_per_shard = v as usize;
         }
+        if let Some(v) = options.max_sessions_per_shard {
+            cfg.max_sessions_per_shard = v as usize;
+        }
         let mut ev: ThreadsafeFunction<Event, ErrorStrategy::Fatal> = events
             .create_threadsafe_function(0, event_to_js)
             .map_err(internal)?;
@@ -273,7 +276,8 @@ impl NativeHost {
     }
 
     /// proposeMany submits proposals without waiting; each result is delivered to the
-    /// `results` callback under its tag, in batches.
+    /// `results` callback under its tag, in batches. `sessions`, when given, holds three
+    /// numbers per proposal: client id (0: no session), series and responded-to series.
     #[napi(catch_unwind)]
     pub fn propose_many(
         &self,
@@ -282,25 +286,35 @@ impl NativeHost {
         lengths: Uint32Array,
         data: Buffer,
         timeout_ms: f64,
+        sessions: Option<Float64Array>,
     ) -> Result<()> {
         let total: u64 = lengths.iter().map(|l| *l as u64).sum();
         if shard_ids.len() != tags.len()
             || tags.len() != lengths.len()
             || total != data.len() as u64
+            || sessions.as_ref().is_some_and(|s| s.len() != 3 * tags.len())
         {
             return Err(invalid(
-                "shardIds, tags and lengths must match, and lengths must sum to data",
+                "shardIds, tags, lengths and sessions must match, and lengths must sum to data",
             ));
         }
         let t = timeout(timeout_ms)?;
         let host = self.host()?;
         let mut at = 0usize;
-        for ((s, tag), len) in shard_ids.iter().zip(tags.iter()).zip(lengths.iter()) {
+        for (i, ((s, tag), len)) in shard_ids
+            .iter()
+            .zip(tags.iter())
+            .zip(lengths.iter())
+            .enumerate()
+        {
             let tag = id(*tag, "tag")?;
             let bytes = data[at..at + *len as usize].to_vec();
             at += *len as usize;
-            match id(*s, "shardId") {
-                Ok(shard) => host.propose_tagged(shard, bytes, t, tag, &self.completions),
+            let session = sessions.as_ref().map(|s| session_at(s, i)).transpose();
+            match id(*s, "shardId").and_then(|shard| Ok((shard, session?.flatten()))) {
+                Ok((shard, session)) => {
+                    host.propose_tagged(shard, bytes, session, t, tag, &self.completions)
+                }
                 Err(e) => {
                     let _ = self.completions.send((
                         tag,
@@ -323,6 +337,29 @@ impl NativeHost {
             }
         }
         Ok(())
+    }
+
+    /// session registers (`register` true) or ends a client's session with a shard.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn session(
+        &self,
+        shard_id: f64,
+        client_id: f64,
+        register: bool,
+        timeout_ms: f64,
+    ) -> napi::Result<Answer<()>> {
+        Ok(answer(async move {
+            let shard = id(shard_id, "shardId")?;
+            let client = id(client_id, "clientId")?;
+            let t = timeout(timeout_ms)?;
+            let host = self.host()?;
+            let done = match register {
+                true => host.register_session(shard, client, t).await,
+                false => host.unregister_session(shard, client, t).await,
+            };
+            done.map_err(to_js)
+        })
+        .await)
     }
 
     /// commit resolves with the entry's index once committed.
@@ -559,4 +596,22 @@ impl NativeHost {
     pub fn is_closed(&self) -> bool {
         self.events.lock().is_none()
     }
+}
+
+/// session_at reads the `i`th proposal's session from `sessions` (three numbers each): none
+/// when its client id is 0.
+fn session_at(sessions: &Float64Array, i: usize) -> Result<Option<zongzi_engine::Session>> {
+    let client_id = id(sessions[3 * i], "session client id")?;
+    if client_id == 0 {
+        return Ok(None);
+    }
+    let series = id(sessions[3 * i + 1], "session series")?;
+    if series == 0 {
+        return Err(invalid("a session's series starts at 1"));
+    }
+    Ok(Some(zongzi_engine::Session {
+        client_id,
+        series,
+        responded_to: id(sessions[3 * i + 2], "session respondedTo")?,
+    }))
 }

@@ -35,6 +35,8 @@ pub struct HostOptions {
     pub max_in_flight: Option<u32>,
     /// Most proposals of one shard waiting for their result on this host (default 16,384).
     pub max_in_flight_per_shard: Option<u32>,
+    /// Most client sessions a shard keeps (default 4,096).
+    pub max_sessions_per_shard: Option<u32>,
     /// Mutual TLS on the Raft transport; absent means plain TCP.
     pub tls: Option<TlsFiles>,
 }

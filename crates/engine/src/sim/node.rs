@@ -32,6 +32,8 @@ const SNAPSHOT_ENTRIES: u64 = 20;
 const COMPACTION_OVERHEAD: u64 = 5;
 /// A few entries, so that followers often wait for their state machine.
 const MAX_APPLYING: u64 = 100;
+/// Most client sessions a shard keeps.
+const SESSIONS: usize = 64;
 
 /// Node is a running host.
 pub(crate) struct Node {
@@ -136,7 +138,8 @@ impl Node {
             cfg.min_election_tick = ELECTION_TICKS;
             cfg.max_election_tick = ELECTION_TICKS + 1;
             let sm = Kv::new(format!("host {h} shard {shard}"), shard, checks.clone());
-            let booted = start::boot(&store, root, storage, Box::new(sm), cfg, incarnation)?;
+            let sm = Box::new(sm);
+            let booted = start::boot(&store, root, storage, sm, cfg, incarnation, SESSIONS)?;
             applier.drain(booted.open, &applies);
             worker.handle(Cmd::Start(Box::new(booted.replica)));
             sms.insert(shard, booted.sm);

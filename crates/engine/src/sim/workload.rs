@@ -100,6 +100,7 @@ impl World {
                 shard,
                 id,
                 data,
+                session: None,
                 waiter,
             };
             (Op::Write { key: k, value }, Reply::Write(rx), cmd)

@@ -140,6 +140,18 @@ pub fn decode(b: &[u8]) -> Vec<u64> {
         .collect()
 }
 
+/// state_machine_bytes returns what a snapshot file holds after the engine's session table
+/// (magic, length, table): the state machine's own bytes.
+pub fn state_machine_bytes(file: &[u8]) -> &[u8] {
+    assert_eq!(
+        &file[..8],
+        b"ZZSESS01",
+        "a snapshot file starts with its session table"
+    );
+    let len = u64::from_le_bytes(file[8..16].try_into().unwrap()) as usize;
+    &file[16 + len..]
+}
+
 /// snapshot_files lists a host's snapshot files of `shard` as (label, indexes held). Files
 /// that vanish while being read (pruned) are skipped.
 pub fn snapshot_files(data_dir: &Path, shard: u64) -> Vec<(u64, Vec<u64>)> {
@@ -157,7 +169,7 @@ pub fn snapshot_files(data_dir: &Path, shard: u64) -> Vec<(u64, Vec<u64>)> {
             continue;
         };
         if let Ok(b) = std::fs::read(e.path()) {
-            out.push((label, decode(&b)));
+            out.push((label, decode(state_machine_bytes(&b))));
         }
     }
     out

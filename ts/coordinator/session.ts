@@ -1,0 +1,127 @@
+// ClientSession: the client session writes go in, so that a write sent again after a timeout,
+// an unknown outcome or a lost connection applies once (the engine keeps each session's
+// results in the shard's replicated state).
+import { randomInt } from 'node:crypto'
+
+import { type ErrorCode, classify, ZongziError } from '../binding/errors'
+import type { SessionRef } from '../binding/proposals'
+
+/** Write is one write's place in a session. */
+export interface Write {
+  clientId: number
+  series: number
+}
+
+/**
+ * ClientSession numbers the writes of one client to one shard. It registers the session
+ * before the first write (through `register`, which must be safe to repeat), and registers a
+ * new one after a write whose outcome stayed unknown, so that the series it tells the shard
+ * are answered never have a gap.
+ */
+export class ClientSession {
+  readonly #register: (clientId: number, timeoutMs: number) => Promise<void>
+  #clientId = 0
+  #registered: Promise<void> | undefined
+  #next = 1
+  /** Series sent and not yet answered. */
+  readonly #open = new Set<number>()
+
+  constructor(register: (clientId: number, timeoutMs: number) => Promise<void>) {
+    this.#register = register
+  }
+
+  /** begin takes the next series, registering the session first if it has none. */
+  async begin(timeoutMs: number): Promise<Write> {
+    if (!this.#registered) {
+      const clientId = randomInt(1, 2 ** 48)
+      this.#clientId = clientId
+      this.#next = 1
+      this.#open.clear()
+      const p = this.#register(clientId, timeoutMs)
+      this.#registered = p
+      p.catch(() => {
+        if (this.#registered === p) this.#registered = undefined
+      })
+    }
+    const clientId = this.#clientId
+    await this.#registered
+    const series = this.#next++
+    this.#open.add(series)
+    return { clientId, series }
+  }
+
+  /** ref is what a write carries: its series and every series answered before it. */
+  ref(w: Write): SessionRef {
+    let respondedTo = this.#next - 1
+    if (w.clientId === this.#clientId)
+      for (const s of this.#open) respondedTo = Math.min(respondedTo, s - 1)
+    return { clientId: w.clientId, series: w.series, respondedTo }
+  }
+
+  /**
+   * end records how a write ended: answered (applied, or certainly not), or with an outcome
+   * left unknown, after which the session is given up and the next write starts a new one.
+   */
+  end(w: Write, unknown: boolean): void {
+    if (w.clientId !== this.#clientId) return
+    this.#open.delete(w.series)
+    if (unknown) this.expire()
+  }
+
+  /** expire gives the session up; the next write registers a new one. */
+  expire(): void {
+    this.#registered = undefined
+    this.#clientId = 0
+  }
+}
+
+/**
+ * inSession makes one write in `session` within `timeoutMs`. `send` makes its attempts,
+ * retrying as it may, with the write's place in the session; it passes each attempt's
+ * failure to `attempted` (which rethrows it). A write whose session the shard evicted did
+ * not apply: it is sent once more in a new session. A failure after an attempt that may have
+ * applied is reported as unknown (ERR_TIMEOUT), and the session is given up.
+ */
+export async function inSession<T>(
+  session: ClientSession,
+  timeoutMs: number,
+  send: (ref: SessionRef, timeoutMs: number, attempted: (e: unknown) => never) => Promise<T>,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (let again = true; ; again = false) {
+    const w = await session.begin(timeoutMs)
+    let ambiguous = false
+    const attempted = (e: unknown): never => {
+      if (failureOf(e, false).unknown) ambiguous = true
+      throw e
+    }
+    try {
+      const r = await send(session.ref(w), Math.max(1, deadline - Date.now()), attempted)
+      session.end(w, false)
+      return r
+    } catch (e) {
+      const expired = e instanceof ZongziError && e.code === 'ERR_SESSION_EXPIRED'
+      if (expired && again && !ambiguous) {
+        session.end(w, false)
+        session.expire()
+        continue
+      }
+      const f = failureOf(e, ambiguous)
+      session.end(w, f.unknown)
+      throw f.error
+    }
+  }
+}
+
+/**
+ * failureOf tells whether a write that failed with `e` after attempts of which some may
+ * have applied (`ambiguous`) has an unknown outcome; such a failure is reported as ERR_TIMEOUT
+ * (`unknown`) even when the last attempt proved that it did not apply.
+ */
+export function failureOf(e: unknown, ambiguous: boolean): { error: unknown; unknown: boolean } {
+  const code: ErrorCode = e instanceof ZongziError ? e.code : 'ERR_INTERNAL'
+  const unknown = classify(code, 'write').outcome === 'unknown'
+  if (unknown || !ambiguous) return { error: e, unknown }
+  const msg = 'the write may have applied: an earlier attempt went unanswered'
+  return { error: new ZongziError('ERR_TIMEOUT', msg, { cause: e }), unknown: true }
+}
