@@ -2,116 +2,25 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
-import { Host } from '../ts/index'
-import { Recorder } from './fixtures/recorder.mjs'
-import { replicaId as rid, retry, TempDirs, waitUntil } from './helpers'
+import { RecorderCluster, SHARDS } from './fixtures/recorder-cluster'
+import { TempDirs } from './helpers'
 
 // Snapshots taken while TypeScript state machines apply batches of many shards hold exactly
 // the state after their index: restoring one never applies an entry twice.
 
-const CLUSTER = 12
-const SHARDS = [1, 2, 3]
-const OPTS = { clusterId: CLUSTER, tickMs: 10, snapshotEntries: 20, compactionOverhead: 5 }
 const dirs = new TempDirs('zongzi-snap-')
-const open: Host[] = []
-
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((h) => h.close()))
-  dirs.removeAll()
-})
-
-/** Cluster is three hosts in this process whose replicas are recorders. */
-class Cluster {
-  readonly dirs = [0, 1, 2].map(() => dirs.make())
-  readonly hosts: Array<Host | undefined> = []
-  readonly addresses: string[] = []
-  /** recorders[host].get(shard) is the running replica's state machine. */
-  readonly recorders = [0, 1, 2].map(() => new Map<number, Recorder>())
-
-  async start(): Promise<void> {
-    for (const [i, d] of this.dirs.entries()) {
-      const h = Host.open({ ...OPTS, dataDir: d })
-      open.push(h)
-      this.hosts[i] = h
-      this.addresses[i] = h.address
-    }
-    for (const s of SHARDS) {
-      const voters = this.addresses.map((address, i) => ({ replicaId: rid(s, i), address }))
-      await Promise.all(
-        this.hosts.map((h, i) =>
-          h?.startReplica(s, rid(s, i), { mode: 'bootstrap', voters }, () => this.make(i, s)),
-        ),
-      )
-    }
-  }
-
-  make(host: number, shard: number): Recorder {
-    const r = new Recorder()
-    this.recorders[host].set(shard, r)
-    return r
-  }
-
-  async stop(i: number): Promise<void> {
-    await this.hosts[i]?.close()
-    this.hosts[i] = undefined
-  }
-
-  /** restart reopens host `i` on its old address and restarts its replicas from disk. */
-  async restart(i: number): Promise<void> {
-    await this.stop(i)
-    const h = Host.open({ ...OPTS, dataDir: this.dirs[i], listenAddress: this.addresses[i] })
-    open.push(h)
-    this.hosts[i] = h
-    for (const r of h.storedReplicas()) {
-      await h.startReplica(r.shardId, r.replicaId, { mode: 'restart' }, () =>
-        this.make(i, r.shardId),
-      )
-    }
-  }
-
-  /** load runs 12 concurrent writers per shard, each proposing `n` times through `via`. */
-  async load(via: number[], n: number): Promise<void> {
-    const writers = SHARDS.flatMap((s) =>
-      Array.from({ length: 12 }, async (_, w) => {
-        const h = via[w % via.length]
-        for (let k = 0; k < n; k++) await retry(() => this.host(h).propose(s, Buffer.from('x')))
-      }),
-    )
-    await Promise.all(writers)
-  }
-
-  host(i: number): Host {
-    const h = this.hosts[i]
-    if (!h) throw new Error(`host ${i} is stopped`)
-    return h
-  }
-
-  /** converge waits until all replicas of every shard applied the same, then compares. */
-  async converge(): Promise<void> {
-    for (const s of SHARDS) {
-      for (const [i] of this.hosts.entries()) await retry(() => this.host(i).readIndex(s))
-      let seen: number[][] = []
-      // A wait that runs out is not the failure itself: the comparisons below say what differs.
-      await waitUntil(
-        () => {
-          seen = this.recorders.map((m) => m.get(s)?.seen ?? [])
-          return seen.every((a) => a.length === seen[0].length && a.at(-1) === seen[0].at(-1))
-        },
-        { timeoutMs: 10_000, intervalMs: 20 },
-      ).catch(() => undefined)
-      for (const [i, a] of seen.entries()) {
-        // A recovery is told the index its snapshot covers, and the snapshot goes no further.
-        for (const r of this.recorders[i].get(s)?.recoveries ?? []) {
-          expect(Number.isInteger(r.index) && r.index >= r.last, JSON.stringify(r)).toBe(true)
-        }
-        expect(increasing(a), `host ${i} shard ${s} applied an entry twice`).toBe(true)
-        expect(a, `host ${i} shard ${s} differs from host 0`).toEqual(seen[0])
-      }
-    }
-  }
+const clusters: RecorderCluster[] = []
+/** cluster makes a RecorderCluster that is closed after the test. */
+function cluster(): RecorderCluster {
+  const c = new RecorderCluster(dirs)
+  clusters.push(c)
+  return c
 }
 
-const increasing = (a: number[]) => a.every((v, i) => i === 0 || a[i - 1] < v)
+afterEach(async () => {
+  await Promise.all(clusters.splice(0).map((c) => c.close()))
+  dirs.removeAll()
+})
 
 /** Watch reads every snapshot file while the test runs and keeps those ahead of their label. */
 class Watch {
@@ -169,7 +78,7 @@ function stateMachineBytes(file: Buffer): Buffer {
 
 describe('snapshots of TypeScript state machines', () => {
   it('hold exactly their index under load, and every host restarted from disk agrees', async () => {
-    const c = new Cluster()
+    const c = cluster()
     await c.start()
     const watch = new Watch(c.dirs)
     await c.load([0, 1, 2], 30)
@@ -182,7 +91,7 @@ describe('snapshots of TypeScript state machines', () => {
   })
 
   it('a follower that installs a snapshot applies the same sequence as the others', async () => {
-    const c = new Cluster()
+    const c = cluster()
     await c.start()
     const watch = new Watch(c.dirs)
     await c.load([0, 1, 2], 3)
