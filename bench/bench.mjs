@@ -3,14 +3,16 @@
 // from JS. The last line printed is one JSON object.
 //
 //   node bench/bench.mjs --hosts 3 --shards 48 --clients 1024 --payload 16 --seconds 10
-//   (--tls 1: the transport over mutual TLS, with certificates made for the run)
+//   (--tls 1: the transport over mutual TLS, with certificates made for the run;
+//    --sessions 1: every client writes in a client session of its own, registered first)
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 import { openCluster, parseArgs, percentile } from './cluster.mjs'
 
 const args = parseArgs(
-  { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10, tls: 0 },
-  'bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N] [--tls 1]',
+  { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10, tls: 0, sessions: 0 },
+  'bench.mjs [--hosts N] [--shards N] [--clients N] [--payload BYTES] [--seconds N] [--tls 1]' +
+    ' [--sessions 1]',
 )
 
 /** Kv keys entries by their first 8 bytes, like the engine benchmark's state machine. */
@@ -56,6 +58,17 @@ const cluster = await openCluster({
   tls: args.tls === 1,
 })
 
+// Sessions are registered before the clock starts.
+const sessions = args.sessions === 1
+if (sessions) {
+  await Promise.all(
+    Array.from({ length: args.clients }, (_, c) => {
+      const shard = (c % args.shards) + 1
+      return cluster.leaderOf(shard).registerSession(shard, c + 1)
+    }),
+  )
+}
+
 const lat = []
 let errors = 0
 const loop = monitorEventLoopDelay()
@@ -74,7 +87,8 @@ for (let c = 0; c < args.clients; c++) {
         if (args.payload >= 8) data.writeUInt32LE(n & 0xffff, 4)
         const t = performance.now()
         try {
-          await host.propose(shard, data, { timeoutMs: 5000 })
+          const session = sessions ? { clientId: c + 1, series: n + 1, respondedTo: n } : undefined
+          await host.propose(shard, data, { timeoutMs: 5000, session })
           lat.push(performance.now() - t)
         } catch {
           errors++
@@ -99,6 +113,7 @@ console.log(
     clients: args.clients,
     payload: args.payload,
     tls: args.tls === 1,
+    sessions,
     seconds: Number(secs.toFixed(1)),
     writes: lat.length,
     errors,
