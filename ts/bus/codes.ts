@@ -20,6 +20,9 @@ const TO_STATUS: Partial<Record<ErrorCode, grpc.status>> = {
   ERR_ABORTED: grpc.status.CANCELLED,
 }
 
+/** Longest error message sent back over the bus, in characters. */
+const MAX_DETAILS = 1024
+
 /** toServiceError turns a handler's failure into a gRPC status carrying its code. */
 export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   const z =
@@ -28,7 +31,10 @@ export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
       : new ZongziError('ERR_INTERNAL', e instanceof Error ? e.message : String(e))
   const metadata = new grpc.Metadata()
   metadata.set('zongzi-code', z.code)
-  return { code: TO_STATUS[z.code] ?? grpc.status.UNKNOWN, details: z.message, metadata }
+  // The message travels as a URI-encoded trailer: a long one (made of a caller's input, say)
+  // would overflow the client's header limit and break the whole connection.
+  const details = z.message.length > MAX_DETAILS ? `${z.message.slice(0, MAX_DETAILS)}…` : z.message
+  return { code: TO_STATUS[z.code] ?? grpc.status.UNKNOWN, details, metadata }
 }
 
 /** fromServiceError turns a gRPC failure into a ZongziError, keeping the remote code. */

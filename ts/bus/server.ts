@@ -202,9 +202,11 @@ export class BusServer {
   #check(cluster: string): void {
     if (cluster !== this.#cluster) {
       const want = JSON.stringify(this.#cluster)
+      // Echo only the start of what the caller sent: its name may be huge.
+      const got = JSON.stringify(cluster.length > 64 ? `${cluster.slice(0, 64)}…` : cluster)
       throw new ZongziError(
         'ERR_CLUSTER_MISMATCH',
-        `request for cluster ${JSON.stringify(cluster)} reached cluster ${want}`,
+        `request for cluster ${got} reached cluster ${want}`,
       )
     }
   }
