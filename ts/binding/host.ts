@@ -343,6 +343,22 @@ export class Host extends EventEmitter {
     await call(() => this.#native.session(shardId, clientId, false, t))
   }
 
+  /**
+   * cutLinks drops this host's outgoing Raft messages to the given Raft addresses, as if the
+   * links were cut: fault injection for tests (a partition cuts both ways, on both hosts). An
+   * empty list mends every link.
+   */
+  cutLinks(addresses: string[]): void {
+    this.#checkOpen()
+    if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string'))
+      throw invalid('addresses must be strings')
+    try {
+      this.#native.cutLinks(addresses)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
   /** commit resolves with the log index once `data` is committed (before it is applied). */
   async commit(shardId: number, data: Uint8Array, options?: CallOptions): Promise<number> {
     this.#checkOpen()

@@ -238,6 +238,13 @@ export class Agent extends EventEmitter {
   replicaStatus(shardId: number): Promise<ReplicaStatus> {
     return this.#started_().host.status(shardId)
   }
+  /**
+   * cutLinks drops this host's outgoing Raft messages to the given Raft addresses (fault
+   * injection for tests, see Host.cutLinks); an empty list mends them.
+   */
+  cutLinks(raftAddresses: string[]): void {
+    this.#started_().host.cutLinks(raftAddresses)
+  }
   /** storedReplicas lists the replicas with data on this host's disk. */
   storedReplicas(): Array<{ shardId: number; replicaId: number }> {
     return this.#started_().host.storedReplicas()

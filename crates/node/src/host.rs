@@ -339,6 +339,20 @@ impl NativeHost {
         Ok(())
     }
 
+    /// cutLinks drops this host's outgoing Raft messages to `addresses`, as if the links were
+    /// cut (fault injection for tests); an empty list mends every link.
+    #[napi(catch_unwind)]
+    pub fn cut_links(&self, addresses: Vec<String>) -> Result<()> {
+        let host = self.host()?;
+        if addresses.is_empty() {
+            host.set_link_filter(None);
+        } else {
+            let cut: std::collections::HashSet<String> = addresses.into_iter().collect();
+            host.set_link_filter(Some(Arc::new(move |a: &str| !cut.contains(a))));
+        }
+        Ok(())
+    }
+
     /// session registers (`register` true) or ends a client's session with a shard.
     #[napi(ts_return_type = "Promise<void>")]
     pub async fn session(
