@@ -239,6 +239,20 @@ export class Agent extends EventEmitter {
     return this.#started_().host.status(shardId)
   }
   /**
+   * transferLeader asks the shard's leader to hand leadership to the replica on host
+   * `hostId`; this host must run a replica of the shard. It resolves once asked, not once
+   * moved (watch `replicaStatus`).
+   */
+  async transferLeader(shardId: number, hostId: string): Promise<void> {
+    checkShardId(shardId)
+    const target = this.stateLocal((s) =>
+      s.replicasOf(shardId).find((r) => r.hostId === hostId && !r.nonVoting),
+    )
+    if (!target) throw invalid(`host ${hostId} has no voting replica of shard ${shardId}`)
+    await this.#started_().host.transferLeader(shardId, target.id)
+  }
+
+  /**
    * cutLinks drops this host's outgoing Raft messages to the given Raft addresses (fault
    * injection for tests, see Host.cutLinks); an empty list mends them.
    */
