@@ -79,6 +79,12 @@ const ops = {
   createShard: async ({ name }) =>
     (await agent.createShard('kv', { name, placement: { members: { count: 3 } } })).id,
   waitForShard: async ({ shardId }) => (await agent.waitForShard(shardId)).id,
+  /** churn creates a shard, waits for its replicas and deletes it: registry writes. */
+  async churn({ name }) {
+    const sh = await agent.createShard('kv', { name, placement: { members: { count: 3 } } })
+    await agent.waitForShard(sh.id, { timeoutMs: 10_000 })
+    await agent.deleteShard(sh.id)
+  },
   async run({ clients, keys, shardOf, seed, timeoutMs }) {
     running = true
     for (let i = 0; i < clients.length; i++)

@@ -110,6 +110,7 @@ async function main() {
     (_, i) => new Host(i, { dataDir: join(root, `host${i}`), apiAddress: peers[i], ...fast }),
   )
   const faults = { kills: 0, stops: 0, partitions: 0, leader_kills: 0, transfers: 0 }
+  const registry = { churned: 0, churn_failed: 0 }
   const recoveries = []
   let shardOf = {}
   const shardIds = []
@@ -145,6 +146,19 @@ async function main() {
       await run(h)
     }
     const end = Date.now() + SECONDS * 1000
+    // Registry activity all along: shards created, filled with replicas and deleted.
+    const churning = (async () => {
+      for (let n = 0; Date.now() < end; n++) {
+        const h = pick(hosts.filter((x) => x.up && !x.paused))
+        const ok = await h
+          ?.call('churn', { name: `churn-${n}` })
+          .then(() => true)
+          .catch(() => false)
+        if (ok) registry.churned++
+        else registry.churn_failed++
+        await sleep(between(500, 1500))
+      }
+    })()
     while (Date.now() < end) {
       await sleep(between(1000, 2000))
       const kind = pick(['kill', 'pause', 'partition', 'leader', 'transfer'])
@@ -210,6 +224,7 @@ async function main() {
       }
       recoveries.push(healedAt)
     }
+    await churning
     log('faults stop')
     await sleep(3000)
     await Promise.all(hosts.map((h) => h.call('halt')))
@@ -239,6 +254,7 @@ async function main() {
       keys: KEYS.length,
       ...history.counts(),
       ...faults,
+      ...registry,
       linearizable: verdict.linearizable === true,
       checker_timed_out: verdict.timed_out === true,
       lost_writes: history.lostWrites(finals),
