@@ -72,6 +72,13 @@ const members: Member[] = []
 let shardId = 0
 const registry = () => members[0].client.call<string>('registry')
 
+/** memberRead reads key k as member 1 would, with its certificate, from member 0. */
+async function memberRead(): Promise<string | undefined> {
+  const m = members[1]
+  const k = Buffer.from('k')
+  return text(await bus(m.tls, m.hostId).read(members[0].apiAddress, shardId, k, false))
+}
+
 /**
  * closedBy resolves once the far end closes a socket we wrote `bytes` to (true), or not
  * within 5 s (false). What the far end sends back (a TLS alert) is read and dropped.
@@ -119,14 +126,7 @@ describe('a cluster over mutual TLS', () => {
   }, 120_000)
 
   it('serves members: a call with a member certificate, naming that member, gets through', async () => {
-    const m = members[1]
-    const answer = await bus(m.tls, m.hostId).read(
-      members[0].apiAddress,
-      shardId,
-      Buffer.from('k'),
-      false,
-    )
-    expect(text(answer)).toBe('v')
+    expect(await memberRead()).toBe('v')
   })
 
   it('refuses connections without a certificate the cluster trusts, before any request', async () => {
@@ -234,14 +234,7 @@ describe('a cluster over mutual TLS', () => {
     expect(await closedBy(tls, frame)).toBe(true)
     tls.destroy()
     expect(await registry()).toBe(before)
-    const m = members[1]
-    const answer = await bus(m.tls, m.hostId).read(
-      members[0].apiAddress,
-      shardId,
-      Buffer.from('k'),
-      false,
-    )
-    expect(text(answer)).toBe('v')
+    expect(await memberRead()).toBe('v')
   })
 
   it('lets a host in with a join token, and follows its certificate when it renews it', async () => {

@@ -5,6 +5,7 @@
 import { Agent } from '../dist/index.mjs'
 import { serveOps } from '../__test__/fixtures/serve-ops.mjs'
 import { ChaosKv, cas, put } from './kv.mjs'
+import { rng } from './rng.mjs'
 
 let agent
 let running = false
@@ -19,18 +20,6 @@ const tell = (m) =>
     if (!process.connected) return resolve()
     process.send(m, () => resolve())
   })
-
-/** rng is a small seeded generator (mulberry32). */
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** client runs one client's operations until `running` ends. */
 async function client(id, o) {

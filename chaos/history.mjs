@@ -23,21 +23,26 @@ export class History {
 
   /**
    * counts: ops invoked; ok (answered); fail (certainly did nothing); info (outcome unknown),
-   * of which `unknown_seen` a client was told so (the rest were cut short by a kill).
+   * of which `unknown_seen` a client was told so, by code in `unknown_codes` (the rest were
+   * cut short by a kill).
    */
   counts() {
     let ok = 0
     let fail = 0
     let info = 0
     let seen = 0
+    const codes = {}
     for (const op of this.ops.values()) {
       if (op.failed) fail++
       else if (op.return === undefined) {
         info++
-        if (op.code) seen++
+        if (op.code) {
+          seen++
+          codes[op.code] = (codes[op.code] ?? 0) + 1
+        }
       } else ok++
     }
-    return { ops: this.ops.size, ok, fail, info, unknown_seen: seen }
+    return { ops: this.ops.size, ok, fail, info, unknown_seen: seen, unknown_codes: codes }
   }
 
   /**

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 
 import { ChildClient } from '../__test__/fixtures/child-client.mjs'
 import { History } from './history.mjs'
+import { rng } from './rng.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 60)
@@ -33,17 +34,6 @@ const log = (msg) => process.stderr.write(`chaos: ${msg}\n`)
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const now = () => Number(process.hrtime.bigint() / 1000n)
 
-/** rng is a small seeded generator (mulberry32). */
-function rng(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const random = rng(SEED)
 const pick = (xs) => xs[Math.floor(random() * xs.length)]
 const between = (lo, hi) => lo + Math.floor(random() * (hi - lo))

@@ -175,14 +175,8 @@ impl Host {
         client_id: u64,
         timeout: Duration,
     ) -> Result<()> {
-        let s = Session {
-            client_id,
-            series: REGISTER,
-            responded_to: 0,
-        };
-        self.propose_in(shard_id, s, Vec::new(), timeout)
+        self.session_entry(shard_id, client_id, REGISTER, timeout)
             .await
-            .map(|_| ())
     }
 
     /// unregister_session ends a client's session with a shard.
@@ -192,9 +186,21 @@ impl Host {
         client_id: u64,
         timeout: Duration,
     ) -> Result<()> {
+        self.session_entry(shard_id, client_id, UNREGISTER, timeout)
+            .await
+    }
+
+    /// session_entry proposes the entry that registers or ends a session (`series`).
+    async fn session_entry(
+        &self,
+        shard_id: u64,
+        client_id: u64,
+        series: u64,
+        timeout: Duration,
+    ) -> Result<()> {
         let s = Session {
             client_id,
-            series: UNREGISTER,
+            series,
             responded_to: 0,
         };
         self.propose_in(shard_id, s, Vec::new(), timeout)

@@ -1,0 +1,13 @@
+// A small seeded generator (mulberry32): what makes a chaos run repeatable from its seed.
+
+/** rng returns a function that yields numbers in [0, 1), the same ones for the same seed. */
+export function rng(seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
