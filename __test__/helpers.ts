@@ -1,7 +1,6 @@
 // Helpers shared by the TypeScript tests: temp dirs, waiting and retrying, free ports, and a
 // client for fixtures that run in child processes.
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -100,16 +99,6 @@ export function waitUntil<T>(f: () => T | Promise<T>, o: WaitOptions = {}): Prom
   )
 }
 
-/** freePort finds a TCP port on 127.0.0.1 that is free now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number }
-      s.close(() => resolve(port))
-    })
-  })
-}
-
 /** ReplicaView is the part of a replica's status that tells who leads. */
 export interface ReplicaView {
   replicaId: number
@@ -128,3 +117,4 @@ export function agreedLeader(statuses: Array<ReplicaView | undefined>): number |
 }
 
 export { ChildClient, ChildError } from './fixtures/child-client.mjs'
+export { freePort } from './fixtures/ports.mjs'

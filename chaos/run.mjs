@@ -11,12 +11,12 @@
 //   CHAOS_SECONDS=600 CHAOS_SEED=7 npm run test:chaos
 import { execFileSync, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 import { ChildClient } from '../__test__/fixtures/child-client.mjs'
+import { freePort } from '../__test__/fixtures/ports.mjs'
 import { History } from './history.mjs'
 import { rng } from './rng.mjs'
 
@@ -37,14 +37,6 @@ const now = () => Number(process.hrtime.bigint() / 1000n)
 const random = rng(SEED)
 const pick = (xs) => xs[Math.floor(random() * xs.length)]
 const between = (lo, hi) => lo + Math.floor(random() * (hi - lo))
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
 
 /** Host is one agent process and what it takes to start it again. */
 class Host {
