@@ -177,3 +177,73 @@ async fn a_state_machine_ahead_of_the_log_is_refused_with_a_clear_error() {
     c.bootstrap(2, &[0]);
     c.put(0, 2, "a", "1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reopened_persistent_state_machine_keeps_the_sessions_from_its_log() {
+    let mut c = Cluster::new(3);
+    let voters: Vec<(u64, String)> = (0..3)
+        .map(|i| (rid(1, i), c.nodes[i].addr.clone()))
+        .collect();
+    let journal = |c: &Cluster, i: usize, seen: &Arc<Mutex<Vec<u64>>>| -> Box<dyn StateMachine> {
+        Box::new(Journal {
+            path: c.nodes[i].dir.join("journal"),
+            lines: Vec::new(),
+            seen: seen.clone(),
+        })
+    };
+    for i in 0..3 {
+        let sm = journal(&c, i, &Default::default());
+        c.nodes[i]
+            .host()
+            .start_replica(1, rid(1, i), StartMode::Bootstrap(voters.clone()), sm)
+            .unwrap();
+    }
+    let l = c.leader(1).await;
+    let f = (l + 1) % 3;
+    let s = |series| zongzi_engine::Session {
+        client_id: 9,
+        series,
+        responded_to: 0,
+    };
+    retry("register", || c.nodes[l].host().register_session(1, 9, T)).await;
+    let first = retry("series 1", || {
+        c.nodes[f].host().propose_in(1, s(1), b"a=1".to_vec(), T)
+    })
+    .await;
+    assert_eq!(c.get(f, 1, "a").await, "1");
+    // Reopen the follower's journal in a new host: no snapshot, so the session table is
+    // rebuilt from the log past nothing but the journal's own applied index.
+    c.stop(f);
+    let cfg = config(&c.nodes[f].dir, &c.nodes[f].addr, c.nodes[f].events.clone());
+    let host = open_retry(cfg);
+    let fresh: Arc<Mutex<Vec<u64>>> = Default::default();
+    host.start_replica(1, rid(1, f), StartMode::Restart, journal(&c, f, &fresh))
+        .unwrap();
+    c.nodes[f].host = Some(host);
+    // Sent again through the reopened host: it never applies again there. Its answer is the
+    // first one where the table kept it, or "unknown" where it was rebuilt.
+    let again = retry("series 1 again", || async {
+        match c.nodes[f]
+            .host()
+            .propose_in(1, s(1), b"a=2".to_vec(), T)
+            .await
+        {
+            Err(zongzi_engine::Error::OutcomeUnknown(m)) => Ok(Err(m)),
+            other => other.map(Ok),
+        }
+    })
+    .await;
+    match again {
+        Ok(r) => assert_eq!(r, first),
+        Err(m) => assert!(m.contains("not kept"), "{m}"),
+    }
+    c.put(l, 1, "b", "1").await;
+    assert_eq!(c.get(f, 1, "b").await, "1");
+    assert_eq!(c.get(f, 1, "a").await, "1", "the retry applied again");
+    assert_eq!(
+        fresh.lock().len(),
+        1,
+        "applied after reopening: {:?}",
+        fresh.lock()
+    );
+}
