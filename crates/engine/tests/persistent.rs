@@ -87,6 +87,15 @@ impl StateMachine for Journal {
     }
 }
 
+/// journal is a Journal over host `i`'s file, recording what it applies in `seen`.
+fn journal(c: &Cluster, i: usize, seen: &Arc<Mutex<Vec<u64>>>) -> Box<dyn StateMachine> {
+    Box::new(Journal {
+        path: c.nodes[i].dir.join("journal"),
+        lines: Vec::new(),
+        seen: seen.clone(),
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persistent_state_machine_reopens_at_its_own_applied_index() {
     let mut c = Cluster::new(3);
@@ -94,13 +103,6 @@ async fn a_persistent_state_machine_reopens_at_its_own_applied_index() {
         .map(|i| (rid(1, i), c.nodes[i].addr.clone()))
         .collect();
     let seen: Vec<Arc<Mutex<Vec<u64>>>> = (0..3).map(|_| Default::default()).collect();
-    let journal = |c: &Cluster, i: usize, seen: &Arc<Mutex<Vec<u64>>>| -> Box<dyn StateMachine> {
-        Box::new(Journal {
-            path: c.nodes[i].dir.join("journal"),
-            lines: Vec::new(),
-            seen: seen.clone(),
-        })
-    };
     for (i, seen) in seen.iter().enumerate() {
         c.nodes[i]
             .host()
@@ -184,13 +186,6 @@ async fn a_reopened_persistent_state_machine_keeps_the_sessions_from_its_log() {
     let voters: Vec<(u64, String)> = (0..3)
         .map(|i| (rid(1, i), c.nodes[i].addr.clone()))
         .collect();
-    let journal = |c: &Cluster, i: usize, seen: &Arc<Mutex<Vec<u64>>>| -> Box<dyn StateMachine> {
-        Box::new(Journal {
-            path: c.nodes[i].dir.join("journal"),
-            lines: Vec::new(),
-            seen: seen.clone(),
-        })
-    };
     for i in 0..3 {
         let sm = journal(&c, i, &Default::default());
         c.nodes[i]
