@@ -31,6 +31,7 @@ export type {
   AgentOptions,
   AgentStatus,
   JoinTokenOptions,
+  LivenessOptions,
   ShardOptions,
   WaitForShardOptions,
 } from './coordinator/agent'

@@ -16,19 +16,21 @@ import { type ClientContext, ShardClient, type ShardClientOptions } from './clie
 import { busHandlers, type HandlerContext } from './handlers'
 import { HostHealth } from './health'
 import { newTokenId, signJoinToken } from './join-tokens'
+import { checkLiveness, hostChanges, Liveness, type LivenessOptions } from './liveness'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
 import { PlacementError, validatePlacement } from './placement'
 import { type Accepted, type Command, createdId, type Placement, type ShardRecord } from './records'
 import { Registry } from './registry'
 import { RegistryAccess } from './registry-access'
-import type { RegistryState } from './registry-state'
+import { RegistryState } from './registry-state'
 import { retry } from './retry'
 import { checkWaitOptions, readyShard, type WaitForShardOptions } from './shard-readiness'
 import { DefaultShardController, type ShardController } from './shard-controller'
 import type { ReplicaStatus } from '../binding/host'
 
 export type { WaitForShardOptions } from './shard-readiness'
+export type { LivenessOptions } from './liveness'
 
 /** AgentOptions configure an agent. Only `dataDir` is required. */
 export interface AgentOptions {
@@ -73,6 +75,13 @@ export interface AgentOptions {
    * `agent.createJoinToken()`. Needed for its first start only (a restart finds its data).
    */
   joinToken?: string
+  /**
+   * When another host counts as suspect, then down, after its last answer to the registry
+   * leader's heartbeats (defaults 2 s and 10 s). A down host is marked `missing` in the
+   * registry (and `hostDown` announced); when it answers again, `active` (`hostUp`). Clients
+   * stop sending it calls meanwhile; its replicas stay where they are.
+   */
+  liveness?: LivenessOptions
 }
 
 /** JoinTokenOptions bound what a join token admits. */
@@ -129,7 +138,8 @@ interface Engine {
  *
  * Events: `'status'` (AgentStatus), `'event'` (engine events), `'change'` (RegistryState),
  * `'circuit'` (`{ address, state }`: this agent's clients stopped or resumed calling a host,
- * a CircuitState).
+ * a CircuitState), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a host
+ * missing, or active again; see `liveness` in the options).
  */
 export class Agent extends EventEmitter {
   readonly clusterName: string
@@ -145,6 +155,11 @@ export class Agent extends EventEmitter {
   #apiAddress = ''
   #credentials: BusCredentials | undefined
   readonly #clients = new Map<number, ShardClient>()
+  readonly #liveness: Liveness
+  /** The registry state the last `'change'` showed, to announce hosts going down or up. */
+  #seen = RegistryState.empty()
+  /** Hosts with a heartbeat in flight. */
+  readonly #beating = new Set<string>()
   readonly #registry = new Registry()
   readonly #shardController: ShardController
   #timer: NodeJS.Timeout | undefined
@@ -188,7 +203,15 @@ export class Agent extends EventEmitter {
     this.timeoutMs = options.timeoutMs ?? 5000
     this.log = options.logger ?? silent
     this.#shardController = options.shardController ?? new DefaultShardController(this.log)
+    const liveness = checkLiveness(options.liveness)
+    if (typeof liveness === 'string') throw invalid(`liveness: ${liveness}`)
+    this.#liveness = new Liveness(liveness)
     this.#registry.on('change', (s: RegistryState) => {
+      for (const e of hostChanges(this.#seen, s)) {
+        this.log.info(e.type, { hostId: e.hostId })
+        this.emit(e.type, { hostId: e.hostId })
+      }
+      this.#seen = s
       this.#kick()
       try {
         this.emit('change', s)
@@ -617,13 +640,31 @@ export class Agent extends EventEmitter {
         if (zero && (zero.leader !== st.leaderId || zero.term !== st.term)) {
           await this.#propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
         }
+        this.#heartbeats(engine)
+        for (const c of this.#liveness.changes(this.#registry.state, this.#hostId, Date.now()))
+          await this.#propose({ op: 'host.status', id: c.id, status: c.status })
         const propose = (cmd: Command) => engine.registry.propose(cmd)
         await this.#shardController.reconcile(this.#registry.state, propose)
-      }
+      } else this.#liveness.forget()
     } catch (e) {
       this.log.warn('shard controller failed', { error: String(e) })
     } finally {
       this.#leading = false
+    }
+  }
+
+  /** #heartbeats probes every other host's bus, at most one probe in flight per host. */
+  #heartbeats(engine: Engine): void {
+    for (const h of this.#registry.state.hosts.values()) {
+      if (h.id === this.#hostId || h.status === 'gone' || this.#beating.has(h.id)) continue
+      this.#beating.add(h.id)
+      engine.bus
+        .probe(h.apiAddress, { timeoutMs: 1000 })
+        .then((p) => {
+          if (p.hostId === h.id) this.#liveness.heard(h.id, Date.now())
+        })
+        .catch(() => {})
+        .finally(() => this.#beating.delete(h.id))
     }
   }
 

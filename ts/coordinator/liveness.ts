@@ -1,0 +1,89 @@
+// Liveness: whether each other host is up, suspect or down, from bus heartbeats the registry
+// leader sends. Only a change between up and down is written to the registry (one write per
+// change); every agent then announces it as `hostDown` / `hostUp`.
+import type { HostRecord } from './records'
+import type { RegistryState } from './registry-state'
+
+/** LivenessOptions bound how long a silent host stays up, and then suspect. */
+export interface LivenessOptions {
+  /** Milliseconds without an answer after which a host is suspect (default 2,000). */
+  suspectMs?: number
+  /** Milliseconds without an answer after which a host is down (default 10,000). */
+  downMs?: number
+}
+
+/** HostState is what the registry leader thinks of a host. */
+export type HostState = 'up' | 'suspect' | 'down'
+
+/** checkLiveness checks the options and fills in the defaults. */
+export function checkLiveness(o: LivenessOptions = {}): Required<LivenessOptions> | string {
+  const suspectMs = o.suspectMs ?? 2_000
+  const downMs = o.downMs ?? Math.max(10_000, suspectMs)
+  if (!(Number.isFinite(suspectMs) && suspectMs > 0)) return 'suspectMs must be positive'
+  if (!(Number.isFinite(downMs) && downMs >= suspectMs)) return 'downMs must be at least suspectMs'
+  return { suspectMs, downMs }
+}
+
+/**
+ * Liveness keeps, on the registry leader, when each other host last answered a heartbeat.
+ * A host it has not heard from yet counts from when this leader started watching it, so a new
+ * leader gives every host its full time before calling it down.
+ */
+export class Liveness {
+  readonly #o: Required<LivenessOptions>
+  readonly #heard = new Map<string, number>()
+
+  constructor(o: Required<LivenessOptions>) {
+    this.#o = o
+  }
+
+  /** heard records an answer from `hostId` at `now`. */
+  heard(hostId: string, now: number): void {
+    this.#heard.set(hostId, now)
+  }
+
+  /** state is what `hostId` is at `now`. */
+  state(hostId: string, now: number): HostState {
+    const last = this.#heard.get(hostId)
+    if (last === undefined) {
+      this.#heard.set(hostId, now)
+      return 'up'
+    }
+    const silent = now - last
+    return silent >= this.#o.downMs ? 'down' : silent >= this.#o.suspectMs ? 'suspect' : 'up'
+  }
+
+  /** forget drops what it knew (this agent stopped leading the registry). */
+  forget(): void {
+    this.#heard.clear()
+  }
+
+  /**
+   * changes lists the registry writes the hosts' states call for at `now`: a host on record
+   * as active that is down becomes missing, and a missing one that is up becomes active.
+   */
+  changes(s: RegistryState, self: string, now: number): Array<Pick<HostRecord, 'id' | 'status'>> {
+    const out: Array<Pick<HostRecord, 'id' | 'status'>> = []
+    for (const h of s.hosts.values()) {
+      if (h.id === self || h.status === 'gone') continue
+      const st = this.state(h.id, now)
+      if (h.status === 'active' && st === 'down') out.push({ id: h.id, status: 'missing' })
+      if (h.status === 'missing' && st === 'up') out.push({ id: h.id, status: 'active' })
+    }
+    return out
+  }
+}
+
+/** hostChanges lists the hosts that went down or came back between two registry states. */
+export function hostChanges(
+  before: RegistryState,
+  after: RegistryState,
+): Array<{ type: 'hostDown' | 'hostUp'; hostId: string }> {
+  const out: Array<{ type: 'hostDown' | 'hostUp'; hostId: string }> = []
+  for (const h of after.hosts.values()) {
+    const was = before.hosts.get(h.id)?.status
+    if (was === 'active' && h.status === 'missing') out.push({ type: 'hostDown', hostId: h.id })
+    if (was === 'missing' && h.status === 'active') out.push({ type: 'hostUp', hostId: h.id })
+  }
+  return out
+}
