@@ -157,17 +157,19 @@ describe('a cluster over mutual TLS', () => {
     const target = members[0].apiAddress
     for (const claim of ['', 'made-up-host', members[1].hostId, members[0].hostId]) {
       const b = bus(outsider, claim)
+      // Each call starts when it is awaited: none may fail unwatched.
       const calls = {
-        read: b.read(target, shardId, Buffer.from('k'), false),
-        apply: b.apply(target, shardId, set('k', 'stolen')),
-        index: b.index(target, shardId),
-        addReplica: b.addReplica(target, {
-          shardId,
-          replicaId: 999,
-          raftAddress: '127.0.0.1:1',
-          nonVoting: false,
-        }),
-        removeReplica: b.removeReplica(target, { shardId, replicaId: 999 }),
+        read: () => b.read(target, shardId, Buffer.from('k'), false),
+        apply: () => b.apply(target, shardId, set('k', 'stolen')),
+        index: () => b.index(target, shardId),
+        addReplica: () =>
+          b.addReplica(target, {
+            shardId,
+            replicaId: 999,
+            raftAddress: '127.0.0.1:1',
+            nonVoting: false,
+          }),
+        removeReplica: () => b.removeReplica(target, { shardId, replicaId: 999 }),
       }
       for (const [what, call] of Object.entries(calls))
         expect(await codeOf(call), `${what} as ${claim || 'nobody'}`).toBe('ERR_UNAUTHENTICATED')
