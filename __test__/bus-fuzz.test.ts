@@ -10,13 +10,12 @@ import { makeClient, type RawClient } from '../ts/bus/service'
 import { Agent, type Entry, type RegistryState } from '../ts/index'
 import { freePort, sleep, TempDirs, waitUntil } from './helpers'
 
-// Generated requests of every kind the bus serves (Probe, Join, AddReplica, RemoveReplica,
-// Apply, Commit, Session, Read, Index, Watch, Stream), sent raw to a live cluster of three agents with
-// arbitrary field values, cluster names and caller identities. Each call settles, with an
-// answer or a library error code sent by the server (never ERR_INTERNAL, never a hang); a
-// refusal names the reason the request gives; and nothing generated changes the registry or
-// the data of the user shard. BUS_FUZZ_RUNS sets the requests per kind (default 10,000), sent
-// in concurrent batches.
+// Generated requests of every kind the bus serves (Probe, Join, AddReplica, RemoveReplica, Apply,
+// Commit, Session, Read, Index, Watch, Stream), sent raw to a live cluster of three agents with
+// arbitrary field values, cluster names and caller identities. Each call settles, with an answer or
+// a library error code sent by the server (never ERR_INTERNAL, never a hang); a refusal names the
+// reason the request gives; and nothing generated changes the registry or the data of the user
+// shard. BUS_FUZZ_RUNS sets the requests per kind (default 10,000), sent in concurrent batches.
 //
 // What is never generated: a request that a member may legitimately make to change state.
 // With the right cluster name and a member's identity, Apply and Commit only name shard 0

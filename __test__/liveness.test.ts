@@ -48,7 +48,7 @@ describe('a host state from heartbeats', () => {
 })
 
 describe('agents watching a host in another process', () => {
-  it('mark it missing when it is killed and active when it restarts, keeping its replicas', async () => {
+  it('mark it missing when killed, active when restarted, and keep its replicas', async () => {
     const cluster = 'liveness'
     const peers: string[] = []
     for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)

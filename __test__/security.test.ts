@@ -125,11 +125,11 @@ describe('a cluster over mutual TLS', () => {
     await first.call('apply', { shardId, key: 'k', value: 'v' })
   }, 120_000)
 
-  it('serves members: a call with a member certificate, naming that member, gets through', async () => {
+  it('serves a member calling with its own certificate', async () => {
     expect(await memberRead()).toBe('v')
   })
 
-  it('refuses connections without a certificate the cluster trusts, before any request', async () => {
+  it('refuses connections without a certificate it trusts, before any request', async () => {
     const before = await registry()
     const other = createCertificateAuthority()
     const m = members[0]
@@ -151,7 +151,7 @@ describe('a cluster over mutual TLS', () => {
     expect(await registry()).toBe(before)
   })
 
-  it('refuses a valid certificate of a host that is not a member, whoever it claims to be', async () => {
+  it('refuses a valid certificate of a non-member, whoever it claims to be', async () => {
     const before = await registry()
     const outsider = hostFiles()
     const target = members[0].apiAddress
@@ -183,7 +183,7 @@ describe('a cluster over mutual TLS', () => {
     expect(await registry()).toBe(before)
   })
 
-  it('refuses a join without a token, with a used one, an expired one or a forged one', async () => {
+  it('refuses a join with no token, or a used, expired or forged one', async () => {
     const first = members[0].client
     const used = await first.call<string>('joinToken', { ttlMs: 60_000 })
     const joiner = await startJoiner(used)
@@ -239,7 +239,7 @@ describe('a cluster over mutual TLS', () => {
     expect(await memberRead()).toBe('v')
   })
 
-  it('lets a host in with a join token, and follows its certificate when it renews it', async () => {
+  it('lets a host in with a token, and follows its renewed certificate', async () => {
     const token = await members[0].client.call<string>('joinToken', { ttlMs: 60_000 })
     // The joiner's files live where we can renew them; `original` keeps the first pair.
     const original = hostFiles()

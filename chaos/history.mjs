@@ -111,6 +111,6 @@ export class History {
     }
     const shards = new Set(Object.values(shardOf))
     if (firsts.size < shards.size) return null
-    return Math.max(...firsts.values()) / 1000 - healedAt / 1000
+    return (Math.max(...firsts.values()) - healedAt) / 1000
   }
 }

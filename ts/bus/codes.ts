@@ -33,7 +33,8 @@ export function toServiceError(e: unknown): Partial<grpc.ServiceError> {
   metadata.set('zongzi-code', z.code)
   // The message travels as a URI-encoded trailer: a long one (made of a caller's input, say)
   // would overflow the client's header limit and break the whole connection.
-  const details = z.message.length > MAX_DETAILS ? `${z.message.slice(0, MAX_DETAILS)}…` : z.message
+  const long = z.message.length > MAX_DETAILS
+  const details = long ? `${z.message.slice(0, MAX_DETAILS)}…` : z.message
   return { code: TO_STATUS[z.code] ?? grpc.status.UNKNOWN, details, metadata }
 }
 

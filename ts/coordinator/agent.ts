@@ -6,20 +6,30 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path'
 
 import { invalid, ZongziError } from '../binding/errors'
-import { Host, type HostEvent, type HostOptions, type TlsFiles } from '../binding/host'
+import { Host, type HostEvent } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
 import { type BusCredentials, busCredentials } from '../bus/credentials'
 import { BusServer } from '../bus/server'
 import { bootstrap, join as joinCluster, type BootstrapContext } from './bootstrap'
+import {
+  type AgentOptions,
+  type AgentStatus,
+  checkAgentArgs,
+  checkPlacement,
+  checkShardId,
+  isLoopback,
+  isTags,
+  type JoinTokenOptions,
+  type ShardOptions,
+} from './agent-options'
 import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
 import { busHandlers, type HandlerContext } from './handlers'
 import { HostHealth } from './health'
 import { newTokenId, signJoinToken } from './join-tokens'
-import { checkLiveness, hostChanges, Liveness, type LivenessOptions } from './liveness'
+import { checkLiveness, hostChanges, Liveness } from './liveness'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
-import { PlacementError, validatePlacement } from './placement'
 import { type Accepted, type Command, createdId, type Placement, type ShardRecord } from './records'
 import { Registry } from './registry'
 import { RegistryAccess } from './registry-access'
@@ -31,87 +41,7 @@ import type { ReplicaStatus } from '../binding/host'
 
 export type { WaitForShardOptions } from './shard-readiness'
 export type { LivenessOptions } from './liveness'
-
-/** AgentOptions configure an agent. Only `dataDir` is required. */
-export interface AgentOptions {
-  /** Directory for this host's data (created if missing). */
-  dataDir: string
-  /**
-   * Bus (gRPC) listen address. A peer must use the address the peer list names.
-   * Default `127.0.0.1:0`.
-   */
-  apiAddress?: string
-  /**
-   * Raft transport listen address. Default: the address this agent listened on before (kept
-   * in `dataDir`), or `127.0.0.1:0` on its first start; the port picked then is kept, so a
-   * restart listens where its peers expect it.
-   */
-  raftAddress?: string
-  /** Tags of this host, used by placement (`zone`, `region`, …). */
-  tags?: Record<string, string>
-  /** Structured logger; silent by default. */
-  logger?: Logger
-  /** Default timeout of calls in milliseconds (default 5,000). */
-  timeoutMs?: number
-  /** How often controllers reconcile without a registry change, in ms (default 500). */
-  reconcileMs?: number
-  /** Engine options (tick length, snapshots, …). */
-  host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'raftAddress' | 'listenAddress'>
-  /** Replaces the placement logic of the registry leader. */
-  shardController?: ShardController
-  /**
-   * Mutual TLS on the bus and on the Raft transport (unless `host.tls` names other files):
-   * PEM files of the cluster CA, this host's certificate (naming the host part of its bus
-   * and Raft addresses) and its key.
-   */
-  tls?: TlsFiles
-  /**
-   * Allows listening on an address other than loopback without TLS, on a network you trust
-   * (the agent then warns at every start). Without it, an address off loopback needs `tls`.
-   */
-  insecure?: boolean
-  /**
-   * The join token of a host that is not one of the initial peers: made by a member with
-   * `agent.createJoinToken()`. Needed for its first start only (a restart finds its data).
-   */
-  joinToken?: string
-  /**
-   * When another host counts as suspect, then down, after its last answer to the registry
-   * leader's heartbeats (defaults 2 s and 10 s). A down host is marked `missing` in the
-   * registry (and `hostDown` announced); when it answers again, `active` (`hostUp`). Clients
-   * stop sending it calls meanwhile; its replicas stay where they are.
-   */
-  liveness?: LivenessOptions
-}
-
-/** JoinTokenOptions bound what a join token admits. */
-export interface JoinTokenOptions {
-  /** Milliseconds the token admits a host for (default one hour). */
-  ttlMs?: number
-  /** Tags the joining host must have (all of them). */
-  tags?: Record<string, string>
-}
-
-/** isLoopback tells whether a `host:port` address listens on loopback only. */
-function isLoopback(address: string): boolean {
-  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '')
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
-}
-
-/**
- * AgentStatus is where an agent is in its life. `'failed'`: its engine host stopped after a
- * failure (fail-stop; `agent.failure` says why); it serves nothing more until it is stopped
- * and started again as a new Agent.
- */
-export type AgentStatus = 'new' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped'
-
-/** ShardOptions describe a shard to create. */
-export interface ShardOptions {
-  /** Unique name; creating a shard whose name exists returns the existing shard. */
-  name?: string
-  tags?: Record<string, string>
-  placement?: Placement
-}
+export type { AgentOptions, AgentStatus, JoinTokenOptions, ShardOptions } from './agent-options'
 
 const REGISTRY_TYPE = 'zongzi:registry'
 
@@ -158,8 +88,6 @@ export class Agent extends EventEmitter {
   readonly #liveness: Liveness
   /** The registry state the last `'change'` showed, to announce hosts going down or up. */
   #seen = RegistryState.empty()
-  /** Hosts with a heartbeat in flight. */
-  readonly #beating = new Set<string>()
   readonly #registry = new Registry()
   readonly #shardController: ShardController
   #timer: NodeJS.Timeout | undefined
@@ -174,38 +102,14 @@ export class Agent extends EventEmitter {
 
   constructor(clusterName: string, peers: string[], options: AgentOptions) {
     super()
-    if (typeof clusterName !== 'string' || clusterName === '')
-      throw invalid('cluster name is required')
-    if (
-      !Array.isArray(peers) ||
-      peers.length < 3 ||
-      peers.some((p) => typeof p !== 'string' || !p.includes(':'))
-    ) {
-      throw invalid('peers must list the bus addresses (host:port) of at least three initial peers')
-    }
-    if (new Set(peers).size !== peers.length) throw invalid('peers must not repeat')
-    if (!options || typeof options.dataDir !== 'string' || options.dataDir === '')
-      throw invalid('options.dataDir is required')
-    if (options.tags !== undefined && !isTags(options.tags))
-      throw invalid('tags must map non-empty names to strings')
-    const open = [
-      ['bus', options.apiAddress, options.tls],
-      ['Raft', options.raftAddress, options.host?.tls ?? options.tls],
-    ] as const
-    for (const [what, address, tls] of open) {
-      if (address === undefined || isLoopback(address) || tls || options.insecure) continue
-      const ways = 'use a loopback address, set tls, or set insecure: true on a trusted network'
-      throw invalid(`refusing to listen on ${address} (${what}) without TLS; ${ways}`)
-    }
+    checkAgentArgs(clusterName, peers, options)
     this.clusterName = clusterName
     this.peers = [...peers].sort()
     this.#options = options
     this.timeoutMs = options.timeoutMs ?? 5000
     this.log = options.logger ?? silent
     this.#shardController = options.shardController ?? new DefaultShardController(this.log)
-    const liveness = checkLiveness(options.liveness)
-    if (typeof liveness === 'string') throw invalid(`liveness: ${liveness}`)
-    this.#liveness = new Liveness(liveness)
+    this.#liveness = new Liveness(checkLiveness(options.liveness))
     this.#registry.on('change', (s: RegistryState) => {
       for (const e of hostChanges(this.#seen, s)) {
         this.log.info(e.type, { hostId: e.hostId })
@@ -640,7 +544,9 @@ export class Agent extends EventEmitter {
         if (zero && (zero.leader !== st.leaderId || zero.term !== st.term)) {
           await this.#propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
         }
-        this.#heartbeats(engine)
+        this.#liveness.probe(this.#registry.state, this.#hostId, (a) =>
+          engine.bus.probe(a, { timeoutMs: 1000 }),
+        )
         for (const c of this.#liveness.changes(this.#registry.state, this.#hostId, Date.now()))
           await this.#propose({ op: 'host.status', id: c.id, status: c.status })
         const propose = (cmd: Command) => engine.registry.propose(cmd)
@@ -650,21 +556,6 @@ export class Agent extends EventEmitter {
       this.log.warn('shard controller failed', { error: String(e) })
     } finally {
       this.#leading = false
-    }
-  }
-
-  /** #heartbeats probes every other host's bus, at most one probe in flight per host. */
-  #heartbeats(engine: Engine): void {
-    for (const h of this.#registry.state.hosts.values()) {
-      if (h.id === this.#hostId || h.status === 'gone' || this.#beating.has(h.id)) continue
-      this.#beating.add(h.id)
-      engine.bus
-        .probe(h.apiAddress, { timeoutMs: 1000 })
-        .then((p) => {
-          if (p.hostId === h.id) this.#liveness.heard(h.id, Date.now())
-        })
-        .catch(() => {})
-        .finally(() => this.#beating.delete(h.id))
     }
   }
 
@@ -748,28 +639,5 @@ export class Agent extends EventEmitter {
       )
     }
     if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })
-  }
-}
-
-function isTags(v: unknown): v is Record<string, string> {
-  return (
-    v !== null &&
-    typeof v === 'object' &&
-    !Array.isArray(v) &&
-    Object.entries(v).every(([k, x]) => k !== '' && typeof x === 'string')
-  )
-}
-
-function checkShardId(id: unknown): asserts id is number {
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
-    throw invalid(`shard id must be a non-negative integer, got ${String(id)}`)
-}
-
-function checkPlacement(p: unknown): asserts p is Placement {
-  try {
-    validatePlacement(p)
-  } catch (e) {
-    if (e instanceof PlacementError) throw invalid(`placement: ${e.message}`)
-    throw e
   }
 }

@@ -1,6 +1,7 @@
 // Liveness: whether each other host is up, suspect or down, from bus heartbeats the registry
 // leader sends. Only a change between up and down is written to the registry (one write per
 // change); every agent then announces it as `hostDown` / `hostUp`.
+import { invalid } from '../binding/errors'
 import type { HostRecord } from './records'
 import type { RegistryState } from './registry-state'
 
@@ -15,12 +16,14 @@ export interface LivenessOptions {
 /** HostState is what the registry leader thinks of a host. */
 export type HostState = 'up' | 'suspect' | 'down'
 
-/** checkLiveness checks the options and fills in the defaults. */
-export function checkLiveness(o: LivenessOptions = {}): Required<LivenessOptions> | string {
+/** checkLiveness checks the options (ERR_INVALID_ARGUMENT) and fills in the defaults. */
+export function checkLiveness(o: LivenessOptions = {}): Required<LivenessOptions> {
   const suspectMs = o.suspectMs ?? 2_000
   const downMs = o.downMs ?? Math.max(10_000, suspectMs)
-  if (!(Number.isFinite(suspectMs) && suspectMs > 0)) return 'suspectMs must be positive'
-  if (!(Number.isFinite(downMs) && downMs >= suspectMs)) return 'downMs must be at least suspectMs'
+  if (!(Number.isFinite(suspectMs) && suspectMs > 0))
+    throw invalid('liveness.suspectMs must be positive')
+  if (!(Number.isFinite(downMs) && downMs >= suspectMs))
+    throw invalid('liveness.downMs must be at least suspectMs')
   return { suspectMs, downMs }
 }
 
@@ -32,6 +35,8 @@ export function checkLiveness(o: LivenessOptions = {}): Required<LivenessOptions
 export class Liveness {
   readonly #o: Required<LivenessOptions>
   readonly #heard = new Map<string, number>()
+  /** Hosts with a heartbeat in flight. */
+  readonly #beating = new Set<string>()
 
   constructor(o: Required<LivenessOptions>) {
     this.#o = o
@@ -51,6 +56,27 @@ export class Liveness {
     }
     const silent = now - last
     return silent >= this.#o.downMs ? 'down' : silent >= this.#o.suspectMs ? 'suspect' : 'up'
+  }
+
+  /**
+   * probe sends every other host of `s` a heartbeat through `send` (a bus Probe), at most one
+   * in flight per host, and records the answers of the hosts that answer as themselves.
+   */
+  probe(
+    s: RegistryState,
+    self: string,
+    send: (address: string) => Promise<{ hostId: string }>,
+  ): void {
+    for (const h of s.hosts.values()) {
+      if (h.id === self || h.status === 'gone' || this.#beating.has(h.id)) continue
+      this.#beating.add(h.id)
+      send(h.apiAddress)
+        .then((p) => {
+          if (p.hostId === h.id) this.heard(h.id, Date.now())
+        })
+        .catch(() => {})
+        .finally(() => this.#beating.delete(h.id))
+    }
   }
 
   /** forget drops what it knew (this agent stopped leading the registry). */

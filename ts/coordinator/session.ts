@@ -52,10 +52,11 @@ export class ClientSession {
 
   /** ref is what a write carries: its series and every series answered before it. */
   ref(w: Write): SessionRef {
+    // A write of a session given up meanwhile claims nothing: its results all stay kept.
+    if (w.clientId !== this.#clientId) return { ...w, respondedTo: 0 }
     let respondedTo = this.#next - 1
-    if (w.clientId === this.#clientId)
-      for (const s of this.#open) respondedTo = Math.min(respondedTo, s - 1)
-    return { clientId: w.clientId, series: w.series, respondedTo }
+    for (const s of this.#open) respondedTo = Math.min(respondedTo, s - 1)
+    return { ...w, respondedTo }
   }
 
   /**

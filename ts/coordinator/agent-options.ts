@@ -1,0 +1,143 @@
+// The Agent's options and the checks of what a caller hands it.
+import { invalid } from '../binding/errors'
+import type { HostOptions, TlsFiles } from '../binding/host'
+import type { Logger } from './logger'
+import type { LivenessOptions } from './liveness'
+import { PlacementError, validatePlacement } from './placement'
+import type { Placement } from './records'
+import type { ShardController } from './shard-controller'
+
+/** AgentOptions configure an agent. Only `dataDir` is required. */
+export interface AgentOptions {
+  /** Directory for this host's data (created if missing). */
+  dataDir: string
+  /**
+   * Bus (gRPC) listen address. A peer must use the address the peer list names.
+   * Default `127.0.0.1:0`.
+   */
+  apiAddress?: string
+  /**
+   * Raft transport listen address. Default: the address this agent listened on before (kept
+   * in `dataDir`), or `127.0.0.1:0` on its first start; the port picked then is kept, so a
+   * restart listens where its peers expect it.
+   */
+  raftAddress?: string
+  /** Tags of this host, used by placement (`zone`, `region`, …). */
+  tags?: Record<string, string>
+  /** Structured logger; silent by default. */
+  logger?: Logger
+  /** Default timeout of calls in milliseconds (default 5,000). */
+  timeoutMs?: number
+  /** How often controllers reconcile without a registry change, in ms (default 500). */
+  reconcileMs?: number
+  /** Engine options (tick length, snapshots, …). */
+  host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'raftAddress' | 'listenAddress'>
+  /** Replaces the placement logic of the registry leader. */
+  shardController?: ShardController
+  /**
+   * Mutual TLS on the bus and on the Raft transport (unless `host.tls` names other files):
+   * PEM files of the cluster CA, this host's certificate (naming the host part of its bus
+   * and Raft addresses) and its key.
+   */
+  tls?: TlsFiles
+  /**
+   * Allows listening on an address other than loopback without TLS, on a network you trust
+   * (the agent then warns at every start). Without it, an address off loopback needs `tls`.
+   */
+  insecure?: boolean
+  /**
+   * The join token of a host that is not one of the initial peers: made by a member with
+   * `agent.createJoinToken()`. Needed for its first start only (a restart finds its data).
+   */
+  joinToken?: string
+  /**
+   * When another host counts as suspect, then down, after its last answer to the registry
+   * leader's heartbeats (defaults 2 s and 10 s). A down host is marked `missing` in the
+   * registry (and `hostDown` announced); when it answers again, `active` (`hostUp`). Clients
+   * stop sending it calls meanwhile; its replicas stay where they are.
+   */
+  liveness?: LivenessOptions
+}
+
+/** JoinTokenOptions bound what a join token admits. */
+export interface JoinTokenOptions {
+  /** Milliseconds the token admits a host for (default one hour). */
+  ttlMs?: number
+  /** Tags the joining host must have (all of them). */
+  tags?: Record<string, string>
+}
+
+/** isLoopback tells whether a `host:port` address listens on loopback only. */
+export function isLoopback(address: string): boolean {
+  const host = address.slice(0, address.lastIndexOf(':')).replace(/^\[|\]$/g, '')
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host)
+}
+
+/**
+ * AgentStatus is where an agent is in its life. `'failed'`: its engine host stopped after a
+ * failure (fail-stop; `agent.failure` says why); it serves nothing more until it is stopped
+ * and started again as a new Agent.
+ */
+export type AgentStatus = 'new' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped'
+
+/** ShardOptions describe a shard to create. */
+export interface ShardOptions {
+  /** Unique name; creating a shard whose name exists returns the existing shard. */
+  name?: string
+  tags?: Record<string, string>
+  placement?: Placement
+}
+
+/**
+ * checkAgentArgs checks what an Agent is constructed with: a cluster name, three or more
+ * distinct peer addresses, a data directory, tags, and TLS for any address off loopback
+ * (unless `insecure`).
+ */
+export function checkAgentArgs(clusterName: unknown, peers: unknown, options: AgentOptions): void {
+  if (typeof clusterName !== 'string' || clusterName === '')
+    throw invalid('cluster name is required')
+  if (
+    !Array.isArray(peers) ||
+    peers.length < 3 ||
+    peers.some((p) => typeof p !== 'string' || !p.includes(':'))
+  ) {
+    throw invalid('peers must list the bus addresses (host:port) of at least three initial peers')
+  }
+  if (new Set(peers).size !== peers.length) throw invalid('peers must not repeat')
+  if (!options || typeof options.dataDir !== 'string' || options.dataDir === '')
+    throw invalid('options.dataDir is required')
+  if (options.tags !== undefined && !isTags(options.tags))
+    throw invalid('tags must map non-empty names to strings')
+  const open = [
+    ['bus', options.apiAddress, options.tls],
+    ['Raft', options.raftAddress, options.host?.tls ?? options.tls],
+  ] as const
+  for (const [what, address, tls] of open) {
+    if (address === undefined || isLoopback(address) || tls || options.insecure) continue
+    const ways = 'use a loopback address, set tls, or set insecure: true on a trusted network'
+    throw invalid(`refusing to listen on ${address} (${what}) without TLS; ${ways}`)
+  }
+}
+
+export function isTags(v: unknown): v is Record<string, string> {
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    !Array.isArray(v) &&
+    Object.entries(v).every(([k, x]) => k !== '' && typeof x === 'string')
+  )
+}
+
+export function checkShardId(id: unknown): asserts id is number {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
+    throw invalid(`shard id must be a non-negative integer, got ${String(id)}`)
+}
+
+export function checkPlacement(p: unknown): asserts p is Placement {
+  try {
+    validatePlacement(p)
+  } catch (e) {
+    if (e instanceof PlacementError) throw invalid(`placement: ${e.message}`)
+    throw e
+  }
+}
