@@ -480,7 +480,7 @@ describe('bootstrap', () => {
       const err = await blank.start().catch((e) => e)
       expect(err).toBeInstanceOf(ZongziError)
       expect(err.code).toBe('ERR_INVALID_ARGUMENT')
-      expect(err.message).toMatch(/replace the peer/)
+      expect(err.message).toMatch(/join token/)
       const zero = await agents[0].state((s) => s.replicasOf(0).length)
       expect(zero).toBe(3)
     } finally {

@@ -10,6 +10,8 @@ import { rng } from './rng.mjs'
 let agent
 let running = false
 const loops = []
+/** What this agent announced: membership changes and hosts going down or up, with when. */
+const events = []
 
 /** now is the time on the machine's monotonic clock, which every process shares, in µs. */
 const now = () => Number(process.hrtime.bigint() / 1000n)
@@ -61,6 +63,9 @@ const ops = {
   async start({ cluster, peers, options }) {
     agent = new Agent(cluster, peers, options)
     agent.register('kv', () => new ChaosKv())
+    agent.on('membership', (m) => events.push({ at: now(), type: 'membership', ...m }))
+    for (const type of ['hostDown', 'hostUp'])
+      agent.on(type, (e) => events.push({ at: now(), type, ...e }))
     await agent.start()
     return { hostId: agent.hostId, apiAddress: agent.apiAddress, raftAddress: agent.raftAddress }
   },
@@ -118,7 +123,27 @@ const ops = {
   async applied({ shardId }) {
     return (await agent.replicaStatus(shardId)).applied
   },
-  stop: () => agent?.stop(),
+  /** events lists what this agent announced at or after `since` (µs, see now). */
+  events: async ({ since }) => events.filter((e) => e.at >= since),
+  /** view is the registry as this host's replica has it: hosts and replicas. */
+  view: async () =>
+    agent.stateLocal((s) => ({
+      hosts: [...s.hosts.values()].map((h) => ({ id: h.id, status: h.status })),
+      replicas: [...s.replicas.values()].map((r) => ({
+        id: r.id,
+        shardId: r.shardId,
+        hostId: r.hostId,
+        nonVoting: r.nonVoting,
+        status: r.status,
+      })),
+    })),
+  /** voters are the voters of a shard in this host's replica of it, or null if it has none. */
+  voters: async ({ shardId }) =>
+    agent.runs(shardId) ? (await agent.replicaStatus(shardId)).membership.voters : null,
+  drain: ({ timeoutMs }) => agent.drain({ timeoutMs }),
+  removeHost: ({ hostId }) => agent.removeHost(hostId),
+  replaceHost: ({ hostId }) => agent.replaceHost(hostId),
+  stop: ({ drain } = {}) => agent?.stop({ drain }),
 }
 serveOps(ops)
 process.on('disconnect', () => {

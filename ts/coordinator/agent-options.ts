@@ -2,13 +2,18 @@
 import { invalid } from '../binding/errors'
 import type { HostOptions, TlsFiles } from '../binding/host'
 import type { Logger } from './logger'
+import type { ReplacementOptions } from './departures'
 import type { LivenessOptions } from './liveness'
 import { PlacementError, validatePlacement } from './placement'
 import type { Placement } from './records'
 import type { ShardController } from './shard-controller'
 
-/** AgentOptions configure an agent. Only `dataDir` is required. */
-export interface AgentOptions {
+/**
+ * AgentOptions configure an agent. Only `dataDir` is required. The ReplacementOptions
+ * (`replaceAfterMs`, `changesPerSecond`, `registryVoters`, `balanceLeaders`) are used by the
+ * agent while it leads the registry.
+ */
+export interface AgentOptions extends ReplacementOptions {
   /** Directory for this host's data (created if missing). */
   dataDir: string
   /**
@@ -54,7 +59,8 @@ export interface AgentOptions {
    * When another host counts as suspect, then down, after its last answer to the registry
    * leader's heartbeats (defaults 2 s and 10 s). A down host is marked `missing` in the
    * registry (and `hostDown` announced); when it answers again, `active` (`hostUp`). Clients
-   * stop sending it calls meanwhile; its replicas stay where they are.
+   * stop sending it calls meanwhile; its replicas move once it has been missing
+   * `replaceAfterMs`.
    */
   liveness?: LivenessOptions
 }

@@ -11,7 +11,7 @@ import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
 import { type BusCredentials, busCredentials } from '../bus/credentials'
 import { BusServer } from '../bus/server'
-import { bootstrap, join as joinCluster, type BootstrapContext } from './bootstrap'
+import { bootstrap, join as joinCluster, REJOIN, type BootstrapContext } from './bootstrap'
 import {
   type AgentOptions,
   type AgentStatus,
@@ -27,12 +27,16 @@ import { type ClientContext, ShardClient, type ShardClientOptions } from './clie
 import { busHandlers, type HandlerContext } from './handlers'
 import { HostHealth } from './health'
 import { newTokenId, signJoinToken } from './join-tokens'
-import { checkLiveness, hostChanges, Liveness } from './liveness'
+import { checkReplacement, type ReplacementOptions } from './departures'
+import { type DrainContext, drainHost, type DrainOptions, LeaderBalance } from './drain'
+import { checkLiveness, Liveness } from './liveness'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
 import { type Accepted, type Command, createdId, type Placement, type ShardRecord } from './records'
 import { Registry } from './registry'
 import { RegistryAccess } from './registry-access'
+import { hostChanges, membershipChanges } from './registry-events'
+import { RegistryLeader, type RegistryLeaderContext } from './registry-leader'
 import { RegistryState } from './registry-state'
 import { retry } from './retry'
 import { checkWaitOptions, readyShard, type WaitForShardOptions } from './shard-readiness'
@@ -41,6 +45,9 @@ import type { ReplicaStatus } from '../binding/host'
 
 export type { WaitForShardOptions } from './shard-readiness'
 export type { LivenessOptions } from './liveness'
+export type { ReplacementOptions } from './departures'
+export type { DrainOptions } from './drain'
+export type { HostChange, MembershipChange } from './registry-events'
 export type { AgentOptions, AgentStatus, JoinTokenOptions, ShardOptions } from './agent-options'
 
 const REGISTRY_TYPE = 'zongzi:registry'
@@ -59,6 +66,7 @@ interface Engine {
   server: BusServer
   registry: RegistryAccess
   hostController: HostController
+  leader: RegistryLeader
 }
 
 /**
@@ -69,7 +77,8 @@ interface Engine {
  * Events: `'status'` (AgentStatus), `'event'` (engine events), `'change'` (RegistryState),
  * `'circuit'` (`{ address, state }`: this agent's clients stopped or resumed calling a host,
  * a CircuitState), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a host
- * missing, or active again; see `liveness` in the options).
+ * missing, or active again; see `liveness` in the options), `'membership'` (a
+ * MembershipChange: a replica was added, promoted, demoted or removed on record).
  */
 export class Agent extends EventEmitter {
   readonly clusterName: string
@@ -86,6 +95,8 @@ export class Agent extends EventEmitter {
   #credentials: BusCredentials | undefined
   readonly #clients = new Map<number, ShardClient>()
   readonly #liveness: Liveness
+  readonly #replacement: Required<ReplacementOptions>
+  readonly #balance = new LeaderBalance(2_000)
   /** The registry state the last `'change'` showed, to announce hosts going down or up. */
   #seen = RegistryState.empty()
   readonly #registry = new Registry()
@@ -110,11 +121,13 @@ export class Agent extends EventEmitter {
     this.log = options.logger ?? silent
     this.#shardController = options.shardController ?? new DefaultShardController(this.log)
     this.#liveness = new Liveness(checkLiveness(options.liveness))
+    this.#replacement = checkReplacement(options)
     this.#registry.on('change', (s: RegistryState) => {
       for (const e of hostChanges(this.#seen, s)) {
         this.log.info(e.type, { hostId: e.hostId })
         this.emit(e.type, { hostId: e.hostId })
       }
+      for (const m of membershipChanges(this.#seen, s)) this.emit('membership', m)
       this.#seen = s
       this.#kick()
       try {
@@ -261,7 +274,13 @@ export class Agent extends EventEmitter {
       busHandlers(this.#handlerContext(host, registry)),
     )
     const hostController = new HostController(this.#controllerContext(host, bus, registry))
-    this.#engine = { host, bus, server, registry, hostController }
+    const leader = new RegistryLeader(
+      this.#leaderContext(host, bus, registry),
+      this.#liveness,
+      this.#shardController,
+      this.#replacement,
+    )
+    this.#engine = { host, bus, server, registry, hostController, leader }
     this.#apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
 
     const stored = host.storedReplicas()
@@ -271,7 +290,7 @@ export class Agent extends EventEmitter {
       this.log.info('restarting from disk', { replicas: stored.length })
       await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
     } else if (this.peers.includes(this.#apiAddress)) {
-      await bootstrap(boot)
+      if ((await bootstrap(boot)) === REJOIN) await joinCluster(boot)
     } else {
       await joinCluster(boot)
     }
@@ -488,11 +507,73 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * stop leaves the cluster's replicas on this host stopped (data kept) and closes everything.
-   * Idempotent.
+   * drain moves this host's replicas to other hosts and hands its leaderships over: the host
+   * is marked `draining` (it gets no new replicas, also after a restart), the registry leader
+   * adds a replica elsewhere for each of its replicas and then removes this host's, and a
+   * vote it has in the registry goes to another host. It resolves once only a non-voting
+   * replica of the registry is left here; ERR_TIMEOUT (after `timeoutMs`, default two
+   * minutes) says what is left, e.g. a shard whose placement finds no other host.
    */
-  stop(): Promise<void> {
-    this.#stopped ??= this.#shutdown()
+  async drain(o: DrainOptions = {}): Promise<void> {
+    this.#checkReady()
+    await drainHost(this.#drainContext(), o)
+  }
+
+  /**
+   * removeHost removes a host that is down for good: it is marked `gone`, its replicas are
+   * replaced on other hosts (without waiting for `replaceAfterMs`), its vote in the registry
+   * goes to another host, and it may never come back under its id. It resolves once that is
+   * on record; the replicas move in the background (see `waitForShard`). A host that still
+   * answers is refused: drain it, or stop it first.
+   */
+  async removeHost(hostId: string): Promise<void> {
+    await this.#departure(hostId, 'gone')
+  }
+
+  /**
+   * replaceHost replaces the replicas of a missing host on other hosts now, instead of after
+   * `replaceAfterMs` — a peer of the registry among them. The host keeps its id: if it comes
+   * back, it deletes the data of the replicas that were replaced. A host that still answers
+   * is refused.
+   */
+  async replaceHost(hostId: string): Promise<void> {
+    await this.#departure(hostId, 'missing')
+  }
+
+  async #departure(hostId: string, status: 'missing' | 'gone'): Promise<void> {
+    this.#checkReady()
+    if (typeof hostId !== 'string' || hostId === '') throw invalid('hostId is required')
+    if (hostId === this.#hostId) throw invalid('a host cannot remove or replace itself; drain it')
+    const h = await this.state((s) => s.hosts.get(hostId))
+    if (!h) throw invalid(`host ${hostId} is not a member of the cluster`)
+    if (h.status === 'gone') return
+    const up = await this.#started_()
+      .bus.probe(h.apiAddress, { timeoutMs: 1000 })
+      .then((p) => p.hostId === hostId)
+      .catch(() => false)
+    if (up) throw invalid(`host ${hostId} is up; drain it (agent.drain() there) or stop it first`)
+    // `now` 0: missing since long enough to be replaced at once.
+    await this.#propose({ op: 'host.status', id: hostId, status, now: 0 })
+  }
+
+  /**
+   * stop leaves the cluster's replicas on this host stopped (data kept) and closes everything.
+   * With `drain`, it first drains the host (see `drain`; DrainOptions may be given) and then
+   * leaves the cluster for good: the host is marked `gone`, and a later start needs an empty
+   * data directory (it then joins as a new host). Idempotent.
+   */
+  stop(o: { drain?: boolean | DrainOptions } = {}): Promise<void> {
+    this.#stopped ??= (async () => {
+      if (o.drain && this.#status === 'ready') {
+        await this.drain(o.drain === true ? {} : o.drain)
+        await this.#propose({
+          op: 'host.status',
+          id: this.#hostId,
+          status: 'gone',
+          now: Date.now(),
+        })
+      }
+    })().finally(() => this.#shutdown())
     return this.#stopped
   }
 
@@ -525,38 +606,10 @@ export class Agent extends EventEmitter {
 
   /** #kick runs the controllers once more (they coalesce overlapping requests). */
   #kick(): void {
-    if (this.#status !== 'ready') return
-    this.#engine?.hostController.kick()
-    void this.#leadOnce()
-  }
-
-  #leading = false
-  async #leadOnce(): Promise<void> {
-    if (this.#leading) return
-    this.#leading = true
-    try {
-      const engine = this.#started_()
-      const st = await engine.host.status(0).catch(() => undefined)
-      if (st && st.leaderId === st.replicaId && this.#status === 'ready') {
-        // The registry leader keeps its own leadership on record (the event that announced
-        // it may have come before the registry existed).
-        const zero = this.#registry.state.shards.get(0)
-        if (zero && (zero.leader !== st.leaderId || zero.term !== st.term)) {
-          await this.#propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
-        }
-        this.#liveness.probe(this.#registry.state, this.#hostId, (a) =>
-          engine.bus.probe(a, { timeoutMs: 1000 }),
-        )
-        for (const c of this.#liveness.changes(this.#registry.state, this.#hostId, Date.now()))
-          await this.#propose({ op: 'host.status', id: c.id, status: c.status })
-        const propose = (cmd: Command) => engine.registry.propose(cmd)
-        await this.#shardController.reconcile(this.#registry.state, propose)
-      } else this.#liveness.forget()
-    } catch (e) {
-      this.log.warn('shard controller failed', { error: String(e) })
-    } finally {
-      this.#leading = false
-    }
+    if (this.#status !== 'ready' || !this.#engine) return
+    this.#engine.hostController.kick()
+    void this.#engine.leader.once()
+    if (this.#replacement.balanceLeaders) void this.#balance.once(this.#drainContext())
   }
 
   #handlerContext(host: Host, registry: RegistryAccess): HandlerContext {
@@ -575,6 +628,31 @@ export class Agent extends EventEmitter {
       runs: (shardId) => this.runs(shardId),
       registry: () => this.#registry.state,
       catchUp: (timeoutMs) => registry.read(() => undefined, timeoutMs),
+      propose: (cmd) => registry.propose(cmd),
+    }
+  }
+
+  #leaderContext(host: Host, bus: BusClient, registry: RegistryAccess): RegistryLeaderContext {
+    return {
+      hostId: this.#hostId,
+      timeoutMs: this.timeoutMs,
+      log: this.log,
+      host,
+      bus,
+      registry: () => this.#registry.state,
+      propose: (cmd) => registry.propose(cmd),
+      ready: () => this.#status === 'ready',
+    }
+  }
+
+  #drainContext(): DrainContext {
+    const { host, registry } = this.#started_()
+    return {
+      hostId: this.#hostId,
+      log: this.log,
+      host,
+      registry: () => this.#registry.state,
+      read: (fn) => registry.read(fn, this.timeoutMs),
       propose: (cmd) => registry.propose(cmd),
     }
   }

@@ -29,13 +29,24 @@ export interface BootstrapContext {
   readonly registryFactory: StateMachineFactory
 }
 
+/** REJOIN is what `bootstrap` says of a peer that must join the cluster as a new host. */
+export const REJOIN = 'rejoin'
+
 /**
  * bootstrap starts shard 0 on an initial peer: every peer learns every peer's identity, then
  * all start shard 0 with the same voters and propose the same initialisation (the registry
- * applies the first only).
+ * applies the first only). A peer that finds the cluster initialised without it lost its data:
+ * with a join token it resolves with REJOIN (it joins as a new host, and the registry marks
+ * its earlier identity gone); without one it fails.
  */
-export async function bootstrap(ctx: BootstrapContext): Promise<void> {
-  const infos = await Promise.all(ctx.peers.map((addr) => probe(ctx, addr)))
+export async function bootstrap(ctx: BootstrapContext): Promise<typeof REJOIN | undefined> {
+  let infos: Array<{ hostId: string; raftAddress: string; apiAddress: string }>
+  try {
+    infos = await Promise.all(ctx.peers.map((addr) => probe(ctx, addr)))
+  } catch (e) {
+    if (e instanceof Rejoin) return REJOIN
+    throw e
+  }
   const peers = infos.map((p, i) => ({ ...p, replicaId: i + 1 }))
   const me = peers.find((p) => p.apiAddress === ctx.apiAddress)
   if (!me) throw new ZongziError('ERR_INTERNAL', 'this host is not among the peers')
@@ -43,7 +54,11 @@ export async function bootstrap(ctx: BootstrapContext): Promise<void> {
   const voters = peers.map((p) => ({ replicaId: p.replicaId, address: p.raftAddress }))
   await ctx.host.startReplica(0, me.replicaId, { mode: 'bootstrap', voters }, ctx.registryFactory)
   await ctx.registry.propose({ op: 'cluster.init', peers, joinKey: newJoinKey() })
+  return undefined
 }
+
+/** Rejoin stops the probes of a peer that lost its data and has a join token. */
+class Rejoin extends Error {}
 
 /** probe asks a peer who it is, until it answers or says that this peer cannot take part. */
 async function probe(
@@ -59,17 +74,24 @@ async function probe(
       const p = await ctx.bus.probe(addr, { timeoutMs: 1000 })
       if (p.initialized && !p.initialHosts.includes(ctx.hostId)) {
         // The cluster exists and this peer was not part of it: its data is gone. Starting
-        // it over with an empty log could let it vote away committed entries.
+        // it over with an empty log could let it vote away committed entries, so it joins
+        // as a new host instead, with a join token.
+        if (ctx.joinToken) throw new Rejoin()
         const lost = `this peer (host ${ctx.hostId}) has no data of it`
+        const how = 'with a join token (options.joinToken, from agent.createJoinToken())'
         throw new ZongziError(
           'ERR_INVALID_ARGUMENT',
-          `the cluster is already initialised and ${lost}; replace the peer instead`,
+          `the cluster is already initialised and ${lost}; start it ${how} to join as a new host`,
         )
       }
       return { hostId: p.hostId, raftAddress: p.raftAddress, apiAddress: addr }
     },
     // Peers start at different times: wait for each as long as this agent runs.
-    { ...forever(ctx), retryable: (e) => !(e instanceof ZongziError && fatal.includes(e.code)) },
+    {
+      ...forever(ctx),
+      retryable: (e) =>
+        !(e instanceof Rejoin) && !(e instanceof ZongziError && fatal.includes(e.code)),
+    },
   )
 }
 

@@ -104,6 +104,23 @@ export class HostController {
       if (mine.some((r) => r.shardId === shardId && r.id === run.replicaId)) continue
       await this.#drop(shardId)
     }
+    this.#purge(mine)
+  }
+
+  /**
+   * #purge deletes the data of replicas on disk that the registry no longer lists for this
+   * host: those replaced elsewhere while it was down. This host stored a replica only after
+   * its registry listed it, and its registry only moves forward, so one it does not list now
+   * was deleted.
+   */
+  #purge(mine: ReplicaRecord[]): void {
+    const a = this.#agent
+    for (const x of a.host.storedReplicas()) {
+      if (x.shardId === 0 || this.#running.has(x.shardId)) continue
+      if (mine.some((r) => r.shardId === x.shardId && r.id === x.replicaId)) continue
+      a.host.removeData(x.shardId)
+      a.log.info('data of a replaced replica deleted', { ...x })
+    }
   }
 
   async #start(s: RegistryState, shard: ShardRecord, r: ReplicaRecord): Promise<void> {
@@ -111,6 +128,7 @@ export class HostController {
     const factory = a.factory(shard.type)
     if (!factory) return // placement only picks hosts that registered the type
     const stored = a.host.storedReplicas().find((x) => x.shardId === r.shardId)
+    if (stored && stored.replicaId !== r.id) a.host.removeData(r.shardId) // an older replica
     if (stored && stored.replicaId === r.id) {
       await a.host.startReplica(r.shardId, r.id, { mode: 'restart' }, factory)
     } else if (r.initial) {

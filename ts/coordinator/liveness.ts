@@ -1,6 +1,6 @@
 // Liveness: whether each other host is up, suspect or down, from bus heartbeats the registry
 // leader sends. Only a change between up and down is written to the registry (one write per
-// change); every agent then announces it as `hostDown` / `hostUp`.
+// change); every agent then announces it as `hostDown` / `hostUp` (see registry-events.ts).
 import { invalid } from '../binding/errors'
 import type { HostRecord } from './records'
 import type { RegistryState } from './registry-state'
@@ -91,25 +91,11 @@ export class Liveness {
   changes(s: RegistryState, self: string, now: number): Array<Pick<HostRecord, 'id' | 'status'>> {
     const out: Array<Pick<HostRecord, 'id' | 'status'>> = []
     for (const h of s.hosts.values()) {
-      if (h.id === self || h.status === 'gone') continue
+      if (h.id === self || (h.status !== 'active' && h.status !== 'missing')) continue
       const st = this.state(h.id, now)
       if (h.status === 'active' && st === 'down') out.push({ id: h.id, status: 'missing' })
       if (h.status === 'missing' && st === 'up') out.push({ id: h.id, status: 'active' })
     }
     return out
   }
-}
-
-/** hostChanges lists the hosts that went down or came back between two registry states. */
-export function hostChanges(
-  before: RegistryState,
-  after: RegistryState,
-): Array<{ type: 'hostDown' | 'hostUp'; hostId: string }> {
-  const out: Array<{ type: 'hostDown' | 'hostUp'; hostId: string }> = []
-  for (const h of after.hosts.values()) {
-    const was = before.hosts.get(h.id)?.status
-    if (was === 'active' && h.status === 'missing') out.push({ type: 'hostDown', hostId: h.id })
-    if (was === 'missing' && h.status === 'active') out.push({ type: 'hostUp', hostId: h.id })
-  }
-  return out
 }

@@ -61,17 +61,21 @@ export interface Want {
 
 /**
  * place decides the replicas a shard should have: it keeps replicas that still fit and adds
- * what is missing. Only active hosts that registered the shard's type are used (and missing
- * ones for the replicas they already have). It returns
- * the full wanted set, or throws a PlacementError when the hosts cannot satisfy it.
+ * what is missing. Only active hosts that registered the shard's type are used, and missing
+ * ones for the replicas they already have until `leaving` says their replicas are to move.
+ * It returns the full wanted set, or throws a PlacementError when the hosts cannot satisfy it.
  */
-export function place(state: RegistryState, shard: ShardRecord): Want[] {
+export function place(
+  state: RegistryState,
+  shard: ShardRecord,
+  leaving: (h: HostRecord) => boolean = (h) => h.status !== 'active' && h.status !== 'missing',
+): Want[] {
   const p = shard.placement ?? {}
   const current = new Map(state.replicasOf(shard.id).map((r) => [r.hostId, r]))
   // A missing host (down, as far as the registry leader can tell) keeps the replicas it has,
   // and gets no new ones.
   const usable = (h: HostRecord) =>
-    h.status === 'active' || (h.status === 'missing' && current.has(h.id))
+    !leaving(h) && (h.status === 'active' || (h.status === 'missing' && current.has(h.id)))
   const hosts = [...state.hosts.values()]
     .filter((h) => usable(h) && h.shardTypes.includes(shard.type))
     .sort((a, b) => a.id.localeCompare(b.id))

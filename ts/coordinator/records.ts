@@ -23,12 +23,27 @@ export interface Placement {
   cover?: { tags?: Record<string, string> }
 }
 
+/** HostStatus is what the registry says of a host; see HostRecord.status. */
+export type HostStatus = 'active' | 'missing' | 'draining' | 'gone'
+
 /** HostRecord describes one host (agent). */
 export interface HostRecord {
   id: string
   created: number
   updated: number
-  status: 'active' | 'missing' | 'gone'
+  /**
+   * `active`: up as far as the registry leader can tell. `missing`: stopped answering its
+   * heartbeats; its replicas are replaced once it has been missing `replaceAfterMs`.
+   * `draining`: its replicas are being moved off (`agent.drain()`); it gets no new ones.
+   * `gone`: removed for good (`agent.removeHost()`, a drained stop, or a host that came back
+   * with an empty data directory under a new id); it may never come back under this id.
+   */
+  status: HostStatus
+  /**
+   * When the status last changed, in milliseconds since the epoch on the clock of the agent
+   * that proposed the change (0 when not known).
+   */
+  since?: number
   tags: Record<string, string>
   apiAddress: string
   raftAddress: string
@@ -93,7 +108,13 @@ export type Command =
       now: number
       tags?: Record<string, string>
     }
-  | { op: 'host.status'; id: string; status: HostRecord['status'] }
+  | {
+      op: 'host.status'
+      id: string
+      status: HostStatus
+      /** The proposer's clock (ms since the epoch), kept as the record's `since`. */
+      now?: number
+    }
   | {
       op: 'shard.create'
       name: string

@@ -1,6 +1,6 @@
 // The registry's commands: one handler per op, each checking its own fields next to the
 // change it makes to a Writer. A handler that throws Invalid changes nothing.
-import type { Command, HostRecord, Outcome, Placement, ReplicaRecord, ShardRecord } from './records'
+import type { Command, HostStatus, Outcome, Placement, ReplicaRecord, ShardRecord } from './records'
 import { isJoinKey, readJoinToken } from './join-tokens'
 import { deny, Invalid, need, type Writer } from './registry-writer'
 
@@ -69,11 +69,16 @@ function hostPut(w: Writer, c: Fields): Outcome {
     'certificate must be a fingerprint',
   )
   const prev = w.hosts.get(h.id)
+  const back = 'to come back, start it with an empty data directory (it joins as a new host)'
+  need(prev?.status !== 'gone', `host ${h.id} was removed from the cluster; ${back}`)
+  // A draining host that restarts goes on draining; any other comes back active.
+  const status = prev?.status === 'draining' ? 'draining' : 'active'
   w.hosts.set(h.id, {
     id: h.id,
     created: prev?.created ?? w.index,
     updated: w.index,
-    status: 'active',
+    status,
+    ...(prev?.status === status && prev.since !== undefined ? { since: prev.since } : {}),
     tags: { ...tags },
     apiAddress: h.apiAddress,
     raftAddress: h.raftAddress,
@@ -81,6 +86,13 @@ function hostPut(w: Writer, c: Fields): Outcome {
     ...(h.certificate === undefined ? {} : { certificate: h.certificate }),
   })
   w.touchHost(h.id)
+  // Another id at this host's address is an earlier life of it that lost its data: that
+  // identity is gone for good, and its replicas are replaced.
+  for (const o of [...w.hosts.values()]) {
+    if (o.id === h.id || o.status === 'gone' || o.apiAddress !== h.apiAddress) continue
+    w.hosts.set(o.id, { ...o, status: 'gone', since: 0, updated: w.index })
+    w.touchHost(o.id)
+  }
   return { ok: true }
 }
 
@@ -112,12 +124,19 @@ function hostJoin(w: Writer, c: Fields): Outcome {
   return replicaCreate(w, { shardId: 0, hostId, nonVoting: true })
 }
 
-/** hostStatus (host.status) sets a known host's status. */
+/**
+ * hostStatus (host.status) sets a known host's status, and when it changed (`now`). The same
+ * status without `now` changes nothing; a gone host stays gone.
+ */
 function hostStatus(w: Writer, c: Fields): Outcome {
   const h = typeof c.id === 'string' ? w.hosts.get(c.id) : undefined
   need(h !== undefined, 'unknown host')
-  need(['active', 'missing', 'gone'].includes(c.status as string), 'bad host status')
-  w.hosts.set(h.id, { ...h, status: c.status as HostRecord['status'] })
+  need(['active', 'missing', 'draining', 'gone'].includes(c.status as string), 'bad host status')
+  need(c.now === undefined || isId(c.now), 'now must be a time in milliseconds')
+  need(h.status !== 'gone' || c.status === 'gone', `host ${h.id} was removed from the cluster`)
+  if (h.status === c.status && c.now === undefined) return { ok: true }
+  const since = (c.now as number | undefined) ?? 0
+  w.hosts.set(h.id, { ...h, status: c.status as HostStatus, since, updated: w.index })
   w.touchHost(h.id)
   return { ok: true }
 }

@@ -1,7 +1,8 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
 import { type Logger, silent } from './logger'
+import type { MembershipOps } from './membership-ops'
 import { place, PlacementError, type Want } from './placement'
-import type { Accepted, Command, ShardRecord } from './records'
+import type { Accepted, Command, HostRecord, ReplicaRecord, ShardRecord } from './records'
 import type { RegistryState } from './registry-state'
 
 /**
@@ -10,22 +11,41 @@ import type { RegistryState } from './registry-state'
  */
 export type ProposeCommand = (cmd: Command) => Promise<Accepted>
 
+/** ControllerContext is what a shard controller may use besides the registry. */
+export interface ControllerContext {
+  /** leaving tells whether a host's replicas are to be moved off it (see departures.ts). */
+  leaving(h: HostRecord | undefined): boolean
+  /** alive tells whether a host can still take part (active or draining). */
+  alive(h: HostRecord | undefined): boolean
+  /** take spends one membership change of the cluster-wide rate, telling whether it could. */
+  take(): boolean
+  /** membership changes Raft memberships through the hosts that run a shard. */
+  membership: MembershipOps
+}
+
 /**
  * ShardController decides which replicas shards have. It runs only on the host that leads
  * shard 0, after registry changes and periodically, one run at a time. It sees the registry
- * as an immutable snapshot and changes the cluster only by proposing registry commands,
- * which host controllers then carry out. A rejection is logged and the next run tries
- * again. Supply your own in `AgentOptions.shardController` to replace the placement rules.
+ * as an immutable snapshot and changes the cluster by proposing registry commands, which host
+ * controllers then carry out, and by the membership changes of `ctx`. A rejection is logged
+ * and the next run tries again. Supply your own in `AgentOptions.shardController` to replace
+ * the placement rules.
  */
 export interface ShardController {
   /** reconcile brings the replicas of shards towards what the controller wants. */
-  reconcile(state: RegistryState, propose: ProposeCommand): Promise<void>
+  reconcile(state: RegistryState, propose: ProposeCommand, ctx: ControllerContext): Promise<void>
 }
 
 /** ERROR_TAG is the shard tag where placement errors are recorded. */
 export const ERROR_TAG = 'placement:error'
 
-/** DefaultShardController implements the placement grammar of {@link Placement}. */
+/**
+ * DefaultShardController implements the placement grammar of {@link Placement}, both ways:
+ * it adds and promotes replicas a placement asks for, and demotes or removes those it no
+ * longer wants, including every replica on a host that is leaving. A shard gets one change
+ * at a time, in an order that keeps its quorum: a new replica joins non-voting, is promoted
+ * once it caught up, and only then does a replica it replaces go.
+ */
 export class DefaultShardController implements ShardController {
   readonly #log: Logger
 
@@ -34,43 +54,46 @@ export class DefaultShardController implements ShardController {
     this.#log = log
   }
 
-  async reconcile(s: RegistryState, propose: ProposeCommand): Promise<void> {
+  async reconcile(s: RegistryState, propose: ProposeCommand, ctx: ControllerContext) {
     for (const shard of s.shards.values()) {
-      if (shard.id === 0 || shard.status === 'deleting') continue
+      if (shard.id === 0) continue
       try {
-        await this.#one(propose, s, shard)
+        if (shard.status === 'deleting') await this.#cleanUp(s, propose, ctx, shard)
+        else await this.#one(propose, s, shard, ctx)
       } catch (e) {
         this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
       }
     }
   }
 
-  async #one(propose: ProposeCommand, s: RegistryState, shard: ShardRecord): Promise<void> {
+  /** #cleanUp deletes the records of a deleted shard's replicas on hosts that are down. */
+  async #cleanUp(
+    s: RegistryState,
+    propose: ProposeCommand,
+    ctx: ControllerContext,
+    sh: ShardRecord,
+  ) {
+    for (const r of s.replicasOf(sh.id)) {
+      if (!ctx.alive(s.hosts.get(r.hostId))) await propose({ op: 'replica.delete', id: r.id })
+    }
+  }
+
+  async #one(
+    propose: ProposeCommand,
+    s: RegistryState,
+    shard: ShardRecord,
+    ctx: ControllerContext,
+  ) {
     const p = shard.placement ?? {}
     if (!p.members && !p.groups && !p.cover) return
-    let wants: Want[]
-    try {
-      wants = place(s, shard)
-    } catch (e) {
-      if (!(e instanceof PlacementError)) throw e
-      const message = e.message.slice(0, 1000)
-      if (shard.tags[ERROR_TAG] !== message) {
-        await propose({
-          op: 'shard.update',
-          id: shard.id,
-          tags: { ...shard.tags, [ERROR_TAG]: message },
-        })
-      }
-      return
-    }
-    if (shard.tags[ERROR_TAG] !== undefined) {
-      const { [ERROR_TAG]: _, ...rest } = shard.tags
-      await propose({ op: 'shard.update', id: shard.id, tags: rest })
-    }
+    const wants = await this.#wants(propose, s, shard, ctx)
+    if (!wants) return
     const current = s.replicasOf(shard.id)
+    const hostOf = (r: ReplicaRecord) => s.hosts.get(r.hostId)
     const byHost = new Map(current.map((r) => [r.hostId, r]))
     const missing = wants.filter((w) => !byHost.has(w.hostId))
-    if (current.length === 0 && missing.some((w) => !w.nonVoting)) {
+    if (current.length === 0) {
+      if (!missing.some((w) => !w.nonVoting)) return
       // A new shard: its voters bootstrap it together; the rest join afterwards.
       await propose({
         op: 'replicas.create',
@@ -83,25 +106,102 @@ export class DefaultShardController implements ShardController {
       })
       return
     }
-    if (current.length > 0 && missing.length > 0) {
-      await propose({
-        op: 'replicas.create',
-        shardId: shard.id,
-        items: missing.map((w) => ({ hostId: w.hostId, nonVoting: w.nonVoting, initial: false })),
-      })
+    const wanted = new Map(wants.map((w) => [w.hostId, w]))
+    // A replica whose host left before it finished joining or leaving: finish it here.
+    const stranded = current.find(
+      (r) => r.status !== 'active' && !ctx.alive(hostOf(r)) && ctx.leaving(hostOf(r)),
+    )
+    if (stranded) {
+      if (!ctx.take()) return
+      await ctx.membership.remove(s, shard.id, stranded.id)
+      await propose({ op: 'replica.delete', id: stranded.id })
+      return
     }
-    for (const w of wants) {
-      const r = byHost.get(w.hostId)
-      if (r?.nonVoting && !w.nonVoting && r.status === 'active') {
-        await propose({ op: 'replica.update', id: r.id, nonVoting: false })
-      }
+    // One change at a time: wait while a replica joins (until it caught up) or leaves.
+    if (current.some((r) => r.status !== 'active')) return
+    const voters = current.filter((r) => !r.nonVoting)
+    const live = voters.filter((r) => ctx.alive(hostOf(r))).length
+    // 1. Add one missing replica, non-voting; its host joins it and marks it active once it
+    //    caught up.
+    if (missing.length > 0) {
+      if (!ctx.take()) return
+      const w = missing[0]
+      await propose({ op: 'replica.create', shardId: shard.id, hostId: w.hostId, nonVoting: true })
+      return
     }
-    // Non-voting replicas no longer wanted go; voters stay until a person decides.
-    const wanted = new Set(wants.map((w) => w.hostId))
-    for (const r of current) {
-      if (r.nonVoting && !wanted.has(r.hostId) && r.status === 'active') {
-        await propose({ op: 'replica.update', id: r.id, status: 'deleting' })
-      }
+    // 2. Promote a caught-up replica that is wanted as a voter.
+    const promote = current.find(
+      (r) => r.nonVoting && wanted.get(r.hostId)?.nonVoting === false && ctx.alive(hostOf(r)),
+    )
+    if (promote) {
+      if (!ctx.take()) return
+      await ctx.membership.promote(s, shard.id, promote.id)
+      await propose({ op: 'replica.update', id: promote.id, nonVoting: false })
+      return
+    }
+    // 3. Demote a voter wanted as non-voting, if the voters left keep a quorum.
+    const demote = voters.find((r) => wanted.get(r.hostId)?.nonVoting === true)
+    if (demote && keepsQuorum(voters.length, live, ctx.alive(hostOf(demote)))) {
+      if (!ctx.take()) return
+      await ctx.membership.demote(s, shard.id, demote.id)
+      await propose({ op: 'replica.update', id: demote.id, nonVoting: true })
+      return
+    }
+    // 4. Remove a replica no longer wanted: those on hosts that are down first. A live host
+    //    takes its own replica out (it is marked deleting); the rest are removed from here.
+    const surplus = current
+      .filter((r) => !wanted.has(r.hostId))
+      .sort((a, b) => Number(ctx.alive(hostOf(a))) - Number(ctx.alive(hostOf(b))))
+    const go = surplus.find(
+      (r) => r.nonVoting || keepsQuorum(voters.length, live, ctx.alive(hostOf(r))),
+    )
+    if (!go || !ctx.take()) return
+    if (ctx.alive(hostOf(go))) {
+      await propose({ op: 'replica.update', id: go.id, status: 'deleting' })
+    } else {
+      await ctx.membership.remove(s, shard.id, go.id)
+      await propose({ op: 'replica.delete', id: go.id })
     }
   }
+
+  /**
+   * #wants places the shard, recording a placement error on it as a tag (and clearing the tag
+   * once placement succeeds); undefined when it cannot be placed.
+   */
+  async #wants(
+    propose: ProposeCommand,
+    s: RegistryState,
+    shard: ShardRecord,
+    ctx: ControllerContext,
+  ): Promise<Want[] | undefined> {
+    try {
+      const wants = place(s, shard, (h) => ctx.leaving(h))
+      if (shard.tags[ERROR_TAG] !== undefined) {
+        const { [ERROR_TAG]: _, ...rest } = shard.tags
+        await propose({ op: 'shard.update', id: shard.id, tags: rest })
+      }
+      return wants
+    } catch (e) {
+      if (!(e instanceof PlacementError)) throw e
+      const message = e.message.slice(0, 1000)
+      if (shard.tags[ERROR_TAG] !== message) {
+        await propose({
+          op: 'shard.update',
+          id: shard.id,
+          tags: { ...shard.tags, [ERROR_TAG]: message },
+        })
+      }
+      return undefined
+    }
+  }
+}
+
+/**
+ * keepsQuorum tells whether a shard of `voters` voters, `live` of them on live hosts, keeps a
+ * quorum of live voters once one voter (live or not) stops voting.
+ */
+export function keepsQuorum(voters: number, live: number, goneIsLive: boolean): boolean {
+  const after = voters - 1
+  if (after < 1) return false
+  return live - (goneIsLive ? 1 : 0) >= Math.floor(after / 2) + 1
 }

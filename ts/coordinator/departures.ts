@@ -1,0 +1,77 @@
+// Departures: which hosts are leaving the cluster (so their replicas move elsewhere), and how
+// fast the registry leader may change memberships to move them.
+import { invalid } from '../binding/errors'
+import type { HostRecord } from './records'
+
+/** ReplacementOptions say when and how fast the replicas of a failed host are replaced. */
+export interface ReplacementOptions {
+  /**
+   * Milliseconds a host must have been missing before its replicas are replaced on other
+   * hosts (default 60,000); 0 never replaces them for a host that is only missing.
+   */
+  replaceAfterMs?: number
+  /** Membership changes the registry leader makes per second across all shards (default 4). */
+  changesPerSecond?: number
+  /** Voters of the registry (shard 0) to keep: 3 (the default) or 5. */
+  registryVoters?: number
+  /** Moves shard leadership between hosts to even out how many each leads (default true). */
+  balanceLeaders?: boolean
+}
+
+/** checkReplacement checks the options (ERR_INVALID_ARGUMENT) and fills in the defaults. */
+export function checkReplacement(o: ReplacementOptions = {}): Required<ReplacementOptions> {
+  const replaceAfterMs = o.replaceAfterMs ?? 60_000
+  const changesPerSecond = o.changesPerSecond ?? 4
+  const registryVoters = o.registryVoters ?? 3
+  const balanceLeaders = o.balanceLeaders ?? true
+  if (!(Number.isSafeInteger(replaceAfterMs) && replaceAfterMs >= 0))
+    throw invalid('replaceAfterMs must be a whole number of milliseconds, 0 or more')
+  if (!(Number.isFinite(changesPerSecond) && changesPerSecond > 0))
+    throw invalid('changesPerSecond must be positive')
+  if (registryVoters !== 3 && registryVoters !== 5) throw invalid('registryVoters must be 3 or 5')
+  if (typeof balanceLeaders !== 'boolean') throw invalid('balanceLeaders must be a boolean')
+  return { replaceAfterMs, changesPerSecond, registryVoters, balanceLeaders }
+}
+
+/**
+ * isLeaving tells whether the replicas of a host are to be moved off it at `now`: it is gone,
+ * draining, or has been missing for `replaceAfterMs` (never, when that is 0). A host without
+ * a record yet (a peer that has not written it) is not leaving.
+ */
+export function isLeaving(h: HostRecord | undefined, now: number, replaceAfterMs: number): boolean {
+  if (!h) return false
+  if (h.status === 'gone' || h.status === 'draining') return true
+  if (h.status !== 'missing' || replaceAfterMs === 0) return false
+  return now - (h.since ?? 0) >= replaceAfterMs
+}
+
+/** isAlive tells whether a host can still take part: active, or draining. */
+export function isAlive(h: HostRecord | undefined): boolean {
+  return h?.status === 'active' || h?.status === 'draining'
+}
+
+/**
+ * RateLimit hands out membership changes: a bucket of `perSecond` tokens, refilled over time,
+ * so that a large failure turns into a steady stream of changes rather than a storm.
+ */
+export class RateLimit {
+  readonly #perSecond: number
+  #tokens: number
+  #at: number
+
+  constructor(perSecond: number, now = Date.now()) {
+    this.#perSecond = perSecond
+    this.#tokens = perSecond
+    this.#at = now
+  }
+
+  /** take spends one change if one is left at `now`, and tells whether it did. */
+  take(now = Date.now()): boolean {
+    const refill = ((now - this.#at) / 1000) * this.#perSecond
+    this.#tokens = Math.min(this.#perSecond, this.#tokens + Math.max(0, refill))
+    this.#at = now
+    if (this.#tokens < 1) return false
+    this.#tokens -= 1
+    return true
+  }
+}

@@ -1,0 +1,114 @@
+// Drain: a host hands its leaderships to other hosts and waits until the registry leader
+// moved its replicas elsewhere; and, on every host, the leader balance.
+import { ZongziError } from '../binding/errors'
+import type { Host } from '../binding/host'
+import { ERROR_TAG } from './shard-controller'
+import { nextTransfer } from './leader-balance'
+import type { Logger } from './logger'
+import type { Accepted, Command } from './records'
+import type { RegistryState } from './registry-state'
+import { readMayRetry, retry } from './retry'
+
+/** DrainContext is what draining and balancing use of the agent. */
+export interface DrainContext {
+  readonly hostId: string
+  readonly log: Logger
+  readonly host: Pick<Host, 'status' | 'transferLeader'>
+  /** registry is this host's current registry snapshot. */
+  registry(): RegistryState
+  /** read runs `fn` on a linearizable snapshot of the registry. */
+  read<T>(fn: (s: RegistryState) => T): Promise<T>
+  propose(cmd: Command): Promise<Accepted>
+}
+
+/** DrainOptions bound a drain. */
+export interface DrainOptions {
+  /** Milliseconds to wait for the replicas to move (default 120,000). */
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+/**
+ * handOver makes one leadership transfer that `nextTransfer` asks of this host, if this host
+ * leads that shard now; it tells whether it asked for one.
+ */
+export async function handOver(ctx: DrainContext): Promise<boolean> {
+  const t = nextTransfer(ctx.registry(), ctx.hostId)
+  if (!t) return false
+  const st = await ctx.host.status(t.shardId).catch(() => undefined)
+  if (!st || st.leaderId !== st.replicaId) return false
+  await ctx.host.transferLeader(t.shardId, t.replicaId)
+  ctx.log.info('leadership handed over', { ...t })
+  return true
+}
+
+/**
+ * LeaderBalance hands over at most one leadership per `everyMs` on this host, when it leads
+ * at least two shards more than another host that could lead them.
+ */
+export class LeaderBalance {
+  readonly #everyMs: number
+  #last = 0
+  #busy = false
+
+  constructor(everyMs: number) {
+    this.#everyMs = everyMs
+  }
+
+  async once(ctx: DrainContext): Promise<void> {
+    const now = Date.now()
+    if (this.#busy || now - this.#last < this.#everyMs) return
+    this.#busy = true
+    try {
+      if (await handOver(ctx)) this.#last = now
+    } catch (e) {
+      ctx.log.debug('leadership not handed over', { error: String(e) })
+    } finally {
+      this.#busy = false
+    }
+  }
+}
+
+/**
+ * remaining lists what keeps a host from being drained: its replicas of shards (with the
+ * placement error that keeps each from moving, if any), and a vote in the registry.
+ */
+export function remaining(s: RegistryState, hostId: string): string[] {
+  return s.replicasOn(hostId).flatMap((r) => {
+    if (r.shardId === 0) return r.nonVoting ? [] : ['a vote in the registry (shard 0)']
+    const why = s.shards.get(r.shardId)?.tags[ERROR_TAG]
+    return [`a replica of shard ${r.shardId}${why ? ` (${why})` : ''}`]
+  })
+}
+
+/**
+ * drainHost marks this host draining, so that the registry leader moves its replicas to other
+ * hosts and gives it no new ones, and hands its leaderships over meanwhile. It resolves once
+ * the registry lists no replica on it but a non-voting one of shard 0; ERR_TIMEOUT says what
+ * is left.
+ */
+export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promise<void> {
+  const timeoutMs = o.timeoutMs ?? 120_000
+  if (!(Number.isSafeInteger(timeoutMs) && timeoutMs > 0))
+    throw new ZongziError('ERR_INVALID_ARGUMENT', 'timeoutMs must be a positive whole number')
+  const me = ctx.hostId
+  if ((await ctx.read((s) => s.hosts.get(me)?.status)) !== 'draining')
+    await ctx.propose({ op: 'host.status', id: me, status: 'draining', now: Date.now() })
+  ctx.log.info('draining')
+  await retry(
+    async () => {
+      await handOver(ctx).catch(() => false)
+      const left = await ctx.read((s) => remaining(s, me))
+      if (left.length === 0) return
+      throw new ZongziError('ERR_TIMEOUT', `not drained in ${timeoutMs} ms: ${left.join('; ')}`)
+    },
+    {
+      deadline: Date.now() + timeoutMs,
+      signal: o.signal,
+      aborted: () => new ZongziError('ERR_ABORTED', 'drain aborted'),
+      retryable: (e) => (e instanceof ZongziError && e.code === 'ERR_TIMEOUT') || readMayRetry(e),
+      maxDelayMs: 250,
+    },
+  )
+  ctx.log.info('drained')
+}

@@ -1,0 +1,99 @@
+// RegistryLeader: the work only the host that leads shard 0 does, once per reconcile round —
+// keep its leadership on record, watch the other hosts' heartbeats, keep shard 0's voters,
+// and run the shard controller.
+import type { Host } from '../binding/host'
+import type { BusClient } from '../bus/client'
+import { isAlive, isLeaving, RateLimit, type ReplacementOptions } from './departures'
+import type { Liveness } from './liveness'
+import type { Logger } from './logger'
+import { busMembership } from './membership-ops'
+import type { Accepted, Command, HostRecord } from './records'
+import { reconcileRegistry } from './registry-members'
+import type { RegistryState } from './registry-state'
+import type { ControllerContext, ShardController } from './shard-controller'
+
+/** RegistryLeaderContext is what the registry leader's work uses of the agent. */
+export interface RegistryLeaderContext {
+  readonly hostId: string
+  readonly timeoutMs: number
+  readonly log: Logger
+  readonly host: Pick<Host, 'status' | 'promote' | 'addNonVoting' | 'removeReplica'>
+  readonly bus: Pick<BusClient, 'probe' | 'addReplica' | 'removeReplica'>
+  /** registry is this host's current registry snapshot. */
+  registry(): RegistryState
+  propose(cmd: Command): Promise<Accepted>
+  /** ready tells whether the agent still runs. */
+  ready(): boolean
+}
+
+/** RegistryLeader runs the registry leader's round; rounds do not overlap. */
+export class RegistryLeader {
+  readonly #ctx: RegistryLeaderContext
+  readonly #liveness: Liveness
+  readonly #controller: ShardController
+  readonly #o: Required<ReplacementOptions>
+  readonly #rate: RateLimit
+  #busy = false
+
+  constructor(
+    ctx: RegistryLeaderContext,
+    liveness: Liveness,
+    controller: ShardController,
+    o: Required<ReplacementOptions>,
+  ) {
+    this.#ctx = ctx
+    this.#liveness = liveness
+    this.#controller = controller
+    this.#o = o
+    this.#rate = new RateLimit(o.changesPerSecond)
+  }
+
+  /** once runs a round if this host leads shard 0 and no round is running. */
+  async once(): Promise<void> {
+    if (this.#busy) return
+    this.#busy = true
+    try {
+      await this.#round()
+    } catch (e) {
+      this.#ctx.log.warn('shard controller failed', { error: String(e) })
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  async #round(): Promise<void> {
+    const c = this.#ctx
+    const st = await c.host.status(0).catch(() => undefined)
+    if (!st || st.leaderId !== st.replicaId || !c.ready()) {
+      this.#liveness.forget()
+      return
+    }
+    // The registry leader keeps its own leadership on record (the event that announced it
+    // may have come before the registry existed).
+    const zero = c.registry().shards.get(0)
+    if (zero && (zero.leader !== st.leaderId || zero.term !== st.term)) {
+      await c.propose({ op: 'shard.leader', id: 0, leader: st.leaderId, term: st.term })
+    }
+    this.#liveness.probe(c.registry(), c.hostId, (a) => c.bus.probe(a, { timeoutMs: 1000 }))
+    const now = Date.now()
+    for (const h of this.#liveness.changes(c.registry(), c.hostId, now))
+      await c.propose({ op: 'host.status', id: h.id, status: h.status, now })
+    const leaving = (h: HostRecord | undefined) => isLeaving(h, Date.now(), this.#o.replaceAfterMs)
+    const take = () => this.#rate.take()
+    await reconcileRegistry(c.registry(), c.propose, {
+      leaving,
+      take,
+      host: c.host,
+      hostId: c.hostId,
+      voters: this.#o.registryVoters,
+      timeoutMs: c.timeoutMs,
+    })
+    const ctx: ControllerContext = {
+      leaving,
+      alive: isAlive,
+      take,
+      membership: busMembership(c.bus, c.timeoutMs),
+    }
+    await this.#controller.reconcile(c.registry(), c.propose, ctx)
+  }
+}

@@ -1,0 +1,103 @@
+// RegistryMembers: on the registry leader, keeps shard 0 at its number of voters — promoting
+// non-voting replicas of live hosts, spread over zones, and taking out those of hosts that
+// are leaving — one membership change at a time.
+import type { Host } from '../binding/host'
+import type { ControllerContext, ProposeCommand } from './shard-controller'
+import { keepsQuorum } from './shard-controller'
+import type { ReplicaRecord } from './records'
+import type { RegistryState } from './registry-state'
+
+/** ZONE_TAG is the host tag whose values the registry's voters are spread over. */
+export const ZONE_TAG = 'zone'
+
+/** RegistryMembersContext is what keeping shard 0's members takes. */
+export interface RegistryMembersContext extends Pick<ControllerContext, 'leaving' | 'take'> {
+  /** The engine host of the registry leader: it runs shard 0 and changes it directly. */
+  readonly host: Pick<Host, 'promote' | 'addNonVoting' | 'removeReplica'>
+  /** This host's id (the leader's; it never takes its own replica out). */
+  readonly hostId: string
+  /** Voters to keep: 3 or 5. */
+  readonly voters: number
+  readonly timeoutMs: number
+}
+
+/** reconcileRegistry makes at most one change to shard 0's membership. */
+export async function reconcileRegistry(
+  s: RegistryState,
+  propose: ProposeCommand,
+  ctx: RegistryMembersContext,
+): Promise<void> {
+  const zero = s.replicasOf(0)
+  const host = (r: ReplicaRecord) => s.hosts.get(r.hostId)
+  const zone = (r: ReplicaRecord) => host(r)?.tags[ZONE_TAG] ?? ''
+  const stays = (r: ReplicaRecord) => !ctx.leaving(host(r))
+  const voters = zero.filter((r) => !r.nonVoting)
+  const kept = voters.filter(stays)
+  // Candidates: non-voting replicas of active hosts (a host is active once it joined shard 0
+  // and caught up with it).
+  const candidates = zero
+    .filter((r) => r.nonVoting && host(r)?.status === 'active')
+    .sort((a, b) => a.id - b.id)
+  const zones = new Set(kept.map(zone))
+  const fresh = candidates.find((r) => !zones.has(zone(r)))
+  const spread = zones.size < kept.length && fresh !== undefined
+  const o = { timeoutMs: ctx.timeoutMs }
+  if ((kept.length < ctx.voters || spread) && candidates.length > 0) {
+    if (!ctx.take()) return
+    const r = fresh ?? candidates[0]
+    await ctx.host.promote(0, r.id, o)
+    await propose({ op: 'replica.update', id: r.id, nonVoting: false })
+    return
+  }
+  // A voter of a leaving host stops voting once it has a replacement, or at once when it
+  // drains or left for good. A draining host keeps its replica, non-voting, to follow the
+  // registry; the others are taken out.
+  const live = voters.filter((r) => host(r)?.status === 'active').length
+  const out = voters.find(
+    (r) =>
+      !stays(r) &&
+      r.hostId !== ctx.hostId &&
+      (kept.length >= ctx.voters || host(r)?.status !== 'missing') &&
+      keepsQuorum(voters.length, live, false),
+  )
+  if (out) {
+    if (!ctx.take()) return
+    if (host(out)?.status === 'draining') await demote(s, propose, ctx, out)
+    else {
+      await ctx.host.removeReplica(0, out.id, o)
+      await propose({ op: 'replica.delete', id: out.id })
+    }
+    return
+  }
+  // Too many voters (or two in one zone, once a voter of a new zone joined): demote one.
+  if (kept.length > ctx.voters) {
+    const seen = new Set<string>()
+    const twice = kept.filter((r) => {
+      const z = zone(r)
+      const again = seen.has(z)
+      seen.add(z)
+      return again
+    })
+    const pick = [...twice, ...kept].find((r) => r.hostId !== ctx.hostId)
+    if (pick && ctx.take()) await demote(s, propose, ctx, pick)
+    return
+  }
+  // A non-voting replica of a host that is gone for good.
+  const stale = zero.find((r) => r.nonVoting && host(r)?.status === 'gone')
+  if (stale && ctx.take()) {
+    await ctx.host.removeReplica(0, stale.id, o)
+    await propose({ op: 'replica.delete', id: stale.id })
+  }
+}
+
+/** demote makes a voter of shard 0 non-voting. */
+async function demote(
+  s: RegistryState,
+  propose: ProposeCommand,
+  ctx: RegistryMembersContext,
+  r: ReplicaRecord,
+): Promise<void> {
+  const address = s.hosts.get(r.hostId)?.raftAddress ?? ''
+  await ctx.host.addNonVoting(0, r.id, address, { timeoutMs: ctx.timeoutMs })
+  await propose({ op: 'replica.update', id: r.id, nonVoting: true })
+}
