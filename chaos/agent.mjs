@@ -140,6 +140,8 @@ const ops = {
   /** voters are the voters of a shard in this host's replica of it, or null if it has none. */
   voters: async ({ shardId }) =>
     agent.runs(shardId) ? (await agent.replicaStatus(shardId)).membership.voters : null,
+  /** stored lists the replicas with data on this host's disk. */
+  stored: async () => agent.storedReplicas(),
   drain: ({ timeoutMs }) => agent.drain({ timeoutMs }),
   removeHost: ({ hostId }) => agent.removeHost(hostId),
   replaceHost: ({ hostId }) => agent.replaceHost(hostId),

@@ -115,18 +115,34 @@ async function registryLeader(hosts) {
 }
 
 const SCENARIOS = {
-  async kill({ hosts, ids }) {
+  async kill({ hosts, ids, peers, history, shardOf, cluster }) {
     const leader = await registryLeader(hosts)
     const victim = await pickVictim(
       hosts[0],
       hosts.filter((h) => h !== leader && h !== hosts[0]),
     )
+    const reader = hosts[0]
+    const before = (await reader.call('view')).replicas.filter(
+      (r) => r.hostId === victim.hostId && r.shardId !== 0,
+    )
     log(`kill host ${victim.i} for good`)
     const t0 = Date.now()
     victim.kill()
-    const reader = hosts.find((h) => h.up)
     await fullyReplicated(hosts, reader, ids, [victim.hostId])
-    return { reader, facts: { victim: victim.i, replaced_ms: Date.now() - t0 } }
+    const replaced_ms = Date.now() - t0
+    // It comes back after all: the data of the replicas replaced meanwhile goes.
+    log(`host ${victim.i} comes back`)
+    await victim.start(cluster, peers, history)
+    await victim.run(shardOf, CLIENTS)
+    await until(
+      'the returning host deleting the data of its replaced replicas',
+      20_000,
+      async () => {
+        const stored = await victim.call('stored')
+        return !before.some((r) => stored.some((x) => x.replicaId === r.id))
+      },
+    )
+    return { reader, facts: { victim: victim.i, replicas: before.length, replaced_ms } }
   },
 
   async peer({ hosts, ids }) {

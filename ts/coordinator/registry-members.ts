@@ -40,7 +40,9 @@ export async function reconcileRegistry(
     .sort((a, b) => a.id - b.id)
   const zones = new Set(kept.map(zone))
   const fresh = candidates.find((r) => !zones.has(zone(r)))
-  const spread = zones.size < kept.length && fresh !== undefined
+  // Voters sharing a zone while another zone has a candidate: one more voter from there (the
+  // surplus is demoted next).
+  const spread = kept.length === ctx.voters && zones.size < kept.length && fresh !== undefined
   const o = { timeoutMs: ctx.timeoutMs }
   if ((kept.length < ctx.voters || spread) && candidates.length > 0) {
     if (!ctx.take()) return
