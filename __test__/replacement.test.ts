@@ -97,8 +97,11 @@ class Leader {
 
 function describeCmd(c: Command): string {
   if (c.op === 'replica.create') return `create ${c.hostId}${c.nonVoting ? ' non-voting' : ''}`
-  if (c.op === 'replica.update')
-    return `update ${c.id}${c.status ? ` ${c.status}` : ''}${c.nonVoting === undefined ? '' : ` nonVoting=${c.nonVoting}`}`
+  if (c.op === 'replica.update') {
+    const status = c.status ? ` ${c.status}` : ''
+    const voting = c.nonVoting === undefined ? '' : ` nonVoting=${c.nonVoting}`
+    return `update ${c.id}${status}${voting}`
+  }
   if (c.op === 'replica.delete') return `delete ${c.id}`
   return c.op
 }
@@ -161,7 +164,7 @@ describe('the registry on host states', () => {
 describe('which hosts are leaving', () => {
   const host = (status: HostRecord['status'], since?: number) =>
     ({ id: 'h', status, since }) as HostRecord
-  it('counts a host missing for replaceAfterMs, draining or gone; never one only missing at 0', () => {
+  it('counts a host draining, gone or missing for replaceAfterMs (never, at 0)', () => {
     expect(isLeaving(host('active'), 5000, 1000)).toBe(false)
     expect(isLeaving(host('missing', 4500), 5000, 1000)).toBe(false)
     expect(isLeaving(host('missing', 4000), 5000, 1000)).toBe(true)
@@ -204,7 +207,7 @@ describe('which hosts are leaving', () => {
 })
 
 describe('the shard controller, one change at a time', () => {
-  it('replaces a replica of a host missing long enough: add, catch up, promote, remove', async () => {
+  it('replaces a replica of a long-missing host: add, catch up, promote, remove', async () => {
     const r = fresh()
     const l = new Leader(r)
     expect(await l.round()).toEqual([]) // everything in place
