@@ -164,11 +164,13 @@ describe('the registry on host states', () => {
 describe('which hosts are leaving', () => {
   const host = (status: HostRecord['status'], since?: number) =>
     ({ id: 'h', status, since }) as HostRecord
-  it('counts a host draining, gone or missing for replaceAfterMs (never, at 0)', () => {
+  it('counts a host draining, gone, missing for replaceAfterMs, or to be replaced', () => {
     expect(isLeaving(host('active'), 5000, 1000)).toBe(false)
     expect(isLeaving(host('missing', 4500), 5000, 1000)).toBe(false)
     expect(isLeaving(host('missing', 4000), 5000, 1000)).toBe(true)
-    expect(isLeaving(host('missing', 0), 5000, 0)).toBe(false)
+    expect(isLeaving(host('missing', 4000), 5000, 0)).toBe(false)
+    expect(isLeaving(host('missing'), 5000, 1000)).toBe(false) // since unknown
+    expect(isLeaving(host('missing', 0), 5000, 0)).toBe(true) // to be replaced at once
     expect(isLeaving(host('draining'), 0, 0)).toBe(true)
     expect(isLeaving(host('gone'), 0, 0)).toBe(true)
     expect(isLeaving(undefined, 0, 1000)).toBe(false) // a peer that has not written its record
@@ -316,7 +318,7 @@ describe("shard 0's voters", () => {
     return r
   }
 
-  async function rounds(r: Registry, n: number): Promise<string[]> {
+  async function rounds(r: Registry, n: number, voters = 3): Promise<string[]> {
     const calls: string[] = []
     const host = {
       promote: async (_s: number, id: number) => {
@@ -344,7 +346,7 @@ describe("shard 0's voters", () => {
           take: () => true,
           host,
           hostId: 'h1',
-          voters: 3,
+          voters,
           timeoutMs: 1000,
         },
       )
@@ -366,6 +368,12 @@ describe("shard 0's voters", () => {
     expect(await rounds(r, 4)).toEqual(['promote 7', 'demote 2'])
     const voters = r.state.replicasOf(0).filter((x) => !x.nonVoting)
     expect(voters.map((x) => x.hostId).sort()).toEqual(['h1', 'h3', 'h4'])
+  })
+
+  it('keeps five voters when asked to, once there are hosts for them', async () => {
+    const r = registry0(['z1', 'z2', 'z3'])
+    expect(await rounds(r, 4, 5)).toEqual(['promote 7', 'promote 8'])
+    expect(r.state.replicasOf(0).every((x) => !x.nonVoting)).toBe(true)
   })
 
   it('keeps a missing peer until it has been missing long enough', async () => {

@@ -7,12 +7,14 @@
 //   empty-dir  a peer restarts with an emptied data directory: it joins as a new host, its
 //              old identity is marked gone and its replicas are replaced;
 //   drain      a host is drained under the write load, then stops for good;
+//   operator   with automatic replacement off, a peer killed for good stays in place until
+//              `replaceHost` replaces it; `removeHost` then marks it gone;
 //   flap       a host is stopped and resumed every second or so: it goes missing and comes
 //              back, and none of its replicas is replaced.
 // Each run's history is checked for linearizability (chaos/checker) and lost writes. One JSON
 // line per scenario, then a summary line; the exit code is 0 only if every scenario held.
 //
-//   node chaos/failures.mjs [scenario ...]      (all five by default)
+//   node chaos/failures.mjs [scenario ...]      (all of them by default)
 //   FAILURE_RUNS=5 node chaos/failures.mjs kill (runs each scenario five times)
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -32,6 +34,8 @@ const options = {
   liveness: { suspectMs: 300, downMs: 1000 },
   replaceAfterMs: REPLACE_AFTER_MS,
 }
+/** What a scenario changes of the agents' options. */
+const OPTIONS = { operator: { replaceAfterMs: 0 } }
 /** Failures a client may see while a host fails or leaves: each says "try again". */
 const RETRYABLE = new Set([
   'ERR_TIMEOUT',
@@ -195,6 +199,30 @@ const SCENARIOS = {
     return { reader, facts: { victim: victim.i, drained_ms } }
   },
 
+  async operator({ hosts, ids }) {
+    const victim = hosts[1]
+    const reader = hosts[0]
+    log(`kill peer host ${victim.i}; automatic replacement is off`)
+    victim.kill()
+    await until('the killed host marked missing', 20_000, async () => {
+      const view = await reader.call('view')
+      return view.hosts.find((h) => h.id === victim.hostId)?.status === 'missing'
+    })
+    await sleep(2 * REPLACE_AFTER_MS)
+    // A peer: it holds a vote in shard 0 at least.
+    const held = (await reader.call('view')).replicas.filter((r) => r.hostId === victim.hostId)
+    if (!held.some((r) => r.shardId === 0)) throw new Error('replicas moved with replaceAfterMs 0')
+    const t0 = Date.now()
+    await reader.call('replaceHost', { hostId: victim.hostId })
+    await fullyReplicated(hosts, reader, ids, [victim.hostId])
+    const replaced_ms = Date.now() - t0
+    await reader.call('removeHost', { hostId: victim.hostId })
+    const view = await reader.call('view')
+    if (view.hosts.find((h) => h.id === victim.hostId)?.status !== 'gone')
+      throw new Error('the removed host is not marked gone')
+    return { reader, facts: { victim: victim.i, replicas: held.length, replaced_ms } }
+  },
+
   async flap({ hosts }) {
     const victim = await pickVictim(hosts[0], hosts.slice(1))
     const reader = hosts[0]
@@ -220,7 +248,13 @@ async function scenario(name, run) {
   const cluster = `failures-${name}`
   let hosts = []
   try {
-    const started = await startCluster({ root, cluster, count: 5, options, history })
+    const started = await startCluster({
+      root,
+      cluster,
+      count: 5,
+      options: { ...options, ...OPTIONS[name] },
+      history,
+    })
     hosts = started.hosts
     const { ids, shardOf } = await createShards(hosts[0], 3, KEYS)
     for (const h of hosts) await h.run(shardOf, CLIENTS)

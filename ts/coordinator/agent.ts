@@ -532,9 +532,9 @@ export class Agent extends EventEmitter {
 
   /**
    * replaceHost replaces the replicas of a missing host on other hosts now, instead of after
-   * `replaceAfterMs` — a peer of the registry among them. The host keeps its id: if it comes
-   * back, it deletes the data of the replicas that were replaced. A host that still answers
-   * is refused.
+   * `replaceAfterMs` (also when that is 0) — its vote in the registry among them. The host
+   * keeps its id: if it comes back, it deletes the data of the replicas that were replaced.
+   * A host that still answers is refused.
    */
   async replaceHost(hostId: string): Promise<void> {
     await this.#departure(hostId, 'missing')
@@ -552,7 +552,7 @@ export class Agent extends EventEmitter {
       .then((p) => p.hostId === hostId)
       .catch(() => false)
     if (up) throw invalid(`host ${hostId} is up; drain it (agent.drain() there) or stop it first`)
-    // `now` 0: missing since long enough to be replaced at once.
+    // `now` 0: to be replaced at once, whatever replaceAfterMs says (see isLeaving).
     await this.#propose({ op: 'host.status', id: hostId, status, now: 0 })
   }
 

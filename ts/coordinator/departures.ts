@@ -35,14 +35,16 @@ export function checkReplacement(o: ReplacementOptions = {}): Required<Replaceme
 
 /**
  * isLeaving tells whether the replicas of a host are to be moved off it at `now`: it is gone,
- * draining, or has been missing for `replaceAfterMs` (never, when that is 0). A host without
- * a record yet (a peer that has not written it) is not leaving.
+ * draining, missing and to be replaced at once (`since` 0, see `agent.replaceHost`), or has
+ * been missing for `replaceAfterMs` (never, when that is 0). A host without a record yet (a
+ * peer that has not written it) is not leaving.
  */
 export function isLeaving(h: HostRecord | undefined, now: number, replaceAfterMs: number): boolean {
   if (!h) return false
   if (h.status === 'gone' || h.status === 'draining') return true
-  if (h.status !== 'missing' || replaceAfterMs === 0) return false
-  return now - (h.since ?? 0) >= replaceAfterMs
+  if (h.status !== 'missing' || h.since === undefined) return false
+  if (h.since === 0) return true
+  return replaceAfterMs > 0 && now - h.since >= replaceAfterMs
 }
 
 /** isAlive tells whether a host can still take part: active, or draining. */

@@ -41,7 +41,9 @@ export interface HostRecord {
   status: HostStatus
   /**
    * When the status last changed, in milliseconds since the epoch on the clock of the agent
-   * that proposed the change (0 when not known).
+   * that proposed the change; 0 for a missing host to be replaced at once
+   * (`agent.replaceHost`), and for a host that took the place of this one. Absent when not
+   * known.
    */
   since?: number
   tags: Record<string, string>

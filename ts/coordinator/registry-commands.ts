@@ -135,8 +135,9 @@ function hostStatus(w: Writer, c: Fields): Outcome {
   need(c.now === undefined || isId(c.now), 'now must be a time in milliseconds')
   need(h.status !== 'gone' || c.status === 'gone', `host ${h.id} was removed from the cluster`)
   if (h.status === c.status && c.now === undefined) return { ok: true }
-  const since = (c.now as number | undefined) ?? 0
-  w.hosts.set(h.id, { ...h, status: c.status as HostStatus, since, updated: w.index })
+  const { since: _, ...rest } = h
+  const since = c.now === undefined ? {} : { since: c.now as number }
+  w.hosts.set(h.id, { ...rest, status: c.status as HostStatus, ...since, updated: w.index })
   w.touchHost(h.id)
   return { ok: true }
 }
