@@ -80,6 +80,7 @@ export class RegistryLeader {
       await c.propose({ op: 'host.status', id: h.id, status: h.status, now })
     const leaving = (h: HostRecord | undefined) => isLeaving(h, Date.now(), this.#o.replaceAfterMs)
     const take = () => this.#rate.take()
+    // A change of shard 0 that fails (it is tried again next round) holds no other shard up.
     await reconcileRegistry(c.registry(), c.propose, {
       leaving,
       take,
@@ -87,7 +88,7 @@ export class RegistryLeader {
       hostId: c.hostId,
       voters: this.#o.registryVoters,
       timeoutMs: c.timeoutMs,
-    })
+    }).catch((e) => c.log.warn('a change of the registry members failed', { error: String(e) }))
     const ctx: ControllerContext = {
       leaving,
       alive: isAlive,
