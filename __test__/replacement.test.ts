@@ -376,6 +376,13 @@ describe("shard 0's voters", () => {
     expect(r.state.replicasOf(0).every((x) => !x.nonVoting)).toBe(true)
   })
 
+  it('demotes a long-missing peer once replaced, so that it can come back', async () => {
+    const r = registry0(['z1', 'z2', 'z3'])
+    run(r, { op: 'host.status', id: 'h2', status: 'missing', now: 1 })
+    expect(await rounds(r, 3)).toEqual(['promote 7', 'demote 2'])
+    expect(r.state.replicas.get(2)?.nonVoting).toBe(true)
+  })
+
   it('keeps a missing peer until it has been missing long enough', async () => {
     const r = registry0(['z1', 'z2', 'z3'])
     run(r, { op: 'host.status', id: 'h2', status: 'missing', now: 9_900 })

@@ -52,8 +52,8 @@ export async function reconcileRegistry(
     return
   }
   // A voter of a leaving host stops voting once it has a replacement, or at once when it
-  // drains or left for good. A draining host keeps its replica, non-voting, to follow the
-  // registry; the others are taken out.
+  // drains or left for good. A host that left for good is taken out; the others keep their
+  // replica, non-voting, to follow the registry (a missing host may yet come back).
   const live = voters.filter((r) => host(r)?.status === 'active').length
   const out = voters.find(
     (r) =>
@@ -64,7 +64,7 @@ export async function reconcileRegistry(
   )
   if (out) {
     if (!ctx.take()) return
-    if (host(out)?.status === 'draining') await demote(s, propose, ctx, out)
+    if (host(out)?.status !== 'gone') await demote(s, propose, ctx, out)
     else {
       await ctx.host.removeReplica(0, out.id, o)
       await propose({ op: 'replica.delete', id: out.id })
