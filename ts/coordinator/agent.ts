@@ -96,7 +96,7 @@ export class Agent extends EventEmitter {
   readonly #clients = new Map<number, ShardClient>()
   readonly #liveness: Liveness
   readonly #replacement: Required<ReplacementOptions>
-  readonly #balance = new LeaderBalance(2_000)
+  readonly #balance = new LeaderBalance(5_000)
   /** The registry state the last `'change'` showed, to announce hosts going down or up. */
   #seen = RegistryState.empty()
   readonly #registry = new Registry()
@@ -646,11 +646,17 @@ export class Agent extends EventEmitter {
   }
 
   #drainContext(): DrainContext {
-    const { host, registry } = this.#started_()
+    const { host, registry, bus } = this.#started_()
     return {
       hostId: this.#hostId,
       log: this.log,
       host,
+      answers: async (hostId) => {
+        const h = this.#registry.state.hosts.get(hostId)
+        if (!h) return false
+        const p = await bus.probe(h.apiAddress, { timeoutMs: 250 }).catch(() => undefined)
+        return p?.hostId === hostId
+      },
       registry: () => this.#registry.state,
       read: (fn) => registry.read(fn, this.timeoutMs),
       propose: (cmd) => registry.propose(cmd),

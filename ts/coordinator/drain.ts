@@ -14,6 +14,8 @@ export interface DrainContext {
   readonly hostId: string
   readonly log: Logger
   readonly host: Pick<Host, 'status' | 'transferLeader'>
+  /** answers tells whether a host answers a bus probe quickly (it is not paused or cut off). */
+  answers(hostId: string): Promise<boolean>
   /** registry is this host's current registry snapshot. */
   registry(): RegistryState
   /** read runs `fn` on a linearizable snapshot of the registry. */
@@ -30,13 +32,17 @@ export interface DrainOptions {
 
 /**
  * handOver makes one leadership transfer that `nextTransfer` asks of this host, if this host
- * leads that shard now; it tells whether it asked for one.
+ * leads that shard now and the target's host answers (a leader handing over to a host that
+ * cannot take over stops taking writes for an election timeout); it tells whether it asked.
  */
 export async function handOver(ctx: DrainContext): Promise<boolean> {
-  const t = nextTransfer(ctx.registry(), ctx.hostId)
+  const s = ctx.registry()
+  const t = nextTransfer(s, ctx.hostId)
   if (!t) return false
   const st = await ctx.host.status(t.shardId).catch(() => undefined)
   if (!st || st.leaderId !== st.replicaId) return false
+  const target = s.replicas.get(t.replicaId)?.hostId
+  if (!target || !(await ctx.answers(target))) return false
   await ctx.host.transferLeader(t.shardId, t.replicaId)
   ctx.log.info('leadership handed over', { ...t })
   return true
