@@ -222,11 +222,18 @@ const cases: Case[] = [
     want: ['c v members', 'd v members'],
   },
   {
-    name: 'a replica of the other kind does not hold its host',
+    name: 'a replica of the other kind comes before a host without one (it keeps its data)',
     hosts: [host('a'), host('b'), host('c')],
     placement: { members: { count: 1 } },
     replicas: [replica(1, 'c', true)],
-    want: ['a v members'],
+    want: ['c v members'],
+  },
+  {
+    name: 'a replica of the right kind comes before one of the other kind',
+    hosts: [host('a'), host('b'), host('c')],
+    placement: { members: { count: 1 } },
+    replicas: [replica(1, 'b', true), replica(2, 'c', false)],
+    want: ['c v members'],
   },
   {
     name: 'kept replicas still give way to vary',

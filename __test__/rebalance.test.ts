@@ -51,7 +51,7 @@ async function voters(a: Agent, shardId: number) {
 }
 
 describe('a placement that grows and shrinks', () => {
-  it('adds and promotes voters, then removes the surplus, in Raft as on record', async () => {
+  it('adds and promotes voters, then removes or demotes the surplus, in Raft too', async () => {
     const all = await cluster('grow', 2)
     const sh = await all[0].createShard('kv', { placement: { members: { count: 3 } } })
     await all[0].waitForShard(sh.id)
@@ -77,6 +77,20 @@ describe('a placement that grows and shrinks', () => {
       },
       { what: 'back to three voters, and only three hosts running it', timeoutMs: 30_000 },
     )
+    // Two voters and a group of one: a voter is demoted where it is, keeping its data.
+    const hosts = () => all.filter((a) => a.runs(sh.id)).map((a) => a.hostId)
+    const before = hosts().sort()
+    const placement = { members: { count: 2 }, groups: { g: { count: 1 } } }
+    await all[0].updateShard(sh.id, { placement })
+    await waitUntil(
+      async () => {
+        const runs = all.filter((a) => a.runs(sh.id))
+        const views = await Promise.all(runs.map((a) => a.replicaStatus(sh.id)))
+        return views.every((v) => v.membership.voters.length === 2 && v.membership.nonVoters.length)
+      },
+      { what: 'two voters and a non-voting replica', timeoutMs: 30_000 },
+    )
+    expect(hosts().sort()).toEqual(before)
     const read = await c.read(Buffer.from('a'))
     expect(Buffer.from(read ?? '').toString()).toBe('1')
   }, 90_000)

@@ -91,12 +91,13 @@ export function place(
     spread: boolean,
   ) => {
     const candidates = hosts.filter((h) => !used.has(h.id) && matches(h, tags))
-    // Keep hosts that already have a replica of the right kind first, for stability.
-    candidates.sort((a, b) => {
-      const ka = current.get(a.id)?.nonVoting === nonVoting ? 0 : 1
-      const kb = current.get(b.id)?.nonVoting === nonVoting ? 0 : 1
-      return ka - kb
-    })
+    // Keep hosts that already have a replica of the right kind first, then those with one of
+    // the other kind (promoted or demoted, it keeps its data), for stability.
+    const rank = (h: HostRecord) => {
+      const r = current.get(h.id)
+      return r === undefined ? 2 : r.nonVoting === nonVoting ? 0 : 1
+    }
+    candidates.sort((a, b) => rank(a) - rank(b))
     const chosen: HostRecord[] = []
     const seen = vary.map(() => new Set<string>())
     const fresh = (h: HostRecord) => vary.every((k, i) => !seen[i].has(h.tags[k] ?? ''))
