@@ -84,6 +84,17 @@ class Leader {
     return proposed
   }
 
+  /** steps runs `n` rounds, each followed by the hosts' part, and returns what happened. */
+  async steps(n: number): Promise<string[]> {
+    const out: string[] = []
+    for (let i = 0; i < n; i++) {
+      await this.round()
+      out.push(...this.calls.splice(0))
+      this.hosts()
+    }
+    return out
+  }
+
   /** hosts plays the host controllers of live hosts once. */
   hosts(): void {
     for (const rep of this.r.state.replicas.values()) {
@@ -216,13 +227,7 @@ describe('the shard controller, one change at a time', () => {
     run(r, { op: 'host.status', id: 'h3', status: 'missing', now: 9_500 })
     expect(await l.round()).toEqual([]) // missing, not for long enough yet
     run(r, { op: 'host.status', id: 'h3', status: 'missing', now: 1_000 })
-    const steps: string[] = []
-    for (let i = 0; i < 6; i++) {
-      await l.round()
-      steps.push(...l.calls.splice(0))
-      l.hosts()
-    }
-    expect(steps).toEqual([
+    expect(await l.steps(6)).toEqual([
       'create h4 non-voting',
       'promote 1/7',
       'update 7 nonVoting=false',
@@ -253,14 +258,8 @@ describe('the shard controller, one change at a time', () => {
     const r = fresh()
     const l = new Leader(r)
     run(r, { op: 'host.status', id: 'h2', status: 'draining', now: 1 })
-    const steps: string[] = []
-    for (let i = 0; i < 6; i++) {
-      await l.round()
-      steps.push(...l.calls.splice(0))
-      l.hosts()
-    }
     // The draining host is alive: it is asked to leave (deleting), not removed from here.
-    expect(steps).toEqual([
+    expect(await l.steps(6)).toEqual([
       'create h4 non-voting',
       'promote 1/7',
       'update 7 nonVoting=false',

@@ -632,7 +632,8 @@ export class Agent extends EventEmitter {
     }
   }
 
-  #leaderContext(host: Host, bus: BusClient, registry: RegistryAccess): RegistryLeaderContext {
+  /** #parts are what the host controller and the registry leader's round both use. */
+  #parts(host: Host, bus: BusClient, registry: RegistryAccess) {
     return {
       hostId: this.#hostId,
       timeoutMs: this.timeoutMs,
@@ -640,9 +641,12 @@ export class Agent extends EventEmitter {
       host,
       bus,
       registry: () => this.#registry.state,
-      propose: (cmd) => registry.propose(cmd),
-      ready: () => this.#status === 'ready',
+      propose: (cmd: Command) => registry.propose(cmd),
     }
+  }
+
+  #leaderContext(host: Host, bus: BusClient, registry: RegistryAccess): RegistryLeaderContext {
+    return { ...this.#parts(host, bus, registry), ready: () => this.#status === 'ready' }
   }
 
   #drainContext(): DrainContext {
@@ -664,16 +668,7 @@ export class Agent extends EventEmitter {
   }
 
   #controllerContext(host: Host, bus: BusClient, registry: RegistryAccess): HostControllerContext {
-    return {
-      hostId: this.#hostId,
-      timeoutMs: this.timeoutMs,
-      log: this.log,
-      host,
-      bus,
-      registry: () => this.#registry.state,
-      factory: (type) => this.#types.get(type),
-      propose: (cmd) => registry.propose(cmd),
-    }
+    return { ...this.#parts(host, bus, registry), factory: (type) => this.#types.get(type) }
   }
 
   #bootstrapContext(host: Host, bus: BusClient, registry: RegistryAccess): BootstrapContext {
