@@ -159,6 +159,26 @@ describe('the leader balance', () => {
   }, 60_000)
 })
 
+describe('a drain that cannot finish', () => {
+  it('says what is left when no other host fits, and undrain ends it', async () => {
+    const all = await cluster('stuck-drain', 0)
+    const sh = await all[0].createShard('kv', { placement: { members: { count: 3 } } })
+    await all[0].waitForShard(sh.id)
+    const err = await all[1].drain({ timeoutMs: 2000 }).catch((e) => e)
+    expect(err.code).toBe('ERR_TIMEOUT')
+    expect(err.message).toMatch(new RegExp(`a replica of shard ${sh.id} \\(members: wants 3`))
+    const status = () => all[0].state((s) => s.hosts.get(all[1].hostId)?.status)
+    expect(await status()).toBe('draining')
+    await all[1].undrain()
+    expect(await status()).toBe('active')
+    await waitUntil(
+      () => all[0].stateLocal((s) => s.shards.get(sh.id)?.tags['placement:error'] === undefined),
+      { what: 'the placement error cleared' },
+    )
+    expect(all[0].stateLocal((s) => s.replicasOf(sh.id).length)).toBe(3)
+  }, 60_000)
+})
+
 describe('the departure calls', () => {
   it('refuse what they cannot do, with clear errors', async () => {
     const all = await cluster('departures', 0)

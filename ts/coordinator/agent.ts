@@ -520,6 +520,17 @@ export class Agent extends EventEmitter {
   }
 
   /**
+   * undrain ends a drain of this host (one that timed out, say): it is `active` again and may
+   * get replicas; those already moved stay where they are.
+   */
+  async undrain(): Promise<void> {
+    this.#checkReady()
+    const status = await this.state((s) => s.hosts.get(this.#hostId)?.status)
+    if (status !== 'draining') return
+    await this.#propose({ op: 'host.status', id: this.#hostId, status: 'active', now: Date.now() })
+  }
+
+  /**
    * removeHost removes a host that is down for good: it is marked `gone`, its replicas are
    * replaced on other hosts (without waiting for `replaceAfterMs`), its vote in the registry
    * goes to another host, and it may never come back under its id. It resolves once that is
