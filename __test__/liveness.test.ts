@@ -45,6 +45,11 @@ describe('a host state from heartbeats', () => {
     expect(hostChanges(before, r.state)).toEqual([{ type: 'hostDown', hostId: 'h3' }])
     l.heard('h3', 600)
     expect(l.changes(r.state, 'h1', 600)).toEqual([{ id: 'h3', status: 'active' }])
+    // A new leader leaves a missing host missing until it answers.
+    const fresh = new Liveness({ suspectMs: 100, downMs: 300 })
+    expect(fresh.changes(r.state, 'h1', 700)).toEqual([])
+    fresh.heard('h3', 710)
+    expect(fresh.changes(r.state, 'h1', 720)).toEqual([{ id: 'h3', status: 'active' }])
   })
 })
 

@@ -169,7 +169,13 @@ describe('a drain that cannot finish', () => {
     expect(err.message).toMatch(new RegExp(`a replica of shard ${sh.id} \\(members: wants 3`))
     const status = () => all[0].state((s) => s.hosts.get(all[1].hostId)?.status)
     expect(await status()).toBe('draining')
+    // A drained stop that cannot drain leaves the agent running.
+    expect(await codeOf(all[1].stop({ drain: { timeoutMs: 500 } }))).toBe('ERR_TIMEOUT')
+    expect(all[1].status).toBe('ready')
+    // A drain waiting when the host is undrained ends.
+    const waiting = all[1].drain({ timeoutMs: 30_000 }).catch((e) => e)
     await all[1].undrain()
+    expect((await waiting).code).toBe('ERR_ABORTED')
     expect(await status()).toBe('active')
     await waitUntil(
       () => all[0].stateLocal((s) => s.shards.get(sh.id)?.tags['placement:error'] === undefined),
@@ -188,8 +194,10 @@ describe('the departure calls', () => {
     expect(await codeOf(a.removeHost(a.hostId))).toBe('ERR_INVALID_ARGUMENT')
     const up = await a.replaceHost(b.hostId).catch((e) => e)
     expect(up.code).toBe('ERR_INVALID_ARGUMENT')
-    expect(up.message).toMatch(/is up; drain it/)
+    expect(up.message).toMatch(/is up \(active\); drain it/)
     expect(await codeOf(a.drain({ timeoutMs: -1 }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(a.drain(null as never))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(a.stop(null as never))).toBe('ERR_INVALID_ARGUMENT')
     expect(a.stateLocal((s) => [...s.hosts.values()].map((h) => h.status))).toEqual([
       'active',
       'active',

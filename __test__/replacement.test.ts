@@ -382,6 +382,14 @@ describe("shard 0's voters", () => {
     expect(r.state.replicas.get(2)?.nonVoting).toBe(true)
   })
 
+  it('demotes surplus voters of silent hosts first, and never below a live quorum', async () => {
+    const r = registry0(['z1', 'z2', 'z3'])
+    for (const id of [7, 8]) run(r, { op: 'replica.update', id, nonVoting: false })
+    for (const id of ['h4', 'h5']) run(r, { op: 'host.status', id, status: 'missing', now: 9_900 })
+    // Five voters, three live: demoting a live one would leave two of four.
+    expect(await rounds(r, 3)).toEqual(['demote 7', 'demote 8'])
+  })
+
   it('keeps a missing peer until it has been missing long enough', async () => {
     const r = registry0(['z1', 'z2', 'z3'])
     run(r, { op: 'host.status', id: 'h2', status: 'missing', now: 9_900 })

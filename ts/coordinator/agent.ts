@@ -558,11 +558,17 @@ export class Agent extends EventEmitter {
     const h = await this.state((s) => s.hosts.get(hostId))
     if (!h) throw invalid(`host ${hostId} is not a member of the cluster`)
     if (h.status === 'gone') return
-    const up = await this.#started_()
-      .bus.probe(h.apiAddress, { timeoutMs: 1000 })
-      .then((p) => p.hostId === hostId)
-      .catch(() => false)
-    if (up) throw invalid(`host ${hostId} is up; drain it (agent.drain() there) or stop it first`)
+    // Only a host the registry leader's heartbeats already miss, and that this host cannot
+    // reach either: a host that is up is drained instead.
+    const up = async () =>
+      this.#started_()
+        .bus.probe(h.apiAddress, { timeoutMs: 1000 })
+        .then((p) => p.hostId === hostId)
+        .catch(() => false)
+    if (h.status === 'active' || (await up())) {
+      const how = 'drain it (agent.drain() there), or stop it and wait until it is missing'
+      throw invalid(`host ${hostId} is up (${h.status}); ${how}`)
+    }
     // `now` 0: to be replaced at once, whatever replaceAfterMs says (see isLeaving).
     await this.#propose({ op: 'host.status', id: hostId, status, now: 0 })
   }
@@ -571,20 +577,18 @@ export class Agent extends EventEmitter {
    * stop leaves the cluster's replicas on this host stopped (data kept) and closes everything.
    * With `drain`, it first drains the host (see `drain`; DrainOptions may be given) and then
    * leaves the cluster for good: the host is marked `gone`, and a later start needs an empty
-   * data directory (it then joins as a new host). Idempotent.
+   * data directory (it then joins as a new host); if the drain fails, stop rejects with its
+   * error and the agent keeps running, still draining. Idempotent.
    */
-  stop(o: { drain?: boolean | DrainOptions } = {}): Promise<void> {
-    this.#stopped ??= (async () => {
-      if (o.drain && this.#status === 'ready') {
-        await this.drain(o.drain === true ? {} : o.drain)
-        await this.#propose({
-          op: 'host.status',
-          id: this.#hostId,
-          status: 'gone',
-          now: Date.now(),
-        })
-      }
-    })().finally(() => this.#shutdown())
+  async stop(o: { drain?: boolean | DrainOptions } = {}): Promise<void> {
+    if (o === null || typeof o !== 'object') throw invalid('stop options must be an object')
+    if (o.drain && !this.#stopped) {
+      // A drain that fails leaves the agent running (and draining): stop rejects with it.
+      await this.drain(o.drain === true ? {} : o.drain)
+      const now = Date.now()
+      await this.#propose({ op: 'host.status', id: this.#hostId, status: 'gone', now })
+    }
+    this.#stopped ??= this.#shutdown()
     return this.#stopped
   }
 

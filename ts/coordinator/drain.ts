@@ -1,6 +1,6 @@
 // Drain: a host hands its leaderships to other hosts and waits until the registry leader
 // moved its replicas elsewhere; and, on every host, the leader balance.
-import { ZongziError } from '../binding/errors'
+import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import { ERROR_TAG } from './shard-controller'
 import { nextTransfer } from './leader-balance'
@@ -94,9 +94,10 @@ export function remaining(s: RegistryState, hostId: string): string[] {
  * is left.
  */
 export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promise<void> {
+  if (o === null || typeof o !== 'object') throw invalid('drain options must be an object')
   const timeoutMs = o.timeoutMs ?? 120_000
   if (!(Number.isSafeInteger(timeoutMs) && timeoutMs > 0))
-    throw new ZongziError('ERR_INVALID_ARGUMENT', 'timeoutMs must be a positive whole number')
+    throw invalid('timeoutMs must be a positive whole number')
   const me = ctx.hostId
   if ((await ctx.read((s) => s.hosts.get(me)?.status)) !== 'draining')
     await ctx.propose({ op: 'host.status', id: me, status: 'draining', now: Date.now() })
@@ -104,7 +105,8 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
   await retry(
     async () => {
       await handOver(ctx).catch(() => false)
-      const left = await ctx.read((s) => remaining(s, me))
+      const [status, left] = await ctx.read((s) => [s.hosts.get(me)?.status, remaining(s, me)])
+      if (status !== 'draining') throw new ZongziError('ERR_ABORTED', `drain ended: ${status}`)
       if (left.length === 0) return
       throw new ZongziError('ERR_TIMEOUT', `not drained in ${timeoutMs} ms: ${left.join('; ')}`)
     },

@@ -35,6 +35,8 @@ export function checkLiveness(o: LivenessOptions = {}): Required<LivenessOptions
 export class Liveness {
   readonly #o: Required<LivenessOptions>
   readonly #heard = new Map<string, number>()
+  /** Hosts that answered this leader at least once (not only counted from when it started). */
+  readonly #answered = new Set<string>()
   /** Hosts with a heartbeat in flight. */
   readonly #beating = new Set<string>()
 
@@ -45,6 +47,7 @@ export class Liveness {
   /** heard records an answer from `hostId` at `now`. */
   heard(hostId: string, now: number): void {
     this.#heard.set(hostId, now)
+    this.#answered.add(hostId)
   }
 
   /** state is what `hostId` is at `now`. */
@@ -82,11 +85,13 @@ export class Liveness {
   /** forget drops what it knew (this agent stopped leading the registry). */
   forget(): void {
     this.#heard.clear()
+    this.#answered.clear()
   }
 
   /**
    * changes lists the registry writes the hosts' states call for at `now`: a host on record
-   * as active that is down becomes missing, and a missing one that is up becomes active.
+   * as active that is down becomes missing, and a missing one that answered lately becomes
+   * active (a new leader that has not heard from it yet leaves it missing).
    */
   changes(s: RegistryState, self: string, now: number): Array<Pick<HostRecord, 'id' | 'status'>> {
     const out: Array<Pick<HostRecord, 'id' | 'status'>> = []
@@ -94,7 +99,8 @@ export class Liveness {
       if (h.id === self || (h.status !== 'active' && h.status !== 'missing')) continue
       const st = this.state(h.id, now)
       if (h.status === 'active' && st === 'down') out.push({ id: h.id, status: 'missing' })
-      if (h.status === 'missing' && st === 'up') out.push({ id: h.id, status: 'active' })
+      if (h.status === 'missing' && st === 'up' && this.#answered.has(h.id))
+        out.push({ id: h.id, status: 'active' })
     }
     return out
   }

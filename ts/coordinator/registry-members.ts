@@ -71,7 +71,8 @@ export async function reconcileRegistry(
     }
     return
   }
-  // Too many voters (or two in one zone, once a voter of a new zone joined): demote one.
+  // Too many voters (or two in one zone, once a voter of a new zone joined): demote one — of
+  // a host that does not answer first, then a second one in a zone — if a quorum stays.
   if (kept.length > ctx.voters) {
     const seen = new Set<string>()
     const twice = kept.filter((r) => {
@@ -80,7 +81,11 @@ export async function reconcileRegistry(
       seen.add(z)
       return again
     })
-    const pick = [...twice, ...kept].find((r) => r.hostId !== ctx.hostId)
+    const silent = kept.filter((r) => host(r)?.status !== 'active')
+    const pick = [...silent, ...twice, ...kept].find(
+      (r) =>
+        r.hostId !== ctx.hostId && keepsQuorum(voters.length, live, host(r)?.status === 'active'),
+    )
     if (pick && ctx.take()) await demote(s, propose, ctx, pick)
     return
   }
