@@ -144,11 +144,14 @@ describe('the registry on host states', () => {
     expect(r.state.hosts.get('h2')?.status).toBe('gone')
   })
 
-  it('marks gone the earlier identity of a host that comes back at its address', () => {
+  it('marks gone the earlier identity of a peer that rejoined at its address', () => {
     const r = fresh()
     const host = { id: 'h2-new', apiAddress: 'a2', raftAddress: 'r9', tags: {}, shardTypes: [] }
-    run(r, { op: 'host.put', host })
+    run(r, { op: 'host.put', host: { ...host, id: 'h2-other' } }) // an address reused: nothing
+    expect(r.state.hosts.get('h2')?.status).toBe('active')
+    run(r, { op: 'host.put', host, rejoined: true })
     expect(r.state.hosts.get('h2')?.status).toBe('gone')
+    expect(r.state.hosts.get('h2-other')?.status).toBe('gone')
     expect(r.state.hosts.get('h2-new')?.status).toBe('active')
   })
 

@@ -102,6 +102,8 @@ export class Agent extends EventEmitter {
   readonly #registry = new Registry()
   readonly #shardController: ShardController
   #timer: NodeJS.Timeout | undefined
+  /** This start is a peer's that lost its data and joined as a new host. */
+  #rejoined = false
   #started: Promise<void> | undefined
   #stopped: Promise<void> | undefined
   readonly #abort = new AbortController()
@@ -290,7 +292,10 @@ export class Agent extends EventEmitter {
       this.log.info('restarting from disk', { replicas: stored.length })
       await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
     } else if (this.peers.includes(this.#apiAddress)) {
-      if ((await bootstrap(boot)) === REJOIN) await joinCluster(boot)
+      if ((await bootstrap(boot)) === REJOIN) {
+        await joinCluster(boot)
+        this.#rejoined = true
+      }
     } else {
       await joinCluster(boot)
     }
@@ -318,6 +323,7 @@ export class Agent extends EventEmitter {
         shardTypes: [...this.#types.keys()],
         ...(certificate ? { certificate } : {}),
       },
+      ...(this.#rejoined ? { rejoined: true } : {}),
     })
   }
 

@@ -101,6 +101,11 @@ export type Command =
         HostRecord,
         'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes' | 'certificate'
       >
+      /**
+       * The host is a peer that lost its data and joined again under a new id: the earlier
+       * identity at its bus address is gone.
+       */
+      rejoined?: boolean
     }
   | {
       op: 'host.join'

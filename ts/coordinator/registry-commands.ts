@@ -86,9 +86,10 @@ function hostPut(w: Writer, c: Fields): Outcome {
     ...(h.certificate === undefined ? {} : { certificate: h.certificate }),
   })
   w.touchHost(h.id)
-  // Another id at this host's address is an earlier life of it that lost its data: that
-  // identity is gone for good, and its replicas are replaced.
-  for (const o of [...w.hosts.values()]) {
+  // A peer that lost its data and joined again: another id at its address is its earlier
+  // life, gone for good, and its replicas are replaced.
+  need(c.rejoined === undefined || typeof c.rejoined === 'boolean', 'rejoined must be a boolean')
+  for (const o of c.rejoined ? [...w.hosts.values()] : []) {
     if (o.id === h.id || o.status === 'gone' || o.apiAddress !== h.apiAddress) continue
     w.hosts.set(o.id, { ...o, status: 'gone', since: 0, updated: w.index })
     w.touchHost(o.id)

@@ -89,9 +89,12 @@ export class RegistryLeader {
       voters: this.#o.registryVoters,
       timeoutMs: c.timeoutMs,
     }).catch((e) => c.log.warn('a change of the registry members failed', { error: String(e) }))
+    // A draining host that stopped answering cannot take its own replicas out any more.
+    const alive = (h: HostRecord | undefined) =>
+      isAlive(h) && !(h?.status === 'draining' && this.#liveness.state(h.id, Date.now()) === 'down')
     const ctx: ControllerContext = {
       leaving,
-      alive: isAlive,
+      alive,
       take,
       membership: busMembership(c.bus, c.timeoutMs),
     }
