@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { Registry } from '../ts/index'
 import { checkReplacement, isLeaving, RateLimit } from '../ts/coordinator/departures'
 import { nextTransfer } from '../ts/coordinator/leader-balance'
+import { repairOf } from '../ts/coordinator/membership-repair'
 import type { Command, HostRecord, Placement } from '../ts/coordinator/records'
 import { reconcileRegistry } from '../ts/coordinator/registry-members'
 import type { RegistryState } from '../ts/coordinator/registry-state'
@@ -232,10 +233,10 @@ describe('the shard controller, one change at a time', () => {
     run(r, { op: 'host.status', id: 'h3', status: 'missing', now: 1_000 })
     expect(await l.steps(6)).toEqual([
       'create h4 non-voting',
-      'promote 1/7',
       'update 7 nonVoting=false',
-      'remove 1/6',
+      'promote 1/7',
       'delete 6',
+      'remove 1/6',
     ])
     const members = r.state.replicasOf(1).map((x) => [x.hostId, x.nonVoting, x.status])
     expect(members.sort()).toEqual([
@@ -264,8 +265,8 @@ describe('the shard controller, one change at a time', () => {
     // The draining host is alive: it is asked to leave (deleting), not removed from here.
     expect(await l.steps(6)).toEqual([
       'create h4 non-voting',
-      'promote 1/7',
       'update 7 nonVoting=false',
+      'promote 1/7',
       'update 5 deleting',
     ])
     expect(r.state.replicasOn('h2').filter((x) => x.shardId === 1)).toEqual([])
@@ -300,7 +301,7 @@ describe('the shard controller, one change at a time', () => {
     run(r, { op: 'replica.create', shardId: 1, hostId: 'h4', nonVoting: true })
     run(r, { op: 'host.status', id: 'h4', status: 'gone', now: 1 })
     expect(await l.round()).toEqual(['delete 7'])
-    expect(l.calls).toEqual(['remove 1/7', 'delete 7'])
+    expect(l.calls).toEqual(['delete 7', 'remove 1/7'])
   })
 })
 
@@ -320,21 +321,38 @@ describe("shard 0's voters", () => {
     return r
   }
 
-  async function rounds(r: Registry, n: number, voters = 3): Promise<string[]> {
+  /**
+   * rounds runs `n` rounds of the registry leader (h1, replica 1) against `r`, with shard 0's
+   * Raft membership as the records have it (or as `raft` says), and lists its Raft changes.
+   */
+  async function rounds(
+    r: Registry,
+    n: number,
+    voters = 3,
+    raft?: { voters: number[]; nonVoters: number[] },
+  ): Promise<string[]> {
     const calls: string[] = []
+    const zero = r.state.replicasOf(0)
+    const m = raft ?? {
+      voters: zero.filter((x) => !x.nonVoting).map((x) => x.id),
+      nonVoters: zero.filter((x) => x.nonVoting).map((x) => x.id),
+    }
+    const without = (id: number) => {
+      m.voters = m.voters.filter((x) => x !== id)
+      m.nonVoters = m.nonVoters.filter((x) => x !== id)
+    }
+    const change = (what: string, id: number, voting?: boolean) => {
+      calls.push(`${what} ${id}`)
+      without(id)
+      if (voting === true) m.voters.push(id)
+      if (voting === false) m.nonVoters.push(id)
+      return Promise.resolve({ ...m })
+    }
     const host = {
-      promote: async (_s: number, id: number) => {
-        calls.push(`promote ${id}`)
-        return { voters: [], nonVoters: [] }
-      },
-      addNonVoting: async (_s: number, id: number) => {
-        calls.push(`demote ${id}`)
-        return { voters: [], nonVoters: [] }
-      },
-      removeReplica: async (_s: number, id: number) => {
-        calls.push(`remove ${id}`)
-        return { voters: [], nonVoters: [] }
-      },
+      status: async () => ({ replicaId: 1, leaderId: 1, membership: m }) as never,
+      promote: async (_s: number, id: number) => change('promote', id, true),
+      addNonVoting: async (_s: number, id: number) => change('demote', id, false),
+      removeReplica: async (_s: number, id: number) => change('remove', id),
     }
     for (let i = 0; i < n; i++) {
       await reconcileRegistry(
@@ -355,6 +373,17 @@ describe("shard 0's voters", () => {
     }
     return calls
   }
+
+  it('finishes in Raft what an earlier leader recorded, before anything else', async () => {
+    const r = registry0(['z1', 'z2', 'z3'])
+    // Recorded: 7 promoted, 2 demoted, 3 deleted; Raft has none of it.
+    run(r, { op: 'replica.update', id: 7, nonVoting: false })
+    run(r, { op: 'replica.update', id: 2, nonVoting: true })
+    run(r, { op: 'replica.delete', id: 3 })
+    const raft = { voters: [1, 2, 3], nonVoters: [7, 8] }
+    expect(await rounds(r, 3, 3, raft)).toEqual(['demote 2', 'remove 3', 'promote 7'])
+    expect(raft.voters.sort()).toEqual([1, 7])
+  })
 
   it('promotes a joined host in place of a gone peer, then takes the peer out', async () => {
     const r = registry0(['z1', 'z2', 'z3'])
@@ -404,6 +433,23 @@ describe("shard 0's voters", () => {
     run(r, { op: 'host.status', id: 'h2', status: 'draining', now: 1 })
     expect(await rounds(r, 3)).toEqual(['promote 7', 'demote 2'])
     expect(r.state.replicas.get(2)?.nonVoting).toBe(true)
+  })
+})
+
+describe('membership repair', () => {
+  it("names what brings a shard's Raft membership in line with the records", () => {
+    const r = fresh() // shard 1: replicas 4, 5, 6 voters
+    const m = (voters: number[], nonVoters: number[] = []) => ({ voters, nonVoters })
+    expect(repairOf(r.state, 1, m([4, 5, 6]), 4)).toBeUndefined()
+    run(r, { op: 'replica.update', id: 6, nonVoting: true })
+    expect(repairOf(r.state, 1, m([4, 5, 6]), 4)).toEqual({ op: 'demote', replicaId: 6 })
+    expect(repairOf(r.state, 1, m([4, 5], [6]), 4)).toBeUndefined()
+    run(r, { op: 'replica.delete', id: 6 })
+    expect(repairOf(r.state, 1, m([4, 5], [6]), 4)).toEqual({ op: 'remove', replicaId: 6 })
+    // An id this view has not given out yet: a newer replica, left alone.
+    expect(repairOf(r.state, 1, m([4, 5], [99]), 4)).toBeUndefined()
+    run(r, { op: 'replica.update', id: 5, status: 'deleting' })
+    expect(repairOf(r.state, 1, m([4], [5]), 4)).toBeUndefined() // its host takes it out
   })
 })
 

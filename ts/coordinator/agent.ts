@@ -689,7 +689,11 @@ export class Agent extends EventEmitter {
   }
 
   #controllerContext(host: Host, bus: BusClient, registry: RegistryAccess): HostControllerContext {
-    return { ...this.#parts(host, bus, registry), factory: (type) => this.#types.get(type) }
+    return {
+      ...this.#parts(host, bus, registry),
+      factory: (type) => this.#types.get(type),
+      catchUp: () => registry.read(() => undefined, this.timeoutMs),
+    }
   }
 
   #bootstrapContext(host: Host, bus: BusClient, registry: RegistryAccess): BootstrapContext {

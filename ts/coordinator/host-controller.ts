@@ -9,6 +9,7 @@ import type { Logger } from './logger'
 import type { Accepted, Command } from './records'
 import type { ReplicaRecord, ShardRecord } from './records'
 import type { RegistryState } from './registry-state'
+import { repairOf } from './membership-repair'
 import { firstOf } from './retry'
 
 /** HostControllerContext is what the host controller uses of the agent. */
@@ -26,10 +27,14 @@ export interface HostControllerContext {
     | 'readIndex'
     | 'status'
     | 'promote'
+    | 'addNonVoting'
+    | 'removeReplica'
   >
   readonly bus: Pick<BusClient, 'addReplica' | 'removeReplica'>
   /** registry is this host's current registry snapshot. */
   registry(): RegistryState
+  /** catchUp brings this host's registry up to date (a linearizable read of shard 0). */
+  catchUp(): Promise<void>
   /** factory returns the registered factory of a state machine type. */
   factory(type: string): StateMachineFactory | undefined
   propose(cmd: Command): Promise<Accepted>
@@ -90,7 +95,7 @@ export class HostController {
         if (r.status === 'deleting') await this.#retire(s, r)
         else if (!running) await this.#start(s, shard, r)
         else if (!running.active) await this.#activate(r)
-        else await this.#settle(s, r)
+        else await this.#repair(s, r)
       } catch (e) {
         this.#agent.log.debug('replica not reconciled yet', {
           shardId: r.shardId,
@@ -165,7 +170,7 @@ export class HostController {
     const a = this.#agent
     const members = s.replicasOf(r.shardId).filter((x) => x.status === 'active' && x.id !== r.id)
     // Always as non-voting first: a voter that has not caught up (or never starts) would
-    // count against the quorum. #settle promotes it once it runs.
+    // count against the quorum. The registry leader promotes it once it caught up.
     const change = {
       shardId: r.shardId,
       replicaId: r.id,
@@ -180,14 +185,27 @@ export class HostController {
     )
   }
 
-  /** #settle promotes a running non-voting replica that the registry now wants as a voter. */
-  async #settle(s: RegistryState, r: ReplicaRecord): Promise<void> {
-    if (r.nonVoting) return
+  /**
+   * #repair, where this host's replica leads its shard, brings the shard's Raft membership in
+   * line with the registry (see membership-repair.ts), one change per run. A difference seen
+   * in this host's view is checked again on an up-to-date one first.
+   */
+  async #repair(s: RegistryState, r: ReplicaRecord): Promise<void> {
     const a = this.#agent
     const st = await a.host.status(r.shardId)
-    if (st.membership.nonVoters.includes(r.id))
-      await a.host.promote(r.shardId, r.id, { timeoutMs: a.timeoutMs })
-    void s
+    if (st.leaderId !== st.replicaId || !repairOf(s, r.shardId, st.membership, r.id)) return
+    await a.catchUp()
+    const fix = repairOf(a.registry(), r.shardId, st.membership, r.id)
+    if (!fix) return
+    a.log.info('membership repaired', { shardId: r.shardId, ...fix })
+    const o = { timeoutMs: a.timeoutMs }
+    if (fix.op === 'promote') await a.host.promote(r.shardId, fix.replicaId, o)
+    else if (fix.op === 'remove') await a.host.removeReplica(r.shardId, fix.replicaId, o)
+    else {
+      const rec = a.registry().replicas.get(fix.replicaId)
+      const address = (rec && a.registry().hosts.get(rec.hostId)?.raftAddress) ?? ''
+      await a.host.addNonVoting(r.shardId, fix.replicaId, address, o)
+    }
   }
 
   /** #retire takes a replica out of its shard, stops it, deletes its data and its record. */

@@ -4,6 +4,7 @@
 import type { Host } from '../binding/host'
 import type { ControllerContext, ProposeCommand } from './shard-controller'
 import { keepsQuorum } from './shard-controller'
+import { repairOf } from './membership-repair'
 import type { ReplicaRecord } from './records'
 import type { RegistryState } from './registry-state'
 
@@ -13,7 +14,7 @@ export const ZONE_TAG = 'zone'
 /** RegistryMembersContext is what keeping shard 0's members takes. */
 export interface RegistryMembersContext extends Pick<ControllerContext, 'leaving' | 'take'> {
   /** The engine host of the registry leader: it runs shard 0 and changes it directly. */
-  readonly host: Pick<Host, 'promote' | 'addNonVoting' | 'removeReplica'>
+  readonly host: Pick<Host, 'status' | 'promote' | 'addNonVoting' | 'removeReplica'>
   /** This host's id (the leader's; it never takes its own replica out). */
   readonly hostId: string
   /** Voters to keep: 3 or 5. */
@@ -21,12 +22,25 @@ export interface RegistryMembersContext extends Pick<ControllerContext, 'leaving
   readonly timeoutMs: number
 }
 
-/** reconcileRegistry makes at most one change to shard 0's membership. */
+/**
+ * reconcileRegistry makes at most one change to shard 0's membership: first one that brings
+ * Raft in line with the records (a change recorded by an earlier leader that failed before it
+ * was made), then one towards the voters wanted. Each change is recorded first.
+ */
 export async function reconcileRegistry(
   s: RegistryState,
   propose: ProposeCommand,
   ctx: RegistryMembersContext,
 ): Promise<void> {
+  const o = { timeoutMs: ctx.timeoutMs }
+  const st = await ctx.host.status(0)
+  const fix = repairOf(s, 0, st.membership, st.replicaId)
+  if (fix) {
+    if (fix.op === 'promote') await ctx.host.promote(0, fix.replicaId, o)
+    else if (fix.op === 'remove') await ctx.host.removeReplica(0, fix.replicaId, o)
+    else await raftDemote(s, ctx, fix.replicaId)
+    return
+  }
   const zero = s.replicasOf(0)
   const host = (r: ReplicaRecord) => s.hosts.get(r.hostId)
   const zone = (r: ReplicaRecord) => host(r)?.tags[ZONE_TAG] ?? ''
@@ -43,12 +57,11 @@ export async function reconcileRegistry(
   // Voters sharing a zone while another zone has a candidate: one more voter from there (the
   // surplus is demoted next).
   const spread = kept.length === ctx.voters && zones.size < kept.length && fresh !== undefined
-  const o = { timeoutMs: ctx.timeoutMs }
   if ((kept.length < ctx.voters || spread) && candidates.length > 0) {
     if (!ctx.take()) return
     const r = fresh ?? candidates[0]
-    await ctx.host.promote(0, r.id, o)
     await propose({ op: 'replica.update', id: r.id, nonVoting: false })
+    await ctx.host.promote(0, r.id, o)
     return
   }
   // A voter of a leaving host stops voting once it has a replacement, or at once when it
@@ -66,8 +79,8 @@ export async function reconcileRegistry(
     if (!ctx.take()) return
     if (host(out)?.status !== 'gone') await demote(s, propose, ctx, out)
     else {
-      await ctx.host.removeReplica(0, out.id, o)
       await propose({ op: 'replica.delete', id: out.id })
+      await ctx.host.removeReplica(0, out.id, o)
     }
     return
   }
@@ -92,8 +105,8 @@ export async function reconcileRegistry(
   // A non-voting replica of a host that is gone for good.
   const stale = zero.find((r) => r.nonVoting && host(r)?.status === 'gone')
   if (stale && ctx.take()) {
-    await ctx.host.removeReplica(0, stale.id, o)
     await propose({ op: 'replica.delete', id: stale.id })
+    await ctx.host.removeReplica(0, stale.id, o)
   }
 }
 
@@ -104,7 +117,13 @@ async function demote(
   ctx: RegistryMembersContext,
   r: ReplicaRecord,
 ): Promise<void> {
-  const address = s.hosts.get(r.hostId)?.raftAddress ?? ''
-  await ctx.host.addNonVoting(0, r.id, address, { timeoutMs: ctx.timeoutMs })
   await propose({ op: 'replica.update', id: r.id, nonVoting: true })
+  await raftDemote(s, ctx, r.id)
+}
+
+/** raftDemote makes a voter of shard 0 non-voting in Raft. */
+async function raftDemote(s: RegistryState, ctx: RegistryMembersContext, id: number) {
+  const r = s.replicas.get(id)
+  const address = (r && s.hosts.get(r.hostId)?.raftAddress) ?? ''
+  await ctx.host.addNonVoting(0, id, address, { timeoutMs: ctx.timeoutMs })
 }

@@ -44,7 +44,9 @@ export const ERROR_TAG = 'placement:error'
  * it adds and promotes replicas a placement asks for, and demotes or removes those it no
  * longer wants, including every replica on a host that is leaving. A shard gets one change
  * at a time, in an order that keeps its quorum: a new replica joins non-voting, is promoted
- * once it caught up, and only then does a replica it replaces go.
+ * once it caught up, and only then does a replica it replaces go. Each change is recorded
+ * first and carried out in Raft next; if this leader fails in between, the shard's Raft leader
+ * finishes it (membership-repair.ts).
  */
 export class DefaultShardController implements ShardController {
   readonly #log: Logger
@@ -113,8 +115,8 @@ export class DefaultShardController implements ShardController {
     )
     if (stranded) {
       if (!ctx.take()) return
-      await ctx.membership.remove(s, shard.id, stranded.id)
       await propose({ op: 'replica.delete', id: stranded.id })
+      await ctx.membership.remove(s, shard.id, stranded.id)
       return
     }
     // One change at a time: wait while a replica joins (until it caught up) or leaves.
@@ -135,16 +137,16 @@ export class DefaultShardController implements ShardController {
     )
     if (promote) {
       if (!ctx.take()) return
-      await ctx.membership.promote(s, shard.id, promote.id)
       await propose({ op: 'replica.update', id: promote.id, nonVoting: false })
+      await ctx.membership.promote(s, shard.id, promote.id)
       return
     }
     // 3. Demote a voter wanted as non-voting, if the voters left keep a quorum.
     const demote = voters.find((r) => wanted.get(r.hostId)?.nonVoting === true)
     if (demote && keepsQuorum(voters.length, live, ctx.alive(hostOf(demote)))) {
       if (!ctx.take()) return
-      await ctx.membership.demote(s, shard.id, demote.id)
       await propose({ op: 'replica.update', id: demote.id, nonVoting: true })
+      await ctx.membership.demote(s, shard.id, demote.id)
       return
     }
     // 4. Remove a replica no longer wanted: those on hosts that are down first. A live host
@@ -159,8 +161,8 @@ export class DefaultShardController implements ShardController {
     if (ctx.alive(hostOf(go))) {
       await propose({ op: 'replica.update', id: go.id, status: 'deleting' })
     } else {
-      await ctx.membership.remove(s, shard.id, go.id)
       await propose({ op: 'replica.delete', id: go.id })
+      await ctx.membership.remove(s, shard.id, go.id)
     }
   }
 
