@@ -28,7 +28,14 @@ import { busHandlers, type HandlerContext } from './handlers'
 import { HostHealth } from './health'
 import { newTokenId, signJoinToken } from './join-tokens'
 import { checkReplacement, type ReplacementOptions } from './departures'
-import { type DrainContext, drainHost, type DrainOptions, LeaderBalance } from './drain'
+import {
+  type DrainContext,
+  drainHost,
+  type DrainOptions,
+  LeaderBalance,
+  markDeparted,
+  undrainHost,
+} from './drain'
 import { checkLiveness, Liveness } from './liveness'
 import { HostController, type HostControllerContext } from './host-controller'
 import { type Logger, silent } from './logger'
@@ -531,9 +538,7 @@ export class Agent extends EventEmitter {
    */
   async undrain(): Promise<void> {
     this.#checkReady()
-    const status = await this.state((s) => s.hosts.get(this.#hostId)?.status)
-    if (status !== 'draining') return
-    await this.#propose({ op: 'host.status', id: this.#hostId, status: 'active', now: Date.now() })
+    await undrainHost(this.#drainContext())
   }
 
   /**
@@ -559,24 +564,7 @@ export class Agent extends EventEmitter {
 
   async #departure(hostId: string, status: 'missing' | 'gone'): Promise<void> {
     this.#checkReady()
-    if (typeof hostId !== 'string' || hostId === '') throw invalid('hostId is required')
-    if (hostId === this.#hostId) throw invalid('a host cannot remove or replace itself; drain it')
-    const h = await this.state((s) => s.hosts.get(hostId))
-    if (!h) throw invalid(`host ${hostId} is not a member of the cluster`)
-    if (h.status === 'gone') return
-    // Only a host the registry leader's heartbeats already miss, and that this host cannot
-    // reach either: a host that is up is drained instead.
-    const up = async () =>
-      this.#started_()
-        .bus.probe(h.apiAddress, { timeoutMs: 1000 })
-        .then((p) => p.hostId === hostId)
-        .catch(() => false)
-    if (h.status === 'active' || (await up())) {
-      const how = 'drain it (agent.drain() there), or stop it and wait until it is missing'
-      throw invalid(`host ${hostId} is up (${h.status}); ${how}`)
-    }
-    // `now` 0: to be replaced at once, whatever replaceAfterMs says (see isLeaving).
-    await this.#propose({ op: 'host.status', id: hostId, status, now: 0 })
+    await markDeparted(this.#drainContext(), hostId, status)
   }
 
   /**
@@ -676,10 +664,10 @@ export class Agent extends EventEmitter {
       hostId: this.#hostId,
       log: this.log,
       host,
-      answers: async (hostId) => {
+      answers: async (hostId, timeoutMs) => {
         const h = this.#registry.state.hosts.get(hostId)
         if (!h) return false
-        const p = await bus.probe(h.apiAddress, { timeoutMs: 250 }).catch(() => undefined)
+        const p = await bus.probe(h.apiAddress, { timeoutMs }).catch(() => undefined)
         return p?.hostId === hostId
       },
       registry: () => this.#registry.state,

@@ -1,5 +1,6 @@
-// Drain: a host hands its leaderships to other hosts and waits until the registry leader
-// moved its replicas elsewhere; and, on every host, the leader balance.
+// Drain and departures: a host hands its leaderships to other hosts and waits until the
+// registry leader moved its replicas elsewhere; an operator marks a dead host for replacement
+// or removal; and, on every host, the leader balance.
 import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import { ERROR_TAG } from './shard-controller'
@@ -14,8 +15,8 @@ export interface DrainContext {
   readonly hostId: string
   readonly log: Logger
   readonly host: Pick<Host, 'status' | 'transferLeader'>
-  /** answers tells whether a host answers a bus probe quickly (it is not paused or cut off). */
-  answers(hostId: string): Promise<boolean>
+  /** answers tells whether a host answers a bus probe within `timeoutMs`. */
+  answers(hostId: string, timeoutMs: number): Promise<boolean>
   /** registry is this host's current registry snapshot. */
   registry(): RegistryState
   /** read runs `fn` on a linearizable snapshot of the registry. */
@@ -42,7 +43,7 @@ export async function handOver(ctx: DrainContext): Promise<boolean> {
   const st = await ctx.host.status(t.shardId).catch(() => undefined)
   if (!st || st.leaderId !== st.replicaId) return false
   const target = s.replicas.get(t.replicaId)?.hostId
-  if (!target || !(await ctx.answers(target))) return false
+  if (!target || !(await ctx.answers(target, 250))) return false
   await ctx.host.transferLeader(t.shardId, t.replicaId)
   ctx.log.info('leadership handed over', { ...t })
   return true
@@ -119,4 +120,34 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
     },
   )
   ctx.log.info('drained')
+}
+
+/** undrainHost makes a draining host active again (nothing, if it is not draining). */
+export async function undrainHost(ctx: DrainContext): Promise<void> {
+  const status = await ctx.read((s) => s.hosts.get(ctx.hostId)?.status)
+  if (status !== 'draining') return
+  await ctx.propose({ op: 'host.status', id: ctx.hostId, status: 'active', now: Date.now() })
+}
+
+/**
+ * markDeparted marks another host `missing` to be replaced at once, or `gone`. Only a host the
+ * registry leader's heartbeats already miss, and that this host cannot reach either: a host
+ * that is up is drained instead.
+ */
+export async function markDeparted(
+  ctx: DrainContext,
+  hostId: string,
+  status: 'missing' | 'gone',
+): Promise<void> {
+  if (typeof hostId !== 'string' || hostId === '') throw invalid('hostId is required')
+  if (hostId === ctx.hostId) throw invalid('a host cannot remove or replace itself; drain it')
+  const h = await ctx.read((s) => s.hosts.get(hostId))
+  if (!h) throw invalid(`host ${hostId} is not a member of the cluster`)
+  if (h.status === 'gone') return
+  if (h.status === 'active' || (await ctx.answers(hostId, 1000))) {
+    const how = 'drain it (agent.drain() there), or stop it and wait until it is missing'
+    throw invalid(`host ${hostId} is up (${h.status}); ${how}`)
+  }
+  // `now` 0: to be replaced at once, whatever replaceAfterMs says (see isLeaving).
+  await ctx.propose({ op: 'host.status', id: hostId, status, now: 0 })
 }
