@@ -61,7 +61,17 @@ async function client(id, o) {
 
 const ops = {
   async start({ cluster, peers, options }) {
-    agent = new Agent(cluster, peers, options)
+    // CHAOS_LOG=1: every agent logs to stderr, with the time on the shared clock (µs).
+    const logger = process.env.CHAOS_LOG
+      ? Object.fromEntries(
+          ['debug', 'info', 'warn', 'error'].map((level) => [
+            level,
+            (msg, fields) =>
+              process.stderr.write(`${now()} ${level} ${msg} ${JSON.stringify(fields ?? {})}\n`),
+          ]),
+        )
+      : undefined
+    agent = new Agent(cluster, peers, { ...options, logger })
     agent.register('kv', () => new ChaosKv())
     agent.on('membership', (m) => events.push({ at: now(), type: 'membership', ...m }))
     for (const type of ['hostDown', 'hostUp'])

@@ -181,7 +181,7 @@ export class Host extends EventEmitter {
     const onEvent = (e: HostEvent) => {
       // A replica that failed or was removed is gone from the engine: let its state machine go.
       if (e.type === 'replicaFailed' || e.type === 'replicaRemoved')
-        void host?.dropMachine(e.shardId)
+        void host?.dropMachine(e.shardId, e.type === 'replicaRemoved')
       host?.emit('event', e)
       host?.emit(e.type, e)
     }
@@ -286,7 +286,7 @@ export class Host extends EventEmitter {
       )
         throw e
     }
-    await this.dropMachine(shardId)
+    await this.dropMachine(shardId, true)
   }
 
   /** removeData deletes all local data of a stopped replica. */
@@ -496,10 +496,20 @@ export class Host extends EventEmitter {
     checkId(replicaId, 'replicaId')
   }
 
-  /** dropMachine forgets (and closes) the state machine of a replica that no longer runs. */
-  private async dropMachine(shardId: number): Promise<void> {
+  /**
+   * dropMachine forgets (and closes) the state machine of a replica that no longer runs; when
+   * it was stopped or removed (not failed), its proposals still waiting get ERR_OUTCOME_UNKNOWN.
+   */
+  private async dropMachine(shardId: number, stopped: boolean): Promise<void> {
     const sm = this.#machines.get(shardId)
     this.#machines.delete(shardId)
+    if (stopped) {
+      // Commands proposed here may still be committed by the other replicas: their outcome
+      // is unknown, not a failure of the state machine (which an apply batch still in flight
+      // to the dropped machine would report).
+      const gone = `the replica of shard ${shardId} on this host stopped before its outcome`
+      this.#proposals.rejectShard(shardId, new ZongziError('ERR_OUTCOME_UNKNOWN', gone))
+    }
     await sm?.close?.()
   }
 

@@ -10,6 +10,7 @@ export interface ProposalResult {
 }
 
 interface Pending {
+  shardId: number
   resolve: (r: ProposalResult) => void
   reject: (e: Error) => void
 }
@@ -64,7 +65,7 @@ export class Proposals {
     return new Promise((resolve, reject) => {
       const tag = this.#nextTag++
       if (this.#pending.size === 0) this.#native.setActive(true)
-      this.#pending.set(tag, { resolve, reject })
+      this.#pending.set(tag, { shardId, resolve, reject })
       let q = this.#queue
       if (q && q.timeout !== timeout) {
         this.flush()
@@ -144,6 +145,14 @@ export class Proposals {
   closing(): void {
     this.#closing = true
     this.flush()
+  }
+
+  /**
+   * rejectShard fails every proposal of a shard still waiting with `e`: the host stopped its
+   * replica, so no result of this replica's will come (a result that comes anyway is dropped).
+   */
+  rejectShard(shardId: number, e: Error): void {
+    for (const [tag, p] of this.#pending) if (p.shardId === shardId) this.#reject(tag, e)
   }
 
   /** rejectAll fails every proposal still waiting with `e`; the host calls it once closed. */

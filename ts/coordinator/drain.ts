@@ -33,8 +33,9 @@ export interface DrainOptions {
 
 /**
  * handOver makes one leadership transfer that `nextTransfer` asks of this host, if this host
- * leads that shard now and the target's host answers (a leader handing over to a host that
- * cannot take over stops taking writes for an election timeout); it tells whether it asked.
+ * leads that shard now, the target votes in it, and the target's host answers (a leader
+ * handing over to a replica that cannot take over stops taking writes for a while); it tells
+ * whether it asked.
  */
 export async function handOver(ctx: DrainContext): Promise<boolean> {
   const s = ctx.registry()
@@ -42,6 +43,9 @@ export async function handOver(ctx: DrainContext): Promise<boolean> {
   if (!t) return false
   const st = await ctx.host.status(t.shardId).catch(() => undefined)
   if (!st || st.leaderId !== st.replicaId) return false
+  // A voter on record may not vote in Raft yet (it is recorded first): a transfer to a
+  // non-voter stalls the shard's writes until the transfer times out.
+  if (!st.membership.voters.includes(t.replicaId)) return false
   const target = s.replicas.get(t.replicaId)?.hostId
   if (!target || !(await ctx.answers(target, 250))) return false
   await ctx.host.transferLeader(t.shardId, t.replicaId)
