@@ -136,6 +136,26 @@ describe('Host (one process, three hosts)', () => {
     await retry(() => hs[l1].propose(1, put('still', 'here')))
     expect(text(await hs[(l1 + 1) % 3].read(1, Buffer.from('still')))).toBe('here')
   })
+
+  it('a replica stopped with proposals in flight leaves their outcome unknown', async () => {
+    const hs = [open(tmp()), open(tmp()), open(tmp())]
+    await bootstrap(hs, 1)
+    const l = await leaderOf(hs, 1)
+    await retry(() => hs[l].propose(1, put('warm', '1')))
+    const f = (l + 1) % 3 // a follower: the others go on committing what it proposed
+    const writes = Array.from({ length: 2000 }, (_, i) =>
+      hs[f].propose(1, put(`k${i}`, 'v')).then(
+        () => 'ok',
+        (e) => e.code,
+      ),
+    )
+    await new Promise((r) => setTimeout(r, 5))
+    await hs[f].stopReplica(1)
+    // Results that came in time are answers; the rest may still have been committed, and
+    // none is the state machine's failure.
+    const unknown = ['ERR_OUTCOME_UNKNOWN', 'ERR_CLOSED', 'ERR_SHARD_NOT_FOUND']
+    for (const c of new Set(await Promise.all(writes))) expect(['ok', ...unknown]).toContain(c)
+  })
 })
 
 describe('bad input', () => {
