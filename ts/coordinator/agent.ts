@@ -136,7 +136,9 @@ export class Agent extends EventEmitter {
         this.log.info(e.type, { hostId: e.hostId })
         this.emit(e.type, { hostId: e.hostId })
       }
-      for (const m of membershipChanges(this.#seen, s)) this.emit('membership', m)
+      // Only worked out for listeners: it walks every replica of the registry.
+      if (this.listenerCount('membership') > 0)
+        for (const m of membershipChanges(this.#seen, s)) this.emit('membership', m)
       this.#seen = s
       this.#kick()
       try {

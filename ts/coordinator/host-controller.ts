@@ -86,6 +86,8 @@ export class HostController {
   async #reconcile(s: RegistryState): Promise<void> {
     const me = this.#agent.hostId
     const mine = s.replicasOn(me).filter((r) => r.shardId !== 0)
+    // First, so that a replica started below never finds an older one's data in its place.
+    this.#purge(mine)
     for (const r of mine) {
       if (this.#stopped) return
       const shard = s.shards.get(r.shardId)
@@ -109,7 +111,6 @@ export class HostController {
       if (mine.some((r) => r.shardId === shardId && r.id === run.replicaId)) continue
       await this.#drop(shardId)
     }
-    this.#purge(mine)
   }
 
   /**
@@ -133,7 +134,6 @@ export class HostController {
     const factory = a.factory(shard.type)
     if (!factory) return // placement only picks hosts that registered the type
     const stored = a.host.storedReplicas().find((x) => x.shardId === r.shardId)
-    if (stored && stored.replicaId !== r.id) a.host.removeData(r.shardId) // an older replica
     if (stored && stored.replicaId === r.id) {
       await a.host.startReplica(r.shardId, r.id, { mode: 'restart' }, factory)
     } else if (r.initial) {
