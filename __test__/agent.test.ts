@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -485,6 +486,38 @@ describe('bootstrap', () => {
       expect(zero).toBe(3)
     } finally {
       await Promise.all(agents.map((a) => a.stop()))
+    }
+  })
+
+  it('refuses to start a peer that kept its host id but lost its Raft log', async () => {
+    const peers: string[] = []
+    for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+    const data = peers.map(() => tmp())
+    const mk = (i: number, o: { joinToken?: string } = {}) =>
+      new Agent('boot-log', peers, { dataDir: data[i], apiAddress: peers[i], ...fast, ...o })
+    const agents = peers.map((_, i) => mk(i))
+    const later: Agent[] = []
+    try {
+      await Promise.all(agents.map((a) => a.start()))
+      const lost = agents[2].hostId
+      await agents[2].stop()
+      rmSync(join(data[2], 'raft'), { recursive: true, force: true })
+      // Bootstrapping shard 0 again under its replica id, with an empty log, could vote away
+      // committed entries: without a token it is refused, with one it joins as a new host.
+      const again = mk(2)
+      later.push(again)
+      const err = await again.start().catch((e) => e)
+      expect(err).toBeInstanceOf(ZongziError)
+      expect(err.code).toBe('ERR_INVALID_ARGUMENT')
+      expect(err.message).toMatch(/lost its Raft log/)
+      const joinToken = await agents[0].createJoinToken()
+      const rejoined = mk(2, { joinToken })
+      later.push(rejoined)
+      await rejoined.start()
+      expect(rejoined.hostId).not.toBe(lost)
+      expect(await agents[0].state((s) => s.hosts.get(lost)?.status)).toBe('gone')
+    } finally {
+      await Promise.all([...agents, ...later].map((a) => a.stop()))
     }
   })
 

@@ -1,10 +1,12 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { Agent, type AgentOptions, type CircuitState } from '../ts/index'
+import { Agent, type AgentOptions, type CircuitState, Registry, ZongziError } from '../ts/index'
+import { type ClientContext, type RemoteShards, ShardClient } from '../ts/coordinator/client'
+import { run, seed } from './fixtures/registry'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 import { MaybeKv, put } from './fixtures/kv.mjs'
-import { ChildClient, freePort, retry, TempDirs, text, waitUntil } from './helpers'
+import { ChildClient, codeOf, freePort, retry, TempDirs, text, waitUntil } from './helpers'
 
 const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
 const CLUSTER = 'hedging'
@@ -73,6 +75,39 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     expect([bad.code, bad.call, bad.retrySafe]).toEqual(['ERR_STATE_MACHINE', 'read', false])
   })
 
+  it('says a forwarded write with a result too large for the bus may have applied', async () => {
+    const sh = await client.createShard('maybe', { placement: { members: { count: 2 } } })
+    await client.waitForShard(sh.id)
+    expect(client.runs(sh.id)).toBe(false)
+    const c = client.client(sh.id)
+    const size = 17 * 2 ** 20 // over the 16 MiB a bus message carries
+    const err = await c.apply(put('#big', String(size))).catch((e) => e)
+    expect(err.code).not.toBe('ERR_PAYLOAD_TOO_LARGE')
+    expect(err.outcome).toBe('unknown')
+    expect(err.message).toMatch(/applied/)
+    // It did apply.
+    expect(text(await c.read(Buffer.from('#big')))).toBe(String(size))
+  })
+
+  it('keeps one client per shard and options, cheap to ask for again, until closed', async () => {
+    const name = 'cached'
+    const sh = await client.createShard('maybe', { name, placement: { members: { count: 2 } } })
+    await client.waitForShard(sh.id)
+    const c = await client.clientByName(name)
+    expect(await client.clientByName(name)).toBe(c)
+    expect(client.client(sh.id)).toBe(c)
+    const toLeader = client.client(sh.id, { writeToLeader: true })
+    expect(client.client(sh.id, { writeToLeader: true })).toBe(toLeader)
+    expect(toLeader).not.toBe(c)
+    await retry(() => c.apply(put('a', '1')))
+    await c.close()
+    expect(await codeOf(c.apply(put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    const next = client.client(sh.id)
+    expect(next).not.toBe(c)
+    await next.apply(put('a', '3'))
+    expect(text(await next.read(Buffer.from('a')))).toBe('3')
+  })
+
   it('has reads answered by another host, and stops calling the paused one', async () => {
     const sh = await client.createShard('kv', { placement: { members: { count: 3 } } })
     await waitUntil(
@@ -100,5 +135,43 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     expect(opened).toBe(true)
     for (let n = 0; n < 5; n++)
       expect(text(await c.read(Buffer.from('k'), { timeoutMs: 2000 }))).toBe('v')
+  })
+})
+
+describe('a client of a shard whose only reachable replica is on a draining host', () => {
+  it('reads and writes through the draining host', async () => {
+    const r = new Registry()
+    seed(r) // shard 1 on h1, h2, h3
+    for (const id of [4, 5, 6]) run(r, { op: 'replica.update', id, status: 'active' })
+    run(r, { op: 'host.status', id: 'h1', status: 'missing', now: 1 })
+    run(r, { op: 'host.status', id: 'h3', status: 'missing', now: 1 })
+    run(r, { op: 'host.status', id: 'h2', status: 'draining', now: 1, by: 'h2' })
+    const unreachable = (address: string) =>
+      new ZongziError('ERR_UNAVAILABLE', `${address} is not reachable`)
+    const served = (address: string) => {
+      if (address !== 'a2') throw unreachable(address)
+    }
+    const bus = {
+      read: async (address: string) => {
+        served(address)
+        return Buffer.from('v')
+      },
+      apply: async (address: string) => {
+        served(address)
+        return { value: 1, data: Buffer.from('') }
+      },
+      session: async (address: string) => served(address),
+    } as unknown as RemoteShards
+    const ctx: ClientContext = {
+      hostId: 'h9', // runs no replica
+      timeoutMs: 300,
+      host: {} as ClientContext['host'],
+      bus,
+      registry: () => r.state,
+      runs: () => false,
+    }
+    const c = new ShardClient(ctx, 1)
+    expect(text(await c.read(Buffer.from('k')))).toBe('v')
+    expect((await c.apply(put('k', 'v'))).value).toBe(1)
   })
 })

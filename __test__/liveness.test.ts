@@ -53,6 +53,16 @@ describe('a host state from heartbeats', () => {
   })
 })
 
+describe('the registry leader itself', () => {
+  it('calls for itself to be active when the registry has it missing', () => {
+    const r = new Registry()
+    seed(r) // h1 leads shard 0
+    apply(r, { op: 'host.status', id: 'h1', status: 'missing', now: 5 })
+    const l = new Liveness({ suspectMs: 100, downMs: 300 })
+    expect(l.changes(r.state, 'h1', 10)).toEqual([{ id: 'h1', status: 'active' }])
+  })
+})
+
 describe('agents watching a host in another process', () => {
   it('mark it missing when killed, active when restarted, and keep its replicas', async () => {
     const cluster = 'liveness'

@@ -74,13 +74,14 @@ describe('registry', () => {
       hostId: 'h4',
       nonVoting: true,
     })
-    // The same host again (a retried join), even after expiry: the same replica.
-    expect(join('h4', t1, 3000)).toEqual(first)
+    // The same host again (a retried join) before it expires: the same replica; not after.
+    expect(join('h4', t1, 1500)).toEqual(first)
     const refused = (why: RegExp) => ({
       ok: false,
       error: expect.stringMatching(why),
       code: 'ERR_UNAUTHENTICATED',
     })
+    expect(join('h4', t1, 3000)).toEqual(refused(/expired/))
     expect(join('h5', t1, 1000)).toEqual(refused(/another host/))
     expect(join('h5', token('t2', 2000), 2001)).toEqual(refused(/expired/))
     expect(
@@ -102,6 +103,50 @@ describe('registry', () => {
         .ok,
     ).toBe(true)
     expect([...b.state.access.used.keys()]).toEqual(['t5'])
+  })
+
+  it("refuses a join under a known host id, or one that holds the registry's replica", () => {
+    const r = new Registry()
+    seed(r)
+    const token = (id: string) => signJoinToken(JOIN_KEY, { id, expires: 9e12, tags: {} })
+    const join = (hostId: string, t: string) =>
+      outcome(apply(r, { op: 'host.join', hostId, token: t, now: 1 })[0])
+    const before = JSON.stringify([[...r.state.replicas.values()], [...r.state.access.used]])
+    // h2 votes in shard 0; a fresh token must not hand its replica to another process.
+    for (const hostId of ['h1', 'h2', 'h3'])
+      expect(join(hostId, token(`t-${hostId}`))).toMatchObject({
+        ok: false,
+        code: 'ERR_UNAUTHENTICATED',
+        error: expect.stringMatching(/one host for good/),
+      })
+    expect(JSON.stringify([[...r.state.replicas.values()], [...r.state.access.used]])).toBe(before)
+    // A host that joined but has not written its record may retry with its own token only.
+    const first = join('h4', token('mine'))
+    expect(first).toMatchObject({ ok: true })
+    expect(join('h4', token('mine'))).toEqual(first)
+    expect(join('h4', token('another'))).toMatchObject({
+      ok: false,
+      code: 'ERR_UNAUTHENTICATED',
+      error: expect.stringMatching(/replica of the registry/),
+    })
+    apply(r, {
+      op: 'host.put',
+      host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] },
+    })
+    expect(join('h4', token('mine'))).toMatchObject({ ok: false, code: 'ERR_UNAUTHENTICATED' })
+  })
+
+  it('admits nobody with a token signed before the join key was rotated', () => {
+    const r = new Registry()
+    seed(r)
+    const old = signJoinToken(JOIN_KEY, { id: 'old', expires: 9e12, tags: {} })
+    const key = 'cd'.repeat(32)
+    expect(outcome(apply(r, { op: 'access.rotate', joinKey: key })[0])).toEqual({ ok: true })
+    const join = (hostId: string, t: string) =>
+      outcome(apply(r, { op: 'host.join', hostId, token: t, now: 1 })[0])
+    expect(join('h4', old)).toMatchObject({ ok: false, error: expect.stringMatching(/not signed/) })
+    const fresh = signJoinToken(key, { id: 'new', expires: 9e12, tags: {} })
+    expect(join('h4', fresh)).toMatchObject({ ok: true })
   })
 
   it('rejects invalid commands with a result and changes nothing', () => {

@@ -48,12 +48,15 @@ export function fromServiceError(e: grpc.ServiceError): ZongziError {
   const neverSent =
     e.code === grpc.status.UNAVAILABLE &&
     /no connection established|ECONNREFUSED|failed to connect/i.test(e.details ?? '')
+  // A message too large to send, or to receive, is refused before the request is served;
+  // an answer too large for the server to send comes after it was served.
+  const answerTooLarge = /^Sent message larger than max/.test(e.details ?? '')
   const code: ErrorCode =
     e.code === grpc.status.DEADLINE_EXCEEDED
       ? 'ERR_TIMEOUT'
       : e.code === grpc.status.CANCELLED
         ? 'ERR_ABORTED'
-        : e.code === grpc.status.RESOURCE_EXHAUSTED
+        : e.code === grpc.status.RESOURCE_EXHAUSTED && !answerTooLarge
           ? 'ERR_PAYLOAD_TOO_LARGE'
           : neverSent
             ? 'ERR_UNAVAILABLE'

@@ -55,16 +55,26 @@ class PemProvider implements grpc.experimental.CertificateProvider {
 }
 
 /**
+ * Staged are TLS files read and checked but not in use yet: `certificate` is the fingerprint
+ * of the certificate in them, and `use` switches to them.
+ */
+export interface Staged {
+  readonly certificate: string | undefined
+  use(): void
+}
+
+/**
  * BusCredentials are what the bus's server and its client channels present. Over TLS,
- * `reload` reads the files again: the server shows the new certificate to connections made
- * after it, and `channel` returns credentials with it (a BusClient made to use them must drop
- * its open channels).
+ * `stage` reads the files again, and its `use` switches to them: the server shows the new
+ * certificate to connections made after it, and `channel` returns credentials with it (a
+ * BusClient made to use them must drop its open channels). `reload` is both at once.
  */
 export interface BusCredentials {
   readonly server: grpc.ServerCredentials
   channel(): grpc.ChannelCredentials
   /** SHA-256 fingerprint of this host's certificate; undefined without TLS. */
   certificate(): string | undefined
+  stage(): Staged
   reload(): void
 }
 
@@ -84,20 +94,28 @@ export function busCredentials(tls: TlsFiles | undefined): BusCredentials {
       server: grpc.ServerCredentials.createInsecure(),
       channel: () => grpc.credentials.createInsecure(),
       certificate: () => undefined,
+      stage: () => ({ certificate: undefined, use: () => {} }),
       reload: () => {},
     }
   }
   let pems = readPems(tls)
   const provider = new PemProvider(pems)
+  const stage = (): Staged => {
+    const next = readPems(tls)
+    return {
+      certificate: fingerprintOf(next.cert),
+      use: () => {
+        pems = next
+        provider.set(next)
+      },
+    }
+  }
   return {
     server: grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true),
     channel: () => grpc.credentials.createSsl(pems.ca, pems.key, pems.cert),
     certificate: () => fingerprintOf(pems.cert),
-    reload: () => {
-      const next = readPems(tls)
-      pems = next
-      provider.set(next)
-    },
+    stage,
+    reload: () => stage().use(),
   }
 }
 

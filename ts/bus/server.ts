@@ -27,6 +27,9 @@ import {
   type ReplicaRemoval,
 } from './service'
 
+/** Bytes an Apply answer takes besides its result's data (its value and field tags). */
+const RESULT_OVERHEAD = 64
+
 /** BusHandlers is what an agent serves on the bus. Each may throw a ZongziError. */
 export interface BusHandlers {
   /**
@@ -128,12 +131,21 @@ export class BusServer {
         await h.removeReplica({ shardId: r.shardId, replicaId: r.replicaId })
         return {}
       }),
-      Apply: unary((r: ShardRequest__Output) => {
+      Apply: unary(async (r: ShardRequest__Output) => {
         const session =
           r.clientId > 0
             ? { clientId: r.clientId, series: r.series, respondedTo: r.respondedTo }
             : undefined
-        return h.apply(r.shardId, r.data, r.timeoutMs, session)
+        const out = await h.apply(r.shardId, r.data, r.timeoutMs, session)
+        // gRPC would refuse to send it with RESOURCE_EXHAUSTED, which reads as "too large to
+        // propose" (not applied); say instead that the write applied and its result is lost.
+        if (out.data.length > maxMessageBytes - RESULT_OVERHEAD)
+          throw new ZongziError(
+            'ERR_STATE_MACHINE',
+            `the write applied, but its result (${out.data.length} bytes) is larger than ` +
+              `the bus carries (${maxMessageBytes} bytes a message)`,
+          )
+        return out
       }),
       Session: unary(async (r: SessionRequest__Output) => {
         await h.session(r.shardId, r.clientId, r.register, r.timeoutMs)
@@ -172,6 +184,9 @@ export class BusServer {
         call.on('cancelled', () => ac.abort())
         void (async () => {
           try {
+            // Who calls is known before any message: a caller not admitted is refused before
+            // the server reads (and buffers) what it sends.
+            await h.admit(callerOf(call))
             // Reading to the end must not destroy the call: the answers still go out on it.
             const it = call
               .iterator({ destroyOnReturn: false })
@@ -179,7 +194,6 @@ export class BusServer {
             const first = await it.next()
             if (first.done) return call.end()
             this.#check(first.value.cluster)
-            await h.admit(callerOf(call))
             const shardId = first.value.shardId
             async function* input(): AsyncIterable<Uint8Array> {
               if (first.value.data?.length) yield first.value.data

@@ -26,7 +26,7 @@ import {
 import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
 import { busHandlers, type HandlerContext } from './handlers'
 import { HostHealth } from './health'
-import { newTokenId, signJoinToken } from './join-tokens'
+import { newJoinKey, newTokenId, signJoinToken } from './join-tokens'
 import { checkReplacement, type ReplacementOptions } from './departures'
 import {
   type DrainContext,
@@ -58,6 +58,8 @@ export type { HostChange, MembershipChange } from './registry-events'
 export type { AgentOptions, AgentStatus, JoinTokenOptions, ShardOptions } from './agent-options'
 
 const REGISTRY_TYPE = 'zongzi:registry'
+/** A file in the data directory that says this host has held a replica of shard 0. */
+const REGISTRY_MARKER = 'registry-member'
 
 /** clusterIdOf derives the engine's numeric cluster id from the cluster name (FNV-1a, 53 bits). */
 function clusterIdOf(name: string): number {
@@ -100,7 +102,8 @@ export class Agent extends EventEmitter {
   #engine: Engine | undefined
   #apiAddress = ''
   #credentials: BusCredentials | undefined
-  readonly #clients = new Map<number, ShardClient>()
+  /** The agent's clients, by shard and options (see `client`). */
+  readonly #clients = new Map<string, ShardClient>()
   readonly #liveness: Liveness
   readonly #replacement: Required<ReplacementOptions>
   readonly #balance = new LeaderBalance(5_000)
@@ -275,11 +278,31 @@ export class Agent extends EventEmitter {
       renameSync(`${addressFile}.tmp`, addressFile)
     }
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
+    const stored = host.storedReplicas()
+    const zero = stored.find((r) => r.shardId === 0)
+    // This data directory held a replica of shard 0 once: without it now, its Raft log is
+    // lost, and this host id may not take part again (it may have voted: starting over with
+    // an empty log could vote away committed entries). Checked before anything takes the id.
+    const marker = join(o.dataDir, REGISTRY_MARKER)
+    if (!zero && existsSync(marker)) {
+      try {
+        this.#lostLog()
+      } catch (e) {
+        await host.close()
+        throw e
+      }
+    }
     const bus = new BusClient(this.clusterName, {
       credentials: credentials.channel(),
       hostId: () => this.#hostId,
     })
-    const registry = new RegistryAccess(host, this.#registry, this.timeoutMs, this.#abort.signal)
+    const registry = new RegistryAccess(
+      host,
+      this.#registry,
+      this.timeoutMs,
+      this.#abort.signal,
+      this.#hostId,
+    )
     const server = new BusServer(
       this.clusterName,
       busHandlers(this.#handlerContext(host, registry)),
@@ -294,18 +317,19 @@ export class Agent extends EventEmitter {
     this.#engine = { host, bus, server, registry, hostController, leader }
     this.#apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
 
-    const stored = host.storedReplicas()
-    const zero = stored.find((r) => r.shardId === 0)
     const boot = this.#bootstrapContext(host, bus, registry)
     if (zero) {
+      if (!existsSync(marker)) writeFileSync(marker, '') // a directory of an earlier version
       this.log.info('restarting from disk', { replicas: stored.length })
       await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
-    } else if (this.peers.includes(this.#apiAddress)) {
+    } else if (this.peers.includes(this.#apiAddress) && !this.#rejoined) {
+      writeFileSync(marker, '')
       if ((await bootstrap(boot)) === REJOIN) {
         await joinCluster(boot)
         this.#rejoined = true
       }
     } else {
+      writeFileSync(marker, '')
       await joinCluster(boot)
     }
     await this.#putHost()
@@ -318,8 +342,31 @@ export class Agent extends EventEmitter {
     this.#kick()
   }
 
-  /** #putHost writes this host's record: addresses, tags, types and certificate. */
-  async #putHost(): Promise<void> {
+  /**
+   * #lostLog handles a data directory that kept its host id but lost its Raft log: with a
+   * join token, this host takes a new id and joins as a new host (the registry marks the
+   * earlier one at its address gone); without one, it fails.
+   */
+  #lostLog(): void {
+    const o = this.#options
+    if (!o.joinToken) {
+      const how = 'start it with a join token (options.joinToken) to join as a new host'
+      throw new ZongziError(
+        'ERR_INVALID_ARGUMENT',
+        `host ${this.#hostId} lost its Raft log (${join(o.dataDir, 'raft')}); ${how}`,
+      )
+    }
+    this.log.warn('the Raft log is lost: joining as a new host', { formerId: this.#hostId })
+    this.#hostId = randomUUID()
+    writeFileSync(join(o.dataDir, 'host-id'), this.#hostId)
+    this.#rejoined = true
+  }
+
+  /**
+   * #putHost writes this host's record: addresses, tags, types and certificate (and the one
+   * it is switching to, if `next` is given).
+   */
+  async #putHost(next?: string): Promise<void> {
     const { host, registry } = this.#started_()
     const certificate = this.#credentials?.certificate()
     await registry.propose({
@@ -331,6 +378,7 @@ export class Agent extends EventEmitter {
         tags: this.#options.tags ?? {},
         shardTypes: [...this.#types.keys()],
         ...(certificate ? { certificate } : {}),
+        ...(next ? { nextCertificate: next } : {}),
       },
       ...(this.#rejoined ? { rejoined: true } : {}),
     })
@@ -357,8 +405,9 @@ export class Agent extends EventEmitter {
 
   /**
    * reloadTls reads this host's TLS files again (a renewed certificate, a new CA bundle) for
-   * both channels: connections made from now on use them. The registry then records the new
-   * certificate, which the bus asks of this host's calls from then on.
+   * both channels: connections made from now on use them. The registry first records the new
+   * certificate next to the one in use, so that other hosts take either while this host
+   * switches, and then the new one alone, which the bus asks of this host's calls from then on.
    */
   async reloadTls(): Promise<void> {
     this.#checkReady()
@@ -366,11 +415,23 @@ export class Agent extends EventEmitter {
     const raft = this.#options.host?.tls ?? this.#options.tls
     if (!raft) throw invalid('this agent has no TLS files to reload')
     if (this.#options.tls && this.#credentials) {
-      this.#credentials.reload() // read first: files that do not parse change nothing
+      const staged = this.#credentials.stage() // read first: files that do not parse change nothing
+      if (staged.certificate !== this.#credentials.certificate())
+        await this.#putHost(staged.certificate)
+      staged.use()
       bus.useCredentials(this.#credentials.channel())
     }
     host.reloadTls()
     if (this.#options.tls) await this.#putHost()
+  }
+
+  /**
+   * rotateJoinKey replaces the cluster's join key: tokens made before it admit nobody from
+   * then on (a host that already joined stays). Make new tokens with createJoinToken.
+   */
+  async rotateJoinKey(): Promise<void> {
+    this.#checkReady()
+    await this.#propose({ op: 'access.rotate', joinKey: newJoinKey() })
   }
 
   /**
@@ -500,25 +561,32 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * client returns a ShardClient for a shard id. Without options it is the agent's one client
-   * of that shard, so that its writes share one client session.
+   * client returns the agent's ShardClient of a shard id with these options: one per shard
+   * and options, kept by the agent, so that calling it again is cheap and its writes share one
+   * client session (a new client would register a session of its own through Raft). After
+   * its `close()`, the next call makes a new one.
    */
-  client(shardId: number, o?: ShardClientOptions): ShardClient {
+  client(shardId: number, o: ShardClientOptions = {}): ShardClient {
     checkShardId(shardId)
-    if (o !== undefined) return new ShardClient(this.#clientContext(), shardId, o)
-    let c = this.#clients.get(shardId)
-    if (!c) {
-      c = new ShardClient(this.#clientContext(), shardId)
-      this.#clients.set(shardId, c)
+    if (o === null || typeof o !== 'object') throw invalid('client options must be an object')
+    const key = `${shardId}/${!!o.writeToLeader}/${o.session !== false}`
+    let c = this.#clients.get(key)
+    if (!c || c.closed) {
+      const options = { writeToLeader: !!o.writeToLeader, session: o.session !== false }
+      c = new ShardClient(this.#clientContext(), shardId, options)
+      this.#clients.set(key, c)
     }
     return c
   }
 
-  /** clientByName returns a ShardClient for a shard name (linearizable lookup). */
+  /**
+   * clientByName returns the agent's ShardClient of a shard name (see `client`); the name is
+   * looked up linearizably on every call.
+   */
   async clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient> {
     const sh = await this.findShard(name)
     if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `no shard named ${JSON.stringify(name)}`)
-    return new ShardClient(this.#clientContext(), sh.id, o)
+    return this.client(sh.id, o)
   }
 
   /**
@@ -634,6 +702,7 @@ export class Agent extends EventEmitter {
         return agent.apiAddress
       },
       timeoutMs: this.timeoutMs,
+      tls: this.#options.tls !== undefined,
       host,
       ready: () => this.#status === 'ready',
       runs: (shardId) => this.runs(shardId),

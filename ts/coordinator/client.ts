@@ -82,7 +82,13 @@ export interface ClientContext {
   /** host serves calls to replicas on this host. */
   readonly host: Pick<
     Host,
-    'propose' | 'registerSession' | 'commit' | 'read' | 'readIndex' | 'stateMachine'
+    | 'propose'
+    | 'registerSession'
+    | 'unregisterSession'
+    | 'commit'
+    | 'read'
+    | 'readIndex'
+    | 'stateMachine'
   >
   /** bus forwards calls to other hosts. */
   readonly bus: RemoteShards
@@ -115,6 +121,7 @@ export class ShardClient {
   readonly #agent: ClientContext
   readonly #ownHealth = new HostHealth()
   readonly #session: ClientSession | undefined
+  #closed = false
 
   /** Agents make clients (`agent.client(id)`); the context is the agent's. */
   constructor(
@@ -141,6 +148,42 @@ export class ShardClient {
     }
   }
 
+  /** closed tells whether `close()` was called. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * close ends this client: its session is unregistered from the shard (so it takes no room
+   * in the shard's session table), and its calls are refused from then on
+   * (ERR_INVALID_ARGUMENT). The agent's `client()` then makes a new one. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const clientId = this.#session?.clientId ?? 0
+    this.#session?.expire()
+    if (clientId === 0) return
+    await this.#route(
+      true,
+      {},
+      (t, timeoutMs, signal) =>
+        t.local
+          ? this.#agent.host.unregisterSession(this.shardId, clientId, { timeoutMs })
+          : this.#agent.bus.session(t.address, this.shardId, clientId, false, {
+              timeoutMs,
+              signal,
+            }),
+      sessionMayRetry,
+    ).catch(() => {
+      // The shard evicts a session it no longer hears of in time; nothing is left to do.
+    })
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw invalid(`this client of shard ${this.shardId} is closed`)
+  }
+
   /**
    * apply proposes `command` and resolves with the state machine's result once applied. In a
    * session (the default) it applies once however often it is sent; see `session` in the
@@ -150,6 +193,7 @@ export class ShardClient {
     command: Uint8Array,
     o: ClientCallOptions = {},
   ): Promise<{ value: number; data: Buffer }> {
+    this.#checkOpen()
     bytes(command, 'command')
     const session = this.#session
     if (!session)
@@ -181,6 +225,7 @@ export class ShardClient {
 
   /** commit proposes `command` and resolves with its log index once committed. */
   commit(command: Uint8Array, o: ClientCallOptions = {}): Promise<number> {
+    this.#checkOpen()
     bytes(command, 'command')
     return this.#route(true, o, (t, timeoutMs, signal) =>
       t.local
@@ -197,6 +242,7 @@ export class ShardClient {
     query: Uint8Array,
     o: ClientCallOptions & { stale?: boolean } = {},
   ): Promise<Buffer | undefined> {
+    this.#checkOpen()
     bytes(query, 'query')
     const stale = !!o.stale
     return this.#route(false, o, (t, timeoutMs, signal) =>
@@ -208,6 +254,7 @@ export class ShardClient {
 
   /** index resolves with a read index once the serving replica has applied up to it. */
   index(o: ClientCallOptions = {}): Promise<number> {
+    this.#checkOpen()
     return this.#route(false, o, (t, timeoutMs, signal) =>
       t.local
         ? this.#agent.host.readIndex(this.shardId, { timeoutMs })
@@ -227,6 +274,7 @@ export class ShardClient {
    * aborted.
    */
   async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
+    this.#checkOpen()
     bytes(query, 'query')
     const t = (await this.#known(false))[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
@@ -244,6 +292,7 @@ export class ShardClient {
     input: AsyncIterable<Uint8Array>,
     o: { signal?: AbortSignal } = {},
   ): AsyncIterable<Buffer> {
+    this.#checkOpen()
     const t = (await this.#known(false))[0]
     if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
     if (t.local) {
@@ -280,19 +329,24 @@ export class ShardClient {
     if (!sh || sh.status === 'deleting')
       throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
     const out: Target[] = []
-    const remote: Array<{ address: string; leader: boolean }> = []
+    const remote: Array<{ address: string; leader: boolean; draining: boolean }> = []
     for (const r of s.replicasOf(this.shardId)) {
       if (r.status !== 'active') continue
       if (r.hostId === this.#agent.hostId) {
         if (this.#agent.runs(this.shardId)) out.push({ local: true })
         continue
       }
+      // A draining host still serves its replicas until they move: last, but not left out.
       const h = s.hosts.get(r.hostId)
-      if (h && h.status === 'active')
-        remote.push({ address: h.apiAddress, leader: r.id === sh.leader })
+      if (h && (h.status === 'active' || h.status === 'draining')) {
+        const draining = h.status === 'draining'
+        remote.push({ address: h.apiAddress, leader: r.id === sh.leader, draining })
+      }
     }
-    // Spread load over the other hosts; with writeToLeader, the leader's host goes first.
+    // Spread load over the other hosts, draining ones last; with writeToLeader, the leader's
+    // host goes first.
     remote.sort(() => Math.random() - 0.5)
+    remote.sort((a, b) => Number(a.draining) - Number(b.draining))
     if (write && this.options.writeToLeader) {
       remote.sort((a, b) => Number(b.leader) - Number(a.leader))
       const first = remote[0]

@@ -53,24 +53,27 @@ export function isAlive(h: HostRecord | undefined): boolean {
 }
 
 /**
- * RateLimit hands out membership changes: a bucket of `perSecond` tokens, refilled over time,
- * so that a large failure turns into a steady stream of changes rather than a storm.
+ * RateLimit hands out membership changes: a bucket of `perSecond` tokens (and at least one),
+ * refilled at `perSecond`, so that a large failure turns into a steady stream of changes
+ * rather than a storm. Below 1 per second, it holds one change, refilled over 1/perSecond s.
  */
 export class RateLimit {
   readonly #perSecond: number
+  readonly #size: number
   #tokens: number
   #at: number
 
   constructor(perSecond: number, now = Date.now()) {
     this.#perSecond = perSecond
-    this.#tokens = perSecond
+    this.#size = Math.max(1, perSecond)
+    this.#tokens = this.#size
     this.#at = now
   }
 
   /** take spends one change if one is left at `now`, and tells whether it did. */
   take(now = Date.now()): boolean {
     const refill = ((now - this.#at) / 1000) * this.#perSecond
-    this.#tokens = Math.min(this.#perSecond, this.#tokens + Math.max(0, refill))
+    this.#tokens = Math.min(this.#size, this.#tokens + Math.max(0, refill))
     this.#at = now
     if (this.#tokens < 1) return false
     this.#tokens -= 1

@@ -152,6 +152,7 @@ export async function markDeparted(
     const how = 'drain it (agent.drain() there), or stop it and wait until it is missing'
     throw invalid(`host ${hostId} is up (${h.status}); ${how}`)
   }
-  // `now` 0: to be replaced at once, whatever replaceAfterMs says (see isLeaving).
-  await ctx.propose({ op: 'host.status', id: hostId, status, now: 0 })
+  // `now` 0: to be replaced at once, whatever replaceAfterMs says (see isLeaving). `from`: the
+  // registry changes nothing if the host came back (the registry leader heard it) meanwhile.
+  await ctx.propose({ op: 'host.status', id: hostId, status, now: 0, from: h.status })
 }

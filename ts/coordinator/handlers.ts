@@ -4,8 +4,11 @@ import { invalid, ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
 import type { Caller, JoinRequest, ReplicaChange, ReplicaRemoval } from '../bus/service'
+import { CatchUp } from './catch-up'
 import { type Accepted, type Command, createdId } from './records'
+import { runCommand } from './registry-commands'
 import type { RegistryState } from './registry-state'
+import { Invalid, Writer } from './registry-writer'
 
 /** HandlerContext is what the bus handlers use of the agent. */
 export interface HandlerContext {
@@ -13,6 +16,8 @@ export interface HandlerContext {
   readonly hostId: string
   readonly apiAddress: string
   readonly timeoutMs: number
+  /** The bus speaks mutual TLS: every caller shows a certificate. */
+  readonly tls: boolean
   readonly host: Pick<
     Host,
     | 'raftAddress'
@@ -38,23 +43,30 @@ export interface HandlerContext {
   propose(cmd: Command): Promise<Accepted>
 }
 
+/** CATCH_UP_MS is how often at most the handlers catch up with the registry for refusals. */
+const CATCH_UP_MS = 250
+
 /**
- * admit resolves when `caller` is a host of the registry (not gone) and, when it connected
- * with a certificate, that certificate is the one the registry has for it. A caller this
- * host does not know yet is looked up again after catching up with the registry: a host
- * that has just joined is known to its own replica first.
+ * admit resolves when `caller` is a host of the registry (not gone) and, over TLS, shows the
+ * certificate the registry has for it (or the one it is switching to). A caller refused on
+ * this host's snapshot is looked at again after catching up with the registry (a host that
+ * has just joined is known to its own replica first); `catchUp` bounds how often that reads.
  */
-async function admit(agent: HandlerContext, caller: Caller): Promise<void> {
+async function admit(agent: HandlerContext, catchUp: CatchUp, caller: Caller): Promise<void> {
   const why = (s: RegistryState): string | undefined => {
     if (!caller.hostId) return 'the caller names no host'
+    if (agent.tls && caller.certificate === undefined)
+      return 'the caller showed no certificate fingerprint'
     const h = s.hosts.get(caller.hostId)
     if (!h || h.status === 'gone') return `host ${caller.hostId} is not a member of the cluster`
-    if (caller.certificate !== undefined && h.certificate !== caller.certificate)
+    const known = [h.certificate, h.nextCertificate]
+    if (caller.certificate !== undefined && !known.includes(caller.certificate))
       return `host ${caller.hostId} called with a certificate that is not the one on record`
     return undefined
   }
+  const mark = catchUp.mark()
   if (why(agent.registry()) === undefined) return
-  if (caller.hostId) await agent.catchUp(agent.timeoutMs)
+  if (caller.hostId && (caller.certificate !== undefined || !agent.tls)) await catchUp.after(mark)
   const reason = why(agent.registry())
   if (reason !== undefined) throw new ZongziError('ERR_UNAUTHENTICATED', reason)
 }
@@ -66,6 +78,11 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
   const raw = (shardId: number) => {
     if (shardId === 0) throw invalid('shard 0 (the registry) takes no raw commands over the bus')
   }
+  // Shard 0's membership changes only through its own leader's registry work and joins.
+  const member = (shardId: number) => {
+    if (shardId === 0) throw invalid('shard 0 (the registry) takes no membership changes')
+  }
+  const catchUp = new CatchUp(() => agent.catchUp(agent.timeoutMs), CATCH_UP_MS)
   const local = (shardId: number) => {
     if (!agent.runs(shardId))
       throw new ZongziError(
@@ -74,7 +91,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
       )
   }
   return {
-    admit: (caller) => admit(agent, caller),
+    admit: (caller) => admit(agent, catchUp, caller),
     probe: () => ({
       cluster: agent.clusterName,
       hostId: agent.hostId,
@@ -87,8 +104,9 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
         .filter((r) => r.initial)
         .map((r) => r.hostId),
     }),
-    join: (req: JoinRequest) => onJoin(agent, req),
+    join: (req: JoinRequest) => onJoin(agent, catchUp, req),
     addReplica: async (req: ReplicaChange) => {
+      member(req.shardId)
       local(req.shardId)
       if (req.nonVoting)
         await agent.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, {
@@ -100,6 +118,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
         })
     },
     removeReplica: async (req: ReplicaRemoval) => {
+      member(req.shardId)
       local(req.shardId)
       await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
     },
@@ -148,27 +167,49 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
 
 /**
  * onJoin adds a new host to shard 0 as a non-voting member, if the registry accepts its join
- * token (idempotent per host).
+ * token (idempotent per host). The join is first checked against this host's registry (and,
+ * if refused there, again after catching up): a bad token, a known host id or a replica of
+ * the registry already held is refused before anything is proposed.
  */
 async function onJoin(
   agent: HandlerContext,
+  catchUp: CatchUp,
   req: JoinRequest,
 ): Promise<{ replicaId: number; members: Array<{ replicaId: number; raftAddress: string }> }> {
   if (!agent.ready()) throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
   if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
-  const out = await agent.propose({
+  const cmd: Command = {
     op: 'host.join',
     hostId: req.hostId,
     token: req.token,
     now: Date.now(),
     tags: req.tags,
-  })
+  }
+  const mark = catchUp.mark()
+  if (refusal(agent.registry(), cmd, agent.hostId) !== undefined) await catchUp.after(mark)
+  const why = refusal(agent.registry(), { ...cmd, now: Date.now() }, agent.hostId)
+  if (why) throw new ZongziError(why.code ?? 'ERR_INVALID_ARGUMENT', why.message)
+  const out = await agent.propose(cmd)
   const replicaId = createdId(out)
-  await agent.host.addNonVoting(0, replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
   const s = agent.registry()
+  // The registry gives a join only a non-voting replica; never move a voter to a new address.
+  if (s.replicas.get(replicaId)?.nonVoting !== true)
+    throw new ZongziError('ERR_UNAUTHENTICATED', `replica ${replicaId} is not a joining replica`)
+  await agent.host.addNonVoting(0, replicaId, req.raftAddress, { timeoutMs: agent.timeoutMs })
   const members = s.replicasOf(0).flatMap((r) => {
     const h = s.hosts.get(r.hostId)
     return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
   })
   return { replicaId, members }
+}
+
+/** refusal is why the registry `s` would refuse `cmd` from `by`, if it would. */
+function refusal(s: RegistryState, cmd: Command, by: string): Invalid | undefined {
+  try {
+    runCommand(new Writer(s, s.index), { ...cmd, by })
+    return undefined
+  } catch (e) {
+    if (e instanceof Invalid) return e
+    throw e
+  }
 }

@@ -14,6 +14,8 @@ export interface JoinClaims {
 }
 
 const PREFIX = 'zzjoin1'
+/** MAX_TOKEN is the longest token (in characters) that is read at all. */
+const MAX_TOKEN = 4096
 
 /** newJoinKey makes a random key to sign join tokens with (hex). */
 export function newJoinKey(): string {
@@ -41,9 +43,9 @@ export function signJoinToken(key: string, claims: JoinClaims): string {
 export function readJoinToken(key: string, token: unknown): JoinClaims | string {
   if (!isJoinKey(key)) return 'this cluster has no join key'
   if (typeof token !== 'string' || token.length === 0) return 'a join token is required'
+  if (token.length > MAX_TOKEN) return 'the join token is malformed'
   const parts = token.split('.')
-  if (parts.length !== 3 || parts[0] !== PREFIX || token.length > 4096)
-    return 'the join token is malformed'
+  if (parts.length !== 3 || parts[0] !== PREFIX) return 'the join token is malformed'
   const [, body, mac] = parts
   const want = sign(key, body)
   const got = Buffer.from(mac, 'base64url')

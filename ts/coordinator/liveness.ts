@@ -91,10 +91,13 @@ export class Liveness {
   /**
    * changes lists the registry writes the hosts' states call for at `now`: a host on record
    * as active that is down becomes missing, and a missing one that answered lately becomes
-   * active (a new leader that has not heard from it yet leaves it missing).
+   * active (a new leader that has not heard from it yet leaves it missing). This host, the
+   * registry leader, is up: on record as missing (an earlier leader lost it), it becomes
+   * active, or it would replace its own replicas.
    */
   changes(s: RegistryState, self: string, now: number): Array<Pick<HostRecord, 'id' | 'status'>> {
     const out: Array<Pick<HostRecord, 'id' | 'status'>> = []
+    if (s.hosts.get(self)?.status === 'missing') out.push({ id: self, status: 'active' })
     for (const h of s.hosts.values()) {
       if (h.id === self || (h.status !== 'active' && h.status !== 'missing')) continue
       const st = this.state(h.id, now)

@@ -56,6 +56,11 @@ export interface HostRecord {
    * the bus lets a caller act as this host only with this certificate.
    */
   certificate?: string
+  /**
+   * Fingerprint of the certificate the host is switching to (`agent.reloadTls()`): the bus
+   * accepts it next to `certificate` until the host records it as its only one.
+   */
+  nextCertificate?: string
 }
 
 /** ShardRecord describes one shard. Shard 0 is the registry itself. */
@@ -87,8 +92,20 @@ export interface ReplicaRecord {
   updated: number
 }
 
+/**
+ * Proposer names the host that proposes a command (`by`): the agent's registry access sets it
+ * on every command. The registry lets a host change only its own host record, except for the
+ * changes it can check are the registry leader's duty (see registry-proposers.ts).
+ */
+export interface Proposer {
+  by?: string
+}
+
 /** Command is what the registry accepts, as JSON. */
-export type Command =
+export type Command = CommandBody & Proposer
+
+/** CommandBody is a command without its proposer. */
+export type CommandBody =
   | {
       op: 'cluster.init'
       peers: Array<{ hostId: string; replicaId: number; raftAddress: string; apiAddress: string }>
@@ -99,7 +116,13 @@ export type Command =
       op: 'host.put'
       host: Pick<
         HostRecord,
-        'id' | 'apiAddress' | 'raftAddress' | 'tags' | 'shardTypes' | 'certificate'
+        | 'id'
+        | 'apiAddress'
+        | 'raftAddress'
+        | 'tags'
+        | 'shardTypes'
+        | 'certificate'
+        | 'nextCertificate'
       >
       /**
        * The host is a peer that lost its data and joined again under a new id: the earlier
@@ -121,6 +144,18 @@ export type Command =
       status: HostStatus
       /** The proposer's clock (ms since the epoch), kept as the record's `since`. */
       now?: number
+      /** The status the proposer saw: the command changes nothing unless it is still so. */
+      from?: HostStatus
+    }
+  | {
+      op: 'tokens.prune'
+      /** The registry leader's clock (ms since the epoch): used tokens expired by then go. */
+      now: number
+    }
+  | {
+      op: 'access.rotate'
+      /** The new join key (64 hex digits): tokens signed with the earlier one admit nobody. */
+      joinKey: string
     }
   | {
       op: 'shard.create'

@@ -9,8 +9,9 @@ import { ClientSession, inSession } from './session'
 
 /**
  * RegistryAccess proposes registry commands and reads the registry through this host's
- * replica of shard 0. Commands go in a client session, so each applies once however often it
- * is retried. Calls fail with ERR_CLOSED once `signal` is aborted.
+ * replica of shard 0. Every command it proposes names this host as its proposer (`by`). Commands
+ * go in a client session, so each applies once however often it is retried. Calls fail with
+ * ERR_CLOSED once `signal` is aborted.
  */
 export class RegistryAccess {
   readonly #host: Pick<Host, 'propose' | 'readIndex' | 'registerSession'>
@@ -18,14 +19,17 @@ export class RegistryAccess {
   readonly #registry: Registry
   readonly #timeoutMs: number
   readonly #signal: AbortSignal
+  readonly #hostId: string
 
   constructor(
     host: Pick<Host, 'propose' | 'readIndex' | 'registerSession'>,
     registry: Registry,
     timeoutMs: number,
     signal: AbortSignal,
+    hostId: string,
   ) {
     this.#host = host
+    this.#hostId = hostId
     this.#registry = registry
     this.#timeoutMs = timeoutMs
     this.#signal = signal
@@ -49,7 +53,7 @@ export class RegistryAccess {
    * a join it refuses).
    */
   propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
-    const data = Buffer.from(JSON.stringify(cmd))
+    const data = Buffer.from(JSON.stringify({ ...cmd, by: this.#hostId }))
     return inSession(this.#session, timeoutMs, (session, total, attempted) =>
       retry(
         async (left) => {

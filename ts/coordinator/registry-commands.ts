@@ -2,6 +2,7 @@
 // change it makes to a Writer. A handler that throws Invalid changes nothing.
 import type { Command, HostStatus, Outcome, Placement, ReplicaRecord, ShardRecord } from './records'
 import { isJoinKey, readJoinToken } from './join-tokens'
+import { checkProposer } from './registry-proposers'
 import { deny, Invalid, need, type Writer } from './registry-writer'
 
 const isObj = (v: unknown): v is Record<string, unknown> =>
@@ -63,11 +64,8 @@ function hostPut(w: Writer, c: Fields): Outcome {
   const tags = h.tags ?? {}
   need(isTags(tags), 'host tags must map non-empty names to strings')
   need(isStrings(h.shardTypes), 'shardTypes must be strings')
-  need(
-    h.certificate === undefined ||
-      (typeof h.certificate === 'string' && h.certificate.length <= 256),
-    'certificate must be a fingerprint',
-  )
+  const isPrint = (x: unknown) => x === undefined || (typeof x === 'string' && x.length <= 256)
+  need(isPrint(h.certificate) && isPrint(h.nextCertificate), 'certificate must be a fingerprint')
   const prev = w.hosts.get(h.id)
   const back = 'to come back, start it with an empty data directory (it joins as a new host)'
   need(prev?.status !== 'gone', `host ${h.id} was removed from the cluster; ${back}`)
@@ -83,7 +81,8 @@ function hostPut(w: Writer, c: Fields): Outcome {
     apiAddress: h.apiAddress,
     raftAddress: h.raftAddress,
     shardTypes: [...h.shardTypes],
-    ...(h.certificate === undefined ? {} : { certificate: h.certificate }),
+    ...(h.certificate === undefined ? {} : { certificate: h.certificate as string }),
+    ...(h.nextCertificate === undefined ? {} : { nextCertificate: h.nextCertificate as string }),
   })
   w.touchHost(h.id)
   // A peer that lost its data and joined again: another id at its address is its earlier
@@ -98,11 +97,13 @@ function hostPut(w: Writer, c: Fields): Outcome {
 }
 
 /**
- * hostJoin (host.join) admits a host that shows a join token, adding its replica of shard 0
- * as non-voting. The token must be signed with the cluster's key, must not have expired by
- * `now` (the admitting member's clock, carried in the command so that every replica decides
- * alike), must not have admitted another host, and its tags must be the host's. The same host
- * may show its token again (a retried join). Tokens are forgotten once expired.
+ * hostJoin (host.join) admits a new host that shows a join token, adding its replica of
+ * shard 0 as non-voting. The token must be signed with the cluster's key, must not have
+ * expired by `now` (the admitting member's clock, carried in the command so that every
+ * replica decides alike), must not have admitted another host, and its tags must be the
+ * host's. A host id names one host for good: a host on record is refused, and so is one with
+ * a replica of shard 0, unless it is the host this token admitted retrying its unfinished join
+ * (it has not written its record yet). Expired tokens are forgotten.
  */
 function hostJoin(w: Writer, c: Fields): Outcome {
   need(typeof c.hostId === 'string' && c.hostId.length > 0, 'hostId is required')
@@ -112,22 +113,48 @@ function hostJoin(w: Writer, c: Fields): Outcome {
   const now = c.now
   const claims = readJoinToken(w.access.joinKey, c.token)
   deny(typeof claims !== 'string', claims as string)
+  deny(now <= claims.expires, 'the join token has expired')
   const used = w.access.used.get(claims.id)
   deny(!used || used.hostId === hostId, 'the join token has admitted another host')
-  deny(!!used || now <= claims.expires, 'the join token has expired')
+  deny(!w.hosts.has(hostId), `host ${hostId} is known: a host id names one host for good`)
+  const held = [...w.replicas.values()].find((r) => r.shardId === 0 && r.hostId === hostId)
+  deny(
+    !held || (used !== undefined && held.nonVoting),
+    `host ${hostId} has a replica of the registry, which a join may not take over`,
+  )
   const tags = (c.tags ?? {}) as Record<string, string>
   const missing = Object.keys(claims.tags).filter((k) => tags[k] !== claims.tags[k])
   deny(missing.length === 0, `the join token admits hosts tagged ${JSON.stringify(claims.tags)}`)
-  const kept = [...w.access.used].filter(([, u]) => u.expires >= now)
-  const next = new Map(kept)
+  const next = new Map([...w.access.used].filter(([, u]) => u.expires >= now))
   next.set(claims.id, { hostId, expires: claims.expires })
   w.access = { ...w.access, used: next }
   return replicaCreate(w, { shardId: 0, hostId, nonVoting: true })
 }
 
+/** tokensPrune (tokens.prune) forgets the used join tokens that expired by `now`. */
+function tokensPrune(w: Writer, c: Fields): Outcome {
+  need(isId(c.now), 'now must be a time in milliseconds')
+  const now = c.now
+  const kept = [...w.access.used].filter(([, u]) => u.expires >= now)
+  if (kept.length < w.access.used.size) w.access = { ...w.access, used: new Map(kept) }
+  return { ok: true }
+}
+
+/**
+ * accessRotate (access.rotate) replaces the join key: tokens signed with the earlier key admit
+ * nobody from then on. The used tokens are kept until they expire.
+ */
+function accessRotate(w: Writer, c: Fields): Outcome {
+  need(isJoinKey(c.joinKey), 'a join key is 64 hex digits')
+  need(w.shards.has(0), 'the cluster is not initialised')
+  w.access = { ...w.access, joinKey: c.joinKey }
+  return { ok: true }
+}
+
 /**
  * hostStatus (host.status) sets a known host's status, and when it changed (`now`). The same
- * status without `now` changes nothing; a gone host stays gone.
+ * status without `now` changes nothing; a gone host stays gone. With `from`, it changes nothing
+ * unless the host's status is still `from` (the proposer decided on what it saw).
  */
 function hostStatus(w: Writer, c: Fields): Outcome {
   const h = typeof c.id === 'string' ? w.hosts.get(c.id) : undefined
@@ -135,6 +162,10 @@ function hostStatus(w: Writer, c: Fields): Outcome {
   need(['active', 'missing', 'draining', 'gone'].includes(c.status as string), 'bad host status')
   need(c.now === undefined || isId(c.now), 'now must be a time in milliseconds')
   need(h.status !== 'gone' || c.status === 'gone', `host ${h.id} was removed from the cluster`)
+  need(
+    c.from === undefined || c.from === h.status,
+    `host ${h.id} is ${h.status} now, not ${String(c.from)}`,
+  )
   if (h.status === c.status && c.now === undefined) return { ok: true }
   const { since: _, ...rest } = h
   const since = c.now === undefined ? {} : { since: c.now as number }
@@ -307,6 +338,8 @@ const HANDLERS: Record<Command['op'], Handler> = {
   'host.put': hostPut,
   'host.join': hostJoin,
   'host.status': hostStatus,
+  'tokens.prune': tokensPrune,
+  'access.rotate': accessRotate,
   'shard.create': shardCreate,
   'shard.update': shardUpdate,
   'shard.delete': shardDelete,
@@ -323,5 +356,6 @@ export function runCommand(w: Writer, c: unknown): Outcome {
   need(isObj(c) && typeof c.op === 'string', 'command must be an object with an op')
   const handler = Object.hasOwn(HANDLERS, c.op) ? HANDLERS[c.op as Command['op']] : undefined
   if (!handler) throw new Invalid(`unknown op ${JSON.stringify(c.op)}`)
+  checkProposer(w, c)
   return handler(w, c)
 }

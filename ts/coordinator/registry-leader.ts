@@ -1,6 +1,6 @@
 // RegistryLeader: the work only the host that leads shard 0 does, once per reconcile round —
-// keep its leadership on record, watch the other hosts' heartbeats, keep shard 0's voters,
-// and run the shard controller.
+// keep its leadership on record, watch the other hosts' heartbeats, forget expired join
+// tokens, keep shard 0's voters, and run the shard controller.
 import type { Host } from '../binding/host'
 import type { BusClient } from '../bus/client'
 import { isAlive, isLeaving, RateLimit, type ReplacementOptions } from './departures'
@@ -78,6 +78,9 @@ export class RegistryLeader {
     const now = Date.now()
     for (const h of this.#liveness.changes(c.registry(), c.hostId, now))
       await c.propose({ op: 'host.status', id: h.id, status: h.status, now })
+    // Used join tokens are kept until they expire (a token admits one host), then forgotten.
+    if ([...c.registry().access.used.values()].some((u) => u.expires < now))
+      await c.propose({ op: 'tokens.prune', now })
     const leaving = (h: HostRecord | undefined) => isLeaving(h, Date.now(), this.#o.replaceAfterMs)
     const take = () => this.#rate.take()
     // A change of shard 0 that fails (it is tried again next round) holds no other shard up.

@@ -30,6 +30,11 @@ export class ClientSession {
     this.#register = register
   }
 
+  /** clientId is the session's id while it has one (0 before the first write). */
+  get clientId(): number {
+    return this.#clientId
+  }
+
   /** begin takes the next series, registering the session first if it has none. */
   async begin(timeoutMs: number): Promise<Write> {
     if (!this.#registered) {
@@ -81,7 +86,8 @@ export class ClientSession {
  * retrying as it may, with the write's place in the session; it passes each attempt's
  * failure to `attempted` (which rethrows it). A write whose session the shard evicted did
  * not apply: it is sent once more in a new session. A failure after an attempt that may have
- * applied is reported as unknown (ERR_TIMEOUT), and the session is given up.
+ * applied is reported as unknown (ERR_TIMEOUT), and the session is given up. A session that
+ * could not be registered sends nothing: that failure says the write did not apply.
  */
 export async function inSession<T>(
   session: ClientSession,
@@ -90,7 +96,9 @@ export async function inSession<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (let again = true; ; again = false) {
-    const w = await session.begin(timeoutMs)
+    const w = await session.begin(timeoutMs).catch((e) => {
+      throw notSent(e)
+    })
     let ambiguous = false
     const attempted = (e: unknown): never => {
       if (failureOf(e, false).unknown) ambiguous = true
@@ -125,4 +133,17 @@ export function failureOf(e: unknown, ambiguous: boolean): { error: unknown; unk
   if (unknown || !ambiguous) return { error: e, unknown }
   const msg = 'the write may have applied: an earlier attempt went unanswered'
   return { error: new ZongziError('ERR_TIMEOUT', msg, { cause: e }), unknown: true }
+}
+
+/**
+ * notSent is the failure of a write that was never sent because its session could not be
+ * registered: registering changes no state a write sees, so whatever the registration's
+ * failure left unknown, the write did not apply (ERR_UNAVAILABLE, unless the failure says so
+ * itself).
+ */
+function notSent(e: unknown): unknown {
+  if (e instanceof ZongziError && e.outcome === 'not-applied') return e
+  const why = e instanceof Error ? e.message : String(e)
+  const msg = `the write was not sent: its client session could not be registered (${why})`
+  return new ZongziError('ERR_UNAVAILABLE', msg, { cause: e })
 }

@@ -43,8 +43,9 @@ export const ERROR_TAG = 'placement:error'
  * DefaultShardController implements the placement grammar of {@link Placement}, both ways:
  * it adds and promotes replicas a placement asks for, and demotes or removes those it no
  * longer wants, including every replica on a host that is leaving. A shard gets one change
- * at a time, in an order that keeps its quorum: a new replica joins non-voting, is promoted
- * once it caught up, and only then does a replica it replaces go. Each change is recorded
+ * at a time, in an order that keeps its quorum: a voter on a host that is down goes first
+ * when the live voters keep a quorum without it; a new replica joins non-voting, is promoted
+ * once it caught up, and only then does a live replica it replaces go. Each change is recorded
  * first and carried out in Raft next; if this leader fails in between, the shard's Raft leader
  * finishes it (membership-repair.ts).
  */
@@ -123,6 +124,24 @@ export class DefaultShardController implements ShardController {
     if (current.some((r) => r.status !== 'active')) return
     const voters = current.filter((r) => !r.nonVoting)
     const live = voters.filter((r) => ctx.alive(hostOf(r))).length
+    // 0. A voter no longer wanted on a host that is down goes first, while the live voters
+    //    are a quorum (to make the change) and stay one: were its replacement promoted first,
+    //    the death of the new one's host would leave two dead voters of four, and no quorum
+    //    to remove either.
+    const quorum = live >= Math.floor(voters.length / 2) + 1
+    const dead = voters.find(
+      (r) =>
+        !wanted.has(r.hostId) &&
+        !ctx.alive(hostOf(r)) &&
+        quorum &&
+        keepsQuorum(voters.length, live, false),
+    )
+    if (dead) {
+      if (!ctx.take()) return
+      await propose({ op: 'replica.delete', id: dead.id })
+      await ctx.membership.remove(s, shard.id, dead.id)
+      return
+    }
     // 1. Add one missing replica, non-voting; its host joins it and marks it active once it
     //    caught up.
     if (missing.length > 0) {

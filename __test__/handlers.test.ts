@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest'
+
+import { Registry } from '../ts/index'
+import { busHandlers, type HandlerContext } from '../ts/coordinator/handlers'
+import { apply, seed } from './fixtures/registry'
+import { codeOf } from './helpers'
+
+// The bus handlers' admission, against a registry fed commands directly: who is let in over
+// mutual TLS, and what a refused caller costs the host it calls.
+
+/** context is a handler context over a seeded registry (hosts h1–h3), counting catch-ups. */
+function context(tls: boolean) {
+  const r = new Registry()
+  seed(r)
+  apply(r, {
+    op: 'host.put',
+    host: { id: 'h2', apiAddress: 'a2', raftAddress: 'r2', tags: {}, shardTypes: [] },
+    by: 'h2',
+  })
+  const count = { catchUps: 0 }
+  const ctx: HandlerContext = {
+    clusterName: 'c',
+    hostId: 'h1',
+    apiAddress: 'a1',
+    timeoutMs: 1000,
+    tls,
+    host: {} as HandlerContext['host'],
+    ready: () => true,
+    runs: () => true,
+    registry: () => r.state,
+    catchUp: async () => {
+      count.catchUps++
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    },
+    propose: async () => {
+      throw new Error('nothing is proposed here')
+    },
+  }
+  return { r, ctx, count }
+}
+
+describe('the bus admission', () => {
+  it('refuses a member that shows no certificate over TLS', async () => {
+    const { ctx } = context(true)
+    expect(await codeOf(busHandlers(ctx).admit({ hostId: 'h2' }))).toBe('ERR_UNAUTHENTICATED')
+    // Without TLS, the host id is all there is to go by.
+    const plain = context(false)
+    await busHandlers(plain.ctx).admit({ hostId: 'h2' })
+  })
+
+  it('bounds the registry reads that refused callers cost, however many they send', async () => {
+    const { ctx, count } = context(false)
+    const h = busHandlers(ctx)
+    const calls = Array.from({ length: 200 }, (_, i) => h.admit({ hostId: `stranger-${i % 7}` }))
+    const codes = await Promise.all(calls.map((c) => codeOf(c)))
+    expect(new Set(codes)).toEqual(new Set(['ERR_UNAUTHENTICATED']))
+    expect(count.catchUps).toBeLessThanOrEqual(2)
+  })
+
+  it('still admits a host that the registry learned of after the call was refused', async () => {
+    const { r, ctx } = context(false)
+    const h = busHandlers(ctx)
+    expect(await codeOf(h.admit({ hostId: 'h4' }))).toBe('ERR_UNAUTHENTICATED')
+    ctx.catchUp = async () => {
+      apply(r, {
+        op: 'host.put',
+        host: { id: 'h4', apiAddress: 'a4', raftAddress: 'r4', tags: {}, shardTypes: [] },
+      })
+    }
+    await h.admit({ hostId: 'h4' })
+  })
+
+  it('refuses membership changes of the registry, even from a member', async () => {
+    const { ctx } = context(false)
+    const h = busHandlers(ctx)
+    const change = { shardId: 0, replicaId: 2, raftAddress: 'evil', nonVoting: true }
+    expect(await codeOf(h.addReplica(change))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(h.removeReplica({ shardId: 0, replicaId: 2 }))).toBe('ERR_INVALID_ARGUMENT')
+  })
+})
