@@ -184,6 +184,13 @@ describe('which hosts are leaving', () => {
     expect(rate.take(500)).toBe(true) // half a second refills one
   })
 
+  it('still hands out changes at less than one a second', () => {
+    const rate = new RateLimit(0.5, 0)
+    expect([rate.take(0), rate.take(0)]).toEqual([true, false])
+    expect(rate.take(1_000)).toBe(false)
+    expect(rate.take(2_000)).toBe(true) // two seconds refill one
+  })
+
   it('keeps a quorum of live voters when one stops voting', () => {
     expect(keepsQuorum(3, 3, true)).toBe(true) // 2 of 2 live
     expect(keepsQuorum(3, 2, true)).toBe(false) // 1 of 2 live
