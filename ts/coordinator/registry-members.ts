@@ -1,6 +1,6 @@
-// RegistryMembers: on the registry leader, keeps shard 0 at its number of voters — promoting
-// non-voting replicas of live hosts, spread over zones, and taking out those of hosts that
-// are leaving — one membership change at a time.
+// RegistryMembers: on the registry leader, keeps shard 0 at its number of voters — taking
+// out the votes of dead hosts that are leaving, promoting non-voting replicas of live hosts,
+// spread over zones, and taking out the rest of the leaving — one membership change at a time.
 import type { Host } from '../binding/host'
 import type { ControllerContext, ProposeCommand } from './shard-controller'
 import { keepsQuorum } from './shard-controller'
@@ -53,6 +53,24 @@ export async function reconcileRegistry(
     .filter((r) => r.nonVoting && host(r)?.status === 'active')
     .sort((a, b) => a.id - b.id)
   const zones = new Set(kept.map(zone))
+  const live = voters.filter((r) => host(r)?.status === 'active').length
+  // A voter of a host that is down and leaving (missing long enough, or gone) stops voting
+  // first, while the live voters are a quorum and stay one: were its replacement promoted
+  // first, a death of the new voter's host would leave two dead of four and no quorum.
+  const quorum = live >= Math.floor(voters.length / 2) + 1
+  const dead = voters.find(
+    (r) =>
+      !stays(r) &&
+      r.hostId !== ctx.hostId &&
+      (host(r)?.status === 'missing' || host(r)?.status === 'gone') &&
+      quorum &&
+      keepsQuorum(voters.length, live, false),
+  )
+  if (dead) {
+    if (!ctx.take()) return
+    await leave(s, propose, ctx, dead)
+    return
+  }
   const fresh = candidates.find((r) => !zones.has(zone(r)))
   // Voters sharing a zone while another zone has a candidate: one more voter from there (the
   // surplus is demoted next).
@@ -67,7 +85,6 @@ export async function reconcileRegistry(
   // A voter of a leaving host stops voting once it has a replacement, or at once when it
   // drains or left for good. A host that left for good is taken out; the others keep their
   // replica, non-voting, to follow the registry (a missing host may yet come back).
-  const live = voters.filter((r) => host(r)?.status === 'active').length
   const out = voters.find(
     (r) =>
       !stays(r) &&
@@ -77,11 +94,7 @@ export async function reconcileRegistry(
   )
   if (out) {
     if (!ctx.take()) return
-    if (host(out)?.status !== 'gone') await demote(s, propose, ctx, out)
-    else {
-      await propose({ op: 'replica.delete', id: out.id })
-      await ctx.host.removeReplica(0, out.id, o)
-    }
+    await leave(s, propose, ctx, out)
     return
   }
   // Too many voters (or two in one zone, once a voter of a new zone joined): demote one — of
@@ -108,6 +121,21 @@ export async function reconcileRegistry(
     await propose({ op: 'replica.delete', id: stale.id })
     await ctx.host.removeReplica(0, stale.id, o)
   }
+}
+
+/**
+ * leave takes a voter of a leaving host out of the vote: a host gone for good loses its
+ * replica too; any other keeps it, non-voting, to follow the registry.
+ */
+async function leave(
+  s: RegistryState,
+  propose: ProposeCommand,
+  ctx: RegistryMembersContext,
+  r: ReplicaRecord,
+): Promise<void> {
+  if (s.hosts.get(r.hostId)?.status !== 'gone') return demote(s, propose, ctx, r)
+  await propose({ op: 'replica.delete', id: r.id })
+  await ctx.host.removeReplica(0, r.id, { timeoutMs: ctx.timeoutMs })
 }
 
 /** demote makes a voter of shard 0 non-voting. */
