@@ -7,6 +7,9 @@ import { KvStateMachine, set } from '../examples/kv.mjs'
 import { type ErrorCode, isErrorCode } from '../ts/binding/errors'
 import { fromServiceError } from '../ts/bus/codes'
 import { makeClient, type RawClient } from '../ts/bus/service'
+import { runCommand } from '../ts/coordinator/registry-commands'
+import { registryLeader } from '../ts/coordinator/registry-proposers'
+import { Invalid, Writer } from '../ts/coordinator/registry-writer'
 import { Agent, type Entry, type RegistryState } from '../ts/index'
 import { freePort, sleep, TempDirs, waitUntil } from './helpers'
 
@@ -20,10 +23,13 @@ import { freePort, sleep, TempDirs, waitUntil } from './helpers'
 // What is never generated: a request that a member may legitimately make to change state.
 // With the right cluster name and a member's identity, Apply and Commit only name shard 0
 // (refused as raw registry writes) or shards that do not exist; AddReplica and RemoveReplica
-// only shards that do not exist (a member may change shard 0's membership); Join shows a
-// usable token only together with a flaw that must refuse it (another cluster, no host id, no
-// Raft address, an invalid tag). Every other combination goes: strangers and near-miss
-// identities at the user shard, members of another cluster name, registry commands as data.
+// only shard 0 (refused: its membership changes only through its own leader and joins) or
+// shards that do not exist; Join shows a usable token only together with a flaw that must
+// refuse it (another cluster, no host id, no Raft address, an invalid tag, or the id of a host
+// already in the cluster). Every other combination goes: strangers and near-miss identities at
+// the user shard, members of another cluster name, registry commands as data — among them
+// commands one member proposes about another's records, which the registry itself refuses
+// too (checked against its live state, see the last test).
 
 const RUNS = Number(process.env.BUS_FUZZ_RUNS ?? 10_000)
 /** BUS_FUZZ_SEED replays the requests of a failure's seed. */
@@ -221,10 +227,13 @@ function arbitraries(w: World) {
   const missing = ids([]).filter((id) => id !== 0 && id !== w.shard)
   const replicaId = ids(w.replicaIds)
   const registryCommand = fc
-    .constantFrom(
-      { op: 'shard.delete', id: w.shard },
-      { op: 'host.status', id: w.hostIds[0], status: 'gone' },
-      { op: 'replica.delete', id: w.replicaIds[0] },
+    .oneof(
+      fc.constantFrom(
+        { op: 'shard.delete', id: w.shard },
+        { op: 'host.status', id: w.hostIds[0], status: 'gone' },
+        { op: 'replica.delete', id: w.replicaIds[0] },
+      ),
+      aboutAnother(w),
     )
     .map((c) => Buffer.from(JSON.stringify(c)))
   const bytes = fc.oneof(
@@ -327,16 +336,19 @@ function cases(w: World): Record<string, fc.Arbitrary<Case>> {
       apiAddress: a.text,
       token,
       tags: fc.dictionary(tagKey, tagValue, { maxKeys: 3 }),
-      flaw: fc.constantFrom('cluster', 'hostId', 'raftAddress', 'tags'),
+      flaw: fc.constantFrom('cluster', 'hostId', 'raftAddress', 'tags', 'known'),
+      known: fc.constantFrom(...w.hostIds),
     })
-    .map(({ flaw, ...q }) => {
+    .map(({ flaw, known, ...q }) => {
       // The gated token needs a tag no generated request has.
       const { 'fuzz-gate': _, ...tags } = q.tags
       const r = { ...q, tags }
       const usable = r.cluster === CLUSTER && r.hostId && r.raftAddress && tagsValid(tags)
-      if (r.token !== w.tokens.valid || !usable) return r
+      if (r.token !== w.tokens.valid || !usable || w.hostIds.includes(r.hostId)) return r
       if (flaw === 'cluster') return { ...r, cluster: `${CLUSTER}-other` }
       if (flaw === 'tags') return { ...r, tags: { ...tags, '': 'flaw' } }
+      // A member's id with everything else right: a join may not take a host's place.
+      if (flaw === 'known') return { ...r, hostId: known }
       return { ...r, [flaw]: '' }
     })
     .map((q): Case => {
@@ -359,9 +371,10 @@ function cases(w: World): Record<string, fc.Arbitrary<Case>> {
       raftAddress: a.raftAddress,
       nonVoting: fc.boolean(),
     })
-    .map((q) => live(q, [0, w.shard]))
-  const codeOfChange = (q: { cluster: string; caller?: string }) =>
-    refused(q.cluster, q.caller) ?? 'ERR_SHARD_NOT_FOUND'
+    .map((q) => live(q, [w.shard]))
+  const codeOfChange = (q: { cluster: string; caller?: string; shardId: number }) =>
+    refused(q.cluster, q.caller) ??
+    (q.shardId === 0 ? 'ERR_INVALID_ARGUMENT' : 'ERR_SHARD_NOT_FOUND')
   const addReplica = change.map(
     (q): Case => ({
       q,
@@ -496,7 +509,9 @@ function cases(w: World): Record<string, fc.Arbitrary<Case>> {
     .map((q): Case => {
       const [first, ...rest] = q.messages
       let want: Want
-      if (!first) want = ok((v: string[]) => v.length === 0, { open: !q.end, count: 0 })
+      // Who calls is known before any message: a stranger is refused before it is read.
+      if (!isMember(q.caller)) want = { code: 'ERR_UNAUTHENTICATED' }
+      else if (!first) want = ok((v: string[]) => v.length === 0, { open: !q.end, count: 0 })
       else {
         // The kv stream answers every input (the first message's data only when it has some).
         const inputs = [...(first.data.length ? [first.data] : []), ...rest.map((m) => m.data)]
@@ -529,6 +544,63 @@ function cases(w: World): Record<string, fc.Arbitrary<Case>> {
     Watch: watch,
     Stream: stream,
   }
+}
+
+/**
+ * aboutAnother generates registry commands that one member proposes about another member's
+ * records (its host record, its status, its leadership, a join under its id) or that only the
+ * registry leader may propose; none may be accepted. With the registry's state `s`, the
+ * proposer is never the registry leader on record (which may mark other hosts' states).
+ */
+function aboutAnother(w: World, s?: RegistryState): fc.Arbitrary<Record<string, unknown>> {
+  const leader = s ? registryLeader(new Writer(s, s.index)) : undefined
+  const proposers = w.hostIds.filter((id) => id !== leader)
+  const text = fc.string({ maxLength: 24 })
+  const pair = fc
+    .tuple(fc.constantFrom(...proposers), fc.constantFrom(...w.hostIds))
+    .filter(([by, about]) => by !== about)
+  return pair.chain(([by, about]) => {
+    const replicas = s ? s.replicasOn(about).map((r) => r.id) : w.replicaIds
+    const tags = fc.dictionary(
+      text.filter((k) => k.length > 0),
+      text,
+      { maxKeys: 2 },
+    )
+    const host = fc.record({
+      id: fc.constant(about),
+      apiAddress: text,
+      raftAddress: text,
+      tags,
+      shardTypes: fc.constant(['kv']),
+      certificate: text,
+    })
+    return fc.oneof(
+      fc.record({ op: fc.constant('host.put'), host, by: fc.constant(by) }),
+      fc.record({
+        op: fc.constant('host.status'),
+        id: fc.constant(about),
+        status: fc.constantFrom('active', 'missing', 'draining', 'gone'),
+        now: fc.nat(),
+        from: fc.constantFrom('active'),
+        by: fc.constant(by),
+      }),
+      fc.record({
+        op: fc.constant('shard.leader'),
+        id: fc.constantFrom(0, w.shard),
+        leader: fc.constantFrom(...replicas),
+        term: fc.nat(),
+        by: fc.constant(by),
+      }),
+      fc.record({
+        op: fc.constant('host.join'),
+        hostId: fc.constant(about),
+        token: fc.constant(w.tokens.valid),
+        now: fc.constant(Date.now()),
+        by: fc.constant(by),
+      }),
+      fc.record({ op: fc.constant('tokens.prune'), now: fc.nat(), by: fc.constant(by) }),
+    )
+  })
 }
 
 /** view is what no generated request may change: the registry without its volatile fields. */
@@ -673,6 +745,27 @@ describe('the bus under generated requests', () => {
       expect(sent[kind]).toBeGreaterThanOrEqual(RUNS)
     })
   }
+
+  it('has the registry refuse every generated command of one member about another', async () => {
+    // What Apply and Commit carry above is refused as a raw registry write before the registry
+    // sees it; this checks that the registry would refuse it too, from the member it names.
+    const s = await w.agents[0].state((x) => x)
+    const verdict = (cmd: Record<string, unknown>): string => {
+      try {
+        runCommand(new Writer(s, s.index + 1), cmd)
+        return 'accepted'
+      } catch (e) {
+        if (!(e instanceof Invalid)) throw e
+        return e.code ?? `ERR_INVALID_ARGUMENT (${e.message})`
+      }
+    }
+    const run = fc.check(
+      fc.property(aboutAnother(w, s), (cmd) => verdict(cmd) === 'ERR_UNAUTHENTICATED'),
+      { numRuns: RUNS, seed: SEED },
+    )
+    if (run.failed)
+      throw new Error(`${show(run.counterexample)} was ${verdict(run.counterexample?.[0] ?? {})}`)
+  })
 
   it('leaves every agent ready, the registry and the data as they were', async () => {
     const tally = (k: string) =>

@@ -44,7 +44,7 @@ export interface HandlerContext {
 }
 
 /** CATCH_UP_MS is how often at most the handlers catch up with the registry for refusals. */
-const CATCH_UP_MS = 250
+const CATCH_UP_MS = 100
 
 /**
  * admit resolves when `caller` is a host of the registry (not gone) and, over TLS, shows the
