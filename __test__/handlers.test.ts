@@ -9,7 +9,7 @@ import { codeOf } from './helpers'
 // mutual TLS, and what a refused caller costs the host it calls.
 
 /** context is a handler context over a seeded registry (hosts h1–h3), counting catch-ups. */
-function context(tls: boolean) {
+function context(tls: boolean, host = {} as HandlerContext['host']) {
   const r = new Registry()
   seed(r)
   apply(r, {
@@ -24,7 +24,7 @@ function context(tls: boolean) {
     apiAddress: 'a1',
     timeoutMs: 1000,
     tls,
-    host: {} as HandlerContext['host'],
+    host,
     ready: () => true,
     runs: () => true,
     registry: () => r.state,
@@ -68,6 +68,25 @@ describe('the bus admission', () => {
       })
     }
     await h.admit({ hostId: 'h4' })
+  })
+
+  it('adds a member only at the Raft address the registry has for its host', async () => {
+    const added: string[] = []
+    const add = async (shard: number, id: number, address: string) => {
+      added.push(`${shard}/${id}@${address}`)
+    }
+    const host = { addNonVoting: add, addReplica: add } as unknown as HandlerContext['host']
+    const h = busHandlers(context(false, host).ctx)
+    // Replica 5 of shard 1 is h2's, at r2: a change may not move it anywhere else.
+    for (const nonVoting of [true, false]) {
+      const moved = { shardId: 1, replicaId: 5, raftAddress: 'evil:1', nonVoting }
+      expect(await codeOf(h.addReplica(moved))).toBe('ERR_INVALID_ARGUMENT')
+    }
+    const other = { shardId: 1, replicaId: 2, raftAddress: 'r2', nonVoting: true } // shard 0's
+    expect(await codeOf(h.addReplica(other))).toBe('ERR_INVALID_ARGUMENT')
+    expect(added).toEqual([])
+    await h.addReplica({ shardId: 1, replicaId: 5, raftAddress: 'r2', nonVoting: true })
+    expect(added).toEqual(['1/5@r2'])
   })
 
   it('refuses membership changes of the registry, even from a member', async () => {

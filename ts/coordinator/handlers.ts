@@ -108,6 +108,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
     addReplica: async (req: ReplicaChange) => {
       member(req.shardId)
       local(req.shardId)
+      await onRecord(agent, catchUp, req)
       if (req.nonVoting)
         await agent.host.addNonVoting(req.shardId, req.replicaId, req.raftAddress, {
           timeoutMs: agent.timeoutMs,
@@ -201,6 +202,25 @@ async function onJoin(
     return h ? [{ replicaId: r.id, raftAddress: h.raftAddress }] : []
   })
   return { replicaId, members }
+}
+
+/**
+ * onRecord resolves when the registry lists the replica a membership change adds (or
+ * promotes, or demotes) in that shard, on a host whose Raft address is the one given: a
+ * change never moves a member to an address not on record. It catches up once if not.
+ */
+async function onRecord(agent: HandlerContext, catchUp: CatchUp, req: ReplicaChange) {
+  const fits = (s: RegistryState) => {
+    const r = s.replicas.get(req.replicaId)
+    return r?.shardId === req.shardId && s.hosts.get(r.hostId)?.raftAddress === req.raftAddress
+  }
+  const mark = catchUp.mark()
+  if (fits(agent.registry())) return
+  await catchUp.after(mark)
+  if (!fits(agent.registry()))
+    throw invalid(
+      `replica ${req.replicaId} of shard ${req.shardId} is not on record at ${req.raftAddress}`,
+    )
 }
 
 /** refusal is why the registry `s` would refuse `cmd` from `by`, if it would. */
