@@ -1,0 +1,138 @@
+// The registry's commands about hosts and the cluster's access: a host's record and status,
+// joins with a token, and the join key. Who may propose each is checked before (see
+// registry-proposers.ts); a handler that throws Invalid changes nothing.
+import type { HostStatus, Outcome } from './records'
+import { isJoinKey, readJoinToken } from './join-tokens'
+import { type Fields, isId, isObj, isStrings, isTags } from './registry-fields'
+import { deny, need, type Writer } from './registry-writer'
+
+/** hostPut (host.put) adds a host or replaces a known one, keeping when it was created. */
+function hostPut(w: Writer, c: Fields): Outcome {
+  const h = c.host
+  need(isObj(h) && typeof h.id === 'string' && h.id.length > 0, 'host.id is required')
+  need(
+    typeof h.apiAddress === 'string' && typeof h.raftAddress === 'string',
+    'host addresses are required',
+  )
+  const tags = h.tags ?? {}
+  need(isTags(tags), 'host tags must map non-empty names to strings')
+  need(isStrings(h.shardTypes), 'shardTypes must be strings')
+  const isPrint = (x: unknown) => x === undefined || (typeof x === 'string' && x.length <= 256)
+  need(isPrint(h.certificate) && isPrint(h.nextCertificate), 'certificate must be a fingerprint')
+  const prev = w.hosts.get(h.id)
+  const back = 'to come back, start it with an empty data directory (it joins as a new host)'
+  need(prev?.status !== 'gone', `host ${h.id} was removed from the cluster; ${back}`)
+  // A draining host that restarts goes on draining; any other comes back active.
+  const status = prev?.status === 'draining' ? 'draining' : 'active'
+  w.hosts.set(h.id, {
+    id: h.id,
+    created: prev?.created ?? w.index,
+    updated: w.index,
+    status,
+    ...(prev?.status === status && prev.since !== undefined ? { since: prev.since } : {}),
+    tags: { ...tags },
+    apiAddress: h.apiAddress,
+    raftAddress: h.raftAddress,
+    shardTypes: [...h.shardTypes],
+    ...(h.certificate === undefined ? {} : { certificate: h.certificate as string }),
+    ...(h.nextCertificate === undefined ? {} : { nextCertificate: h.nextCertificate as string }),
+  })
+  w.touchHost(h.id)
+  // A peer that lost its data and joined again: another id at its address is its earlier
+  // life, gone for good, and its replicas are replaced.
+  need(c.rejoined === undefined || typeof c.rejoined === 'boolean', 'rejoined must be a boolean')
+  for (const o of c.rejoined ? [...w.hosts.values()] : []) {
+    if (o.id === h.id || o.status === 'gone' || o.apiAddress !== h.apiAddress) continue
+    w.hosts.set(o.id, { ...o, status: 'gone', since: 0, updated: w.index })
+    w.touchHost(o.id)
+  }
+  return { ok: true }
+}
+
+/**
+ * hostJoin (host.join) admits a new host that shows a join token, adding its replica of
+ * shard 0 as non-voting. The token must be signed with the cluster's key, must not have
+ * expired by `now` (the admitting member's clock, carried in the command so that every
+ * replica decides alike), must not have admitted another host, and its tags must be the
+ * host's. A host id names one host for good: a host on record is refused, and so is one with
+ * a replica of shard 0, unless it is the host this token admitted retrying its unfinished join
+ * (it has not written its record yet). Expired tokens are forgotten.
+ */
+function hostJoin(w: Writer, c: Fields): Outcome {
+  need(typeof c.hostId === 'string' && c.hostId.length > 0, 'hostId is required')
+  need(isId(c.now), 'now must be a time in milliseconds')
+  need(c.tags === undefined || isTags(c.tags), 'host tags must map non-empty names to strings')
+  const hostId = c.hostId
+  const now = c.now
+  const claims = readJoinToken(w.access.joinKey, c.token)
+  deny(typeof claims !== 'string', claims as string)
+  deny(now <= claims.expires, 'the join token has expired')
+  const used = w.access.used.get(claims.id)
+  deny(!used || used.hostId === hostId, 'the join token has admitted another host')
+  deny(!w.hosts.has(hostId), `host ${hostId} is known: a host id names one host for good`)
+  const held = [...w.replicas.values()].find((r) => r.shardId === 0 && r.hostId === hostId)
+  deny(
+    !held || (used !== undefined && held.nonVoting),
+    `host ${hostId} has a replica of the registry, which a join may not take over`,
+  )
+  const tags = (c.tags ?? {}) as Record<string, string>
+  const missing = Object.keys(claims.tags).filter((k) => tags[k] !== claims.tags[k])
+  deny(missing.length === 0, `the join token admits hosts tagged ${JSON.stringify(claims.tags)}`)
+  const next = new Map([...w.access.used].filter(([, u]) => u.expires >= now))
+  next.set(claims.id, { hostId, expires: claims.expires })
+  w.access = { ...w.access, used: next }
+  if (held) return { ok: true, id: held.id }
+  return { ok: true, id: w.newReplica(0, hostId, true, false) }
+}
+
+/** tokensPrune (tokens.prune) forgets the used join tokens that expired by `now`. */
+function tokensPrune(w: Writer, c: Fields): Outcome {
+  need(isId(c.now), 'now must be a time in milliseconds')
+  const now = c.now
+  const kept = [...w.access.used].filter(([, u]) => u.expires >= now)
+  if (kept.length < w.access.used.size) w.access = { ...w.access, used: new Map(kept) }
+  return { ok: true }
+}
+
+/**
+ * accessRotate (access.rotate) replaces the join key: tokens signed with the earlier key admit
+ * nobody from then on. The used tokens are kept until they expire.
+ */
+function accessRotate(w: Writer, c: Fields): Outcome {
+  need(isJoinKey(c.joinKey), 'a join key is 64 hex digits')
+  need(w.shards.has(0), 'the cluster is not initialised')
+  w.access = { ...w.access, joinKey: c.joinKey }
+  return { ok: true }
+}
+
+/**
+ * hostStatus (host.status) sets a known host's status, and when it changed (`now`). The same
+ * status without `now` changes nothing; a gone host stays gone. With `from`, it changes nothing
+ * unless the host's status is still `from` (the proposer decided on what it saw).
+ */
+function hostStatus(w: Writer, c: Fields): Outcome {
+  const h = typeof c.id === 'string' ? w.hosts.get(c.id) : undefined
+  need(h !== undefined, 'unknown host')
+  need(['active', 'missing', 'draining', 'gone'].includes(c.status as string), 'bad host status')
+  need(c.now === undefined || isId(c.now), 'now must be a time in milliseconds')
+  need(h.status !== 'gone' || c.status === 'gone', `host ${h.id} was removed from the cluster`)
+  need(
+    c.from === undefined || c.from === h.status,
+    `host ${h.id} is ${h.status} now, not ${String(c.from)}`,
+  )
+  if (h.status === c.status && c.now === undefined) return { ok: true }
+  const { since: _, ...rest } = h
+  const since = c.now === undefined ? {} : { since: c.now as number }
+  w.hosts.set(h.id, { ...rest, status: c.status as HostStatus, ...since, updated: w.index })
+  w.touchHost(h.id)
+  return { ok: true }
+}
+
+/** HOST_HANDLERS has one handler for each op about hosts and access. */
+export const HOST_HANDLERS = {
+  'host.put': hostPut,
+  'host.join': hostJoin,
+  'host.status': hostStatus,
+  'tokens.prune': tokensPrune,
+  'access.rotate': accessRotate,
+} as const
