@@ -149,6 +149,30 @@ describe('registry', () => {
     expect(join('h4', fresh)).toMatchObject({ ok: true })
   })
 
+  it('applies the commands of a registry made before proposers were named as written', async () => {
+    const r = new Registry()
+    seed(r)
+    expect(r.state.access.named).toBe(true)
+    // A snapshot of a registry made before the rule: its header does not have it.
+    const old = (await snapshotOf(r)).toString().replace(',"named":true', '')
+    const b = new Registry()
+    const input = new PassThrough()
+    input.end(old)
+    await b.recoverFromSnapshot(input)
+    expect(b.state.access.named).toBeUndefined()
+    const put = (apiAddress: string) => ({
+      op: 'host.put',
+      host: { id: 'h2', apiAddress, raftAddress: 'r2', tags: {}, shardTypes: ['kv'] },
+      by: 'h1',
+    })
+    // As such a log was written: no proposer checks, whatever `by` says (or lacks).
+    expect(outcome(apply(b, put('a2-old'))[0])).toEqual({ ok: true })
+    expect(outcome(apply(b, { op: 'access.name' })[0])).toEqual({ ok: true })
+    expect(outcome(apply(b, put('a2-new'))[0])).toMatchObject({ code: 'ERR_UNAUTHENTICATED' })
+    expect(b.state.hosts.get('h2')?.apiAddress).toBe('a2-old')
+    expect(b.state.access.named).toBe(true)
+  })
+
   it('rejects invalid commands with a result and changes nothing', () => {
     const r = new Registry()
     seed(r)

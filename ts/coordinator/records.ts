@@ -152,6 +152,7 @@ export type CommandBody =
       /** The registry leader's clock (ms since the epoch): used tokens expired by then go. */
       now: number
     }
+  | { op: 'access.name' }
   | {
       op: 'access.rotate'
       /** The new join key (64 hex digits): tokens signed with the earlier one admit nobody. */

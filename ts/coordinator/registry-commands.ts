@@ -19,7 +19,7 @@ function clusterInit(w: Writer, c: Fields): Outcome {
   need(Array.isArray(c.peers) && c.peers.length >= 1, 'cluster.init needs peers')
   need(c.joinKey === undefined || isJoinKey(c.joinKey), 'a join key is 64 hex digits')
   if (w.shards.has(0)) return { ok: true } // initialised before: the first init wins
-  w.access = { joinKey: (c.joinKey as string | undefined) ?? '', used: new Map() }
+  w.access = { joinKey: (c.joinKey as string | undefined) ?? '', used: new Map(), named: true }
   w.shards.set(0, {
     id: 0,
     name: 'registry',

@@ -128,6 +128,16 @@ function hostStatus(w: Writer, c: Fields): Outcome {
   return { ok: true }
 }
 
+/**
+ * accessName (access.name) turns on the proposer rules in a registry made before them (see
+ * Access.named); once on, they stay on.
+ */
+function accessName(w: Writer): Outcome {
+  need(w.shards.has(0), 'the cluster is not initialised')
+  if (!w.access.named) w.access = { ...w.access, named: true }
+  return { ok: true }
+}
+
 /** HOST_HANDLERS has one handler for each op about hosts and access. */
 export const HOST_HANDLERS = {
   'host.put': hostPut,
@@ -135,4 +145,5 @@ export const HOST_HANDLERS = {
   'host.status': hostStatus,
   'tokens.prune': tokensPrune,
   'access.rotate': accessRotate,
+  'access.name': accessName,
 } as const

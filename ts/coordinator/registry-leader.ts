@@ -78,6 +78,8 @@ export class RegistryLeader {
     const now = Date.now()
     for (const h of this.#liveness.changes(c.registry(), c.hostId, now))
       await c.propose({ op: 'host.status', id: h.id, status: h.status, now })
+    // A registry made before commands named their proposers gets the rule from here on.
+    if (!c.registry().access.named) await c.propose({ op: 'access.name' })
     // Used join tokens are kept until they expire (a token admits one host), then forgotten.
     if ([...c.registry().access.used.values()].some((u) => u.expires < now))
       await c.propose({ op: 'tokens.prune', now })

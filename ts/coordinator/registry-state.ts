@@ -12,6 +12,13 @@ export interface Access {
   /** Signs join tokens (hex); empty in a cluster initialised without one. */
   joinKey: string
   used: ReadonlyMap<string, UsedToken>
+  /**
+   * Commands must name their proposer, who may change only its own records (see
+   * registry-proposers.ts): set when the cluster is initialised, or, in a registry made
+   * before that rule, by the registry leader's `access.name` (the commands before it apply
+   * as they did when they were written).
+   */
+  named?: boolean
 }
 
 export const NO_ACCESS: Access = { joinKey: '', used: new Map() }

@@ -22,6 +22,8 @@ interface SnapshotHeader {
   /** Absent in snapshots of clusters made without a join key. */
   joinKey?: string
   tokens?: number
+  /** Commands name their proposers (Access.named); absent in snapshots made before. */
+  named?: boolean
 }
 
 /**
@@ -111,6 +113,7 @@ export class Registry extends EventEmitter implements StateMachine {
       replicas: s.replicas.size,
       joinKey: s.access.joinKey,
       tokens: s.access.used.size,
+      ...(s.access.named ? { named: true } : {}),
     })
     for (const h of s.hosts.values()) await write({ kind: 'host', ...h })
     for (const sh of s.shards.values()) await write({ kind: 'shard', ...sh })
@@ -151,7 +154,7 @@ export class Registry extends EventEmitter implements StateMachine {
       replicas,
       header.nextShardId,
       header.nextReplicaId,
-      { joinKey: header.joinKey ?? '', used },
+      { joinKey: header.joinKey ?? '', used, ...(header.named ? { named: true } : {}) },
     )
     this.#announce()
   }
