@@ -8,17 +8,19 @@ export interface NativeCall {
   token: number
   kind: 'update' | 'save' | 'recover'
   /**
-   * update: entries of many shards in the order they must be applied, packed: item i is
-   * `counts[i]` entries of shard `shardIds[i]`; entry j has index `indexes[j]` and the next
-   * `lengths[j]` bytes of `data`.
+   * update: entries of many replicas in the order they must be applied, packed: item i is
+   * `counts[i]` entries of shard `shardIds[i]`'s start `incarnations[i]`; entry j has index
+   * `indexes[j]` and the next `lengths[j]` bytes of `data`.
    */
   shardIds?: Float64Array
+  incarnations?: Float64Array
   counts?: Uint32Array
   indexes?: Float64Array
   lengths?: Uint32Array
   data?: Buffer
-  /** save / recover: the shard and the file to write or read. */
+  /** save / recover: the shard, the start of its replica, and the file to write or read. */
   shardId?: number
+  incarnation?: number
   path?: string
   /** recover: the last entry the snapshot covers. */
   index?: number
@@ -45,10 +47,18 @@ export function checkBytes(v: unknown, what: string): Buffer {
   return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength)
 }
 
+/** UpdateItem is one replica's entries of an update call. */
+export interface UpdateItem {
+  shardId: number
+  /** The start of the shard's replica the entries are for. */
+  incarnation: number
+  entries: Entry[]
+}
+
 /** unpack turns a packed update call into entry lists; entry data are views of one buffer. */
-export function unpack(c: NativeCall): Array<{ shardId: number; entries: Entry[] }> {
-  const { shardIds, counts, indexes, lengths, data } = c as Required<NativeCall>
-  const out: Array<{ shardId: number; entries: Entry[] }> = new Array(shardIds.length)
+export function unpack(c: NativeCall): UpdateItem[] {
+  const { shardIds, incarnations, counts, indexes, lengths, data } = c as Required<NativeCall>
+  const out: UpdateItem[] = new Array(shardIds.length)
   let j = 0
   let at = 0
   for (let i = 0; i < shardIds.length; i++) {
@@ -57,7 +67,7 @@ export function unpack(c: NativeCall): Array<{ shardId: number; entries: Entry[]
       entries[k] = { index: indexes[j], data: data.subarray(at, at + lengths[j]) }
       at += lengths[j]
     }
-    out[i] = { shardId: shardIds[i], entries }
+    out[i] = { shardId: shardIds[i], incarnation: incarnations[i], entries }
   }
   return out
 }

@@ -13,14 +13,10 @@ import {
   unpack,
   type NativeCall,
   type NativeResults,
+  type UpdateItem,
 } from './boundary'
 import { Proposals, type SessionRef } from './proposals'
-import {
-  isPersistent,
-  type Entry,
-  type StateMachine,
-  type StateMachineFactory,
-} from './state-machine'
+import { isPersistent, type StateMachine, type StateMachineFactory } from './state-machine'
 
 /** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
 export interface HostOptions {
@@ -108,11 +104,24 @@ export type HostEvent =
       voters: number[]
       nonVoters: number[]
     }
-  | { type: 'replicaFailed'; shardId: number; replicaId: number; error: string }
-  | { type: 'replicaRemoved'; shardId: number; replicaId: number }
+  | {
+      type: 'replicaFailed'
+      shardId: number
+      replicaId: number
+      /** The start of the replica that failed (see {@link Host.startReplica}). */
+      incarnation: number
+      error: string
+    }
+  | { type: 'replicaRemoved'; shardId: number; replicaId: number; incarnation: number }
   | { type: 'hostFailed'; error: string }
 
 const DEFAULT_TIMEOUT = 5_000
+
+/** Running is a replica's state machine and the start (incarnation) it serves. */
+interface Running {
+  sm: StateMachine
+  incarnation: number
+}
 
 function checkId(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
@@ -157,8 +166,11 @@ async function call<T>(p: () => Promise<T>): Promise<T> {
  */
 export class Host extends EventEmitter {
   readonly #native: NativeHost
-  readonly #machines = new Map<number, StateMachine>()
+  /** The running replicas' state machines, each with the start it serves. */
+  readonly #machines = new Map<number, Running>()
   readonly #proposals: Proposals
+  /** The last incarnation given to a start of a replica. */
+  #incarnations = 0
   #closed = false
 
   private constructor(native: NativeHost) {
@@ -181,7 +193,7 @@ export class Host extends EventEmitter {
     const onEvent = (e: HostEvent) => {
       // A replica that failed or was removed is gone from the engine: let its state machine go.
       if (e.type === 'replicaFailed' || e.type === 'replicaRemoved')
-        void host?.dropMachine(e.shardId, e.type === 'replicaRemoved')
+        void host?.dropMachine(e.shardId, e.type === 'replicaRemoved', e.incarnation)
       host?.emit('event', e)
       host?.emit(e.type, e)
     }
@@ -235,7 +247,11 @@ export class Host extends EventEmitter {
     }
   }
 
-  /** startReplica starts this host's replica of a shard with a state machine from `factory`. */
+  /**
+   * startReplica starts this host's replica of a shard with a state machine from `factory`.
+   * Each start is an incarnation of its own: nothing the engine had for an earlier start of
+   * the shard (a batch still queued, a snapshot) ever reaches this state machine.
+   */
   async startReplica(
     shardId: number,
     replicaId: number,
@@ -258,21 +274,29 @@ export class Host extends EventEmitter {
     const sm = factory(shardId, replicaId)
     const applied = isPersistent(sm) ? await sm.open() : 0
     checkId(applied, 'open() result')
-    this.#machines.set(shardId, sm)
+    const incarnation = ++this.#incarnations
+    const running = { sm, incarnation }
+    this.#machines.set(shardId, running)
     try {
       const voters = start.mode === 'bootstrap' ? start.voters : undefined
-      await call(() => this.#native.startReplica(shardId, replicaId, start.mode, voters, applied))
+      await call(() =>
+        this.#native.startReplica(shardId, replicaId, start.mode, voters, applied, incarnation),
+      )
     } catch (e) {
-      this.#machines.delete(shardId)
+      if (this.#machines.get(shardId) === running) this.#machines.delete(shardId)
       await sm.close?.()
       throw e
     }
   }
 
-  /** stopReplica stops the local replica of a shard, keeping its data. */
+  /**
+   * stopReplica stops the local replica of a shard, keeping its data. It resolves once the
+   * state machine has finished the entries the engine handed it, and has been closed.
+   */
   async stopReplica(shardId: number): Promise<void> {
     this.#checkOpen()
     checkId(shardId, 'shardId')
+    const running = this.#machines.get(shardId)
     try {
       await call(() => this.#native.stopReplica(shardId))
     } catch (e) {
@@ -286,7 +310,7 @@ export class Host extends EventEmitter {
       )
         throw e
     }
-    await this.dropMachine(shardId, true)
+    await this.dropMachine(shardId, true, running?.incarnation)
   }
 
   /** removeData deletes all local data of a stopped replica. */
@@ -398,18 +422,20 @@ export class Host extends EventEmitter {
     } catch (e) {
       throw asRead(e)
     }
+    // The barrier holds for the replica running when the read began: a replica started
+    // again meanwhile has not been through it, and answers nothing.
+    const running = this.#machines.get(shardId)
     if (!options?.stale) await this.readIndex(shardId, options)
-    const sm = this.#machines.get(shardId)
-    if (!sm)
+    if (!running || this.#machines.get(shardId) !== running)
       throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found on this host`, {
         call: 'read',
       })
-    return answer(await sm.query(q))
+    return answer(await running.sm.query(q))
   }
 
   /** stateMachine returns the local state machine of a shard (for watch/stream). */
   stateMachine(shardId: number): StateMachine | undefined {
-    return this.#machines.get(shardId)
+    return this.#machines.get(shardId)?.sm
   }
 
   /** addReplica adds a voter (or promotes a non-voting member) reachable at `address`. */
@@ -483,7 +509,13 @@ export class Host extends EventEmitter {
     this.#proposals.rejectAll(new ZongziError('ERR_CLOSED', 'host closed'))
     const machines = [...this.#machines.values()]
     this.#machines.clear()
-    await Promise.allSettled(machines.map(async (sm) => sm.close?.()))
+    await Promise.allSettled(machines.map(async ({ sm }) => sm.close?.()))
+  }
+
+  /** #machine is the state machine of a shard's replica, if it runs as `incarnation`. */
+  #machine(shardId: number, incarnation: number): StateMachine | undefined {
+    const running = this.#machines.get(shardId)
+    return running?.incarnation === incarnation ? running.sm : undefined
   }
 
   #checkOpen(): void {
@@ -497,11 +529,17 @@ export class Host extends EventEmitter {
   }
 
   /**
-   * dropMachine forgets (and closes) the state machine of a replica that no longer runs; when
-   * it was stopped or removed (not failed), its proposals still waiting get ERR_OUTCOME_UNKNOWN.
+   * dropMachine forgets (and closes) the state machine of a replica that no longer runs: the
+   * start `incarnation`, never a later one; when it was stopped or removed (not failed), its
+   * proposals still waiting get ERR_OUTCOME_UNKNOWN.
    */
-  private async dropMachine(shardId: number, stopped: boolean): Promise<void> {
-    const sm = this.#machines.get(shardId)
+  private async dropMachine(
+    shardId: number,
+    stopped: boolean,
+    incarnation: number | undefined,
+  ): Promise<void> {
+    const running = this.#machines.get(shardId)
+    if (!running || running.incarnation !== incarnation) return
     this.#machines.delete(shardId)
     if (stopped) {
       // Commands proposed here may still be committed by the other replicas: their outcome
@@ -510,7 +548,7 @@ export class Host extends EventEmitter {
       const gone = `the replica of shard ${shardId} on this host stopped before its outcome`
       this.#proposals.rejectShard(shardId, new ZongziError('ERR_OUTCOME_UNKNOWN', gone))
     }
-    await sm?.close?.()
+    await running.sm.close?.()
   }
 
   /**
@@ -524,7 +562,7 @@ export class Host extends EventEmitter {
     }
     const fail = (e: unknown) => this.#native.complete(c.token, message(e))
     try {
-      const sm = this.#machines.get(c.shardId as number)
+      const sm = this.#machine(c.shardId as number, c.incarnation as number)
       if (!sm) return void fail(new Error(`no state machine for shard ${c.shardId}`))
       if (c.kind === 'save') {
         const ws = createWriteStream(c.path as string)
@@ -553,7 +591,7 @@ export class Host extends EventEmitter {
    * answered within this call; an asynchronous one makes the rest wait for it, so that
    * every shard still sees its entries in order.
    */
-  #update(token: number, shards: Array<{ shardId: number; entries: Entry[] }>): void {
+  #update(token: number, shards: UpdateItem[]): void {
     const out = new Outcomes()
     const failed = new Set<number>()
     const fail = (shardId: number, e: unknown) => {
@@ -569,8 +607,8 @@ export class Host extends EventEmitter {
     }
     const step = (from: number): void => {
       for (let i = from; i < shards.length; i++) {
-        const { shardId, entries } = shards[i]
-        const sm = this.#machines.get(shardId)
+        const { shardId, incarnation, entries } = shards[i]
+        const sm = this.#machine(shardId, incarnation)
         if (!sm || failed.has(shardId)) {
           out.fail(
             sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}`,

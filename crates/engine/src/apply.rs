@@ -22,7 +22,7 @@ use crate::replica::AppliedSink;
 use crate::router::{Cmd, Router};
 use crate::session::{self, Session, Sessions, Verdict};
 use crate::snapshot;
-use crate::state_machine::{ApplyResult, BatchUpdater, SharedSm, SmEntry, SmError};
+use crate::state_machine::{ApplyResult, BatchItem, BatchUpdater, SharedSm, SmEntry, SmError};
 
 /// ApplyTask is work for an apply thread.
 pub(crate) enum ApplyTask {
@@ -39,20 +39,27 @@ pub(crate) enum ApplyTask {
     },
     Entries {
         shard: u64,
+        incarnation: u64,
         entries: Vec<Entry>,
         waiters: Vec<(u64, AppliedSink)>,
     },
     Recover {
         shard: u64,
+        incarnation: u64,
         index: u64,
         term: u64,
     },
     Snapshot {
         shard: u64,
+        incarnation: u64,
         reply: Option<oneshot::Sender<Result<u64>>>,
     },
+    /// Close ends an incarnation once everything queued for it before has been handled;
+    /// `done` hears when it has (a replica stopped by the host waits for it).
     Close {
         shard: u64,
+        incarnation: u64,
+        done: Option<oneshot::Sender<Result<()>>>,
     },
 }
 
@@ -119,10 +126,11 @@ impl Applier {
             match task {
                 ApplyTask::Entries {
                     shard,
+                    incarnation,
                     entries,
                     waiters,
                 } if self.batcher.is_some() => {
-                    if let Some(p) = self.prepare(shard, entries, waiters) {
+                    if let Some(p) = self.prepare(shard, incarnation, entries, waiters) {
                         group.add(p);
                     }
                 }
@@ -150,11 +158,15 @@ impl Applier {
         };
         // Only shards with something for their state machine go out (a leader's empty
         // entry, for one, does not).
-        let items: Vec<(u64, &[SmEntry])> = group
+        let items: Vec<BatchItem> = group
             .items
             .iter()
             .filter(|p| !p.batch.is_empty())
-            .map(|p| (p.shard, p.batch.as_slice()))
+            .map(|p| BatchItem {
+                shard: p.shard,
+                incarnation: p.incarnation,
+                entries: p.batch.as_slice(),
+            })
             .collect();
         let mut outcomes = if items.is_empty() {
             Vec::new().into_iter()
@@ -205,23 +217,45 @@ impl Applier {
                     },
                 );
             }
-            ApplyTask::Close { shard } => {
-                self.shards.remove(&shard);
+            ApplyTask::Close {
+                shard,
+                incarnation,
+                done,
+            } => {
+                // A replica started again since has an Open of its own: leave it be.
+                if self.current(shard, incarnation).is_some() {
+                    self.shards.remove(&shard);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(Ok(()));
+                }
             }
             ApplyTask::Entries {
                 shard,
+                incarnation,
                 entries,
                 waiters,
             } => {
-                let res = self.apply(shard, entries, waiters);
+                let res = self.apply(shard, incarnation, entries, waiters);
                 self.after(shard, res);
             }
-            ApplyTask::Recover { shard, index, term } => {
-                let res = self.recover(shard, index, term);
-                self.after(shard, res);
+            ApplyTask::Recover {
+                shard,
+                incarnation,
+                index,
+                term,
+            } => {
+                if self.current(shard, incarnation).is_some() {
+                    let res = self.recover(shard, index, term);
+                    self.after(shard, res);
+                }
             }
-            ApplyTask::Snapshot { shard, reply } => {
-                let res = match self.shards.get(&shard) {
+            ApplyTask::Snapshot {
+                shard,
+                incarnation,
+                reply,
+            } => {
+                let res = match self.current(shard, incarnation) {
                     None => Err(Error::ShardNotFound(shard)),
                     Some(a) if a.applied == a.last_snapshot => Ok(a.applied),
                     Some(_) => self.save(shard),
@@ -234,6 +268,14 @@ impl Applier {
                 }
             }
         }
+    }
+
+    /// current is the shard's open incarnation, if it is `incarnation`: work queued for an
+    /// incarnation that has since closed, or been replaced, never reaches another one.
+    fn current(&self, shard: u64, incarnation: u64) -> Option<&Applied> {
+        self.shards
+            .get(&shard)
+            .filter(|a| a.incarnation == incarnation)
     }
 
     /// after reports a state machine failure, which stops the replica.
@@ -256,10 +298,11 @@ impl Applier {
     fn apply(
         &mut self,
         shard: u64,
+        incarnation: u64,
         entries: Vec<Entry>,
         waiters: Vec<(u64, AppliedSink)>,
     ) -> Result<()> {
-        let Some(p) = self.prepare(shard, entries, waiters) else {
+        let Some(p) = self.prepare(shard, incarnation, entries, waiters) else {
             return Ok(());
         };
         let out = if p.batch.is_empty() {
@@ -284,10 +327,12 @@ impl Applier {
     fn prepare(
         &mut self,
         shard: u64,
+        incarnation: u64,
         entries: Vec<Entry>,
         waiters: Vec<(u64, AppliedSink)>,
     ) -> Option<Prepared> {
-        let Some(a) = self.shards.get_mut(&shard) else {
+        let open = self.shards.get_mut(&shard);
+        let Some(a) = open.filter(|a| a.incarnation == incarnation) else {
             for (_, w) in waiters {
                 w.send(Err(Error::Closed));
             }
@@ -300,6 +345,7 @@ impl Applier {
         }
         let mut p = Prepared {
             shard,
+            incarnation,
             batch: Vec::new(),
             last_index,
             last_term,
@@ -349,6 +395,7 @@ impl Applier {
     ) -> Result<()> {
         let Prepared {
             shard,
+            incarnation,
             batch,
             last_index,
             last_term,
@@ -357,7 +404,8 @@ impl Applier {
             same_as,
             records,
         } = p;
-        let Some(a) = self.shards.get_mut(&shard) else {
+        let open = self.shards.get_mut(&shard);
+        let Some(a) = open.filter(|a| a.incarnation == incarnation) else {
             for (_, w) in waiters {
                 w.send(Err(Error::Closed));
             }
@@ -377,7 +425,6 @@ impl Applier {
                 for (_, w) in waiters {
                     w.send(Err(Error::StateMachine(msg.clone())));
                 }
-                a.sessions.end_batch();
                 return Err(Error::StateMachine(msg));
             }
         };
@@ -400,7 +447,6 @@ impl Applier {
             by_index.insert(index, r);
         }
         by_index.extend(answers);
-        a.sessions.end_batch();
         for (index, w) in waiters {
             let r = by_index.remove(&index).unwrap_or_else(|| {
                 Err(Error::OutcomeUnknown(format!(
@@ -481,7 +527,7 @@ impl Applier {
         let Some(a) = self.shards.get_mut(&shard) else {
             return Ok(());
         };
-        a.sessions = recover_from_file(&self.root, shard, index, &a.sm, a.sessions.cap())?;
+        a.sessions = recover_from_file(&self.root, shard, index, &a.sm)?;
         a.applied = index;
         a.applied_term = term;
         a.last_snapshot = index;
@@ -508,38 +554,28 @@ pub(crate) fn recover_from_file(
     shard: u64,
     index: u64,
     sm: &SharedSm,
-    session_cap: usize,
 ) -> Result<Sessions> {
     let path = snapshot::file(root, shard, index);
     match File::open(&path) {
         Ok(f) => {
             let mut r = BufReader::with_capacity(1 << 20, f);
-            let sessions = session::read_table(&mut r, session_cap)?;
+            let sessions = session::read_table(&mut r)?;
             sm.write()
                 .recover_from_snapshot(index, &mut r)
                 .map_err(|e| Error::StateMachine(e.0))?;
             Ok(sessions)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => {
-            Ok(Sessions::new(session_cap))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => Ok(Sessions::new()),
         Err(e) => Err(Error::Io(e)),
     }
 }
 
 /// sessions_of_file reads only the session table of the snapshot at `index` (a persistent
 /// state machine that reopens past it keeps its own state).
-pub(crate) fn sessions_of_file(
-    root: &std::path::Path,
-    shard: u64,
-    index: u64,
-    session_cap: usize,
-) -> Result<Sessions> {
+pub(crate) fn sessions_of_file(root: &std::path::Path, shard: u64, index: u64) -> Result<Sessions> {
     match File::open(snapshot::file(root, shard, index)) {
-        Ok(f) => session::read_table(&mut BufReader::new(f), session_cap),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => {
-            Ok(Sessions::new(session_cap))
-        }
+        Ok(f) => session::read_table(&mut BufReader::new(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => Ok(Sessions::new()),
         Err(e) => Err(Error::Io(e)),
     }
 }

@@ -13,6 +13,8 @@ use crate::state_machine::{ApplyResult, SmEntry};
 /// Prepared is one shard's share of a batch, ready for its state machine.
 pub(crate) struct Prepared {
     pub(crate) shard: u64,
+    /// The incarnation of the shard's replica the entries are for.
+    pub(crate) incarnation: u64,
     pub(crate) batch: Vec<SmEntry>,
     pub(crate) last_index: u64,
     pub(crate) last_term: u64,
@@ -86,6 +88,7 @@ mod tests {
         let last = batch.last().map(|e| e.index).unwrap_or(0);
         Prepared {
             shard,
+            incarnation: 1,
             batch,
             last_index: last,
             last_term: 1,

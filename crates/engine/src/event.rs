@@ -33,6 +33,8 @@ pub enum Event {
         shard_id: u64,
         /// Local replica id.
         replica_id: u64,
+        /// The start of the replica that failed.
+        incarnation: u64,
         /// What went wrong.
         error: String,
     },
@@ -42,6 +44,8 @@ pub enum Event {
         shard_id: u64,
         /// Local replica id.
         replica_id: u64,
+        /// The start of the replica that was removed.
+        incarnation: u64,
     },
     /// The host stopped (fail-stop): its log store failed, or one of its threads panicked.
     HostFailed {

@@ -100,6 +100,7 @@ impl Host {
         }
         let router = Arc::new(Router::new(senders));
         let fault = Arc::new(Fault::new(router.clone(), config.event_listener.clone()));
+        store.trip_on(fault.clone());
         let transport = Arc::new(Transport::new(
             config.cluster_id,
             config.max_frame_bytes,
@@ -255,9 +256,32 @@ impl Host {
         mode: StartMode,
         sm: Box<dyn StateMachine>,
     ) -> Result<()> {
+        let incarnation = self.next_incarnation();
+        self.start_replica_as(shard_id, replica_id, mode, sm, incarnation)
+    }
+
+    /// next_incarnation returns a number no start of a replica on this host has used.
+    pub fn next_incarnation(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// start_replica_as starts this host's replica of a shard as `incarnation`, a number
+    /// that no earlier start of the shard on this host used (see [`Host::next_incarnation`]).
+    /// Everything of the replica, down to a [`crate::BatchUpdater`]'s items, carries it, so
+    /// that nothing meant for one start of a shard reaches the state machine of another.
+    pub fn start_replica_as(
+        &self,
+        shard_id: u64,
+        replica_id: u64,
+        mode: StartMode,
+        sm: Box<dyn StateMachine>,
+        incarnation: u64,
+    ) -> Result<()> {
         self.check_open()?;
-        if replica_id == 0 {
-            return Err(Error::InvalidArgument("replica id must be positive".into()));
+        if replica_id == 0 || incarnation == 0 {
+            return Err(Error::InvalidArgument(
+                "replica id and incarnation must be positive".into(),
+            ));
         }
         // Reserve the shard, then work without holding the running set's lock: opening and
         // recovering a state machine may call into another runtime (a binding) that needs
@@ -270,7 +294,6 @@ impl Host {
             self.record_address(Some(shard_id), id, a)
         })?;
         let cfg = start::raft_config(&self.config, replica_id);
-        let incarnation = self.seq.fetch_add(1, Ordering::Relaxed);
         let booted = start::boot(
             &self.store,
             &self.config.data_dir,
@@ -278,7 +301,6 @@ impl Host {
             sm,
             cfg,
             incarnation,
-            self.config.max_sessions_per_shard,
         )?;
         let sm = booted.sm.clone();
         let w = self.router.worker_of(shard_id);
@@ -287,6 +309,7 @@ impl Host {
             shard_id,
             LocalReplica {
                 replica_id,
+                incarnation,
                 sm: sm.clone(),
                 in_flight: Default::default(),
             },
@@ -296,7 +319,9 @@ impl Host {
         Ok(())
     }
 
-    /// stop_replica stops the local replica of a shard, keeping its data.
+    /// stop_replica stops the local replica of a shard, keeping its data. It resolves once
+    /// the replica's state machine has finished what was handed to it: after it, nothing of
+    /// this incarnation reaches a state machine.
     pub async fn stop_replica(&self, shard_id: u64) -> Result<()> {
         self.check_shard(shard_id)?;
         let (tx, rx) = oneshot::channel();
@@ -334,9 +359,16 @@ impl Host {
         self.check_shard(shard_id)?;
         let (tx, rx) = oneshot::channel();
         let w = self.router.worker_of(shard_id);
+        let incarnation = self
+            .replicas
+            .read()
+            .get(&shard_id)
+            .map(|r| r.incarnation)
+            .ok_or(Error::ShardNotFound(shard_id))?;
         self.applies.read()[w]
             .send(ApplyTask::Snapshot {
                 shard: shard_id,
+                incarnation,
                 reply: Some(tx),
             })
             .map_err(|_| Error::Closed)?;

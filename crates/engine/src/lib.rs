@@ -37,5 +37,5 @@ pub use host::{Host, Proposal};
 pub use replica::Completions;
 pub use replica::ReplicaStatus;
 pub use session::{Session, REGISTER, UNREGISTER};
-pub use state_machine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
+pub use state_machine::{ApplyResult, BatchItem, BatchUpdater, SmEntry, SmError, StateMachine};
 pub use transport::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};

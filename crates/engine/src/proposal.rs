@@ -198,10 +198,16 @@ impl Host {
         series: u64,
         timeout: Duration,
     ) -> Result<()> {
+        // A registration carries the shard's session cap, so that every replica evicts by
+        // the log, whatever each host is configured with.
+        let cap = match series {
+            REGISTER => self.config.max_sessions_per_shard as u64,
+            _ => 0,
+        };
         let s = Session {
             client_id,
             series,
-            responded_to: 0,
+            responded_to: cap,
         };
         self.propose_in(shard_id, s, Vec::new(), timeout)
             .await

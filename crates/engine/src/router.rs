@@ -168,6 +168,7 @@ impl Router {
 /// LocalReplica is what the host keeps of a running replica: its id and its state machine.
 pub(crate) struct LocalReplica {
     pub(crate) replica_id: u64,
+    pub(crate) incarnation: u64,
     pub(crate) sm: SharedSm,
     /// Proposals of this shard waiting for their result on this host.
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,

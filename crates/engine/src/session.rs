@@ -6,10 +6,13 @@
 //! state machine again. A proposal also says up to which series the client has its answers
 //! (`responded_to`), so the table drops those. The table is part of every snapshot.
 //!
-//! Everything here is deterministic: the same entries give the same table on every replica.
-//! Sessions are evicted least recently used first, by log index, when a shard has more than
-//! its cap; a proposal of an evicted (or never registered) session applies nothing and fails
-//! with [`Error::SessionExpired`], as does one whose result the table no longer keeps.
+//! Everything here is deterministic: the table, and so every verdict, is a function of the
+//! log alone. Each entry changes the table when it is checked, in log order, whatever batch
+//! it arrives in; a result only fills the place its entry took. Sessions are evicted least
+//! recently used first, by log index, when a shard has more than its cap, and the cap comes
+//! with each registration in the log, never from a host's configuration. A proposal of an
+//! evicted (or never registered) session applies nothing and fails with
+//! [`Error::SessionExpired`], as does one whose result the table no longer keeps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
@@ -26,6 +29,7 @@ pub struct Session {
     /// [`UNREGISTER`].
     pub series: u64,
     /// Every series up to this one has been answered: the table may drop their results.
+    /// A [`REGISTER`] entry carries the shard's session cap here instead (0: the default).
     pub responded_to: u64,
 }
 
@@ -36,6 +40,9 @@ pub const UNREGISTER: u64 = u64::MAX - 1;
 
 /// Most results one session keeps; older ones are dropped as if answered.
 const MAX_RESULTS: usize = 4096;
+
+/// DEFAULT_CAP is the session cap of a registration that names none.
+pub(crate) const DEFAULT_CAP: u64 = 4096;
 
 /// Length of a session as it travels after the proposal id in an entry's context.
 pub(crate) const ENCODED_LEN: usize = 24;
@@ -82,10 +89,20 @@ struct Client {
     responded_to: u64,
     /// Results up to this series are dropped: answered, or too many to keep.
     dropped_to: u64,
-    /// None: applied before a restart of a persistent state machine, result not kept.
-    results: BTreeMap<u64, Option<ApplyResult>>,
+    /// The place of every series applied and kept.
+    results: BTreeMap<u64, Slot>,
     /// Index of the last entry of this session: the order of eviction.
     last_used: u64,
+}
+
+/// Slot is the place of one applied series in the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    /// Applied at this index, in the batch being applied: its result is not known yet.
+    Pending(u64),
+    /// Applied, with its result (None: applied before a restart of a persistent state
+    /// machine, or without a result; not kept).
+    Done(Option<ApplyResult>),
 }
 
 /// Verdict says what to do with one entry of a session.
@@ -100,29 +117,16 @@ pub(crate) enum Verdict {
 }
 
 /// Sessions is one shard's session table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Sessions {
-    cap: usize,
     clients: HashMap<u64, Client>,
     /// (last_used, client id), oldest first.
     by_use: BTreeSet<(u64, u64)>,
-    /// Series of this batch that will apply: (client, series) → entry index.
-    pending: HashMap<(u64, u64), u64>,
 }
 
 impl Sessions {
-    pub(crate) fn new(cap: usize) -> Self {
-        Sessions {
-            cap: cap.max(1),
-            clients: HashMap::new(),
-            by_use: BTreeSet::new(),
-            pending: HashMap::new(),
-        }
-    }
-
-    /// cap is the most sessions the table keeps.
-    pub(crate) fn cap(&self) -> usize {
-        self.cap
+    pub(crate) fn new() -> Self {
+        Sessions::default()
     }
 
     /// len is the number of sessions.
@@ -140,8 +144,8 @@ impl Sessions {
     }
 
     /// check decides what entry `index` of session `s` does, and updates the table for it.
-    /// Entries of one batch go through check in log order, then their results through
-    /// `record`; `end_batch` closes the batch.
+    /// Entries go through check in log order; the results of those it lets apply then go
+    /// through `record`, which changes no verdict.
     pub(crate) fn check(&mut self, index: u64, s: Session) -> Verdict {
         let id = s.client_id;
         if s.check().is_err() {
@@ -151,7 +155,7 @@ impl Sessions {
             REGISTER => {
                 if let std::collections::hash_map::Entry::Vacant(v) = self.clients.entry(id) {
                     v.insert(Client::default());
-                    self.evict_over_cap(id);
+                    self.evict_over_cap(id, cap_of(s.responded_to));
                 }
                 self.touch(id, index);
                 return Verdict::Answer(Ok(ApplyResult {
@@ -176,18 +180,19 @@ impl Sessions {
         if s.responded_to > c.responded_to {
             c.responded_to = s.responded_to;
             c.dropped_to = c.dropped_to.max(s.responded_to);
-            c.results = c.results.split_off(&(s.responded_to + 1));
+            c.results = c.results.split_off(&s.responded_to.saturating_add(1));
         }
-        let verdict = if let Some(r) = c.results.get(&s.series) {
-            Verdict::Answer(r.clone().ok_or_else(|| {
-                Error::OutcomeUnknown(format!(
-                    "series {} of client {id} applied before the replica restarted; \
-                     its result was not kept",
-                    s.series
-                ))
-            }))
-        } else if let Some(&first) = self.pending.get(&(id, s.series)) {
-            Verdict::SameAs(first)
+        let verdict = if let Some(slot) = c.results.get(&s.series) {
+            match slot {
+                Slot::Pending(first) => Verdict::SameAs(*first),
+                Slot::Done(r) => Verdict::Answer(r.clone().ok_or_else(|| {
+                    Error::OutcomeUnknown(format!(
+                        "series {} of client {id} applied before the replica restarted; \
+                         its result was not kept",
+                        s.series
+                    ))
+                })),
+            }
         } else if s.series <= c.responded_to {
             Verdict::Answer(Err(Error::SessionExpired(format!(
                 "series {} of client {id} was answered before; it does not apply again",
@@ -199,27 +204,28 @@ impl Sessions {
                 s.series
             ))))
         } else {
-            self.pending.insert((id, s.series), index);
+            c.results.insert(s.series, Slot::Pending(index));
+            while c.results.len() > MAX_RESULTS {
+                if let Some((old, _)) = c.results.pop_first() {
+                    c.dropped_to = c.dropped_to.max(old);
+                }
+            }
             Verdict::Apply
         };
         self.touch(id, index);
         verdict
     }
 
-    /// record keeps the result of series `series` of `client`, which `check` let apply
-    /// (None: it applied, but its result is not known here).
+    /// record fills in the result of series `series` of `client`, which `check` let apply
+    /// (None: it applied, but its result is not known here). A place the table gave up
+    /// since (the session ended or was evicted, or the series was dropped) stays given up.
     pub(crate) fn record(&mut self, client: u64, series: u64, result: Option<&ApplyResult>) {
-        let Some(c) = self.clients.get_mut(&client) else {
-            return;
-        };
-        if series <= c.dropped_to {
-            return;
-        }
-        c.results.insert(series, result.cloned());
-        while c.results.len() > MAX_RESULTS {
-            if let Some((s, _)) = c.results.pop_first() {
-                c.dropped_to = c.dropped_to.max(s);
-            }
+        let slot = self
+            .clients
+            .get_mut(&client)
+            .and_then(|c| c.results.get_mut(&series));
+        if let Some(slot @ Slot::Pending(_)) = slot {
+            *slot = Slot::Done(result.cloned());
         }
     }
 
@@ -230,17 +236,11 @@ impl Sessions {
         if matches!(self.check(index, s), Verdict::Apply) {
             self.record(s.client_id, s.series, None);
         }
-        self.end_batch();
     }
 
-    /// end_batch forgets the batch's pending series.
-    pub(crate) fn end_batch(&mut self) {
-        self.pending.clear();
-    }
-
-    /// evict_over_cap drops the least recently used sessions past the cap, never `keep`.
-    fn evict_over_cap(&mut self, keep: u64) {
-        while self.clients.len() > self.cap {
+    /// evict_over_cap drops the least recently used sessions past `cap`, never `keep`.
+    fn evict_over_cap(&mut self, keep: u64, cap: usize) {
+        while self.clients.len() > cap {
             let Some(&(used, id)) = self.by_use.iter().find(|(_, id)| *id != keep) else {
                 return;
             };
@@ -249,8 +249,8 @@ impl Sessions {
         }
     }
 
-    /// encode writes the table (not the batch in progress): sessions in id order, so equal
-    /// tables encode alike.
+    /// encode writes the table: sessions in id order, so equal tables encode alike. A result
+    /// not known yet (only inside a batch) is written as not kept.
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut v = Vec::new();
         put(&mut v, self.clients.len() as u64);
@@ -263,11 +263,11 @@ impl Sessions {
             put(&mut v, c.dropped_to);
             put(&mut v, c.last_used);
             put(&mut v, c.results.len() as u64);
-            for (series, r) in &c.results {
+            for (series, slot) in &c.results {
                 put(&mut v, *series);
-                match r {
-                    None => put(&mut v, 0),
-                    Some(r) => {
+                match slot {
+                    Slot::Pending(_) | Slot::Done(None) => put(&mut v, 0),
+                    Slot::Done(Some(r)) => {
                         put(&mut v, 1);
                         put(&mut v, r.value);
                         put(&mut v, r.data.len() as u64);
@@ -280,10 +280,10 @@ impl Sessions {
     }
 
     /// decode reads a table that `encode` wrote.
-    pub(crate) fn decode(cap: usize, b: &[u8]) -> Result<Self> {
+    pub(crate) fn decode(b: &[u8]) -> Result<Self> {
         let bad = || Error::InvalidArgument("a snapshot's session table is corrupt".into());
         let mut r = Reader { b, at: 0 };
-        let mut t = Sessions::new(cap);
+        let mut t = Sessions::new();
         for _ in 0..r.u64().ok_or_else(bad)? {
             let id = r.u64().ok_or_else(bad)?;
             let mut c = Client {
@@ -304,7 +304,7 @@ impl Sessions {
                     }
                     _ => return Err(bad()),
                 };
-                c.results.insert(series, result);
+                c.results.insert(series, Slot::Done(result));
             }
             t.by_use.insert((c.last_used, id));
             t.clients.insert(id, c);
@@ -332,7 +332,7 @@ pub(crate) fn write_table(w: &mut dyn Write, t: &Sessions) -> std::io::Result<()
 }
 
 /// read_table reads the head of a snapshot file, leaving `r` at the state machine's bytes.
-pub(crate) fn read_table(r: &mut dyn Read, cap: usize) -> Result<Sessions> {
+pub(crate) fn read_table(r: &mut dyn Read) -> Result<Sessions> {
     let bad = |what: &str| Error::InvalidArgument(format!("snapshot file: {what}"));
     let mut head = [0u8; 16];
     r.read_exact(&mut head)?;
@@ -345,7 +345,13 @@ pub(crate) fn read_table(r: &mut dyn Read, cap: usize) -> Result<Sessions> {
     }
     let mut table = vec![0u8; len as usize];
     r.read_exact(&mut table)?;
-    Sessions::decode(cap, &table)
+    Sessions::decode(&table)
+}
+
+/// cap_of reads the session cap a registration carries.
+fn cap_of(v: u64) -> usize {
+    let cap = if v == 0 { DEFAULT_CAP } else { v };
+    usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
 fn put(v: &mut Vec<u8>, x: u64) {

@@ -96,7 +96,6 @@ pub(crate) fn boot(
     mut sm: Box<dyn StateMachine>,
     mut cfg: raft::Config,
     incarnation: u64,
-    session_cap: usize,
 ) -> Result<Booted> {
     let shard_id = storage.shard();
     let mut applied = sm.open().map_err(|e| Error::StateMachine(e.0))?;
@@ -104,10 +103,10 @@ pub(crate) fn boot(
     let sm: SharedSm = Arc::new(parking_lot::RwLock::new(sm));
     let mut sessions;
     if applied < snap.index {
-        sessions = apply::recover_from_file(root, shard_id, snap.index, &sm, session_cap)?;
+        sessions = apply::recover_from_file(root, shard_id, snap.index, &sm)?;
         applied = snap.index;
     } else {
-        sessions = apply::sessions_of_file(root, shard_id, snap.index, session_cap)?;
+        sessions = apply::sessions_of_file(root, shard_id, snap.index)?;
     }
     let last = raft::Storage::last_index(&storage).unwrap_or(0);
     if applied > last.max(snap.index) {

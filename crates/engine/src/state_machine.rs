@@ -72,10 +72,23 @@ pub trait StateMachine: Send + Sync + 'static {
 /// Contract: called from apply threads, one call at a time per thread; `batch` lists each
 /// shard at most once, with its entries in log order; the answer holds one outcome per item,
 /// and an error stops only that shard's replica. A snapshot of a shard is taken only between
-/// calls, so it always holds exactly the entries of the calls before it.
+/// calls, so it always holds exactly the entries of the calls before it. Each item names the
+/// incarnation of the replica it is for: entries of an incarnation go to the state machine
+/// it was started with, never to one of a later start of the same shard.
 pub trait BatchUpdater: Send + Sync + 'static {
-    /// update_batch applies each item's entries to its shard's state machine.
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>>;
+    /// update_batch applies each item's entries to its replica's state machine.
+    fn update_batch(&self, batch: &[BatchItem<'_>]) -> Vec<Result<Vec<ApplyResult>, SmError>>;
+}
+
+/// BatchItem is one replica's share of a batch update.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// The shard.
+    pub shard: u64,
+    /// The incarnation of the shard's local replica (see [`crate::Host::start_replica_as`]).
+    pub incarnation: u64,
+    /// Committed entries in log order.
+    pub entries: &'a [SmEntry],
 }
 
 /// SharedSm is a state machine shared by the apply thread (updates) and readers (queries).

@@ -47,9 +47,11 @@ pub(crate) struct Worker {
     /// Snapshots recorded in the batch; older files go once the batch is on disk.
     prune: Vec<(u64, u64)>,
     /// Apply tasks that may start only once the batch is on disk: a received snapshot and
-    /// what follows it. A persistent state machine must never get ahead of the log it will
-    /// reopen against.
+    /// what follows it, and committed membership changes and what follows them. A persistent
+    /// state machine must never get ahead of the log it will reopen against.
     after_sync: Vec<ApplyTask>,
+    /// Shards with a task in `after_sync`: their later tasks of the cycle queue behind it.
+    defer_shards: std::collections::HashSet<u64>,
     root: std::path::PathBuf,
 }
 
@@ -87,6 +89,7 @@ impl Worker {
             compacted: false,
             prune: Vec::new(),
             after_sync: Vec::new(),
+            defer_shards: Default::default(),
             root,
         }
     }
@@ -133,6 +136,7 @@ impl Worker {
             };
             match rx.recv_timeout(wait) {
                 Ok(Cmd::Shutdown) => break,
+                Ok(_) if self.fault.is_failed() => break,
                 Ok(cmd) => self.handle(cmd),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -148,7 +152,8 @@ impl Worker {
                     Err(_) => break,
                 }
             }
-            if shutdown {
+            // A failed host stops at once, with commands still queued behind the shutdown.
+            if shutdown || self.fault.is_failed() {
                 break;
             }
             let now = Instant::now();
@@ -233,15 +238,21 @@ impl Worker {
                 self.fault.trip(e.to_string());
                 return;
             }
-            let res = match self.replicas.remove(&shard) {
+            match self.replicas.remove(&shard) {
                 Some(mut r) => {
                     r.fail_all(|| Error::Closed);
-                    let _ = self.apply.send(ApplyTask::Close { shard });
-                    Ok(())
+                    // The stop completes once the apply thread has worked through what this
+                    // incarnation was handed: only then may another start of the shard run.
+                    let _ = self.apply.send(ApplyTask::Close {
+                        shard,
+                        incarnation: r.incarnation,
+                        done: Some(done),
+                    });
                 }
-                None => Err(Error::ShardNotFound(shard)),
-            };
-            let _ = done.send(res);
+                None => {
+                    let _ = done.send(Err(Error::ShardNotFound(shard)));
+                }
+            }
             return;
         }
         if let Cmd::ApplyFailed {
@@ -256,10 +267,15 @@ impl Worker {
                 self.running.write().remove(&shard);
                 let msg = error.clone();
                 r.fail_all(|| Error::StateMachine(msg.clone()));
-                let _ = self.apply.send(ApplyTask::Close { shard });
+                let _ = self.apply.send(ApplyTask::Close {
+                    shard,
+                    incarnation: r.incarnation,
+                    done: None,
+                });
                 self.emit(Event::ReplicaFailed {
                     shard_id: shard,
                     replica_id: r.id,
+                    incarnation: r.incarnation,
                     error: error.clone(),
                 });
             }
@@ -410,9 +426,7 @@ impl Worker {
             self.store.write(&mut self.batch)?;
             self.urgent = false;
         }
-        for task in self.after_sync.drain(..) {
-            let _ = self.apply.send(task);
-        }
+        self.release();
         for (shard, mut rd) in readies {
             let Some(mut r) = self.replicas.remove(&shard) else {
                 continue;
@@ -437,7 +451,11 @@ impl Worker {
                 self.dirty.insert(shard);
             }
             if r.node.store().snapshot_wanted.take() {
-                let _ = self.apply.send(ApplyTask::Snapshot { shard, reply: None });
+                self.hand(ApplyTask::Snapshot {
+                    shard,
+                    incarnation: r.incarnation,
+                    reply: None,
+                });
             }
             if r.removed {
                 self.running.write().remove(&shard);
@@ -445,15 +463,20 @@ impl Worker {
                 r.fail_all(|| {
                     Error::OutcomeUnknown("the replica was removed from the shard".into())
                 });
-                let _ = self.apply.send(ApplyTask::Close { shard });
+                self.hand(ApplyTask::Close {
+                    shard,
+                    incarnation: r.incarnation,
+                    done: None,
+                });
             } else {
                 self.replicas.insert(shard, r);
             }
         }
-        if self.urgent {
+        if self.urgent || !self.after_sync.is_empty() {
             self.store.write(&mut self.batch)?;
             self.urgent = false;
         }
+        self.release();
         if self.batch.is_empty() {
             for (shard, index) in self.prune.drain(..) {
                 let _ = crate::snapshot::prune_below(&self.root, shard, index);
@@ -545,8 +568,10 @@ impl Worker {
             r.node
                 .mut_store()
                 .install_snapshot(&mut self.batch, meta.clone())?;
+            self.defer_shards.insert(r.shard);
             self.after_sync.push(ApplyTask::Recover {
                 shard: r.shard,
+                incarnation: r.incarnation,
                 index: meta.index,
                 term: meta.term,
             });
@@ -620,17 +645,60 @@ impl Worker {
             .map(|e| (e.data.len() + e.context.len()) as u64)
             .sum();
         r.hand_over(entries[entries.len() - 1].index, bytes);
+        let membership = entries
+            .iter()
+            .any(|e| e.get_entry_type() != EntryType::EntryNormal);
         let task = ApplyTask::Entries {
             shard: r.shard,
+            incarnation: r.incarnation,
             entries,
             waiters,
         };
-        if after_sync {
+        // A membership change is recorded in this cycle's batch. A persistent state machine
+        // that made an entry past it durable before the record was on disk would reopen past
+        // a change its log never recorded, and never apply it: the entries go to the apply
+        // thread only once the batch is written, and so does all that follows them.
+        if after_sync || membership || self.defer_shards.contains(&r.shard) {
+            self.defer_shards.insert(r.shard);
             self.after_sync.push(task);
         } else {
-            let _ = self.apply.send(task);
+            self.hand(task);
         }
         Ok(())
+    }
+
+    /// hand gives the apply thread a task, behind any of the shard's tasks that wait for
+    /// this cycle's write.
+    fn hand(&mut self, task: ApplyTask) {
+        let shard = match &task {
+            ApplyTask::Entries { shard, .. }
+            | ApplyTask::Snapshot { shard, .. }
+            | ApplyTask::Close { shard, .. } => Some(*shard),
+            _ => None,
+        };
+        if shard.is_some_and(|s| self.defer_shards.contains(&s)) {
+            self.after_sync.push(task);
+        } else {
+            self.send_apply(task);
+        }
+    }
+
+    /// release hands the apply thread what waited for the batch, once it is on disk.
+    fn release(&mut self) {
+        self.defer_shards.clear();
+        for task in std::mem::take(&mut self.after_sync) {
+            self.send_apply(task);
+        }
+    }
+
+    fn send_apply(&self, task: ApplyTask) {
+        let membership = matches!(&task, ApplyTask::Entries { entries, .. }
+            if entries.iter().any(|e| e.get_entry_type() != EntryType::EntryNormal));
+        let _ = self.apply.send(task);
+        if membership {
+            // A crash test stops here: a membership change is with the apply thread.
+            crate::failpoint::hit("membership-handed");
+        }
     }
 
     fn apply_conf_change(&mut self, r: &mut Replica, e: &Entry) -> Result<Membership> {
@@ -678,6 +746,7 @@ impl Worker {
             self.emit(Event::ReplicaRemoved {
                 shard_id: r.shard,
                 replica_id: r.id,
+                incarnation: r.incarnation,
             });
         }
         Ok(membership)

@@ -1,52 +1,15 @@
-//! A host in its own process is killed with SIGKILL while it leads, or at a chosen point of a
-//! snapshot; nothing acknowledged is lost, and it restarts from its disk in agreement with
-//! the others.
+//! A host in its own process is killed with SIGKILL while it leads, at a chosen point of a
+//! snapshot, or with a membership change on its way to a persistent state machine; nothing
+//! acknowledged is lost, and it restarts from its disk in agreement with the others.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::*;
 use common::recorder::{strictly_increasing, Book};
 use common::*;
-
-fn host_process_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_host_process"))
-}
-
-fn spawn(dir: &std::path::Path, addr: &str, voters: &[(u64, String)]) -> Child {
-    spawn_with(dir, addr, voters, &[])
-}
-
-/// spawn_with starts the child host with extra environment variables; its stderr is piped.
-fn spawn_with(
-    dir: &std::path::Path,
-    addr: &str,
-    voters: &[(u64, String)],
-    env: &[(&str, &str)],
-) -> Child {
-    let mut cmd = Command::new(host_process_bin());
-    cmd.arg(dir).arg(addr).arg("1").arg(rid(1, 2).to_string());
-    for (id, a) in voters {
-        cmd.arg(format!("{id}={a}"));
-    }
-    cmd.envs(env.iter().copied());
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn host_process");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready");
-    child
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_leader_process_loses_no_acknowledged_write_and_restarts_from_disk() {
@@ -110,27 +73,6 @@ async fn a_sigkilled_leader_process_loses_no_acknowledged_write_and_restarts_fro
     let _ = child.wait();
 }
 
-/// child_addr reserves a loopback port for a child process.
-fn child_addr() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
-
-/// count asks the child how many entries it has applied, after a linearizable read.
-fn count(child: &mut Child) -> u64 {
-    writeln!(child.stdin.as_mut().unwrap(), "count").unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let n = line.trim().strip_prefix("count ");
-    n.and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("child answered {line:?}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_saving_a_snapshot_and_recording_it_restarts_in_agreement() {
     let book = Book::default();
@@ -154,25 +96,11 @@ async fn a_process_killed_between_saving_a_snapshot_and_recording_it_restarts_in
 
     // The child stops at its first snapshot: the file is written, the log store does not
     // know of it yet. It is killed right there.
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(|l| l.ok()) {
-            let _ = tx.send(line);
-        }
-    });
+    let stderr = stderr_lines(&mut child);
     for i in 0..60u32 {
         c.put((i % 2) as usize, 1, &format!("a{i}"), "x").await;
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) if l.trim() == "failpoint snapshot-saved" => break,
-            Ok(_) => continue,
-            Err(e) => panic!("the child never reached the failpoint: {e}"),
-        }
-    }
+    await_failpoint(&stderr, "snapshot-saved");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let saved = std::fs::read_dir(child_dir.join("snapshots").join("1"))
@@ -190,6 +118,72 @@ async fn a_process_killed_between_saving_a_snapshot_and_recording_it_restarts_in
     let seen = book.seen(0, 1);
     assert!(strictly_increasing(&seen), "host 0 applied an entry twice");
     assert_eq!(count(&mut child), seen.len() as u64);
+    drop(child.stdin.take());
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_state_machine_never_moves_past_a_membership_change_the_log_lacks() {
+    let c = Cluster::new(2);
+    let child_dir = c.tmp.path().join("child");
+    let addr = child_addr();
+    let voters = vec![
+        (rid(1, 0), c.nodes[0].addr.clone()),
+        (rid(1, 1), c.nodes[1].addr.clone()),
+        (rid(1, 2), addr.clone()),
+    ];
+    let persistent = ("HOST_PROCESS_PERSISTENT", "1");
+    let failpoint = ("ZONGZI_FAILPOINTS", "membership-handed");
+    let mut child = spawn_with(&child_dir, &addr, &voters, &[persistent, failpoint]);
+    let stderr = stderr_lines(&mut child);
+    c.bootstrap_with(1, &[0, 1], &voters);
+    for i in 0..10u32 {
+        c.put((i % 2) as usize, 1, &format!("a{i}"), "x").await;
+    }
+    // The child catches up first, so that what follows reaches it in one message.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&mut child) < 10 {
+        assert!(Instant::now() < deadline, "the child never caught up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // With the child cut off, the others commit a membership change and a write behind it;
+    // then the child receives both at once, committed. The leader must be one of the others
+    // (a follower passes a transfer on to the leader).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.nodes[0].host().status(1).await.unwrap().leader_id == rid(1, 2) {
+        let _ = c.nodes[0].host().transfer_leader(1, rid(1, 0)).await;
+        assert!(Instant::now() < deadline, "the child kept the lead");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let l = c.leader(1).await;
+    for n in &c.nodes {
+        let child = addr.clone();
+        n.host()
+            .set_link_filter(Some(Arc::new(move |to: &str| to != child)));
+    }
+    let learner = rid(1, 3);
+    c.nodes[l]
+        .host()
+        .add_non_voting(1, learner, "127.0.0.1:9", T)
+        .await
+        .unwrap();
+    c.put(l, 1, "b", "x").await;
+    for n in &c.nodes {
+        n.host().set_link_filter(None);
+    }
+    // The child's step worker stops as the change reaches the apply thread. The state
+    // machine is given time to make the write behind it durable, if it was handed it.
+    await_failpoint(&stderr, "membership-handed");
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let mut child = spawn_with(&child_dir, &addr, &voters, &[persistent]);
+    let want = c.nodes[0].host().membership(1).await.unwrap();
+    assert_eq!(want.non_voters, vec![learner]);
+    let (voters, non_voters) = members(&mut child);
+    assert_eq!((voters, non_voters), (want.voters, want.non_voters));
     drop(child.stdin.take());
     let _ = child.wait();
 }

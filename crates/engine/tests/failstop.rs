@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use zongzi_engine::{ApplyResult, BatchUpdater, Event, HostConfig, SmEntry, SmError};
+use zongzi_engine::{ApplyResult, BatchItem, BatchUpdater, Event, HostConfig, SmError};
 
 /// host_failure waits for host `i` to report `HostFailed` and returns its cause.
 async fn host_failure(c: &Cluster, i: usize) -> String {
@@ -87,10 +87,10 @@ struct Boom {
 }
 
 impl BatchUpdater for Boom {
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
+    fn update_batch(&self, batch: &[BatchItem<'_>]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
         let boom = batch
             .iter()
-            .any(|(_, es)| es.iter().any(|e| e.data == b"boom=1"));
+            .any(|item| item.entries.iter().any(|e| e.data == b"boom=1"));
         if boom && self.armed.load(Ordering::Relaxed) {
             panic!("injected apply failure");
         }

@@ -1,5 +1,6 @@
-//! A replica stopped and started again on the same host is a new incarnation: nothing the
-//! apply thread reports about the old one reaches it.
+//! A replica stopped and started again on the same host is a new incarnation: its stop waits
+//! for what the old one was handed, and nothing the apply thread reports about the old one
+//! reaches the new one.
 
 mod common;
 
@@ -41,19 +42,23 @@ async fn a_replica_restarted_while_its_apply_thread_is_behind_reads_only_what_it
     let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
     join_all(keys.iter().map(|k| c.put(1, 1, k, "x")).collect()).await;
     let acked = 51;
-    // Host 0 restarts its replica; the new incarnation's state machine is held too.
+    // Host 0 stops its replica: the stop completes only once the old incarnation's state
+    // machine has finished what it was handed.
     let h = c.nodes[0].host();
-    h.stop_replica(1).await.unwrap();
+    let release_old = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        old.store(false, Ordering::Relaxed);
+    };
+    let (r, ()) = tokio::join!(h.stop_replica(1), release_old);
+    r.unwrap();
+    // It restarts; the new incarnation's state machine is held too.
     let sm = book.recorder(0, 1);
     book.gate(0, 1).store(true, Ordering::Relaxed);
     h.start_replica(1, rid(1, 0), StartMode::Restart, sm)
         .unwrap();
     let read = h.read(1, b"", T);
     let release = async {
-        // The old incarnation finishes first: what it reports must not count for the new
-        // one, which has applied nothing yet.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        old.store(false, Ordering::Relaxed);
+        // What the new incarnation has not applied yet, no read may count as applied.
         tokio::time::sleep(Duration::from_millis(200)).await;
         book.gate(0, 1).store(false, Ordering::Relaxed);
     };

@@ -24,40 +24,54 @@ pub(crate) fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<
     o.set_named_property("kind", env.create_string(kind)?)?;
     match call {
         Call::Update { items } => {
-            // Packed: per item a shard id and an entry count; for all entries their index,
-            // length, and one buffer of their data back to back. JavaScript slices it,
-            // which is far cheaper than building objects through N-API.
-            let n: usize = items.iter().map(|(_, e)| e.len()).sum();
+            // Packed: per item a shard id, an incarnation and an entry count; for all entries
+            // their index, length, and one buffer of their data back to back. JavaScript
+            // slices it, which is far cheaper than building objects through N-API.
+            let n: usize = items.iter().map(|i| i.entries.len()).sum();
             let bytes: usize = items
                 .iter()
-                .flat_map(|(_, e)| e.iter().map(|x| x.data.len()))
+                .flat_map(|i| i.entries.iter().map(|x| x.data.len()))
                 .sum();
             let mut shard_ids = Vec::with_capacity(items.len());
+            let mut incarnations = Vec::with_capacity(items.len());
             let mut counts = Vec::with_capacity(items.len());
             let mut indexes = Vec::with_capacity(n);
             let mut lengths = Vec::with_capacity(n);
             let mut data = Vec::with_capacity(bytes);
-            for (shard, entries) in items {
-                shard_ids.push(shard as f64);
-                counts.push(entries.len() as u32);
-                for e in entries {
+            for item in items {
+                shard_ids.push(item.shard as f64);
+                incarnations.push(item.incarnation as f64);
+                counts.push(item.entries.len() as u32);
+                for e in item.entries {
                     indexes.push(e.index as f64);
                     lengths.push(e.data.len() as u32);
                     data.extend_from_slice(&e.data);
                 }
             }
             o.set_named_property("shardIds", Float64Array::new(shard_ids))?;
+            o.set_named_property("incarnations", Float64Array::new(incarnations))?;
             o.set_named_property("counts", Uint32Array::new(counts))?;
             o.set_named_property("indexes", Float64Array::new(indexes))?;
             o.set_named_property("lengths", Uint32Array::new(lengths))?;
             o.set_named_property("data", env.create_buffer_with_data(data)?.into_raw())?;
         }
-        Call::Save { shard, path } => {
+        Call::Save {
+            shard,
+            incarnation,
+            path,
+        } => {
             o.set_named_property("shardId", env.create_double(shard as f64)?)?;
+            o.set_named_property("incarnation", env.create_double(incarnation as f64)?)?;
             o.set_named_property("path", env.create_string(&path)?)?;
         }
-        Call::Recover { shard, path, index } => {
+        Call::Recover {
+            shard,
+            incarnation,
+            path,
+            index,
+        } => {
             o.set_named_property("shardId", env.create_double(shard as f64)?)?;
+            o.set_named_property("incarnation", env.create_double(incarnation as f64)?)?;
             o.set_named_property("path", env.create_string(&path)?)?;
             o.set_named_property("index", env.create_double(index as f64)?)?;
         }
@@ -139,20 +153,24 @@ pub(crate) fn event_to_js(ctx: ThreadSafeCallContext<Event>) -> Result<Vec<JsObj
         Event::ReplicaFailed {
             shard_id,
             replica_id,
+            incarnation,
             error,
         } => {
             o.set_named_property("type", env.create_string("replicaFailed")?)?;
             o.set_named_property("shardId", num(shard_id)?)?;
             o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property("incarnation", num(incarnation)?)?;
             o.set_named_property("error", env.create_string(&error)?)?;
         }
         Event::ReplicaRemoved {
             shard_id,
             replica_id,
+            incarnation,
         } => {
             o.set_named_property("type", env.create_string("replicaRemoved")?)?;
             o.set_named_property("shardId", num(shard_id)?)?;
             o.set_named_property("replicaId", num(replica_id)?)?;
+            o.set_named_property("incarnation", num(incarnation)?)?;
         }
         Event::HostFailed { error } => {
             o.set_named_property("type", env.create_string("hostFailed")?)?;

@@ -188,7 +188,8 @@ impl NativeHost {
     }
 
     /// startReplica starts a replica; `mode` is `bootstrap`, `join` or `restart`. `applied` is
-    /// what the state machine's `open()` reported.
+    /// what the state machine's `open()` reported; `incarnation` is a number no earlier start
+    /// of the shard on this host used, and every state machine call of this start carries it.
     #[napi(ts_return_type = "Promise<void>")]
     pub async fn start_replica(
         &self,
@@ -197,11 +198,13 @@ impl NativeHost {
         mode: String,
         voters: Option<Vec<Voter>>,
         applied: f64,
+        incarnation: f64,
     ) -> napi::Result<Answer<()>> {
         Ok(answer(async move {
             let shard = id(shard_id, "shardId")?;
             let replica = id(replica_id, "replicaId")?;
             let applied = id(applied, "applied")?;
+            let incarnation = id(incarnation, "incarnation")?;
             let mode = match mode.as_str() {
                 "bootstrap" => {
                     let voters = voters.ok_or_else(|| invalid("bootstrap needs voters"))?;
@@ -217,16 +220,19 @@ impl NativeHost {
             };
             let sm = Box::new(JsStateMachine {
                 shard,
+                incarnation,
                 applied,
                 bridge: self.bridge.clone(),
             });
             let host = self.host()?.clone();
             // Starting may recover a snapshot through JavaScript, so it must not run on the
             // JavaScript thread.
-            napi::tokio::task::spawn_blocking(move || host.start_replica(shard, replica, mode, sm))
-                .await
-                .map_err(|e| Error::new(INTERNAL, format!("start failed: {e}")))?
-                .map_err(to_js)
+            napi::tokio::task::spawn_blocking(move || {
+                host.start_replica_as(shard, replica, mode, sm, incarnation)
+            })
+            .await
+            .map_err(|e| Error::new(INTERNAL, format!("start failed: {e}")))?
+            .map_err(to_js)
         })
         .await)
     }

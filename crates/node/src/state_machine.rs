@@ -13,24 +13,33 @@ use std::sync::Arc;
 
 use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use parking_lot::Mutex;
-use zongzi_engine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
+use zongzi_engine::{ApplyResult, BatchItem, BatchUpdater, SmEntry, SmError, StateMachine};
 
-/// Call is one request to the JavaScript side.
+/// Call is one request to the JavaScript side. Each names the replica it is for by shard
+/// and incarnation, so that JavaScript never hands one start's work to another's state
+/// machine.
 pub(crate) enum Call {
-    /// Entries of many shards, in the order they must be applied.
-    Update {
-        items: Vec<(u64, Vec<SmEntry>)>,
-    },
+    /// Entries of many replicas, in the order they must be applied.
+    Update { items: Vec<UpdateItem> },
     Save {
         shard: u64,
+        incarnation: u64,
         path: String,
     },
     Recover {
         shard: u64,
+        incarnation: u64,
         path: String,
         /// The last entry the snapshot covers.
         index: u64,
     },
+}
+
+/// UpdateItem is one replica's entries in an update.
+pub(crate) struct UpdateItem {
+    pub(crate) shard: u64,
+    pub(crate) incarnation: u64,
+    pub(crate) entries: Vec<SmEntry>,
 }
 
 /// Reply is JavaScript's answer to a call.
@@ -115,8 +124,15 @@ impl Bridge {
 }
 
 impl BatchUpdater for Bridge {
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
-        let items = batch.iter().map(|(s, e)| (*s, e.to_vec())).collect();
+    fn update_batch(&self, batch: &[BatchItem<'_>]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
+        let items = batch
+            .iter()
+            .map(|i| UpdateItem {
+                shard: i.shard,
+                incarnation: i.incarnation,
+                entries: i.entries.to_vec(),
+            })
+            .collect();
         match self.call(Call::Update { items }) {
             Ok(Reply::Outcomes(o)) if o.len() == batch.len() => {
                 o.into_iter().map(|r| r.map_err(SmError)).collect()
@@ -137,6 +153,8 @@ fn fail_all(n: usize, msg: &str) -> Vec<Result<Vec<ApplyResult>, SmError>> {
 /// JsStateMachine forwards one replica's state machine calls to JavaScript.
 pub(crate) struct JsStateMachine {
     pub(crate) shard: u64,
+    /// The start of the replica this state machine serves.
+    pub(crate) incarnation: u64,
     /// The index JavaScript's `open()` reported before the replica was started.
     pub(crate) applied: u64,
     pub(crate) bridge: Arc<Bridge>,
@@ -152,7 +170,11 @@ impl StateMachine for JsStateMachine {
     }
 
     fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
-        let mut out = self.bridge.update_batch(&[(self.shard, entries)]);
+        let mut out = self.bridge.update_batch(&[BatchItem {
+            shard: self.shard,
+            incarnation: self.incarnation,
+            entries,
+        }]);
         out.pop()
             .unwrap_or_else(|| Err(SmError("no outcome for the update".into())))
     }
@@ -169,6 +191,7 @@ impl StateMachine for JsStateMachine {
         let path = self.bridge.tmp_path(self.shard, "save");
         let res = self.bridge.call(Call::Save {
             shard: self.shard,
+            incarnation: self.incarnation,
             path: path.to_string_lossy().into_owned(),
         });
         let copied = res.and_then(|_| {
@@ -188,6 +211,7 @@ impl StateMachine for JsStateMachine {
             f.sync_all().map_err(io)?;
             self.bridge.call(Call::Recover {
                 shard: self.shard,
+                incarnation: self.incarnation,
                 path: path.to_string_lossy().into_owned(),
                 index,
             })

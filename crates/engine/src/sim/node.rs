@@ -32,8 +32,6 @@ const SNAPSHOT_ENTRIES: u64 = 20;
 const COMPACTION_OVERHEAD: u64 = 5;
 /// A few entries, so that followers often wait for their state machine.
 const MAX_APPLYING: u64 = 100;
-/// Most client sessions a shard keeps.
-const SESSIONS: usize = 64;
 
 /// Node is a running host.
 pub(crate) struct Node {
@@ -139,7 +137,7 @@ impl Node {
             cfg.max_election_tick = ELECTION_TICKS + 1;
             let sm = Kv::new(format!("host {h} shard {shard}"), shard, checks.clone());
             let sm = Box::new(sm);
-            let booted = start::boot(&store, root, storage, sm, cfg, incarnation, SESSIONS)?;
+            let booted = start::boot(&store, root, storage, sm, cfg, incarnation)?;
             applier.drain(booted.open, &applies);
             worker.handle(Cmd::Start(Box::new(booted.replica)));
             sms.insert(shard, booted.sm);

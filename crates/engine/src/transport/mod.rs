@@ -172,7 +172,8 @@ impl Transport {
     /// send_messages queues messages to their destinations; messages to unknown or
     /// unreachable replicas are reported to Raft as unreachable.
     fn send_messages(&self, shard: u64, msgs: Vec<Message>) {
-        if msgs.is_empty() {
+        // A failed host says nothing more: no vote, append or acknowledgement leaves it.
+        if msgs.is_empty() || self.fault.is_failed() {
             return;
         }
         let filter = self.filter.read().clone();

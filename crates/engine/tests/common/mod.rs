@@ -1,6 +1,7 @@
 //! Shared test fixtures: a small KV state machine and a cluster of hosts on loopback.
 #![allow(dead_code)]
 
+pub mod child;
 pub mod recorder;
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use zongzi_engine::{ApplyResult, BatchUpdater, SmEntry, SmError, StateMachine};
+use zongzi_engine::{ApplyResult, BatchItem, BatchUpdater, SmEntry, SmError, StateMachine};
 
 /// Seen is the list of indexes one replica has applied.
 pub type Seen = Arc<Mutex<Vec<u64>>>;
@@ -118,14 +118,15 @@ struct Updater {
 }
 
 impl BatchUpdater for Updater {
-    fn update_batch(&self, batch: &[(u64, &[SmEntry])]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
+    fn update_batch(&self, batch: &[BatchItem<'_>]) -> Vec<Result<Vec<ApplyResult>, SmError>> {
         std::thread::sleep(self.delay);
         batch
             .iter()
-            .map(|(shard, entries)| {
-                let seen = self.book.seen.lock().get(&(self.host, *shard)).cloned();
+            .map(|item| {
+                let shard = item.shard;
+                let seen = self.book.seen.lock().get(&(self.host, shard)).cloned();
                 match seen {
-                    Some(s) => Ok(record(&s, entries)),
+                    Some(s) => Ok(record(&s, item.entries)),
                     None => Err(SmError(format!("no recorder for shard {shard}"))),
                 }
             })
