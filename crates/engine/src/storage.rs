@@ -10,6 +10,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use raft_engine::{Command, Config as EngineConfig, Engine, LogBatch, MessageExt};
 
 use crate::error::{Error, Result};
+use crate::fault::{panic_message, Fault};
 
 const KEY_HARD_STATE: &[u8] = b"hs";
 const KEY_SNAPSHOT: &[u8] = b"snap";
@@ -25,6 +26,8 @@ pub(crate) const HOST_REGION: u64 = u64::MAX;
 
 /// Entries kept in memory per replica, so the leader and the apply path rarely read files.
 const CACHE_ENTRIES: usize = 4096;
+/// Most entries a read of the log reserves room for before it knows how many it returns.
+const RESERVE_ENTRIES: usize = 256;
 
 /// EntryExt tells raft-engine how to find the index of a raft-rs entry.
 pub(crate) struct EntryExt;
@@ -45,11 +48,47 @@ pub(crate) type Fs = crate::sim::disk::VolatileFs;
 
 /// LogStore is the host's single raft-engine instance. Every replica's log, hard state and
 /// snapshot metadata live in it, keyed by shard id.
+///
+/// Fail-stop: any write that fails, on any thread, trips the host's [`Fault`] before a
+/// write that shared its sync reports success. raft-engine writes concurrent batches as one
+/// group, synced by whichever writer leads it; when that sync fails it panics in the leader
+/// only, and the others of the group return as if it had worked. So every write waits, after
+/// its own, for the writes that were in flight beside it, and then looks at the fault.
 pub(crate) struct LogStore {
     engine: Engine<Fs>,
     fsync: bool,
     /// Number of batches written with a sync (raft-engine may merge concurrent ones further).
     pub(crate) synced_writes: std::sync::atomic::AtomicU64,
+    fault: std::sync::OnceLock<std::sync::Arc<Fault>>,
+    writes: InFlight,
+}
+
+/// InFlight tracks the writes under way, so that a write can wait for those beside it.
+#[derive(Default)]
+struct InFlight {
+    state: parking_lot::Mutex<(u64, std::collections::BTreeSet<u64>)>,
+    done: parking_lot::Condvar,
+}
+
+impl InFlight {
+    fn begin(&self) -> u64 {
+        let mut st = self.state.lock();
+        st.0 += 1;
+        let ticket = st.0;
+        st.1.insert(ticket);
+        ticket
+    }
+
+    /// end retires `ticket` and waits until every write in flight at that moment is over.
+    fn end(&self, ticket: u64) {
+        let mut st = self.state.lock();
+        st.1.remove(&ticket);
+        self.done.notify_all();
+        let beside: Vec<u64> = st.1.iter().copied().collect();
+        while beside.iter().any(|t| st.1.contains(t)) {
+            self.done.wait(&mut st);
+        }
+    }
 }
 
 impl LogStore {
@@ -72,20 +111,54 @@ impl LogStore {
             engine,
             fsync,
             synced_writes: Default::default(),
+            fault: Default::default(),
+            writes: Default::default(),
         })
     }
 
-    /// write persists a batch; with fsync on it returns only after the data is on disk.
+    /// trip_on makes a failed write stop the host through `fault`.
+    pub(crate) fn trip_on(&self, fault: std::sync::Arc<Fault>) {
+        let _ = self.fault.set(fault);
+    }
+
+    /// write persists a batch; with fsync on it returns only after the data is on disk. An
+    /// error, or a panic inside raft-engine, trips the host, and after that every write
+    /// fails: nothing is acknowledged on the strength of a sync that may not have happened.
     pub(crate) fn write(&self, batch: &mut LogBatch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.engine.write(batch, self.fsync)?;
+        self.check_failed()?;
+        let ticket = self.writes.begin();
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.engine.write(batch, self.fsync)
+        }));
+        let res = match res {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Error::from(e)),
+            Err(p) => Err(Error::Storage(format!(
+                "log write failed: {}",
+                panic_message(&*p)
+            ))),
+        };
+        if let (Err(e), Some(f)) = (&res, self.fault.get()) {
+            f.trip(e.to_string());
+        }
+        self.writes.end(ticket);
+        res?;
+        self.check_failed()?;
         if self.fsync {
             self.synced_writes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    fn check_failed(&self) -> Result<()> {
+        match self.fault.get().and_then(|f| f.error()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// stored_replicas lists (shard id, replica id) of every replica with data on disk.
@@ -107,8 +180,7 @@ impl LogStore {
     pub(crate) fn remove(&self, shard: u64) -> Result<()> {
         let mut batch = LogBatch::default();
         batch.add_command(shard, Command::Clean);
-        self.engine.write(&mut batch, self.fsync)?;
-        Ok(())
+        self.write(&mut batch)
     }
 
     /// save_address records where a replica of `shard` (or, without a shard, a replica id
@@ -517,7 +589,9 @@ impl raft::Storage for ReplicaStorage {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         let max_size = max_size.into().unwrap_or(u64::MAX);
-        let mut out = Vec::with_capacity((high - low) as usize);
+        // raft-rs asks for whole ranges and lets `max_size` cut them short: reserve what a
+        // small answer needs, not the range (a long log would reserve gigabytes).
+        let mut out = Vec::with_capacity(((high - low) as usize).min(RESERVE_ENTRIES));
         if self.cached(low).is_some() {
             let mut size = 0u64;
             for i in low..high {
@@ -584,5 +658,39 @@ impl raft::Storage for ReplicaStorage {
         let mut snap = Snapshot::default();
         snap.set_metadata(self.snapshot.clone());
         Ok(snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raft::Storage as _;
+
+    #[test]
+    fn a_read_cut_short_by_its_size_reserves_little_of_a_long_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(LogStore::open(dir.path(), false).unwrap());
+        let mut s = ReplicaStorage::create(store.clone(), 1, 1, None).unwrap();
+        let entries: Vec<Entry> = (1..=20_000)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                data: vec![7; 8].into(),
+                ..Default::default()
+            })
+            .collect();
+        let mut batch = LogBatch::default();
+        s.append(&mut batch, &entries).unwrap();
+        store.write(&mut batch).unwrap();
+        for low in [1, 19_000] {
+            let ctx = GetEntriesContext::empty(false);
+            let got = s.entries(low, 20_001, 1, ctx).unwrap();
+            assert_eq!(got.len(), 1);
+            assert!(
+                got.capacity() <= RESERVE_ENTRIES,
+                "reserved {}",
+                got.capacity()
+            );
+        }
     }
 }
