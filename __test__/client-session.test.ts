@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { ZongziError } from '../ts/index'
-import { ClientSession, inSession } from '../ts/coordinator/session'
+import { ClientSession, inSession } from '../ts/coordinator/client/session'
 
 // The client session a ShardClient's writes go in: what a write's failure says when the
 // session itself could not be registered.

@@ -2,7 +2,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { Agent, type AgentOptions, type CircuitState, Registry, ZongziError } from '../ts/index'
-import { type ClientContext, type RemoteShards, ShardClient } from '../ts/coordinator/client'
+import {
+  type ClientContext,
+  type RemoteShards,
+  ShardClient,
+} from '../ts/coordinator/client/shard-client'
 import { run, seed } from './fixtures/registry'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 import { MaybeKv, put } from './fixtures/kv.mjs'

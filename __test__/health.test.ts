@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { ZongziError } from '../ts/binding/errors'
-import { type CircuitState, HostHealth, isHostFailure } from '../ts/coordinator/health'
+import { type CircuitState, HostHealth, isHostFailure } from '../ts/coordinator/client/health'
 
 describe('HostHealth', () => {
   it('opens a circuit after failures in a row, and skips the host while it is open', () => {

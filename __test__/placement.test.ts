@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest'
 
-import { PlacementError, place, validatePlacement } from '../ts/coordinator/placement'
-import type { HostRecord, Placement, ReplicaRecord, ShardRecord } from '../ts/coordinator/records'
-import { RegistryState } from '../ts/coordinator/registry-state'
+import { PlacementError, place, validatePlacement } from '../ts/coordinator/control/placement'
+import type {
+  HostRecord,
+  Placement,
+  ReplicaRecord,
+  ShardRecord,
+} from '../ts/coordinator/registry/records'
+import { RegistryState } from '../ts/coordinator/registry/state'
 
 const SHARD = 7
 

@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 
 import { Registry, type RegistryState } from '../ts/index'
-import { signJoinToken } from '../ts/coordinator/join-tokens'
+import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
 // Generated registry commands, well-formed, half-formed and garbage: the registry answers each

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
 
 import { Registry } from '../ts/index'
-import { isLeaving } from '../ts/coordinator/departures'
-import { nextTransfer } from '../ts/coordinator/leader-balance'
-import { repairOf } from '../ts/coordinator/membership-repair'
-import { reconcileRegistry } from '../ts/coordinator/registry-members'
-import { membershipChanges } from '../ts/coordinator/registry-events'
+import { isLeaving } from '../ts/coordinator/control/departures'
+import { nextTransfer } from '../ts/coordinator/control/leader-balance'
+import { repairOf } from '../ts/coordinator/control/membership-repair'
+import { reconcileRegistry } from '../ts/coordinator/control/registry-members'
+import { membershipChanges } from '../ts/coordinator/registry/events'
 import { addHost, apply, fresh, run, seed } from './fixtures/registry'
 
 // What the registry leader does besides placing shards, against a registry fed commands

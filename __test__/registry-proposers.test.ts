@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
 import { Registry, type RegistryState } from '../ts/index'
-import { signJoinToken } from '../ts/coordinator/join-tokens'
+import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
 // Who may propose what: every command names its proposer (`by`); a host changes only its own

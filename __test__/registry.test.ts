@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
 import { Registry } from '../ts/index'
-import { signJoinToken } from '../ts/coordinator/join-tokens'
+import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
 async function snapshotOf(r: Registry): Promise<Buffer> {

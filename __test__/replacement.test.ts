@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest'
 
 import type { Registry } from '../ts/index'
-import { checkReplacement, isLeaving, RateLimit } from '../ts/coordinator/departures'
-import type { Command, HostRecord, Placement } from '../ts/coordinator/records'
-import type { RegistryState } from '../ts/coordinator/registry-state'
+import { checkReplacement, isLeaving, RateLimit } from '../ts/coordinator/control/departures'
+import type { Command, HostRecord, Placement } from '../ts/coordinator/registry/records'
+import type { RegistryState } from '../ts/coordinator/registry/state'
 import {
   type ControllerContext,
   DefaultShardController,
   keepsQuorum,
-} from '../ts/coordinator/shard-controller'
+} from '../ts/coordinator/control/shard-controller'
 import { addHost, apply, fresh, outcome, run } from './fixtures/registry'
 
 // Replacement, drain and placement both ways, decided on the registry leader: the registry's

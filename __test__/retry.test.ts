@@ -8,7 +8,7 @@ import {
   readMayRetry,
   retry,
   writeMayRetry,
-} from '../ts/coordinator/retry'
+} from '../ts/coordinator/client/retry'
 
 const err = (code: ErrorCode) => new ZongziError(code, code)
 

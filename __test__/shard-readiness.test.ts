@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest'
 
 import { Registry, ZongziError } from '../ts/index'
-import { checkWaitOptions, type Replicas, readyShard } from '../ts/coordinator/shard-readiness'
+import {
+  checkWaitOptions,
+  type Replicas,
+  readyShard,
+} from '../ts/coordinator/control/shard-readiness'
 import { apply, seed } from './fixtures/registry'
 
 // When agent.waitForShard counts a shard as ready, as a function of the registry: shard 1 of

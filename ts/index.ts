@@ -35,19 +35,19 @@ export type {
   ShardOptions,
   WaitForShardOptions,
 } from './coordinator/agent'
-export type { Logger } from './coordinator/logger'
-export { ShardClient } from './coordinator/client'
-export { HostHealth } from './coordinator/health'
-export type { CircuitState, HostHealthOptions } from './coordinator/health'
+export type { Logger } from './coordinator/control/logger'
+export { ShardClient } from './coordinator/client/shard-client'
+export { HostHealth } from './coordinator/client/health'
+export type { CircuitState, HostHealthOptions } from './coordinator/client/health'
 export type {
   BusCallOptions,
   ClientCallOptions,
   ClientContext,
   RemoteShards,
   ShardClientOptions,
-} from './coordinator/client'
-export { Registry } from './coordinator/registry'
-export { RegistryState } from './coordinator/registry-state'
+} from './coordinator/client/shard-client'
+export { Registry } from './coordinator/registry/registry'
+export { RegistryState } from './coordinator/registry/state'
 export type {
   HostRecord,
   ShardRecord,
@@ -57,6 +57,6 @@ export type {
   Accepted,
   Placement,
   HostSelector,
-} from './coordinator/records'
-export { DefaultShardController, ERROR_TAG } from './coordinator/shard-controller'
-export type { ProposeCommand, ShardController } from './coordinator/shard-controller'
+} from './coordinator/registry/records'
+export { DefaultShardController, ERROR_TAG } from './coordinator/control/shard-controller'
+export type { ProposeCommand, ShardController } from './coordinator/control/shard-controller'

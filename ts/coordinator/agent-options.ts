@@ -1,12 +1,12 @@
 // The Agent's options and the checks of what a caller hands it.
 import { invalid } from '../binding/errors'
 import type { HostOptions, TlsFiles } from '../binding/host'
-import type { Logger } from './logger'
-import type { ReplacementOptions } from './departures'
-import type { LivenessOptions } from './liveness'
-import { PlacementError, validatePlacement } from './placement'
-import type { Placement } from './records'
-import type { ShardController } from './shard-controller'
+import type { Logger } from './control/logger'
+import type { ReplacementOptions } from './control/departures'
+import type { LivenessOptions } from './control/liveness'
+import { PlacementError, validatePlacement } from './control/placement'
+import type { Placement } from './registry/records'
+import type { ShardController } from './control/shard-controller'
 
 /**
  * AgentOptions configure an agent. Only `dataDir` is required. The ReplacementOptions

@@ -23,11 +23,11 @@ import {
   type JoinTokenOptions,
   type ShardOptions,
 } from './agent-options'
-import { type ClientContext, ShardClient, type ShardClientOptions } from './client'
+import { type ClientContext, ShardClient, type ShardClientOptions } from './client/shard-client'
 import { busHandlers, type HandlerContext } from './handlers'
-import { HostHealth } from './health'
-import { newJoinKey, newTokenId, signJoinToken } from './join-tokens'
-import { checkReplacement, type ReplacementOptions } from './departures'
+import { HostHealth } from './client/health'
+import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
+import { checkReplacement, type ReplacementOptions } from './control/departures'
 import {
   type DrainContext,
   drainHost,
@@ -35,26 +35,32 @@ import {
   LeaderBalance,
   markDeparted,
   undrainHost,
-} from './drain'
-import { checkLiveness, Liveness } from './liveness'
-import { HostController, type HostControllerContext } from './host-controller'
-import { type Logger, silent } from './logger'
-import { type Accepted, type Command, createdId, type Placement, type ShardRecord } from './records'
-import { Registry } from './registry'
+} from './control/drain'
+import { checkLiveness, Liveness } from './control/liveness'
+import { HostController, type HostControllerContext } from './control/host-controller'
+import { type Logger, silent } from './control/logger'
+import {
+  type Accepted,
+  type Command,
+  createdId,
+  type Placement,
+  type ShardRecord,
+} from './registry/records'
+import { Registry } from './registry/registry'
 import { RegistryAccess } from './registry-access'
-import { hostChanges, membershipChanges } from './registry-events'
-import { RegistryLeader, type RegistryLeaderContext } from './registry-leader'
-import { RegistryState } from './registry-state'
-import { retry } from './retry'
-import { checkWaitOptions, readyShard, type WaitForShardOptions } from './shard-readiness'
-import { DefaultShardController, type ShardController } from './shard-controller'
+import { hostChanges, membershipChanges } from './registry/events'
+import { RegistryLeader, type RegistryLeaderContext } from './control/registry-leader'
+import { RegistryState } from './registry/state'
+import { retry } from './client/retry'
+import { checkWaitOptions, readyShard, type WaitForShardOptions } from './control/shard-readiness'
+import { DefaultShardController, type ShardController } from './control/shard-controller'
 import type { ReplicaStatus } from '../binding/host'
 
-export type { WaitForShardOptions } from './shard-readiness'
-export type { LivenessOptions } from './liveness'
-export type { ReplacementOptions } from './departures'
-export type { DrainOptions } from './drain'
-export type { HostChange, MembershipChange } from './registry-events'
+export type { WaitForShardOptions } from './control/shard-readiness'
+export type { LivenessOptions } from './control/liveness'
+export type { ReplacementOptions } from './control/departures'
+export type { DrainOptions } from './control/drain'
+export type { HostChange, MembershipChange } from './registry/events'
 export type { AgentOptions, AgentStatus, JoinTokenOptions, ShardOptions } from './agent-options'
 
 const REGISTRY_TYPE = 'zongzi:registry'

@@ -4,10 +4,10 @@ import { ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
-import { newJoinKey } from './join-tokens'
-import type { Logger } from './logger'
+import { newJoinKey } from './registry/join-tokens'
+import type { Logger } from './control/logger'
 import type { RegistryAccess } from './registry-access'
-import { firstOf, retry } from './retry'
+import { firstOf, retry } from './client/retry'
 
 /** BootstrapContext is what bootstrap and join use of the agent. */
 export interface BootstrapContext {

@@ -5,10 +5,10 @@ import type { Host } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
 import type { Caller, JoinRequest, ReplicaChange, ReplicaRemoval } from '../bus/service'
 import { CatchUp } from './catch-up'
-import { type Accepted, type Command, createdId } from './records'
-import { runCommand } from './registry-commands'
-import type { RegistryState } from './registry-state'
-import { Invalid, Writer } from './registry-writer'
+import { type Accepted, type Command, createdId } from './registry/records'
+import { runCommand } from './registry/commands'
+import type { RegistryState } from './registry/state'
+import { Invalid, Writer } from './registry/writer'
 
 /** HandlerContext is what the bus handlers use of the agent. */
 export interface HandlerContext {

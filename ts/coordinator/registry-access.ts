@@ -1,11 +1,11 @@
 // RegistryAccess: how this host writes to and reads from shard 0 through its own replica.
 import { ZongziError } from '../binding/errors'
 import type { Host } from '../binding/host'
-import type { Accepted, Command, Outcome } from './records'
-import type { Registry } from './registry'
-import type { RegistryState } from './registry-state'
-import { readMayRetry, retry, sessionMayRetry } from './retry'
-import { ClientSession, inSession } from './session'
+import type { Accepted, Command, Outcome } from './registry/records'
+import type { Registry } from './registry/registry'
+import type { RegistryState } from './registry/state'
+import { readMayRetry, retry, sessionMayRetry } from './client/retry'
+import { ClientSession, inSession } from './client/session'
 
 /**
  * RegistryAccess proposes registry commands and reads the registry through this host's

@@ -3,10 +3,10 @@
 // about hosts and the cluster's access are in registry-host-commands.ts.
 import { isJoinKey } from './join-tokens'
 import type { Command, Outcome, Placement, ReplicaRecord, ShardRecord } from './records'
-import { type Fields, isId, isObj, isTags } from './registry-fields'
-import { HOST_HANDLERS } from './registry-host-commands'
-import { checkProposer } from './registry-proposers'
-import { Invalid, need, type Writer } from './registry-writer'
+import { type Fields, isId, isObj, isTags } from './fields'
+import { HOST_HANDLERS } from './host-commands'
+import { checkProposer } from './proposers'
+import { Invalid, need, type Writer } from './writer'
 
 /** Handler checks a command's fields and applies it, or throws Invalid. */
 type Handler = (w: Writer, c: Fields) => Outcome

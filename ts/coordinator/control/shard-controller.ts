@@ -2,8 +2,8 @@
 import { type Logger, silent } from './logger'
 import type { MembershipOps } from './membership-ops'
 import { place, PlacementError, type Want } from './placement'
-import type { Accepted, Command, HostRecord, ReplicaRecord, ShardRecord } from './records'
-import type { RegistryState } from './registry-state'
+import type { Accepted, Command, HostRecord, ReplicaRecord, ShardRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 
 /**
  * ProposeCommand proposes a registry command; it resolves once the registry applied it and

@@ -1,6 +1,6 @@
 // Placement: which hosts a shard's replicas go to.
-import type { HostRecord, Placement, ShardRecord } from './records'
-import type { RegistryState } from './registry-state'
+import type { HostRecord, Placement, ShardRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 
 /** PlacementError says why a placement cannot be met. */
 export class PlacementError extends Error {}

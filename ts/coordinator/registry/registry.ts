@@ -5,11 +5,11 @@ import { EventEmitter } from 'node:events'
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 
-import type { ApplyResult, Entry, StateMachine } from '../binding/state-machine'
+import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
-import { runCommand } from './registry-commands'
-import { Invalid, Writer } from './registry-writer'
-import { RegistryState, type UsedToken } from './registry-state'
+import { runCommand } from './commands'
+import { Invalid, Writer } from './writer'
+import { RegistryState, type UsedToken } from './state'
 
 /** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
 interface SnapshotHeader {

@@ -3,8 +3,8 @@
 // results in the shard's replicated state).
 import { randomInt } from 'node:crypto'
 
-import { type ErrorCode, classify, ZongziError } from '../binding/errors'
-import type { SessionRef } from '../binding/proposals'
+import { type ErrorCode, classify, ZongziError } from '../../binding/errors'
+import type { SessionRef } from '../../binding/proposals'
 
 /** Write is one write's place in a session. */
 export interface Write {

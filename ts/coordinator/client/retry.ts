@@ -1,6 +1,6 @@
 // How the coordinator retries: which failures a write or a read may retry (the rule itself is
 // the classification of codes in binding/errors.ts), and how long to wait between attempts.
-import { classify, type ErrorCode, ZongziError } from '../binding/errors'
+import { classify, type ErrorCode, ZongziError } from '../../binding/errors'
 
 const codeOf = (e: unknown): ErrorCode | undefined =>
   e instanceof ZongziError ? e.code : undefined

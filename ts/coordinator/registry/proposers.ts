@@ -3,7 +3,7 @@
 // records that the registry leader's controllers make are checked against the leadership of
 // shard 0 that the registry recorded.
 import type { HostStatus } from './records'
-import { deny, type Writer } from './registry-writer'
+import { deny, type Writer } from './writer'
 
 /** Fields are a command's fields, not yet checked. */
 type Fields = Record<string, unknown>

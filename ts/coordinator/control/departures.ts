@@ -1,7 +1,7 @@
 // Departures: which hosts are leaving the cluster (so their replicas move elsewhere), and how
 // fast the registry leader may change memberships to move them.
-import { invalid } from '../binding/errors'
-import type { HostRecord } from './records'
+import { invalid } from '../../binding/errors'
+import type { HostRecord } from '../registry/records'
 
 /** ReplacementOptions say when and how fast the replicas of a failed host are replaced. */
 export interface ReplacementOptions {

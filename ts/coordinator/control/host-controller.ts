@@ -1,16 +1,16 @@
 // HostController: on every host, makes the engine run the replicas the registry assigns to
 // this host — start (bootstrap, join or restart), promote, and stop and delete what the
 // registry no longer wants.
-import { ZongziError } from '../binding/errors'
-import type { Host } from '../binding/host'
-import type { StateMachineFactory } from '../binding/state-machine'
-import type { BusClient } from '../bus/client'
+import { ZongziError } from '../../binding/errors'
+import type { Host } from '../../binding/host'
+import type { StateMachineFactory } from '../../binding/state-machine'
+import type { BusClient } from '../../bus/client'
 import type { Logger } from './logger'
-import type { Accepted, Command } from './records'
-import type { ReplicaRecord, ShardRecord } from './records'
-import type { RegistryState } from './registry-state'
+import type { Accepted, Command } from '../registry/records'
+import type { ReplicaRecord, ShardRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 import { repairOf } from './membership-repair'
-import { firstOf } from './retry'
+import { firstOf } from '../client/retry'
 
 /** HostControllerContext is what the host controller uses of the agent. */
 export interface HostControllerContext {

@@ -1,6 +1,6 @@
 // Leader balance: which shard leadership a host hands to another host, so that hosts lead
 // about as many shards each, and a draining host leads none.
-import type { RegistryState } from './registry-state'
+import type { RegistryState } from '../registry/state'
 
 /** Transfer asks the leader of `shardId` (on this host) to hand leadership to `replicaId`. */
 export interface Transfer {

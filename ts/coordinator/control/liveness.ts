@@ -1,9 +1,9 @@
 // Liveness: whether each other host is up, suspect or down, from bus heartbeats the registry
 // leader sends. Only a change between up and down is written to the registry (one write per
 // change); every agent then announces it as `hostDown` / `hostUp` (see registry-events.ts).
-import { invalid } from '../binding/errors'
-import type { HostRecord } from './records'
-import type { RegistryState } from './registry-state'
+import { invalid } from '../../binding/errors'
+import type { HostRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 
 /** LivenessOptions bound how long a silent host stays up, and then suspect. */
 export interface LivenessOptions {

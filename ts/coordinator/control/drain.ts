@@ -1,14 +1,14 @@
 // Drain and departures: a host hands its leaderships to other hosts and waits until the
 // registry leader moved its replicas elsewhere; an operator marks a dead host for replacement
 // or removal; and, on every host, the leader balance.
-import { invalid, ZongziError } from '../binding/errors'
-import type { Host } from '../binding/host'
+import { invalid, ZongziError } from '../../binding/errors'
+import type { Host } from '../../binding/host'
 import { ERROR_TAG } from './shard-controller'
 import { nextTransfer } from './leader-balance'
 import type { Logger } from './logger'
-import type { Accepted, Command } from './records'
-import type { RegistryState } from './registry-state'
-import { readMayRetry, retry } from './retry'
+import type { Accepted, Command } from '../registry/records'
+import type { RegistryState } from '../registry/state'
+import { readMayRetry, retry } from '../client/retry'
 
 /** DrainContext is what draining and balancing use of the agent. */
 export interface DrainContext {

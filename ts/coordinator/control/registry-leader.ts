@@ -1,15 +1,15 @@
 // RegistryLeader: the work only the host that leads shard 0 does, once per reconcile round —
 // keep its leadership on record, watch the other hosts' heartbeats, forget expired join
 // tokens, keep shard 0's voters, and run the shard controller.
-import type { Host } from '../binding/host'
-import type { BusClient } from '../bus/client'
+import type { Host } from '../../binding/host'
+import type { BusClient } from '../../bus/client'
 import { isAlive, isLeaving, RateLimit, type ReplacementOptions } from './departures'
 import type { Liveness } from './liveness'
 import type { Logger } from './logger'
 import { busMembership } from './membership-ops'
-import type { Accepted, Command, HostRecord } from './records'
+import type { Accepted, Command, HostRecord } from '../registry/records'
 import { reconcileRegistry } from './registry-members'
-import type { RegistryState } from './registry-state'
+import type { RegistryState } from '../registry/state'
 import type { ControllerContext, ShardController } from './shard-controller'
 
 /** RegistryLeaderContext is what the registry leader's work uses of the agent. */

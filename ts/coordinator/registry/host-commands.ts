@@ -3,8 +3,8 @@
 // registry-proposers.ts); a handler that throws Invalid changes nothing.
 import type { HostStatus, Outcome } from './records'
 import { isJoinKey, readJoinToken } from './join-tokens'
-import { type Fields, isId, isObj, isStrings, isTags } from './registry-fields'
-import { deny, need, type Writer } from './registry-writer'
+import { type Fields, isId, isObj, isStrings, isTags } from './fields'
+import { deny, need, type Writer } from './writer'
 
 /** hostPut (host.put) adds a host or replaces a known one, keeping when it was created. */
 function hostPut(w: Writer, c: Fields): Outcome {

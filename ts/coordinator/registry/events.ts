@@ -1,5 +1,5 @@
 // Registry events: what changed between two registry states, as the agent announces it.
-import type { RegistryState } from './registry-state'
+import type { RegistryState } from './state'
 
 /** HostChange: the registry marked a host missing (`hostDown`) or active again (`hostUp`). */
 export interface HostChange {

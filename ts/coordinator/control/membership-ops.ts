@@ -1,10 +1,10 @@
 // MembershipOps: the Raft membership changes the registry leader makes in shards it may not
 // run itself, through the bus, on a host that runs a member of the shard.
-import { ZongziError } from '../binding/errors'
-import type { BusClient } from '../bus/client'
+import { ZongziError } from '../../binding/errors'
+import type { BusClient } from '../../bus/client'
 import { isAlive } from './departures'
-import type { RegistryState } from './registry-state'
-import { firstOf } from './retry'
+import type { RegistryState } from '../registry/state'
+import { firstOf } from '../client/retry'
 
 /**
  * MembershipOps change a shard's Raft membership. Each is safe to ask again: a change that

@@ -1,7 +1,7 @@
 // Writer: a copy-on-write view of the registry's state that one command changes. A command
 // that throws Invalid changes nothing.
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
-import { type Access, RegistryState } from './registry-state'
+import { type Access, RegistryState } from './state'
 
 /**
  * Invalid marks a command the registry refuses; the state stays as it was. `code` is set when

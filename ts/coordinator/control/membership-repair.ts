@@ -1,8 +1,8 @@
 // Membership repair: the registry says who votes in a shard; a shard's Raft leader brings the
 // Raft membership back in line with it when a change was recorded but not carried out (its
 // maker crashed or lost the registry's leadership in between).
-import type { Membership } from '../binding/host'
-import type { RegistryState } from './registry-state'
+import type { Membership } from '../../binding/host'
+import type { RegistryState } from '../registry/state'
 
 /** Repair is one Raft membership change that brings a shard closer to its records. */
 export interface Repair {

@@ -1,8 +1,8 @@
 // When a shard counts as ready: the rule behind `agent.waitForShard`, as a pure function of
 // the registry, and the checks of its options.
-import { invalid, ZongziError } from '../binding/errors'
-import type { ShardRecord } from './records'
-import type { RegistryState } from './registry-state'
+import { invalid, ZongziError } from '../../binding/errors'
+import type { ShardRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 
 /** WaitForShardOptions say what `agent.waitForShard` waits for, and how long. */
 export interface WaitForShardOptions {

@@ -1,7 +1,7 @@
 // HostHealth: what the clients of one agent have seen of the hosts they call. Recent latencies
 // say how long to wait before a read is also tried elsewhere (hedging); a circuit breaker per
 // host skips, for a while, a host that keeps failing calls.
-import { type ErrorCode, ZongziError } from '../binding/errors'
+import { type ErrorCode, ZongziError } from '../../binding/errors'
 
 /** CircuitState is where a host's breaker is: calls go to it, skip it, or try it once. */
 export type CircuitState = 'closed' | 'open' | 'half-open'

@@ -1,12 +1,12 @@
 // RegistryMembers: on the registry leader, keeps shard 0 at its number of voters — taking
 // out the votes of dead hosts that are leaving, promoting non-voting replicas of live hosts,
 // spread over zones, and taking out the rest of the leaving — one membership change at a time.
-import type { Host } from '../binding/host'
+import type { Host } from '../../binding/host'
 import type { ControllerContext, ProposeCommand } from './shard-controller'
 import { keepsQuorum } from './shard-controller'
 import { repairOf } from './membership-repair'
-import type { ReplicaRecord } from './records'
-import type { RegistryState } from './registry-state'
+import type { ReplicaRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 
 /** ZONE_TAG is the host tag whose values the registry's voters are spread over. */
 export const ZONE_TAG = 'zone'
