@@ -7,7 +7,6 @@
 //! as a whole, and a snapshot is taken only between batches.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -555,8 +554,7 @@ pub(crate) fn recover_from_file(
     index: u64,
     sm: &SharedSm,
 ) -> Result<Sessions> {
-    let path = snapshot::file(root, shard, index);
-    match File::open(&path) {
+    match snapshot::open(root, shard, index) {
         Ok(f) => {
             let mut r = BufReader::with_capacity(1 << 20, f);
             let sessions = session::read_table(&mut r)?;
@@ -573,9 +571,13 @@ pub(crate) fn recover_from_file(
 /// sessions_of_file reads only the session table of the snapshot at `index` (a persistent
 /// state machine that reopens past it keeps its own state).
 pub(crate) fn sessions_of_file(root: &std::path::Path, shard: u64, index: u64) -> Result<Sessions> {
-    match File::open(snapshot::file(root, shard, index)) {
+    match snapshot::open(root, shard, index) {
         Ok(f) => session::read_table(&mut BufReader::new(f)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && index <= 1 => Ok(Sessions::new()),
         Err(e) => Err(Error::Io(e)),
     }
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;

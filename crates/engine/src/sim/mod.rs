@@ -139,7 +139,7 @@ fn seeds() -> Vec<u64> {
 
 /// quiet_injected_panics keeps the panics of injected sync failures (raft-engine panics when a
 /// sync fails) out of the test output; any other panic is reported as before.
-fn quiet_injected_panics() {
+pub(crate) fn quiet_injected_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
