@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
-import { Agent, type AgentOptions, type CircuitState, Registry, ZongziError } from '../ts/index'
+import { Agent, type AgentOptions, type CircuitState, ZongziError } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import {
   type ClientContext,
   type RemoteShards,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { Registry } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { busHandlers, type HandlerContext } from '../ts/coordinator/handlers'
 import { apply, seed } from './fixtures/registry'
 import { codeOf } from './helpers'

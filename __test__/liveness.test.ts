@@ -1,7 +1,8 @@
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { Agent, type AgentOptions, Registry } from '../ts/index'
+import { Agent, type AgentOptions } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { Liveness } from '../ts/coordinator/control/liveness'
 import { hostChanges } from '../ts/coordinator/registry/events'
 import { KvStateMachine } from '../examples/kv.mjs'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
-import { Registry, type RegistryState } from '../ts/index'
+import type { RegistryState } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { apply, outcome, seed } from './fixtures/registry'
 
 // Each registry command, valid and invalid, applied to a seeded registry (see seed): a valid

@@ -1,7 +1,8 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 
-import { Registry, type RegistryState } from '../ts/index'
+import type { RegistryState } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 

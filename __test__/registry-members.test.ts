@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import { Registry } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { isLeaving } from '../ts/coordinator/control/departures'
 import { nextTransfer } from '../ts/coordinator/control/leader-balance'
 import { repairOf } from '../ts/coordinator/control/membership-repair'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
-import { Registry, type RegistryState } from '../ts/index'
+import type { RegistryState } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 

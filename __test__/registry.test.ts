@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 
-import { Registry } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 

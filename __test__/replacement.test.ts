@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 
-import type { Registry } from '../ts/index'
+import type { Registry } from '../ts/coordinator/registry/registry'
 import { checkReplacement, isLeaving, RateLimit } from '../ts/coordinator/control/departures'
 import type { Command, HostRecord, Placement } from '../ts/coordinator/registry/records'
 import type { RegistryState } from '../ts/coordinator/registry/state'

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 
-import { Registry, ZongziError } from '../ts/index'
+import { ZongziError } from '../ts/index'
+import { Registry } from '../ts/coordinator/registry/registry'
 import {
   checkWaitOptions,
   type Replicas,

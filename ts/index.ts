@@ -1,4 +1,8 @@
-// The public API: everything a user of the package may import, and nothing else.
+// The public API: everything a user of the package may import, and nothing else. Public is
+// what a user runs (Host, Agent, ShardClient, the certificate helpers), what they implement
+// (StateMachine, ShardController, Logger) and every type those signatures name, which
+// __test__/exports.test.ts checks. The registry's state machine (Registry), the controllers'
+// contexts and the bus are machinery: tests import them from their modules.
 export { Host } from './binding/host'
 export {
   createCertificateAuthority,
@@ -31,10 +35,13 @@ export type {
   AgentOptions,
   AgentStatus,
   JoinTokenOptions,
-  LivenessOptions,
   ShardOptions,
-  WaitForShardOptions,
-} from './coordinator/agent'
+} from './coordinator/agent-options'
+export type { WaitForShardOptions } from './coordinator/control/shard-readiness'
+export type { LivenessOptions } from './coordinator/control/liveness'
+export type { ReplacementOptions } from './coordinator/control/departures'
+export type { DrainOptions } from './coordinator/control/drain'
+export type { HostChange, MembershipChange } from './coordinator/registry/events'
 export type { Logger } from './coordinator/control/logger'
 export { ShardClient } from './coordinator/client/shard-client'
 export { HostHealth } from './coordinator/client/health'
@@ -46,7 +53,6 @@ export type {
   RemoteShards,
   ShardClientOptions,
 } from './coordinator/client/shard-client'
-export { Registry } from './coordinator/registry/registry'
 export { RegistryState } from './coordinator/registry/state'
 export type {
   HostRecord,
@@ -59,4 +65,9 @@ export type {
   HostSelector,
 } from './coordinator/registry/records'
 export { DefaultShardController, ERROR_TAG } from './coordinator/control/shard-controller'
-export type { ProposeCommand, ShardController } from './coordinator/control/shard-controller'
+export type {
+  ControllerContext,
+  ProposeCommand,
+  ShardController,
+} from './coordinator/control/shard-controller'
+export type { MembershipOps } from './coordinator/control/membership-ops'
