@@ -48,7 +48,7 @@ describe('client sessions', () => {
     const opts = { clusterId: 31, tickMs: 10, snapshotEntries: 3, compactionOverhead: 1 }
     const ds = [0, 1, 2].map(() => dirs.make())
     let hosts = ds.map((dataDir) => Host.open({ ...opts, dataDir }))
-    const addresses = hosts.map((h) => h.address)
+    const addresses = hosts.map((h) => h.raftAddress)
     closing.push({ close: async () => void (await Promise.all(hosts.map((h) => h.close()))) })
     const voters = addresses.map((address, i) => ({ replicaId: rid(1, i), address }))
     const kv = () => new KvStateMachine()
@@ -80,7 +80,7 @@ describe('client sessions', () => {
   it('refuse a session the shard evicted, and bad sessions, applying nothing', async () => {
     const h = Host.open({ clusterId: 32, dataDir: dirs.make(), tickMs: 10, maxSessionsPerShard: 1 })
     closing.push(h)
-    const voters = [{ replicaId: 1, address: h.address }]
+    const voters = [{ replicaId: 1, address: h.raftAddress }]
     await h.startReplica(1, 1, { mode: 'bootstrap', voters }, () => new KvStateMachine())
     await retry(() => h.registerSession(1, 1))
     await h.registerSession(1, 2) // evicts client 1

@@ -1,161 +1,39 @@
+// Host: the engine's host in this process, with replicas whose state machines are written in
+// TypeScript. Its options and argument checks are in host-options.ts, the state machines it
+// runs and the engine's calls to them in machines.ts.
 import { EventEmitter } from 'node:events'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { finished } from 'node:stream/promises'
 
+import { answer, checkBytes, type NativeCall, type NativeResults } from './boundary'
 import { asRead, fromNative, invalid, ZongziError } from './errors'
-import { NativeHost } from './native'
-import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
 import {
-  answer,
-  checkBytes,
-  message,
-  Outcomes,
-  unpack,
-  type NativeCall,
-  type NativeResults,
-  type UpdateItem,
-} from './boundary'
-import { Proposals, type SessionRef } from './proposals'
+  type CallOptions,
+  checkId,
+  checkSession,
+  type HostEvent,
+  type HostOptions,
+  type Membership,
+  type ProposeOptions,
+  type ReplicaStatus,
+  type StartOptions,
+  timeoutOf,
+  call,
+  callSync,
+} from './host-options'
+import { Machines } from './machines'
+import { NativeHost } from './native'
+import { Proposals } from './proposals'
 import { isPersistent, type StateMachine, type StateMachineFactory } from './state-machine'
 
-/** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
-export interface HostOptions {
-  /** Cluster identity (a non-negative integer); hosts of other clusters are refused. */
-  clusterId: number
-  /** Directory for the log, snapshots and temporary files. */
-  dataDir: string
-  /** Raft transport listen address; default `127.0.0.1:0` (an ephemeral port). */
-  raftAddress?: string
-  /** @deprecated The former name of `raftAddress`; used only when that is not set. */
-  listenAddress?: string
-  /** Raft address peers use to reach this host; default: the bound `raftAddress`. */
-  advertiseAddress?: string
-  /** Milliseconds per Raft tick (default 100). */
-  tickMs?: number
-  /** Election timeout in ticks (default 10). */
-  electionTicks?: number
-  /** Heartbeat interval in ticks (default 2). */
-  heartbeatTicks?: number
-  /** Step worker threads (default 2). */
-  workers?: number
-  /** Largest proposal in bytes (default 8 MiB). */
-  maxProposalBytes?: number
-  /** Snapshot every this many applied entries; 0 disables (default 10,000). */
-  snapshotEntries?: number
-  /** Entries kept in the log behind a snapshot (default 1,000). */
-  compactionOverhead?: number
-  /** Sync the log before acknowledging (default true). */
-  fsync?: boolean
-  /**
-   * Most client sessions a shard keeps (default 4,096); registering one more evicts the
-   * least recently used.
-   */
-  maxSessionsPerShard?: number
-  /**
-   * Mutual TLS on the Raft transport: PEM files of the cluster CA, this host's certificate
-   * (naming the host part of its advertised address) and its key. Absent: plain TCP.
-   */
-  tls?: TlsFiles
-}
-
-/** TlsFiles names the PEM files of a host's mutual TLS. */
-export interface TlsFiles {
-  /** The cluster CA's certificate. */
-  ca: string
-  /** This host's certificate. */
-  cert: string
-  /** This host's private key. */
-  key: string
-}
-
-/** StartOptions says how a replica starts. */
-export type StartOptions =
-  | { mode: 'bootstrap'; voters: Array<{ replicaId: number; address: string }> }
-  | { mode: 'join' }
-  | { mode: 'restart' }
-
-/** CallOptions bounds a call in time. */
-export interface CallOptions {
-  /** Milliseconds before the call fails with ERR_TIMEOUT (default 5,000). */
-  timeoutMs?: number
-}
-
-/** ProposeOptions bound a proposal and may place it in a client session. */
-export interface ProposeOptions extends CallOptions {
-  /**
-   * The client session and series of the proposal: sent again with the same series, it
-   * applies once and answers the first result (see `registerSession`).
-   */
-  session?: SessionRef
-}
-
-/** Membership lists a shard's members. */
-export type Membership = MembershipInfo
-/** ReplicaStatus is the local view of a shard. */
-export type ReplicaStatus = NativeReplicaStatus
-
-/** HostEvent is what a host emits as `'event'` (and under the event's own type). */
-export type HostEvent =
-  | { type: 'leaderChanged'; shardId: number; replicaId: number; leaderId: number; term: number }
-  | {
-      type: 'membershipChanged'
-      shardId: number
-      replicaId: number
-      voters: number[]
-      nonVoters: number[]
-    }
-  | {
-      type: 'replicaFailed'
-      shardId: number
-      replicaId: number
-      /** The start of the replica that failed (see {@link Host.startReplica}). */
-      incarnation: number
-      error: string
-    }
-  | { type: 'replicaRemoved'; shardId: number; replicaId: number; incarnation: number }
-  | { type: 'hostFailed'; error: string }
-
-const DEFAULT_TIMEOUT = 5_000
-
-/** Running is a replica's state machine and the start (incarnation) it serves. */
-interface Running {
-  sm: StateMachine
-  incarnation: number
-}
-
-function checkId(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    throw invalid(`${what} must be a non-negative integer, got ${String(v)}`)
-  }
-  return v
-}
-
-/** checkSession checks a proposal's session; client id and series start at 1. */
-function checkSession(s: unknown): SessionRef {
-  const r = s as Partial<SessionRef> | null
-  if (typeof r !== 'object' || r === null) throw invalid('session must be an object')
-  const clientId = checkId(r.clientId, 'session.clientId')
-  const series = checkId(r.series, 'session.series')
-  const respondedTo = checkId(r.respondedTo ?? 0, 'session.respondedTo')
-  if (clientId === 0 || series === 0) throw invalid('session clientId and series start at 1')
-  return { clientId, series, respondedTo }
-}
-
-function timeoutOf(o: CallOptions | undefined): number {
-  const t = o?.timeoutMs ?? DEFAULT_TIMEOUT
-  if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) {
-    throw invalid(`timeoutMs must be a positive number, got ${String(t)}`)
-  }
-  return t
-}
-
-async function call<T>(p: () => Promise<T>): Promise<T> {
-  try {
-    return await p()
-  } catch (e) {
-    throw fromNative(e)
-  }
-}
+export type {
+  CallOptions,
+  HostEvent,
+  HostOptions,
+  Membership,
+  ProposeOptions,
+  ReplicaStatus,
+  StartOptions,
+  TlsFiles,
+} from './host-options'
 
 /**
  * Host runs replicas of many shards in this process on the native engine, with their state
@@ -167,15 +45,14 @@ async function call<T>(p: () => Promise<T>): Promise<T> {
 export class Host extends EventEmitter {
   readonly #native: NativeHost
   /** The running replicas' state machines, each with the start it serves. */
-  readonly #machines = new Map<number, Running>()
+  readonly #machines: Machines
   readonly #proposals: Proposals
-  /** The last incarnation given to a start of a replica. */
-  #incarnations = 0
   #closed = false
 
   private constructor(native: NativeHost) {
     super()
     this.#native = native
+    this.#machines = new Machines(native)
     this.#proposals = new Proposals(native)
   }
 
@@ -186,7 +63,9 @@ export class Host extends EventEmitter {
     if (typeof options.dataDir !== 'string' || options.dataDir === '')
       throw invalid('dataDir is required')
     let host: Host | undefined
-    const onCall = (c: NativeCall) => host?.dispatch(c)
+    const onCall = (c: NativeCall) => {
+      if (host) host.#machines.dispatch(c)
+    }
     const onResults = (r: NativeResults) => {
       if (host) host.#proposals.settle(r)
     }
@@ -198,9 +77,7 @@ export class Host extends EventEmitter {
       host?.emit(e.type, e)
     }
     try {
-      const { listenAddress, ...rest } = options
-      const native = { ...rest, raftAddress: options.raftAddress ?? listenAddress }
-      host = new Host(NativeHost.open(native, onCall, onEvent, onResults))
+      host = new Host(NativeHost.open(options, onCall, onEvent, onResults))
     } catch (e) {
       throw fromNative(e)
     }
@@ -212,21 +89,12 @@ export class Host extends EventEmitter {
    * an error the ones in use stay. Fails with ERR_INVALID_ARGUMENT on a host without TLS.
    */
   reloadTls(): void {
-    try {
-      this.#native.reloadTls()
-    } catch (e) {
-      throw fromNative(e)
-    }
+    callSync(() => this.#native.reloadTls())
   }
 
   /** raftAddress is this host's Raft transport address (the advertised one if set). */
   get raftAddress(): string {
     return this.#native.raftAddress
-  }
-
-  /** @deprecated The former name of {@link Host.raftAddress}. */
-  get address(): string {
-    return this.raftAddress
   }
 
   /** storedReplicas lists the replicas with data on disk, to restart after a restart. */
@@ -240,11 +108,7 @@ export class Host extends EventEmitter {
     this.#checkOpen()
     checkId(replicaId, 'replicaId')
     if (typeof address !== 'string' || address === '') throw invalid('address is required')
-    try {
-      this.#native.setAddress(replicaId, address)
-    } catch (e) {
-      throw fromNative(e)
-    }
+    callSync(() => this.#native.setAddress(replicaId, address))
   }
 
   /**
@@ -274,16 +138,15 @@ export class Host extends EventEmitter {
     const sm = factory(shardId, replicaId)
     const applied = isPersistent(sm) ? await sm.open() : 0
     checkId(applied, 'open() result')
-    const incarnation = ++this.#incarnations
-    const running = { sm, incarnation }
-    this.#machines.set(shardId, running)
+    const running = this.#machines.add(shardId, sm)
+    const incarnation = running.incarnation
     try {
       const voters = start.mode === 'bootstrap' ? start.voters : undefined
       await call(() =>
         this.#native.startReplica(shardId, replicaId, start.mode, voters, applied, incarnation),
       )
     } catch (e) {
-      if (this.#machines.get(shardId) === running) this.#machines.delete(shardId)
+      this.#machines.remove(shardId, incarnation)
       await sm.close?.()
       throw e
     }
@@ -317,11 +180,7 @@ export class Host extends EventEmitter {
   removeData(shardId: number): void {
     this.#checkOpen()
     checkId(shardId, 'shardId')
-    try {
-      this.#native.removeData(shardId)
-    } catch (e) {
-      throw fromNative(e)
-    }
+    callSync(() => this.#native.removeData(shardId))
   }
 
   /**
@@ -376,11 +235,7 @@ export class Host extends EventEmitter {
     this.#checkOpen()
     if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string'))
       throw invalid('addresses must be strings')
-    try {
-      this.#native.cutLinks(addresses)
-    } catch (e) {
-      throw fromNative(e)
-    }
+    callSync(() => this.#native.cutLinks(addresses))
   }
 
   /** commit resolves with the log index once `data` is committed (before it is applied). */
@@ -507,15 +362,8 @@ export class Host extends EventEmitter {
     this.#proposals.closing()
     this.#native.close()
     this.#proposals.rejectAll(new ZongziError('ERR_CLOSED', 'host closed'))
-    const machines = [...this.#machines.values()]
-    this.#machines.clear()
+    const machines = this.#machines.clear()
     await Promise.allSettled(machines.map(async ({ sm }) => sm.close?.()))
-  }
-
-  /** #machine is the state machine of a shard's replica, if it runs as `incarnation`. */
-  #machine(shardId: number, incarnation: number): StateMachine | undefined {
-    const running = this.#machines.get(shardId)
-    return running?.incarnation === incarnation ? running.sm : undefined
   }
 
   #checkOpen(): void {
@@ -538,9 +386,8 @@ export class Host extends EventEmitter {
     stopped: boolean,
     incarnation: number | undefined,
   ): Promise<void> {
-    const running = this.#machines.get(shardId)
-    if (!running || running.incarnation !== incarnation) return
-    this.#machines.delete(shardId)
+    const running = this.#machines.remove(shardId, incarnation)
+    if (!running) return
     if (stopped) {
       // Commands proposed here may still be committed by the other replicas: their outcome
       // is unknown, not a failure of the state machine (which an apply batch still in flight
@@ -549,102 +396,5 @@ export class Host extends EventEmitter {
       this.#proposals.rejectShard(shardId, new ZongziError('ERR_OUTCOME_UNKNOWN', gone))
     }
     await running.sm.close?.()
-  }
-
-  /**
-   * dispatch runs a state machine call from the engine. It never throws: every outcome goes
-   * back to the engine, and a failure stops only the replica concerned.
-   */
-  private dispatch(c: NativeCall): void {
-    if (c.kind === 'update') {
-      this.#update(c.token, unpack(c))
-      return
-    }
-    const fail = (e: unknown) => this.#native.complete(c.token, message(e))
-    try {
-      const sm = this.#machine(c.shardId as number, c.incarnation as number)
-      if (!sm) return void fail(new Error(`no state machine for shard ${c.shardId}`))
-      if (c.kind === 'save') {
-        const ws = createWriteStream(c.path as string)
-        sm.saveSnapshot(ws)
-          .then(async () => {
-            if (!ws.writableEnded) ws.end()
-            await finished(ws)
-            this.#native.complete(c.token)
-          })
-          .catch((e) => {
-            ws.destroy()
-            fail(e)
-          })
-      } else {
-        sm.recoverFromSnapshot(createReadStream(c.path as string), c.index as number)
-          .then(() => this.#native.complete(c.token))
-          .catch(fail)
-      }
-    } catch (e) {
-      fail(e)
-    }
-  }
-
-  /**
-   * #update applies one batch of many shards. Synchronous state machines are applied and
-   * answered within this call; an asynchronous one makes the rest wait for it, so that
-   * every shard still sees its entries in order.
-   */
-  #update(token: number, shards: UpdateItem[]): void {
-    const out = new Outcomes()
-    const failed = new Set<number>()
-    const fail = (shardId: number, e: unknown) => {
-      failed.add(shardId)
-      out.fail(message(e))
-    }
-    const record = (shardId: number, n: number, r: unknown) => {
-      try {
-        out.ok(r, n)
-      } catch (e) {
-        fail(shardId, e)
-      }
-    }
-    const step = (from: number): void => {
-      for (let i = from; i < shards.length; i++) {
-        const { shardId, incarnation, entries } = shards[i]
-        const sm = this.#machine(shardId, incarnation)
-        if (!sm || failed.has(shardId)) {
-          out.fail(
-            sm ? 'an earlier batch of this shard failed' : `no state machine for shard ${shardId}`,
-          )
-          continue
-        }
-        let r: unknown
-        try {
-          r = sm.update(entries)
-        } catch (e) {
-          fail(shardId, e)
-          continue
-        }
-        if (r instanceof Promise) {
-          const next = i + 1
-          r.then(
-            (v) => {
-              record(shardId, entries.length, v)
-              step(next)
-            },
-            (e) => {
-              fail(shardId, e)
-              step(next)
-            },
-          )
-          return
-        }
-        record(shardId, entries.length, r)
-      }
-      try {
-        const p = out.pack()
-        this.#native.completeUpdate(token, p.counts, p.errors, p.values, p.lengths, p.data)
-      } catch {
-        // The host closed meanwhile; the engine already gave up on this call.
-      }
-    }
-    step(0)
   }
 }

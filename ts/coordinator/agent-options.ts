@@ -36,7 +36,7 @@ export interface AgentOptions extends ReplacementOptions {
   /** How often controllers reconcile without a registry change, in ms (default 500). */
   reconcileMs?: number
   /** Engine options (tick length, snapshots, …). */
-  host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'raftAddress' | 'listenAddress'>
+  host?: Omit<Partial<HostOptions>, 'clusterId' | 'dataDir' | 'raftAddress'>
   /** Replaces the placement logic of the registry leader. */
   shardController?: ShardController
   /**
