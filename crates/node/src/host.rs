@@ -11,11 +11,11 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 use zongzi_engine::{Completions, Event, Host, HostConfig, StartMode};
 
-use crate::convert::{call_to_js, event_to_js, results_to_js, Finished};
+use crate::boundary::{call_to_js, event_to_js, results_to_js, Finished};
 use crate::error::{
     answer, closed, id, internal, invalid, timeout, to_js, Answer, Error, Result, INTERNAL,
 };
-use crate::state_machine::{Bridge, Call, JsStateMachine, Reply};
+use crate::machines::{Bridge, Call, JsStateMachine, Reply};
 use crate::types::{
     membership, ApplyResult, HostOptions, MembershipInfo, ReplicaStatus, StoredReplica, Voter,
 };

@@ -5,12 +5,12 @@
 //! through one thread-safe function per host.
 
 mod certificates;
-mod convert;
+mod boundary;
 mod error;
 
 pub use error::CODES;
 mod host;
-mod state_machine;
+mod machines;
 mod types;
 
 pub use certificates::*;

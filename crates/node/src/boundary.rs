@@ -6,7 +6,7 @@ use napi::threadsafe_function::ThreadSafeCallContext;
 use napi::{JsObject, Result};
 use zongzi_engine::{ApplyResult, Event};
 
-use crate::state_machine::Call;
+use crate::machines::Call;
 
 /// Finished proposals on their way to JavaScript.
 pub(crate) type Finished = Vec<(u64, zongzi_engine::Result<ApplyResult>)>;
