@@ -1,7 +1,11 @@
 //! Snapshot files: where they live and how they are written safely.
+//!
+//! Every file operation goes through [`Disk`]: the real file system, or in the fault
+//! simulation the simulated machine's disk, so that a simulated crash loses what was not
+//! synced (see `sim::disk`).
 
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
@@ -28,14 +32,20 @@ pub(crate) fn write(
     fs::create_dir_all(&d)?;
     let final_path = file(root, shard, index);
     let tmp = d.join(format!("snap-{index:020}.tmp"));
-    let f = File::create(&tmp)?;
+    let disk = Disk::of(root);
+    let f = disk.create(&tmp)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     fill(&mut w)?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
-    fs::rename(&tmp, &final_path)?;
-    File::open(&d)?.sync_all()?;
+    f.sync()?;
+    disk.rename(&tmp, &final_path)?;
+    disk.sync_dir(&d)?;
     Ok(final_path)
+}
+
+/// open opens the snapshot file of a shard at `index` for reading.
+pub(crate) fn open(root: &Path, shard: u64, index: u64) -> std::io::Result<Box<dyn Read>> {
+    Disk::of(root).open(&file(root, shard, index))
 }
 
 /// prune_below deletes a shard's snapshot files (and leftovers of interrupted saves) older
@@ -46,6 +56,7 @@ pub(crate) fn prune_below(root: &Path, shard: u64, index: u64) -> Result<()> {
     let Ok(rd) = fs::read_dir(&d) else {
         return Ok(());
     };
+    let disk = Disk::of(root);
     for entry in rd.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix("snap-") else {
@@ -53,7 +64,7 @@ pub(crate) fn prune_below(root: &Path, shard: u64, index: u64) -> Result<()> {
         };
         let num = rest.strip_suffix(".tmp").unwrap_or(rest);
         if num.parse::<u64>().is_ok_and(|i| i < index) {
-            let _ = fs::remove_file(entry.path());
+            let _ = disk.remove(&entry.path());
         }
     }
     Ok(())
@@ -61,7 +72,14 @@ pub(crate) fn prune_below(root: &Path, shard: u64, index: u64) -> Result<()> {
 
 /// remove_all deletes every snapshot file of a shard.
 pub(crate) fn remove_all(root: &Path, shard: u64) -> Result<()> {
-    match fs::remove_dir_all(dir(root, shard)) {
+    let d = dir(root, shard);
+    let disk = Disk::of(root);
+    if let Ok(rd) = fs::read_dir(&d) {
+        for entry in rd.flatten() {
+            let _ = disk.remove(&entry.path());
+        }
+    }
+    match fs::remove_dir_all(d) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),
     }
@@ -69,8 +87,149 @@ pub(crate) fn remove_all(root: &Path, shard: u64) -> Result<()> {
 
 /// place moves a received snapshot file into place as the shard's snapshot at `index`, durably.
 pub(crate) fn place(root: &Path, shard: u64, index: u64, received: &Path) -> Result<()> {
-    let d = dir(root, shard);
-    fs::rename(received, file(root, shard, index))?;
-    File::open(&d)?.sync_all()?;
+    let disk = Disk::of(root);
+    disk.rename(received, &file(root, shard, index))?;
+    disk.sync_dir(&dir(root, shard))?;
     Ok(())
+}
+
+/// Disk is the file system snapshot files of one data directory live on.
+pub(crate) enum Disk {
+    /// The real file system.
+    Real,
+    /// A simulated machine's disk, which a simulated crash rolls back to what was synced.
+    #[cfg(test)]
+    Sim(std::sync::Arc<crate::sim::disk::VolatileFs>),
+}
+
+/// SnapFile is a snapshot file open for writing.
+pub(crate) enum SnapFile {
+    Real(fs::File),
+    #[cfg(test)]
+    Sim(
+        crate::sim::disk::VolatileFile,
+        std::sync::Arc<crate::sim::disk::VolatileHandle>,
+    ),
+}
+
+impl Write for SnapFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            SnapFile::Real(f) => f.write(buf),
+            #[cfg(test)]
+            SnapFile::Sim(f, _) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            SnapFile::Real(f) => f.flush(),
+            #[cfg(test)]
+            SnapFile::Sim(f, _) => f.flush(),
+        }
+    }
+}
+
+impl SnapFile {
+    /// sync makes what was written durable.
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        match self {
+            SnapFile::Real(f) => f.sync_all(),
+            #[cfg(test)]
+            SnapFile::Sim(_, h) => raft_engine::env::Handle::sync(&**h),
+        }
+    }
+}
+
+#[cfg(test)]
+type Disks = parking_lot::Mutex<Vec<(PathBuf, std::sync::Arc<crate::sim::disk::VolatileFs>)>>;
+
+/// SIM_DISKS maps the data directories of simulated hosts to their disks.
+#[cfg(test)]
+static SIM_DISKS: Disks = parking_lot::Mutex::new(Vec::new());
+
+impl Disk {
+    /// of is the disk of the data directory `root`.
+    pub(crate) fn of(_root: &Path) -> Disk {
+        #[cfg(test)]
+        if let Some((_, fs)) = SIM_DISKS.lock().iter().find(|(r, _)| _root.starts_with(r)) {
+            return Disk::Sim(fs.clone());
+        }
+        Disk::Real
+    }
+
+    /// simulate puts the snapshot files under `root` on a simulated disk, until `forget`.
+    #[cfg(test)]
+    pub(crate) fn simulate(root: &Path, fs: std::sync::Arc<crate::sim::disk::VolatileFs>) {
+        SIM_DISKS.lock().push((root.to_path_buf(), fs));
+    }
+
+    /// forget puts the snapshot files under `root` back on the real file system.
+    #[cfg(test)]
+    pub(crate) fn forget(root: &Path) {
+        SIM_DISKS.lock().retain(|(r, _)| r != root);
+    }
+
+    /// create creates (or truncates) a file for writing.
+    pub(crate) fn create(&self, path: &Path) -> std::io::Result<SnapFile> {
+        match self {
+            Disk::Real => Ok(SnapFile::Real(fs::File::create(path)?)),
+            #[cfg(test)]
+            Disk::Sim(fs) => {
+                use raft_engine::env::{FileSystem, Handle};
+                let h = std::sync::Arc::new(fs.create(path)?);
+                h.truncate(0)?;
+                Ok(SnapFile::Sim(fs.new_writer(h.clone())?, h))
+            }
+        }
+    }
+
+    /// open opens a file for reading.
+    pub(crate) fn open(&self, path: &Path) -> std::io::Result<Box<dyn Read>> {
+        match self {
+            Disk::Real => Ok(Box::new(fs::File::open(path)?)),
+            #[cfg(test)]
+            Disk::Sim(fs) => {
+                use raft_engine::env::{FileSystem, Permission};
+                let h = fs.open(path, Permission::ReadOnly)?;
+                Ok(Box::new(fs.new_reader(std::sync::Arc::new(h))?))
+            }
+        }
+    }
+
+    /// rename moves a file; on a simulated disk its unsynced writes move with it.
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        match self {
+            Disk::Real => fs::rename(from, to),
+            #[cfg(test)]
+            Disk::Sim(fs) => raft_engine::env::FileSystem::rename(&**fs, from, to),
+        }
+    }
+
+    /// remove deletes a file.
+    pub(crate) fn remove(&self, path: &Path) -> std::io::Result<()> {
+        match self {
+            Disk::Real => fs::remove_file(path),
+            #[cfg(test)]
+            Disk::Sim(fs) => {
+                raft_engine::env::FileSystem::delete(&**fs, path)?;
+                // A file the crashed machine left is deleted by the simulated disk only if
+                // it was opened since; this one is not wanted either way.
+                match fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// sync_dir makes the entries of a directory durable (the simulated disk's directory
+    /// operations are durable at once).
+    pub(crate) fn sync_dir(&self, d: &Path) -> std::io::Result<()> {
+        match self {
+            Disk::Real => fs::File::open(d)?.sync_all(),
+            #[cfg(test)]
+            Disk::Sim(_) => Ok(()),
+        }
+    }
 }

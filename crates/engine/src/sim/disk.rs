@@ -269,6 +269,11 @@ impl VolatileFs {
         self.shared.fail_next_sync.store(true, Ordering::SeqCst);
     }
 
+    /// Whether a sync failure is armed and has not fired yet.
+    pub(crate) fn sync_will_fail(&self) -> bool {
+        self.shared.fail_next_sync.load(Ordering::SeqCst)
+    }
+
     /// Returns the live file at `path`, opening it on disk (creating it if `create`) if need be.
     fn inode(&self, path: &Path, create: bool) -> io::Result<Arc<Inode>> {
         let mut files = self.shared.files.lock();

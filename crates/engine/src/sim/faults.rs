@@ -4,7 +4,7 @@
 use raft::StateRole;
 
 use super::node::{Node, Runner};
-use super::world::{Event, World, HOSTS, SHARDS};
+use super::world::{placed_on, Event, World, HOSTS, SHARDS};
 use crate::router::Cmd;
 
 impl World {
@@ -36,9 +36,10 @@ impl World {
         slot.runner = Runner::spawn();
         let (root, fs, checks) = (slot.root.clone(), slot.fs.clone(), self.checks.clone());
         let incarnation = slot.incarnation;
+        let (placed, setup) = (placed_on(&self.placement, h, false), self.setup);
         match slot
             .runner
-            .run(move || Node::start(h, &root, &fs, incarnation, false, &checks))
+            .run(move || Node::start(h, &root, &fs, incarnation, placed, &checks, setup))
         {
             Ok(node) => slot.node = Some(node),
             Err(e) => self.checks.lock().violations.push(format!(
@@ -56,7 +57,7 @@ impl World {
         }
         let all_up = self.hosts.iter().all(|s| s.node.is_some());
         let h = self.rng.below(HOSTS as u64) as usize;
-        match self.rng.below(6) {
+        match self.rng.below(8) {
             0 if all_up => self.crash(h),
             1 if all_up && self.now + 500 < self.fault_end => {
                 self.faults.sync_failures += 1;
@@ -77,6 +78,8 @@ impl World {
                 let o = (h + 1 + self.rng.below(HOSTS as u64 - 1) as usize) % HOSTS;
                 self.cut(vec![(h, o)]);
             }
+            6 if self.hosts[h].node.is_some() => self.restart_replica(h),
+            7 => self.reconfigure(),
             4 if self.hosts[h].node.is_some() => {
                 self.faults.pauses += 1;
                 self.hosts[h].paused_until = self.now + self.rng.between(50, 600);
@@ -99,16 +102,14 @@ impl World {
         let to = replicas[self.rng.below(replicas.len() as u64) as usize].0;
         for h in 0..HOSTS {
             let leads = self.hosts[h].node.as_ref().is_some_and(|n| {
-                n.worker
-                    .replicas
-                    .get(&shard)
+                n.replica(shard)
                     .is_some_and(|r| r.node.raft.state == StateRole::Leader && r.id != to)
             });
             if leads && self.up(h) {
                 self.faults.transfers += 1;
                 let (reply, _) = tokio::sync::oneshot::channel();
                 let cmd = Cmd::TransferLeader { shard, to, reply };
-                self.on_host(h, |n, _| n.worker.handle(cmd));
+                self.on_host(h, move |n, _| n.router.send(shard, cmd));
                 return;
             }
         }

@@ -1,16 +1,29 @@
 //! A deterministic fault simulation of the engine.
 //!
-//! Three hosts run two shards with the engine's own step worker, apply code and raft-engine
-//! log store, on one thread and in virtual time. A seeded scheduler drops, delays, duplicates,
-//! reorders and misdirects messages, cuts links (both ways or one way), pauses hosts, moves
-//! leadership, crashes hosts (losing every write they had not synced, see [`disk`]) and fails
-//! a sync (the host crashes mid-write), then lets the cluster heal. Invariants:
+//! Three hosts run two shards with the engine's own step workers, apply code and raft-engine
+//! log store, on one thread and in virtual time. Each seed chooses its hosts' setup
+//! ([`node::Setup`]): one or two step workers sharing the log store, state machines applied
+//! through a batch updater (as the Node binding does) or one by one, and state machines in
+//! memory or persistent (their state, applied index included, in a file on the simulated disk,
+//! synced after every update or every third). Snapshot files live on the simulated disk too.
+//! Two of the four clients write in client sessions (registering, now and then ending a
+//! session, and sending a write whose outcome is unknown again as the same series).
+//!
+//! A seeded scheduler drops, delays, duplicates, reorders and misdirects messages, cuts links
+//! (both ways or one way), pauses hosts, moves leadership, crashes hosts (losing every write
+//! they had not synced, see [`disk`]), fails a sync (the host crashes mid-write), stops and
+//! starts single replicas ([`replicas`]) and changes membership: demote, promote, and replace
+//! a voter ([`membership`]); then it lets the cluster heal. Invariants:
 //!
 //! - at most one leader per term (checked after every step);
 //! - every replica applies the same entry at each index, and never one twice (checked as
 //!   entries are applied, so committed entries never change);
+//! - a session's series applies at one index at most;
+//! - a state machine is handed nothing once its incarnation has stopped, and a batch
+//!   updater's items name the incarnation that runs;
 //! - every acknowledged write is in the log at the index it was acknowledged with;
-//! - all replicas converge once faults stop;
+//! - all members converge once faults stop: same applied index and the same digest of what
+//!   their state machines applied (so the same session verdicts);
 //! - the clients' history of reads and writes is linearizable ([`linearizability`]).
 //!
 //! `SIM_SEEDS=N` runs seeds 1..=N (300 by default); `SIM_SEED=S` replays one seed. Every
@@ -20,8 +33,10 @@ pub(crate) mod disk;
 mod faults;
 mod kv;
 mod linearizability;
+mod membership;
 mod net;
 mod node;
+mod replicas;
 mod rng;
 mod wire;
 mod workload;
@@ -47,6 +62,8 @@ struct Outcome {
     ok: u64,
     unknown: u64,
     faults: world::Faults,
+    retries: u64,
+    registrations: u64,
     /// The history, to compare two runs of a seed.
     history: Vec<linearizability::Call>,
 }
@@ -63,6 +80,8 @@ fn run(seed: u64) -> Outcome {
                 ok: 0,
                 unknown: 0,
                 faults: Default::default(),
+                retries: 0,
+                registrations: 0,
                 history: Vec::new(),
             }
         }
@@ -93,24 +112,48 @@ fn run(seed: u64) -> Outcome {
         ok: w.load.ok,
         unknown: w.load.unknown,
         faults: w.faults,
+        retries: w.load.retries,
+        registrations: w.load.registrations,
         history: std::mem::take(&mut w.load.history),
     }
 }
 
-/// converged checks that every replica is up and has applied as far as the others.
+/// converged checks that every member of every shard is up, has applied as far as the
+/// others, and applied the same entries (its state machine's digest matches theirs).
 fn converged(w: &World) -> Vec<String> {
     let mut out = Vec::new();
+    for h in (0..HOSTS).filter(|h| w.hosts[*h].node.is_none()) {
+        out.push(format!("host {h} is down at the end"));
+    }
     for (shard, _) in SHARDS {
+        // The membership as the replica that applied furthest knows it.
+        let furthest = (0..HOSTS)
+            .filter_map(|h| w.hosts[h].node.as_ref()?.replica(shard))
+            .max_by_key(|r| r.applied);
+        let Some(furthest) = furthest else {
+            out.push(format!("shard {shard}: no replica runs at the end"));
+            continue;
+        };
+        let cs = furthest.node.raft.prs().conf().to_conf_state();
+        let mut members: Vec<u64> = cs.voters.iter().chain(&cs.learners).copied().collect();
+        members.sort_unstable();
         let mut applied = Vec::new();
-        for h in 0..HOSTS {
-            match &w.hosts[h].node {
-                Some(n) => applied.push(n.worker.replicas.get(&shard).map(|r| r.applied)),
-                None => out.push(format!("host {h} is down at the end")),
-            }
+        for id in members {
+            let on = w.host_of(shard, id).and_then(|h| {
+                let r = w.hosts[h].node.as_ref()?.replica(shard)?;
+                let digest = w.digest(h, shard).map(|(_, d)| d);
+                (r.id == id).then_some((r.applied, digest))
+            });
+            applied.push((id, on));
         }
-        if applied.windows(2).any(|p| p[0] != p[1]) {
+        let first = applied.first().map(|(_, a)| *a);
+        if applied
+            .iter()
+            .any(|(_, a)| a.is_none() || Some(*a) != first)
+        {
             out.push(format!(
-                "shard {shard}: replicas did not converge: {applied:?}"
+                "shard {shard}: members did not converge (id, applied, digest of \
+                 what the state machine applied): {applied:?}"
             ));
         }
     }
@@ -185,7 +228,8 @@ fn seeded_faults_keep_every_invariant() {
     println!(
         "{{\"seeds\":{},\"clean\":{},\"ops\":{},\"ok\":{},\"unknown\":{},\"crashes\":{},\
          \"sync_failures\":{},\"partitions\":{},\"pauses\":{},\"transfers\":{},\
-         \"messages\":{},\"misdirected\":{},\"refused\":{}}}",
+         \"messages\":{},\"misdirected\":{},\"refused\":{},\"replica_restarts\":{},\
+         \"conf_changes\":{},\"conf_changed\":{},\"retries\":{},\"registrations\":{}}}",
         results.len(),
         results.len() - failed.len(),
         sum(&|o| o.ops),
@@ -199,6 +243,11 @@ fn seeded_faults_keep_every_invariant() {
         sum(&|o| o.faults.messages),
         sum(&|o| o.faults.misdirected),
         sum(&|o| o.faults.refused),
+        sum(&|o| o.faults.replica_restarts),
+        sum(&|o| o.faults.conf_changes),
+        sum(&|o| o.faults.conf_changed),
+        sum(&|o| o.retries),
+        sum(&|o| o.registrations),
     );
     let report: Vec<String> = failed
         .iter()

@@ -1,25 +1,27 @@
-//! A simulated host: the engine's step worker, apply code and log store on a file system that
+//! A simulated host: the engine's step workers, apply code and log store on a file system that
 //! loses unsynced writes, driven one call at a time on a thread of its own.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 use super::disk::VolatileFs;
-use super::kv::{Kv, Shared};
+use super::kv::{Durable, Kv, Shared};
 use super::net::Outbox;
-use super::world::SHARDS;
 use crate::apply::{Applier, ApplyTask};
 use crate::config::{HostConfig, StartMode};
 use crate::error::{Error, Result};
 use crate::fault::Fault;
+use crate::replica::Replica;
 use crate::router::{Cmd, Router};
 use crate::start;
-use crate::state_machine::SharedSm;
+use crate::state_machine::{ApplyResult, BatchItem, BatchUpdater, SharedSm, SmError};
 use crate::storage::LogStore;
 use crate::worker::Worker;
 
@@ -33,18 +35,80 @@ const COMPACTION_OVERHEAD: u64 = 5;
 /// A few entries, so that followers often wait for their state machine.
 const MAX_APPLYING: u64 = 100;
 
+/// Setup is what a seed chooses about every host of its run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    /// Step workers per host (each with its apply thread), sharing one log store.
+    pub(crate) workers: usize,
+    /// Whether state machines are applied through a batch updater, as the Node binding does.
+    pub(crate) batch: bool,
+    /// Whether state machines keep their state on disk, synced every this many updates (0:
+    /// in memory).
+    pub(crate) sync_every: u64,
+}
+
 /// Node is a running host.
 pub(crate) struct Node {
-    pub(crate) worker: Worker,
-    pub(super) applier: Applier,
+    pub(crate) workers: Vec<Worker>,
+    appliers: Vec<Applier>,
     pub(super) router: Arc<Router>,
-    cmds: Receiver<Cmd>,
-    pub(super) applies: Receiver<ApplyTask>,
+    cmds: Vec<Receiver<Cmd>>,
+    applies: Vec<Receiver<ApplyTask>>,
+    apply_tx: Vec<Sender<ApplyTask>>,
     pub(super) outbox: Arc<Outbox>,
     pub(crate) sms: HashMap<u64, SharedSm>,
+    updater: Arc<Updater>,
+    store: Arc<LogStore>,
+    host: usize,
+    root: PathBuf,
+    fs: Arc<VolatileFs>,
+    checks: Shared,
+    setup: Setup,
+    /// Starts of replicas on this host so far; with the host's incarnation, the next one.
+    starts: u64,
+    host_incarnation: u64,
+    config: HostConfig,
     pub(crate) nonce: u64,
     pub(crate) seq: u64,
     pub(super) apply_due: bool,
+    /// Replicas being stopped, and the channel that says when their apply work is done.
+    pub(super) stopping: Vec<(u64, oneshot::Receiver<Result<()>>)>,
+}
+
+/// Updater is the host's batch updater: it hands each item to the state machine of the
+/// incarnation it names, and reports an item for any other as a violation.
+struct Updater {
+    host: usize,
+    sms: Mutex<HashMap<u64, (u64, SharedSm)>>,
+    checks: Shared,
+}
+
+impl BatchUpdater for Updater {
+    fn update_batch(
+        &self,
+        batch: &[BatchItem<'_>],
+    ) -> Vec<std::result::Result<Vec<ApplyResult>, SmError>> {
+        let sms = self.sms.lock();
+        let mut out = Vec::with_capacity(batch.len());
+        for item in batch {
+            match sms.get(&item.shard) {
+                Some((i, sm)) if *i == item.incarnation => {
+                    out.push(sm.write().update(item.entries))
+                }
+                other => {
+                    self.checks.lock().violations.push(format!(
+                        "host {} shard {}: a batch item of incarnation {} while {:?} runs",
+                        self.host,
+                        item.shard,
+                        item.incarnation,
+                        other.map(|(i, _)| *i)
+                    ));
+                    out.push(Err(SmError("no such incarnation".into())));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Runner is the thread one incarnation of a host runs on. raft-engine caches the last block
@@ -82,94 +146,229 @@ impl Runner {
 }
 
 impl Node {
-    /// start opens a host's log store and starts its replicas: bootstrapped the first time,
-    /// from disk afterwards.
+    /// start opens a host's log store and starts its replicas: those it has data of, and
+    /// the others of `placed` (shard, replica, mode when there is no data: bootstrap or join).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         h: usize,
         root: &Path,
         fs: &Arc<VolatileFs>,
         incarnation: u64,
-        first: bool,
+        placed: Vec<(u64, u64, StartMode)>,
         checks: &Shared,
+        setup: Setup,
     ) -> Result<Node> {
         let store = Arc::new(LogStore::open_on(&root.join("log"), true, fs.clone())?);
-        let (ctx, cmds) = crossbeam_channel::unbounded();
-        let router = Arc::new(Router::new(vec![ctx]));
+        let (mut ctxs, mut cmds) = (Vec::new(), Vec::new());
+        for _ in 0..setup.workers {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            ctxs.push(tx);
+            cmds.push(rx);
+        }
+        let router = Arc::new(Router::new(ctxs));
         let fault = Arc::new(Fault::new(router.clone(), None));
         let outbox = Arc::new(Outbox::default());
-        let (atx, applies): (Sender<ApplyTask>, _) = crossbeam_channel::unbounded();
         // Unique per incarnation, as a host's random nonce is per process.
         let nonce = ((h as u64 + 1) << 32) | incarnation;
-        let mut worker = Worker::new(
-            store.clone(),
-            outbox.clone(),
-            atx,
-            None,
-            Duration::from_millis(TICK_MS),
-            nonce,
-            COMPACTION_OVERHEAD,
-            MAX_APPLYING,
-            fault,
-            Default::default(),
-            root.to_path_buf(),
-        );
-        let mut applier = Applier::new(root.to_path_buf(), router.clone(), SNAPSHOT_ENTRIES, None);
+        let updater = Arc::new(Updater {
+            host: h,
+            sms: Mutex::new(HashMap::new()),
+            checks: checks.clone(),
+        });
+        let batcher: Option<Arc<dyn BatchUpdater>> = match setup.batch {
+            true => Some(updater.clone()),
+            false => None,
+        };
+        let (mut workers, mut appliers, mut applies, mut apply_tx) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..setup.workers {
+            let (atx, arx): (Sender<ApplyTask>, _) = crossbeam_channel::unbounded();
+            workers.push(Worker::new(
+                store.clone(),
+                outbox.clone(),
+                atx.clone(),
+                None,
+                Duration::from_millis(TICK_MS),
+                nonce,
+                COMPACTION_OVERHEAD,
+                MAX_APPLYING,
+                fault.clone(),
+                Default::default(),
+                root.to_path_buf(),
+            ));
+            let root = root.to_path_buf();
+            appliers.push(Applier::new(
+                root,
+                router.clone(),
+                SNAPSHOT_ENTRIES,
+                batcher.clone(),
+            ));
+            applies.push(arx);
+            apply_tx.push(atx);
+        }
         let mut config = HostConfig::new(1, root);
         config.election_ticks = ELECTION_TICKS;
         config.heartbeat_ticks = HEARTBEAT_TICKS;
         config.max_applying_bytes = MAX_APPLYING;
-        let mut sms = HashMap::new();
-        for (shard, replicas) in SHARDS {
-            let Some(&(id, _)) = replicas.iter().find(|(_, host)| *host == h) else {
-                continue;
-            };
-            let mode = if first {
-                let voters = replicas.iter().map(|(r, o)| (*r, format!("host-{o}")));
-                StartMode::Bootstrap(voters.collect())
-            } else {
-                StartMode::Restart
-            };
-            let storage = start::open_storage(&store, shard, id, &mode, |_, _| Ok(()))?;
-            let mut cfg = start::raft_config(&config, id);
-            // raft-rs draws election timeouts from its own random source; a range of one
-            // keeps runs repeatable, and the simulation's clock jitter breaks ties instead.
-            cfg.min_election_tick = ELECTION_TICKS;
-            cfg.max_election_tick = ELECTION_TICKS + 1;
-            let sm = Kv::new(format!("host {h} shard {shard}"), shard, checks.clone());
-            let sm = Box::new(sm);
-            let booted = start::boot(&store, root, storage, sm, cfg, incarnation)?;
-            applier.drain(booted.open, &applies);
-            worker.handle(Cmd::Start(Box::new(booted.replica)));
-            sms.insert(shard, booted.sm);
-        }
-        Ok(Node {
-            worker,
-            applier,
+        let stored = store.stored_replicas();
+        let mut node = Node {
+            workers,
+            appliers,
             router,
             cmds,
             applies,
+            apply_tx,
             outbox,
-            sms,
+            sms: HashMap::new(),
+            updater,
+            store,
+            host: h,
+            root: root.to_path_buf(),
+            fs: fs.clone(),
+            checks: checks.clone(),
+            setup,
+            starts: 0,
+            host_incarnation: incarnation,
+            config,
             nonce,
             seq: 1,
             apply_due: false,
-        })
+            stopping: Vec::new(),
+        };
+        for (shard, id) in &stored {
+            node.start_replica(*shard, *id, StartMode::Restart)?;
+        }
+        for (shard, id, mode) in placed {
+            if !stored.iter().any(|(s, _)| *s == shard) {
+                node.start_replica(shard, id, mode)?;
+            }
+        }
+        Ok(node)
     }
 
-    /// settle steps the worker until it has nothing left to do.
+    /// start_replica starts a replica of `shard` on this host as a new incarnation.
+    pub(super) fn start_replica(&mut self, shard: u64, id: u64, mode: StartMode) -> Result<()> {
+        self.starts += 1;
+        let incarnation = (self.host_incarnation << 16) | self.starts;
+        let storage = start::open_storage(&self.store, shard, id, &mode, |_, _| Ok(()))?;
+        let mut cfg = start::raft_config(&self.config, id);
+        // raft-rs draws election timeouts from its own random source; a range of one
+        // keeps runs repeatable, and the simulation's clock jitter breaks ties instead.
+        cfg.min_election_tick = ELECTION_TICKS;
+        cfg.max_election_tick = ELECTION_TICKS + 1;
+        let durable = (self.setup.sync_every > 0).then(|| Durable {
+            fs: self.fs.clone(),
+            path: sm_file(&self.root, shard),
+            sync_every: self.setup.sync_every,
+            updates: 0,
+        });
+        let checks = self.checks.clone();
+        checks.lock().started(self.host, shard, Some(incarnation));
+        let sm = Box::new(Kv::new(self.host, shard, incarnation, checks, durable));
+        let booted = start::boot(&self.store, &self.root, storage, sm, cfg, incarnation)?;
+        let w = self.router.worker_of(shard);
+        let _ = self.apply_tx[w].send(booted.open);
+        self.updater
+            .sms
+            .lock()
+            .insert(shard, (incarnation, booted.sm.clone()));
+        self.sms.insert(shard, booted.sm);
+        self.router
+            .send(shard, Cmd::Start(Box::new(booted.replica)));
+        Ok(())
+    }
+
+    /// stop_replica asks the worker to stop the replica of `shard`; `stopped` finishes once
+    /// its apply work is done.
+    pub(super) fn stop_replica(&mut self, shard: u64) {
+        let (done, rx) = oneshot::channel();
+        self.router.send(shard, Cmd::Stop { shard, done });
+        self.stopping.push((shard, rx));
+    }
+
+    /// stopped finishes the stops whose apply work is done, returning their shards.
+    pub(super) fn stopped(&mut self) -> Vec<u64> {
+        let mut out = Vec::new();
+        self.stopping.retain_mut(|(shard, rx)| match rx.try_recv() {
+            Err(oneshot::error::TryRecvError::Empty) => true,
+            _ => {
+                out.push(*shard);
+                false
+            }
+        });
+        for shard in &out {
+            self.sms.remove(shard);
+            self.updater.sms.lock().remove(shard);
+            self.checks.lock().started(self.host, *shard, None);
+        }
+        out
+    }
+
+    /// remove_data deletes all local data of a stopped replica of `shard`, as the host does
+    /// before a replica of the shard is placed here again.
+    pub(super) fn remove_data(&mut self, shard: u64) -> Result<()> {
+        self.store.remove(shard)?;
+        crate::snapshot::remove_all(&self.root, shard)?;
+        let disk = crate::snapshot::Disk::of(&self.root);
+        match disk.remove(&sm_file(&self.root, shard)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// replica is the running replica of `shard`, on whichever worker owns it.
+    pub(crate) fn replica(&self, shard: u64) -> Option<&Replica> {
+        self.workers.iter().find_map(|w| w.replicas.get(&shard))
+    }
+
+    /// replicas are all running replicas of the host.
+    pub(crate) fn replicas(&self) -> impl Iterator<Item = (&u64, &Replica)> {
+        self.workers.iter().flat_map(|w| w.replicas.iter())
+    }
+
+    /// on_tick ticks every worker.
+    pub(super) fn on_tick(&mut self, now: Instant) {
+        for w in &mut self.workers {
+            w.on_tick(now);
+        }
+    }
+
+    /// apply runs what is queued for the apply threads.
+    pub(super) fn apply(&mut self) {
+        for (a, rx) in self.appliers.iter_mut().zip(&self.applies) {
+            while let Ok(t) = rx.try_recv() {
+                a.drain(t, rx);
+            }
+        }
+    }
+
+    /// apply_queued tells whether an apply thread has work waiting.
+    pub(super) fn apply_queued(&self) -> bool {
+        self.applies.iter().any(|rx| !rx.is_empty())
+    }
+
+    /// settle steps the workers until they have nothing left to do.
     pub(super) fn settle(&mut self, now: Instant) -> Result<()> {
         for _ in 0..256 {
-            while let Ok(cmd) = self.cmds.try_recv() {
-                if matches!(cmd, Cmd::Shutdown) {
-                    return Err(Error::HostFailed("the host shut down".into()));
+            for (w, cmds) in self.workers.iter_mut().zip(&self.cmds) {
+                while let Ok(cmd) = cmds.try_recv() {
+                    if matches!(cmd, Cmd::Shutdown) {
+                        return Err(Error::HostFailed("the host shut down".into()));
+                    }
+                    w.handle(cmd);
                 }
-                self.worker.handle(cmd);
+                w.cycle(now)?;
             }
-            self.worker.cycle(now)?;
-            if self.cmds.is_empty() && !self.worker.busy() {
+            let idle = self.cmds.iter().all(|c| c.is_empty());
+            if idle && !self.workers.iter().any(|w| w.busy()) {
                 return Ok(());
             }
         }
         Err(Error::Raft("the worker did not settle".into()))
     }
+}
+
+/// sm_file is where a persistent state machine of `shard` keeps its state.
+fn sm_file(root: &Path, shard: u64) -> PathBuf {
+    root.join(format!("sm-{shard}"))
 }

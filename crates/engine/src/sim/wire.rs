@@ -1,10 +1,13 @@
 //! The simulated network: what a host sends goes on the wire, where it may be lost, late,
 //! doubled, reordered or misdirected, and arrives unless the link is cut or the host is down.
 
+use std::io::{Read, Write};
+
 use raft::eraftpb::{Message, MessageType};
 
-use super::world::{host_of, Event, World, HOSTS};
+use super::world::{Event, World, HOSTS};
 use crate::router::Cmd;
+use crate::snapshot::Disk;
 
 /// Per mille chances of what the network does to one message.
 const DROP: u64 = 20;
@@ -17,7 +20,7 @@ impl World {
     pub(super) fn send(&mut self, from: usize, msgs: Vec<(u64, Message)>) {
         for (shard, msg) in msgs {
             self.faults.messages += 1;
-            let Some(mut to) = host_of(shard, msg.to) else {
+            let Some(mut to) = self.host_of(shard, msg.to) else {
                 continue;
             };
             if self.rng.chance(MISDIRECT) {
@@ -27,8 +30,13 @@ impl World {
             let mut snapshot = None;
             if msg.get_msg_type() == MessageType::MsgSnapshot {
                 let index = msg.get_snapshot().get_metadata().index;
-                let file = crate::snapshot::file(&self.hosts[from].root, shard, index);
-                match std::fs::read(&file) {
+                let read = crate::snapshot::open(&self.hosts[from].root, shard, index).and_then(
+                    |mut f| {
+                        let mut b = Vec::new();
+                        f.read_to_end(&mut b).map(|_| b)
+                    },
+                );
+                match read {
                     Ok(b) => snapshot = Some(b),
                     Err(_) if index <= 1 => {}
                     Err(_) => {
@@ -112,8 +120,15 @@ impl World {
             let index = msg.get_snapshot().get_metadata().index;
             let dir = crate::snapshot::dir(&self.hosts[to].root, shard);
             let tmp = dir.join(format!("recv-{index:020}-{}.tmp", self.seq));
-            let written = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&tmp, bytes));
+            // The transport syncs the file before it hands it over.
+            let disk = Disk::of(&self.hosts[to].root);
+            let written = std::fs::create_dir_all(&dir)
+                .and_then(|_| disk.create(&tmp))
+                .and_then(|mut f| f.write_all(&bytes).and_then(|_| f.sync()));
             if written.is_err() {
+                if self.hosts[to].armed && !self.hosts[to].fs.sync_will_fail() {
+                    self.crash(to);
+                }
                 self.snapshot_failed(from, shard, msg.to);
                 return;
             }
@@ -128,9 +143,10 @@ impl World {
             };
             self.at(1, ev);
             let cmd = Cmd::Snapshot { shard, msg, file };
-            self.on_host(to, move |n, _| n.worker.handle(cmd));
+            self.on_host(to, move |n, _| n.router.send(shard, cmd));
             return;
         }
-        self.on_host(to, move |n, _| n.worker.handle(Cmd::Raft { shard, msg }));
+        let cmd = Cmd::Raft { shard, msg };
+        self.on_host(to, move |n, _| n.router.send(shard, cmd));
     }
 }

@@ -13,20 +13,22 @@ use raft::StateRole;
 
 use super::disk::VolatileFs;
 use super::kv::Shared;
-use super::node::{Node, Runner, TICK_MS};
+use super::node::{Node, Runner, Setup, TICK_MS};
 use super::rng::Rng;
 use super::wire::SLOW;
 use super::workload::Workload;
+use crate::config::StartMode;
 use crate::error::Result;
 use crate::fault::panic_message;
 use crate::router::Cmd;
+use crate::snapshot::Disk;
 
 /// Hosts in the simulated cluster.
 pub(crate) const HOSTS: usize = 3;
 
-/// SHARDS places each shard's replicas as (replica id, host). Replica ids repeat across
-/// shards on different hosts, so a message that reaches the wrong host finds a replica of
-/// its shard there.
+/// SHARDS places each shard's replicas as (replica id, host) when the cluster starts.
+/// Replica ids repeat across shards on different hosts, so a message that reaches the wrong
+/// host finds a replica of its shard there. Membership changes move replicas later.
 pub(crate) const SHARDS: [(u64, [(u64, usize); 3]); 2] =
     [(1, [(1, 0), (2, 1), (3, 2)]), (2, [(1, 1), (2, 2), (3, 0)])];
 
@@ -53,6 +55,8 @@ pub(crate) enum Event {
     },
     /// A crashed host starts again from its disk.
     Restart(usize),
+    /// A stopped replica of a shard starts again on a host.
+    StartReplica(usize, u64),
     /// The scheduler injects a fault.
     Fault,
     /// Cut links are mended.
@@ -65,7 +69,7 @@ impl Event {
     /// host is the host that takes the event in, for those a paused host would queue.
     fn host(&self) -> Option<usize> {
         match self {
-            Event::Apply(h) => Some(*h),
+            Event::Apply(h) | Event::StartReplica(h, _) => Some(*h),
             Event::Deliver { to, .. } => Some(*to),
             Event::SnapshotStatus { host, .. } => Some(*host),
             _ => None,
@@ -96,6 +100,11 @@ pub(crate) struct Faults {
     pub(crate) transfers: u64,
     pub(crate) messages: u64,
     pub(crate) misdirected: u64,
+    /// Replicas stopped and started again on their own, their host running on.
+    pub(crate) replica_restarts: u64,
+    /// Membership changes proposed, and those that took effect.
+    pub(crate) conf_changes: u64,
+    pub(crate) conf_changed: u64,
     /// Messages a host refused because they were not addressed to its replica.
     pub(crate) refused: u64,
 }
@@ -116,6 +125,12 @@ pub(crate) struct World {
     pub(crate) fault_end: u64,
     /// The clients and their history.
     pub(crate) load: Workload,
+    /// Where each shard's replicas are: (replica id, host), members or on their way in.
+    pub(crate) placement: HashMap<u64, Vec<(u64, usize)>>,
+    /// What this seed chose about its hosts.
+    pub(crate) setup: Setup,
+    /// Membership changes under way (see `membership.rs`).
+    pub(crate) changes: super::membership::Changes,
     _dir: tempfile::TempDir,
 }
 
@@ -125,14 +140,35 @@ impl World {
     pub(crate) fn new(seed: u64, fault_end: u64, load: Workload) -> Result<World> {
         let dir = tempfile::tempdir()?;
         let checks = Shared::default();
+        let mut rng = Rng::new(seed);
+        // Most runs look like the Node binding's hosts: a batch updater, two workers.
+        let setup = Setup {
+            workers: 1 + rng.below(4).min(1) as usize,
+            batch: rng.below(4) != 0,
+            sync_every: [0, 0, 1, 3][rng.below(4) as usize],
+        };
+        let placement: HashMap<u64, Vec<(u64, usize)>> =
+            SHARDS.iter().map(|(s, r)| (*s, r.to_vec())).collect();
         let mut hosts = Vec::new();
         for h in 0..HOSTS {
             let root = dir.path().join(format!("host-{h}"));
             std::fs::create_dir_all(&root)?;
             let fs = Arc::new(VolatileFs::new());
+            Disk::simulate(&root, fs.clone());
             let runner = Runner::spawn();
             let (r, f, c) = (root.clone(), fs.clone(), checks.clone());
-            let node = runner.run(move || Node::start(h, &r, &f, 1, true, &c))?;
+            let placed = placed_on(&placement, h, true);
+            let node = runner.run(move || Node::start(h, &r, &f, 1, placed, &c, setup));
+            let node = match node {
+                Ok(n) => n,
+                Err(e) => {
+                    for s in hosts.iter().map(|s: &Slot| &s.root) {
+                        Disk::forget(s);
+                    }
+                    Disk::forget(&root);
+                    return Err(e);
+                }
+            };
             hosts.push(Slot {
                 root,
                 fs,
@@ -144,7 +180,7 @@ impl World {
             });
         }
         let mut w = World {
-            rng: Rng::new(seed),
+            rng,
             now: 0,
             base: Instant::now(),
             queue: BinaryHeap::new(),
@@ -156,6 +192,9 @@ impl World {
             faults: Faults::default(),
             fault_end,
             load,
+            placement,
+            setup,
+            changes: Default::default(),
             _dir: dir,
         };
         for h in 0..HOSTS {
@@ -204,7 +243,7 @@ impl World {
         match ev {
             Event::Tick(h) => {
                 if self.up(h) {
-                    self.on_host(h, |n, now| n.worker.on_tick(now));
+                    self.on_host(h, |n, now| n.on_tick(now));
                 }
                 let next = TICK_MS + self.rng.below(2);
                 self.at(next, Event::Tick(h));
@@ -213,11 +252,7 @@ impl World {
                 if let Some(n) = self.hosts[h].node.as_mut() {
                     n.apply_due = false;
                 }
-                self.on_host(h, |n, _| {
-                    while let Ok(t) = n.applies.try_recv() {
-                        n.applier.drain(t, &n.applies);
-                    }
-                });
+                self.on_host(h, |n, _| n.apply());
             }
             Event::Deliver {
                 from,
@@ -233,9 +268,10 @@ impl World {
                 ok,
             } => {
                 let cmd = Cmd::SnapshotStatus { shard, to, ok };
-                self.on_host(host, |n, _| n.worker.handle(cmd));
+                self.on_host(host, move |n, _| n.router.send(shard, cmd));
             }
             Event::Restart(h) => self.restart(h),
+            Event::StartReplica(h, shard) => self.start_replica(h, shard),
             Event::Fault => self.inject(),
             Event::Heal(links) => {
                 for l in links {
@@ -277,6 +313,9 @@ impl World {
             (node, res)
         });
         self.hosts[h].node = Some(node);
+        // A sync that fails outside raft-engine (a snapshot file, a state machine's file)
+        // crashes the machine as well.
+        let fired = self.hosts[h].armed && !self.hosts[h].fs.sync_will_fail();
         let failure = match res {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -292,6 +331,10 @@ impl World {
             self.crash(h);
             return;
         }
+        if fired {
+            self.crash(h);
+            return;
+        }
         self.after_step(h);
     }
 
@@ -301,13 +344,13 @@ impl World {
             return;
         };
         let msgs = node.outbox.take();
-        let apply = !node.apply_due && !node.applies.is_empty();
+        let apply = !node.apply_due && node.apply_queued();
         if apply {
             node.apply_due = true;
         }
         {
             let mut checks = self.checks.lock();
-            for (shard, r) in node.worker.replicas.iter() {
+            for (shard, r) in node.replicas() {
                 if r.node.raft.state == StateRole::Leader {
                     checks.leader(*shard, r.node.raft.term, r.id);
                 }
@@ -346,11 +389,44 @@ impl World {
     }
 }
 
-/// host_of finds the host of a shard's replica.
-pub(crate) fn host_of(shard: u64, replica: u64) -> Option<usize> {
-    let (_, replicas) = SHARDS.iter().find(|(s, _)| *s == shard)?;
-    replicas
-        .iter()
-        .find(|(r, _)| *r == replica)
-        .map(|(_, h)| *h)
+impl World {
+    /// host_of finds the host of a shard's replica.
+    pub(crate) fn host_of(&self, shard: u64, replica: u64) -> Option<usize> {
+        self.placement
+            .get(&shard)?
+            .iter()
+            .find(|(r, _)| *r == replica)
+            .map(|(_, h)| *h)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for s in &self.hosts {
+            Disk::forget(&s.root);
+        }
+    }
+}
+
+/// placed_on lists the replicas placed on host `h`, with the mode each starts in when the
+/// host has no data of it: the initial voters bootstrap the shard, later members join it.
+pub(super) fn placed_on(
+    placement: &HashMap<u64, Vec<(u64, usize)>>,
+    h: usize,
+    first: bool,
+) -> Vec<(u64, u64, StartMode)> {
+    let mut out = Vec::new();
+    for (shard, replicas) in SHARDS {
+        let Some(&(id, _)) = placement[&shard].iter().find(|(_, o)| *o == h) else {
+            continue;
+        };
+        let mode = if first {
+            let voters = replicas.iter().map(|(r, o)| (*r, format!("host-{o}")));
+            StartMode::Bootstrap(voters.collect())
+        } else {
+            StartMode::Join
+        };
+        out.push((shard, id, mode));
+    }
+    out
 }
