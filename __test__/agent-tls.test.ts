@@ -49,7 +49,7 @@ describe('agents over mutual TLS', () => {
     const [a, b] = agents
     const placement = { members: { count: 3 } }
     const shard = await a.createShard('kv', { name: 'secure', placement })
-    await a.client(shard.id).apply(set('k', 'v'))
+    await a.client(shard.id).propose(set('k', 'v'))
     expect(text(await b.client(shard.id).read(Buffer.from('k')))).toBe('v')
   })
 

@@ -208,7 +208,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     // In-process agents: the full API.
     for (const [i, a] of local.entries()) {
       const c = a.client(id)
-      const r = await c.apply(set(`key${i}`, `v${i}`))
+      const r = await c.propose(set(`key${i}`, `v${i}`))
       expect(r.value).toBeGreaterThan(0)
       const idx = await c.commit(set(`c${i}`, 'x'))
       expect(await c.index()).toBeGreaterThanOrEqual(idx)
@@ -218,7 +218,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     // Agents in child processes, with and without a local replica.
     for (const r of remotes) {
       expect(
-        await r.call('apply', { shardId: id, key: 'remote', value: r.hostId }),
+        await r.call('propose', { shardId: id, key: 'remote', value: r.hostId }),
       ).toBeGreaterThan(0)
       expect(await r.call('read', { shardId: id, key: 'remote' })).toBe(r.hostId)
     }
@@ -234,7 +234,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
       }
     })()
     await waitUntil(() => seen.length > 0, { what: 'first watch value' })
-    for (const v of ['1', '2', '3']) await local[0].client(id).apply(set('w', v))
+    for (const v of ['1', '2', '3']) await local[0].client(id).propose(set('w', v))
     await watching
     expect(seen.slice(-1)).toEqual(['3'])
     async function* keys() {
@@ -264,7 +264,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     for (let i = 0; i < 5; i++) {
       const sh = await local[i % 2].createShard('kv', { placement: { members: { count: 3 } } })
       const [a, b] = await Promise.all([
-        local[1 - (i % 2)].client(sh.id).apply(set('k', `v${i}`)),
+        local[1 - (i % 2)].client(sh.id).propose(set('k', `v${i}`)),
         local[2].client(sh.id).read(Buffer.from('k')),
       ])
       expect(a.value).toBe(1)
@@ -282,7 +282,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
   it('rejects bad input with typed errors and changes nothing', async () => {
     const before = await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))
     const a = local[1]
-    expect(await codeOf(() => a.client(999).apply(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
+    expect(await codeOf(() => a.client(999).propose(set('k', 'v')))).toBe('ERR_SHARD_NOT_FOUND')
     expect(await codeOf(() => a.createShard('kv', { tags: { x: 1 as unknown as string } }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
@@ -298,11 +298,11 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     ).toBe('ERR_INVALID_ARGUMENT')
     expect(await codeOf(() => a.createShard(''))).toBe('ERR_INVALID_ARGUMENT')
     expect(await codeOf(() => a.updateShard(999, { tags: {} }))).toBe('ERR_SHARD_NOT_FOUND')
-    expect(await codeOf(() => a.client(shardIds.spread).apply(Buffer.alloc(9 << 20)))).toBe(
+    expect(await codeOf(() => a.client(shardIds.spread).propose(Buffer.alloc(9 << 20)))).toBe(
       'ERR_PAYLOAD_TOO_LARGE',
     )
     expect(
-      await codeOf(() => a.client(shardIds.spread).apply('text' as unknown as Uint8Array)),
+      await codeOf(() => a.client(shardIds.spread).propose('text' as unknown as Uint8Array)),
     ).toBe('ERR_INVALID_ARGUMENT')
     expect(await codeOf(() => a.client(-1))).toBe('ERR_INVALID_ARGUMENT')
     expect(() => new Agent(cluster, peers.slice(0, 2), { dataDir: tmp() })).toThrow(
@@ -335,13 +335,13 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     // names no member is refused as such, and even a member is refused the raw write.
     const drop = Buffer.from(JSON.stringify({ op: 'shard.delete', id: shardIds.spread }))
     const stray = new BusClient(cluster)
-    expect(await codeOf(stray.apply(peers[0], 0, drop))).toBe('ERR_UNAUTHENTICATED')
+    expect(await codeOf(stray.propose(peers[0], 0, drop))).toBe('ERR_UNAUTHENTICATED')
     expect(await codeOf(stray.read(peers[0], 0, Buffer.from('x'), false))).toBe(
       'ERR_UNAUTHENTICATED',
     )
     stray.close()
     const member = new BusClient(cluster, { hostId: () => hostIds[3] })
-    expect(await codeOf(member.apply(peers[0], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(member.propose(peers[0], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
     expect(await codeOf(member.commit(peers[1], 0, drop))).toBe('ERR_INVALID_ARGUMENT')
     member.close()
     expect(await state((s) => ({ shards: s.shards.size, replicas: s.replicas.size }))).toEqual(
@@ -439,7 +439,7 @@ describe('a cluster of six agents (three peers, three joiners; two in child proc
     const put = async (k: string) => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await local[0].client(shardIds.spread).apply(set(k, 'yes'))
+          return await local[0].client(shardIds.spread).propose(set(k, 'yes'))
         } catch (e) {
           const ambiguous =
             e instanceof ZongziError && ['ERR_TIMEOUT', 'ERR_OUTCOME_UNKNOWN'].includes(e.code)

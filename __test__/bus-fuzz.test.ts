@@ -13,7 +13,7 @@ import { Invalid, Writer } from '../ts/coordinator/registry/writer'
 import { Agent, type Entry, type RegistryState } from '../ts/index'
 import { freePort, sleep, TempDirs, waitUntil } from './helpers'
 
-// Generated requests of every kind the bus serves (Probe, Join, AddReplica, RemoveReplica, Apply,
+// Generated requests of every kind the bus serves (Probe, Join, AddReplica, RemoveReplica, Propose,
 // Commit, Session, Read, Index, Watch, Stream), sent raw to a live cluster of three agents with
 // arbitrary field values, cluster names and caller identities. Each call settles, with an answer or
 // a library error code sent by the server (never ERR_INTERNAL, never a hang); a refusal names the
@@ -21,7 +21,7 @@ import { freePort, sleep, TempDirs, waitUntil } from './helpers'
 // shard. BUS_FUZZ_RUNS sets the requests per kind (default 10,000), sent in concurrent batches.
 //
 // What is never generated: a request that a member may legitimately make to change state.
-// With the right cluster name and a member's identity, Apply and Commit only name shard 0
+// With the right cluster name and a member's identity, Propose and Commit only name shard 0
 // (refused as raw registry writes) or shards that do not exist; AddReplica and RemoveReplica
 // only shard 0 (refused: its membership changes only through its own leader and joins) or
 // shards that do not exist; Join shows a usable token only together with a flaw that must
@@ -408,7 +408,7 @@ function cases(w: World): Record<string, fc.Arbitrary<Case>> {
     (q): Case => ({
       q,
       want: { code: codeOfWrite(q) },
-      send: (cs: RawClient[]) => unary(cs[q.to], q.caller, (x, m, o, cb) => x.Apply(q, m, o, cb)),
+      send: (cs: RawClient[]) => unary(cs[q.to], q.caller, (x, m, o, cb) => x.Propose(q, m, o, cb)),
     }),
   )
   const commit = write.map(
@@ -536,7 +536,7 @@ function cases(w: World): Record<string, fc.Arbitrary<Case>> {
     Join: join,
     AddReplica: addReplica,
     RemoveReplica: removeReplica,
-    Apply: apply,
+    Propose: apply,
     Commit: commit,
     Session: session,
     Read: read,
@@ -651,7 +651,7 @@ describe('the bus under generated requests', () => {
     const a0 = w.agents[0]
     const sh = await a0.createShard('kv', { name: 'fuzzed', placement: { members: { count: 3 } } })
     await a0.waitForShard(sh.id)
-    await a0.client(sh.id).apply(set(KEY, VALUE))
+    await a0.client(sh.id).propose(set(KEY, VALUE))
     await waitUntil(() => w.machines.length === 3 && w.machines.every((m) => m.applied === 1), {
       what: 'the key on every replica',
     })
@@ -681,7 +681,7 @@ describe('the bus under generated requests', () => {
     'Join',
     'AddReplica',
     'RemoveReplica',
-    'Apply',
+    'Propose',
     'Commit',
     'Session',
     'Read',
@@ -747,7 +747,7 @@ describe('the bus under generated requests', () => {
   }
 
   it('has the registry refuse every generated command of one member about another', async () => {
-    // What Apply and Commit carry above is refused as a raw registry write before the registry
+    // What Propose and Commit carry above is refused as a raw registry write before the registry
     // sees it; this checks that the registry would refuse it too, from the member it names.
     const s = await w.agents[0].state((x) => x)
     const verdict = (cmd: Record<string, unknown>): string => {

@@ -65,9 +65,9 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     await client.waitForShard(sh.id)
     expect(client.runs(sh.id)).toBe(false) // every call below is forwarded
     const c = client.client(sh.id)
-    const applied = await retry(() => c.apply(put('empty', '')))
+    const applied = await retry(() => c.propose(put('empty', '')))
     expect(Buffer.isBuffer(applied.data)).toBe(true)
-    await c.apply(put('a', '1'))
+    await c.propose(put('a', '1'))
     for (const stale of [false, true]) {
       const a = await c.read(Buffer.from('a'), { stale })
       expect(Buffer.isBuffer(a) && a.toString() === '1').toBe(true)
@@ -86,7 +86,7 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     expect(client.runs(sh.id)).toBe(false)
     const c = client.client(sh.id)
     const size = 17 * 2 ** 20 // over the 16 MiB a bus message carries
-    const err = await c.apply(put('#big', String(size))).catch((e) => e)
+    const err = await c.propose(put('#big', String(size))).catch((e) => e)
     expect(err.code).not.toBe('ERR_PAYLOAD_TOO_LARGE')
     expect(err.outcome).toBe('unknown')
     expect(err.message).toMatch(/applied/)
@@ -104,12 +104,12 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     const toLeader = client.client(sh.id, { writeToLeader: true })
     expect(client.client(sh.id, { writeToLeader: true })).toBe(toLeader)
     expect(toLeader).not.toBe(c)
-    await retry(() => c.apply(put('a', '1')))
+    await retry(() => c.propose(put('a', '1')))
     await c.close()
-    expect(await codeOf(c.apply(put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(c.propose(put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
     const next = client.client(sh.id)
     expect(next).not.toBe(c)
-    await next.apply(put('a', '3'))
+    await next.propose(put('a', '3'))
     expect(text(await next.read(Buffer.from('a')))).toBe('3')
   })
 
@@ -124,7 +124,7 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
       { what: 'three active replicas' },
     )
     const c = client.client(sh.id)
-    await retry(() => c.apply(set('k', 'v')))
+    await retry(() => c.propose(set('k', 'v')))
     expect(text(await c.read(Buffer.from('k')))).toBe('v')
 
     let opened = false
@@ -161,7 +161,7 @@ describe('a client of a shard whose only reachable replica is on a draining host
         served(address)
         return Buffer.from('v')
       },
-      apply: async (address: string) => {
+      propose: async (address: string) => {
         served(address)
         return { value: 1, data: Buffer.from('') }
       },
@@ -177,6 +177,6 @@ describe('a client of a shard whose only reachable replica is on a draining host
     }
     const c = new ShardClient(ctx, 1)
     expect(text(await c.read(Buffer.from('k')))).toBe('v')
-    expect((await c.apply(put('k', 'v'))).value).toBe(1)
+    expect((await c.propose(put('k', 'v'))).value).toBe(1)
   })
 })

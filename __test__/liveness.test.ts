@@ -114,7 +114,7 @@ describe('agents watching a host in another process', () => {
     })
     expect(replicas().sort()).toEqual([...held].sort()) // nothing moved
     // Writes go on without it.
-    await local[1].client(sh.id).apply(Buffer.from('{"key":"k","value":"v"}'))
+    await local[1].client(sh.id).propose(Buffer.from('{"key":"k","value":"v"}'))
 
     await startChild() // the same data directory: the same host
     await waitUntil(() => status() === 'active', { what: 'the host active again' })

@@ -56,7 +56,7 @@ describe('a placement that grows and shrinks', () => {
     const sh = await all[0].createShard('kv', { placement: { members: { count: 3 } } })
     await all[0].waitForShard(sh.id)
     const c = all[0].client(sh.id)
-    await c.apply(Buffer.from('{"key":"a","value":"1"}'))
+    await c.propose(Buffer.from('{"key":"a","value":"1"}'))
     await all[0].updateShard(sh.id, { placement: { members: { count: 5 } } })
     await waitUntil(
       async () => {

@@ -122,7 +122,7 @@ describe('a cluster over mutual TLS', () => {
       placement: { members: { count: 3 } },
     })
     await first.call('waitForShard', { shardId })
-    await first.call('apply', { shardId, key: 'k', value: 'v' })
+    await first.call('propose', { shardId, key: 'k', value: 'v' })
   }, 120_000)
 
   it('serves a member calling with its own certificate', async () => {
@@ -160,7 +160,7 @@ describe('a cluster over mutual TLS', () => {
       // Each call starts when it is awaited: none may fail unwatched.
       const calls = {
         read: () => b.read(target, shardId, Buffer.from('k'), false),
-        apply: () => b.apply(target, shardId, set('k', 'stolen')),
+        propose: () => b.propose(target, shardId, set('k', 'stolen')),
         index: () => b.index(target, shardId),
         addReplica: () =>
           b.addReplica(target, {
@@ -306,7 +306,7 @@ describe('a cluster over mutual TLS', () => {
     const m = members[2]
     const drop = Buffer.from(JSON.stringify({ op: 'shard.delete', id: shardId }))
     const b = bus(m.tls, m.hostId)
-    expect(await codeOf(b.apply(members[0].apiAddress, 0, drop))).toBe('ERR_INVALID_ARGUMENT')
+    expect(await codeOf(b.propose(members[0].apiAddress, 0, drop))).toBe('ERR_INVALID_ARGUMENT')
     expect(await codeOf(b.commit(members[1].apiAddress, 0, drop))).toBe('ERR_INVALID_ARGUMENT')
     expect(await registry()).toBe(before)
   })

@@ -67,7 +67,7 @@ async function main() {
     const sh = await client.createShard('kv', { placement: { members: { count: 3 } } })
     await client.waitForShard(sh.id, { timeoutMs: 60_000 })
     const c = client.client(sh.id)
-    await c.apply(set('k', 'v'), { timeoutMs: 30_000 })
+    await c.propose(set('k', 'v'), { timeoutMs: 30_000 })
 
     for (let t = 0; t < trials; t++) {
       // The leader's host, as the engine of a replica sees it.
@@ -77,7 +77,7 @@ async function main() {
       const t0 = performance.now()
       for (let n = 0; ; n++) {
         try {
-          await c.apply(set(`w${t}`, String(n)), { timeoutMs: 500 })
+          await c.propose(set(`w${t}`, String(n)), { timeoutMs: 500 })
           break
         } catch {
           // not yet: a write without a session is sent again only as a new write here

@@ -46,7 +46,7 @@ async function client(id, o) {
         void tell({ complete: { id: ev.id, return: now(), value: v.toString() } })
       } else {
         const cmd = op === 'write' ? put(key, value) : cas(key, ev.from, ev.to)
-        const res = await c.apply(cmd, { timeoutMs: o.timeoutMs })
+        const res = await c.propose(cmd, { timeoutMs: o.timeoutMs })
         if (op === 'write' || res.value === 1) last.set(key, value)
         void tell({ complete: { id: ev.id, return: now(), ok: res.value === 1 } })
       }

@@ -41,14 +41,14 @@ try {
   })
   // Calls wait, within their timeout, for the new shard's replicas and leader: no retry loop.
   const client = agents[1].client(users.id)
-  const result = await client.apply(set('alice', 'admin'))
+  const result = await client.propose(set('alice', 'admin'))
   console.log(`applied: ${result.value} key(s)`)
   const alice = await agents[2].client(users.id).read(Buffer.from('alice'))
   console.log(`read: alice is ${Buffer.from(alice)}`)
 
   for await (const v of agents[0].client(users.id).watch(Buffer.from('alice'))) {
     const value = Buffer.from(v).toString()
-    if (value === 'admin') await client.apply(set('alice', 'owner'))
+    if (value === 'admin') await client.propose(set('alice', 'owner'))
     if (value === 'owner') {
       console.log('watch: alice became owner')
       break // ends the watch

@@ -47,7 +47,7 @@ const ops = {
           const cmd = set(key, String(n), `${agent.hostId}-${c}-${n}`)
           for (let attempt = 0; ; attempt++) {
             try {
-              await client.apply(cmd)
+              await client.propose(cmd)
               break
             } catch (e) {
               if (attempt > 5 || !['ERR_OUTCOME_UNKNOWN', 'ERR_TIMEOUT'].includes(e.code)) throw e

@@ -129,10 +129,10 @@ export class BusClient {
   }
 
   /**
-   * apply proposes on a remote replica and resolves with the state machine's result; with
+   * propose proposes on a remote replica and resolves with the state machine's result; with
    * `session`, as that series of a client session.
    */
-  apply(
+  propose(
     address: string,
     shardId: number,
     data: Uint8Array,
@@ -146,7 +146,7 @@ export class BusClient {
       timeoutMs: o.timeoutMs ?? 5000,
       ...(s ? { clientId: s.clientId, series: s.series, respondedTo: s.respondedTo } : {}),
     }
-    return this.#unary(address, o, (c, m, opts, cb) => c.Apply(msg, m, opts, cb))
+    return this.#unary(address, o, (c, m, opts, cb) => c.Propose(msg, m, opts, cb))
   }
 
   /** session registers (`register` true) or ends a client session with a remote shard. */

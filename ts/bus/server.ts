@@ -27,7 +27,7 @@ import {
   type ReplicaRemoval,
 } from './service'
 
-/** Bytes an Apply answer takes besides its result's data (its value and field tags). */
+/** Bytes an Propose answer takes besides its result's data (its value and field tags). */
 const RESULT_OVERHEAD = 64
 
 /** BusHandlers is what an agent serves on the bus. Each may throw a ZongziError. */
@@ -42,7 +42,7 @@ export interface BusHandlers {
   join(req: JoinRequest): Promise<JoinResponse>
   addReplica(req: ReplicaChange): Promise<void>
   removeReplica(req: ReplicaRemoval): Promise<void>
-  apply(
+  propose(
     shardId: number,
     data: Buffer,
     timeoutMs: number,
@@ -131,12 +131,12 @@ export class BusServer {
         await h.removeReplica({ shardId: r.shardId, replicaId: r.replicaId })
         return {}
       }),
-      Apply: unary(async (r: ShardRequest__Output) => {
+      Propose: unary(async (r: ShardRequest__Output) => {
         const session =
           r.clientId > 0
             ? { clientId: r.clientId, series: r.series, respondedTo: r.respondedTo }
             : undefined
-        const out = await h.apply(r.shardId, r.data, r.timeoutMs, session)
+        const out = await h.propose(r.shardId, r.data, r.timeoutMs, session)
         // gRPC would refuse to send it with RESOURCE_EXHAUSTED, which reads as "too large to
         // propose" (not applied); say instead that the write applied and its result is lost.
         if (out.data.length > maxMessageBytes - RESULT_OVERHEAD)

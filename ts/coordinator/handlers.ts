@@ -123,7 +123,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
       local(req.shardId)
       await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
     },
-    apply: async (shardId, data, timeoutMs, session) => {
+    propose: async (shardId, data, timeoutMs, session) => {
       raw(shardId)
       local(shardId)
       return agent.host.propose(shardId, data, {

@@ -21,10 +21,10 @@ export interface ShardClientOptions {
   /** Send writes to the leader's host first (saves a forwarding hop inside Raft). */
   writeToLeader?: boolean
   /**
-   * Put `apply` in a client session (default true): an apply whose attempt timed out, lost
+   * Put `propose` in a client session (default true): a proposal whose attempt timed out, lost
    * its connection or ended with an unknown outcome is sent again, to the same host or
    * another, until its deadline, and applies once. Without one (`false`, for commands that
-   * are safe to apply twice), an apply is sent again only when the failure proves it did not
+   * are safe to apply twice), a proposal is sent again only when the failure proves it did not
    * apply.
    */
   session?: boolean
@@ -38,7 +38,7 @@ export interface BusCallOptions {
 
 /** RemoteShards is how a client reaches the replica of another host (the bus client). */
 export interface RemoteShards {
-  apply(
+  propose(
     address: string,
     shardId: number,
     data: Uint8Array,
@@ -185,11 +185,11 @@ export class ShardClient {
   }
 
   /**
-   * apply proposes `command` and resolves with the state machine's result once applied. In a
+   * propose proposes `command` and resolves with the state machine's result once applied. In a
    * session (the default) it applies once however often it is sent; see `session` in the
    * options.
    */
-  async apply(
+  async propose(
     command: Uint8Array,
     o: ClientCallOptions = {},
   ): Promise<{ value: number; data: Buffer }> {
@@ -220,7 +220,7 @@ export class ShardClient {
   ): Promise<{ value: number; data: Buffer }> {
     return t.local
       ? this.#agent.host.propose(this.shardId, command, { timeoutMs, session })
-      : this.#agent.bus.apply(t.address, this.shardId, command, { timeoutMs, signal, session })
+      : this.#agent.bus.propose(t.address, this.shardId, command, { timeoutMs, signal, session })
   }
 
   /** commit proposes `command` and resolves with its log index once committed. */
