@@ -7,6 +7,11 @@ import { join } from 'node:path'
 
 import type { BusClient as GeneratedClient, BusDefinition } from './generated/zongzi/Bus'
 import type { ProtoGrpcType } from './generated/zongzi'
+import type { AddReplicaRequest__Output } from './generated/zongzi/AddReplicaRequest'
+import type { JoinRequest__Output } from './generated/zongzi/JoinRequest'
+import type { JoinResponse__Output } from './generated/zongzi/JoinResponse'
+import type { ProbeResponse__Output } from './generated/zongzi/ProbeResponse'
+import type { RemoveReplicaRequest__Output } from './generated/zongzi/RemoveReplicaRequest'
 
 const packageDefinition = protoLoader.loadSync(
   join(__dirname, '..', '..', 'proto', 'zongzi.proto'),
@@ -36,25 +41,6 @@ export function makeClient(
 /** Default largest bus message, both ways. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
 
-/** ProbeResponse says who a peer is. */
-export interface ProbeResponse {
-  cluster: string
-  hostId: string
-  raftAddress: string
-  apiAddress: string
-  initialized: boolean
-  initialHosts: string[]
-}
-/** JoinRequest asks a member to add the caller's host to shard 0. */
-export interface JoinRequest {
-  hostId: string
-  raftAddress: string
-  apiAddress: string
-  /** The join token the cluster issued for this host. */
-  token: string
-  tags: Record<string, string>
-}
-
 /** CALLER_HOST is the metadata key in which a host names itself on the bus. */
 export const CALLER_HOST = 'zongzi-host'
 
@@ -66,24 +52,20 @@ export interface Caller {
   hostId: string
   certificate?: string
 }
-/** JoinResponse gives the new replica's id and where shard 0's members are. */
-export interface JoinResponse {
-  replicaId: number
-  members: Array<{ replicaId: number; raftAddress: string }>
-}
-/** ReplicaChange asks a member of a shard to change its membership. */
-export interface ReplicaChange {
-  shardId: number
-  replicaId: number
-  raftAddress: string
-  nonVoting: boolean
-}
+// The messages the bus's handlers take and give: the generated types of proto/zongzi.proto,
+// as received (every field present), less the `cluster` field that the bus itself fills and
+// checks.
 
+/** ProbeResponse says who a peer is. */
+export type ProbeResponse = ProbeResponse__Output
+/** JoinRequest asks a member to add the caller's host to shard 0, showing its join token. */
+export type JoinRequest = Omit<JoinRequest__Output, 'cluster'>
+/** JoinResponse gives the new replica's id and where shard 0's members are. */
+export type JoinResponse = JoinResponse__Output
+/** ReplicaChange asks a member of a shard to change its membership. */
+export type ReplicaChange = Omit<AddReplicaRequest__Output, 'cluster'>
 /** ReplicaRemoval asks a member of a shard to remove a replica from its membership. */
-export interface ReplicaRemoval {
-  shardId: number
-  replicaId: number
-}
+export type ReplicaRemoval = Omit<RemoveReplicaRequest__Output, 'cluster'>
 
 /**
  * drained waits until a stream can take more (or is gone), so a slow peer does not make us buffer
