@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 
 import { classify, type ErrorCode, isErrorCode, ZongziError } from '../ts/binding/errors'
@@ -90,6 +92,21 @@ describe('the classification of error codes', () => {
       expect([read.call, read.outcome, read.retrySafe]).toEqual(['read', 'not-applied', r])
     },
   )
+
+  it('is the table of docs/errors.md, row by row', () => {
+    // A row: | code | meaning | write outcome | write may retry | idempotent write | read |;
+    // a code only reads fail with has "—" in the write columns (classified unknown, no retry).
+    const doc = readFileSync(join(__dirname, '..', 'docs', 'errors.md'), 'utf8')
+    const rows = [
+      ...doc.matchAll(/^\| `(ERR_[A-Z_]+)` \|[^|]*\|([^|]*)\|([^|]*)\|([^|]*)\|([^|]*)\|$/gm),
+    ]
+    const yes = (cell: string) => cell.trim() === 'yes'
+    const documented = rows.map((m): Row => {
+      const outcome = m[2].trim() === '—' ? 'unknown' : (m[2].trim() as Row[1])
+      return [m[1] as ErrorCode, outcome, yes(m[3]), yes(m[4]), yes(m[5])]
+    })
+    expect(documented).toEqual(TABLE)
+  })
 
   it('a code that proves nothing was proposed is the only way a plain write may retry', () => {
     for (const [code, outcome, w] of TABLE) if (w) expect(outcome, code).toBe('not-applied')

@@ -1,5 +1,6 @@
-// Every TypeScript and JavaScript block of the README, and every program in examples/, run as
-// printed from a fresh install of the packed packages. The README's Rust block is
+// Every TypeScript and JavaScript block of the project's Markdown files (the README, docs/,
+// ARCHITECTURE.md and the READMEs beside the code), and every program in examples/, run as
+// printed from a fresh install of the packed packages. The one Rust block, in the README, is
 // crates/engine/examples/readme.rs, which crates/engine/tests/readme.rs runs.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -9,16 +10,38 @@ import { Consumer, pack, ROOT } from './consumer'
 import { TempDirs } from './helpers'
 import { type Block, codeBlocks } from './readme-blocks'
 
-const blocks = codeBlocks(readFileSync(join(ROOT, 'README.md'), 'utf8'))
+/** DOCS lists the Markdown files whose blocks are tested: every one the project has. */
+const DOCS = [
+  'README.md',
+  'ARCHITECTURE.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+  'crates/engine/README.md',
+  'chaos/README.md',
+  'bench/README.md',
+  '__test__/README.md',
+]
+
+/** DocBlock is a code block and the Markdown file it is in. */
+interface DocBlock extends Block {
+  file: string
+}
+
+const blocks: DocBlock[] = DOCS.flatMap((file) =>
+  codeBlocks(readFileSync(join(ROOT, file), 'utf8')).map((b) => ({ ...b, file })),
+)
 const scripts = blocks.filter((b) => b.lang === 'ts' || b.lang === 'js')
 const runnable = scripts.filter((b) => !b.partial)
-/** The languages a README block may have; ts, js and rust blocks are tested. */
+/** The languages a block may have; ts, js and rust blocks are tested. */
 const LANGS = ['ts', 'js', 'rust', 'sh', '']
 
-/** What a runnable block prints, by the heading it stands under. */
+/** What a runnable block prints, by its file and the heading it stands under. */
 const PRINTS: Record<string, string> = {
-  'The host API underneath (TypeScript)': '5 5\n',
+  'docs/host-api.md: The host API (TypeScript)': '5 5\n',
 }
+const where = (b: DocBlock) => `${b.file}: ${b.heading}`
 
 /** The programs in examples/ and what each prints; the other files are modules they import. */
 const PROGRAMS: Record<string, string> = {
@@ -26,8 +49,9 @@ const PROGRAMS: Record<string, string> = {
 }
 const MODULES = ['kv.mjs', 'kv.d.mts']
 
-const source = (b: Block) => `readme-${b.line}.${b.lang === 'ts' ? 'mts' : 'mjs'}`
-const output = (b: Block) => join('out', `readme-${b.line}.mjs`)
+const name = (b: DocBlock) => `${b.file.replace(/[^A-Za-z0-9]+/g, '-')}-${b.line}`
+const source = (b: DocBlock) => `${name(b)}.${b.lang === 'ts' ? 'mts' : 'mjs'}`
+const output = (b: DocBlock) => join('out', `${name(b)}.mjs`)
 
 const dirs = new TempDirs('zongzi-readme-')
 let app: Consumer
@@ -52,25 +76,32 @@ beforeAll(() => {
 }, 180_000)
 afterAll(() => dirs.removeAll())
 
-describe('the README', () => {
-  it('has only blocks of known languages, and runnable TypeScript among them', () => {
-    for (const b of blocks) expect(LANGS, `block at line ${b.line}`).toContain(b.lang)
-    expect(blocks.filter((b) => b.lang === 'rust')).toHaveLength(1)
-    expect(runnable.length).toBeGreaterThan(0)
-    for (const heading of Object.keys(PRINTS)) {
-      expect(runnable.map((b) => b.heading)).toContain(heading)
+describe('the Markdown files', () => {
+  it('each open with a title', () => {
+    for (const file of DOCS) {
+      expect(readFileSync(join(ROOT, file), 'utf8'), file).toMatch(/^# \S/)
     }
   })
 
-  it('type-checks every TypeScript and JavaScript block, partial ones included', () => {
+  it('have only blocks of known languages, and runnable TypeScript among them', () => {
+    for (const b of blocks) expect(LANGS, `block at ${b.file}:${b.line}`).toContain(b.lang)
+    const rust = blocks.filter((b) => b.lang === 'rust')
+    expect(rust.map((b) => b.file)).toEqual(['README.md'])
+    expect(runnable.length).toBeGreaterThan(0)
+    for (const heading of Object.keys(PRINTS)) {
+      expect(runnable.map(where)).toContain(heading)
+    }
+  })
+
+  it('type-check every TypeScript and JavaScript block, partial ones included', () => {
     expect(scripts.some((b) => b.partial)).toBe(true)
     compile()
   })
 
-  it.each(runnable)('runs the block under $heading (line $line) as printed', (b) => {
+  it.each(runnable)('run the block under $heading ($file, line $line) as printed', (b) => {
     compile()
     const printed = app.node(output(b), 60_000)
-    if (PRINTS[b.heading] !== undefined) expect(printed).toBe(PRINTS[b.heading])
+    if (PRINTS[where(b)] !== undefined) expect(printed).toBe(PRINTS[where(b)])
   })
 })
 

@@ -63,7 +63,11 @@ export type {
   Accepted,
   Placement,
   HostSelector,
+  HostStatus,
+  Proposer,
+  CommandBody,
 } from './coordinator/registry/records'
+export type { Access, UsedToken } from './coordinator/registry/state'
 export { DefaultShardController, ERROR_TAG } from './coordinator/control/shard-controller'
 export type {
   ControllerContext,

@@ -117,7 +117,7 @@ export function classify(
 /**
  * ZongziError is the error class of every rejection; `code` says what kind it is, and
  * `outcome` and `retrySafe` say what the caller may do (both follow from the code and the
- * kind of call, see {@link classify}).
+ * kind of call, by the one table of this module).
  */
 export class ZongziError extends Error {
   /** code is the stable kind of the error. */
@@ -158,31 +158,8 @@ export function asRead(e: unknown): unknown {
   return r
 }
 
-const CODES: ReadonlySet<string> = new Set<ErrorCode>([
-  'ERR_NOT_READY',
-  'ERR_NO_LEADER',
-  'ERR_TIMEOUT',
-  'ERR_OUTCOME_UNKNOWN',
-  'ERR_DROPPED',
-  'ERR_BUSY',
-  'ERR_LEADER_CHANGED',
-  'ERR_SHARD_NOT_FOUND',
-  'ERR_SHARD_EXISTS',
-  'ERR_PAYLOAD_TOO_LARGE',
-  'ERR_CLOSED',
-  'ERR_INVALID_ARGUMENT',
-  'ERR_STORAGE',
-  'ERR_HOST_FAILED',
-  'ERR_STATE_MACHINE',
-  'ERR_RAFT',
-  'ERR_IO',
-  'ERR_UNAVAILABLE',
-  'ERR_CLUSTER_MISMATCH',
-  'ERR_UNAUTHENTICATED',
-  'ERR_SESSION_EXPIRED',
-  'ERR_ABORTED',
-  'ERR_INTERNAL',
-])
+/** CODES is every code there is: the rows of CLASSES, the one list. */
+const CODES: ReadonlySet<string> = new Set(Object.keys(CLASSES))
 
 /** isErrorCode tells whether a string is one of the codes of {@link ErrorCode}. */
 export function isErrorCode(code: unknown): code is ErrorCode {

@@ -1,6 +1,5 @@
 // The options and types of a host's calls, and the checks of their arguments.
 import { fromNative, invalid } from './errors'
-import type { MembershipInfo, ReplicaStatus as NativeReplicaStatus } from './native'
 import type { SessionRef } from './proposals'
 
 /** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
@@ -73,9 +72,30 @@ export interface ProposeOptions extends CallOptions {
 }
 
 /** Membership lists a shard's members. */
-export type Membership = MembershipInfo
-/** ReplicaStatus is the local view of a shard. */
-export type ReplicaStatus = NativeReplicaStatus
+export interface Membership {
+  /** Voting replica ids. */
+  voters: number[]
+  /** Non-voting replica ids. */
+  nonVoters: number[]
+}
+
+/** ReplicaStatus is the local view of a shard (the binding's, checked against it). */
+export interface ReplicaStatus {
+  /** Shard id. */
+  shardId: number
+  /** Local replica id. */
+  replicaId: number
+  /** Leader replica id, 0 if unknown. */
+  leaderId: number
+  /** Current term. */
+  term: number
+  /** Commit index known locally. */
+  commit: number
+  /** Index applied locally. */
+  applied: number
+  /** Current members. */
+  membership: Membership
+}
 
 /** HostEvent is what a host emits as `'event'` (and under the event's own type). */
 export type HostEvent =
