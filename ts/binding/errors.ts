@@ -25,6 +25,7 @@ export type ErrorCode =
   | 'ERR_UNAUTHENTICATED'
   | 'ERR_SESSION_EXPIRED'
   | 'ERR_ABORTED'
+  | 'ERR_NATIVE_UNAVAILABLE'
   | 'ERR_INTERNAL'
 
 /**
@@ -95,6 +96,8 @@ const CLASSES: Readonly<Record<ErrorCode, Class>> = {
   // The session is gone from the shard's table: the write did not apply, nor will it.
   ERR_SESSION_EXPIRED: row(N, false, false, false),
   ERR_ABORTED: row(U, false, false, false),
+  // The addon for this platform is not installed: nothing ran, and nothing will until it is.
+  ERR_NATIVE_UNAVAILABLE: row(N, false, false, false),
   ERR_INTERNAL: row(U, false, false, false),
 }
 
