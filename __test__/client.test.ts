@@ -3,17 +3,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { Agent, type AgentOptions, type CircuitState, ZongziError } from '../ts/index'
 import { Registry } from '../ts/coordinator/registry/registry'
-import {
-  type ClientContext,
-  type RemoteShards,
-  ShardClient,
-} from '../ts/coordinator/client/shard-client'
+import type { ClientContext, RemoteShards } from '../ts/coordinator/client/client-context'
+import { ShardClient } from '../ts/coordinator/client/shard-client'
 import { run, seed } from './fixtures/registry'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 import { MaybeKv, put } from './fixtures/kv.mjs'
 import { ChildClient, codeOf, freePort, retry, TempDirs, text, waitUntil } from './helpers'
 
-const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
+const FIXTURE = join(__dirname, '..', 'harness', 'agent-process.mjs')
 const CLUSTER = 'hedging'
 const dirs = new TempDirs('zongzi-client-')
 const fast = { host: { tickMs: 20 }, reconcileMs: 200 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 
 describe('the demo', () => {
   it('runs three agents over mutual TLS and stops cleanly', async () => {
-    const script = join(__dirname, '..', 'scripts', 'demo.mjs')
+    const script = join(__dirname, '..', 'examples', 'demo', 'demo.mjs')
     const out = await new Promise<string>((resolve, reject) => {
       const env = { ...process.env, DEMO_SECONDS: '1' }
       execFile(process.execPath, [script], { env, timeout: 60_000 }, (err, stdout, stderr) =>

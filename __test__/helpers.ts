@@ -116,5 +116,5 @@ export function agreedLeader(statuses: Array<ReplicaView | undefined>): number |
   return i < 0 ? undefined : i
 }
 
-export { ChildClient, ChildError } from './fixtures/child-client.mjs'
-export { freePort } from './fixtures/ports.mjs'
+export { ChildClient, ChildError } from '../harness/child-client.mjs'
+export { freePort } from '../harness/ports.mjs'

@@ -88,7 +88,7 @@ describe('agents watching a host in another process', () => {
     }
     const options = { dataDir: dirs.make(), joinToken: await local[0].createJoinToken(), ...fast }
     const startChild = async () => {
-      const c = await ChildClient.start(join(__dirname, 'fixtures', 'agent-process.mjs'))
+      const c = await ChildClient.start(join(__dirname, '..', 'harness', 'agent-process.mjs'))
       children.push(c)
       const ids = await c.call<{ hostId: string }>('start', {
         cluster,

@@ -48,6 +48,8 @@ const PROGRAMS: Record<string, string> = {
   'agents.mjs': 'applied: 1 key(s)\nread: alice is admin\nwatch: alice became owner\n',
 }
 const MODULES = ['kv.mjs', 'kv.d.mts']
+/** examples/demo/ is `npm run demo` (demo.test.ts runs it); it is not in the package. */
+const DEMO = 'demo'
 
 const name = (b: DocBlock) => `${b.file.replace(/[^A-Za-z0-9]+/g, '-')}-${b.line}`
 const source = (b: DocBlock) => `${name(b)}.${b.lang === 'ts' ? 'mts' : 'mjs'}`
@@ -107,7 +109,7 @@ describe('the Markdown files', () => {
 
 describe('examples/', () => {
   it('holds the programs run here and the modules they use', () => {
-    const all = [...Object.keys(PROGRAMS), ...MODULES].sort()
+    const all = [...Object.keys(PROGRAMS), ...MODULES, DEMO].sort()
     expect(readdirSync(join(ROOT, 'examples')).sort()).toEqual(all)
   })
 

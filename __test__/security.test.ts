@@ -22,7 +22,7 @@ import { ChildClient, codeOf, freePort, TempDirs, text } from './helpers'
 // the Raft transport, and callers who must not get in. Each is refused with a clear error and
 // changes nothing; members and a host with a join token get in.
 
-const FIXTURE = join(__dirname, 'fixtures', 'agent-process.mjs')
+const FIXTURE = join(__dirname, '..', 'harness', 'agent-process.mjs')
 const CLUSTER = 'secure'
 const dirs = new TempDirs('zongzi-security-')
 const children: ChildClient[] = []

@@ -9,12 +9,12 @@
 //   npm run build && node bench/failover.mjs [--trials 10] [--reads 10]
 import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 import { Agent } from '../dist/index.mjs'
 import { KvStateMachine, set } from '../examples/kv.mjs'
+import { loopbackAddresses } from '../harness/ports.mjs'
 
 const CLUSTER = 'failover'
 
@@ -23,15 +23,6 @@ function parseArgs(defaults) {
   const argv = process.argv.slice(2)
   for (let i = 0; i < argv.length; i += 2) a[argv[i].replace(/^--/, '')] = Number(argv[i + 1])
   return a
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -55,8 +46,7 @@ function startAgent(peers, i, dataDir) {
 async function main() {
   const { trials, reads } = parseArgs({ trials: 10, reads: 10 })
   const root = mkdtempSync(join(tmpdir(), 'zongzi-failover-'))
-  const peers = []
-  for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+  const peers = await loopbackAddresses(3)
   const dirs = peers.map((_, i) => join(root, `agent${i}`))
   const client = new Agent(CLUSTER, peers, { dataDir: join(root, 'client') })
   const procs = await Promise.all(peers.map((_, i) => startAgent(peers, i, dirs[i])))

@@ -3,7 +3,7 @@
 // is sent (`invoke`, once the message is out) and when it ends (`complete`), so that one
 // cut short by a kill still counts as possibly applied.
 import { Agent } from '../dist/index.mjs'
-import { serveOps } from '../__test__/fixtures/serve-ops.mjs'
+import { serveOps } from '../harness/serve-ops.mjs'
 import { ChaosKv, cas, put } from './kv.mjs'
 import { rng } from './rng.mjs'
 

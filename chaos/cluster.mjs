@@ -6,8 +6,8 @@ import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { ChildClient } from '../__test__/fixtures/child-client.mjs'
-import { freePort } from '../__test__/fixtures/ports.mjs'
+import { ChildClient } from '../harness/child-client.mjs'
+import { loopbackAddresses } from '../harness/ports.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 
@@ -85,8 +85,7 @@ export function buildChecker(root) {
  * each with `options` (and a data directory of its own).
  */
 export async function startCluster({ root, cluster, count, options, history }) {
-  const peers = []
-  for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+  const peers = await loopbackAddresses(3)
   const hosts = Array.from(
     { length: count },
     (_, i) =>

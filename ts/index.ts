@@ -52,7 +52,7 @@ export type {
   ClientContext,
   RemoteShards,
   ShardClientOptions,
-} from './coordinator/client/shard-client'
+} from './coordinator/client/client-context'
 export { RegistryState } from './coordinator/registry/state'
 export type {
   HostRecord,

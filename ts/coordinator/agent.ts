@@ -20,7 +20,8 @@ import {
   type ShardOptions,
 } from './agent-options'
 import { retry } from './client/retry'
-import { ShardClient, type ShardClientOptions } from './client/shard-client'
+import type { ShardClientOptions } from './client/client-context'
+import { ShardClient } from './client/shard-client'
 import { type DrainOptions, drainHost, markDeparted, undrainHost } from './control/drain'
 import type { Logger } from './control/logger'
 import { checkWaitOptions, readyShard, type WaitForShardOptions } from './control/shard-readiness'

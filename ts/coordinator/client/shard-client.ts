@@ -1,115 +1,12 @@
 // ShardClient: reads and writes of one shard from any host, routed to the nearest replica.
 import { checkBytes } from '../../binding/boundary'
 import { asRead, invalid, ZongziError } from '../../binding/errors'
-import type { Host } from '../../binding/host'
-import type { RegistryState } from '../registry/state'
 import type { SessionRef } from '../../binding/proposals'
+import type { ClientCallOptions, ClientContext, ShardClientOptions } from './client-context'
 import { HostHealth, isHostFailure } from './health'
 import { firstOf, hedge, readMayRetry, retry, sessionMayRetry, writeMayRetry } from './retry'
 import { ClientSession, inSession } from './session'
-
-/** ClientCallOptions bound one call. */
-export interface ClientCallOptions {
-  /** Milliseconds for the whole call, retries included (default: the agent's timeout). */
-  timeoutMs?: number
-  /** Cancels the call. */
-  signal?: AbortSignal
-}
-
-/** ShardClientOptions configure a client. */
-export interface ShardClientOptions {
-  /** Send writes to the leader's host first (saves a forwarding hop inside Raft). */
-  writeToLeader?: boolean
-  /**
-   * Put `propose` in a client session (default true): a proposal whose attempt timed out, lost
-   * its connection or ended with an unknown outcome is sent again, to the same host or
-   * another, until its deadline, and applies once. Without one (`false`, for commands that
-   * are safe to apply twice), a proposal is sent again only when the failure proves it did not
-   * apply.
-   */
-  session?: boolean
-}
-
-/** BusCallOptions bound a call forwarded to another host. */
-export interface BusCallOptions {
-  timeoutMs?: number
-  signal?: AbortSignal
-}
-
-/** RemoteShards is how a client reaches the replica of another host (the bus client). */
-export interface RemoteShards {
-  propose(
-    address: string,
-    shardId: number,
-    data: Uint8Array,
-    o?: BusCallOptions & { session?: SessionRef },
-  ): Promise<{ value: number; data: Buffer }>
-  session(
-    address: string,
-    shardId: number,
-    clientId: number,
-    register: boolean,
-    o?: BusCallOptions,
-  ): Promise<void>
-  commit(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<number>
-  read(
-    address: string,
-    shardId: number,
-    query: Uint8Array,
-    stale: boolean,
-    o?: BusCallOptions,
-  ): Promise<Buffer | undefined>
-  index(address: string, shardId: number, o?: BusCallOptions): Promise<number>
-  watch(
-    address: string,
-    shardId: number,
-    query: Uint8Array,
-    signal?: AbortSignal,
-  ): AsyncIterable<Buffer>
-  stream(
-    address: string,
-    shardId: number,
-    input: AsyncIterable<Uint8Array>,
-    signal?: AbortSignal,
-  ): AsyncIterable<Buffer>
-}
-
-/** ClientContext is what a ShardClient uses of the agent that made it. */
-export interface ClientContext {
-  readonly hostId: string
-  /** Default timeout of a call in milliseconds. */
-  readonly timeoutMs: number
-  /** host serves calls to replicas on this host. */
-  readonly host: Pick<
-    Host,
-    | 'propose'
-    | 'registerSession'
-    | 'unregisterSession'
-    | 'commit'
-    | 'read'
-    | 'readIndex'
-    | 'stateMachine'
-  >
-  /** bus forwards calls to other hosts. */
-  readonly bus: RemoteShards
-  /** registry is this host's current registry snapshot. */
-  registry(): RegistryState
-  /**
-   * catchUp resolves once registry() holds every registry change committed before the call
-   * (a linearizable read of shard 0). A shard created through another host may not be in
-   * this host's snapshot yet; clients catch up once before they call such a shard unknown.
-   */
-  catchUp?(timeoutMs: number): Promise<void>
-  /** runs tells whether this host runs an active replica of the shard. */
-  runs(shardId: number): boolean
-  /**
-   * health is what the agent's clients have seen of other hosts (latencies, circuits); a
-   * client without one keeps its own.
-   */
-  readonly health?: HostHealth
-}
-
-type Target = { local: true } | { local: false; address: string }
+import { type Target, targets } from './targets'
 
 /**
  * ShardClient sends commands and queries to one shard. Each call goes to this host's replica
@@ -310,58 +207,17 @@ export class ShardClient {
    */
   async #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Promise<Target[]> {
     try {
-      return this.#targets(write)
+      return targets(this.#agent, this.shardId, write && !!this.options.writeToLeader, (a) =>
+        this.#health.available(a),
+      )
     } catch (e) {
       if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND')) throw e
       if (!this.#agent.catchUp || this.#agent.registry().shards.has(this.shardId)) throw e
       await this.#agent.catchUp(timeoutMs)
-      return this.#targets(write)
+      return targets(this.#agent, this.shardId, write && !!this.options.writeToLeader, (a) =>
+        this.#health.available(a),
+      )
     }
-  }
-
-  /**
-   * #targets orders the hosts that can serve this shard: this host first, then the others in
-   * random order (the leader's first with writeToLeader), and last those whose circuit is open.
-   */
-  #targets(write: boolean): Target[] {
-    const s = this.#agent.registry()
-    const sh = s.shards.get(this.shardId)
-    if (!sh || sh.status === 'deleting')
-      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.shardId} not found`)
-    const out: Target[] = []
-    const remote: Array<{ address: string; leader: boolean; draining: boolean }> = []
-    for (const r of s.replicasOf(this.shardId)) {
-      if (r.status !== 'active') continue
-      if (r.hostId === this.#agent.hostId) {
-        if (this.#agent.runs(this.shardId)) out.push({ local: true })
-        continue
-      }
-      // A draining host still serves its replicas until they move: last, but not left out.
-      const h = s.hosts.get(r.hostId)
-      if (h && (h.status === 'active' || h.status === 'draining')) {
-        const draining = h.status === 'draining'
-        remote.push({ address: h.apiAddress, leader: r.id === sh.leader, draining })
-      }
-    }
-    // Spread load over the other hosts, draining ones last; with writeToLeader, the leader's
-    // host goes first.
-    remote.sort(() => Math.random() - 0.5)
-    remote.sort((a, b) => Number(a.draining) - Number(b.draining))
-    if (write && this.options.writeToLeader) {
-      remote.sort((a, b) => Number(b.leader) - Number(a.leader))
-      const first = remote[0]
-      if (first?.leader) {
-        remote.shift()
-        out.unshift({ local: false, address: first.address })
-      }
-    }
-    const open: Target[] = []
-    for (const x of remote) {
-      const t = { local: false as const, address: x.address }
-      if (this.#health.available(x.address)) out.push(t)
-      else open.push(t)
-    }
-    return [...out, ...open]
   }
 
   /**

@@ -3,9 +3,7 @@
 // through clients on every host; the topology and the achieved rate; a clean shutdown. Both
 // channels between agents, the bus and the Raft transport, run mutual TLS with certificates
 // the demo makes for itself.
-import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -13,52 +11,33 @@ import {
   createCertificateAuthority,
   createHostCertificate,
   writeHostFiles,
-} from '../dist/index.mjs'
+} from '../../dist/index.mjs'
+import { ChildClient } from '../../harness/child-client.mjs'
+import { loopbackAddresses } from '../../harness/ports.mjs'
 
 const SECONDS = Number(process.env.DEMO_SECONDS ?? 5)
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
+const AGENT = new URL('./agent.mjs', import.meta.url).pathname
 
 const root = mkdtempSync(join(tmpdir(), 'zongzi-demo-'))
-const peers = []
-for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
+const peers = await loopbackAddresses(3)
 const zones = ['a', 'b', 'c']
 const ca = createCertificateAuthority()
-const agents = peers.map((api, i) => {
-  const tls = writeHostFiles(join(root, `tls${i}`), ca, createHostCertificate(ca, ['127.0.0.1']))
-  const child = fork(new URL('./demo-agent.mjs', import.meta.url).pathname, [
-    'demo',
-    JSON.stringify(peers),
-    join(root, `host${i}`),
-    api,
-    zones[i],
-    JSON.stringify(tls),
-  ])
-  const waiting = new Map()
-  let next = 1
-  child.on('message', (m) => {
-    const w = waiting.get(m.id)
-    waiting.delete(m.id)
-    if (m.ok) w.resolve(m.value)
-    else w.reject(new Error(`agent ${i}: ${m.value}`))
-  })
-  const call = (op, args = {}) =>
-    new Promise((resolve, reject) => {
-      const id = next++
-      waiting.set(id, { resolve, reject })
-      child.send({ id, op, ...args })
-    })
-  return { child, call }
-})
+const agents = await Promise.all(peers.map(() => ChildClient.start(AGENT)))
 
 try {
   const t0 = Date.now()
-  const ids = await Promise.all(agents.map((a) => a.call('start')))
+  const ids = await Promise.all(
+    agents.map((a, i) => {
+      const tls = writeHostFiles(
+        join(root, `tls${i}`),
+        ca,
+        createHostCertificate(ca, ['127.0.0.1']),
+      )
+      const dataDir = join(root, `host${i}`)
+      const args = { cluster: 'demo', peers, dataDir, apiAddress: peers[i], zone: zones[i], tls }
+      return a.call('start', args)
+    }),
+  )
   console.log(
     `3 agents started in ${((Date.now() - t0) / 1000).toFixed(1)}s (peers ${peers.join(', ')})`,
   )
@@ -109,8 +88,8 @@ try {
   await Promise.allSettled(agents.map((a) => a.call('stop')))
   await Promise.all(
     agents.map((a) => {
-      a.child.disconnect()
-      return new Promise((r) => (a.child.exitCode !== null ? r() : a.child.once('exit', r)))
+      if (a.child.connected) a.child.disconnect()
+      return a.exited()
     }),
   )
   rmSync(root, { recursive: true, force: true })

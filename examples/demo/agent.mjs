@@ -1,19 +1,15 @@
-// One agent of the demo, in its own process; driven by scripts/demo.mjs over IPC.
-import { Agent } from '../dist/index.mjs'
-import { KvStateMachine, set } from '../examples/kv.mjs'
+// One agent of the demo, in its own process; driven by examples/demo/demo.mjs over the
+// harness's IPC (harness/child-client.mjs and harness/serve-ops.mjs).
+import { Agent } from '../../dist/index.mjs'
+import { serveOps } from '../../harness/serve-ops.mjs'
+import { KvStateMachine, set } from '../kv.mjs'
 
-const [cluster, peersJson, dataDir, apiAddress, zone, tlsJson] = process.argv.slice(2)
-const tls = JSON.parse(tlsJson)
-const agent = new Agent(cluster, JSON.parse(peersJson), {
-  dataDir,
-  apiAddress,
-  tags: { zone },
-  tls,
-})
-agent.register('example:kv', () => new KvStateMachine())
+let agent
 
 const ops = {
-  start: async () => {
+  start: async ({ cluster, peers, dataDir, apiAddress, zone, tls }) => {
+    agent = new Agent(cluster, peers, { dataDir, apiAddress, tags: { zone }, tls })
+    agent.register('example:kv', () => new KvStateMachine())
     await agent.start()
     return agent.hostId
   },
@@ -77,17 +73,10 @@ const ops = {
   stop: () => agent.stop(),
 }
 
-const reply = (m) => {
-  if (process.connected) process.send(m)
-}
-
-process.on('message', (m) => {
-  ops[m.op](m)
-    .then((value) => reply({ id: m.id, ok: true, value }))
-    .catch((e) => reply({ id: m.id, ok: false, value: `${e.code ?? ''} ${e.message}` }))
-})
+serveOps(ops)
 
 // If the demo goes away, so does this agent.
 process.on('disconnect', () => {
-  agent.stop().finally(() => process.exit(0))
+  Promise.resolve(agent?.stop()).finally(() => process.exit(0))
 })
+process.send({ ready: true })

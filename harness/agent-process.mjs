@@ -1,0 +1,67 @@
+// @ts-check
+// An agent in a process of its own, driven by its parent over IPC (ChildClient.start this
+// file, then `call('start', …)` and the other operations below).
+import { Agent } from '../dist/index.mjs'
+import { KvStateMachine, set } from '../examples/kv.mjs'
+import { serveOps } from './serve-ops.mjs'
+
+/** @typedef {import('../dist/index.mjs').AgentOptions} AgentOptions */
+/** @typedef {import('../dist/index.mjs').Placement} Placement */
+
+/** @type {Agent | undefined} */
+let current
+/** started is the agent, once `start` has made it. */
+const started = () => {
+  if (!current) throw new Error('the agent is not started')
+  return current
+}
+
+const ops = {
+  /**
+   * start makes and starts the agent, with a KV state machine for each of `types`.
+   * @param {{ cluster: string, peers: string[], options: AgentOptions, types: string[] }} a
+   */
+  async start({ cluster, peers, options, types }) {
+    const agent = new Agent(cluster, peers, options)
+    current = agent
+    for (const t of types) agent.register(t, () => new KvStateMachine())
+    await agent.start()
+    return { hostId: agent.hostId, apiAddress: agent.apiAddress, raftAddress: agent.raftAddress }
+  },
+  /** @param {{ type: string, placement?: Placement }} a */
+  createShard: async ({ type, placement }) => (await started().createShard(type, { placement })).id,
+  /** @param {{ shardId: number }} a */
+  waitForShard: async ({ shardId }) => (await started().waitForShard(shardId)).id,
+  /** @param {{ ttlMs?: number, tags?: Record<string, string> }} a */
+  joinToken: ({ ttlMs, tags }) => started().createJoinToken({ ttlMs, tags }),
+  rotateJoinKey: () => started().rotateJoinKey(),
+  // The registry's index: it moves with every command applied, refused ones included.
+  registryIndex: () => started().state((s) => s.index),
+  // What a refused caller must leave as it was: the registry's tables and used join tokens.
+  registry: () =>
+    started().state((s) =>
+      JSON.stringify({
+        hosts: [...s.hosts.values()].map(({ updated, ...h }) => h),
+        shards: [...s.shards.values()].map(({ updated, leader, term, ...sh }) => sh),
+        replicas: [...s.replicas.values()].map(({ updated, ...r }) => r),
+        tokens: [...s.access.used.keys()],
+      }),
+    ),
+  /** @param {{ shardId: number, key: string, value: string }} a */
+  propose: async ({ shardId, key, value }) =>
+    (await started().client(shardId).propose(set(key, value))).value,
+  /** @param {{ shardId: number, key: string, stale?: boolean }} a */
+  read: async ({ shardId, key, stale }) => {
+    const answer = await started().client(shardId).read(Buffer.from(key), { stale })
+    // An absent answer fails the call, as Buffer.from(undefined) does.
+    return Buffer.from(/** @type {Buffer} */ (answer)).toString()
+  },
+  /** @param {{ shardId: number }} a */
+  runs: async ({ shardId }) => started().runs(shardId),
+  stop: () => started().stop(),
+}
+serveOps(ops)
+process.on('disconnect', () => {
+  Promise.resolve(current?.stop()).finally(() => process.exit(0))
+})
+process.send?.({ ready: true })
