@@ -26,8 +26,36 @@ fn active() -> &'static [String] {
     })
 }
 
+/// Hook is what a test runs at a failpoint, given its name.
+#[cfg(test)]
+pub(crate) type Hook = Box<dyn FnMut(&str)>;
+
+#[cfg(test)]
+thread_local! {
+    /// HOOK, in tests, is called at every failpoint the thread reaches: the fault simulation
+    /// crashes a simulated host there.
+    static HOOK: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
+}
+
+/// set_hook makes `hook` run at every failpoint the calling thread reaches (tests only).
+#[cfg(test)]
+pub(crate) fn set_hook(hook: Option<Hook>) {
+    HOOK.with(|h| *h.borrow_mut() = hook);
+}
+
 /// hit stops the calling thread for good if `name` is an active failpoint.
 pub(crate) fn hit(name: &str) {
+    // The hook is out of its cell while it runs, so a failpoint it reaches itself is passed.
+    #[cfg(test)]
+    if let Some(mut hook) = HOOK.with(|h| h.borrow_mut().take()) {
+        hook(name);
+        HOOK.with(|h| {
+            let mut h = h.borrow_mut();
+            if h.is_none() {
+                *h = Some(hook);
+            }
+        });
+    }
     if !active().iter().any(|n| n == name) {
         return;
     }

@@ -211,15 +211,7 @@ impl Disk {
         match self {
             Disk::Real => fs::remove_file(path),
             #[cfg(test)]
-            Disk::Sim(fs) => {
-                raft_engine::env::FileSystem::delete(&**fs, path)?;
-                // A file the crashed machine left is deleted by the simulated disk only if
-                // it was opened since; this one is not wanted either way.
-                match fs::remove_file(path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                }
-            }
+            Disk::Sim(fs) => raft_engine::env::FileSystem::delete(&**fs, path),
         }
     }
 

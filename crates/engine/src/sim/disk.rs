@@ -64,6 +64,8 @@ struct Shared {
     fail_next_sync: AtomicBool,
     /// The live file of each path opened or created since the last crash.
     files: Mutex<HashMap<PathBuf, Arc<Inode>>>,
+    /// Set by [`VolatileFs::halt`]: the machine is down until [`VolatileFs::resume`].
+    halted: AtomicBool,
 }
 
 impl Shared {
@@ -264,6 +266,25 @@ impl VolatileFs {
         self.shared.crash();
     }
 
+    /// Crashes the machine and keeps it down: until [`resume`](Self::resume), files cannot be
+    /// opened or created, and deletes and renames do nothing. A host that crashes in the
+    /// middle of a step (the simulation stops it at a failpoint) finishes the step on a disk
+    /// that keeps none of it.
+    pub fn halt(&self) {
+        self.shared.halted.store(true, Ordering::SeqCst);
+        self.crash();
+    }
+
+    /// Brings a halted machine back up.
+    pub fn resume(&self) {
+        self.shared.halted.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether the machine is halted.
+    fn is_halted(&self) -> bool {
+        self.shared.halted.load(Ordering::SeqCst)
+    }
+
     /// Makes the next sync of a live file crash the machine and return an error.
     pub fn fail_next_sync(&self) {
         self.shared.fail_next_sync.store(true, Ordering::SeqCst);
@@ -276,6 +297,9 @@ impl VolatileFs {
 
     /// Returns the live file at `path`, opening it on disk (creating it if `create`) if need be.
     fn inode(&self, path: &Path, create: bool) -> io::Result<Arc<Inode>> {
+        if self.is_halted() {
+            return Err(io::Error::other("the machine is down"));
+        }
         let mut files = self.shared.files.lock();
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         if let Some(inode) = files.get(path).filter(|inode| inode.epoch == epoch) {
@@ -361,7 +385,7 @@ impl FileSystem for VolatileFs {
     fn delete<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
         let path = path.as_ref();
         let mut files = self.shared.files.lock();
-        if self.is_stale(&files, path) {
+        if self.is_halted() || self.is_stale(&files, path) {
             return Ok(());
         }
         std::fs::remove_file(path)?;
@@ -372,7 +396,7 @@ impl FileSystem for VolatileFs {
     fn rename<P: AsRef<Path>>(&self, src_path: P, dst_path: P) -> io::Result<()> {
         let (src, dst) = (src_path.as_ref(), dst_path.as_ref());
         let mut files = self.shared.files.lock();
-        if self.is_stale(&files, src) {
+        if self.is_halted() || self.is_stale(&files, src) {
             return Ok(());
         }
         std::fs::rename(src, dst)?;

@@ -34,6 +34,7 @@ impl World {
         slot.incarnation += 1;
         slot.paused_until = 0;
         slot.runner = Runner::spawn();
+        slot.fs.resume();
         let (root, fs, checks) = (slot.root.clone(), slot.fs.clone(), self.checks.clone());
         let incarnation = slot.incarnation;
         let (placed, setup) = (placed_on(&self.placement, h, false), self.setup);

@@ -1,7 +1,7 @@
 //! The simulation's state machine, a map of registers, and the record of what every replica
 //! applied, against which each application is checked as it happens.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +20,8 @@ pub(crate) struct Checks {
     leaders: HashMap<(u64, u64), u64>,
     /// What was applied at each index of each shard, by whichever replica applied it first.
     applied: HashMap<u64, BTreeMap<u64, Vec<u8>>>,
-    /// The running incarnation of each (host, shard) replica, if one runs.
-    current: HashMap<(usize, u64), u64>,
+    /// The (host, shard, incarnation) of every replica whose stop has completed.
+    stopped: HashSet<(usize, u64, u64)>,
     /// The index each (shard, client, series) of a session applied at.
     series: HashMap<(u64, u64, u64), u64>,
     /// Broken invariants, in the order they were found.
@@ -56,13 +56,10 @@ impl Checks {
         }
     }
 
-    /// started records that the replica of `shard` on `host` now runs as `incarnation`
-    /// (`None`: it stopped, and its state machine is handed nothing more).
-    pub(crate) fn started(&mut self, host: usize, shard: u64, incarnation: Option<u64>) {
-        match incarnation {
-            Some(i) => self.current.insert((host, shard), i),
-            None => self.current.remove(&(host, shard)),
-        };
+    /// stopped records that the stop of the replica of `shard` on `host` started as
+    /// `incarnation` has completed: its state machine is handed nothing more.
+    pub(crate) fn stopped(&mut self, host: usize, shard: u64, incarnation: u64) {
+        self.stopped.insert((host, shard, incarnation));
     }
 
     /// once records that a session's series applied at `index`: it may apply only there.
@@ -231,10 +228,12 @@ impl StateMachine for Kv {
     fn update(&mut self, entries: &[SmEntry]) -> Result<Vec<ApplyResult>, SmError> {
         let mut out = Vec::with_capacity(entries.len());
         let mut checks = self.checks.lock();
-        let current = checks.current.get(&(self.host, self.shard)).copied();
-        if current != Some(self.incarnation) {
+        if checks
+            .stopped
+            .contains(&(self.host, self.shard, self.incarnation))
+        {
             checks.violations.push(format!(
-                "{}: handed entries while {current:?} runs",
+                "{}: handed entries after its stop completed",
                 self.at
             ));
         }

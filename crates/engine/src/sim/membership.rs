@@ -167,6 +167,29 @@ impl World {
         })
     }
 
+    /// members are the members of a shard as the replica that applied furthest knows them,
+    /// each with the host it runs on (`None`: it does not run).
+    pub(crate) fn members(&self, shard: u64) -> Vec<(u64, Option<usize>)> {
+        let furthest = (0..HOSTS)
+            .filter_map(|h| self.hosts[h].node.as_ref()?.replica(shard))
+            .max_by_key(|r| r.applied);
+        let Some(furthest) = furthest else {
+            return Vec::new();
+        };
+        let cs = furthest.node.raft.prs().conf().to_conf_state();
+        let mut ids: Vec<u64> = cs.voters.iter().chain(&cs.learners).copied().collect();
+        ids.sort_unstable();
+        ids.into_iter()
+            .map(|id| {
+                let h = self.host_of(shard, id).filter(|h| {
+                    let r = self.hosts[*h].node.as_ref().and_then(|n| n.replica(shard));
+                    r.is_some_and(|r| r.id == id)
+                });
+                (id, h)
+            })
+            .collect()
+    }
+
     /// poll_changes moves every change under way on by a step, where it can.
     pub(super) fn poll_changes(&mut self) {
         let mut shards: Vec<u64> = self.changes.by_shard.keys().copied().collect();
@@ -210,11 +233,17 @@ impl World {
                 let Some(node) = self.hosts[host].node.as_ref() else {
                     return Some(Step::Clearing { host, old });
                 };
-                if node.stopping.iter().any(|(s, _)| *s == shard) {
+                if node.stopping.iter().any(|(s, _, _)| *s == shard) {
                     return Some(Step::Clearing { host, old });
                 }
+                // A removed replica stops by itself, with no one to wait for its apply
+                // work: its data goes once the apply threads have nothing queued, so that
+                // none of its late work lands in the new replica's files.
                 if node.replica(shard).is_none() {
-                    return Some(Step::Cleared { host, old });
+                    return match node.apply_queued() {
+                        true => Some(Step::Clearing { host, old }),
+                        false => Some(Step::Cleared { host, old }),
+                    };
                 }
                 self.on_host(host, move |n, _| n.stop_replica(shard));
                 Some(Step::Clearing { host, old })
@@ -240,9 +269,10 @@ impl World {
         let Some((lh, _, _)) = self.leader_of(shard) else {
             return wait;
         };
-        let (checks, now) = (self.checks.clone(), self.now);
+        // A sync failure injected there crashes the host, which is no failure of the engine.
+        let (checks, now, armed) = (self.checks.clone(), self.now, self.hosts[host].armed);
         self.on_host(host, move |n, _| {
-            if let Err(e) = n.remove_data(shard) {
+            if let Some(e) = n.remove_data(shard).err().filter(|_| !armed) {
                 checks.lock().violations.push(format!(
                     "host {host} could not remove shard {shard} at {now} ms: {e}"
                 ));

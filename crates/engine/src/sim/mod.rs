@@ -126,23 +126,16 @@ fn converged(w: &World) -> Vec<String> {
         out.push(format!("host {h} is down at the end"));
     }
     for (shard, _) in SHARDS {
-        // The membership as the replica that applied furthest knows it.
-        let furthest = (0..HOSTS)
-            .filter_map(|h| w.hosts[h].node.as_ref()?.replica(shard))
-            .max_by_key(|r| r.applied);
-        let Some(furthest) = furthest else {
+        let members = w.members(shard);
+        if members.is_empty() {
             out.push(format!("shard {shard}: no replica runs at the end"));
             continue;
-        };
-        let cs = furthest.node.raft.prs().conf().to_conf_state();
-        let mut members: Vec<u64> = cs.voters.iter().chain(&cs.learners).copied().collect();
-        members.sort_unstable();
+        }
         let mut applied = Vec::new();
-        for id in members {
-            let on = w.host_of(shard, id).and_then(|h| {
+        for (id, h) in members {
+            let on = h.and_then(|h| {
                 let r = w.hosts[h].node.as_ref()?.replica(shard)?;
-                let digest = w.digest(h, shard).map(|(_, d)| d);
-                (r.id == id).then_some((r.applied, digest))
+                Some((r.applied, w.digest(h, shard).map(|(_, d)| d)))
             });
             applied.push((id, on));
         }
@@ -229,7 +222,8 @@ fn seeded_faults_keep_every_invariant() {
         "{{\"seeds\":{},\"clean\":{},\"ops\":{},\"ok\":{},\"unknown\":{},\"crashes\":{},\
          \"sync_failures\":{},\"partitions\":{},\"pauses\":{},\"transfers\":{},\
          \"messages\":{},\"misdirected\":{},\"refused\":{},\"replica_restarts\":{},\
-         \"conf_changes\":{},\"conf_changed\":{},\"retries\":{},\"registrations\":{}}}",
+         \"conf_changes\":{},\"conf_changed\":{},\"failpoint_crashes\":{},\"retries\":{},\
+         \"registrations\":{}}}",
         results.len(),
         results.len() - failed.len(),
         sum(&|o| o.ops),
@@ -246,6 +240,7 @@ fn seeded_faults_keep_every_invariant() {
         sum(&|o| o.faults.replica_restarts),
         sum(&|o| o.faults.conf_changes),
         sum(&|o| o.faults.conf_changed),
+        sum(&|o| o.faults.failpoint_crashes),
         sum(&|o| o.retries),
         sum(&|o| o.registrations),
     );

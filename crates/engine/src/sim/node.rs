@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use tokio::sync::oneshot;
 use super::disk::VolatileFs;
 use super::kv::{Durable, Kv, Shared};
 use super::net::Outbox;
+use super::rng::Rng;
 use crate::apply::{Applier, ApplyTask};
 use crate::config::{HostConfig, StartMode};
 use crate::error::{Error, Result};
@@ -34,6 +36,9 @@ const SNAPSHOT_ENTRIES: u64 = 20;
 const COMPACTION_OVERHEAD: u64 = 5;
 /// A few entries, so that followers often wait for their state machine.
 const MAX_APPLYING: u64 = 100;
+/// Per mille chances that the machine crashes at a failpoint (see [`Node::hook`]).
+const CRASH_AT_MEMBERSHIP: u64 = 150;
+const CRASH_AT_SNAPSHOT: u64 = 5;
 
 /// Setup is what a seed chooses about every host of its run.
 #[derive(Debug, Clone, Copy)]
@@ -45,15 +50,17 @@ pub(crate) struct Setup {
     /// Whether state machines keep their state on disk, synced every this many updates (0:
     /// in memory).
     pub(crate) sync_every: u64,
+    /// The seed of the run, for the choices made inside a step.
+    pub(crate) seed: u64,
 }
 
 /// Node is a running host.
 pub(crate) struct Node {
     pub(crate) workers: Vec<Worker>,
-    appliers: Vec<Applier>,
+    /// The apply threads, shared with the failpoint hook (see [`Node::hook`]).
+    apply: Arc<Mutex<Appliers>>,
     pub(super) router: Arc<Router>,
     cmds: Vec<Receiver<Cmd>>,
-    applies: Vec<Receiver<ApplyTask>>,
     apply_tx: Vec<Sender<ApplyTask>>,
     pub(super) outbox: Arc<Outbox>,
     pub(crate) sms: HashMap<u64, SharedSm>,
@@ -71,15 +78,37 @@ pub(crate) struct Node {
     pub(crate) nonce: u64,
     pub(crate) seq: u64,
     pub(super) apply_due: bool,
-    /// Replicas being stopped, and the channel that says when their apply work is done.
-    pub(super) stopping: Vec<(u64, oneshot::Receiver<Result<()>>)>,
+    /// Replicas being stopped (shard, incarnation), and the channel that says when their
+    /// apply work is done.
+    pub(super) stopping: Vec<(u64, u64, oneshot::Receiver<Result<()>>)>,
+    /// Set when the host crashed at a failpoint, in the middle of a step.
+    pub(super) crashed: Arc<AtomicBool>,
+}
+
+/// Appliers are a host's apply threads and their queues.
+struct Appliers {
+    appliers: Vec<Applier>,
+    queues: Vec<Receiver<ApplyTask>>,
+}
+
+impl Appliers {
+    /// run runs what is queued for the apply threads.
+    fn run(&mut self) {
+        for (a, rx) in self.appliers.iter_mut().zip(&self.queues) {
+            while let Ok(t) = rx.try_recv() {
+                a.drain(t, rx);
+            }
+        }
+    }
 }
 
 /// Updater is the host's batch updater: it hands each item to the state machine of the
-/// incarnation it names, and reports an item for any other as a violation.
+/// incarnation it names, as the Node binding does, and reports an item for an incarnation
+/// whose stop has completed (or that never started) as a violation. A replica removed from
+/// its shard stops with no one waiting, so its incarnation stays known.
 struct Updater {
     host: usize,
-    sms: Mutex<HashMap<u64, (u64, SharedSm)>>,
+    sms: Mutex<HashMap<(u64, u64), SharedSm>>,
     checks: Shared,
 }
 
@@ -91,17 +120,12 @@ impl BatchUpdater for Updater {
         let sms = self.sms.lock();
         let mut out = Vec::with_capacity(batch.len());
         for item in batch {
-            match sms.get(&item.shard) {
-                Some((i, sm)) if *i == item.incarnation => {
-                    out.push(sm.write().update(item.entries))
-                }
-                other => {
+            match sms.get(&(item.shard, item.incarnation)) {
+                Some(sm) => out.push(sm.write().update(item.entries)),
+                None => {
                     self.checks.lock().violations.push(format!(
-                        "host {} shard {}: a batch item of incarnation {} while {:?} runs",
-                        self.host,
-                        item.shard,
-                        item.incarnation,
-                        other.map(|(i, _)| *i)
+                        "host {} shard {}: a batch item of incarnation {}, which is not running",
+                        self.host, item.shard, item.incarnation,
                     ));
                     out.push(Err(SmError("no such incarnation".into())));
                 }
@@ -211,12 +235,19 @@ impl Node {
         config.heartbeat_ticks = HEARTBEAT_TICKS;
         config.max_applying_bytes = MAX_APPLYING;
         let stored = store.stored_replicas();
+        let apply = Arc::new(Mutex::new(Appliers {
+            appliers,
+            queues: applies,
+        }));
+        let crashed = Arc::new(AtomicBool::new(false));
+        let seed = setup.seed ^ ((h as u64) << 40) ^ (incarnation << 48);
+        let hook = Node::hook(Rng::new(seed), apply.clone(), fs.clone(), &outbox, &crashed);
+        crate::failpoint::set_hook(Some(hook));
         let mut node = Node {
             workers,
-            appliers,
+            apply,
             router,
             cmds,
-            applies,
             apply_tx,
             outbox,
             sms: HashMap::new(),
@@ -234,6 +265,7 @@ impl Node {
             seq: 1,
             apply_due: false,
             stopping: Vec::new(),
+            crashed,
         };
         for (shard, id) in &stored {
             node.start_replica(*shard, *id, StartMode::Restart)?;
@@ -263,7 +295,6 @@ impl Node {
             updates: 0,
         });
         let checks = self.checks.clone();
-        checks.lock().started(self.host, shard, Some(incarnation));
         let sm = Box::new(Kv::new(self.host, shard, incarnation, checks, durable));
         let booted = start::boot(&self.store, &self.root, storage, sm, cfg, incarnation)?;
         let w = self.router.worker_of(shard);
@@ -271,7 +302,7 @@ impl Node {
         self.updater
             .sms
             .lock()
-            .insert(shard, (incarnation, booted.sm.clone()));
+            .insert((shard, incarnation), booted.sm.clone());
         self.sms.insert(shard, booted.sm);
         self.router
             .send(shard, Cmd::Start(Box::new(booted.replica)));
@@ -282,26 +313,28 @@ impl Node {
     /// its apply work is done.
     pub(super) fn stop_replica(&mut self, shard: u64) {
         let (done, rx) = oneshot::channel();
+        let incarnation = self.replica(shard).map_or(0, |r| r.incarnation);
         self.router.send(shard, Cmd::Stop { shard, done });
-        self.stopping.push((shard, rx));
+        self.stopping.push((shard, incarnation, rx));
     }
 
     /// stopped finishes the stops whose apply work is done, returning their shards.
     pub(super) fn stopped(&mut self) -> Vec<u64> {
         let mut out = Vec::new();
-        self.stopping.retain_mut(|(shard, rx)| match rx.try_recv() {
-            Err(oneshot::error::TryRecvError::Empty) => true,
-            _ => {
-                out.push(*shard);
-                false
-            }
-        });
-        for shard in &out {
+        self.stopping
+            .retain_mut(|(shard, incarnation, rx)| match rx.try_recv() {
+                Err(oneshot::error::TryRecvError::Empty) => true,
+                _ => {
+                    out.push((*shard, *incarnation));
+                    false
+                }
+            });
+        for (shard, incarnation) in &out {
             self.sms.remove(shard);
-            self.updater.sms.lock().remove(shard);
-            self.checks.lock().started(self.host, *shard, None);
+            self.updater.sms.lock().remove(&(*shard, *incarnation));
+            self.checks.lock().stopped(self.host, *shard, *incarnation);
         }
-        out
+        out.into_iter().map(|(shard, _)| shard).collect()
     }
 
     /// remove_data deletes all local data of a stopped replica of `shard`, as the host does
@@ -309,8 +342,11 @@ impl Node {
     pub(super) fn remove_data(&mut self, shard: u64) -> Result<()> {
         self.store.remove(shard)?;
         crate::snapshot::remove_all(&self.root, shard)?;
-        let disk = crate::snapshot::Disk::of(&self.root);
-        match disk.remove(&sm_file(&self.root, shard)) {
+        // Through the simulated disk, which forgets the file, and on the real one, which
+        // may hold it from before a crash (the simulated disk leaves those alone).
+        let path = sm_file(&self.root, shard);
+        let _ = raft_engine::env::FileSystem::delete(&*self.fs, &path);
+        match std::fs::remove_file(path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
@@ -335,16 +371,49 @@ impl Node {
 
     /// apply runs what is queued for the apply threads.
     pub(super) fn apply(&mut self) {
-        for (a, rx) in self.appliers.iter_mut().zip(&self.applies) {
-            while let Ok(t) = rx.try_recv() {
-                a.drain(t, rx);
-            }
-        }
+        self.apply.lock().run();
     }
 
     /// apply_queued tells whether an apply thread has work waiting.
     pub(super) fn apply_queued(&self) -> bool {
-        self.applies.iter().any(|rx| !rx.is_empty())
+        self.apply.lock().queues.iter().any(|rx| !rx.is_empty())
+    }
+
+    /// hook is what the host does at the engine's failpoints, which the simulation reaches
+    /// in the middle of a step. Where a membership change has just gone to the apply thread,
+    /// the apply threads run at once, as real ones may, and then the machine may crash: a
+    /// persistent state machine may have made entries past the change durable, and the
+    /// change must be in the log as well. Where a snapshot file was saved but not yet
+    /// recorded in the log, the machine may crash too. A crash there sends nothing more.
+    fn hook(
+        mut rng: Rng,
+        apply: Arc<Mutex<Appliers>>,
+        fs: Arc<VolatileFs>,
+        outbox: &Arc<Outbox>,
+        crashed: &Arc<AtomicBool>,
+    ) -> Box<dyn FnMut(&str)> {
+        let (outbox, crashed) = (outbox.clone(), crashed.clone());
+        Box::new(move |name| {
+            if crashed.load(Ordering::SeqCst) {
+                return;
+            }
+            let crash = match name {
+                "membership-handed" => {
+                    // The step worker holds no lock of the apply threads here.
+                    if let Some(mut a) = apply.try_lock() {
+                        a.run();
+                    }
+                    rng.chance(CRASH_AT_MEMBERSHIP)
+                }
+                "snapshot-saved" => rng.chance(CRASH_AT_SNAPSHOT),
+                _ => false,
+            };
+            if crash {
+                fs.halt();
+                outbox.cut();
+                crashed.store(true, Ordering::SeqCst);
+            }
+        })
     }
 
     /// settle steps the workers until they have nothing left to do.

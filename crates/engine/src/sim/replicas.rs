@@ -13,7 +13,7 @@ impl World {
         };
         let mut shards: Vec<u64> = node.replicas().map(|(s, _)| *s).collect();
         shards.sort_unstable();
-        shards.retain(|s| !node.stopping.iter().any(|(t, _)| t == s));
+        shards.retain(|s| !node.stopping.iter().any(|(t, _, _)| t == s));
         shards.retain(|s| !self.changes.claims(h, *s));
         if shards.is_empty() {
             return;

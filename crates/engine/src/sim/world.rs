@@ -100,6 +100,8 @@ pub(crate) struct Faults {
     pub(crate) transfers: u64,
     pub(crate) messages: u64,
     pub(crate) misdirected: u64,
+    /// Crashes at an engine failpoint, in the middle of a step.
+    pub(crate) failpoint_crashes: u64,
     /// Replicas stopped and started again on their own, their host running on.
     pub(crate) replica_restarts: u64,
     /// Membership changes proposed, and those that took effect.
@@ -146,6 +148,7 @@ impl World {
             workers: 1 + rng.below(4).min(1) as usize,
             batch: rng.below(4) != 0,
             sync_every: [0, 0, 1, 3][rng.below(4) as usize],
+            seed,
         };
         let placement: HashMap<u64, Vec<(u64, usize)>> =
             SHARDS.iter().map(|(s, r)| (*s, r.to_vec())).collect();
@@ -312,6 +315,8 @@ impl World {
             }));
             (node, res)
         });
+        // A crash at a failpoint is no failure of the engine, whatever followed it.
+        let hooked = node.crashed.load(std::sync::atomic::Ordering::SeqCst);
         self.hosts[h].node = Some(node);
         // A sync that fails outside raft-engine (a snapshot file, a state machine's file)
         // crashes the machine as well.
@@ -321,6 +326,11 @@ impl World {
             Ok(Err(e)) => Some(e.to_string()),
             Err(p) => Some(format!("panic: {}", panic_message(&*p))),
         };
+        if hooked {
+            self.faults.failpoint_crashes += 1;
+            self.crash(h);
+            return;
+        }
         if let Some(cause) = failure {
             if !self.hosts[h].armed {
                 self.checks
