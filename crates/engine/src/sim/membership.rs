@@ -278,6 +278,11 @@ impl World {
                 ));
             }
         });
+        if self.hosts[host].node.is_none() {
+            // The host crashed while it removed the data, which may still be there: when
+            // it is back, the old replica is stopped (if it started again) and removed anew.
+            return Some(Step::Clearing { host, old });
+        }
         let last = self.changes.last_id.entry(shard).or_insert(3);
         *last += 1;
         let id = *last;
