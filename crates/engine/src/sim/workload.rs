@@ -191,7 +191,6 @@ impl World {
         let waiter = ReadWaiter {
             reply: tx,
             deadline,
-            _place: None,
         };
         let op = Op::Read {
             key: k,
