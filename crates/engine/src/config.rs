@@ -69,8 +69,14 @@ pub struct HostConfig {
     /// Most bytes of committed entries a follower hands to its state machine ahead of what
     /// it has applied. Past it the follower stops taking entries from the leader until its
     /// state machine catches up (the leader goes on with the other replicas), so a slow
-    /// state machine does not fill memory. Also the most one step hands over at once.
+    /// state machine does not fill memory. Also the most one step hands over at once. A
+    /// replica past it, leader or follower, takes no new proposals: local ones fail with
+    /// `Error::Busy`, and a leader drops those forwarded to it (their callers time out).
     pub max_applying_bytes: u64,
+    /// Most bytes of committed entries all of the host's replicas together hand to their
+    /// state machines ahead of what they applied; past it the host's followers stop taking
+    /// entries and its replicas take no new proposals, as with `max_applying_bytes`.
+    pub max_applying_bytes_per_host: u64,
     /// Largest snapshot a follower accepts from a leader, in bytes.
     pub max_snapshot_bytes: u64,
     /// Most client sessions a shard keeps; registering one more evicts the least recently
@@ -101,6 +107,7 @@ impl HostConfig {
             max_in_flight_per_shard: 16_384,
             max_uncommitted_bytes: 64 << 20,
             max_applying_bytes: 64 << 20,
+            max_applying_bytes_per_host: 256 << 20,
             max_snapshot_bytes: 16 << 30,
             max_sessions_per_shard: 4096,
             tls: None,
@@ -129,8 +136,8 @@ impl HostConfig {
         if self.max_sessions_per_shard == 0 {
             return bad("max_sessions_per_shard must be positive");
         }
-        if self.max_applying_bytes == 0 {
-            return bad("max_applying_bytes must be positive");
+        if self.max_applying_bytes == 0 || self.max_applying_bytes_per_host == 0 {
+            return bad("max_applying_bytes and max_applying_bytes_per_host must be positive");
         }
         if self.max_uncommitted_bytes < self.max_proposal_bytes as u64 {
             return bad("max_uncommitted_bytes must be at least max_proposal_bytes");

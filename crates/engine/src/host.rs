@@ -51,8 +51,10 @@ pub struct Host {
     pub(crate) seq: AtomicU64,
     pub(crate) closed: AtomicBool,
     pub(crate) fault: Arc<Fault>,
-    /// Proposals waiting for their result on this host.
+    /// Proposals and reads waiting for their result on this host.
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes all replicas have handed to their state machines and not applied.
+    pub(crate) applying: Arc<AtomicU64>,
 }
 
 fn random_nonce() -> u64 {
@@ -141,7 +143,7 @@ impl Host {
                         }
                     })?,
             );
-            let worker = Worker::new(
+            let mut worker = Worker::new(
                 store.clone(),
                 transport.clone(),
                 atx.clone(),
@@ -154,6 +156,7 @@ impl Host {
                 running.clone(),
                 config.data_dir.clone(),
             );
+            worker.max_applying_host = config.max_applying_bytes_per_host;
             applies.push(atx);
             threads.push(
                 std::thread::Builder::new()
@@ -177,6 +180,7 @@ impl Host {
             closed: AtomicBool::new(false),
             fault,
             in_flight: Default::default(),
+            applying: Default::default(),
         })
     }
 
@@ -294,7 +298,7 @@ impl Host {
             self.record_address(Some(shard_id), id, a)
         })?;
         let cfg = start::raft_config(&self.config, replica_id);
-        let booted = start::boot(
+        let mut booted = start::boot(
             &self.store,
             &self.config.data_dir,
             storage,
@@ -302,6 +306,11 @@ impl Host {
             cfg,
             incarnation,
         )?;
+        let applying = Arc::new(AtomicU64::new(0));
+        booted.replica.budget = crate::replica::Applying {
+            replica: applying.clone(),
+            host: self.applying.clone(),
+        };
         let sm = booted.sm.clone();
         let w = self.router.worker_of(shard_id);
         let _ = self.applies.read()[w].send(booted.open);
@@ -310,6 +319,7 @@ impl Host {
             LocalReplica {
                 replica_id,
                 incarnation,
+                applying,
                 sm: sm.clone(),
                 in_flight: Default::default(),
             },
@@ -382,8 +392,8 @@ impl Host {
         self.transport.reload_tls()
     }
 
-    /// dropped_messages returns how many received Raft messages were refused because they
-    /// were not addressed to the local replica of their shard.
+    /// dropped_messages returns how many received Raft messages were refused: not addressed
+    /// to the local replica of their shard, or arriving while the host's inbox was full.
     pub fn dropped_messages(&self) -> u64 {
         self.transport.dropped()
     }

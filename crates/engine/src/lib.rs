@@ -34,7 +34,7 @@ pub use config::{HostConfig, LinkFilter, StartMode, TlsFiles};
 pub use error::{Error, Result};
 pub use event::{Event, EventListener, Membership};
 pub use host::{Host, Proposal};
-pub use replica::Completions;
+pub use replica::{Completion, Completions};
 pub use replica::ReplicaStatus;
 pub use session::{Session, REGISTER, UNREGISTER};
 pub use state_machine::{ApplyResult, BatchItem, BatchUpdater, SmEntry, SmError, StateMachine};

@@ -7,7 +7,9 @@ use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 use crate::host::{Host, Proposal};
-use crate::replica::{AppliedSink, Completions, Permit, ProposalId, ProposalWaiter, ReadWaiter};
+use crate::replica::{
+    AppliedSink, Completion, Completions, Permit, ProposalId, ProposalWaiter, ReadWaiter,
+};
 use crate::router::Cmd;
 use crate::session::{Session, REGISTER, UNREGISTER};
 use crate::state_machine::ApplyResult;
@@ -70,7 +72,7 @@ impl Host {
         let permit = match admitted.and_then(|p| self.check_size(&data).map(|_| p)) {
             Ok(p) => p,
             Err(e) => {
-                let _ = sink.send((tag, Err(e)));
+                let _ = sink.send(Completion::unplaced(tag, Err(e)));
                 return;
             }
         };
@@ -114,10 +116,35 @@ impl Host {
         );
     }
 
-    /// admit takes the proposal's place in the in-flight limits (admission control: past
-    /// them a proposal is refused at once with `Busy`, and memory stays bounded).
-    fn admit(&self, shard_id: u64) -> Result<Permit> {
+    /// admit takes the call's place in the in-flight limits (admission control: past them,
+    /// or with the replica's or the host's state machines too far behind, a call is refused
+    /// at once with `Busy`, and memory stays bounded).
+    pub(crate) fn admit(&self, shard_id: u64) -> Result<Permit> {
         self.check_open()?;
+        let (shard, applying) = match self.replicas.read().get(&shard_id) {
+            Some(r) => (r.in_flight.clone(), r.applying.load(Ordering::Acquire)),
+            None => return Err(Error::ShardNotFound(shard_id)),
+        };
+        let host = self.applying.load(Ordering::Acquire);
+        if applying > self.config.max_applying_bytes
+            || (applying > 0 && host > self.config.max_applying_bytes_per_host)
+        {
+            return Err(Error::Busy(format!(
+                "the state machines are behind: {applying} bytes of shard {shard_id} \
+                 and {host} of this host wait to be applied"
+            )));
+        }
+        Permit::acquire(
+            &self.in_flight,
+            self.config.max_in_flight,
+            &shard,
+            self.config.max_in_flight_per_shard,
+        )
+    }
+
+    /// read_place takes a read's place in the in-flight limits (a state machine that is
+    /// behind does not refuse reads: they add nothing to apply).
+    fn read_place(&self, shard_id: u64) -> Result<Permit> {
         let shard = match self.replicas.read().get(&shard_id) {
             Some(r) => r.in_flight.clone(),
             None => return Err(Error::ShardNotFound(shard_id)),
@@ -224,6 +251,8 @@ impl Host {
     /// the call (a linearizable barrier; works on followers and non-voting replicas).
     pub async fn read_index(&self, shard_id: u64, timeout: Duration) -> Result<u64> {
         self.check_shard(shard_id)?;
+        // A read waits in the same limits as proposals: refused with `Busy` past them.
+        let place = self.read_place(shard_id)?;
         let (tx, rx) = oneshot::channel();
         self.router.send(
             shard_id,
@@ -232,6 +261,7 @@ impl Host {
                 waiter: ReadWaiter {
                     reply: tx,
                     deadline: Self::deadline(timeout),
+                    _place: Some(place),
                 },
             },
         );

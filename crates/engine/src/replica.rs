@@ -49,10 +49,42 @@ impl ProposalId {
     }
 }
 
-/// Completions receives `(tag, result)` for proposals made with
+/// Completions receives a [`Completion`] for each proposal made with
 /// [`crate::Host::propose_tagged`]: one channel can collect the results of many proposals,
 /// which lets a caller in another runtime take them in batches.
-pub type Completions = tokio::sync::mpsc::UnboundedSender<(u64, Result<ApplyResult>)>;
+pub type Completions = tokio::sync::mpsc::UnboundedSender<Completion>;
+
+/// Completion is the outcome of a tagged proposal. It keeps the proposal's place in the
+/// host's in-flight limits until it is dropped, so results nobody has taken yet count
+/// against the limits too.
+pub struct Completion {
+    /// The tag the proposal was made with.
+    pub tag: u64,
+    /// The state machine's result, or why there is none.
+    pub result: Result<ApplyResult>,
+    _place: Option<Permit>,
+}
+
+impl Completion {
+    /// unplaced is the outcome of a proposal that never took a place in the limits (one
+    /// refused at once).
+    pub fn unplaced(tag: u64, result: Result<ApplyResult>) -> Self {
+        Completion {
+            tag,
+            result,
+            _place: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Completion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("tag", &self.tag)
+            .field("result", &self.result)
+            .finish()
+    }
+}
 
 /// AppliedSink is where the result of one proposal goes. One that is dropped unanswered
 /// answers `Closed`, so that no caller waits forever. It holds the proposal's place in the
@@ -114,18 +146,38 @@ impl AppliedSink {
         AppliedSink(Some(Sink::Tagged(tag, c)), p)
     }
 
+    /// place holds a place in the in-flight limits with nobody to answer: the place of a
+    /// proposal whose caller stopped waiting, kept until its entry is applied.
+    pub(crate) fn place(p: Permit) -> Self {
+        AppliedSink(None, Some(p))
+    }
+
     pub(crate) fn send(mut self, r: Result<ApplyResult>) {
         self.deliver(r);
     }
 
+    /// answer_early answers the caller now and hands back the proposal's place, which its
+    /// entry still takes until it is applied or dropped.
+    pub(crate) fn answer_early(mut self, r: Result<ApplyResult>) -> Option<Permit> {
+        let place = self.1.take();
+        self.deliver(r);
+        place
+    }
+
     fn deliver(&mut self, r: Result<ApplyResult>) {
-        self.1 = None;
+        let place = self.1.take();
         match self.0.take() {
             Some(Sink::Oneshot(s)) => {
+                // The place is free before the caller hears, so it can propose again at once.
+                drop(place);
                 let _ = s.send(r);
             }
             Some(Sink::Tagged(tag, c)) => {
-                let _ = c.send((tag, r));
+                let _ = c.send(Completion {
+                    tag,
+                    result: r,
+                    _place: place,
+                });
             }
             None => {}
         }
@@ -154,12 +206,23 @@ impl ProposalWaiter {
             a.send(Err(e()));
         }
     }
+
+    /// time_out answers a proposal that is in Raft with a timeout and keeps its place.
+    fn time_out(self) -> Option<Permit> {
+        if let Some(c) = self.committed {
+            let _ = c.send(Err(Error::Timeout));
+        }
+        self.applied
+            .and_then(|a| a.answer_early(Err(Error::Timeout)))
+    }
 }
 
 /// ReadWaiter is a linearizable read waiting for its read index and then for apply.
 pub(crate) struct ReadWaiter {
     pub(crate) reply: oneshot::Sender<Result<u64>>,
     pub(crate) deadline: Instant,
+    /// The read's place in the in-flight limits, given back when it is answered.
+    pub(crate) _place: Option<Permit>,
 }
 
 /// ConfWaiter is a membership change waiting for its entry to apply.
@@ -200,6 +263,45 @@ pub(crate) struct Replica {
     pub(crate) applying: u64,
     /// Set once a committed change removed this replica.
     pub(crate) removed: bool,
+    /// The places in the in-flight limits of proposals whose callers timed out while their
+    /// entries were in Raft: an entry keeps its place until it is applied, or until a change
+    /// of leader may have dropped it.
+    pub(crate) expired: HashMap<ProposalId, Permit>,
+    /// The host-wide and this replica's counts of bytes handed to the state machine and not
+    /// applied (`applying`), for admission.
+    pub(crate) budget: Applying,
+}
+
+/// Applying counts bytes handed to state machines and not yet applied: one replica's, and
+/// the host's total, which admission and flow control read.
+#[derive(Clone, Default)]
+pub(crate) struct Applying {
+    pub(crate) replica: Arc<std::sync::atomic::AtomicU64>,
+    pub(crate) host: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Applying {
+    fn add(&self, bytes: u64) {
+        self.replica.fetch_add(bytes, Ordering::AcqRel);
+        self.host.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    fn sub(&self, bytes: u64) {
+        self.replica.fetch_sub(bytes, Ordering::AcqRel);
+        self.host.fetch_sub(bytes, Ordering::AcqRel);
+    }
+
+    /// host_total is the host's count.
+    pub(crate) fn host_total(&self) -> u64 {
+        self.host.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // What the replica still had handed over no longer counts against the host.
+        self.budget.sub(self.applying);
+    }
 }
 
 impl Replica {
@@ -228,6 +330,8 @@ impl Replica {
             handed: VecDeque::new(),
             applying: 0,
             removed: false,
+            expired: HashMap::new(),
+            budget: Applying::default(),
         }
     }
 
@@ -236,14 +340,22 @@ impl Replica {
     pub(crate) fn hand_over(&mut self, last: u64, bytes: u64) {
         self.handed.push_back((last, bytes));
         self.applying += bytes;
+        self.budget.add(bytes);
     }
 
     /// behind tells whether this replica should take no more work until its state machine
-    /// catches up: a follower with more than `limit` bytes handed to it and not applied.
-    /// A leader carries on (its clients are bounded by the in-flight limits), and so does
-    /// one that has nothing waiting at all, whatever its entries' size.
-    pub(crate) fn behind(&self, limit: u64) -> bool {
-        self.applying > limit && self.node.raft.state != raft::StateRole::Leader
+    /// catches up: a follower with more than `limit` bytes handed to it and not applied, or
+    /// with any when the host as a whole has more than `host_limit`. A leader carries on, so
+    /// that it keeps its followers (it takes no new proposals meanwhile, see `saturated`),
+    /// and so does one that has nothing waiting at all, whatever its entries' size.
+    pub(crate) fn behind(&self, limit: u64, host_limit: u64) -> bool {
+        self.node.raft.state != raft::StateRole::Leader && self.saturated(limit, host_limit)
+    }
+
+    /// saturated tells whether the replica's state machine, or the host's, is so far behind
+    /// that the replica takes no new proposals.
+    pub(crate) fn saturated(&self, limit: u64, host_limit: u64) -> bool {
+        self.applying > limit || (self.applying > 0 && self.budget.host_total() > host_limit)
     }
 
     pub(crate) fn on_applied(&mut self, index: u64) {
@@ -262,6 +374,7 @@ impl Replica {
             }
             self.handed.pop_front();
             self.applying -= bytes;
+            self.budget.sub(bytes);
         }
         let mut i = 0;
         while i < self.confs_committed.len() {
@@ -314,8 +427,12 @@ impl Replica {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            if let Some(w) = self.proposals.remove(&id) {
-                w.fail(|| Error::Timeout);
+            if let Some(place) = self
+                .proposals
+                .remove(&id)
+                .and_then(ProposalWaiter::time_out)
+            {
+                self.expired.insert(id, place);
             }
         }
         let expired: Vec<ProposalId> = self
@@ -347,6 +464,7 @@ impl Replica {
     /// fail_all answers every waiter with an error; used when the replica stops.
     pub(crate) fn fail_all(&mut self, e: impl Fn() -> Error) {
         self.queued.clear();
+        self.expired.clear();
         for (_, w) in self.proposals.drain() {
             w.fail(&e);
         }
@@ -388,6 +506,7 @@ impl Replica {
                 w.fail(|| Error::OutcomeUnknown(why.into()));
             }
         }
+        self.expired.clear();
         for (_, w) in self.confs.drain() {
             let _ = w.reply.send(Err(Error::OutcomeUnknown(why.into())));
         }

@@ -3,6 +3,7 @@
 //! threads depend on this module; it depends on none of them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::Sender;
@@ -42,6 +43,8 @@ pub(crate) enum Cmd {
     Raft {
         shard: u64,
         msg: Message,
+        /// The message's place in the host's inbox (none for messages made inside the host).
+        _place: Option<InboxPlace>,
     },
     /// A snapshot message and the file received with it (still under a temporary name; none
     /// for the bootstrap snapshot, which has no data).
@@ -137,14 +140,52 @@ impl Cmd {
     }
 }
 
+/// MAX_INBOX_BYTES is the most the Raft messages received by a host and not yet stepped
+/// may take; past it more are dropped on arrival, as a full network buffer would.
+const MAX_INBOX_BYTES: usize = 256 << 20;
+
+/// InboxPlace is a received message's share of the host's inbox, given back on drop.
+pub(crate) struct InboxPlace(Arc<AtomicUsize>, usize);
+
+impl Drop for InboxPlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(self.1, Ordering::AcqRel);
+    }
+}
+
 /// Router sends commands to the worker that owns a shard.
 pub(crate) struct Router {
     workers: Vec<Sender<Cmd>>,
+    /// Bytes of received Raft messages waiting for their worker.
+    inbox: Arc<AtomicUsize>,
 }
 
 impl Router {
     pub(crate) fn new(workers: Vec<Sender<Cmd>>) -> Self {
-        Router { workers }
+        Router {
+            workers,
+            inbox: Default::default(),
+        }
+    }
+
+    /// deliver routes a Raft message received from a peer, unless the host's inbox is full
+    /// (then it is dropped and false returned).
+    pub(crate) fn deliver(&self, shard: u64, msg: Message) -> bool {
+        let size = protobuf::Message::compute_size(&msg) as usize;
+        if self.inbox.fetch_add(size, Ordering::AcqRel) + size > MAX_INBOX_BYTES {
+            self.inbox.fetch_sub(size, Ordering::AcqRel);
+            return false;
+        }
+        let place = Some(InboxPlace(self.inbox.clone(), size));
+        self.send(
+            shard,
+            Cmd::Raft {
+                shard,
+                msg,
+                _place: place,
+            },
+        );
+        true
     }
 
     pub(crate) fn worker_of(&self, shard: u64) -> usize {
@@ -169,6 +210,8 @@ impl Router {
 pub(crate) struct LocalReplica {
     pub(crate) replica_id: u64,
     pub(crate) incarnation: u64,
+    /// Bytes the replica has handed to its state machine and not applied.
+    pub(crate) applying: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) sm: SharedSm,
     /// Proposals of this shard waiting for their result on this host.
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
 use crate::fault::{panic_message, Fault};
 use crate::network::Network;
-use crate::replica::{ProposalId, ReadsInFlight, Replica, ReplicaStatus};
+use crate::replica::{AppliedSink, ProposalId, ReadsInFlight, Replica, ReplicaStatus};
 use crate::router::{Cmd, Running};
 use crate::storage::LogStore;
 
@@ -34,6 +34,8 @@ pub(crate) struct Worker {
     pub(crate) compaction_overhead: u64,
     /// Bytes a follower may have handed to its state machine and not applied.
     pub(crate) max_applying: u64,
+    /// Bytes all of the host's replicas may have handed over and not applied.
+    pub(crate) max_applying_host: u64,
     pub(crate) fault: Arc<Fault>,
     running: Running,
     pub(crate) replicas: HashMap<u64, Replica>,
@@ -79,6 +81,7 @@ impl Worker {
             nonce,
             compaction_overhead,
             max_applying,
+            max_applying_host: u64::MAX,
             fault,
             running,
             replicas: HashMap::new(),
@@ -316,6 +319,13 @@ impl Worker {
                     self.transport.count_dropped();
                     return;
                 }
+                // A replica whose state machine is too far behind takes no new entries
+                // from followers either (they are retried by their callers).
+                if msg.get_msg_type() == MessageType::MsgPropose
+                    && r.saturated(self.max_applying, self.max_applying_host)
+                {
+                    return;
+                }
                 // Errors here are stale or foreign messages; raft-rs already ignores them.
                 let _ = r.node.step(msg);
             }
@@ -416,7 +426,7 @@ impl Worker {
             self.flush_queued(&mut r, now);
             // A follower whose state machine is behind takes no more work (it neither
             // persists nor acknowledges) until an `Applied` report marks it dirty again.
-            if r.node.has_ready() && !r.behind(self.max_applying) {
+            if r.node.has_ready() && !r.behind(self.max_applying, self.max_applying_host) {
                 let rd = self.collect_ready(&mut r)?;
                 readies.push(rd);
             }
@@ -447,7 +457,7 @@ impl Worker {
             }
             self.transport.send(shard, light.take_messages());
             self.handle_committed(&mut r, light.take_committed_entries(), false)?;
-            if r.node.has_ready() && !r.behind(self.max_applying) {
+            if r.node.has_ready() && !r.behind(self.max_applying, self.max_applying_host) {
                 self.dirty.insert(shard);
             }
             if r.node.store().snapshot_wanted.take() {
@@ -630,6 +640,9 @@ impl Worker {
                         if let Some(a) = w.applied {
                             waiters.push((e.index, a));
                         }
+                    } else if let Some(p) = id.and_then(|id| r.expired.remove(&id)) {
+                        // Its caller stopped waiting; its place goes once it is applied.
+                        waiters.push((e.index, AppliedSink::place(p)));
                     }
                 }
                 EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {

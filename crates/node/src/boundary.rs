@@ -4,12 +4,13 @@
 use napi::bindgen_prelude::{Float64Array, Int32Array, Uint32Array};
 use napi::threadsafe_function::ThreadSafeCallContext;
 use napi::{JsObject, Result};
-use zongzi_engine::{ApplyResult, Event};
+use zongzi_engine::{Completion, Event};
 
 use crate::machines::Call;
 
-/// Finished proposals on their way to JavaScript.
-pub(crate) type Finished = Vec<(u64, zongzi_engine::Result<ApplyResult>)>;
+/// Finished proposals on their way to JavaScript; each keeps its place in the host's
+/// in-flight limits until it has been turned into JavaScript values.
+pub(crate) type Finished = Vec<Completion>;
 
 pub(crate) fn call_to_js(ctx: ThreadSafeCallContext<(u64, Call)>) -> Result<Vec<JsObject>> {
     let env = ctx.env;
@@ -90,9 +91,9 @@ pub(crate) fn results_to_js(ctx: ThreadSafeCallContext<Finished>) -> Result<Vec<
     let mut data = Vec::new();
     let mut errors = Vec::new();
     let mut codes = Vec::new();
-    for (tag, r) in ctx.value {
-        tags.push(tag as f64);
-        match r {
+    for c in &ctx.value {
+        tags.push(c.tag as f64);
+        match &c.result {
             Ok(r) => {
                 values.push(r.value as f64);
                 lengths.push(r.data.len() as i32);

@@ -9,7 +9,7 @@ use napi::threadsafe_function::{ErrorStrategy, ThreadsafeFunction, ThreadsafeFun
 use napi::{Env, JsFunction};
 use napi_derive::napi;
 use parking_lot::Mutex;
-use zongzi_engine::{Completions, Event, Host, HostConfig, StartMode};
+use zongzi_engine::{Completion, Completions, Event, Host, HostConfig, StartMode};
 
 use crate::boundary::{call_to_js, event_to_js, results_to_js, Finished};
 use crate::error::{
@@ -322,7 +322,7 @@ impl NativeHost {
                     host.propose_tagged(shard, bytes, session, t, tag, &self.completions)
                 }
                 Err(e) => {
-                    let _ = self.completions.send((
+                    let _ = self.completions.send(Completion::unplaced(
                         tag,
                         Err(zongzi_engine::Error::InvalidArgument(e.reason.clone())),
                     ));

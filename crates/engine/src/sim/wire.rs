@@ -146,7 +146,11 @@ impl World {
             self.on_host(to, move |n, _| n.router.send(shard, cmd));
             return;
         }
-        let cmd = Cmd::Raft { shard, msg };
+        let cmd = Cmd::Raft {
+            shard,
+            msg,
+            _place: None,
+        };
         self.on_host(to, move |n, _| n.router.send(shard, cmd));
     }
 }

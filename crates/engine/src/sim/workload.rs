@@ -191,6 +191,7 @@ impl World {
         let waiter = ReadWaiter {
             reply: tx,
             deadline,
+            _place: None,
         };
         let op = Op::Read {
             key: k,

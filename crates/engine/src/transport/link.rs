@@ -1,6 +1,7 @@
 //! PeerLink: the message connection to one remote host.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,11 +12,47 @@ use tokio::sync::mpsc;
 use super::frame::{encode_messages, header, HEADER_LEN, MAGIC_MESSAGES, MESSAGE_OVERHEAD};
 use super::Outgoing;
 use crate::router::{Cmd, Router};
+use raft::eraftpb::Message;
 
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest a frame write may take before the connection counts as broken.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// MAX_QUEUED_BYTES is the most a peer's queue holds (its messages' encoded size); more is
+/// dropped and reported unreachable, so a slow or stuck peer costs bounded memory.
+pub(super) const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// Queue is the sending end of a peer link's queue, bounded in bytes.
+pub(super) struct Queue {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    queued: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Queue {
+    pub(super) fn new(
+        tx: mpsc::UnboundedSender<Outgoing>,
+        queued: Arc<AtomicUsize>,
+        limit: usize,
+    ) -> Self {
+        Queue { tx, queued, limit }
+    }
+
+    /// push queues a message; false when the queue is full or the link gone.
+    pub(super) fn push(&self, shard: u64, m: Message) -> bool {
+        let size = m.compute_size() as usize;
+        if self.queued.fetch_add(size, Ordering::AcqRel) + size > self.limit {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return false;
+        }
+        if self.tx.send((shard, m)).is_err() {
+            self.queued.fetch_sub(size, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
 
 /// PeerLink owns the connection to one remote host and frames whatever is queued for it:
 /// every message waiting when it wakes goes out in one frame.
@@ -26,6 +63,8 @@ pub(super) struct PeerLink {
     pub(super) cluster_id: u64,
     pub(super) max_frame: usize,
     pub(super) router: Arc<Router>,
+    /// Bytes in the queue; the link takes off what it takes out.
+    pub(super) queued: Arc<AtomicUsize>,
 }
 
 impl PeerLink {
@@ -43,10 +82,16 @@ impl PeerLink {
             .saturating_sub(HEADER_LEN + 2 + self.local_addr.len());
         let mut carry: Option<Outgoing> = None;
         loop {
+            // A message counts in the queue until it is taken out of the channel (a carried
+            // one was taken already).
             let first = match carry.take() {
                 Some(m) => m,
                 None => match rx.recv().await {
-                    Some(m) => m,
+                    Some(m) => {
+                        let size = m.1.compute_size() as usize;
+                        self.queued.fetch_sub(size, Ordering::AcqRel);
+                        m
+                    }
                     None => break,
                 },
             };
@@ -60,6 +105,8 @@ impl PeerLink {
             let mut size = first_size;
             while let Ok(m) = rx.try_recv() {
                 let s = m.1.compute_size() as usize + MESSAGE_OVERHEAD;
+                self.queued
+                    .fetch_sub(s - MESSAGE_OVERHEAD, Ordering::AcqRel);
                 if size + s > room {
                     carry = Some(m);
                     break;

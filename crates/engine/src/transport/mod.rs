@@ -74,7 +74,7 @@ pub(crate) struct Transport {
     router: Arc<Router>,
     fault: Arc<Fault>,
     tls: Option<Arc<tls::Tls>>,
-    peers: Mutex<HashMap<String, mpsc::UnboundedSender<Outgoing>>>,
+    peers: Mutex<HashMap<String, link::Queue>>,
     addresses: book::AddressBook,
     /// Messages refused on arrival because no local replica was their addressee.
     dropped: std::sync::atomic::AtomicU64,
@@ -199,8 +199,9 @@ impl Transport {
                 self.send_snapshot(shard, addr, m);
                 continue;
             }
-            let tx = peers.entry(addr.clone()).or_insert_with(|| {
+            let q = peers.entry(addr.clone()).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
+                let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
                 let t = link::PeerLink {
                     tls: self.tls.clone(),
                     addr: addr.clone(),
@@ -208,12 +209,16 @@ impl Transport {
                     cluster_id: self.cluster_id,
                     max_frame: self.max_frame,
                     router: self.router.clone(),
+                    queued: queued.clone(),
                 };
                 self.fault.spawn(&self.handle, "a peer link", t.run(rx));
-                tx
+                link::Queue::new(tx, queued, link::MAX_QUEUED_BYTES)
             });
-            if let Err(e) = tx.send((shard, m)) {
-                self.unreachable(shard, e.0 .1.to);
+            let to = m.to;
+            if !q.push(shard, m) {
+                // Past the link's allowance the message is lost, as on a bad network:
+                // Raft sends again what matters.
+                self.unreachable(shard, to);
             }
         }
     }
@@ -281,7 +286,9 @@ impl Transport {
             let (from_addr, msgs) = frame::decode_messages(&payload)?;
             self.learn(from_addr, &msgs);
             for (shard, msg) in msgs {
-                self.router.send(shard, Cmd::Raft { shard, msg });
+                if !self.router.deliver(shard, msg) {
+                    self.count_dropped();
+                }
             }
         }
     }
