@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
 
 import { ZongziError } from '../ts/index'
 
@@ -118,3 +119,21 @@ export function agreedLeader(statuses: Array<ReplicaView | undefined>): number |
 
 export { ChildClient, ChildError } from '../harness/child-client.mjs'
 export { freePort } from '../harness/ports.mjs'
+
+/**
+ * closedBy resolves once the far end closes a socket we wrote `bytes` to (true), or not
+ * within 5 s (false). What the far end sends back (a TLS alert) is read and dropped.
+ */
+export function closedBy(socket: Duplex, bytes: Buffer) {
+  return new Promise<boolean>((resolve) => {
+    const t = setTimeout(() => resolve(false), 5000)
+    const done = () => {
+      clearTimeout(t)
+      resolve(true)
+    }
+    socket.on('error', done)
+    socket.on('close', done)
+    socket.resume()
+    socket.write(bytes)
+  })
+}

@@ -66,6 +66,16 @@ describe('the layers of ts/', () => {
     expect(upward).toEqual([])
   })
 
+  it('keeps every file, and every test file, at 400 lines or fewer', () => {
+    const tests = readdirSync(__dirname, { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => join(__dirname, f))
+    const long = [...all.filter((f) => !f.includes('/generated/')), ...tests]
+      .map((f) => [relative(join(TS, '..'), f), readFileSync(f, 'utf8').split('\n').length - 1])
+      .filter(([, n]) => (n as number) > 400)
+    expect(long).toEqual([])
+  })
+
   it('has no import cycles between files', () => {
     const graph = new Map(all.map((f) => [f, imports(f)]))
     const cycles: string[] = []

@@ -2,7 +2,6 @@ import * as grpc from '@grpc/grpc-js'
 import { copyFileSync, readFileSync } from 'node:fs'
 import { connect as tcpConnect } from 'node:net'
 import { join } from 'node:path'
-import type { Duplex } from 'node:stream'
 import { connect as tlsConnect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
@@ -16,7 +15,7 @@ import {
 } from '../ts/index'
 import { BusClient } from '../ts/bus/client'
 import { KvStateMachine, set } from '../examples/kv.mjs'
-import { ChildClient, codeOf, freePort, TempDirs, text } from './helpers'
+import { ChildClient, closedBy, codeOf, freePort, TempDirs, text } from './helpers'
 
 // The security matrix: three agents in processes of their own, over mutual TLS on the bus and
 // the Raft transport, and callers who must not get in. Each is refused with a clear error and
@@ -77,24 +76,6 @@ async function memberRead(): Promise<string | undefined> {
   const m = members[1]
   const k = Buffer.from('k')
   return text(await bus(m.tls, m.hostId).read(members[0].apiAddress, shardId, k, false))
-}
-
-/**
- * closedBy resolves once the far end closes a socket we wrote `bytes` to (true), or not
- * within 5 s (false). What the far end sends back (a TLS alert) is read and dropped.
- */
-function closedBy(socket: Duplex, bytes: Buffer) {
-  return new Promise<boolean>((resolve) => {
-    const t = setTimeout(() => resolve(false), 5000)
-    const done = () => {
-      clearTimeout(t)
-      resolve(true)
-    }
-    socket.on('error', done)
-    socket.on('close', done)
-    socket.resume()
-    socket.write(bytes)
-  })
 }
 
 describe('a cluster over mutual TLS', () => {
