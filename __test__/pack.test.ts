@@ -1,7 +1,9 @@
+import { copyFileSync, cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { Consumer, pack } from './consumer'
+import { platformPackages } from '../scripts/platforms/release.mjs'
+import { Consumer, pack, ROOT, run } from './consumer'
 import { TempDirs } from './helpers'
 
 const dirs = new TempDirs('zongzi-pack-')
@@ -97,5 +99,128 @@ export const open: typeof zongzi.Host.open = zongzi.Host.open
 `,
     )
     app.tsc(['types.mts', 'types.cts'])
+
+    // Only the public API is exported: the package's inner modules are not importable.
+    app.write(
+      'private.cjs',
+      `try { require('zongzi/dist/binding/native.js') } catch (e) { console.log(e.code) }`,
+    )
+    expect(app.node('private.cjs').trim()).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
+  })
+})
+
+/** packed lists the files `npm pack` puts in the package of `dir`, without packing it. */
+function packed(dir: string): string[] {
+  const [report] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--silent'], dir))
+  return (report.files as { path: string }[]).map((f) => f.path).sort()
+}
+
+const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'))
+const main = readJson(join(ROOT, 'package.json'))
+
+describe('the npm package content', () => {
+  it('is the built package, its licence and changelog, with no sources, tests or binaries', () => {
+    const files = packed(ROOT)
+    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']) {
+      expect(files).toContain(f)
+    }
+    for (const f of ['native/index.d.ts', 'proto/zongzi.proto', 'examples/kv.mjs']) {
+      expect(files).toContain(f)
+    }
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md']) {
+      expect(files).toContain(f)
+    }
+    const shipped = (f: string) =>
+      /^(dist|proto)\//.test(f) ||
+      /^examples\/[^/]+\.(mjs|d\.mts)$/.test(f) ||
+      ['native/index.d.ts', 'package.json', 'README.md', 'LICENSE', 'CHANGELOG.md'].includes(f)
+    expect(files.filter((f) => !shipped(f))).toEqual([])
+    // TypeScript only as declarations; no addon (it ships in the platform packages).
+    expect(files.filter((f) => /(?<!\.d)\.m?ts$/.test(f) || f.endsWith('.node'))).toEqual([])
+    expect(files.filter((f) => /test|__test__|fixture/.test(f))).toEqual([])
+  })
+
+  it('has one platform package per napi target, each as `napi create-npm-dir` makes it', () => {
+    // Made afresh from package.json; npm/ holds the same, formatted by biome.
+    const made = dirs.make()
+    copyFileSync(join(ROOT, 'package.json'), join(made, 'package.json'))
+    run(join(ROOT, 'node_modules', '.bin', 'napi'), ['create-npm-dir', '-t', '.'], made)
+    const names = readdirSync(join(made, 'npm')).sort()
+    expect(names).toHaveLength(main.napi.triples.additional.length)
+    expect(readdirSync(join(ROOT, 'npm')).sort()).toEqual(names)
+    for (const name of names) {
+      for (const f of readdirSync(join(ROOT, 'npm', name))) {
+        expect(['package.json', 'README.md', `zongzi.${name}.node`]).toContain(f)
+      }
+      expect(readJson(join(ROOT, 'npm', name, 'package.json'))).toEqual(
+        readJson(join(made, 'npm', name, 'package.json')),
+      )
+      expect(readFileSync(join(ROOT, 'npm', name, 'README.md'), 'utf8')).toBe(
+        readFileSync(join(made, 'npm', name, 'README.md'), 'utf8'),
+      )
+    }
+  })
+
+  it('ships in a platform package only its manifest, README and binary', () => {
+    for (const p of platformPackages()) {
+      // A copy with a stand-in binary: what is packed, without compressing a real one.
+      const copy = join(dirs.make(), 'pkg')
+      cpSync(p.dir, copy, { recursive: true, filter: (f) => !f.endsWith('.node') })
+      const binary = p.binary.slice(p.dir.length + 1)
+      writeFileSync(join(copy, binary), 'stand-in')
+      expect(packed(copy)).toEqual(['README.md', binary, 'package.json'].sort())
+    }
+  })
+
+  it('references every platform package once released, and a release refuses missing or wrong binaries', () => {
+    const root = dirs.make()
+    copyFileSync(join(ROOT, 'package.json'), join(root, 'package.json'))
+    cpSync(join(ROOT, 'npm'), join(root, 'npm'), {
+      recursive: true,
+      filter: (f) => !f.endsWith('.node'),
+    })
+    const release = (command: string) => {
+      try {
+        run(
+          process.execPath,
+          [join(ROOT, 'scripts', 'platforms', 'release.mjs'), command, '--root', root],
+          root,
+        )
+        return ''
+      } catch (e) {
+        return (e as { stderr: string }).stderr
+      }
+    }
+    expect(release('prepare')).toBe('')
+    const prepared = readJson(join(root, 'package.json'))
+    const packages = platformPackages(root)
+    expect(Object.keys(prepared.optionalDependencies).sort()).toEqual(
+      packages.map((p) => p.name).sort(),
+    )
+    for (const v of Object.values(prepared.optionalDependencies)) expect(v).toBe(main.version)
+    // The packed manifest is this one: the tarball references every binary package.
+    expect(packed(root)).toContain('package.json')
+
+    // No binary at all: every package is named.
+    const none = release('verify')
+    for (const p of packages) expect(none).toContain(`${p.name}: ${p.binary} is missing`)
+    expect(none).toContain('refusing to publish')
+
+    // The x86-64 glibc build in its own package and, wrongly, in the arm64 and musl ones.
+    const x64 = join(ROOT, 'native', 'zongzi.linux-x64-gnu.node')
+    const at = (name: string) => packages.find((p) => p.name === name)?.binary ?? ''
+    copyFileSync(x64, at('zongzi-linux-x64-gnu'))
+    copyFileSync(x64, at('zongzi-linux-arm64-gnu'))
+    copyFileSync(x64, at('zongzi-linux-x64-musl'))
+    const wrong = release('verify')
+    expect(wrong).not.toContain('zongzi-linux-x64-gnu:')
+    expect(wrong).toContain(
+      `zongzi-linux-arm64-gnu: ${at('zongzi-linux-arm64-gnu')} is for x64, not arm64`,
+    )
+    expect(wrong).toContain(
+      `zongzi-linux-x64-musl: ${at('zongzi-linux-x64-musl')} links glibc libc, not musl`,
+    )
+    expect(wrong).toContain('zongzi-darwin-arm64:')
+    expect(wrong).toContain('refusing to publish')
   })
 })
