@@ -137,7 +137,7 @@ describe('the npm package content', () => {
     expect(files.filter((f) => !shipped(f))).toEqual([])
     // TypeScript only as declarations; no addon (it ships in the platform packages).
     expect(files.filter((f) => /(?<!\.d)\.m?ts$/.test(f) || f.endsWith('.node'))).toEqual([])
-    expect(files.filter((f) => /test|__test__|fixture/.test(f))).toEqual([])
+    expect(files.filter((f) => /(^|\/)(__test__|fixtures?|harness)\/|\.test\./.test(f))).toEqual([])
   })
 
   it('has one platform package per napi target, each as `napi create-npm-dir` makes it', () => {
