@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest'
 
 import { Registry } from '../ts/coordinator/registry/registry'
 import { busHandlers, type HandlerContext } from '../ts/coordinator/handlers'
-import { apply, seed } from './fixtures/registry'
+import type { Command } from '../ts/coordinator/registry/records'
+import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
+import { apply, JOIN_KEY, seed } from './fixtures/registry'
 import { codeOf } from './helpers'
 
 // The bus handlers' admission, against a registry fed commands directly: who is let in over
@@ -87,6 +89,46 @@ describe('the bus admission', () => {
     expect(added).toEqual([])
     await h.addReplica({ shardId: 1, replicaId: 5, raftAddress: 'r2', nonVoting: true })
     expect(added).toEqual(['1/5@r2'])
+  })
+
+  it('removes a member of a user shard only once the registry has it leaving', async () => {
+    const removed: string[] = []
+    const host = {
+      removeReplica: async (shard: number, id: number) => {
+        removed.push(`${shard}/${id}`)
+      },
+    } as unknown as HandlerContext['host']
+    const { r, ctx, count } = context(false, host)
+    const h = busHandlers(ctx)
+    // Replica 5 of shard 1 is h2's, on record and not being deleted: a member keeps it.
+    expect(await codeOf(h.removeReplica({ shardId: 1, replicaId: 5 }))).toBe('ERR_INVALID_ARGUMENT')
+    expect(removed).toEqual([])
+    expect(count.catchUps).toBe(1) // refused only after catching up with the registry
+    apply(r, { op: 'replica.update', id: 5, status: 'deleting' })
+    await h.removeReplica({ shardId: 1, replicaId: 5 })
+    apply(r, { op: 'replica.delete', id: 6 })
+    await h.removeReplica({ shardId: 1, replicaId: 6 })
+    await h.removeReplica({ shardId: 1, replicaId: 2 }) // shard 0's replica: not shard 1's
+    expect(removed).toEqual(['1/5', '1/6', '1/2'])
+  })
+
+  it("proposes a join with the joiner's Raft address and certificate", async () => {
+    const proposed: Command[] = []
+    const { ctx } = context(true, {
+      addNonVoting: async () => {},
+    } as unknown as HandlerContext['host'])
+    ctx.propose = async (cmd) => {
+      proposed.push(cmd)
+      return { ok: true, id: 7 }
+    }
+    const token = signJoinToken(JOIN_KEY, { id: 't', expires: 9e12, tags: {} })
+    const req = { hostId: 'h4', raftAddress: 'r4', apiAddress: 'a4', token, tags: {} }
+    await busHandlers(ctx)
+      .join(req, { hostId: '', certificate: 'AA:01' })
+      .catch(() => {}) // replica 7 is not in this registry: only the command matters here
+    expect(proposed).toMatchObject([
+      { op: 'host.join', hostId: 'h4', raftAddress: 'r4', certificate: 'AA:01' },
+    ])
   })
 
   it('refuses membership changes of the registry, even from a member', async () => {

@@ -136,6 +136,50 @@ describe('registry', () => {
     expect(join('h4', token('mine'))).toMatchObject({ ok: false, code: 'ERR_UNAUTHENTICATED' })
   })
 
+  it('takes a retried join only from the Raft address and certificate of the first', async () => {
+    const r = new Registry()
+    seed(r)
+    const mine = signJoinToken(JOIN_KEY, { id: 'mine', expires: 9e12, tags: {} })
+    const join = (raftAddress: string, certificate?: string) =>
+      outcome(
+        apply(r, {
+          op: 'host.join',
+          hostId: 'h4',
+          token: mine,
+          now: 1,
+          raftAddress,
+          ...(certificate === undefined ? {} : { certificate }),
+        })[0],
+      )
+    const first = join('r4', 'AA:01')
+    expect(first).toMatchObject({ ok: true })
+    const before = JSON.stringify([[...r.state.replicas.values()], [...r.state.access.used]])
+    // Whoever holds h4's token (and any certificate of the cluster) is not h4 retrying.
+    for (const [address, certificate] of [
+      ['evil:1', 'AA:01'],
+      ['r4', 'BB:02'],
+      ['r4', undefined],
+    ])
+      expect(join(address as string, certificate), `${address} ${certificate}`).toMatchObject({
+        ok: false,
+        code: 'ERR_UNAUTHENTICATED',
+        error: expect.stringMatching(/another Raft address or certificate/),
+      })
+    expect(JSON.stringify([[...r.state.replicas.values()], [...r.state.access.used]])).toBe(before)
+    expect(join('r4', 'AA:01')).toEqual(first)
+    // What the token was first used from survives a snapshot.
+    const b = new Registry()
+    const input = new PassThrough()
+    input.end(await snapshotOf(r))
+    await b.recoverFromSnapshot(input)
+    expect(b.state.access.used.get('mine')).toEqual({
+      hostId: 'h4',
+      expires: 9e12,
+      raftAddress: 'r4',
+      certificate: 'AA:01',
+    })
+  })
+
   it('admits nobody with a token signed before the join key was rotated', () => {
     const r = new Registry()
     seed(r)
@@ -171,6 +215,30 @@ describe('registry', () => {
     expect(outcome(apply(b, put('a2-new'))[0])).toMatchObject({ code: 'ERR_UNAUTHENTICATED' })
     expect(b.state.hosts.get('h2')?.apiAddress).toBe('a2-old')
     expect(b.state.access.named).toBe(true)
+  })
+
+  it('replays the joins of a registry made before proposers were named as written', async () => {
+    const r = new Registry()
+    seed(r)
+    const old = (await snapshotOf(r)).toString().replace(',"named":true', '')
+    const b = new Registry()
+    const input = new PassThrough()
+    input.end(old)
+    await b.recoverFromSnapshot(input)
+    const token = (id: string) => signJoinToken(JOIN_KEY, { id, expires: 2000, tags: {} })
+    const join = (hostId: string, t: string, now: number) =>
+      outcome(apply(b, { op: 'host.join', hostId, token: t, now })[0])
+    // The rules such a log was written under: a used token admits its host again after it
+    // expired, and a join under a known id answers that host's replica of shard 0.
+    const first = join('h4', token('t1'), 1000)
+    expect(first).toMatchObject({ ok: true })
+    expect(join('h4', token('t1'), 3000)).toEqual(first)
+    expect(join('h2', token('t2'), 1000)).toEqual({ ok: true, id: 2 })
+    expect([...b.state.access.used.keys()].sort()).toEqual(['t1', 't2'])
+    // And a host that rejoined at h3's address retired h3, active as it was.
+    const h5 = { id: 'h5', apiAddress: 'a3', raftAddress: 'r5', tags: {}, shardTypes: [] }
+    expect(outcome(apply(b, { op: 'host.put', host: h5, rejoined: true })[0])).toEqual({ ok: true })
+    expect(b.state.hosts.get('h3')?.status).toBe('gone')
   })
 
   it('rejects invalid commands with a result and changes nothing', () => {

@@ -39,7 +39,8 @@ export interface BusHandlers {
    */
   admit(caller: Caller): Promise<void>
   probe(): ProbeResponse
-  join(req: JoinRequest): Promise<JoinResponse>
+  /** join admits a new host; `caller` is who calls (its certificate, over TLS). */
+  join(req: JoinRequest, caller: Caller): Promise<JoinResponse>
   addReplica(req: ReplicaChange): Promise<void>
   removeReplica(req: ReplicaRemoval): Promise<void>
   propose(
@@ -91,13 +92,17 @@ export class BusServer {
     })
     // Probe and Join are open to anyone who reaches the port; every other call only to members.
     const unary =
-      <Q extends { cluster: string }, R>(f: (req: Q) => Promise<R> | R, open = false) =>
+      <Q extends { cluster: string }, R>(
+        f: (req: Q, caller: Caller) => Promise<R> | R,
+        open = false,
+      ) =>
       (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>) => {
         Promise.resolve()
           .then(async () => {
             this.#check(call.request.cluster)
-            if (!open) await h.admit(callerOf(call))
-            return f(call.request)
+            const caller = callerOf(call)
+            if (!open) await h.admit(caller)
+            return f(call.request, caller)
           })
           .then(
             (r) => cb(null, r),
@@ -113,14 +118,17 @@ export class BusServer {
     const service: GeneratedHandlers = {
       Probe: unary(() => h.probe(), true),
       Join: unary(
-        (r: JoinRequest__Output) =>
-          h.join({
-            hostId: r.hostId,
-            raftAddress: r.raftAddress,
-            apiAddress: r.apiAddress,
-            token: r.token,
-            tags: { ...r.tags },
-          }),
+        (r: JoinRequest__Output, caller) =>
+          h.join(
+            {
+              hostId: r.hostId,
+              raftAddress: r.raftAddress,
+              apiAddress: r.apiAddress,
+              token: r.token,
+              tags: { ...r.tags },
+            },
+            caller,
+          ),
         true,
       ),
       AddReplica: unary(async (r: AddReplicaRequest__Output) => {

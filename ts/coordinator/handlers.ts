@@ -104,7 +104,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
         .filter((r) => r.initial)
         .map((r) => r.hostId),
     }),
-    join: (req: JoinRequest) => onJoin(agent, catchUp, req),
+    join: (req: JoinRequest, caller: Caller) => onJoin(agent, catchUp, req, caller),
     addReplica: async (req: ReplicaChange) => {
       member(req.shardId)
       local(req.shardId)
@@ -121,6 +121,7 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
     removeReplica: async (req: ReplicaRemoval) => {
       member(req.shardId)
       local(req.shardId)
+      await onLeaving(agent, catchUp, req)
       await agent.host.removeReplica(req.shardId, req.replicaId, { timeoutMs: agent.timeoutMs })
     },
     propose: async (shardId, data, timeoutMs, session) => {
@@ -168,14 +169,16 @@ export function busHandlers(agent: HandlerContext): BusHandlers {
 
 /**
  * onJoin adds a new host to shard 0 as a non-voting member, if the registry accepts its join
- * token (idempotent per host). The join is first checked against this host's registry (and,
- * if refused there, again after catching up): a bad token, a known host id or a replica of
- * the registry already held is refused before anything is proposed.
+ * token (idempotent per host: a retry from the same Raft address and certificate, `caller`'s).
+ * The join is first checked against this host's registry (and, if refused there, again after
+ * catching up): a bad token, a known host id or a replica of the registry already held is
+ * refused before anything is proposed.
  */
 async function onJoin(
   agent: HandlerContext,
   catchUp: CatchUp,
   req: JoinRequest,
+  caller: Caller,
 ): Promise<{ replicaId: number; members: Array<{ replicaId: number; raftAddress: string }> }> {
   if (!agent.ready()) throw new ZongziError('ERR_UNAVAILABLE', 'this host is not ready')
   if (!req.hostId || !req.raftAddress) throw invalid('join needs a host id and a raft address')
@@ -185,6 +188,8 @@ async function onJoin(
     token: req.token,
     now: Date.now(),
     tags: req.tags,
+    raftAddress: req.raftAddress,
+    ...(caller.certificate === undefined ? {} : { certificate: caller.certificate }),
   }
   const mark = catchUp.mark()
   if (refusal(agent.registry(), cmd, agent.hostId) !== undefined) await catchUp.after(mark)
@@ -220,6 +225,25 @@ async function onRecord(agent: HandlerContext, catchUp: CatchUp, req: ReplicaCha
   if (!fits(agent.registry()))
     throw invalid(
       `replica ${req.replicaId} of shard ${req.shardId} is not on record at ${req.raftAddress}`,
+    )
+}
+
+/**
+ * onLeaving resolves when the registry no longer lists the replica a removal names in that
+ * shard, or has it being deleted: a member never takes a replica the registry keeps out of
+ * its shard. It catches up once if not.
+ */
+async function onLeaving(agent: HandlerContext, catchUp: CatchUp, req: ReplicaRemoval) {
+  const leaving = (s: RegistryState) => {
+    const r = s.replicas.get(req.replicaId)
+    return r?.shardId !== req.shardId || r.status === 'deleting'
+  }
+  const mark = catchUp.mark()
+  if (leaving(agent.registry())) return
+  await catchUp.after(mark)
+  if (!leaving(agent.registry()))
+    throw invalid(
+      `replica ${req.replicaId} of shard ${req.shardId} is on record and not being deleted`,
     )
 }
 

@@ -2,7 +2,7 @@
 // joins with a token, and the join key. Who may propose each is checked before (see
 // registry-proposers.ts); a handler that throws Invalid changes nothing.
 import type { HostStatus, Outcome } from './records'
-import { isJoinKey, readJoinToken } from './join-tokens'
+import { isJoinKey, type JoinClaims, readJoinToken } from './join-tokens'
 import { type Fields, isId, isObj, isStrings, isTags } from './fields'
 import { deny, need, type Writer } from './writer'
 
@@ -39,10 +39,14 @@ function hostPut(w: Writer, c: Fields): Outcome {
   })
   w.touchHost(h.id)
   // A peer that lost its data and joined again: another id at its address is its earlier
-  // life, gone for good, and its replicas are replaced.
+  // life, gone for good, and its replicas are replaced. Any member can claim this, so only
+  // an identity the registry leader already has missing goes (it no longer answers as itself
+  // there); the rejoined agent marks one still active gone once it is missing. A registry
+  // made before that rule (Access.named) replays its log as written: any but a gone one.
   need(c.rejoined === undefined || typeof c.rejoined === 'boolean', 'rejoined must be a boolean')
+  const earlier = w.access.named ? ['missing'] : ['active', 'missing', 'draining']
   for (const o of c.rejoined ? [...w.hosts.values()] : []) {
-    if (o.id === h.id || o.status === 'gone' || o.apiAddress !== h.apiAddress) continue
+    if (o.id === h.id || !earlier.includes(o.status) || o.apiAddress !== h.apiAddress) continue
     w.hosts.set(o.id, { ...o, status: 'gone', since: 0, updated: w.index })
     w.touchHost(o.id)
   }
@@ -56,7 +60,9 @@ function hostPut(w: Writer, c: Fields): Outcome {
  * replica decides alike), must not have admitted another host, and its tags must be the
  * host's. A host id names one host for good: a host on record is refused, and so is one with
  * a replica of shard 0, unless it is the host this token admitted retrying its unfinished join
- * (it has not written its record yet). Expired tokens are forgotten.
+ * (it has not written its record yet) from the Raft address and certificate it joined from,
+ * which the admitting member puts in the command. Expired tokens are forgotten. A registry
+ * made before these rules applies the earlier ones (see joinAsWritten).
  */
 function hostJoin(w: Writer, c: Fields): Outcome {
   need(typeof c.hostId === 'string' && c.hostId.length > 0, 'hostId is required')
@@ -64,25 +70,65 @@ function hostJoin(w: Writer, c: Fields): Outcome {
   need(c.tags === undefined || isTags(c.tags), 'host tags must map non-empty names to strings')
   const hostId = c.hostId
   const now = c.now
+  const tags = (c.tags ?? {}) as Record<string, string>
   const claims = readJoinToken(w.access.joinKey, c.token)
   deny(typeof claims !== 'string', claims as string)
+  if (!w.access.named) return joinAsWritten(w, hostId, now, claims, tags)
+  const { raftAddress, certificate } = c
+  need(raftAddress === undefined || typeof raftAddress === 'string', 'raftAddress is a string')
+  need(
+    certificate === undefined || (typeof certificate === 'string' && certificate.length <= 256),
+    'certificate must be a fingerprint',
+  )
   deny(now <= claims.expires, 'the join token has expired')
   const used = w.access.used.get(claims.id)
   deny(!used || used.hostId === hostId, 'the join token has admitted another host')
+  deny(
+    !used || (used.raftAddress === raftAddress && used.certificate === certificate),
+    `the join token admitted host ${hostId} from another Raft address or certificate`,
+  )
   deny(!w.hosts.has(hostId), `host ${hostId} is known: a host id names one host for good`)
   const held = [...w.replicas.values()].find((r) => r.shardId === 0 && r.hostId === hostId)
   deny(
     !held || (used !== undefined && held.nonVoting),
     `host ${hostId} has a replica of the registry, which a join may not take over`,
   )
-  const tags = (c.tags ?? {}) as Record<string, string>
+  const missing = Object.keys(claims.tags).filter((k) => tags[k] !== claims.tags[k])
+  deny(missing.length === 0, `the join token admits hosts tagged ${JSON.stringify(claims.tags)}`)
+  const next = new Map([...w.access.used].filter(([, u]) => u.expires >= now))
+  next.set(claims.id, {
+    hostId,
+    expires: claims.expires,
+    ...(raftAddress === undefined ? {} : { raftAddress }),
+    ...(certificate === undefined ? {} : { certificate }),
+  })
+  w.access = { ...w.access, used: next }
+  if (held) return { ok: true, id: held.id }
+  return { ok: true, id: w.newReplica(0, hostId, true, false) }
+}
+
+/**
+ * joinAsWritten is host.join as a registry made before the proposer rules (Access.named)
+ * applied it, so that its log replays as written: a token that admitted this host admits it
+ * again even after it expired, and a host with a replica of shard 0 is answered that replica.
+ */
+function joinAsWritten(
+  w: Writer,
+  hostId: string,
+  now: number,
+  claims: JoinClaims,
+  tags: Record<string, string>,
+): Outcome {
+  const used = w.access.used.get(claims.id)
+  deny(!used || used.hostId === hostId, 'the join token has admitted another host')
+  deny(!!used || now <= claims.expires, 'the join token has expired')
   const missing = Object.keys(claims.tags).filter((k) => tags[k] !== claims.tags[k])
   deny(missing.length === 0, `the join token admits hosts tagged ${JSON.stringify(claims.tags)}`)
   const next = new Map([...w.access.used].filter(([, u]) => u.expires >= now))
   next.set(claims.id, { hostId, expires: claims.expires })
   w.access = { ...w.access, used: next }
-  if (held) return { ok: true, id: held.id }
-  return { ok: true, id: w.newReplica(0, hostId, true, false) }
+  const held = [...w.replicas.values()].find((r) => r.shardId === 0 && r.hostId === hostId)
+  return { ok: true, id: held?.id ?? w.newReplica(0, hostId, true, false) }
 }
 
 /** tokensPrune (tokens.prune) forgets the used join tokens that expired by `now`. */

@@ -137,6 +137,12 @@ export type CommandBody =
       /** The admitting member's clock (ms since the epoch), for the token's expiry. */
       now: number
       tags?: Record<string, string>
+      /**
+       * The Raft address the host joins from, and the fingerprint of the certificate it called
+       * with (over TLS), as the admitting member saw them: a retry must come from both again.
+       */
+      raftAddress?: string
+      certificate?: string
     }
   | {
       op: 'host.status'

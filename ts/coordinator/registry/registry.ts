@@ -136,7 +136,15 @@ export class Registry extends EventEmitter implements StateMachine {
       else if (kind === 'host') hosts.set(row.id, row)
       else if (kind === 'shard') shards.set(row.id, row)
       else if (kind === 'replica') replicas.set(row.id, row)
-      else if (kind === 'token') used.set(row.id, { hostId: row.hostId, expires: row.expires })
+      else if (kind === 'token') {
+        const { id, hostId, expires, raftAddress, certificate } = row
+        used.set(id, {
+          hostId,
+          expires,
+          ...(raftAddress === undefined ? {} : { raftAddress }),
+          ...(certificate === undefined ? {} : { certificate }),
+        })
+      }
     }
     if (
       !header ||

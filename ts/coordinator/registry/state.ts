@@ -5,6 +5,12 @@ import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 export interface UsedToken {
   hostId: string
   expires: number
+  /**
+   * The Raft address and certificate fingerprint the host joined from (absent when it showed
+   * none, or joined before they were recorded): only a join from both again is its retry.
+   */
+  raftAddress?: string
+  certificate?: string
 }
 
 /** Access is what the registry keeps to admit hosts: the join key and the tokens used. */
