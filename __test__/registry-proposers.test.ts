@@ -113,6 +113,28 @@ describe('registry proposers', () => {
     expect(r.state.shards.get(1)).toMatchObject({ leader: 5, term: 9 })
   })
 
+  it("takes a shard's leader only for a replica of that shard", () => {
+    const r = seeded()
+    // Replica 2 is h2's, of shard 0: h2 may not name it the leader of shard 1, at any term.
+    for (const term of [9, Number.MAX_SAFE_INTEGER])
+      refuses(r, { op: 'shard.leader', id: 1, leader: 2, term, by: 'h2' }, /not a replica/)
+    refuses(r, { op: 'shard.leader', id: 0, leader: 5, term: 9, by: 'h2' }, /not a replica/)
+    accepts(r, { op: 'shard.leader', id: 0, leader: 2, term: 9, by: 'h2' })
+    expect(r.state.shards.get(0)).toMatchObject({ leader: 2, term: 9 })
+  })
+
+  it('lets a rejoined host mark gone only a missing earlier identity at its address', () => {
+    const r = seeded()
+    const h5 = { id: 'h5', apiAddress: 'a2', raftAddress: 'r5', tags: {}, shardTypes: ['kv'] }
+    // h2 is active at a2: a host that claims to have rejoined there does not retire it.
+    accepts(r, { op: 'host.put', host: h5, rejoined: true, by: 'h5' })
+    expect(r.state.hosts.get('h2')?.status).toBe('active')
+    // Once the registry leader has it missing (it no longer answers as h2 at a2), it goes.
+    accepts(r, { op: 'host.status', id: 'h2', status: 'missing', now: 5, by: 'h1' })
+    accepts(r, { op: 'host.put', host: h5, rejoined: true, by: 'h5' })
+    expect(r.state.hosts.get('h2')).toMatchObject({ status: 'gone', since: 0 })
+  })
+
   it('forgets used join tokens once expired, by the registry leader only', () => {
     const r = seeded()
     const token = (id: string, expires: number) =>

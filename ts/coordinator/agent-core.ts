@@ -24,7 +24,7 @@ import { type AgentOptions, type AgentStatus, isLoopback } from './agent-options
 import { bootstrap, join as joinCluster, REJOIN } from './bootstrap'
 import { HostHealth } from './client/health'
 import type { ShardClient } from './client/shard-client'
-import { checkReplacement, type ReplacementOptions } from './control/departures'
+import { checkReplacement, type ReplacementOptions, retireEarlier } from './control/departures'
 import { LeaderBalance } from './control/drain'
 import { HostController } from './control/host-controller'
 import { checkLiveness, Liveness } from './control/liveness'
@@ -80,6 +80,8 @@ export class AgentCore implements AgentInside {
   #timer: NodeJS.Timeout | undefined
   /** This start is a peer's that lost its data and joined as a new host. */
   #rejoined = false
+  /** The departure of this host's earlier identity being proposed (see retireEarlier). */
+  #retiring: Promise<void> | undefined
   #started: Promise<void> | undefined
 
   constructor(
@@ -368,6 +370,12 @@ export class AgentCore implements AgentInside {
   kick(): void {
     if (this.status !== 'ready' || !this.parts) return
     this.parts.hostController.kick()
+    if (this.#rejoined && !this.#retiring) {
+      const p = retireEarlier(this.registry.state, this, (c) => this.propose(c))
+      this.#retiring = p.finally(() => {
+        this.#retiring = undefined
+      })
+    }
     void this.parts.leader.once()
     if (this.#replacement.balanceLeaders) void this.#balance.once(drainContext(this))
   }

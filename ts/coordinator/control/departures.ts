@@ -1,7 +1,8 @@
 // Departures: which hosts are leaving the cluster (so their replicas move elsewhere), and how
 // fast the registry leader may change memberships to move them.
 import { invalid } from '../../binding/errors'
-import type { HostRecord } from '../registry/records'
+import type { Command, HostRecord } from '../registry/records'
+import type { RegistryState } from '../registry/state'
 
 /** ReplacementOptions say when and how fast the replicas of a failed host are replaced. */
 export interface ReplacementOptions {
@@ -45,6 +46,26 @@ export function isLeaving(h: HostRecord | undefined, now: number, replaceAfterMs
   if (h.status !== 'missing' || h.since === undefined) return false
   if (h.since === 0) return true
   return replaceAfterMs > 0 && now - h.since >= replaceAfterMs
+}
+
+/**
+ * retireEarlier, on a host that lost its data and rejoined under a new id (`self`), proposes
+ * its earlier identity at the same bus address gone once the registry leader has it missing.
+ * The registry takes that departure from any member, and leaves an identity it still has
+ * active alone (see hostPut: any member could claim to have rejoined at an address). It
+ * resolves once the proposals settled, at once when there is none to make.
+ */
+export async function retireEarlier(
+  s: RegistryState,
+  self: { hostId: string; apiAddress: string },
+  propose: (cmd: Command) => Promise<unknown>,
+): Promise<void> {
+  const earlier = [...s.hosts.values()].filter(
+    (h) => h.id !== self.hostId && h.apiAddress === self.apiAddress && h.status === 'missing',
+  )
+  const gone = (id: string) =>
+    propose({ op: 'host.status', id, status: 'gone', now: 0, from: 'missing' })
+  await Promise.allSettled(earlier.map((h) => gone(h.id)))
 }
 
 /** isAlive tells whether a host can still take part: active, or draining. */

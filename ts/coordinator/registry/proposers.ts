@@ -55,7 +55,8 @@ const NAMED = new Set([
  * - `host.status`: the host itself; the registry leader (liveness, departures); or any member
  *   marking a host that the registry already has missing or draining `missing` or `gone`,
  *   with `from` (see `agent.removeHost`);
- * - `shard.leader`: the host of the replica it names as leader;
+ * - `shard.leader`: the host of the replica it names as leader, a replica of that shard on
+ *   record (the term is the proposer's word; see docs/security.md on what `by` guards against);
  * - `tokens.prune`: the registry leader;
  * - anything else (`host.join` included): a member of the cluster.
  */
@@ -104,6 +105,7 @@ export function checkProposer(w: Writer, c: Fields): void {
       if (typeof c.leader !== 'number') return // refused for what it lacks (see shardLeader)
       const r = w.replicas.get(c.leader)
       deny(r?.hostId === by, `host ${by} may report only its own replica as a leader`)
+      deny(r.shardId === c.id, `replica ${r.id} is not a replica of shard ${String(c.id)}`)
       return
     }
     case 'tokens.prune':
