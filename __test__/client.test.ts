@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import { Agent, type AgentOptions, type CircuitState, ZongziError } from '../ts/index'
 import { Registry } from '../ts/coordinator/registry/registry'
+import type { SessionRef } from '../ts/binding/proposals'
 import type { ClientContext, RemoteShards } from '../ts/coordinator/client/client-context'
 import { ShardClient } from '../ts/coordinator/client/shard-client'
 import { run, seed } from './fixtures/registry'
@@ -91,23 +92,25 @@ describe('a client of a shard whose hosts include a paused one (SIGSTOP)', () =>
     expect(text(await c.read(Buffer.from('#big')))).toBe(String(size))
   })
 
-  it('keeps one client per shard and options, cheap to ask for again, until closed', async () => {
+  it('hands each caller a client of one shared session; a close ends only its own', async () => {
     const name = 'cached'
     const sh = await client.createShard('maybe', { name, placement: { members: { count: 2 } } })
     await client.waitForShard(sh.id)
     const c = await client.clientByName(name)
-    expect(await client.clientByName(name)).toBe(c)
-    expect(client.client(sh.id)).toBe(c)
+    const others = [await client.clientByName(name), client.client(sh.id)]
     const toLeader = client.client(sh.id, { writeToLeader: true })
-    expect(client.client(sh.id, { writeToLeader: true })).toBe(toLeader)
-    expect(toLeader).not.toBe(c)
     await retry(() => c.propose(put('a', '1')))
     await c.close()
     expect(await codeOf(c.propose(put('a', '2')))).toBe('ERR_INVALID_ARGUMENT')
+    // The other holders of this shard's client go on as they were.
+    for (const [i, o] of [...others, toLeader].entries()) {
+      await o.propose(put('a', `${3 + i}`))
+      expect(text(await o.read(Buffer.from('a')))).toBe(`${3 + i}`)
+    }
     const next = client.client(sh.id)
     expect(next).not.toBe(c)
-    await next.propose(put('a', '3'))
-    expect(text(await next.read(Buffer.from('a')))).toBe('3')
+    await next.propose(put('a', '9'))
+    expect(text(await next.read(Buffer.from('a')))).toBe('9')
   })
 
   it('has reads answered by another host, and stops calling the paused one', async () => {
@@ -175,5 +178,51 @@ describe('a client of a shard whose only reachable replica is on a draining host
     const c = new ShardClient(ctx, 1)
     expect(text(await c.read(Buffer.from('k')))).toBe('v')
     expect((await c.propose(put('k', 'v'))).value).toBe(1)
+  })
+})
+
+describe('the clients an agent hands out of one shard and options', () => {
+  it('write in one session, registered once, unregistered when the last one closes', async () => {
+    const r = new Registry()
+    seed(r) // shard 1 on h1, h2, h3
+    for (const id of [4, 5, 6]) run(r, { op: 'replica.update', id, status: 'active' })
+    const sessions: string[] = []
+    const writers = new Set<number>()
+    const bus = {
+      propose: async (
+        _: string,
+        _shard: number,
+        _data: Uint8Array,
+        o: { session?: SessionRef },
+      ) => {
+        writers.add(o.session?.clientId ?? 0)
+        return { value: 1, data: Buffer.from('') }
+      },
+      session: async (_: string, _shard: number, clientId: number, register: boolean) => {
+        sessions.push(`${register ? 'register' : 'unregister'} ${clientId}`)
+      },
+    } as unknown as RemoteShards
+    const ctx: ClientContext = {
+      hostId: 'h9', // runs no replica
+      timeoutMs: 300,
+      host: {} as ClientContext['host'],
+      bus,
+      registry: () => r.state,
+      runs: () => false,
+    }
+    const shared = new ShardClient(ctx, 1)
+    const [a, b] = [shared.share(), shared.share()]
+    await a.propose(put('k', '1'))
+    await b.propose(put('k', '2'))
+    expect(writers.size).toBe(1)
+    const [id] = writers
+    expect(sessions).toEqual([`register ${id}`])
+    await a.close()
+    expect(await codeOf(a.propose(put('k', '3')))).toBe('ERR_INVALID_ARGUMENT')
+    await b.propose(put('k', '4'))
+    expect(sessions).toEqual([`register ${id}`])
+    await b.close()
+    expect(sessions).toEqual([`register ${id}`, `unregister ${id}`])
+    expect(shared.closed).toBe(true)
   })
 })

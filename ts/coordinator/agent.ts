@@ -274,10 +274,11 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * client returns the agent's ShardClient of a shard id with these options: one per shard
-   * and options, kept by the agent, so that calling it again is cheap and its writes share one
-   * client session (a new client would register a session of its own through Raft). After
-   * its `close()`, the next call makes a new one.
+   * client returns a ShardClient of a shard id with these options for the caller: a share of
+   * the one the agent keeps per shard and options, so that calling it again is cheap and the
+   * writes of every share go in one client session (a new client would register a session of
+   * its own through Raft). A share's `close()` ends that share only; the session is
+   * unregistered once every share has closed, and the next call then starts a new one.
    */
   client(shardId: number, o: ShardClientOptions = {}): ShardClient {
     checkShardId(shardId)
@@ -289,11 +290,11 @@ export class Agent extends EventEmitter {
       c = new ShardClient(clientContext(this.#core), shardId, options)
       this.#core.clients.set(key, c)
     }
-    return c
+    return c.share()
   }
 
   /**
-   * clientByName returns the agent's ShardClient of a shard name (see `client`); the name is
+   * clientByName returns a ShardClient of a shard name for the caller (see `client`); the name is
    * looked up linearizably on every call.
    */
   async clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient> {

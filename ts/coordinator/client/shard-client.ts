@@ -17,7 +17,11 @@ import { type Target, targets } from './targets'
 export class ShardClient {
   readonly #agent: ClientContext
   readonly #ownHealth = new HostHealth()
-  readonly #session: ClientSession | undefined
+  #session: ClientSession | undefined
+  /** The client whose session this one shares (see `share`). */
+  #of: ShardClient | undefined
+  /** How many open clients share this one's session. */
+  #holders = 0
   #closed = false
 
   /** Agents make clients (`agent.client(id)`); the context is the agent's. */
@@ -51,13 +55,36 @@ export class ShardClient {
   }
 
   /**
-   * close ends this client: its session is unregistered from the shard (so it takes no room
-   * in the shard's session table), and its calls are refused from then on
-   * (ERR_INVALID_ARGUMENT). The agent's `client()` then makes a new one. Idempotent.
+   * share returns another client of this shard, with these options, that writes in this
+   * client's session: each closes on its own, and the session is unregistered once every
+   * client that shares it has closed (see `close`). The agent hands each caller of `client()`
+   * a share of one client per shard and options.
+   */
+  share(): ShardClient {
+    this.#checkOpen()
+    const of = this.#of ?? this // a share of a share shares the first client's session
+    const c = new ShardClient(this.#agent, this.shardId, this.options)
+    c.#session = of.#session
+    c.#of = of
+    of.#holders++
+    return c
+  }
+
+  /**
+   * close ends this client: its calls are refused from then on (ERR_INVALID_ARGUMENT), and
+   * its session is unregistered from the shard (so it takes no room in the shard's session
+   * table), unless other clients share it (see `share`): then the last of them to close
+   * unregisters it. The agent's `client()` then makes a new one. Idempotent.
    */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    const of = this.#of
+    if (of) {
+      of.#holders--
+      if (of.#holders === 0) await of.close()
+      return
+    }
     const clientId = this.#session?.clientId ?? 0
     this.#session?.expire()
     if (clientId === 0) return
