@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { set } from '../examples/kv.mjs'
 import { runCommand } from '../ts/coordinator/registry/commands'
 import { Invalid, Writer } from '../ts/coordinator/registry/writer'
-import { Agent } from '../ts/index'
+import { Agent, type RegistryState } from '../ts/index'
 import { freePort, sleep, TempDirs, waitUntil } from './helpers'
 import {
   CLUSTER,
@@ -23,7 +23,7 @@ import {
   textSize,
 } from './fixtures/bus-fuzz-calls'
 import { cases } from './fixtures/bus-fuzz-cases'
-import { aboutAnother, view } from './fixtures/bus-fuzz-kit'
+import { aboutAnother, rejoinedAt, view } from './fixtures/bus-fuzz-kit'
 
 // Generated requests of every kind the bus serves (Probe, Join, AddReplica, RemoveReplica, Propose,
 // Commit, Session, Read, Index, Watch, Stream), sent raw to a live cluster of three agents with
@@ -196,6 +196,29 @@ describe('the bus under generated requests', () => {
     )
     if (run.failed)
       throw new Error(`${show(run.counterexample)} was ${verdict(run.counterexample?.[0] ?? {})}`)
+  })
+
+  it("has the registry keep other hosts' records when a member claims it rejoined", async () => {
+    const s = await w.agents[0].state((x) => x)
+    const others = (x: RegistryState, by: unknown) =>
+      JSON.stringify(
+        [...x.hosts.values()].filter((h) => h.id !== by).map(({ updated: _, ...h }) => h),
+      )
+    const after = (cmd: Record<string, unknown>): RegistryState => {
+      const wr = new Writer(s, s.index + 1)
+      try {
+        runCommand(wr, cmd)
+        return wr.finish()
+      } catch (e) {
+        if (!(e instanceof Invalid)) throw e
+        return s
+      }
+    }
+    const run = fc.check(
+      fc.property(rejoinedAt(w), (cmd) => others(after(cmd), cmd.by) === others(s, cmd.by)),
+      { numRuns: RUNS, seed: SEED },
+    )
+    if (run.failed) throw new Error(`${show(run.counterexample)} changed another host's record`)
   })
 
   it('leaves every agent ready, the registry and the data as they were', async () => {
