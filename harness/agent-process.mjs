@@ -58,6 +58,34 @@ const ops = {
   },
   /** @param {{ shardId: number }} a */
   runs: async ({ shardId }) => started().runs(shardId),
+  /** @param {{ type: string, count: number, placement?: Placement }} a */
+  createShards: async ({ type, count, placement }) => {
+    const made = await Promise.all(
+      Array.from({ length: count }, () => started().createShard(type, { placement })),
+    )
+    return made.map((sh) => sh.id)
+  },
+  // This process's CPU time (user and system, µs, every thread) and resident memory (bytes).
+  usage: async () => ({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss }),
+  // Where the registry (this host's view) has the replicas and leaders of user shards, and
+  // the size of its snapshot (JSON Lines, as Registry.saveSnapshot writes it).
+  spread: async () =>
+    started().stateLocal((s) => {
+      /** @type {Record<string, { replicas: number, active: number, leaders: number }>} */
+      const hosts = {}
+      for (const h of s.hosts.values()) hosts[h.id] = { replicas: 0, active: 0, leaders: 0 }
+      let bytes = 0
+      for (const rows of [s.hosts.values(), s.shards.values(), s.replicas.values()])
+        for (const r of rows) bytes += JSON.stringify(r).length + 1
+      for (const r of s.replicas.values()) {
+        const h = hosts[r.hostId]
+        if (r.shardId === 0 || !h) continue
+        h.replicas++
+        if (r.status === 'active') h.active++
+        if (s.shards.get(r.shardId)?.leader === r.id) h.leaders++
+      }
+      return { hosts, shards: s.shards.size - (s.shards.has(0) ? 1 : 0), snapshotBytes: bytes }
+    }),
   stop: () => started().stop(),
 }
 serveOps(ops)
