@@ -52,6 +52,17 @@ export function validatePlacement(p: unknown): asserts p is Placement {
 const matches = (h: HostRecord, tags: Record<string, string> | undefined) =>
   Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
 
+/**
+ * replicaLoad counts the replicas of user shards (shard 0 aside) each host has: the load
+ * placement spreads.
+ */
+export function replicaLoad(state: RegistryState): Map<string, number> {
+  const load = new Map<string, number>()
+  for (const r of state.replicas.values())
+    if (r.shardId !== 0) load.set(r.hostId, (load.get(r.hostId) ?? 0) + 1)
+  return load
+}
+
 /** Want is one replica the placement asks for. */
 export interface Want {
   hostId: string
@@ -63,12 +74,16 @@ export interface Want {
  * place decides the replicas a shard should have: it keeps replicas that still fit and adds
  * what is missing. Only active hosts that registered the shard's type are used, and missing
  * ones for the replicas they already have until `leaving` says their replicas are to move.
+ * Among the hosts that fit, those with the fewest replicas (`load`, by default counted from
+ * `state`) get the new ones, hosts of equal load in order of id. A caller placing many shards
+ * from one snapshot counts in `load` what it adds, so that they do not all pick the same hosts.
  * It returns the full wanted set, or throws a PlacementError when the hosts cannot satisfy it.
  */
 export function place(
   state: RegistryState,
   shard: ShardRecord,
   leaving: (h: HostRecord) => boolean = (h) => h.status !== 'active' && h.status !== 'missing',
+  load: ReadonlyMap<string, number> = replicaLoad(state),
 ): Want[] {
   const p = shard.placement ?? {}
   const current = new Map(state.replicasOf(shard.id).map((r) => [r.hostId, r]))
@@ -92,12 +107,15 @@ export function place(
   ) => {
     const candidates = hosts.filter((h) => !used.has(h.id) && matches(h, tags))
     // Keep hosts that already have a replica of the right kind first, then those with one of
-    // the other kind (promoted or demoted, it keeps its data), for stability.
+    // the other kind (promoted or demoted, it keeps its data), for stability; then the least
+    // loaded.
     const rank = (h: HostRecord) => {
       const r = current.get(h.id)
       return r === undefined ? 2 : r.nonVoting === nonVoting ? 0 : 1
     }
-    candidates.sort((a, b) => rank(a) - rank(b))
+    const n = (h: HostRecord) => load.get(h.id) ?? 0
+    // (Stable: hosts of the same rank and load stay in order of id.)
+    candidates.sort((a, b) => rank(a) - rank(b) || n(a) - n(b))
     const chosen: HostRecord[] = []
     const seen = vary.map(() => new Set<string>())
     const fresh = (h: HostRecord) => vary.every((k, i) => !seen[i].has(h.tags[k] ?? ''))

@@ -1,7 +1,7 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
 import { type Logger, silent } from './logger'
 import type { MembershipOps } from './membership-ops'
-import { place, PlacementError, type Want } from './placement'
+import { place, PlacementError, replicaLoad, type Want } from './placement'
 import type { Accepted, Command, HostRecord, ReplicaRecord, ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 
@@ -58,11 +58,14 @@ export class DefaultShardController implements ShardController {
   }
 
   async reconcile(s: RegistryState, propose: ProposeCommand, ctx: ControllerContext) {
+    // Replicas per host, counting those this run adds: shards placed from this one snapshot
+    // spread over the hosts instead of all picking the least loaded ones of the snapshot.
+    const load = replicaLoad(s)
     for (const shard of s.shards.values()) {
       if (shard.id === 0) continue
       try {
         if (shard.status === 'deleting') await this.#cleanUp(s, propose, ctx, shard)
-        else await this.#one(propose, s, shard, ctx)
+        else await this.#one(propose, s, shard, ctx, load)
       } catch (e) {
         this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
       }
@@ -86,18 +89,21 @@ export class DefaultShardController implements ShardController {
     s: RegistryState,
     shard: ShardRecord,
     ctx: ControllerContext,
+    load: Map<string, number>,
   ) {
     const p = shard.placement ?? {}
     if (!p.members && !p.groups && !p.cover) return
-    const wants = await this.#wants(propose, s, shard, ctx)
+    const wants = await this.#wants(propose, s, shard, ctx, load)
     if (!wants) return
     const current = s.replicasOf(shard.id)
     const hostOf = (r: ReplicaRecord) => s.hosts.get(r.hostId)
     const byHost = new Map(current.map((r) => [r.hostId, r]))
     const missing = wants.filter((w) => !byHost.has(w.hostId))
+    const added = (hostId: string) => load.set(hostId, (load.get(hostId) ?? 0) + 1)
     if (current.length === 0) {
       if (!missing.some((w) => !w.nonVoting)) return
       // A new shard: its voters bootstrap it together; the rest join afterwards.
+      for (const w of missing) added(w.hostId)
       await propose({
         op: 'replicas.create',
         shardId: shard.id,
@@ -147,6 +153,7 @@ export class DefaultShardController implements ShardController {
     if (missing.length > 0) {
       if (!ctx.take()) return
       const w = missing[0]
+      added(w.hostId)
       await propose({ op: 'replica.create', shardId: shard.id, hostId: w.hostId, nonVoting: true })
       return
     }
@@ -194,9 +201,10 @@ export class DefaultShardController implements ShardController {
     s: RegistryState,
     shard: ShardRecord,
     ctx: ControllerContext,
+    load: ReadonlyMap<string, number>,
   ): Promise<Want[] | undefined> {
     try {
-      const wants = place(s, shard, (h) => ctx.leaving(h))
+      const wants = place(s, shard, (h) => ctx.leaving(h), load)
       if (shard.tags[ERROR_TAG] !== undefined) {
         const { [ERROR_TAG]: _, ...rest } = shard.tags
         await propose({ op: 'shard.update', id: shard.id, tags: rest })
