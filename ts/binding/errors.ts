@@ -139,6 +139,7 @@ export class ZongziError extends Error {
    */
   readonly retrySafe: boolean
 
+  /** A ZongziError with `code`; `call` says whether a write or a read failed (default write). */
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; call?: CallKind }) {
     super(message, options)
     this.name = 'ZongziError'

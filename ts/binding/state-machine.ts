@@ -42,12 +42,19 @@ export interface ApplyResult {
  * - `watch` and `stream` are optional and used by clients for change feeds.
  */
 export interface StateMachine {
+  /** update applies committed entries in log order and returns one result per entry. */
   update(entries: Entry[]): ApplyResult[] | Promise<ApplyResult[]>
+  /** query reads the current state; `undefined` or `null` answers "absent". */
   query(query: Buffer): Uint8Array | undefined | null | Promise<Uint8Array | undefined | null>
+  /** saveSnapshot writes the whole state to `out` and resolves once written. */
   saveSnapshot(out: Writable): Promise<void>
+  /** recoverFromSnapshot replaces the whole state with a snapshot's, the state after `index`. */
   recoverFromSnapshot(input: Readable, index: number): Promise<void>
+  /** watch yields answers to `query` as the state changes, until `signal` aborts (optional). */
   watch?(query: Uint8Array, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  /** stream answers a stream of inputs with a stream of outputs (optional). */
   stream?(input: AsyncIterable<Uint8Array>, signal?: AbortSignal): AsyncIterable<Uint8Array>
+  /** close releases what the state machine holds, once its replica stops (optional). */
   close?(): void | Promise<void>
 }
 
@@ -57,7 +64,9 @@ export interface StateMachine {
  * durable. Snapshots stream its data so that new replicas can be seeded.
  */
 export interface PersistentStateMachine extends StateMachine {
+  /** open opens the store and resolves with the index of the last entry it applied. */
   open(): Promise<number>
+  /** sync makes every applied entry durable in the store. */
   sync(): Promise<void>
 }
 

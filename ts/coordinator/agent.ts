@@ -47,6 +47,7 @@ export class Agent extends EventEmitter {
   readonly log: Logger
   readonly #core: AgentCore
 
+  /** An agent of cluster `clusterName` with the bus addresses of its initial peers. */
   constructor(clusterName: string, peers: string[], options: AgentOptions) {
     super()
     checkAgentArgs(clusterName, peers, options)

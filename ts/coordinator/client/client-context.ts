@@ -35,12 +35,14 @@ export interface BusCallOptions {
 
 /** RemoteShards is how a client reaches the replica of another host (the bus client). */
 export interface RemoteShards {
+  /** propose proposes on a host's replica; with `session`, as that series of a session. */
   propose(
     address: string,
     shardId: number,
     data: Uint8Array,
     o?: BusCallOptions & { session?: SessionRef },
   ): Promise<{ value: number; data: Buffer }>
+  /** session registers (or, `register` false, ends) a client session on a host's replica. */
   session(
     address: string,
     shardId: number,
@@ -48,7 +50,9 @@ export interface RemoteShards {
     register: boolean,
     o?: BusCallOptions,
   ): Promise<void>
+  /** commit proposes and resolves with the log index once committed. */
   commit(address: string, shardId: number, data: Uint8Array, o?: BusCallOptions): Promise<number>
+  /** read queries a host's replica: linearizable, or `stale`. */
   read(
     address: string,
     shardId: number,
@@ -56,13 +60,16 @@ export interface RemoteShards {
     stale: boolean,
     o?: BusCallOptions,
   ): Promise<Buffer | undefined>
+  /** index resolves with a read index once a host's replica has applied up to it. */
   index(address: string, shardId: number, o?: BusCallOptions): Promise<number>
+  /** watch follows a query on a host's replica (its state machine's watch). */
   watch(
     address: string,
     shardId: number,
     query: Uint8Array,
     signal?: AbortSignal,
   ): AsyncIterable<Buffer>
+  /** stream runs a host's replica's state machine stream. */
   stream(
     address: string,
     shardId: number,

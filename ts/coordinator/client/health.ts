@@ -64,6 +64,7 @@ export class HostHealth {
   readonly #o: Required<HostHealthOptions>
   readonly #onChange?: (address: string, state: CircuitState) => void
 
+  /** A host health with these options; `onChange` hears every change of a circuit. */
   constructor(
     o: HostHealthOptions = {},
     onChange?: (address: string, state: CircuitState) => void,

@@ -35,6 +35,7 @@ export const NO_ACCESS: Access = { joinKey: '', used: new Map() }
  * not change).
  */
 export class RegistryState {
+  /** The registry's tables at log `index`, and its id counters and access. */
   constructor(
     readonly index: number,
     readonly hosts: ReadonlyMap<string, HostRecord>,
@@ -45,6 +46,7 @@ export class RegistryState {
     readonly access: Access = NO_ACCESS,
   ) {}
 
+  /** empty is the registry before its first command. */
   static empty(): RegistryState {
     return new RegistryState(0, new Map(), new Map(), new Map(), 1, 1)
   }
