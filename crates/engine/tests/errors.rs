@@ -181,7 +181,10 @@ async fn a_failing_state_machine_stops_only_its_replica() {
                 .any(|e| matches!(e, Event::ReplicaFailed { shard_id: 2, .. }))
         };
         while !failed(n) {
-            assert!(std::time::Instant::now() < deadline, "no ReplicaFailed event");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no ReplicaFailed event"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -4,8 +4,8 @@
 //! error to a JavaScript error whose `code` is the engine's stable code. State machines live in JavaScript; the engine reaches them
 //! through one thread-safe function per host.
 
-mod certificates;
 mod boundary;
+mod certificates;
 mod error;
 
 pub use error::CODES;
