@@ -1,14 +1,35 @@
+// @ts-check
 // The chaos suite's history: every operation the clients made, with when it was called and
 // when (if ever) it returned, and what can be read from it besides linearizability.
 
+/**
+ * Invocation is an operation as a client called it: its id, key, kind and call time, and
+ * what the kind needs (a value to write, the values a cas swaps).
+ * @typedef {Record<string, unknown> & { id: string, key: string, op: string, call: number }} Invocation
+ */
+/**
+ * Completion is how an operation returned: failed (it did nothing), or answered at `return`
+ * with a value read or whether a cas swapped; `code` names a failure whose outcome is unknown.
+ * @typedef {Record<string, unknown> & { id: string }} Completion
+ */
+/**
+ * Op is an operation of the history: its invocation and, once known, its completion.
+ * @typedef {Record<string, any> & { id: string, key: string, op: string, call: number }} Op
+ */
+
 export class History {
-  /** Operations by id, in the order they were invoked. */
+  /**
+   * Operations by id, in the order they were invoked.
+   * @type {Map<string, Op>}
+   */
   ops = new Map()
 
+  /** @param {Invocation} ev */
   invoke(ev) {
     this.ops.set(ev.id, { ...ev })
   }
 
+  /** @param {Completion} c */
   complete(c) {
     const op = this.ops.get(c.id)
     if (!op) return
@@ -31,6 +52,7 @@ export class History {
     let fail = 0
     let info = 0
     let seen = 0
+    /** @type {Record<string, number>} */
     const codes = {}
     for (const op of this.ops.values()) {
       if (op.failed) fail++
@@ -49,6 +71,7 @@ export class History {
    * lines are the checker's input: every operation that may have had an effect (a read cut
    * short had none, and saw nothing).
    */
+  /** @returns {string[]} */
   lines() {
     const out = []
     for (const op of this.ops.values()) {
@@ -75,7 +98,12 @@ export class History {
    * not what the final read found, when no other write to the key overlapped it or came
    * after it.
    */
+  /**
+   * @param {Record<string, string>} finals the value the final read found, by key
+   * @returns {number}
+   */
   lostWrites(finals) {
+    /** @type {Map<string, Op[]>} */
     const byKey = new Map()
     for (const op of this.ops.values()) {
       if (op.op === 'read' || op.failed) continue
@@ -102,7 +130,13 @@ export class History {
    * recovery is, for a fault healed at `healedAt`, how long until every shard answered an
    * operation called after it (ms), or null if one never did.
    */
+  /**
+   * @param {number} healedAt
+   * @param {Record<string, number>} shardOf the shard of each key
+   * @returns {number | null}
+   */
   recovery(healedAt, shardOf) {
+    /** @type {Map<number, number>} */
     const firsts = new Map()
     for (const op of this.ops.values()) {
       if (op.failed || op.return === undefined || op.call < healedAt) continue
