@@ -11,9 +11,13 @@
 //!
 //! A seeded scheduler drops, delays, duplicates, reorders and misdirects messages, cuts links
 //! (both ways or one way), pauses hosts, moves leadership, crashes hosts (losing every write
-//! they had not synced, see [`disk`]), fails a sync (the host crashes mid-write), stops and
-//! starts single replicas ([`replicas`]) and changes membership: demote, promote, and replace
-//! a voter ([`membership`]); then it lets the cluster heal. Invariants:
+//! they had not synced, see [`disk`]), fails a sync (the host crashes mid-write), crashes a
+//! host at an engine failpoint in the middle of a step (after a membership change went to the
+//! apply thread, which then runs at once; after a snapshot file was saved but not recorded;
+//! see `node::Node::hook`), stops and starts single replicas ([`replicas`]) and changes
+//! membership: demote, promote, and replace a voter ([`membership`]); then it lets the cluster
+//! heal. Step workers and apply threads of a host take turns on one thread, so the simulation
+//! never has two writers in one raft-engine write group at once. Invariants:
 //!
 //! - at most one leader per term (checked after every step);
 //! - every replica applies the same entry at each index, and never one twice (checked as
