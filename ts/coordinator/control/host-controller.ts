@@ -40,11 +40,28 @@ export interface HostControllerContext {
   propose(cmd: Command): Promise<Accepted>
 }
 
-/** HostController reconciles this host's replicas with the registry. Runs are serialised. */
+/**
+ * HOST_CONCURRENCY bounds the replicas a host controller works on at once (start, activate,
+ * repair, retire). A new shard's activation waits for its first election, so the bound is
+ * well above the number of cores: waiting replicas hold a slot, not a thread.
+ */
+export const HOST_CONCURRENCY = 256
+
+/**
+ * HostController reconciles this host's replicas with the registry. Runs are serialised; a
+ * run hands each replica's work to a pool of HOST_CONCURRENCY slots and does not wait for it,
+ * so a replica that waits (for its shard's first election, for a member that is down) holds up
+ * no other. A shard has one piece of work under way at a time; later runs skip it until done.
+ */
 export class HostController {
   readonly #agent: HostControllerContext
   /** Shards with a replica this controller started, and whether it is active yet. */
   readonly #running = new Map<number, { replicaId: number; active: boolean }>()
+  /** Shards with work under way, and that work (awaited by stop). */
+  readonly #working = new Map<number, Promise<void>>()
+  /** Free slots of the pool, and the work waiting for one. */
+  #slots = HOST_CONCURRENCY
+  readonly #waiting: Array<() => void> = []
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
@@ -81,36 +98,65 @@ export class HostController {
   async stop(): Promise<void> {
     this.#stopped = true
     await this.#busy
+    // Work waiting for a slot sees #stopped and ends at once.
+    await Promise.allSettled([...this.#working.values()])
   }
 
   async #reconcile(s: RegistryState): Promise<void> {
     const me = this.#agent.hostId
-    const mine = s.replicasOn(me).filter((r) => r.shardId !== 0)
+    const mine = new Map<number, ReplicaRecord>()
+    for (const r of s.replicasOn(me)) if (r.shardId !== 0) mine.set(r.shardId, r)
+    // What is on disk, read once per run (a start looks up its shard in it).
+    const stored = new Map(this.#agent.host.storedReplicas().map((x) => [x.shardId, x.replicaId]))
     // First, so that a replica started below never finds an older one's data in its place.
-    this.#purge(mine)
-    for (const r of mine) {
+    this.#purge(mine, stored)
+    for (const r of mine.values()) {
       if (this.#stopped) return
       const shard = s.shards.get(r.shardId)
-      if (!shard) continue
+      if (!shard || this.#working.has(r.shardId)) continue
+      const running = this.#running.get(r.shardId)
+      this.#spawn(r, () => {
+        if (r.status === 'deleting') return this.#retire(s, r)
+        if (!running) return this.#start(s, shard, r, stored.get(r.shardId))
+        if (!running.active) return this.#activate(r)
+        return this.#repair(s, r)
+      })
+    }
+    // Replicas running here that the registry no longer lists: stop them and delete their data.
+    for (const [shardId, run] of this.#running) {
+      if (mine.get(shardId)?.id === run.replicaId || this.#working.has(shardId)) continue
+      this.#spawn({ shardId, id: run.replicaId }, () => this.#drop(shardId))
+    }
+  }
+
+  /**
+   * #spawn runs `work` on the replica's shard in a slot of the pool, without waiting for it.
+   * A failure is logged; a later run tries again.
+   */
+  #spawn(r: Pick<ReplicaRecord, 'shardId' | 'id'>, work: () => Promise<void>): void {
+    const done = (async () => {
       try {
-        const running = this.#running.get(r.shardId)
-        if (r.status === 'deleting') await this.#retire(s, r)
-        else if (!running) await this.#start(s, shard, r)
-        else if (!running.active) await this.#activate(r)
-        else await this.#repair(s, r)
+        if (this.#slots > 0) this.#slots--
+        else await new Promise<void>((resolve) => this.#waiting.push(resolve))
+        try {
+          if (!this.#stopped) await work()
+        } finally {
+          const next = this.#waiting.shift()
+          if (next) next()
+          else this.#slots++
+        }
       } catch (e) {
         this.#agent.log.debug('replica not reconciled yet', {
           shardId: r.shardId,
           replicaId: r.id,
           error: String(e),
         })
+      } finally {
+        this.#working.delete(r.shardId)
       }
-    }
-    // Replicas running here that the registry no longer lists: stop them and delete their data.
-    for (const [shardId, run] of this.#running) {
-      if (mine.some((r) => r.shardId === shardId && r.id === run.replicaId)) continue
-      await this.#drop(shardId)
-    }
+    })()
+    // Set before the work can end: #working.delete above runs after this line.
+    this.#working.set(r.shardId, done)
   }
 
   /**
@@ -119,22 +165,28 @@ export class HostController {
    * its registry listed it, and its registry only moves forward, so one it does not list now
    * was deleted.
    */
-  #purge(mine: ReplicaRecord[]): void {
+  #purge(mine: ReadonlyMap<number, ReplicaRecord>, stored: Map<number, number>): void {
     const a = this.#agent
-    for (const x of a.host.storedReplicas()) {
-      if (x.shardId === 0 || this.#running.has(x.shardId)) continue
-      if (mine.some((r) => r.shardId === x.shardId && r.id === x.replicaId)) continue
-      a.host.removeData(x.shardId)
-      a.log.info('data of a replaced replica deleted', { ...x })
+    for (const [shardId, replicaId] of stored) {
+      if (shardId === 0 || this.#running.has(shardId) || this.#working.has(shardId)) continue
+      if (mine.get(shardId)?.id === replicaId) continue
+      a.host.removeData(shardId)
+      stored.delete(shardId)
+      a.log.info('data of a replaced replica deleted', { shardId, replicaId })
     }
   }
 
-  async #start(s: RegistryState, shard: ShardRecord, r: ReplicaRecord): Promise<void> {
+  /** #start starts the replica: from `stored`, the id of the replica of its shard on disk. */
+  async #start(
+    s: RegistryState,
+    shard: ShardRecord,
+    r: ReplicaRecord,
+    stored: number | undefined,
+  ): Promise<void> {
     const a = this.#agent
     const factory = a.factory(shard.type)
     if (!factory) return // placement only picks hosts that registered the type
-    const stored = a.host.storedReplicas().find((x) => x.shardId === r.shardId)
-    if (stored && stored.replicaId === r.id) {
+    if (stored === r.id) {
       await a.host.startReplica(r.shardId, r.id, { mode: 'restart' }, factory)
     } else if (r.initial) {
       const initial = s.replicasOf(shard.id).filter((x) => x.initial && !x.nonVoting)

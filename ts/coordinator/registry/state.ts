@@ -57,13 +57,38 @@ export class RegistryState {
     return undefined
   }
 
-  /** replicasOf lists a shard's replicas. */
+  /** replicasOf lists a shard's replicas (in the order of `replicas`). */
   replicasOf(shardId: number): ReplicaRecord[] {
-    return [...this.replicas.values()].filter((r) => r.shardId === shardId)
+    return [...(this.#indexes().byShard.get(shardId) ?? [])]
   }
 
-  /** replicasOn lists a host's replicas. */
+  /** replicasOn lists a host's replicas (in the order of `replicas`). */
   replicasOn(hostId: string): ReplicaRecord[] {
-    return [...this.replicas.values()].filter((r) => r.hostId === hostId)
+    return [...(this.#indexes().byHost.get(hostId) ?? [])]
+  }
+
+  #byShard?: Map<number, ReplicaRecord[]>
+  #byHost?: Map<string, ReplicaRecord[]>
+
+  /**
+   * #indexes groups the replicas by shard and by host, once per state (it is immutable), so
+   * that a reader asking of many shards walks the replicas once, not once per shard.
+   */
+  #indexes(): { byShard: Map<number, ReplicaRecord[]>; byHost: Map<string, ReplicaRecord[]> } {
+    if (!this.#byShard || !this.#byHost) {
+      const byShard = new Map<number, ReplicaRecord[]>()
+      const byHost = new Map<string, ReplicaRecord[]>()
+      for (const r of this.replicas.values()) {
+        const s = byShard.get(r.shardId)
+        if (s) s.push(r)
+        else byShard.set(r.shardId, [r])
+        const h = byHost.get(r.hostId)
+        if (h) h.push(r)
+        else byHost.set(r.hostId, [r])
+      }
+      this.#byShard = byShard
+      this.#byHost = byHost
+    }
+    return { byShard: this.#byShard, byHost: this.#byHost }
   }
 }
