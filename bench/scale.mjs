@@ -123,6 +123,9 @@ try {
   )
 } finally {
   await Promise.allSettled(agents.map((a) => a.call('stop')))
+  // Let the children exit on their own (a --cpu-prof profile is written at exit).
+  for (const a of agents) a.child.disconnect()
+  await Promise.race([Promise.all(agents.map((a) => a.exited())), sleep(10_000)])
   for (const a of agents) a.kill()
   rmSync(root, { recursive: true, force: true })
 }

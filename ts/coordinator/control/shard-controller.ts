@@ -36,6 +36,13 @@ export interface ShardController {
   reconcile(state: RegistryState, propose: ProposeCommand, ctx: ControllerContext): Promise<void>
 }
 
+/**
+ * SHARD_CONCURRENCY bounds the shards a run of the default shard controller works on at once:
+ * a shard's registry commands are still proposed one after another, but shards do not wait
+ * for each other's commits.
+ */
+export const SHARD_CONCURRENCY = 64
+
 /** ERROR_TAG is the shard tag where placement errors are recorded. */
 export const ERROR_TAG = 'placement:error'
 
@@ -61,15 +68,20 @@ export class DefaultShardController implements ShardController {
     // Replicas per host, counting those this run adds: shards placed from this one snapshot
     // spread over the hosts instead of all picking the least loaded ones of the snapshot.
     const load = replicaLoad(s)
-    for (const shard of s.shards.values()) {
-      if (shard.id === 0) continue
-      try {
-        if (shard.status === 'deleting') await this.#cleanUp(s, propose, ctx, shard)
-        else await this.#one(propose, s, shard, ctx, load)
-      } catch (e) {
-        this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
+    const shards = s.shards.values()
+    const worker = async () => {
+      for (let next = shards.next(); !next.done; next = shards.next()) {
+        const shard = next.value
+        if (shard.id === 0) continue
+        try {
+          if (shard.status === 'deleting') await this.#cleanUp(s, propose, ctx, shard)
+          else await this.#one(propose, s, shard, ctx, load)
+        } catch (e) {
+          this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
+        }
       }
     }
+    await Promise.all(Array.from({ length: SHARD_CONCURRENCY }, worker))
   }
 
   /** #cleanUp deletes the records of a deleted shard's replicas on hosts that are down. */
@@ -93,17 +105,22 @@ export class DefaultShardController implements ShardController {
   ) {
     const p = shard.placement ?? {}
     if (!p.members && !p.groups && !p.cover) return
-    const wants = await this.#wants(propose, s, shard, ctx, load)
-    if (!wants) return
     const current = s.replicasOf(shard.id)
-    const hostOf = (r: ReplicaRecord) => s.hosts.get(r.hostId)
     const byHost = new Map(current.map((r) => [r.hostId, r]))
+    // Placed and counted in `load` before any await, so that shards worked on at once see
+    // each other's new replicas (all that are missing: a shard that adds fewer this run
+    // counts a little more than it has until the next run).
+    const placed = this.#place(s, shard, ctx, load)
+    for (const w of placed.wants ?? [])
+      if (!byHost.has(w.hostId)) load.set(w.hostId, (load.get(w.hostId) ?? 0) + 1)
+    if (placed.record) await propose(placed.record)
+    const wants = placed.wants
+    if (!wants) return
+    const hostOf = (r: ReplicaRecord) => s.hosts.get(r.hostId)
     const missing = wants.filter((w) => !byHost.has(w.hostId))
-    const added = (hostId: string) => load.set(hostId, (load.get(hostId) ?? 0) + 1)
     if (current.length === 0) {
       if (!missing.some((w) => !w.nonVoting)) return
       // A new shard: its voters bootstrap it together; the rest join afterwards.
-      for (const w of missing) added(w.hostId)
       await propose({
         op: 'replicas.create',
         shardId: shard.id,
@@ -153,7 +170,6 @@ export class DefaultShardController implements ShardController {
     if (missing.length > 0) {
       if (!ctx.take()) return
       const w = missing[0]
-      added(w.hostId)
       await propose({ op: 'replica.create', shardId: shard.id, hostId: w.hostId, nonVoting: true })
       return
     }
@@ -193,34 +209,28 @@ export class DefaultShardController implements ShardController {
   }
 
   /**
-   * #wants places the shard, recording a placement error on it as a tag (and clearing the tag
-   * once placement succeeds); undefined when it cannot be placed.
+   * #place places the shard. With a placement error, `record` sets it as a tag on the shard
+   * (unless already there); once placement succeeds, `record` clears the tag. `wants` is
+   * undefined when the shard cannot be placed.
    */
-  async #wants(
-    propose: ProposeCommand,
+  #place(
     s: RegistryState,
     shard: ShardRecord,
     ctx: ControllerContext,
     load: ReadonlyMap<string, number>,
-  ): Promise<Want[] | undefined> {
+  ): { wants?: Want[]; record?: Command } {
     try {
       const wants = place(s, shard, (h) => ctx.leaving(h), load)
-      if (shard.tags[ERROR_TAG] !== undefined) {
-        const { [ERROR_TAG]: _, ...rest } = shard.tags
-        await propose({ op: 'shard.update', id: shard.id, tags: rest })
-      }
-      return wants
+      if (shard.tags[ERROR_TAG] === undefined) return { wants }
+      const { [ERROR_TAG]: _, ...rest } = shard.tags
+      return { wants, record: { op: 'shard.update', id: shard.id, tags: rest } }
     } catch (e) {
       if (!(e instanceof PlacementError)) throw e
       const message = e.message.slice(0, 1000)
-      if (shard.tags[ERROR_TAG] !== message) {
-        await propose({
-          op: 'shard.update',
-          id: shard.id,
-          tags: { ...shard.tags, [ERROR_TAG]: message },
-        })
+      if (shard.tags[ERROR_TAG] === message) return {}
+      return {
+        record: { op: 'shard.update', id: shard.id, tags: { ...shard.tags, [ERROR_TAG]: message } },
       }
-      return undefined
     }
   }
 }
