@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::batch::{Group, Prepared};
 use crate::error::{Error, Result};
 use crate::replica::AppliedSink;
-use crate::router::{Cmd, Router};
+use crate::router::{Closing, Cmd, Router};
 use crate::session::{self, Session, Sessions, Verdict};
 use crate::snapshot;
 use crate::state_machine::{ApplyResult, BatchItem, BatchUpdater, SharedSm, SmEntry, SmError};
@@ -86,6 +86,8 @@ pub(crate) struct Applier {
     pub(crate) snapshot_entries: u64,
     batcher: Option<Arc<dyn BatchUpdater>>,
     shards: HashMap<u64, Applied>,
+    /// Incarnations stopped and not yet closed here (shared with the host).
+    pub(crate) closing: Closing,
 }
 
 /// Most tasks taken from the queue at once.
@@ -104,6 +106,7 @@ impl Applier {
             snapshot_entries,
             batcher,
             shards: HashMap::new(),
+            closing: Closing::default(),
         }
     }
 
@@ -225,6 +228,7 @@ impl Applier {
                 if self.current(shard, incarnation).is_some() {
                     self.shards.remove(&shard);
                 }
+                self.closing.end(shard, incarnation);
                 if let Some(done) = done {
                     let _ = done.send(Ok(()));
                 }

@@ -15,7 +15,7 @@ use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
 use crate::fault::{panic_message, Fault};
 use crate::network::Network;
-use crate::router::{Cmd, LocalReplica, Router, Running};
+use crate::router::{Closing, Cmd, LocalReplica, Router, Running};
 use crate::snapshot;
 use crate::start;
 use crate::state_machine::{ApplyResult, StateMachine};
@@ -55,6 +55,8 @@ pub struct Host {
     pub(crate) in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// Bytes all replicas have handed to their state machines and not applied.
     pub(crate) applying: Arc<AtomicU64>,
+    /// Stopped replicas whose apply work is not finished.
+    pub(crate) closing: Closing,
 }
 
 fn random_nonce() -> u64 {
@@ -121,17 +123,19 @@ impl Host {
         transport.serve(listener);
 
         let running: Running = Default::default();
+        let closing = Closing::default();
         let nonce = random_nonce();
         let mut threads = Vec::new();
         let mut applies = Vec::new();
         for (i, rx) in receivers.into_iter().enumerate() {
             let (atx, arx) = crossbeam_channel::unbounded();
-            let applier = Applier::new(
+            let mut applier = Applier::new(
                 config.data_dir.clone(),
                 router.clone(),
                 config.snapshot_entries,
                 config.batch_updater.clone(),
             );
+            applier.closing = closing.clone();
             let f = fault.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -157,6 +161,7 @@ impl Host {
                 config.data_dir.clone(),
             );
             worker.max_applying_host = config.max_applying_bytes_per_host;
+            worker.closing = closing.clone();
             applies.push(atx);
             threads.push(
                 std::thread::Builder::new()
@@ -181,6 +186,7 @@ impl Host {
             fault,
             in_flight: Default::default(),
             applying: Default::default(),
+            closing,
         })
     }
 
@@ -272,7 +278,9 @@ impl Host {
     /// start_replica_as starts this host's replica of a shard as `incarnation`, a number
     /// that no earlier start of the shard on this host used (see [`Host::next_incarnation`]).
     /// Everything of the replica, down to a [`crate::BatchUpdater`]'s items, carries it, so
-    /// that nothing meant for one start of a shard reaches the state machine of another.
+    /// that nothing meant for one start of a shard reaches the state machine of another. While
+    /// an earlier start removed from its shard (or failed) still has entries on their way to
+    /// its state machine, it fails with `Busy`.
     pub fn start_replica_as(
         &self,
         shard_id: u64,
@@ -294,6 +302,9 @@ impl Host {
             return Err(Error::ShardExists(shard_id));
         }
         let _reserved = Reservation(&self.starting, shard_id);
+        // An earlier start removed from its shard (or failed) may still have entries on
+        // their way to its state machine, which may share a store with the new one.
+        self.closing.check(shard_id)?;
         let storage = start::open_storage(&self.store, shard_id, replica_id, &mode, |id, a| {
             self.record_address(Some(shard_id), id, a)
         })?;
@@ -348,6 +359,8 @@ impl Host {
     }
 
     /// remove_data deletes all local data of a shard's replica; the replica must be stopped.
+    /// While a replica removed from its shard (or failed) still has entries on their way to
+    /// its state machine, it fails with `Busy`: try again once they are done.
     pub fn remove_data(&self, shard_id: u64) -> Result<()> {
         self.check_open()?;
         if self.replicas.read().contains_key(&shard_id) {
@@ -355,6 +368,7 @@ impl Host {
                 "shard {shard_id} is running; stop it before removing its data"
             )));
         }
+        self.closing.check(shard_id)?;
         self.store.remove(shard_id)?;
         snapshot::remove_all(&self.config.data_dir, shard_id)
     }

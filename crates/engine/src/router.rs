@@ -220,3 +220,29 @@ pub(crate) struct LocalReplica {
 /// Running is the set of replicas running on a host, shared with the workers so that a
 /// replica that stops by itself (removed from its shard, or failed) leaves it too.
 pub(crate) type Running = Arc<RwLock<HashMap<u64, LocalReplica>>>;
+
+/// Closing lists the (shard, incarnation) pairs that have stopped but whose apply thread has
+/// not yet finished what they were handed: the shard's data may not be removed, nor the
+/// shard started again, until then.
+#[derive(Clone, Default)]
+pub(crate) struct Closing(Arc<parking_lot::Mutex<std::collections::HashSet<(u64, u64)>>>);
+
+impl Closing {
+    pub(crate) fn begin(&self, shard: u64, incarnation: u64) {
+        self.0.lock().insert((shard, incarnation));
+    }
+
+    pub(crate) fn end(&self, shard: u64, incarnation: u64) {
+        self.0.lock().remove(&(shard, incarnation));
+    }
+
+    /// check refuses, with `Busy`, while an earlier start of `shard` is still closing.
+    pub(crate) fn check(&self, shard: u64) -> Result<()> {
+        if self.0.lock().iter().any(|(s, _)| *s == shard) {
+            return Err(Error::Busy(format!(
+                "the previous replica of shard {shard} is still finishing its apply work"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -17,7 +17,7 @@ use crate::event::{Event, EventListener, Membership};
 use crate::fault::{panic_message, Fault};
 use crate::network::Network;
 use crate::replica::{AppliedSink, ProposalId, ReadsInFlight, Replica, ReplicaStatus};
-use crate::router::{Cmd, Running};
+use crate::router::{Closing, Cmd, Running};
 use crate::storage::LogStore;
 
 /// Ticks a read index request may go unanswered before it is sent again.
@@ -54,6 +54,8 @@ pub(crate) struct Worker {
     after_sync: Vec<ApplyTask>,
     /// Shards with a task in `after_sync`: their later tasks of the cycle queue behind it.
     defer_shards: std::collections::HashSet<u64>,
+    /// Incarnations stopped here whose apply work is not finished (shared with the host).
+    pub(crate) closing: Closing,
     root: std::path::PathBuf,
 }
 
@@ -93,6 +95,7 @@ impl Worker {
             prune: Vec::new(),
             after_sync: Vec::new(),
             defer_shards: Default::default(),
+            closing: Closing::default(),
             root,
         }
     }
@@ -244,6 +247,7 @@ impl Worker {
             match self.replicas.remove(&shard) {
                 Some(mut r) => {
                     r.fail_all(|| Error::Closed);
+                    self.closing.begin(shard, r.incarnation);
                     // The stop completes once the apply thread has worked through what this
                     // incarnation was handed: only then may another start of the shard run.
                     let _ = self.apply.send(ApplyTask::Close {
@@ -270,6 +274,7 @@ impl Worker {
                 self.running.write().remove(&shard);
                 let msg = error.clone();
                 r.fail_all(|| Error::StateMachine(msg.clone()));
+                self.closing.begin(shard, r.incarnation);
                 let _ = self.apply.send(ApplyTask::Close {
                     shard,
                     incarnation: r.incarnation,
@@ -468,6 +473,7 @@ impl Worker {
                 });
             }
             if r.removed {
+                self.closing.begin(shard, r.incarnation);
                 self.running.write().remove(&shard);
                 r.answer_committed_confs();
                 r.fail_all(|| {

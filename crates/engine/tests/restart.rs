@@ -108,3 +108,47 @@ async fn every_host_restarts_after_a_member_was_added_promoted_and_removed() {
         assert!(!failed, "host {i} failed on restart");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_replica_keeps_its_data_until_its_apply_work_is_done() {
+    let book = Book::default();
+    let b = book.clone();
+    let c = Cluster::custom(
+        3,
+        Arc::new(|_, _| {}),
+        Arc::new(move |s, i| b.recorder(i, s)),
+    );
+    c.bootstrap(1, &[0, 1, 2]);
+    c.put(0, 1, "first", "x").await;
+    let l = c.leader(1).await;
+    let victim = (l + 1) % 3;
+    // The victim's state machine holds its updates: entries wait on its apply thread.
+    let gate = book.gate(victim, 1);
+    gate.store(true, Ordering::Relaxed);
+    for i in 0..20 {
+        c.put(l, 1, &format!("k{i}"), "x").await;
+    }
+    c.nodes[l]
+        .host()
+        .remove_replica(1, rid(1, victim), T)
+        .await
+        .unwrap();
+    let h = c.nodes[victim].host();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while h.status(1).await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "still running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Removed, with entries still on their way to its state machine: neither its data nor a
+    // new start of the shard may go ahead yet.
+    let removed = h.remove_data(1);
+    let started = h.start_replica(1, rid(1, victim), StartMode::Restart, book.recorder(9, 1));
+    gate.store(false, Ordering::Relaxed);
+    assert_eq!(removed.unwrap_err().code(), "ERR_BUSY");
+    assert_eq!(started.unwrap_err().code(), "ERR_BUSY");
+    retry("the data once the apply work is done", || async {
+        h.remove_data(1)
+    })
+    .await;
+    assert!(h.stored_replicas().is_empty());
+}
