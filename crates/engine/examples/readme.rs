@@ -1,5 +1,5 @@
-// The README's "Using the engine from Rust" example, verbatim: three hosts in one process on
-// loopback, one shard with a voter on each, a write, a commit and two reads.
+// The engine README's "Using the engine from Rust" example, verbatim: three hosts in one
+// process on loopback, one shard with a voter on each, a write, a commit and two reads.
 
 use std::io::{Read, Write};
 use std::time::Duration;

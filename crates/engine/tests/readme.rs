@@ -1,5 +1,6 @@
-//! The README's Rust block is `examples/readme.rs`, verbatim: this test checks that the two are
-//! the same text and runs the example, so a change that breaks the printed example fails here.
+//! The engine README's Rust block is `examples/readme.rs`, verbatim: this test checks that the
+//! two are the same text and runs the example, so a change that breaks the printed example fails
+//! here.
 
 mod example {
     include!("../examples/readme.rs");
@@ -29,16 +30,15 @@ fn rust_blocks(markdown: &str) -> Vec<String> {
 
 #[test]
 fn the_readme_rust_block_is_examples_readme_rs() {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let readme = include_str!("../README.md");
     let example = include_str!("../examples/readme.rs");
-    let blocks = rust_blocks(&readme);
-    assert_eq!(blocks.len(), 1, "the README has one Rust block");
+    let blocks = rust_blocks(readme);
+    assert_eq!(blocks.len(), 1, "the engine README has one Rust block");
     // The example file is its opening comment, a blank line, and then the block.
     let (_comment, code) = example.split_once("\n\n").unwrap();
     assert!(
         code == blocks[0],
-        "the README's Rust block differs from crates/engine/examples/readme.rs \
+        "the engine README's Rust block differs from examples/readme.rs \
          (after its opening comment); keep the two the same"
     );
 }
