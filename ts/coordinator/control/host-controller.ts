@@ -48,6 +48,13 @@ export interface HostControllerContext {
 export const HOST_CONCURRENCY = 256
 
 /**
+ * FULL_PASS_MS is how often a host controller checks every replica it runs against the
+ * registry (membership repair, data left on disk); in between, a run looks only at the
+ * shards whose record changed since it last checked them, and idle shards cost nothing.
+ */
+export const FULL_PASS_MS = 30_000
+
+/**
  * HostController reconciles this host's replicas with the registry. Runs are serialised; a
  * run hands each replica's work to a pool of HOST_CONCURRENCY slots and does not wait for it,
  * so a replica that waits (for its shard's first election, for a member that is down) holds up
@@ -62,6 +69,9 @@ export class HostController {
   /** Free slots of the pool, and the work waiting for one. */
   #slots = HOST_CONCURRENCY
   readonly #waiting: Array<() => void> = []
+  /** Per active shard, its record as last checked for repair (see seenKey). */
+  readonly #checked = new Map<number, string>()
+  #fullPassAt = 0
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
@@ -106,20 +116,39 @@ export class HostController {
     const me = this.#agent.hostId
     const mine = new Map<number, ReplicaRecord>()
     for (const r of s.replicasOn(me)) if (r.shardId !== 0) mine.set(r.shardId, r)
-    // What is on disk, read once per run (a start looks up its shard in it).
-    const stored = new Map(this.#agent.host.storedReplicas().map((x) => [x.shardId, x.replicaId]))
-    // First, so that a replica started below never finds an older one's data in its place.
-    this.#purge(mine, stored)
+    const now = Date.now()
+    const full = now >= this.#fullPassAt
+    if (full) this.#fullPassAt = now + FULL_PASS_MS
+    for (const shardId of this.#checked.keys())
+      if (!mine.has(shardId)) this.#checked.delete(shardId)
+    // What is on disk, read when a replica is to start (a start looks up its shard in it) or
+    // on a full pass.
+    const starting = [...mine.keys()].some((id) => !this.#running.has(id) && !this.#working.has(id))
+    const stored = new Map<number, number>()
+    if (full || starting) {
+      for (const x of this.#agent.host.storedReplicas()) stored.set(x.shardId, x.replicaId)
+      // First, so that a replica started below never finds an older one's data in its place.
+      this.#purge(mine, stored)
+    }
     for (const r of mine.values()) {
       if (this.#stopped) return
       const shard = s.shards.get(r.shardId)
       if (!shard || this.#working.has(r.shardId)) continue
       const running = this.#running.get(r.shardId)
+      if (running?.active && r.status !== 'deleting') {
+        // An active replica whose shard did not change since it was last checked.
+        const key = seenKey(shard)
+        if (!full && this.#checked.get(r.shardId) === key) continue
+        this.#spawn(r, async () => {
+          // Checked once nothing was left to repair: a repair makes one change per run.
+          if (await this.#repair(s, r)) this.#checked.set(r.shardId, key)
+        })
+        continue
+      }
       this.#spawn(r, () => {
         if (r.status === 'deleting') return this.#retire(s, r)
         if (!running) return this.#start(s, shard, r, stored.get(r.shardId))
-        if (!running.active) return this.#activate(r)
-        return this.#repair(s, r)
+        return this.#activate(r)
       })
     }
     // Replicas running here that the registry no longer lists: stop them and delete their data.
@@ -170,7 +199,14 @@ export class HostController {
     for (const [shardId, replicaId] of stored) {
       if (shardId === 0 || this.#running.has(shardId) || this.#working.has(shardId)) continue
       if (mine.get(shardId)?.id === replicaId) continue
-      a.host.removeData(shardId)
+      try {
+        a.host.removeData(shardId)
+      } catch (e) {
+        // ERR_BUSY: a replica of the shard stopped a moment ago and still finishes its apply
+        // work; a later pass deletes the data.
+        a.log.debug('data of a replaced replica not deleted yet', { shardId, error: String(e) })
+        continue
+      }
       stored.delete(shardId)
       a.log.info('data of a replaced replica deleted', { shardId, replicaId })
     }
@@ -240,15 +276,16 @@ export class HostController {
   /**
    * #repair, where this host's replica leads its shard, brings the shard's Raft membership in
    * line with the registry (see membership-repair.ts), one change per run. A difference seen
-   * in this host's view is checked again on an up-to-date one first.
+   * in this host's view is checked again on an up-to-date one first. It resolves true when
+   * there was nothing to repair here.
    */
-  async #repair(s: RegistryState, r: ReplicaRecord): Promise<void> {
+  async #repair(s: RegistryState, r: ReplicaRecord): Promise<boolean> {
     const a = this.#agent
     const st = await a.host.status(r.shardId)
-    if (st.leaderId !== st.replicaId || !repairOf(s, r.shardId, st.membership, r.id)) return
+    if (st.leaderId !== st.replicaId || !repairOf(s, r.shardId, st.membership, r.id)) return true
     await a.catchUp()
     const fix = repairOf(a.registry(), r.shardId, st.membership, r.id)
-    if (!fix) return
+    if (!fix) return true
     a.log.info('membership repaired', { shardId: r.shardId, ...fix })
     const o = { timeoutMs: a.timeoutMs }
     if (fix.op === 'promote') await a.host.promote(r.shardId, fix.replicaId, o)
@@ -258,6 +295,7 @@ export class HostController {
       const address = (rec && a.registry().hosts.get(rec.hostId)?.raftAddress) ?? ''
       await a.host.addNonVoting(r.shardId, fix.replicaId, address, o)
     }
+    return false
   }
 
   /** #retire takes a replica out of its shard, stops it, deletes its data and its record. */
@@ -298,6 +336,12 @@ export class HostController {
     a.log.info('replica removed', { shardId })
   }
 }
+
+/**
+ * seenKey is what of a shard's record tells that it changed: its update index (which moves
+ * with its replicas too) and the leader on record.
+ */
+const seenKey = (sh: ShardRecord) => `${sh.updated}/${sh.leader}/${sh.term}`
 
 /** apiAddresses lists the bus addresses of the hosts of `replicas` that the registry knows. */
 function apiAddresses(s: RegistryState, replicas: ReplicaRecord[]): string[] {
