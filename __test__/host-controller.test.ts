@@ -34,7 +34,7 @@ function world(shards: number, stuck: number) {
   const released = new Promise<void>((resolve) => {
     release = resolve
   })
-  const seen = { starts: 0, startsAtOnce: 0, inStart: 0 }
+  const seen = { starts: 0, startsAtOnce: 0, inStart: 0, statuses: 0 }
   const ctx: HostControllerContext = {
     hostId: 'h1',
     timeoutMs: 1000,
@@ -55,8 +55,10 @@ function world(shards: number, stuck: number) {
         if (shardId === stuck) await released
         return 0
       },
+      // Another replica leads: nothing to repair here.
       status: async () => {
-        throw new Error('not in this test')
+        seen.statuses++
+        return { leaderId: 0, replicaId: 1 }
       },
       promote: async () => {},
       addNonVoting: async () => {},
@@ -84,6 +86,26 @@ describe('the host controller', () => {
     expect(w.controller.runs(1)).toBe(false)
     w.release()
     await waitUntil(() => w.controller.runs(1))
+    await w.controller.stop()
+  })
+
+  it('checks an active replica for repair again only once its shard changed', async () => {
+    const w = world(2, 0)
+    const settled = async () => {
+      w.controller.kick()
+      await waitUntil(() => [1, 2, 3].every((id) => w.controller.runs(id)))
+      // Let the runs the activations asked for finish.
+      for (let i = 0; i < 5; i++) {
+        w.controller.kick()
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    }
+    await settled()
+    const before = w.seen.statuses
+    expect(before).toBe(3)
+    run(w.r, { op: 'shard.update', id: 2, tags: { touched: 'yes' } })
+    await settled()
+    expect(w.seen.statuses).toBe(before + 1)
     await w.controller.stop()
   })
 
