@@ -88,7 +88,7 @@ describe('the Markdown files', () => {
   it('have only blocks of known languages, and runnable TypeScript among them', () => {
     for (const b of blocks) expect(LANGS, `block at ${b.file}:${b.line}`).toContain(b.lang)
     const rust = blocks.filter((b) => b.lang === 'rust')
-    expect(rust.map((b) => b.file)).toEqual(['README.md'])
+    expect(rust.map((b) => b.file)).toEqual(['crates/engine/README.md'])
     expect(runnable.length).toBeGreaterThan(0)
     for (const heading of Object.keys(PRINTS)) {
       expect(runnable.map(where)).toContain(heading)
