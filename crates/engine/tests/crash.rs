@@ -76,19 +76,10 @@ async fn a_sigkilled_leader_process_loses_no_acknowledged_write_and_restarts_fro
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_between_saving_a_snapshot_and_recording_it_restarts_in_agreement() {
     let book = Book::default();
-    let b = book.clone();
-    let c = Cluster::custom(
-        2,
-        Arc::new(|_, _| {}),
-        Arc::new(move |s, i| b.recorder(i, s)),
-    );
+    let c = book.cluster(2);
     let child_dir = c.tmp.path().join("child");
     let addr = child_addr();
-    let voters = vec![
-        (rid(1, 0), c.nodes[0].addr.clone()),
-        (rid(1, 1), c.nodes[1].addr.clone()),
-        (rid(1, 2), addr.clone()),
-    ];
+    let voters = child_voters(&c, &addr);
     let snap_every = ("HOST_PROCESS_SNAPSHOT_ENTRIES", "30");
     let failpoint = ("ZONGZI_FAILPOINTS", "snapshot-saved");
     let mut child = spawn_with(&child_dir, &addr, &voters, &[snap_every, failpoint]);
@@ -127,11 +118,7 @@ async fn a_persistent_state_machine_never_moves_past_a_membership_change_the_log
     let c = Cluster::new(2);
     let child_dir = c.tmp.path().join("child");
     let addr = child_addr();
-    let voters = vec![
-        (rid(1, 0), c.nodes[0].addr.clone()),
-        (rid(1, 1), c.nodes[1].addr.clone()),
-        (rid(1, 2), addr.clone()),
-    ];
+    let voters = child_voters(&c, &addr);
     let persistent = ("HOST_PROCESS_PERSISTENT", "1");
     let failpoint = ("ZONGZI_FAILPOINTS", "membership-handed");
     let mut child = spawn_with(&child_dir, &addr, &voters, &[persistent, failpoint]);

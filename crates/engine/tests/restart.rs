@@ -5,7 +5,6 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::recorder::Book;
@@ -17,12 +16,7 @@ async fn a_replica_restarted_while_its_apply_thread_is_behind_reads_only_what_it
     let book = Book::default();
     // Each replica's own state machine is called (no batch updater), so a batch of the old
     // incarnation can only reach the old state machine.
-    let b = book.clone();
-    let c = Cluster::custom(
-        3,
-        Arc::new(|_, _| {}),
-        Arc::new(move |s, i| b.recorder(i, s)),
-    );
+    let c = book.cluster(3);
     c.bootstrap(1, &[0, 1, 2]);
     c.put(1, 1, "first", "x").await;
     // Host 0 must not lead: its restart should not need an election.
@@ -112,12 +106,7 @@ async fn every_host_restarts_after_a_member_was_added_promoted_and_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_replica_keeps_its_data_until_its_apply_work_is_done() {
     let book = Book::default();
-    let b = book.clone();
-    let c = Cluster::custom(
-        3,
-        Arc::new(|_, _| {}),
-        Arc::new(move |s, i| b.recorder(i, s)),
-    );
+    let c = book.cluster(3);
     c.bootstrap(1, &[0, 1, 2]);
     c.put(0, 1, "first", "x").await;
     let l = c.leader(1).await;

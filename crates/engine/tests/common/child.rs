@@ -46,6 +46,15 @@ pub fn spawn_with(
     child
 }
 
+/// child_voters are shard 1's voters: the first two hosts of `c` and the child at `addr`.
+pub fn child_voters(c: &super::Cluster, addr: &str) -> Vec<(u64, String)> {
+    vec![
+        (rid(1, 0), c.nodes[0].addr.clone()),
+        (rid(1, 1), c.nodes[1].addr.clone()),
+        (rid(1, 2), addr.to_string()),
+    ]
+}
+
 /// child_addr reserves a loopback port for a child process.
 pub fn child_addr() -> String {
     std::net::TcpListener::bind("127.0.0.1:0")

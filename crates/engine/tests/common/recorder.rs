@@ -26,6 +26,16 @@ pub struct Book {
 }
 
 impl Book {
+    /// cluster opens `n` hosts whose state machines are this book's recorders.
+    pub fn cluster(&self, n: usize) -> super::Cluster {
+        let b = self.clone();
+        super::Cluster::custom(
+            n,
+            Arc::new(|_, _| {}),
+            Arc::new(move |s, i| b.recorder(i, s)),
+        )
+    }
+
     /// recorder makes a fresh state machine for shard `shard` on host `host`.
     pub fn recorder(&self, host: usize, shard: u64) -> Box<dyn StateMachine> {
         let (seen, gate) = (Seen::default(), Gate::default());
