@@ -1,9 +1,10 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import { place, replicaLoad } from '../ts/coordinator/control/placement'
 import {
   type ControllerContext,
   DefaultShardController,
+  ERROR_TAG,
 } from '../ts/coordinator/control/shard-controller'
 import type { Registry } from '../ts/coordinator/registry/registry'
 import type { Placement } from '../ts/coordinator/registry/records'
@@ -20,9 +21,9 @@ const ctx: ControllerContext = {
   membership: { promote: async () => {}, demote: async () => {}, remove: async () => {} },
 }
 
-/** round runs the default shard controller once against the registry. */
-async function round(r: Registry): Promise<void> {
-  await new DefaultShardController().reconcile(
+/** round runs a shard controller (a new default one unless given) once against the registry. */
+async function round(r: Registry, controller = new DefaultShardController()): Promise<void> {
+  await controller.reconcile(
     r.state,
     async (cmd) => {
       const out = outcome(apply(r, cmd)[0])
@@ -110,5 +111,30 @@ describe('placement by load', () => {
     const shard = r.state.shards.get(1)
     if (!shard) throw new Error('no shard 1')
     expect(place(r.state, shard).map((w) => w.hostId)).toEqual(['h1', 'h2', 'h3'])
+  })
+})
+
+describe('placement errors', () => {
+  afterEach(() => vi.useRealTimers())
+
+  it('are recorded at a bounded rate: ten a second, the rest on later runs', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    const r = fresh()
+    // Ten voters wanted, five hosts: every one of these shards has a placement error.
+    for (let i = 0; i < 30; i++)
+      run(r, { op: 'shard.create', name: '', type: 'kv', placement: { members: { count: 10 } } })
+    const tagged = () =>
+      [...r.state.shards.values()].filter((sh) => sh.tags[ERROR_TAG] !== undefined).length
+    const controller = new DefaultShardController()
+    await round(r, controller)
+    expect(tagged()).toBe(10)
+    await round(r, controller)
+    expect(tagged()).toBe(10)
+    vi.setSystemTime(Date.now() + 1000)
+    await round(r, controller)
+    expect(tagged()).toBe(20)
+    vi.setSystemTime(Date.now() + 1000)
+    await round(r, controller)
+    expect(tagged()).toBe(30)
   })
 })

@@ -1,4 +1,5 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
+import { RateLimit } from './departures'
 import { type Logger, silent } from './logger'
 import type { MembershipOps } from './membership-ops'
 import { place, PlacementError, replicaLoad, type Want } from './placement'
@@ -58,10 +59,17 @@ export const ERROR_TAG = 'placement:error'
  */
 export class DefaultShardController implements ShardController {
   readonly #log: Logger
+  readonly #tags: RateLimit
 
-  /** The logger receives the failures of single shards, which do not stop the others. */
-  constructor(log: Logger = silent) {
+  /**
+   * The logger receives the failures of single shards, which do not stop the others.
+   * `errorsPerSecond` bounds the rate of writes of the placement error tag (set or cleared):
+   * a host lost on a cluster that cannot replace it makes one error per shard, and they are
+   * recorded over several runs rather than all at once.
+   */
+  constructor(log: Logger = silent, errorsPerSecond = 10) {
     this.#log = log
+    this.#tags = new RateLimit(errorsPerSecond)
   }
 
   async reconcile(s: RegistryState, propose: ProposeCommand, ctx: ControllerContext) {
@@ -113,7 +121,7 @@ export class DefaultShardController implements ShardController {
     const placed = this.#place(s, shard, ctx, load)
     for (const w of placed.wants ?? [])
       if (!byHost.has(w.hostId)) load.set(w.hostId, (load.get(w.hostId) ?? 0) + 1)
-    if (placed.record) await propose(placed.record)
+    if (placed.record && this.#tags.take()) await propose(placed.record)
     const wants = placed.wants
     if (!wants) return
     const hostOf = (r: ReplicaRecord) => s.hosts.get(r.hostId)
