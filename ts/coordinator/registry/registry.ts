@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream'
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
 import { runCommand } from './commands'
-import { Invalid, Writer } from './writer'
+import { type Batch, Invalid, Writer } from './writer'
 import { RegistryState, type UsedToken } from './state'
 
 /** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
@@ -39,7 +39,10 @@ export class Registry extends EventEmitter implements StateMachine {
   }
 
   update(entries: Entry[]): ApplyResult[] {
-    const results = entries.map((e) => this.#apply(e.index, e.data))
+    // The tables copied by this batch's commands: changed in place by its later commands,
+    // never again once the batch's state is out (see BatchMap).
+    const batch: Batch = new Set()
+    const results = entries.map((e) => this.#apply(e.index, e.data, batch))
     this.#announce()
     return results
   }
@@ -62,10 +65,10 @@ export class Registry extends EventEmitter implements StateMachine {
     )
   }
 
-  #apply(index: number, data: Buffer): ApplyResult {
+  #apply(index: number, data: Buffer, batch: Batch): ApplyResult {
     let out: Outcome
     const s = this.#state
-    const w = new Writer(s, index)
+    const w = new Writer(s, index, batch)
     try {
       let cmd: unknown
       try {
@@ -76,6 +79,7 @@ export class Registry extends EventEmitter implements StateMachine {
       out = runCommand(w, cmd)
       this.#state = w.finish()
     } catch (e) {
+      w.abandon()
       if (!(e instanceof Invalid)) throw e
       out = e.code ? { ok: false, error: e.message, code: e.code } : { ok: false, error: e.message }
       this.#state = new RegistryState(

@@ -26,6 +26,46 @@ export function deny(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Invalid(msg, 'ERR_UNAUTHENTICATED')
 }
 
+/** Table is one of the registry's tables as a writer changes it. */
+type Table = Map<unknown, unknown>
+
+/**
+ * Batch is the tables the registry copied within the batch of entries it is applying: no
+ * reader has seen them, so the batch's later commands change them in place (journaled, to
+ * undo a command the registry refuses). The registry starts a new one for every batch, so a
+ * state readers have seen is never changed.
+ */
+export type Batch = Set<Table>
+
+/** Journal is what a command changed in a table it changes in place: key, was it there, value. */
+type Journal = Array<[unknown, boolean, unknown]>
+
+/**
+ * journal makes `t.set` and `t.delete` record what they replace, until unjournal; the table
+ * stays a plain Map (the methods are its own properties meanwhile).
+ */
+function journal(t: Table, log: Journal): void {
+  const o = t as unknown as Record<'set' | 'delete', unknown>
+  o.set = (k: unknown, v: unknown) => {
+    log.push([k, t.has(k), t.get(k)])
+    return Map.prototype.set.call(t, k, v)
+  }
+  o.delete = (k: unknown) => {
+    log.push([k, t.has(k), t.get(k)])
+    return Map.prototype.delete.call(t, k)
+  }
+}
+
+/** unjournal ends journal(t). */
+function unjournal(t: Table): void {
+  // Deleted, not set to undefined: the table is a plain Map again, as readers expect.
+  const o = t as unknown as Partial<Record<'set' | 'delete', unknown>>
+  // biome-ignore lint/performance/noDelete: its own property must go, not be undefined
+  delete o.set
+  // biome-ignore lint/performance/noDelete: as above
+  delete o.delete
+}
+
 /** Writer applies one command to a copy-on-write view of a state. */
 export class Writer {
   #hosts: Map<string, HostRecord> | undefined
@@ -34,30 +74,74 @@ export class Writer {
   nextShardId: number
   nextReplicaId: number
   access: Access
+  /** Tables this command changes in place, with their journals. */
+  readonly #inPlace = new Map<Table, Journal>()
 
   constructor(
     readonly base: RegistryState,
     readonly index: number,
+    readonly batch: Batch = new Set(),
   ) {
     this.nextShardId = base.nextShardId
     this.nextReplicaId = base.nextReplicaId
     this.access = base.access
   }
 
+  /**
+   * #own returns the table to change: the base's own, journaled, when this batch copied it;
+   * else a copy (once per batch).
+   */
+  #own<K, V>(t: ReadonlyMap<K, V>): Map<K, V> {
+    const mine = t as Map<K, V>
+    if (this.batch.has(mine as Table)) {
+      const log: Journal = []
+      journal(mine as Table, log)
+      this.#inPlace.set(mine as Table, log)
+      return mine
+    }
+    const copy = new Map(t)
+    this.batch.add(copy as Table)
+    return copy
+  }
+
   get hosts(): Map<string, HostRecord> {
-    this.#hosts ??= new Map(this.base.hosts)
+    this.#hosts ??= this.#own(this.base.hosts)
     return this.#hosts
   }
   get shards(): Map<number, ShardRecord> {
-    this.#shards ??= new Map(this.base.shards)
+    this.#shards ??= this.#own(this.base.shards)
     return this.#shards
   }
   get replicas(): Map<number, ReplicaRecord> {
-    this.#replicas ??= new Map(this.base.replicas)
+    this.#replicas ??= this.#own(this.base.replicas)
     return this.#replicas
   }
 
+  /**
+   * abandon undoes a refused command: it puts back what it changed in place, newest first,
+   * and forgets the tables it copied.
+   */
+  abandon(): void {
+    for (const t of [this.#hosts, this.#shards, this.#replicas] as Array<Table | undefined>) {
+      if (!t) continue
+      const log = this.#inPlace.get(t)
+      if (!log) {
+        this.batch.delete(t)
+        continue
+      }
+      unjournal(t)
+      for (let i = log.length - 1; i >= 0; i--) {
+        const [k, had, v] = log[i]
+        if (had) t.set(k, v)
+        else t.delete(k)
+      }
+    }
+    this.#inPlace.clear()
+  }
+
   finish(): RegistryState {
+    for (const t of this.#inPlace.keys()) unjournal(t)
+    this.#inPlace.clear()
     return new RegistryState(
       this.index,
       this.#hosts ?? this.base.hosts,
