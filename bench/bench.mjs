@@ -8,6 +8,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 import { openCluster, parseArgs, percentile } from './cluster.mjs'
+import { BytesKv, command } from './kv-bytes.mjs'
 
 const args = parseArgs(
   { hosts: 3, shards: 48, clients: 1024, payload: 16, seconds: 10, tls: 0, sessions: 0 },
@@ -15,46 +16,10 @@ const args = parseArgs(
     ' [--sessions 1]',
 )
 
-/** Kv keys entries by their first 8 bytes, like the engine benchmark's state machine. */
-class Kv {
-  map = new Map()
-  entries = 0
-  update(entries) {
-    this.entries += entries.length
-    return entries.map((e) => {
-      this.map.set(e.data.toString('latin1', 0, 8), e.data)
-      return { value: e.index }
-    })
-  }
-  query(q) {
-    return this.map.get(Buffer.from(q).toString('latin1')) ?? Buffer.alloc(0)
-  }
-  async saveSnapshot(out) {
-    for (const [k, v] of this.map) {
-      const len = Buffer.alloc(4)
-      len.writeUInt32LE(v.length)
-      out.write(Buffer.concat([Buffer.from(k, 'latin1'), len, v]))
-    }
-    out.end()
-  }
-  async recoverFromSnapshot(input) {
-    const chunks = []
-    for await (const c of input) chunks.push(c)
-    const b = Buffer.concat(chunks)
-    this.map.clear()
-    for (let p = 0; p + 12 <= b.length; ) {
-      const k = b.toString('latin1', p, p + 8)
-      const n = b.readUInt32LE(p + 8)
-      this.map.set(k, b.subarray(p + 12, p + 12 + n))
-      p += 12 + n
-    }
-  }
-}
-
 const cluster = await openCluster({
   hosts: args.hosts,
   shards: args.shards,
-  factory: () => new Kv(),
+  factory: () => new BytesKv(),
   tls: args.tls === 1,
 })
 
@@ -83,8 +48,7 @@ for (let c = 0; c < args.clients; c++) {
     (async () => {
       const data = Buffer.alloc(args.payload)
       for (let n = 0; performance.now() < end; n++) {
-        data.writeUInt32LE(c, 0)
-        if (args.payload >= 8) data.writeUInt32LE(n & 0xffff, 4)
+        command(data, c, n)
         const t = performance.now()
         try {
           const session = sessions ? { clientId: c + 1, series: n + 1, respondedTo: n } : undefined

@@ -1,0 +1,111 @@
+// bench:agent — the user's path: three agents in processes of their own on loopback, shards
+// of 3 voters, clients spread over the agents, each bound to one shard, writing through
+// ShardClient.propose (16-byte commands by default) into a JavaScript state machine, with a
+// share of linearizable reads. Closed loop by default; `--rate N` runs open loop at N
+// operations a second in all. The last line printed is one JSON object.
+//
+//   npm run bench:agent -- [--shards 48] [--clients 1024] [--payload 16] [--seconds 10]
+//     [--reads 0.0] [--tls 0|1] [--rate 0] [--cpuprof 0|1]
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+import {
+  createCertificateAuthority,
+  createHostCertificate,
+  writeHostFiles,
+} from '../dist/index.mjs'
+import { ChildClient } from '../harness/child-client.mjs'
+import { loopbackAddresses } from '../harness/ports.mjs'
+import { parseArgs, percentile } from './cluster.mjs'
+
+const WORKER = new URL('./agent-worker.mjs', import.meta.url).pathname
+const AGENTS = 3
+
+const args = parseArgs(
+  { shards: 48, clients: 1024, payload: 16, seconds: 10, reads: 0, tls: 0, rate: 0, cpuprof: 0 },
+  'agent.mjs [--shards N] [--clients N] [--payload BYTES] [--seconds N] [--reads SHARE]' +
+    ' [--tls 0|1] [--rate OPS_PER_SEC] [--cpuprof 0|1]',
+)
+const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-agent-'))
+const execArgv = args.cpuprof
+  ? ['--cpu-prof', `--cpu-prof-dir=${join(tmpdir(), 'zongzi-prof')}`]
+  : []
+const peers = await loopbackAddresses(AGENTS)
+const agents = await Promise.all(peers.map(() => ChildClient.start(WORKER, { execArgv })))
+const ca = args.tls ? createCertificateAuthority() : undefined
+
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d
+try {
+  await Promise.all(
+    agents.map((a, i) => {
+      const tls = ca
+        ? writeHostFiles(join(root, `tls${i}`), ca, createHostCertificate(ca, ['127.0.0.1']))
+        : undefined
+      const options = { dataDir: join(root, `agent${i}`), apiAddress: peers[i], tls }
+      return a.call('start', { cluster: 'bench', peers, options })
+    }),
+  )
+  const per = Math.ceil(args.shards / AGENTS)
+  const made = await Promise.all(
+    agents.map((a, i) =>
+      a.call('createShards', { count: Math.max(0, Math.min(per, args.shards - i * per)) }),
+    ),
+  )
+  const shards = made.flat().sort((x, y) => x - y)
+  await Promise.all(agents.map((a) => a.call('ready', { shards })))
+
+  // Client c runs on agent c % 3 and is bound to shard c % shards.
+  const results = await Promise.all(
+    agents.map((a, i) =>
+      a.call('load', {
+        shards,
+        clients: Math.floor(args.clients / AGENTS) + (i < args.clients % AGENTS ? 1 : 0),
+        first: i,
+        stride: AGENTS,
+        seconds: args.seconds,
+        payload: args.payload,
+        readShare: args.reads,
+        rate: args.rate / AGENTS,
+      }),
+    ),
+  )
+  const secs = Math.max(...results.map((r) => r.seconds))
+  const all = (k) => results.flatMap((r) => r[k]).sort((x, y) => x - y)
+  const lat = all('writes')
+  const rlat = all('reads')
+  const ms = (xs, p) => round(percentile(xs, p), 2)
+  console.log(
+    JSON.stringify({
+      bench: 'agent',
+      agents: AGENTS,
+      shards: args.shards,
+      clients: args.clients,
+      payload: args.payload,
+      readShare: args.reads,
+      tls: !!args.tls,
+      rate: args.rate,
+      seconds: round(secs),
+      writes_per_sec: Math.round(lat.length / secs),
+      reads_per_sec: Math.round(rlat.length / secs),
+      errors: results.reduce((n, r) => n + r.errors, 0),
+      p50_ms: ms(lat, 0.5),
+      p99_ms: ms(lat, 0.99),
+      p999_ms: ms(lat, 0.999),
+      read_p50_ms: ms(rlat, 0.5),
+      read_p99_ms: ms(rlat, 0.99),
+      cpu_pct: results.map((r) => round(r.cpuPct)),
+      rss_mb: results.map((r) => Math.round(r.rssMb)),
+      event_loop_p99_ms: results.map((r) => round(r.eventLoopP99Ms, 2)),
+    }),
+  )
+} finally {
+  await Promise.allSettled(agents.map((a) => a.call('stop')))
+  for (const a of agents) if (a.child.connected) a.child.disconnect()
+  await Promise.race([
+    Promise.all(agents.map((a) => a.exited())),
+    new Promise((r) => setTimeout(r, 10_000)),
+  ])
+  for (const a of agents) a.kill()
+  rmSync(root, { recursive: true, force: true })
+}
