@@ -84,6 +84,8 @@ describe('which hosts are leaving', () => {
       changesPerSecond: 4,
       registryVoters: 3,
       balanceLeaders: true,
+      rebalance: true,
+      rebalanceThreshold: 0.2,
     })
     for (const o of [
       { replaceAfterMs: -1 },
@@ -91,6 +93,9 @@ describe('which hosts are leaving', () => {
       { changesPerSecond: 0 },
       { registryVoters: 4 },
       { balanceLeaders: 'yes' as unknown as boolean },
+      { rebalance: 1 as unknown as boolean },
+      { rebalanceThreshold: 0 },
+      { rebalanceThreshold: Number.NaN },
     ])
       expect(() => checkReplacement(o)).toThrow(/must be/)
   })

@@ -50,7 +50,8 @@ export const HOST_CONCURRENCY = 256
 /**
  * FULL_PASS_MS is how often a host controller checks every replica it runs against the
  * registry (membership repair, data left on disk); in between, a run looks only at the
- * shards whose record changed since it last checked them, and idle shards cost nothing.
+ * shards whose record changed since it last checked them, and idle shards cost nothing: a run
+ * on the registry state of a run that found nothing to do returns at once.
  */
 export const FULL_PASS_MS = 30_000
 
@@ -72,6 +73,9 @@ export class HostController {
   /** Per active shard, its record as last checked for repair (see seenKey). */
   readonly #checked = new Map<number, string>()
   #fullPassAt = 0
+  /** Work handed out so far, and the state of the last run that handed out none. */
+  #spawned = 0
+  #quiet: RegistryState | undefined
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
@@ -113,11 +117,15 @@ export class HostController {
   }
 
   async #reconcile(s: RegistryState): Promise<void> {
+    const now = Date.now()
+    const full = now >= this.#fullPassAt
+    // Nothing changed since a run that found nothing to do: nothing to look at.
+    if (!full && s === this.#quiet) return
+    this.#quiet = undefined
+    const spawned = this.#spawned
     const me = this.#agent.hostId
     const mine = new Map<number, ReplicaRecord>()
     for (const r of s.replicasOn(me)) if (r.shardId !== 0) mine.set(r.shardId, r)
-    const now = Date.now()
-    const full = now >= this.#fullPassAt
     if (full) this.#fullPassAt = now + FULL_PASS_MS
     for (const shardId of this.#checked.keys())
       if (!mine.has(shardId)) this.#checked.delete(shardId)
@@ -156,6 +164,8 @@ export class HostController {
       if (mine.get(shardId)?.id === run.replicaId || this.#working.has(shardId)) continue
       this.#spawn({ shardId, id: run.replicaId }, () => this.#drop(shardId))
     }
+    // No work handed out, and none under way (its end may leave more to do): quiet.
+    if (this.#spawned === spawned && this.#working.size === 0) this.#quiet = s
   }
 
   /**
@@ -163,6 +173,7 @@ export class HostController {
    * A failure is logged; a later run tries again.
    */
   #spawn(r: Pick<ReplicaRecord, 'shardId' | 'id'>, work: () => Promise<void>): void {
+    this.#spawned++
     const done = (async () => {
       try {
         if (this.#slots > 0) this.#slots--
