@@ -29,6 +29,7 @@ export interface HostControllerContext {
     | 'promote'
     | 'addNonVoting'
     | 'removeReplica'
+    | 'transferLeader'
   >
   readonly bus: Pick<BusClient, 'addReplica' | 'removeReplica'>
   /** registry is this host's current registry snapshot. */
@@ -317,10 +318,31 @@ export class HostController {
     if (shard?.status !== 'deleting' && others.length > 0) {
       // Only this replica goes: the shard lives on without it, so it must leave the
       // membership first (asked of a member that stays); until that works, nothing is dropped.
+      // A leader hands its leadership over first, so that writes under way are not cut off.
+      await this.#handOff(r, others)
       await this.#leave(s, r, others)
     }
     await this.#drop(r.shardId)
     await a.propose({ op: 'replica.delete', id: r.id })
+  }
+
+  /**
+   * #handOff, when this replica leads its shard, hands the leadership to a voter that stays
+   * and waits (a little) until it took over; a transfer that does not happen leaves the
+   * removal to go on as before.
+   */
+  async #handOff(r: ReplicaRecord, others: ReplicaRecord[]): Promise<void> {
+    const host = this.#agent.host
+    const st = await host.status(r.shardId).catch(() => undefined)
+    if (!st || st.leaderId !== st.replicaId) return
+    const to = others.find((x) => !x.nonVoting && st.membership.voters.includes(x.id))
+    if (!to) return
+    await host.transferLeader(r.shardId, to.id).catch(() => {})
+    for (let i = 0; i < 20 && !this.#stopped; i++) {
+      const now = await host.status(r.shardId).catch(() => undefined)
+      if (!now || now.leaderId !== now.replicaId) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   }
 
   /** #leave asks a member that stays to take the replica out of the shard's membership. */
