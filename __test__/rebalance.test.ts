@@ -140,7 +140,7 @@ describe('the leader balance', () => {
     const all = await cluster('balance', 0)
     const ids = await shards(all[0], 4)
     await pile(all, ids, all[0])
-    // One handover per host every 5 s: 4-0-0, then 3-1-0, then 2-1-1.
+    // One handover at a time per host (every second while above the mean): 4-0-0, 3-1-0, 2-1-1.
     await waitUntil(
       async () => {
         const counts = [...(await leaders(all, ids)).values()]
@@ -157,6 +157,59 @@ describe('the leader balance', () => {
     await new Promise((r) => setTimeout(r, 3000))
     expect((await leaders(all, ids)).get(all[0].hostId)).toBe(4)
   }, 60_000)
+})
+
+describe('a host that joins a balanced cluster', () => {
+  it('receives its share of the replicas, with writes going on', async () => {
+    // Rebalancing moves 20 replicas at once here (maxMoves is changesPerSecond, rounded up).
+    const o = { changesPerSecond: 20 }
+    const all = await cluster('join-share', 0, o)
+    const ids: number[] = []
+    for (let i = 0; i < 8; i++) {
+      ids.push((await all[0].createShard('kv', { placement: { members: { count: 3 } } })).id)
+    }
+    for (const id of ids) await all[0].waitForShard(id)
+    const moved: Array<{ shardId: number; from: string; to: string }> = []
+    for (const a of all) a.on('rebalance', (m) => moved.push(m))
+    const newcomer = new Agent('join-share', [...all[0].peers], {
+      dataDir: dirs.make(),
+      ...fast,
+      ...o,
+      joinToken: await all[0].createJoinToken(),
+    })
+    newcomer.register('kv', () => new KvStateMachine())
+    agents.push(newcomer)
+    await newcomer.start()
+    // One write after another to every shard while replicas move: none fails.
+    let writing = true
+    let writes = 0
+    const writer = (async () => {
+      for (let i = 0; writing; i++) {
+        const id = ids[i % ids.length]
+        await all[0].client(id).propose(Buffer.from(`{"key":"k${i}","value":"${i}"}`))
+        writes++
+      }
+    })()
+    const mine = () =>
+      all[0].stateLocal(
+        (s) => s.replicasOn(newcomer.hostId).filter((r) => r.status === 'active').length,
+      )
+    // 24 replicas over 4 hosts: 6 each.
+    await waitUntil(() => mine() === 6 && moved.length === 6, {
+      what: 'six replicas on the new host',
+      timeoutMs: 60_000,
+    })
+    writing = false
+    await writer
+    expect(writes).toBeGreaterThan(0)
+    expect(new Set(moved.map((m) => m.to))).toEqual(new Set([newcomer.hostId]))
+    for (const id of ids) {
+      const voters = all[0].stateLocal((s) => s.replicasOf(id).filter((r) => !r.nonVoting))
+      expect(voters.length).toBe(3)
+    }
+    const c = newcomer.client(ids[0])
+    expect(Buffer.from((await c.read(Buffer.from('k0'))) ?? '').toString()).toBe('0')
+  }, 90_000)
 })
 
 describe('a drain that cannot finish', () => {

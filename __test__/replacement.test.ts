@@ -1,101 +1,15 @@
 import { describe, expect, it } from 'vitest'
 
-import type { Registry } from '../ts/coordinator/registry/registry'
 import { checkReplacement, isLeaving, RateLimit } from '../ts/coordinator/control/departures'
-import type { Command, HostRecord, Placement } from '../ts/coordinator/registry/records'
-import type { RegistryState } from '../ts/coordinator/registry/state'
-import {
-  type ControllerContext,
-  DefaultShardController,
-  keepsQuorum,
-} from '../ts/coordinator/control/shard-controller'
+import type { HostRecord, Placement } from '../ts/coordinator/registry/records'
+import { keepsQuorum } from '../ts/coordinator/control/shard-controller'
+import { Leader } from './fixtures/leader'
 import { addHost, apply, fresh, outcome, run } from './fixtures/registry'
 
 // Replacement, drain and placement both ways, decided on the registry leader: the registry's
 // rules for host states, which hosts are leaving, and the order of membership changes a shard
 // goes through — against a registry fed commands directly (shard 0's voters, repair and the
 // leader balance are in registry-members.test.ts).
-
-/**
- * Leader plays the registry leader against a registry: it runs the default shard controller
- * with a context that records every membership change, and plays the host controllers of
- * live hosts (a new replica catches up and goes active; a deleting one leaves).
- */
-class Leader {
-  readonly calls: string[] = []
-  tokens = Number.POSITIVE_INFINITY
-  readonly controller = new DefaultShardController()
-
-  constructor(readonly r: Registry) {}
-
-  get ctx(): ControllerContext {
-    const record = (what: string) => async (_s: RegistryState, shard: number, id: number) => {
-      this.calls.push(`${what} ${shard}/${id}`)
-    }
-    return {
-      leaving: (h) => isLeaving(h, 10_000, 1_000),
-      alive: (h) => h?.status === 'active' || h?.status === 'draining',
-      take: () => this.tokens-- > 0,
-      membership: {
-        promote: record('promote'),
-        demote: record('demote'),
-        remove: record('remove'),
-      },
-    }
-  }
-
-  /**
-   * round runs the controller once and returns the registry commands it proposed (`calls`
-   * has them too, in order with the membership changes).
-   */
-  async round(): Promise<string[]> {
-    const proposed: string[] = []
-    await this.controller.reconcile(
-      this.r.state,
-      async (cmd) => {
-        proposed.push(describeCmd(cmd))
-        this.calls.push(describeCmd(cmd))
-        const out = outcome(apply(this.r, cmd)[0])
-        if (!out.ok) throw new Error(String(out.error))
-        return out as { ok: true }
-      },
-      this.ctx,
-    )
-    return proposed
-  }
-
-  /** steps runs `n` rounds, each followed by the hosts' part, and returns what happened. */
-  async steps(n: number): Promise<string[]> {
-    const out: string[] = []
-    for (let i = 0; i < n; i++) {
-      await this.round()
-      out.push(...this.calls.splice(0))
-      this.hosts()
-    }
-    return out
-  }
-
-  /** hosts plays the host controllers of live hosts once. */
-  hosts(): void {
-    for (const rep of this.r.state.replicas.values()) {
-      const live = this.ctx.alive(this.r.state.hosts.get(rep.hostId))
-      if (!live || rep.shardId === 0) continue
-      if (rep.status === 'new') run(this.r, { op: 'replica.update', id: rep.id, status: 'active' })
-      if (rep.status === 'deleting') run(this.r, { op: 'replica.delete', id: rep.id })
-    }
-  }
-}
-
-function describeCmd(c: Command): string {
-  if (c.op === 'replica.create') return `create ${c.hostId}${c.nonVoting ? ' non-voting' : ''}`
-  if (c.op === 'replica.update') {
-    const status = c.status ? ` ${c.status}` : ''
-    const voting = c.nonVoting === undefined ? '' : ` nonVoting=${c.nonVoting}`
-    return `update ${c.id}${status}${voting}`
-  }
-  if (c.op === 'replica.delete') return `delete ${c.id}`
-  return c.op
-}
 
 describe('the registry on host states', () => {
   it('records when a status changed, and keeps a gone host gone', () => {
@@ -170,6 +84,8 @@ describe('which hosts are leaving', () => {
       changesPerSecond: 4,
       registryVoters: 3,
       balanceLeaders: true,
+      rebalance: true,
+      rebalanceThreshold: 0.2,
     })
     for (const o of [
       { replaceAfterMs: -1 },
@@ -177,6 +93,9 @@ describe('which hosts are leaving', () => {
       { changesPerSecond: 0 },
       { registryVoters: 4 },
       { balanceLeaders: 'yes' as unknown as boolean },
+      { rebalance: 1 as unknown as boolean },
+      { rebalanceThreshold: 0 },
+      { rebalanceThreshold: Number.NaN },
     ])
       expect(() => checkReplacement(o)).toThrow(/must be/)
   })

@@ -73,5 +73,7 @@ export type {
   ControllerContext,
   ProposeCommand,
   ShardController,
+  ShardControllerOptions,
 } from './coordinator/control/shard-controller'
+export type { Move } from './coordinator/control/rebalance'
 export type { MembershipOps } from './coordinator/control/membership-ops'

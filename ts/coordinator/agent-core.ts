@@ -96,9 +96,17 @@ export class AgentCore implements AgentInside {
       this.log.info('circuit', { address, state })
       events.emit('circuit', { address, state })
     })
-    this.#shardController = options.shardController ?? new DefaultShardController(this.log)
     this.#liveness = new Liveness(checkLiveness(options.liveness))
     this.#replacement = checkReplacement(options)
+    const r = this.#replacement
+    this.#shardController =
+      options.shardController ??
+      new DefaultShardController(this.log, undefined, {
+        rebalance: r.rebalance,
+        rebalanceThreshold: r.rebalanceThreshold,
+        maxMoves: Math.ceil(r.changesPerSecond),
+        onMove: (m) => events.emit('rebalance', m),
+      })
     this.registry.on('change', (s: RegistryState) => this.#onChange(s))
   }
 

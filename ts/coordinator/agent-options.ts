@@ -10,8 +10,8 @@ import type { ShardController } from './control/shard-controller'
 
 /**
  * AgentOptions configure an agent. Only `dataDir` is required. The ReplacementOptions
- * (`replaceAfterMs`, `changesPerSecond`, `registryVoters`, `balanceLeaders`) are used by the
- * agent while it leads the registry.
+ * (`replaceAfterMs`, `changesPerSecond`, `registryVoters`, `balanceLeaders`, `rebalance`,
+ * `rebalanceThreshold`) are used by the agent while it leads the registry.
  */
 export interface AgentOptions extends ReplacementOptions {
   /** Directory for this host's data (created if missing). */

@@ -38,7 +38,9 @@ import type { RegistryState } from './registry/state'
  * `'circuit'` (`{ address, state }`: this agent's clients stopped or resumed calling a host,
  * a CircuitState), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a host
  * missing, or active again; see `liveness` in the options), `'membership'` (a
- * MembershipChange: a replica was added, promoted, demoted or removed on record).
+ * MembershipChange: a replica was added, promoted, demoted or removed on record),
+ * `'rebalance'` (a Move, on the registry leader: a replica of a shard moved from one host to
+ * another to even out the spread; see `rebalance` in the options).
  */
 export class Agent extends EventEmitter {
   readonly clusterName: string

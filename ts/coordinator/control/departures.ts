@@ -17,6 +17,16 @@ export interface ReplacementOptions {
   registryVoters?: number
   /** Moves shard leadership between hosts to even out how many each leads (default true). */
   balanceLeaders?: boolean
+  /**
+   * Moves replicas from the fullest hosts to the emptiest when a host joins or the spread
+   * drifts past `rebalanceThreshold` (default true); an agent emits `'rebalance'` for each.
+   */
+  rebalance?: boolean
+  /**
+   * How far a host's replicas per unit of capacity may drift from the mean before replicas
+   * move (default 0.2: above 1.2 times the mean, or below the mean over 1.2).
+   */
+  rebalanceThreshold?: number
 }
 
 /** checkReplacement checks the options (ERR_INVALID_ARGUMENT) and fills in the defaults. */
@@ -25,13 +35,25 @@ export function checkReplacement(o: ReplacementOptions = {}): Required<Replaceme
   const changesPerSecond = o.changesPerSecond ?? 4
   const registryVoters = o.registryVoters ?? 3
   const balanceLeaders = o.balanceLeaders ?? true
+  const rebalance = o.rebalance ?? true
+  const rebalanceThreshold = o.rebalanceThreshold ?? 0.2
   if (!(Number.isSafeInteger(replaceAfterMs) && replaceAfterMs >= 0))
     throw invalid('replaceAfterMs must be a whole number of milliseconds, 0 or more')
   if (!(Number.isFinite(changesPerSecond) && changesPerSecond > 0))
     throw invalid('changesPerSecond must be positive')
   if (registryVoters !== 3 && registryVoters !== 5) throw invalid('registryVoters must be 3 or 5')
   if (typeof balanceLeaders !== 'boolean') throw invalid('balanceLeaders must be a boolean')
-  return { replaceAfterMs, changesPerSecond, registryVoters, balanceLeaders }
+  if (typeof rebalance !== 'boolean') throw invalid('rebalance must be a boolean')
+  if (!(Number.isFinite(rebalanceThreshold) && rebalanceThreshold > 0))
+    throw invalid('rebalanceThreshold must be positive')
+  return {
+    replaceAfterMs,
+    changesPerSecond,
+    registryVoters,
+    balanceLeaders,
+    rebalance,
+    rebalanceThreshold,
+  }
 }
 
 /**

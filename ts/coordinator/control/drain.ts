@@ -4,7 +4,7 @@
 import { invalid, ZongziError } from '../../binding/errors'
 import type { Host } from '../../binding/host'
 import { ERROR_TAG } from './shard-controller'
-import { nextTransfer } from './leader-balance'
+import { leadersByHost, leadTarget, nextTransfer } from './leader-balance'
 import type { Logger } from './logger'
 import type { Accepted, Command } from '../registry/records'
 import type { RegistryState } from '../registry/state'
@@ -37,8 +37,7 @@ export interface DrainOptions {
  * handing over to a replica that cannot take over stops taking writes for a while); it tells
  * whether it asked.
  */
-export async function handOver(ctx: DrainContext): Promise<boolean> {
-  const s = ctx.registry()
+export async function handOver(ctx: DrainContext, s = ctx.registry()): Promise<boolean> {
   const t = nextTransfer(s, ctx.hostId)
   if (!t) return false
   const st = await ctx.host.status(t.shardId).catch(() => undefined)
@@ -53,14 +52,24 @@ export async function handOver(ctx: DrainContext): Promise<boolean> {
   return true
 }
 
+/** BALANCE_RECHECK_MS is how often the leader balance looks again at a registry that did not change. */
+export const BALANCE_RECHECK_MS = 30_000
+
 /**
- * LeaderBalance hands over at most one leadership per `everyMs` on this host, when it leads
- * at least two shards more than another host that could lead them.
+ * LeaderBalance hands over leaderships on this host, one at a time, while it leads at least
+ * two shards more than another host that could lead them: at most one per `everyMs`, or one
+ * per `everyMs / 5` while it leads more than the mean (leadTarget), so a host that joined
+ * gets its share soon. It works from registry changes: once it found nothing to hand over in
+ * a state, it looks at that state again only every BALANCE_RECHECK_MS (an idle host spends
+ * nothing on it in between).
  */
 export class LeaderBalance {
   readonly #everyMs: number
   #last = 0
   #busy = false
+  /** The state in which nothing was handed over, and when to look at it again. */
+  #idle: RegistryState | undefined
+  #recheckAt = 0
 
   constructor(everyMs: number) {
     this.#everyMs = everyMs
@@ -68,10 +77,17 @@ export class LeaderBalance {
 
   async once(ctx: DrainContext): Promise<void> {
     const now = Date.now()
-    if (this.#busy || now - this.#last < this.#everyMs) return
+    const s = ctx.registry()
+    if (this.#busy || (s === this.#idle && now < this.#recheckAt)) return
+    const above = (leadersByHost(s).get(ctx.hostId) ?? 0) > leadTarget(s)
+    if (now - this.#last < (above ? this.#everyMs / 5 : this.#everyMs)) return
     this.#busy = true
     try {
-      if (await handOver(ctx)) this.#last = now
+      if (await handOver(ctx, s)) this.#last = now
+      else {
+        this.#idle = s
+        this.#recheckAt = now + BALANCE_RECHECK_MS
+      }
     } catch (e) {
       ctx.log.debug('leadership not handed over', { error: String(e) })
     } finally {

@@ -29,6 +29,7 @@ export interface HostControllerContext {
     | 'promote'
     | 'addNonVoting'
     | 'removeReplica'
+    | 'transferLeader'
   >
   readonly bus: Pick<BusClient, 'addReplica' | 'removeReplica'>
   /** registry is this host's current registry snapshot. */
@@ -50,7 +51,8 @@ export const HOST_CONCURRENCY = 256
 /**
  * FULL_PASS_MS is how often a host controller checks every replica it runs against the
  * registry (membership repair, data left on disk); in between, a run looks only at the
- * shards whose record changed since it last checked them, and idle shards cost nothing.
+ * shards whose record changed since it last checked them, and idle shards cost nothing: a run
+ * on the registry state of a run that found nothing to do returns at once.
  */
 export const FULL_PASS_MS = 30_000
 
@@ -72,6 +74,9 @@ export class HostController {
   /** Per active shard, its record as last checked for repair (see seenKey). */
   readonly #checked = new Map<number, string>()
   #fullPassAt = 0
+  /** Work handed out so far, and the state of the last run that handed out none. */
+  #spawned = 0
+  #quiet: RegistryState | undefined
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
@@ -113,11 +118,15 @@ export class HostController {
   }
 
   async #reconcile(s: RegistryState): Promise<void> {
+    const now = Date.now()
+    const full = now >= this.#fullPassAt
+    // Nothing changed since a run that found nothing to do: nothing to look at.
+    if (!full && s === this.#quiet) return
+    this.#quiet = undefined
+    const spawned = this.#spawned
     const me = this.#agent.hostId
     const mine = new Map<number, ReplicaRecord>()
     for (const r of s.replicasOn(me)) if (r.shardId !== 0) mine.set(r.shardId, r)
-    const now = Date.now()
-    const full = now >= this.#fullPassAt
     if (full) this.#fullPassAt = now + FULL_PASS_MS
     for (const shardId of this.#checked.keys())
       if (!mine.has(shardId)) this.#checked.delete(shardId)
@@ -156,6 +165,8 @@ export class HostController {
       if (mine.get(shardId)?.id === run.replicaId || this.#working.has(shardId)) continue
       this.#spawn({ shardId, id: run.replicaId }, () => this.#drop(shardId))
     }
+    // No work handed out, and none under way (its end may leave more to do): quiet.
+    if (this.#spawned === spawned && this.#working.size === 0) this.#quiet = s
   }
 
   /**
@@ -163,6 +174,7 @@ export class HostController {
    * A failure is logged; a later run tries again.
    */
   #spawn(r: Pick<ReplicaRecord, 'shardId' | 'id'>, work: () => Promise<void>): void {
+    this.#spawned++
     const done = (async () => {
       try {
         if (this.#slots > 0) this.#slots--
@@ -306,10 +318,31 @@ export class HostController {
     if (shard?.status !== 'deleting' && others.length > 0) {
       // Only this replica goes: the shard lives on without it, so it must leave the
       // membership first (asked of a member that stays); until that works, nothing is dropped.
+      // A leader hands its leadership over first, so that writes under way are not cut off.
+      await this.#handOff(r, others)
       await this.#leave(s, r, others)
     }
     await this.#drop(r.shardId)
     await a.propose({ op: 'replica.delete', id: r.id })
+  }
+
+  /**
+   * #handOff, when this replica leads its shard, hands the leadership to a voter that stays
+   * and waits (a little) until it took over; a transfer that does not happen leaves the
+   * removal to go on as before.
+   */
+  async #handOff(r: ReplicaRecord, others: ReplicaRecord[]): Promise<void> {
+    const host = this.#agent.host
+    const st = await host.status(r.shardId).catch(() => undefined)
+    if (!st || st.leaderId !== st.replicaId) return
+    const to = others.find((x) => !x.nonVoting && st.membership.voters.includes(x.id))
+    if (!to) return
+    await host.transferLeader(r.shardId, to.id).catch(() => {})
+    for (let i = 0; i < 20 && !this.#stopped; i++) {
+      const now = await host.status(r.shardId).catch(() => undefined)
+      if (!now || now.leaderId !== now.replicaId) return
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
   }
 
   /** #leave asks a member that stays to take the replica out of the shard's membership. */

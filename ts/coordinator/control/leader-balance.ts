@@ -1,5 +1,6 @@
 // Leader balance: which shard leadership a host hands to another host, so that hosts lead
 // about as many shards each, and a draining host leads none.
+import type { ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 
 /** Transfer asks the leader of `shardId` (on this host) to hand leadership to `replicaId`. */
@@ -8,11 +9,16 @@ export interface Transfer {
   replicaId: number
 }
 
+/** The leaders per host of each state counted so far (a state never changes). */
+const counted = new WeakMap<RegistryState, ReadonlyMap<string, number>>()
+
 /**
  * leadersByHost counts, from the leaders the registry records, how many shards each active
- * host that holds a voter leads (shard 0 aside).
+ * host that holds a voter leads (shard 0 aside). It is counted once per state.
  */
-export function leadersByHost(s: RegistryState): Map<string, number> {
+export function leadersByHost(s: RegistryState): ReadonlyMap<string, number> {
+  const known = counted.get(s)
+  if (known) return known
   const counts = new Map<string, number>()
   for (const r of s.replicas.values()) {
     if (r.shardId === 0 || r.nonVoting) continue
@@ -24,20 +30,38 @@ export function leadersByHost(s: RegistryState): Map<string, number> {
     if (hostId !== undefined && counts.has(hostId))
       counts.set(hostId, (counts.get(hostId) ?? 0) + 1)
   }
+  counted.set(s, counts)
   return counts
 }
 
 /**
+ * leadTarget is the most shards a host should lead for leaders to be even: the mean over the
+ * hosts that can lead (active, with a voter), rounded up.
+ */
+export function leadTarget(s: RegistryState): number {
+  const counts = leadersByHost(s)
+  let total = 0
+  for (const n of counts.values()) total += n
+  return Math.ceil(total / Math.max(1, counts.size))
+}
+
+/**
  * nextTransfer picks one leadership that `hostId` should hand over: any it holds when it is
- * draining (shard 0 first), else one whose shard has a voter on a host leading at least two
- * fewer shards (the least loaded such host). Undefined when there is none.
+ * draining (shard 0 first), else, when it leads more than another host could, one whose shard
+ * has a voter on a host leading at least two fewer: the least loaded such host, so that the
+ * counts close in on the mean (see leadTarget). Undefined when there is none. It looks at
+ * the replicas of this host only.
  */
 export function nextTransfer(s: RegistryState, hostId: string): Transfer | undefined {
   const draining = s.hosts.get(hostId)?.status === 'draining'
   const counts = leadersByHost(s)
   const mine = counts.get(hostId) ?? 0
-  const led = [...s.shards.values()]
-    .filter((sh) => sh.status !== 'deleting' && s.replicas.get(sh.leader)?.hostId === hostId)
+  if (!draining && mine < 2) return undefined
+  const led = s
+    .replicasOn(hostId)
+    .map((r) => s.shards.get(r.shardId))
+    .filter((sh): sh is ShardRecord => sh !== undefined && sh.status !== 'deleting')
+    .filter((sh) => s.replicas.get(sh.leader)?.hostId === hostId)
     .sort((a, b) => a.id - b.id)
   for (const sh of led) {
     if (sh.id === 0 && !draining) continue

@@ -52,15 +52,32 @@ export function validatePlacement(p: unknown): asserts p is Placement {
 const matches = (h: HostRecord, tags: Record<string, string> | undefined) =>
   Object.entries(tags ?? {}).every(([k, v]) => h.tags[k] === v)
 
+/** CAPACITY_TAG is the host tag that weighs how many replicas a host takes (default 1). */
+export const CAPACITY_TAG = 'capacity'
+
+/** capacityOf is a host's weight: its `capacity` tag if a positive number, else 1. */
+export function capacityOf(h: HostRecord | undefined): number {
+  const c = Number(h?.tags[CAPACITY_TAG])
+  return Number.isFinite(c) && c > 0 ? c : 1
+}
+
+/** The load of each state counted so far (a state never changes). */
+const loads = new WeakMap<RegistryState, ReadonlyMap<string, number>>()
+
 /**
  * replicaLoad counts the replicas of user shards (shard 0 aside) each host has: the load
- * placement spreads.
+ * placement spreads. It is counted once per state; the caller gets a copy of its own.
  */
 export function replicaLoad(state: RegistryState): Map<string, number> {
-  const load = new Map<string, number>()
-  for (const r of state.replicas.values())
-    if (r.shardId !== 0) load.set(r.hostId, (load.get(r.hostId) ?? 0) + 1)
-  return load
+  let load = loads.get(state)
+  if (!load) {
+    const counted = new Map<string, number>()
+    for (const r of state.replicas.values())
+      if (r.shardId !== 0) counted.set(r.hostId, (counted.get(r.hostId) ?? 0) + 1)
+    loads.set(state, counted)
+    load = counted
+  }
+  return new Map(load)
 }
 
 /** Want is one replica the placement asks for. */
@@ -75,7 +92,8 @@ export interface Want {
  * what is missing. Only active hosts that registered the shard's type are used, and missing
  * ones for the replicas they already have until `leaving` says their replicas are to move.
  * Among the hosts that fit, those with the fewest replicas (`load`, by default counted from
- * `state`) get the new ones, hosts of equal load in order of id. A caller placing many shards
+ * `state`) per unit of capacity (a host's `capacity` tag, default 1) get the new ones: the
+ * host that, with one more, holds the least per unit; equal ones in order of id. A caller placing many shards
  * from one snapshot counts in `load` what it adds, so that they do not all pick the same hosts.
  * It returns the full wanted set, or throws a PlacementError when the hosts cannot satisfy it.
  */
@@ -113,7 +131,7 @@ export function place(
       const r = current.get(h.id)
       return r === undefined ? 2 : r.nonVoting === nonVoting ? 0 : 1
     }
-    const n = (h: HostRecord) => load.get(h.id) ?? 0
+    const n = (h: HostRecord) => ((load.get(h.id) ?? 0) + 1) / capacityOf(h)
     // (Stable: hosts of the same rank and load stay in order of id.)
     candidates.sort((a, b) => rank(a) - rank(b) || n(a) - n(b))
     const chosen: HostRecord[] = []

@@ -1,9 +1,11 @@
 // ShardController: on the registry leader, turns each shard's placement into replica records.
+import { Dirty } from './changes'
 import { RateLimit } from './departures'
 import { type Logger, silent } from './logger'
 import type { MembershipOps } from './membership-ops'
 import { place, PlacementError, replicaLoad, type Want } from './placement'
 import type { Accepted, Command, HostRecord, ReplicaRecord, ShardRecord } from '../registry/records'
+import { drifted, type Move, nextMove, targets } from './rebalance'
 import type { RegistryState } from '../registry/state'
 
 /**
@@ -47,6 +49,22 @@ export const SHARD_CONCURRENCY = 64
 /** ERROR_TAG is the shard tag where placement errors are recorded. */
 export const ERROR_TAG = 'placement:error'
 
+/** ShardControllerOptions configure the default shard controller's rebalancing. */
+export interface ShardControllerOptions {
+  /** Moves replicas from the fullest hosts to the emptiest (default true). */
+  rebalance?: boolean
+  /**
+   * How far a host's replicas per unit of capacity may drift from the mean before replicas
+   * move (default 0.2: above 1.2 times the mean, or below the mean over 1.2, as a host that
+   * just joined is).
+   */
+  rebalanceThreshold?: number
+  /** Moves under way at once, at most (default 4). */
+  maxMoves?: number
+  /** onMove hears of every move that finished. */
+  onMove?: (m: Move) => void
+}
+
 /**
  * DefaultShardController implements the placement grammar of {@link Placement}, both ways:
  * it adds and promotes replicas a placement asks for, and demotes or removes those it no
@@ -56,40 +74,130 @@ export const ERROR_TAG = 'placement:error'
  * once it caught up, and only then does a live replica it replaces go. Each change is recorded
  * first and carried out in Raft next; if this leader fails in between, the shard's Raft leader
  * finishes it (membership-repair.ts).
+ *
+ * A run looks only at the shards a registry change touched since the last run, or that it
+ * could not finish then, and at every shard on a full pass (see Dirty): an idle cluster costs
+ * it nothing per shard. When a host joins or the hosts' replicas drift past the threshold, it
+ * rebalances: a replica of a shard at rest moves from the fullest host to the emptiest one its
+ * placement allows, through the same steps (add, catch up, promote, remove), within the
+ * cluster's rate of changes and a few moves at once, until no move evens the spread more.
  */
 export class DefaultShardController implements ShardController {
   readonly #log: Logger
   readonly #tags: RateLimit
+  readonly #o: Required<ShardControllerOptions>
+  readonly #dirty = new Dirty()
+  /** Replicas being moved by rebalancing, by shard. */
+  readonly #moves = new Map<number, Move>()
+  /** Rebalancing started (the spread drifted) and goes on until no move evens it more. */
+  #rebalancing = false
 
   /**
-   * The logger receives the failures of single shards, which do not stop the others.
-   * `errorsPerSecond` bounds the rate of writes of the placement error tag (set or cleared):
-   * a host lost on a cluster that cannot replace it makes one error per shard, and they are
-   * recorded over several runs rather than all at once.
+   * The logger receives the failures of single shards, which do not stop the others, and
+   * the moves of rebalancing. `errorsPerSecond` bounds the rate of writes of the placement
+   * error tag (set or cleared): a host lost on a cluster that cannot replace it makes one
+   * error per shard, and they are recorded over several runs rather than all at once.
    */
-  constructor(log: Logger = silent, errorsPerSecond = 10) {
+  constructor(log: Logger = silent, errorsPerSecond = 10, o: ShardControllerOptions = {}) {
     this.#log = log
     this.#tags = new RateLimit(errorsPerSecond)
+    this.#o = {
+      rebalance: o.rebalance ?? true,
+      rebalanceThreshold: o.rebalanceThreshold ?? 0.2,
+      maxMoves: o.maxMoves ?? 4,
+      onMove: o.onMove ?? (() => {}),
+    }
   }
 
   async reconcile(s: RegistryState, propose: ProposeCommand, ctx: ControllerContext) {
-    // Replicas per host, counting those this run adds: shards placed from this one snapshot
-    // spread over the hosts instead of all picking the least loaded ones of the snapshot.
-    const load = replicaLoad(s)
-    const shards = s.shards.values()
+    // What the controller makes of a host: a change (time alone makes a missing host leaving)
+    // is a host change, and every shard is looked at.
+    const hostKey = (id: string) => {
+      const h = s.hosts.get(id)
+      return `${Number(ctx.leaving(h))}${Number(ctx.alive(h))}`
+    }
+    const ids = this.#dirty.take(s, hostKey)
+    // Replicas per host, counting those this run adds and the moves under way: shards placed
+    // from this one snapshot spread over the hosts instead of all picking the least loaded
+    // ones of the snapshot.
+    const load = this.#projected(s)
+    const work = new Set(ids)
+    if (this.#o.rebalance) for (const id of this.#plan(s, ctx, load)) work.add(id)
+    const shards = work.values()
     const worker = async () => {
       for (let next = shards.next(); !next.done; next = shards.next()) {
-        const shard = next.value
-        if (shard.id === 0) continue
+        const shard = s.shards.get(next.value)
+        if (!shard || shard.id === 0) continue
         try {
-          if (shard.status === 'deleting') await this.#cleanUp(s, propose, ctx, shard)
-          else await this.#one(propose, s, shard, ctx, load)
+          const done =
+            shard.status === 'deleting'
+              ? await this.#cleanUp(s, propose, ctx, shard)
+              : await this.#one(propose, s, shard, ctx, load)
+          if (!done) this.#dirty.again(shard.id)
         } catch (e) {
+          this.#dirty.again(shard.id)
           this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
         }
       }
     }
     await Promise.all(Array.from({ length: SHARD_CONCURRENCY }, worker))
+  }
+
+  /**
+   * #projected is the replicas per host once the moves under way are done; it ends the moves
+   * that are (the replica is off its old host), and those of shards gone.
+   */
+  #projected(s: RegistryState): Map<string, number> {
+    const load = replicaLoad(s)
+    for (const m of [...this.#moves.values()]) {
+      if (!s.shards.has(m.shardId)) {
+        this.#moves.delete(m.shardId)
+        continue
+      }
+      const on = new Set(s.replicasOf(m.shardId).map((r) => r.hostId))
+      if (!on.has(m.from)) {
+        this.#moved(m, on)
+        continue
+      }
+      if (!on.has(m.to)) load.set(m.to, (load.get(m.to) ?? 0) + 1)
+      load.set(m.from, (load.get(m.from) ?? 1) - 1)
+    }
+    return load
+  }
+
+  /**
+   * #plan starts moves while the spread is past the threshold (and then until no move evens
+   * it more), up to maxMoves under way, and returns their shards. It is worked out only when
+   * something changed or a move ended: an idle, balanced cluster costs nothing here.
+   */
+  #plan(s: RegistryState, ctx: ControllerContext, load: Map<string, number>): number[] {
+    const leaving = (h: HostRecord) => ctx.leaving(h) || !ctx.alive(h)
+    const hosts = targets(s, leaving)
+    if (!this.#rebalancing && drifted(hosts, load, this.#o.rebalanceThreshold))
+      this.#rebalancing = true
+    const out: number[] = []
+    while (this.#rebalancing && this.#moves.size < this.#o.maxMoves) {
+      const settled = (sh: ShardRecord) => !this.#moves.has(sh.id) && this.#settled(s, sh)
+      const m = nextMove(s, hosts, load, leaving, settled)
+      if (!m) {
+        if (this.#moves.size === 0) this.#rebalancing = false
+        break
+      }
+      this.#moves.set(m.shardId, m)
+      load.set(m.to, (load.get(m.to) ?? 0) + 1)
+      load.set(m.from, (load.get(m.from) ?? 1) - 1)
+      this.#log.info('rebalance: moving a replica', { ...m })
+      out.push(m.shardId)
+    }
+    return out
+  }
+
+  /** #settled tells whether a shard is at rest: every replica active, no placement error. */
+  #settled(s: RegistryState, sh: ShardRecord): boolean {
+    if (sh.status === 'deleting' || sh.tags[ERROR_TAG] !== undefined) return false
+    const p = sh.placement ?? {}
+    if (!p.members && !p.groups) return false
+    return s.replicasOf(sh.id).every((r) => r.status === 'active')
   }
 
   /** #cleanUp deletes the records of a deleted shard's replicas on hosts that are down. */
@@ -98,10 +206,12 @@ export class DefaultShardController implements ShardController {
     propose: ProposeCommand,
     ctx: ControllerContext,
     sh: ShardRecord,
-  ) {
+  ): Promise<boolean> {
+    this.#moves.delete(sh.id)
     for (const r of s.replicasOf(sh.id)) {
       if (!ctx.alive(s.hosts.get(r.hostId))) await propose({ op: 'replica.delete', id: r.id })
     }
+    return true
   }
 
   async #one(
@@ -110,9 +220,9 @@ export class DefaultShardController implements ShardController {
     shard: ShardRecord,
     ctx: ControllerContext,
     load: Map<string, number>,
-  ) {
+  ): Promise<boolean> {
     const p = shard.placement ?? {}
-    if (!p.members && !p.groups && !p.cover) return
+    if (!p.members && !p.groups && !p.cover) return true
     const current = s.replicasOf(shard.id)
     const byHost = new Map(current.map((r) => [r.hostId, r]))
     // Placed and counted in `load` before any await, so that shards worked on at once see
@@ -121,13 +231,31 @@ export class DefaultShardController implements ShardController {
     const placed = this.#place(s, shard, ctx, load)
     for (const w of placed.wants ?? [])
       if (!byHost.has(w.hostId)) load.set(w.hostId, (load.get(w.hostId) ?? 0) + 1)
-    if (placed.record && this.#tags.take()) await propose(placed.record)
+    // A placement error not recorded for want of rate is recorded on a later run.
+    const recorded = !placed.record || this.#tags.take()
+    if (placed.record && recorded) await propose(placed.record)
     const wants = placed.wants
-    if (!wants) return
+    if (!wants) return recorded
+    return (await this.#step(propose, s, shard, ctx, current, wants)) && recorded
+  }
+
+  /**
+   * #step makes the shard's next change towards `wants`, if it has one to make and the
+   * cluster's rate allows; false when it had to wait for the rate (to be tried again).
+   */
+  async #step(
+    propose: ProposeCommand,
+    s: RegistryState,
+    shard: ShardRecord,
+    ctx: ControllerContext,
+    current: ReplicaRecord[],
+    wants: Want[],
+  ): Promise<boolean> {
+    const byHost = new Map(current.map((r) => [r.hostId, r]))
     const hostOf = (r: ReplicaRecord) => s.hosts.get(r.hostId)
     const missing = wants.filter((w) => !byHost.has(w.hostId))
     if (current.length === 0) {
-      if (!missing.some((w) => !w.nonVoting)) return
+      if (!missing.some((w) => !w.nonVoting)) return true
       // A new shard: its voters bootstrap it together; the rest join afterwards.
       await propose({
         op: 'replicas.create',
@@ -138,7 +266,7 @@ export class DefaultShardController implements ShardController {
           initial: !w.nonVoting,
         })),
       })
-      return
+      return true
     }
     const wanted = new Map(wants.map((w) => [w.hostId, w]))
     // A replica whose host left before it finished joining or leaving: finish it here.
@@ -146,13 +274,13 @@ export class DefaultShardController implements ShardController {
       (r) => r.status !== 'active' && !ctx.alive(hostOf(r)) && ctx.leaving(hostOf(r)),
     )
     if (stranded) {
-      if (!ctx.take()) return
+      if (!ctx.take()) return false
       await propose({ op: 'replica.delete', id: stranded.id })
       await ctx.membership.remove(s, shard.id, stranded.id)
-      return
+      return true
     }
     // One change at a time: wait while a replica joins (until it caught up) or leaves.
-    if (current.some((r) => r.status !== 'active')) return
+    if (current.some((r) => r.status !== 'active')) return true
     const voters = current.filter((r) => !r.nonVoting)
     const live = voters.filter((r) => ctx.alive(hostOf(r))).length
     // 0. A voter no longer wanted on a host that is down goes first, while the live voters
@@ -168,36 +296,36 @@ export class DefaultShardController implements ShardController {
         keepsQuorum(voters.length, live, false),
     )
     if (dead) {
-      if (!ctx.take()) return
+      if (!ctx.take()) return false
       await propose({ op: 'replica.delete', id: dead.id })
       await ctx.membership.remove(s, shard.id, dead.id)
-      return
+      return true
     }
     // 1. Add one missing replica, non-voting; its host joins it and marks it active once it
     //    caught up.
     if (missing.length > 0) {
-      if (!ctx.take()) return
+      if (!ctx.take()) return false
       const w = missing[0]
       await propose({ op: 'replica.create', shardId: shard.id, hostId: w.hostId, nonVoting: true })
-      return
+      return true
     }
     // 2. Promote a caught-up replica that is wanted as a voter.
     const promote = current.find(
       (r) => r.nonVoting && wanted.get(r.hostId)?.nonVoting === false && ctx.alive(hostOf(r)),
     )
     if (promote) {
-      if (!ctx.take()) return
+      if (!ctx.take()) return false
       await propose({ op: 'replica.update', id: promote.id, nonVoting: false })
       await ctx.membership.promote(s, shard.id, promote.id)
-      return
+      return true
     }
     // 3. Demote a voter wanted as non-voting, if the voters left keep a quorum.
     const demote = voters.find((r) => wanted.get(r.hostId)?.nonVoting === true)
     if (demote && keepsQuorum(voters.length, live, ctx.alive(hostOf(demote)))) {
-      if (!ctx.take()) return
+      if (!ctx.take()) return false
       await propose({ op: 'replica.update', id: demote.id, nonVoting: true })
       await ctx.membership.demote(s, shard.id, demote.id)
-      return
+      return true
     }
     // 4. Remove a replica no longer wanted: those on hosts that are down first. A live host
     //    takes its own replica out (it is marked deleting); the rest are removed from here.
@@ -207,13 +335,24 @@ export class DefaultShardController implements ShardController {
     const go = surplus.find(
       (r) => r.nonVoting || keepsQuorum(voters.length, live, ctx.alive(hostOf(r))),
     )
-    if (!go || !ctx.take()) return
+    if (!go) return true
+    if (!ctx.take()) return false
     if (ctx.alive(hostOf(go))) {
       await propose({ op: 'replica.update', id: go.id, status: 'deleting' })
     } else {
       await propose({ op: 'replica.delete', id: go.id })
       await ctx.membership.remove(s, shard.id, go.id)
     }
+    return true
+  }
+
+  /** #moved ends a move: the replica is off its old host, and on `on`. */
+  #moved(m: Move, on: ReadonlySet<string>): void {
+    this.#moves.delete(m.shardId)
+    const to = on.has(m.to) ? m.to : ([...on].find((h) => h !== m.from) ?? m.to)
+    const done = { ...m, to }
+    this.#log.info('rebalance: replica moved', { ...done })
+    this.#o.onMove(done)
   }
 
   /**
@@ -227,6 +366,17 @@ export class DefaultShardController implements ShardController {
     ctx: ControllerContext,
     load: ReadonlyMap<string, number>,
   ): { wants?: Want[]; record?: Command } {
+    const m = this.#moves.get(shard.id)
+    if (m) {
+      // A move in progress places the shard as if its old host were leaving.
+      try {
+        return { wants: place(s, shard, (h) => ctx.leaving(h) || h.id === m.from, load) }
+      } catch (e) {
+        if (!(e instanceof PlacementError)) throw e
+        this.#moves.delete(shard.id)
+        this.#log.info('rebalance: move given up', { ...m, error: e.message })
+      }
+    }
     try {
       const wants = place(s, shard, (h) => ctx.leaving(h), load)
       if (shard.tags[ERROR_TAG] === undefined) return { wants }
