@@ -51,13 +51,10 @@ function shardCreate(w: Writer, c: Fields): Outcome {
   need(typeof c.name === 'string' && c.name.length <= 256, 'shard name must be a string')
   need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
   need(c.placement === undefined || isObj(c.placement), 'placement must be an object')
-  if (c.name !== '') {
-    for (const s of w.shards.values()) {
-      if (s.name === c.name) {
-        need(s.type === c.type, `shard ${JSON.stringify(c.name)} exists with type ${s.type}`)
-        return { ok: true, id: s.id }
-      }
-    }
+  const s = w.shardByName(c.name)
+  if (s) {
+    need(s.type === c.type, `shard ${JSON.stringify(c.name)} exists with type ${s.type}`)
+    return { ok: true, id: s.id }
   }
   const id = w.nextShardId++
   w.shards.set(id, {
@@ -97,7 +94,7 @@ function shardUpdate(w: Writer, c: Fields): Outcome {
 function shardDelete(w: Writer, c: Fields): Outcome {
   const sh = isId(c.id) ? w.shards.get(c.id) : undefined
   need(!!sh && sh.id !== 0, 'unknown shard')
-  const reps = [...w.replicas.values()].filter((r) => r.shardId === sh.id)
+  const reps = w.replicasOf(sh.id)
   if (reps.length === 0) {
     w.shards.delete(sh.id)
   } else {
@@ -144,9 +141,7 @@ function replicasCreate(w: Writer, c: Fields): Outcome {
  */
 function replicaCreate(w: Writer, c: Fields): Outcome {
   need(isId(c.shardId) && typeof c.hostId === 'string', 'shardId and hostId are required')
-  const existing = [...w.replicas.values()].find(
-    (r) => r.shardId === c.shardId && r.hostId === c.hostId,
-  )
+  const existing = w.replicaOf(c.shardId, c.hostId)
   if (existing) return { ok: true, id: existing.id }
   return {
     ok: true,
@@ -194,7 +189,7 @@ function replicaDelete(w: Writer, c: Fields): Outcome {
   w.replicas.delete(r.id)
   w.touchHost(r.hostId, false)
   const sh = w.shards.get(r.shardId)
-  if (sh?.status === 'deleting' && ![...w.replicas.values()].some((x) => x.shardId === sh.id)) {
+  if (sh?.status === 'deleting' && w.replicasOf(sh.id).length === 0) {
     w.shards.delete(sh.id)
   } else w.touchShard(r.shardId)
   return { ok: true }

@@ -8,7 +8,7 @@ import type { Readable, Writable } from 'node:stream'
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
 import { runCommand } from './commands'
-import { type Batch, Invalid, Writer } from './writer'
+import { Invalid, Writer } from './writer'
 import { RegistryState, type UsedToken } from './state'
 
 /** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
@@ -39,10 +39,7 @@ export class Registry extends EventEmitter implements StateMachine {
   }
 
   update(entries: Entry[]): ApplyResult[] {
-    // The tables copied by this batch's commands: changed in place by its later commands,
-    // never again once the batch's state is out (see BatchMap).
-    const batch: Batch = new Set()
-    const results = entries.map((e) => this.#apply(e.index, e.data, batch))
+    const results = entries.map((e) => this.#apply(e.index, e.data))
     this.#announce()
     return results
   }
@@ -65,10 +62,10 @@ export class Registry extends EventEmitter implements StateMachine {
     )
   }
 
-  #apply(index: number, data: Buffer, batch: Batch): ApplyResult {
+  #apply(index: number, data: Buffer): ApplyResult {
     let out: Outcome
     const s = this.#state
-    const w = new Writer(s, index, batch)
+    const w = new Writer(s, index)
     try {
       let cmd: unknown
       try {
@@ -79,18 +76,9 @@ export class Registry extends EventEmitter implements StateMachine {
       out = runCommand(w, cmd)
       this.#state = w.finish()
     } catch (e) {
-      w.abandon()
       if (!(e instanceof Invalid)) throw e
       out = e.code ? { ok: false, error: e.message, code: e.code } : { ok: false, error: e.message }
-      this.#state = new RegistryState(
-        index,
-        s.hosts,
-        s.shards,
-        s.replicas,
-        s.nextShardId,
-        s.nextReplicaId,
-        s.access,
-      )
+      this.#state = s.at(index)
     }
     return { value: out.ok ? 1 : 0, data: Buffer.from(JSON.stringify(out)) }
   }
