@@ -1,8 +1,14 @@
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { finished } from 'node:stream/promises'
+
 import { beforeAll, describe, expect, it } from 'vitest'
 
 import { hostChanges, membershipChanges } from '../ts/coordinator/registry/events'
 import { nodesMade } from '../ts/coordinator/registry/pmap'
-import type { Registry } from '../ts/coordinator/registry/registry'
+import { Registry } from '../ts/coordinator/registry/registry'
 import type { RegistryState } from '../ts/coordinator/registry/state'
 import { apply, fresh, outcome } from './fixtures/registry'
 import { bigRegistry } from './fixtures/registry-big'
@@ -135,6 +141,54 @@ describe('registry commands on 10,000 shards and 30,000 replicas', () => {
       expect(s.replicasOn(id)).toEqual(byHost.get(id) ?? [])
       expect(s.countOn(id)).toBe(byHost.get(id)?.length ?? 0)
     }
+  })
+})
+
+describe('a registry snapshot of 10,000 shards and 30,000 replicas', () => {
+  it('is written in chunks and recovered line by line into an equal registry', async () => {
+    const big = bigRegistry(10_000)
+    const dir = mkdtempSync(join(tmpdir(), 'zongzi-registry-'))
+    try {
+      const path = join(dir, 'snapshot')
+      const out = createWriteStream(path)
+      const sizes: number[] = []
+      const write = out.write.bind(out)
+      out.write = ((chunk: string, ...rest: never[]) => {
+        sizes.push(chunk.length)
+        return write(chunk, ...rest)
+      }) as typeof out.write
+      await big.saveSnapshot(out)
+      await finished(out)
+      const bytes = statSync(path).size
+      expect(bytes).toBeGreaterThan(4_000_000)
+      // Never the whole registry at once: chunks of about 64 KiB.
+      expect(Math.max(...sizes)).toBeLessThan(70_000)
+      expect(sizes.length).toBeGreaterThan(bytes / 70_000)
+
+      const back = new Registry()
+      await back.recoverFromSnapshot(createReadStream(path, { highWaterMark: 4096 }))
+      const [a, b] = [big.state, back.state]
+      expect(rows(b)).toEqual(rows(a))
+      for (const k of ['index', 'nextShardId', 'nextReplicaId', 'access'] as const)
+        expect(b[k]).toEqual(a[k])
+      for (const id of [0, 1, 2, 5_000, 10_001]) expect(b.replicasOf(id)).toEqual(a.replicasOf(id))
+      expect(b.replicasOn('h2')).toEqual(a.replicasOn('h2'))
+      expect(b.shardByName('s5000')).toEqual(a.shardByName('s5000'))
+      // The recovered registry takes commands as the original does.
+      const cmd = { op: 'shard.create', name: 'after', type: 'kv' }
+      expect(outcome(apply(back, cmd)[0])).toEqual(outcome(apply(big, cmd)[0]))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('fails, without waiting for ever, when its stream fails', async () => {
+    const big = bigRegistry(1_000)
+    const out = new Writable({
+      highWaterMark: 1024,
+      write: (_chunk, _enc, cb) => setImmediate(() => cb(new Error('disk full'))),
+    })
+    await expect(big.saveSnapshot(out)).rejects.toThrow('disk full')
   })
 })
 
