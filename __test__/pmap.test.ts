@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 
-import { type Key, nodesMade, PMap } from '../ts/coordinator/registry/pmap'
+import { type PMapKey, nodesMade, PMap } from '../ts/coordinator/registry/pmap'
 
 // The registry's persistent sorted map, against a plain Map: every version answers as the Map
 // it stands for, old versions never change, and a change copies a path, not the map.
@@ -10,11 +10,11 @@ import { type Key, nodesMade, PMap } from '../ts/coordinator/registry/pmap'
 type Op<K> = { set: K; v: number } | { del: K }
 
 /** sorted is a Map's entries in ascending key order. */
-const sorted = <K extends Key, V>(m: Map<K, V>) =>
+const sorted = <K extends PMapKey, V>(m: Map<K, V>) =>
   [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 
 /** same checks that `p` holds what `m` holds, in key order, through every read. */
-function same<K extends Key, V>(p: PMap<K, V>, m: Map<K, V>): void {
+function same<K extends PMapKey, V>(p: PMap<K, V>, m: Map<K, V>): void {
   const want = sorted(m)
   expect(p.size).toBe(m.size)
   expect([...p]).toEqual(want)
@@ -30,7 +30,7 @@ function same<K extends Key, V>(p: PMap<K, V>, m: Map<K, V>): void {
 }
 
 /** run applies ops to both, keeping every version of each. */
-function run<K extends Key>(ops: Array<Op<K>>, start: Array<[K, number]> = []) {
+function run<K extends PMapKey>(ops: Array<Op<K>>, start: Array<[K, number]> = []) {
   let p = PMap.from<K, number>(start)
   let m = new Map(start)
   const versions: Array<[PMap<K, number>, Map<K, number>]> = [[p, m]]
@@ -49,7 +49,7 @@ function run<K extends Key>(ops: Array<Op<K>>, start: Array<[K, number]> = []) {
 }
 
 /** changed is the keys whose values differ between two Maps, in key order. */
-const changed = <K extends Key>(a: Map<K, number>, b: Map<K, number>) =>
+const changed = <K extends PMapKey>(a: Map<K, number>, b: Map<K, number>) =>
   sorted(new Map([...a, ...b]))
     .map(([k]) => k)
     .filter((k) => a.get(k) !== b.get(k) || a.has(k) !== b.has(k))

@@ -17,6 +17,7 @@ const OPS = [
   'host.put',
   'host.status',
   'shard.create',
+  'shards.create',
   'shard.update',
   'shard.delete',
   'shard.status',

@@ -47,6 +47,11 @@ function clusterInit(w: Writer, c: Fields): Outcome {
  * shard.
  */
 function shardCreate(w: Writer, c: Fields): Outcome {
+  return { ok: true, id: newShard(w, c) }
+}
+
+/** newShard makes the shard shard.create describes, or finds it by name; it returns its id. */
+function newShard(w: Writer, c: Fields): number {
   need(typeof c.type === 'string' && c.type.length > 0, 'shard type is required')
   need(typeof c.name === 'string' && c.name.length <= 256, 'shard name must be a string')
   need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
@@ -54,7 +59,7 @@ function shardCreate(w: Writer, c: Fields): Outcome {
   const s = w.shardByName(c.name)
   if (s) {
     need(s.type === c.type, `shard ${JSON.stringify(c.name)} exists with type ${s.type}`)
-    return { ok: true, id: s.id }
+    return s.id
   }
   const id = w.nextShardId++
   w.shards.set(id, {
@@ -69,7 +74,27 @@ function shardCreate(w: Writer, c: Fields): Outcome {
     created: w.index,
     updated: w.index,
   })
-  return { ok: true, id }
+  return id
+}
+
+/**
+ * shardsCreate (shards.create) makes many shards in one command, each item as shard.create
+ * makes one (a known name with the same type answers the existing shard, also a name an
+ * earlier item took): all or none. A bad item refuses the whole command, its error naming the
+ * item by its index.
+ */
+function shardsCreate(w: Writer, c: Fields): Outcome {
+  need(Array.isArray(c.items) && c.items.length > 0, 'items are required')
+  const ids = (c.items as unknown[]).map((it, i) => {
+    try {
+      need(isObj(it), 'an item must be an object')
+      return newShard(w, it)
+    } catch (e) {
+      if (e instanceof Invalid) throw new Invalid(`item ${i}: ${e.message}`)
+      throw e
+    }
+  })
+  return { ok: true, ids }
 }
 
 /** shardUpdate (shard.update) replaces a shard's tags and/or placement (never shard 0's). */
@@ -200,6 +225,7 @@ const HANDLERS: Record<Command['op'], Handler> = {
   'cluster.init': clusterInit,
   ...HOST_HANDLERS,
   'shard.create': shardCreate,
+  'shards.create': shardsCreate,
   'shard.update': shardUpdate,
   'shard.delete': shardDelete,
   'shard.status': shardStatus,

@@ -1,7 +1,7 @@
 // The registry's indexes: replicas by shard and by host, and shards by name. They are
 // persistent maps like the tables, changed with every record the registry writes, so that a
 // command costs what it changes and a state answers `replicasOf` in proportion to the answer.
-import { type Key, PMap } from './pmap'
+import { type PMapKey, PMap } from './pmap'
 import type { ReplicaRecord, ShardRecord } from './records'
 
 /** Group is the replicas of one shard or one host, by replica id. */
@@ -20,14 +20,14 @@ export interface Indexes {
 const NO_GROUP: Group = PMap.empty()
 
 /** without removes replica `r` from its group under `key`, and the group once empty. */
-function without<K extends Key>(m: PMap<K, Group>, key: K, id: number): PMap<K, Group> {
+function without<K extends PMapKey>(m: PMap<K, Group>, key: K, id: number): PMap<K, Group> {
   const g = m.get(key)?.delete(id)
   if (!g) return m
   return g.size === 0 ? m.delete(key) : m.set(key, g)
 }
 
 /** withOne puts replica `r` in its group under `key`. */
-const withOne = <K extends Key>(m: PMap<K, Group>, key: K, r: ReplicaRecord): PMap<K, Group> =>
+const withOne = <K extends PMapKey>(m: PMap<K, Group>, key: K, r: ReplicaRecord): PMap<K, Group> =>
   m.set(key, (m.get(key) ?? NO_GROUP).set(r.id, r))
 
 /** replicaIndexed is `ix` after a replica's record went from `was` to `now` (either absent). */
@@ -77,7 +77,7 @@ export function indexesOf(
   const names = new Map<string, number>()
   // The first shard of a name in the table's order has it (a registry keeps names unique).
   for (const s of shards) if (s.name !== '' && !names.has(s.name)) names.set(s.name, s.id)
-  const groups = <K extends Key>(m: Map<K, Array<[number, ReplicaRecord]>>) =>
+  const groups = <K extends PMapKey>(m: Map<K, Array<[number, ReplicaRecord]>>) =>
     PMap.from([...m].map(([k, rs]): [K, Group] => [k, PMap.from(rs)]))
   return { byShard: groups(byShard), byHost: groups(byHost), byName: PMap.from(names) }
 }

@@ -3,8 +3,8 @@
 // O(log n) nodes of at most 32 entries, and readers holding the old map keep a consistent
 // view. Keys are numbers or strings (one kind per map), kept in ascending order.
 
-/** Key is what a PMap is keyed by: the registry's ids and names. */
-export type Key = number | string
+/** PMapKey is what a PMap is keyed by: the registry's ids and names. */
+export type PMapKey = number | string
 
 /** WIDTH is the most entries (a leaf) or children (a branch) one node holds. */
 const WIDTH = 32
@@ -19,7 +19,7 @@ export function nodesMade(): number {
 }
 
 /** Leaf holds entries: sorted keys and their values. */
-class Leaf<K extends Key, V> {
+class Leaf<K extends PMapKey, V> {
   constructor(
     readonly keys: K[],
     readonly vals: V[],
@@ -29,7 +29,7 @@ class Leaf<K extends Key, V> {
 }
 
 /** Branch holds children, with the smallest key under each. */
-class Branch<K extends Key, V> {
+class Branch<K extends PMapKey, V> {
   constructor(
     readonly keys: K[],
     readonly kids: Array<Node<K, V>>,
@@ -38,12 +38,12 @@ class Branch<K extends Key, V> {
   }
 }
 
-type Node<K extends Key, V> = Leaf<K, V> | Branch<K, V>
+type Node<K extends PMapKey, V> = Leaf<K, V> | Branch<K, V>
 
-const cmp = <K extends Key>(a: K, b: K): number => (a < b ? -1 : a > b ? 1 : 0)
+const cmp = <K extends PMapKey>(a: K, b: K): number => (a < b ? -1 : a > b ? 1 : 0)
 
 /** lowerBound is the first index in `keys` whose key is at least `k`. */
-function lowerBound<K extends Key>(keys: K[], k: K): number {
+function lowerBound<K extends PMapKey>(keys: K[], k: K): number {
   let lo = 0
   let hi = keys.length
   while (lo < hi) {
@@ -55,7 +55,7 @@ function lowerBound<K extends Key>(keys: K[], k: K): number {
 }
 
 /** childAt is the index of the child of a branch whose keys may hold `k`. */
-function childAt<K extends Key>(keys: K[], k: K): number {
+function childAt<K extends PMapKey>(keys: K[], k: K): number {
   const i = lowerBound(keys, k)
   return i < keys.length && keys[i] === k ? i : Math.max(0, i - 1)
 }
@@ -79,7 +79,11 @@ let grew = false
 let shrank = false
 
 /** put sets `k` under `n`: the new node, two when it split, or `n` itself when unchanged. */
-function put<K extends Key, V>(n: Node<K, V>, k: K, v: V): Node<K, V> | [Node<K, V>, Node<K, V>] {
+function put<K extends PMapKey, V>(
+  n: Node<K, V>,
+  k: K,
+  v: V,
+): Node<K, V> | [Node<K, V>, Node<K, V>] {
   if (n instanceof Leaf) {
     const i = lowerBound(n.keys, k)
     if (i < n.keys.length && n.keys[i] === k) {
@@ -112,7 +116,7 @@ function put<K extends Key, V>(n: Node<K, V>, k: K, v: V): Node<K, V> | [Node<K,
  * joined makes one node of two neighbours of one level (`a` before `b`), or two of about
  * equal size when they do not fit in one.
  */
-function joined<K extends Key, V>(a: Node<K, V>, b: Node<K, V>): Array<Node<K, V>> {
+function joined<K extends PMapKey, V>(a: Node<K, V>, b: Node<K, V>): Array<Node<K, V>> {
   const keys = [...a.keys, ...b.keys]
   if (a instanceof Leaf && b instanceof Leaf) {
     const vals = [...a.vals, ...b.vals]
@@ -129,7 +133,7 @@ function joined<K extends Key, V>(a: Node<K, V>, b: Node<K, V>): Array<Node<K, V
 }
 
 /** drop removes `k` under `n`: the new node, undefined when none is left, or `n` unchanged. */
-function drop<K extends Key, V>(n: Node<K, V>, k: K): Node<K, V> | undefined {
+function drop<K extends PMapKey, V>(n: Node<K, V>, k: K): Node<K, V> | undefined {
   if (n instanceof Leaf) {
     const i = lowerBound(n.keys, k)
     if (i >= n.keys.length || n.keys[i] !== k) return n
@@ -156,7 +160,7 @@ function drop<K extends Key, V>(n: Node<K, V>, k: K): Node<K, V> | undefined {
 }
 
 /** leaves yields the leaves under `n` in key order. */
-function* leaves<K extends Key, V>(n: Node<K, V> | undefined): Generator<Leaf<K, V>> {
+function* leaves<K extends PMapKey, V>(n: Node<K, V> | undefined): Generator<Leaf<K, V>> {
   if (n === undefined) return
   if (n instanceof Leaf) {
     yield n
@@ -166,7 +170,7 @@ function* leaves<K extends Key, V>(n: Node<K, V> | undefined): Generator<Leaf<K,
 }
 
 /** build makes a tree of entries sorted by key, without equal keys. */
-function build<K extends Key, V>(keys: K[], vals: V[]): Node<K, V> | undefined {
+function build<K extends PMapKey, V>(keys: K[], vals: V[]): Node<K, V> | undefined {
   if (keys.length === 0) return undefined
   const chunks = (n: number) => {
     const count = Math.ceil(n / WIDTH)
@@ -196,7 +200,7 @@ function build<K extends Key, V>(keys: K[], vals: V[]): Node<K, V> | undefined {
  * but one path of nodes with this one. It iterates in ascending key order (numbers by value,
  * strings by UTF-16 code units).
  */
-export class PMap<K extends Key, V> implements ReadonlyMap<K, V> {
+export class PMap<K extends PMapKey, V> implements ReadonlyMap<K, V> {
   readonly #root: Node<K, V> | undefined
   /** size is the number of entries. */
   readonly size: number
@@ -207,7 +211,7 @@ export class PMap<K extends Key, V> implements ReadonlyMap<K, V> {
   }
 
   /** empty is a map without entries. */
-  static empty<K extends Key, V>(): PMap<K, V> {
+  static empty<K extends PMapKey, V>(): PMap<K, V> {
     return new PMap<K, V>(undefined, 0)
   }
 
@@ -215,7 +219,7 @@ export class PMap<K extends Key, V> implements ReadonlyMap<K, V> {
    * from makes a map of entries in any order (a later entry of a key wins, as in a Map); a
    * PMap is returned as it is.
    */
-  static from<K extends Key, V>(entries: Iterable<readonly [K, V]>): PMap<K, V> {
+  static from<K extends PMapKey, V>(entries: Iterable<readonly [K, V]>): PMap<K, V> {
     if (entries instanceof PMap) return entries
     const all = [...entries].map(([k, v], i) => ({ k, v, i }))
     all.sort((a, b) => cmp(a.k, b.k) || a.i - b.i)
@@ -269,23 +273,28 @@ export class PMap<K extends Key, V> implements ReadonlyMap<K, V> {
     return new PMap(root, this.size - 1)
   }
 
+  /** entries yields the entries in key order. */
   *entries(): IterableIterator<[K, V]> {
     for (const l of leaves(this.#root))
       for (let i = 0; i < l.keys.length; i++) yield [l.keys[i], l.vals[i]]
   }
 
+  /** keys yields the keys in ascending order. */
   *keys(): IterableIterator<K> {
     for (const l of leaves(this.#root)) yield* l.keys
   }
 
+  /** values yields the values in key order. */
   *values(): IterableIterator<V> {
     for (const l of leaves(this.#root)) yield* l.vals
   }
 
+  /** The entries in key order, as `entries()`. */
   [Symbol.iterator](): IterableIterator<[K, V]> {
     return this.entries()
   }
 
+  /** forEach calls `fn` with each value and key, in key order. */
   forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
     for (const l of leaves(this.#root)) {
       for (let i = 0; i < l.keys.length; i++) fn.call(thisArg, l.vals[i], l.keys[i], this)
@@ -308,22 +317,22 @@ export class PMap<K extends Key, V> implements ReadonlyMap<K, V> {
 }
 
 /** Item is what a diff walks: a subtree, or one entry of a leaf it opened. */
-type Item<K extends Key, V> = Node<K, V> | { k: K; v: V }
+type Item<K extends PMapKey, V> = Node<K, V> | { k: K; v: V }
 
 /** open replaces a subtree on top of `stack` by its children (or a leaf by its entries). */
-function open<K extends Key, V>(stack: Array<Item<K, V>>): void {
+function open<K extends PMapKey, V>(stack: Array<Item<K, V>>): void {
   const n = stack.pop() as Node<K, V>
   if (n instanceof Leaf) {
     for (let i = n.keys.length - 1; i >= 0; i--) stack.push({ k: n.keys[i], v: n.vals[i] })
   } else for (let i = n.kids.length - 1; i >= 0; i--) stack.push(n.kids[i])
 }
 
-const isNode = <K extends Key, V>(x: Item<K, V>): x is Node<K, V> =>
+const isNode = <K extends PMapKey, V>(x: Item<K, V>): x is Node<K, V> =>
   x instanceof Leaf || x instanceof Branch
-const first = <K extends Key, V>(x: Item<K, V>): K => (isNode(x) ? x.keys[0] : x.k)
+const first = <K extends PMapKey, V>(x: Item<K, V>): K => (isNode(x) ? x.keys[0] : x.k)
 
 /** height is how many levels are below `x`: -1 for an entry, 0 for a leaf. */
-function height<K extends Key, V>(x: Item<K, V>): number {
+function height<K extends PMapKey, V>(x: Item<K, V>): number {
   let h = -1
   for (let n: Item<K, V> | undefined = x; n !== undefined && isNode(n); h++) {
     n = n instanceof Branch ? n.kids[0] : undefined
@@ -332,7 +341,7 @@ function height<K extends Key, V>(x: Item<K, V>): number {
 }
 
 /** diff yields the keys whose entries differ between two trees, in key order. */
-function* diff<K extends Key, V>(a: Node<K, V> | undefined, b: Node<K, V> | undefined) {
+function* diff<K extends PMapKey, V>(a: Node<K, V> | undefined, b: Node<K, V> | undefined) {
   const sa: Array<Item<K, V>> = a ? [a] : []
   const sb: Array<Item<K, V>> = b ? [b] : []
   // Each stack holds what is left of its tree, smallest keys on top.

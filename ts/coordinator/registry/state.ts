@@ -31,6 +31,9 @@ export interface Access {
 
 export const NO_ACCESS: Access = { joinKey: '', used: new Map() }
 
+/** The indexes RegistryState.indexed hands its constructor (which takes them at once). */
+let given: Indexes | undefined
+
 /**
  * RegistryState is an immutable view of the registry at one index: readers keep a
  * consistent snapshot while writes go on. Its tables are persistent maps (PMap, a
@@ -45,8 +48,7 @@ export class RegistryState {
 
   /**
    * The registry's tables at log `index`, and its id counters and access. Tables given as
-   * other maps are copied into persistent ones (once); `indexes` are those of these tables,
-   * built from them when not given.
+   * other maps are copied into persistent ones, and indexed (once).
    */
   constructor(
     readonly index: number,
@@ -56,12 +58,31 @@ export class RegistryState {
     readonly nextShardId: number,
     readonly nextReplicaId: number,
     readonly access: Access = NO_ACCESS,
-    indexes?: Indexes,
   ) {
     this.hosts = PMap.from(hosts)
     this.shards = PMap.from(shards)
     this.replicas = PMap.from(replicas)
-    this.#ix = indexes ?? indexesOf(this.shards.values(), this.replicas.values())
+    this.#ix = given ?? indexesOf(this.shards.values(), this.replicas.values())
+    given = undefined
+  }
+
+  /**
+   * indexed makes a state of persistent tables with their indexes, as the registry's writer
+   * keeps them (nothing is copied or indexed again).
+   * @internal
+   */
+  static indexed(
+    index: number,
+    hosts: PMap<string, HostRecord>,
+    shards: PMap<number, ShardRecord>,
+    replicas: PMap<number, ReplicaRecord>,
+    nextShardId: number,
+    nextReplicaId: number,
+    access: Access,
+    indexes: Indexes,
+  ): RegistryState {
+    given = indexes
+    return new RegistryState(index, hosts, shards, replicas, nextShardId, nextReplicaId, access)
   }
 
   /** empty is the registry before its first command. */
@@ -69,15 +90,21 @@ export class RegistryState {
     return new RegistryState(0, PMap.empty(), PMap.empty(), PMap.empty(), 1, 1)
   }
 
-  /** indexes are this state's indexes (for the registry's writer). */
+  /**
+   * indexes are this state's indexes (for the registry's writer).
+   * @internal
+   */
   get indexes(): Indexes {
     return this.#ix
   }
 
-  /** at is this state as of a later log index (a command that changed nothing). */
+  /**
+   * at is this state as of a later log index (a command that changed nothing).
+   * @internal
+   */
   at(index: number): RegistryState {
     const { hosts, shards, replicas, nextShardId, nextReplicaId, access } = this
-    return new RegistryState(
+    return RegistryState.indexed(
       index,
       hosts,
       shards,

@@ -1,7 +1,7 @@
 // Writer: what one command changes of the registry's state, as persistent tables with their
 // indexes. A command that throws Invalid changes nothing.
 import { type Indexes, replicaIndexed, shardIndexed } from './indexes'
-import type { Key, PMap } from './pmap'
+import type { PMapKey, PMap } from './pmap'
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 import { type Access, RegistryState } from './state'
 
@@ -34,7 +34,7 @@ export function deny(cond: boolean, msg: string): asserts cond {
  * last) and tells `changed`, which keeps the indexes; the state the command started from
  * never changes, so a refused command just leaves the table behind.
  */
-export class Table<K extends Key, V> {
+export class Table<K extends PMapKey, V> {
   #map: PMap<K, V>
   readonly #changed: (was: V | undefined, now: V | undefined) => void
 
@@ -124,7 +124,7 @@ export class Writer {
 
   /** finish is the state the command made. */
   finish(): RegistryState {
-    return new RegistryState(
+    return RegistryState.indexed(
       this.index,
       this.hosts.map,
       this.shards.map,
