@@ -7,8 +7,8 @@ import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
 // Generated registry commands, well-formed, half-formed and garbage: the registry answers each
-// with a result, never throws, and a command it refuses changes nothing. FUZZ_RUNS sets more
-// runs than the 10,000 of `npm test`.
+// with a result, never throws, and a command it refuses changes nothing; the indexes always
+// agree with the tables. FUZZ_RUNS sets more runs than the 10,000 of `npm test`.
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000)
 
@@ -17,6 +17,7 @@ const OPS = [
   'host.put',
   'host.status',
   'shard.create',
+  'shards.create',
   'shard.update',
   'shard.delete',
   'shard.status',
@@ -91,13 +92,25 @@ const command: fc.Arbitrary<string> = fc.oneof(
 
 /** view is what a refused command must leave as it was. */
 const view = (s: RegistryState) => ({
-  hosts: s.hosts,
-  shards: s.shards,
-  replicas: s.replicas,
+  hosts: [...s.hosts],
+  shards: [...s.shards],
+  replicas: [...s.replicas],
   nextShardId: s.nextShardId,
   nextReplicaId: s.nextReplicaId,
   access: s.access,
 })
+
+/** indexed checks the state's indexes against its tables. */
+function indexed(s: RegistryState): void {
+  const all = [...s.replicas.values()]
+  for (const id of new Set([...s.shards.keys(), ...all.map((r) => r.shardId)]))
+    expect(s.replicasOf(id)).toEqual(all.filter((r) => r.shardId === id))
+  for (const id of new Set([...s.hosts.keys(), ...all.map((r) => r.hostId)])) {
+    expect(s.replicasOn(id)).toEqual(all.filter((r) => r.hostId === id))
+    expect(s.countOn(id)).toBe(s.replicasOn(id).length)
+  }
+  for (const sh of s.shards.values()) if (sh.name !== '') expect(s.shardByName(sh.name)).toBe(sh)
+}
 
 describe('the registry under generated commands', () => {
   it('answers every command; one it refuses changes nothing', () => {
@@ -112,6 +125,7 @@ describe('the registry under generated commands', () => {
           expect(typeof out.ok).toBe('boolean')
           expect(res.value).toBe(out.ok ? 1 : 0)
           if (!out.ok) expect(view(r.state)).toEqual(before)
+          indexed(r.state)
         }
       }),
       { numRuns: RUNS },

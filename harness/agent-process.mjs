@@ -58,10 +58,13 @@ const ops = {
   },
   /** @param {{ shardId: number }} a */
   runs: async ({ shardId }) => started().runs(shardId),
-  /** @param {{ type: string, count: number, placement?: Placement }} a */
+  /**
+   * createShards makes `count` shards in one registry command (none when `count` is 0).
+   * @param {{ type: string, count: number, placement?: Placement }} a
+   */
   createShards: async ({ type, count, placement }) => {
-    const made = await Promise.all(
-      Array.from({ length: count }, () => started().createShard(type, { placement })),
+    const made = await started().createShards(
+      Array.from({ length: count }, () => ({ type, placement })),
     )
     return made.map((sh) => sh.id)
   },

@@ -38,6 +38,7 @@ export type {
   ShardOptions,
 } from './coordinator/agent-options'
 export type { WaitForShardOptions } from './coordinator/control/shard-readiness'
+export type { ShardSpec } from './coordinator/shard-specs'
 export type { LivenessOptions } from './coordinator/control/liveness'
 export type { ReplacementOptions } from './coordinator/control/departures'
 export type { DrainOptions } from './coordinator/control/drain'
@@ -54,6 +55,7 @@ export type {
   ShardClientOptions,
 } from './coordinator/client/client-context'
 export { RegistryState } from './coordinator/registry/state'
+export type { PMap, PMapKey } from './coordinator/registry/pmap'
 export type {
   HostRecord,
   ShardRecord,

@@ -28,6 +28,7 @@ import { checkWaitOptions, readyShard, type WaitForShardOptions } from './contro
 import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
 import { createdId, type Placement, type ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
+import { type ShardSpec, shardItem, shardsCommand } from './shard-specs'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
@@ -183,21 +184,33 @@ export class Agent extends EventEmitter {
   /** createShard creates a shard of a registered type; idempotent by name. */
   async createShard(type: string, o: ShardOptions = {}): Promise<ShardRecord> {
     this.#core.checkReady()
-    if (typeof type !== 'string' || type === '' || type === REGISTRY_TYPE)
-      throw invalid('shard type is required')
-    if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256))
-      throw invalid('name must be a string of at most 256 characters')
-    if (o.tags !== undefined && !isTags(o.tags))
-      throw invalid('tags must map non-empty names to strings')
-    if (o.placement !== undefined) checkPlacement(o.placement)
     const out = await this.#core.propose({
       op: 'shard.create',
-      name: o.name ?? '',
-      type,
-      tags: o.tags,
-      placement: o.placement,
+      ...shardItem(type, o, REGISTRY_TYPE),
     })
     return this.#shard(createdId(out))
+  }
+
+  /**
+   * createShards creates many shards in one registry command, all or none, and returns their
+   * records in the order asked. Each is created as createShard creates one: a name on record
+   * (or taken by an earlier shard of the list) with the same type gives that shard. A bad
+   * shard rejects the whole call with ERR_INVALID_ARGUMENT naming it by its index in the list
+   * (`item 3: …`), and nothing is created: a shard the agent finds bad before it proposes
+   * anything, or a name on record with another type, which the registry refuses. The command
+   * must fit in the engine's `maxProposalBytes` (8 MiB by default: tens of thousands of shards
+   * with short names and tags).
+   */
+  async createShards(shards: ShardSpec[]): Promise<ShardRecord[]> {
+    this.#core.checkReady()
+    const cmd = shardsCommand(shards, REGISTRY_TYPE)
+    if (!cmd) return []
+    const ids = (await this.#core.propose(cmd)).ids ?? []
+    const found = await this.state((s) => ids.map((id) => s.shards.get(id)))
+    const gone = ids.find((_, i) => !found[i])
+    if (gone !== undefined)
+      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${gone} was deleted meanwhile`)
+    return found as ShardRecord[]
   }
 
   /** updateShard replaces a shard's tags and/or placement. */

@@ -47,17 +47,19 @@ function clusterInit(w: Writer, c: Fields): Outcome {
  * shard.
  */
 function shardCreate(w: Writer, c: Fields): Outcome {
+  return { ok: true, id: newShard(w, c) }
+}
+
+/** newShard makes the shard shard.create describes, or finds it by name; it returns its id. */
+function newShard(w: Writer, c: Fields): number {
   need(typeof c.type === 'string' && c.type.length > 0, 'shard type is required')
   need(typeof c.name === 'string' && c.name.length <= 256, 'shard name must be a string')
   need(c.tags === undefined || isTags(c.tags), 'shard tags must map non-empty names to strings')
   need(c.placement === undefined || isObj(c.placement), 'placement must be an object')
-  if (c.name !== '') {
-    for (const s of w.shards.values()) {
-      if (s.name === c.name) {
-        need(s.type === c.type, `shard ${JSON.stringify(c.name)} exists with type ${s.type}`)
-        return { ok: true, id: s.id }
-      }
-    }
+  const s = w.shardByName(c.name)
+  if (s) {
+    need(s.type === c.type, `shard ${JSON.stringify(c.name)} exists with type ${s.type}`)
+    return s.id
   }
   const id = w.nextShardId++
   w.shards.set(id, {
@@ -72,7 +74,27 @@ function shardCreate(w: Writer, c: Fields): Outcome {
     created: w.index,
     updated: w.index,
   })
-  return { ok: true, id }
+  return id
+}
+
+/**
+ * shardsCreate (shards.create) makes many shards in one command, each item as shard.create
+ * makes one (a known name with the same type answers the existing shard, also a name an
+ * earlier item took): all or none. A bad item refuses the whole command, its error naming the
+ * item by its index.
+ */
+function shardsCreate(w: Writer, c: Fields): Outcome {
+  need(Array.isArray(c.items) && c.items.length > 0, 'items are required')
+  const ids = (c.items as unknown[]).map((it, i) => {
+    try {
+      need(isObj(it), 'an item must be an object')
+      return newShard(w, it)
+    } catch (e) {
+      if (e instanceof Invalid) throw new Invalid(`item ${i}: ${e.message}`)
+      throw e
+    }
+  })
+  return { ok: true, ids }
 }
 
 /** shardUpdate (shard.update) replaces a shard's tags and/or placement (never shard 0's). */
@@ -97,7 +119,7 @@ function shardUpdate(w: Writer, c: Fields): Outcome {
 function shardDelete(w: Writer, c: Fields): Outcome {
   const sh = isId(c.id) ? w.shards.get(c.id) : undefined
   need(!!sh && sh.id !== 0, 'unknown shard')
-  const reps = [...w.replicas.values()].filter((r) => r.shardId === sh.id)
+  const reps = w.replicasOf(sh.id)
   if (reps.length === 0) {
     w.shards.delete(sh.id)
   } else {
@@ -144,9 +166,7 @@ function replicasCreate(w: Writer, c: Fields): Outcome {
  */
 function replicaCreate(w: Writer, c: Fields): Outcome {
   need(isId(c.shardId) && typeof c.hostId === 'string', 'shardId and hostId are required')
-  const existing = [...w.replicas.values()].find(
-    (r) => r.shardId === c.shardId && r.hostId === c.hostId,
-  )
+  const existing = w.replicaOf(c.shardId, c.hostId)
   if (existing) return { ok: true, id: existing.id }
   return {
     ok: true,
@@ -194,7 +214,7 @@ function replicaDelete(w: Writer, c: Fields): Outcome {
   w.replicas.delete(r.id)
   w.touchHost(r.hostId, false)
   const sh = w.shards.get(r.shardId)
-  if (sh?.status === 'deleting' && ![...w.replicas.values()].some((x) => x.shardId === sh.id)) {
+  if (sh?.status === 'deleting' && w.replicasOf(sh.id).length === 0) {
     w.shards.delete(sh.id)
   } else w.touchShard(r.shardId)
   return { ok: true }
@@ -205,6 +225,7 @@ const HANDLERS: Record<Command['op'], Handler> = {
   'cluster.init': clusterInit,
   ...HOST_HANDLERS,
   'shard.create': shardCreate,
+  'shards.create': shardsCreate,
   'shard.update': shardUpdate,
   'shard.delete': shardDelete,
   'shard.status': shardStatus,

@@ -1,4 +1,5 @@
 // Registry events: what changed between two registry states, as the agent announces it.
+import type { ReplicaRecord } from './records'
 import type { RegistryState } from './state'
 
 /** HostChange: the registry marked a host missing (`hostDown`) or active again (`hostUp`). */
@@ -7,11 +8,16 @@ export interface HostChange {
   hostId: string
 }
 
-/** hostChanges lists the hosts that went down or came back between two registry states. */
+/**
+ * hostChanges lists the hosts that went down or came back between two registry states (of
+ * the hosts whose records differ).
+ */
 export function hostChanges(before: RegistryState, after: RegistryState): HostChange[] {
   const out: HostChange[] = []
-  for (const h of after.hosts.values()) {
-    const was = before.hosts.get(h.id)?.status
+  for (const id of after.hosts.changes(before.hosts)) {
+    const h = after.hosts.get(id)
+    if (!h) continue
+    const was = before.hosts.get(id)?.status
     if (was === 'active' && h.status === 'missing') out.push({ type: 'hostDown', hostId: h.id })
     if (was === 'missing' && h.status === 'active') out.push({ type: 'hostUp', hostId: h.id })
   }
@@ -29,19 +35,27 @@ export interface MembershipChange {
   hostId: string
 }
 
-/** membershipChanges lists the replica changes between two registry states. */
+/**
+ * membershipChanges lists the replica changes between two registry states: additions and
+ * changes of voting in the order of replica ids, then removals. It looks only at the replicas
+ * whose records differ.
+ */
 export function membershipChanges(before: RegistryState, after: RegistryState): MembershipChange[] {
   const out: MembershipChange[] = []
   const of = (
     change: MembershipChange['change'],
     r: { id: number; shardId: number; hostId: string },
   ) => out.push({ change, shardId: r.shardId, replicaId: r.id, hostId: r.hostId })
-  for (const r of after.replicas.values()) {
-    const was = before.replicas.get(r.id)
-    if (!was) of('added', r)
+  const gone: ReplicaRecord[] = []
+  for (const id of after.replicas.changes(before.replicas)) {
+    const was = before.replicas.get(id)
+    const r = after.replicas.get(id)
+    if (!r) {
+      if (was) gone.push(was)
+    } else if (!was) of('added', r)
     else if (was.nonVoting && !r.nonVoting) of('promoted', r)
     else if (!was.nonVoting && r.nonVoting) of('demoted', r)
   }
-  for (const r of before.replicas.values()) if (!after.replicas.has(r.id)) of('removed', r)
+  for (const r of gone) of('removed', r)
   return out
 }

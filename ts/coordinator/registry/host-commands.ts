@@ -88,7 +88,7 @@ function hostJoin(w: Writer, c: Fields): Outcome {
     `the join token admitted host ${hostId} from another Raft address or certificate`,
   )
   deny(!w.hosts.has(hostId), `host ${hostId} is known: a host id names one host for good`)
-  const held = [...w.replicas.values()].find((r) => r.shardId === 0 && r.hostId === hostId)
+  const held = w.replicaOf(0, hostId)
   deny(
     !held || (used !== undefined && held.nonVoting),
     `host ${hostId} has a replica of the registry, which a join may not take over`,
@@ -127,7 +127,7 @@ function joinAsWritten(
   const next = new Map([...w.access.used].filter(([, u]) => u.expires >= now))
   next.set(claims.id, { hostId, expires: claims.expires })
   w.access = { ...w.access, used: next }
-  const held = [...w.replicas.values()].find((r) => r.shardId === 0 && r.hostId === hostId)
+  const held = w.replicaOf(0, hostId)
   return { ok: true, id: held?.id ?? w.newReplica(0, hostId, true, false) }
 }
 

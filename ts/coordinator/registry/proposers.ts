@@ -24,8 +24,7 @@ export function registryLeader(w: Pick<Writer, 'shards' | 'replicas'>): string |
 function isMember(w: Writer, hostId: string): boolean {
   const h = w.hosts.get(hostId)
   if (h) return h.status !== 'gone'
-  for (const r of w.replicas.values()) if (r.shardId === 0 && r.hostId === hostId) return true
-  return false
+  return w.replicaOf(0, hostId) !== undefined
 }
 
 /** A departure another member may record: the host is already missing or draining. */

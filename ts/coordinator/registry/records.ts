@@ -171,6 +171,16 @@ export type CommandBody =
       tags?: Record<string, string>
       placement?: Placement
     }
+  | {
+      op: 'shards.create'
+      /** The shards to make, all or none: each as shard.create makes one. */
+      items: Array<{
+        name: string
+        type: string
+        tags?: Record<string, string>
+        placement?: Placement
+      }>
+    }
   | { op: 'shard.update'; id: number; tags?: Record<string, string>; placement?: Placement }
   | { op: 'shard.delete'; id: number }
   | { op: 'shard.status'; id: number; status: ShardRecord['status'] }

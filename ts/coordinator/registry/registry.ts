@@ -2,29 +2,14 @@
 // has the whole topology locally. Commands are JSON; invalid ones get an error result and
 // change nothing.
 import { EventEmitter } from 'node:events'
-import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
-import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
+import type { Outcome } from './records'
 import { runCommand } from './commands'
-import { type Batch, Invalid, Writer } from './writer'
-import { RegistryState, type UsedToken } from './state'
-
-/** SnapshotHeader is the first line of a registry snapshot: counters and row counts. */
-interface SnapshotHeader {
-  index: number
-  nextShardId: number
-  nextReplicaId: number
-  hosts: number
-  shards: number
-  replicas: number
-  /** Absent in snapshots of clusters made without a join key. */
-  joinKey?: string
-  tokens?: number
-  /** Commands name their proposers (Access.named); absent in snapshots made before. */
-  named?: boolean
-}
+import { readSnapshot, writeSnapshot } from './snapshot'
+import { Invalid, Writer } from './writer'
+import { RegistryState } from './state'
 
 /**
  * Registry is shard 0's state machine. It emits `change` with the new state after every
@@ -39,10 +24,7 @@ export class Registry extends EventEmitter implements StateMachine {
   }
 
   update(entries: Entry[]): ApplyResult[] {
-    // The tables copied by this batch's commands: changed in place by its later commands,
-    // never again once the batch's state is out (see BatchMap).
-    const batch: Batch = new Set()
-    const results = entries.map((e) => this.#apply(e.index, e.data, batch))
+    const results = entries.map((e) => this.#apply(e.index, e.data))
     this.#announce()
     return results
   }
@@ -65,10 +47,10 @@ export class Registry extends EventEmitter implements StateMachine {
     )
   }
 
-  #apply(index: number, data: Buffer, batch: Batch): ApplyResult {
+  #apply(index: number, data: Buffer): ApplyResult {
     let out: Outcome
     const s = this.#state
-    const w = new Writer(s, index, batch)
+    const w = new Writer(s, index)
     try {
       let cmd: unknown
       try {
@@ -79,95 +61,24 @@ export class Registry extends EventEmitter implements StateMachine {
       out = runCommand(w, cmd)
       this.#state = w.finish()
     } catch (e) {
-      w.abandon()
       if (!(e instanceof Invalid)) throw e
       out = e.code ? { ok: false, error: e.message, code: e.code } : { ok: false, error: e.message }
-      this.#state = new RegistryState(
-        index,
-        s.hosts,
-        s.shards,
-        s.replicas,
-        s.nextShardId,
-        s.nextReplicaId,
-        s.access,
-      )
+      this.#state = s.at(index)
     }
     return { value: out.ok ? 1 : 0, data: Buffer.from(JSON.stringify(out)) }
   }
 
   /**
-   * saveSnapshot writes JSON Lines: a header with the counters and row counts, then one
-   * row per line.
+   * saveSnapshot writes the current state as JSON Lines, in chunks (see writeSnapshot): no
+   * string of the whole registry is made.
    */
-  async saveSnapshot(out: Writable): Promise<void> {
-    const s = this.#state
-    const write = (o: unknown) =>
-      new Promise<void>((resolve, reject) => {
-        const ok = out.write(`${JSON.stringify(o)}\n`, (e) => (e ? reject(e) : undefined))
-        if (ok) resolve()
-        else out.once('drain', resolve)
-      })
-    await write({
-      kind: 'header',
-      index: s.index,
-      nextShardId: s.nextShardId,
-      nextReplicaId: s.nextReplicaId,
-      hosts: s.hosts.size,
-      shards: s.shards.size,
-      replicas: s.replicas.size,
-      joinKey: s.access.joinKey,
-      tokens: s.access.used.size,
-      ...(s.access.named ? { named: true } : {}),
-    })
-    for (const h of s.hosts.values()) await write({ kind: 'host', ...h })
-    for (const sh of s.shards.values()) await write({ kind: 'shard', ...sh })
-    for (const r of s.replicas.values()) await write({ kind: 'replica', ...r })
-    for (const [id, u] of s.access.used) await write({ kind: 'token', id, ...u })
-    out.end()
+  saveSnapshot(out: Writable): Promise<void> {
+    return writeSnapshot(this.#state, out)
   }
 
-  /** recoverFromSnapshot replaces the whole state with the snapshot's. */
+  /** recoverFromSnapshot replaces the whole state with the snapshot's, read line by line. */
   async recoverFromSnapshot(input: Readable): Promise<void> {
-    const hosts = new Map<string, HostRecord>()
-    const shards = new Map<number, ShardRecord>()
-    const replicas = new Map<number, ReplicaRecord>()
-    const used = new Map<string, UsedToken>()
-    let header: SnapshotHeader | undefined
-    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-      if (!line) continue
-      const { kind, ...row } = JSON.parse(line)
-      if (kind === 'header') header = row
-      else if (kind === 'host') hosts.set(row.id, row)
-      else if (kind === 'shard') shards.set(row.id, row)
-      else if (kind === 'replica') replicas.set(row.id, row)
-      else if (kind === 'token') {
-        const { id, hostId, expires, raftAddress, certificate } = row
-        used.set(id, {
-          hostId,
-          expires,
-          ...(raftAddress === undefined ? {} : { raftAddress }),
-          ...(certificate === undefined ? {} : { certificate }),
-        })
-      }
-    }
-    if (
-      !header ||
-      hosts.size !== header.hosts ||
-      shards.size !== header.shards ||
-      replicas.size !== header.replicas ||
-      used.size !== (header.tokens ?? 0)
-    ) {
-      throw new Error('registry snapshot is incomplete')
-    }
-    this.#state = new RegistryState(
-      header.index,
-      hosts,
-      shards,
-      replicas,
-      header.nextShardId,
-      header.nextReplicaId,
-      { joinKey: header.joinKey ?? '', used, ...(header.named ? { named: true } : {}) },
-    )
+    this.#state = await readSnapshot(input)
     this.#announce()
   }
 }

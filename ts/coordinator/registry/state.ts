@@ -1,4 +1,6 @@
 // RegistryState: one immutable version of the registry's tables.
+import { type Indexes, indexesOf } from './indexes'
+import { PMap } from './pmap'
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 
 /** UsedToken records the host a join token admitted, kept until the token expires. */
@@ -29,66 +31,109 @@ export interface Access {
 
 export const NO_ACCESS: Access = { joinKey: '', used: new Map() }
 
+/** The indexes RegistryState.indexed hands its constructor (which takes them at once). */
+let given: Indexes | undefined
+
 /**
  * RegistryState is an immutable view of the registry at one index: readers keep a
- * consistent snapshot while writes go on (each write builds a new state, sharing what did
- * not change).
+ * consistent snapshot while writes go on. Its tables are persistent maps (PMap, a
+ * ReadonlyMap in key order): each write builds a new state that shares all it did not change,
+ * and keeps the indexes of replicas by shard and by host, and of shards by name, up to date.
  */
 export class RegistryState {
-  /** The registry's tables at log `index`, and its id counters and access. */
+  readonly hosts: PMap<string, HostRecord>
+  readonly shards: PMap<number, ShardRecord>
+  readonly replicas: PMap<number, ReplicaRecord>
+  readonly #ix: Indexes
+
+  /**
+   * The registry's tables at log `index`, and its id counters and access. Tables given as
+   * other maps are copied into persistent ones, and indexed (once).
+   */
   constructor(
     readonly index: number,
-    readonly hosts: ReadonlyMap<string, HostRecord>,
-    readonly shards: ReadonlyMap<number, ShardRecord>,
-    readonly replicas: ReadonlyMap<number, ReplicaRecord>,
+    hosts: ReadonlyMap<string, HostRecord>,
+    shards: ReadonlyMap<number, ShardRecord>,
+    replicas: ReadonlyMap<number, ReplicaRecord>,
     readonly nextShardId: number,
     readonly nextReplicaId: number,
     readonly access: Access = NO_ACCESS,
-  ) {}
+  ) {
+    this.hosts = PMap.from(hosts)
+    this.shards = PMap.from(shards)
+    this.replicas = PMap.from(replicas)
+    this.#ix = given ?? indexesOf(this.shards.values(), this.replicas.values())
+    given = undefined
+  }
+
+  /**
+   * indexed makes a state of persistent tables with their indexes, as the registry's writer
+   * keeps them (nothing is copied or indexed again).
+   * @internal
+   */
+  static indexed(
+    index: number,
+    hosts: PMap<string, HostRecord>,
+    shards: PMap<number, ShardRecord>,
+    replicas: PMap<number, ReplicaRecord>,
+    nextShardId: number,
+    nextReplicaId: number,
+    access: Access,
+    indexes: Indexes,
+  ): RegistryState {
+    given = indexes
+    return new RegistryState(index, hosts, shards, replicas, nextShardId, nextReplicaId, access)
+  }
 
   /** empty is the registry before its first command. */
   static empty(): RegistryState {
-    return new RegistryState(0, new Map(), new Map(), new Map(), 1, 1)
+    return new RegistryState(0, PMap.empty(), PMap.empty(), PMap.empty(), 1, 1)
+  }
+
+  /**
+   * indexes are this state's indexes (for the registry's writer).
+   * @internal
+   */
+  get indexes(): Indexes {
+    return this.#ix
+  }
+
+  /**
+   * at is this state as of a later log index (a command that changed nothing).
+   * @internal
+   */
+  at(index: number): RegistryState {
+    const { hosts, shards, replicas, nextShardId, nextReplicaId, access } = this
+    return RegistryState.indexed(
+      index,
+      hosts,
+      shards,
+      replicas,
+      nextShardId,
+      nextReplicaId,
+      access,
+      this.#ix,
+    )
   }
 
   /** shardByName finds a shard by its unique name. */
   shardByName(name: string): ShardRecord | undefined {
-    for (const s of this.shards.values()) if (s.name === name && name !== '') return s
-    return undefined
+    const id = name === '' ? undefined : this.#ix.byName.get(name)
+    return id === undefined ? undefined : this.shards.get(id)
   }
 
-  /** replicasOf lists a shard's replicas (in the order of `replicas`). */
+  /** replicasOf lists a shard's replicas (in the order of their ids). */
   replicasOf(shardId: number): ReplicaRecord[] {
-    return [...(this.#indexes().byShard.get(shardId) ?? [])]
+    return [...(this.#ix.byShard.get(shardId)?.values() ?? [])]
   }
 
-  /** replicasOn lists a host's replicas (in the order of `replicas`). */
+  /** replicasOn lists a host's replicas (in the order of their ids). */
   replicasOn(hostId: string): ReplicaRecord[] {
-    return [...(this.#indexes().byHost.get(hostId) ?? [])]
+    return [...(this.#ix.byHost.get(hostId)?.values() ?? [])]
   }
 
-  #byShard?: Map<number, ReplicaRecord[]>
-  #byHost?: Map<string, ReplicaRecord[]>
-
-  /**
-   * #indexes groups the replicas by shard and by host, once per state (it is immutable), so
-   * that a reader asking of many shards walks the replicas once, not once per shard.
-   */
-  #indexes(): { byShard: Map<number, ReplicaRecord[]>; byHost: Map<string, ReplicaRecord[]> } {
-    if (!this.#byShard || !this.#byHost) {
-      const byShard = new Map<number, ReplicaRecord[]>()
-      const byHost = new Map<string, ReplicaRecord[]>()
-      for (const r of this.replicas.values()) {
-        const s = byShard.get(r.shardId)
-        if (s) s.push(r)
-        else byShard.set(r.shardId, [r])
-        const h = byHost.get(r.hostId)
-        if (h) h.push(r)
-        else byHost.set(r.hostId, [r])
-      }
-      this.#byShard = byShard
-      this.#byHost = byHost
-    }
-    return { byShard: this.#byShard, byHost: this.#byHost }
+  /** countOn is how many replicas a host has (of every shard, the registry's included). */
+  countOn(hostId: string): number {
+    return this.#ix.byHost.get(hostId)?.size ?? 0
   }
 }

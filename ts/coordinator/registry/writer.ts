@@ -1,5 +1,7 @@
-// Writer: a copy-on-write view of the registry's state that one command changes. A command
-// that throws Invalid changes nothing.
+// Writer: what one command changes of the registry's state, as persistent tables with their
+// indexes. A command that throws Invalid changes nothing.
+import { type Indexes, replicaIndexed, shardIndexed } from './indexes'
+import type { PMapKey, PMap } from './pmap'
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 import { type Access, RegistryState } from './state'
 
@@ -26,148 +28,129 @@ export function deny(cond: boolean, msg: string): asserts cond {
   if (!cond) throw new Invalid(msg, 'ERR_UNAUTHENTICATED')
 }
 
-/** Table is one of the registry's tables as a writer changes it. */
-type Table = Map<unknown, unknown>
-
 /**
- * Batch is the tables the registry copied within the batch of entries it is applying: no
- * reader has seen them, so the batch's later commands change them in place (journaled, to
- * undo a command the registry refuses). The registry starts a new one for every batch, so a
- * state readers have seen is never changed.
+ * Table is one of the registry's tables as a command changes it: a persistent map behind a
+ * Map's methods. Each `set` and `delete` makes a new map (sharing all but one path with the
+ * last) and tells `changed`, which keeps the indexes; the state the command started from
+ * never changes, so a refused command just leaves the table behind.
  */
-export type Batch = Set<Table>
+export class Table<K extends PMapKey, V> {
+  #map: PMap<K, V>
+  readonly #changed: (was: V | undefined, now: V | undefined) => void
 
-/** Journal is what a command changed in a table it changes in place: key, was it there, value. */
-type Journal = Array<[unknown, boolean, unknown]>
-
-/**
- * journal makes `t.set` and `t.delete` record what they replace, until unjournal; the table
- * stays a plain Map (the methods are its own properties meanwhile).
- */
-function journal(t: Table, log: Journal): void {
-  const o = t as unknown as Record<'set' | 'delete', unknown>
-  o.set = (k: unknown, v: unknown) => {
-    log.push([k, t.has(k), t.get(k)])
-    return Map.prototype.set.call(t, k, v)
+  constructor(map: PMap<K, V>, changed: (was: V | undefined, now: V | undefined) => void) {
+    this.#map = map
+    this.#changed = changed
   }
-  o.delete = (k: unknown) => {
-    log.push([k, t.has(k), t.get(k)])
-    return Map.prototype.delete.call(t, k)
+
+  /** map is the table as it is now. */
+  get map(): PMap<K, V> {
+    return this.#map
+  }
+  get size(): number {
+    return this.#map.size
+  }
+  get(k: K): V | undefined {
+    return this.#map.get(k)
+  }
+  has(k: K): boolean {
+    return this.#map.has(k)
+  }
+  values(): IterableIterator<V> {
+    return this.#map.values()
+  }
+  set(k: K, v: V): this {
+    const was = this.#map.get(k)
+    this.#map = this.#map.set(k, v)
+    this.#changed(was, v)
+    return this
+  }
+  delete(k: K): boolean {
+    const was = this.#map.get(k)
+    if (was === undefined) return false
+    this.#map = this.#map.delete(k)
+    this.#changed(was, undefined)
+    return true
   }
 }
 
-/** unjournal ends journal(t). */
-function unjournal(t: Table): void {
-  // Deleted, not set to undefined: the table is a plain Map again, as readers expect.
-  const o = t as unknown as Partial<Record<'set' | 'delete', unknown>>
-  // biome-ignore lint/performance/noDelete: its own property must go, not be undefined
-  delete o.set
-  // biome-ignore lint/performance/noDelete: as above
-  delete o.delete
-}
-
-/** Writer applies one command to a copy-on-write view of a state. */
+/** Writer applies one command to a state, making the next: it never changes `base`. */
 export class Writer {
-  #hosts: Map<string, HostRecord> | undefined
-  #shards: Map<number, ShardRecord> | undefined
-  #replicas: Map<number, ReplicaRecord> | undefined
+  readonly hosts: Table<string, HostRecord>
+  readonly shards: Table<number, ShardRecord>
+  readonly replicas: Table<number, ReplicaRecord>
+  #ix: Indexes
   nextShardId: number
   nextReplicaId: number
   access: Access
-  /** Tables this command changes in place, with their journals. */
-  readonly #inPlace = new Map<Table, Journal>()
 
   constructor(
     readonly base: RegistryState,
     readonly index: number,
-    readonly batch: Batch = new Set(),
   ) {
     this.nextShardId = base.nextShardId
     this.nextReplicaId = base.nextReplicaId
     this.access = base.access
+    this.#ix = base.indexes
+    this.hosts = new Table(base.hosts, () => {})
+    this.shards = new Table(base.shards, (was, now) => {
+      this.#ix = shardIndexed(this.#ix, was, now)
+    })
+    this.replicas = new Table(base.replicas, (was, now) => {
+      this.#ix = replicaIndexed(this.#ix, was, now)
+    })
   }
 
-  /**
-   * #own returns the table to change: the base's own, journaled, when this batch copied it;
-   * else a copy (once per batch).
-   */
-  #own<K, V>(t: ReadonlyMap<K, V>): Map<K, V> {
-    const mine = t as Map<K, V>
-    if (this.batch.has(mine as Table)) {
-      const log: Journal = []
-      journal(mine as Table, log)
-      this.#inPlace.set(mine as Table, log)
-      return mine
-    }
-    const copy = new Map(t)
-    this.batch.add(copy as Table)
-    return copy
+  /** replicasOf lists a shard's replicas as they are now. */
+  replicasOf(shardId: number): ReplicaRecord[] {
+    return [...(this.#ix.byShard.get(shardId)?.values() ?? [])]
   }
 
-  get hosts(): Map<string, HostRecord> {
-    this.#hosts ??= this.#own(this.base.hosts)
-    return this.#hosts
-  }
-  get shards(): Map<number, ShardRecord> {
-    this.#shards ??= this.#own(this.base.shards)
-    return this.#shards
-  }
-  get replicas(): Map<number, ReplicaRecord> {
-    this.#replicas ??= this.#own(this.base.replicas)
-    return this.#replicas
+  /** replicasOn lists a host's replicas as they are now. */
+  replicasOn(hostId: string): ReplicaRecord[] {
+    return [...(this.#ix.byHost.get(hostId)?.values() ?? [])]
   }
 
-  /**
-   * abandon undoes a refused command: it puts back what it changed in place, newest first,
-   * and forgets the tables it copied.
-   */
-  abandon(): void {
-    for (const t of [this.#hosts, this.#shards, this.#replicas] as Array<Table | undefined>) {
-      if (!t) continue
-      const log = this.#inPlace.get(t)
-      if (!log) {
-        this.batch.delete(t)
-        continue
-      }
-      unjournal(t)
-      for (let i = log.length - 1; i >= 0; i--) {
-        const [k, had, v] = log[i]
-        if (had) t.set(k, v)
-        else t.delete(k)
-      }
-    }
-    this.#inPlace.clear()
+  /** replicaOf is the replica a host has of a shard, if any. */
+  replicaOf(shardId: number, hostId: string): ReplicaRecord | undefined {
+    return this.replicasOf(shardId).find((r) => r.hostId === hostId)
   }
 
+  /** shardByName is the shard of a name, if any. */
+  shardByName(name: string): ShardRecord | undefined {
+    const id = name === '' ? undefined : this.#ix.byName.get(name)
+    return id === undefined ? undefined : this.shards.get(id)
+  }
+
+  /** finish is the state the command made. */
   finish(): RegistryState {
-    for (const t of this.#inPlace.keys()) unjournal(t)
-    this.#inPlace.clear()
-    return new RegistryState(
+    return RegistryState.indexed(
       this.index,
-      this.#hosts ?? this.base.hosts,
-      this.#shards ?? this.base.shards,
-      this.#replicas ?? this.base.replicas,
+      this.hosts.map,
+      this.shards.map,
+      this.replicas.map,
       this.nextShardId,
       this.nextReplicaId,
       this.access,
+      this.#ix,
     )
   }
 
   /** touchShard marks a shard and the hosts of its replicas as updated. */
   touchShard(id: number): void {
     const sh = this.shards.get(id)
-    if (sh) this.shards.set(id, { ...sh, updated: this.index })
-    for (const r of this.replicas.values()) if (r.shardId === id) this.touchHost(r.hostId, false)
+    if (sh && sh.updated !== this.index) this.shards.set(id, { ...sh, updated: this.index })
+    for (const r of this.replicasOf(id)) this.touchHost(r.hostId, false)
   }
 
   /** touchHost marks a host (and, when asked, the shards of its replicas) as updated. */
   touchHost(id: string, shardsToo = true): void {
     const h = this.hosts.get(id)
-    if (h) this.hosts.set(id, { ...h, updated: this.index })
+    if (h && h.updated !== this.index) this.hosts.set(id, { ...h, updated: this.index })
     if (shardsToo) {
-      for (const r of this.replicas.values()) {
-        const sh = r.hostId === id ? this.shards.get(r.shardId) : undefined
-        if (sh) this.shards.set(sh.id, { ...sh, updated: this.index })
+      for (const r of this.replicasOn(id)) {
+        const sh = this.shards.get(r.shardId)
+        if (sh && sh.updated !== this.index) this.shards.set(sh.id, { ...sh, updated: this.index })
       }
     }
   }
@@ -189,12 +172,10 @@ export class Writer {
     need(shard !== undefined, `shard ${shardId} does not exist`)
     need(shard.status !== 'deleting', `shard ${shardId} is being deleted`)
     need(this.hosts.has(hostId) || shardId === 0, `host ${hostId} does not exist`)
-    for (const r of this.replicas.values()) {
-      need(
-        !(r.shardId === shardId && r.hostId === hostId),
-        `host ${hostId} already has a replica of shard ${shardId}`,
-      )
-    }
+    need(
+      this.replicaOf(shardId, hostId) === undefined,
+      `host ${hostId} already has a replica of shard ${shardId}`,
+    )
     const rid = id ?? this.nextReplicaId
     need(!this.replicas.has(rid), `replica ${rid} exists`)
     this.nextReplicaId = Math.max(this.nextReplicaId, rid + 1)
