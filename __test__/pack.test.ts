@@ -100,6 +100,41 @@ export const open: typeof zongzi.Host.open = zongzi.Host.open
     )
     app.tsc(['types.mts', 'types.cts'])
 
+    // The test kit, from both module systems and with types.
+    const CHECK = `({
+  factory: () => ({
+    n: 0,
+    update(entries) { return entries.map(() => ({ value: ++this.n })) },
+    query() { return Buffer.from(String(this.n)) },
+    async saveSnapshot(out) { out.end(String(this.n)) },
+    async recoverFromSnapshot(input) { let s = ''; for await (const c of input) s += c; this.n = +s },
+  }),
+  commands: (r) => Buffer.from([r.int(256)]),
+  entries: 50,
+})`
+    app.write(
+      'kit.mjs',
+      `import { checkStateMachine } from 'zongzi/testing'
+const r = await checkStateMachine(${CHECK})
+console.log(r.entries)`,
+    )
+    app.write(
+      'kit.cjs',
+      `const { checkStateMachine } = require('zongzi/testing')
+checkStateMachine(${CHECK}).then((r) => console.log(r.entries))`,
+    )
+    expect(app.node('kit.mjs').trim()).toBe('50')
+    expect(app.node('kit.cjs').trim()).toBe('50')
+    app.write(
+      'kit-types.mts',
+      `import { CheckError, checkStateMachine, type CheckOptions, Random } from 'zongzi/testing'
+export const o: Pick<CheckOptions, 'commands'> = { commands: (r: Random) => Buffer.from([r.int(9)]) }
+export const run: typeof checkStateMachine = checkStateMachine
+export const kind = (e: CheckError): string => e.kind
+`,
+    )
+    app.tsc(['kit-types.mts'])
+
     // Only the public API is exported: the package's inner modules are not importable.
     app.write(
       'private.cjs',
@@ -121,7 +156,8 @@ const main = readJson(join(ROOT, 'package.json'))
 describe('the npm package content', () => {
   it('is the built package, its licence and changelog, with no sources, tests or binaries', () => {
     const files = packed(ROOT)
-    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']) {
+    const built = ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']
+    for (const f of [...built, 'dist/testing/index.mjs', 'dist/testing/index.d.mts']) {
       expect(files).toContain(f)
     }
     for (const f of ['native/index.d.ts', 'proto/zongzi.proto', 'examples/kv.mjs']) {
