@@ -104,7 +104,7 @@ try {
     const b = before[i].cpu
     return round((100 * (u.cpu.user - b.user + u.cpu.system - b.system)) / wallUs)
   })
-  sp = await first.call('spread')
+  sp = await first.call('spread', { bytes: true })
   const hosts = Object.values(sp.hosts)
   console.log(
     JSON.stringify({
