@@ -20,6 +20,7 @@ function same<K extends PMapKey, V>(p: PMap<K, V>, m: Map<K, V>): void {
   expect([...p]).toEqual(want)
   expect([...p.keys()]).toEqual(want.map(([k]) => k))
   expect([...p.values()]).toEqual(want.map(([, v]) => v))
+  expect(p.valueList()).toEqual(want.map(([, v]) => v))
   const each: Array<[K, V]> = []
   p.forEach((v, k) => each.push([k, v]))
   expect(each).toEqual(want)

@@ -90,9 +90,12 @@ export class ScaleCluster {
     return made.flat()
   }
 
-  /** spread is the first agent's view of replicas and leaders per host (see agent-process). */
-  spread() {
-    return this.first.call('spread')
+  /**
+   * spread is the first agent's view of replicas and leaders per host (see agent-process),
+   * with the registry snapshot's size when `o.bytes` is set.
+   */
+  spread(o = {}) {
+    return this.first.call('spread', o)
   }
 
   /** waitActive waits until `want` replicas of user shards are active, or `timeoutMs` passed. */

@@ -45,7 +45,7 @@ try {
     const b = before[i].cpu
     return round((100 * (u.cpu.user - b.user + u.cpu.system - b.system)) / wallUs)
   })
-  const sp = await cluster.spread()
+  const sp = await cluster.spread({ bytes: true })
   console.log(
     JSON.stringify({
       shards: args.shards,

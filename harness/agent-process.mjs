@@ -70,15 +70,21 @@ const ops = {
   },
   // This process's CPU time (user and system, µs, every thread) and resident memory (bytes).
   usage: async () => ({ cpu: process.cpuUsage(), rss: process.memoryUsage().rss }),
-  // Where the registry (this host's view) has the replicas and leaders of user shards, and
-  // the size of its snapshot (JSON Lines, as Registry.saveSnapshot writes it).
-  spread: async () =>
+  /**
+   * spread is where the registry (this host's view) has the replicas and leaders of user
+   * shards, and with `bytes` the size of its snapshot (JSON Lines, as Registry.saveSnapshot
+   * writes it; it costs a pass over every record, so pollers leave it out).
+   * @param {{ bytes?: boolean }} [a]
+   */
+  spread: async ({ bytes: withBytes = false } = {}) =>
     started().stateLocal((s) => {
       /** @type {Record<string, { replicas: number, active: number, leaders: number }>} */
       const hosts = {}
       for (const h of s.hosts.values()) hosts[h.id] = { replicas: 0, active: 0, leaders: 0 }
       let bytes = 0
-      for (const rows of [s.hosts.values(), s.shards.values(), s.replicas.values()])
+      for (const rows of withBytes
+        ? [s.hosts.values(), s.shards.values(), s.replicas.values()]
+        : [])
         for (const r of rows) bytes += JSON.stringify(r).length + 1
       for (const r of s.replicas.values()) {
         const h = hosts[r.hostId]

@@ -159,14 +159,82 @@ function drop<K extends PMapKey, V>(n: Node<K, V>, k: K): Node<K, V> | undefined
   return new Branch(keys, kids)
 }
 
-/** leaves yields the leaves under `n` in key order. */
-function* leaves<K extends PMapKey, V>(n: Node<K, V> | undefined): Generator<Leaf<K, V>> {
+/** eachLeaf calls `fn` with the leaves under `n` in key order. */
+function eachLeaf<K extends PMapKey, V>(n: Node<K, V> | undefined, fn: (l: Leaf<K, V>) => void) {
   if (n === undefined) return
-  if (n instanceof Leaf) {
-    yield n
-    return
+  if (n instanceof Leaf) fn(n)
+  else for (const kid of n.kids) eachLeaf(kid, fn)
+}
+
+/** What a Walk yields of each entry. */
+const Yield = { Keys: 0, Values: 1, Entries: 2 } as const
+type Yield = (typeof Yield)[keyof typeof Yield]
+
+/**
+ * Walk iterates over the entries of a tree in key order (keys, values or entries), a leaf at
+ * a time, without a generator's cost per entry.
+ */
+class Walk<K extends PMapKey, V, T> implements IterableIterator<T> {
+  /** The branches above the current leaf, each with the index of the next child to visit. */
+  readonly #up: Array<[Branch<K, V>, number]> = []
+  #leaf: Leaf<K, V> | undefined
+  #i = 0
+
+  constructor(
+    root: Node<K, V> | undefined,
+    readonly what: Yield,
+  ) {
+    this.#leaf = this.#down(root)
   }
-  for (const kid of n.kids) yield* leaves(kid)
+
+  /** #down descends to the first leaf under `n`, keeping the way back. */
+  #down(top: Node<K, V> | undefined): Leaf<K, V> | undefined {
+    let n = top
+    while (n instanceof Branch) {
+      this.#up.push([n, 1])
+      n = n.kids[0]
+    }
+    return n
+  }
+
+  /** #nextLeaf is the leaf after the current one, if any. */
+  #nextLeaf(): Leaf<K, V> | undefined {
+    while (this.#up.length > 0) {
+      const top = this.#up[this.#up.length - 1]
+      const [b, i] = top
+      if (i < b.kids.length) {
+        top[1] = i + 1
+        return this.#down(b.kids[i])
+      }
+      this.#up.pop()
+    }
+    return undefined
+  }
+
+  next(): IteratorResult<T> {
+    while (this.#leaf !== undefined) {
+      const l = this.#leaf
+      const i = this.#i
+      if (i < l.keys.length) {
+        this.#i = i + 1
+        const value = (
+          this.what === Yield.Keys
+            ? l.keys[i]
+            : this.what === Yield.Values
+              ? l.vals[i]
+              : [l.keys[i], l.vals[i]]
+        ) as T
+        return { value, done: false }
+      }
+      this.#leaf = this.#nextLeaf()
+      this.#i = 0
+    }
+    return { value: undefined, done: true }
+  }
+
+  [Symbol.iterator](): IterableIterator<T> {
+    return this
+  }
 }
 
 /** build makes a tree of entries sorted by key, without equal keys. */
@@ -237,20 +305,36 @@ export class PMap<K extends PMapKey, V> implements ReadonlyMap<K, V> {
 
   /** get is the value of `k`, if any. */
   get(k: K): V | undefined {
+    const l = this.#leafOf(k)
+    if (l === undefined) return undefined
+    const i = lowerBound(l.keys, k)
+    return i < l.keys.length && l.keys[i] === k ? l.vals[i] : undefined
+  }
+
+  /** #leafOf is the leaf that holds `k` if any entry does. */
+  #leafOf(k: K): Leaf<K, V> | undefined {
     let n = this.#root
-    if (n === undefined) return undefined
-    while (n instanceof Branch) n = n.kids[childAt(n.keys, k)]
-    const i = lowerBound(n.keys, k)
-    return i < n.keys.length && n.keys[i] === k ? n.vals[i] : undefined
+    while (n instanceof Branch) {
+      // The last child whose smallest key is at most k (or the first).
+      const keys = n.keys
+      let lo = 0
+      let hi = keys.length - 1
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1
+        if (keys[mid] <= k) lo = mid
+        else hi = mid - 1
+      }
+      n = n.kids[lo]
+    }
+    return n
   }
 
   /** has tells whether `k` has an entry. */
   has(k: K): boolean {
-    let n = this.#root
-    if (n === undefined) return false
-    while (n instanceof Branch) n = n.kids[childAt(n.keys, k)]
-    const i = lowerBound(n.keys, k)
-    return i < n.keys.length && n.keys[i] === k
+    const l = this.#leafOf(k)
+    if (l === undefined) return false
+    const i = lowerBound(l.keys, k)
+    return i < l.keys.length && l.keys[i] === k
   }
 
   /** set returns a map with `k` set to `v` (this map when `k` already has `v`). */
@@ -274,19 +358,30 @@ export class PMap<K extends PMapKey, V> implements ReadonlyMap<K, V> {
   }
 
   /** entries yields the entries in key order. */
-  *entries(): IterableIterator<[K, V]> {
-    for (const l of leaves(this.#root))
-      for (let i = 0; i < l.keys.length; i++) yield [l.keys[i], l.vals[i]]
+  entries(): IterableIterator<[K, V]> {
+    return new Walk<K, V, [K, V]>(this.#root, Yield.Entries)
   }
 
   /** keys yields the keys in ascending order. */
-  *keys(): IterableIterator<K> {
-    for (const l of leaves(this.#root)) yield* l.keys
+  keys(): IterableIterator<K> {
+    return new Walk<K, V, K>(this.#root, Yield.Keys)
   }
 
   /** values yields the values in key order. */
-  *values(): IterableIterator<V> {
-    for (const l of leaves(this.#root)) yield* l.vals
+  values(): IterableIterator<V> {
+    return new Walk<K, V, V>(this.#root, Yield.Values)
+  }
+
+  /** valueList is the values in key order, as an array. */
+  valueList(): V[] {
+    const out = new Array<V>(this.size)
+    let at = 0
+    const fill = (n: Node<K, V>) => {
+      if (n instanceof Leaf) for (let i = 0; i < n.vals.length; i++) out[at++] = n.vals[i]
+      else for (let i = 0; i < n.kids.length; i++) fill(n.kids[i])
+    }
+    if (this.#root !== undefined) fill(this.#root)
+    return out
   }
 
   /** The entries in key order, as `entries()`. */
@@ -296,9 +391,9 @@ export class PMap<K extends PMapKey, V> implements ReadonlyMap<K, V> {
 
   /** forEach calls `fn` with each value and key, in key order. */
   forEach(fn: (value: V, key: K, map: ReadonlyMap<K, V>) => void, thisArg?: unknown): void {
-    for (const l of leaves(this.#root)) {
+    eachLeaf(this.#root, (l) => {
       for (let i = 0; i < l.keys.length; i++) fn.call(thisArg, l.vals[i], l.keys[i], this)
-    }
+    })
   }
 
   /** Map's tag, so that a PMap prints and compares as a map. */

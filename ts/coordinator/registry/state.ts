@@ -124,12 +124,12 @@ export class RegistryState {
 
   /** replicasOf lists a shard's replicas (in the order of their ids). */
   replicasOf(shardId: number): ReplicaRecord[] {
-    return [...(this.#ix.byShard.get(shardId)?.values() ?? [])]
+    return this.#ix.byShard.get(shardId)?.valueList() ?? []
   }
 
   /** replicasOn lists a host's replicas (in the order of their ids). */
   replicasOn(hostId: string): ReplicaRecord[] {
-    return [...(this.#ix.byHost.get(hostId)?.values() ?? [])]
+    return this.#ix.byHost.get(hostId)?.valueList() ?? []
   }
 
   /** countOn is how many replicas a host has (of every shard, the registry's included). */

@@ -103,12 +103,12 @@ export class Writer {
 
   /** replicasOf lists a shard's replicas as they are now. */
   replicasOf(shardId: number): ReplicaRecord[] {
-    return [...(this.#ix.byShard.get(shardId)?.values() ?? [])]
+    return this.#ix.byShard.get(shardId)?.valueList() ?? []
   }
 
   /** replicasOn lists a host's replicas as they are now. */
   replicasOn(hostId: string): ReplicaRecord[] {
-    return [...(this.#ix.byHost.get(hostId)?.values() ?? [])]
+    return this.#ix.byHost.get(hostId)?.valueList() ?? []
   }
 
   /** replicaOf is the replica a host has of a shard, if any. */
