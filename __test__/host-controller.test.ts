@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 import {
   HOST_CONCURRENCY,
@@ -106,6 +106,36 @@ describe('the host controller', () => {
     run(w.r, { op: 'shard.update', id: 2, tags: { touched: 'yes' } })
     await settled()
     expect(w.seen.statuses).toBe(before + 1)
+    await w.controller.stop()
+  })
+
+  it('does nothing on an unchanged registry once a run found nothing to do', async () => {
+    const w = world(20, 0)
+    await waitUntil(() => {
+      w.controller.kick()
+      return w.seen.statuses === 21
+    })
+    // Runs until one finds nothing to do (activations and repairs ended).
+    let calls = 0
+    const spy = vi.spyOn(w.r.state, 'replicasOn').mockImplementation(function (
+      this: unknown,
+      hostId: string,
+    ) {
+      calls++
+      return [...w.r.state.replicas.values()].filter((x) => x.hostId === hostId)
+    })
+    for (let i = 0; i < 3; i++) {
+      w.controller.kick()
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    const settled = calls
+    for (let i = 0; i < 5; i++) {
+      w.controller.kick()
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    // The same state: not one more look at this host's replicas.
+    expect(calls).toBe(settled)
+    spy.mockRestore()
     await w.controller.stop()
   })
 

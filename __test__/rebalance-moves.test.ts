@@ -184,6 +184,21 @@ describe('rebalancing', () => {
   })
 })
 
+describe('capacity', () => {
+  it('weighs where new replicas go: a host of capacity 2 takes twice as many', async () => {
+    const r = balanced(1)
+    putHost(r, 'h4', { zone: 'z4', capacity: '2' })
+    const placement: Placement = { members: { count: 1 } }
+    for (let i = 0; i < 8; i++) run(r, { op: 'shard.create', name: '', type: 'kv', placement })
+    await new Leader(
+      r,
+      new DefaultShardController(undefined, undefined, { rebalance: false }),
+    ).round()
+    // 11 replicas over 5 units of capacity: 2 on each host of capacity 1, 5 on h4.
+    expect(perHost(r, ['h1', 'h2', 'h3', 'h4'])).toEqual([2, 2, 2, 5])
+  })
+})
+
 describe('drift', () => {
   const hosts = ['h1', 'h2', 'h3', 'h4'].map((id) => ({
     id,

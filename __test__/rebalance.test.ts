@@ -140,7 +140,7 @@ describe('the leader balance', () => {
     const all = await cluster('balance', 0)
     const ids = await shards(all[0], 4)
     await pile(all, ids, all[0])
-    // One handover at a time per host (every second while above the mean): 4-0-0, 3-1-0, 2-1-1.
+    // 4-0-0: h1 leads two above the mean and hands two over at once, to h2 and h3.
     await waitUntil(
       async () => {
         const counts = [...(await leaders(all, ids)).values()]

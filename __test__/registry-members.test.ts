@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 
 import { Registry } from '../ts/coordinator/registry/registry'
 import { isLeaving } from '../ts/coordinator/control/departures'
-import { nextTransfer } from '../ts/coordinator/control/leader-balance'
+import { nextTransfer, nextTransfers } from '../ts/coordinator/control/leader-balance'
 import { repairOf } from '../ts/coordinator/control/membership-repair'
 import { reconcileRegistry } from '../ts/coordinator/control/registry-members'
 import { membershipChanges } from '../ts/coordinator/registry/events'
@@ -189,6 +189,14 @@ describe('leader balance', () => {
     expect(r.state.replicas.get(t?.replicaId ?? 0)?.hostId).toBe('h3') // h3 leads none
     expect(nextTransfer(r.state, 'h2')).toBeUndefined()
     expect(nextTransfer(withLeaders(['h1', 'h1', 'h2', 'h3']).state, 'h1')).toBeUndefined()
+  })
+
+  it('hands several over at once without piling them on one host', () => {
+    const r = withLeaders(['h1', 'h1', 'h1', 'h1'])
+    const ts = nextTransfers(r.state, 'h1', 4)
+    // 4-0-0: one to h2, one to h3, and then h1 leads two, no more than two above anyone.
+    expect(ts.map((t) => r.state.replicas.get(t.replicaId)?.hostId)).toEqual(['h2', 'h3'])
+    expect(ts.map((t) => t.shardId)).toEqual([1, 2])
   })
 
   it('hands every leadership of a draining host over, shard 0 first', () => {

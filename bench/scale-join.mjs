@@ -3,10 +3,11 @@
 // (--writes per second, one after another, over all shards, from the first agent), one more
 // agent joins and rebalancing moves its share of replicas to it. It prints, as its last line,
 // one JSON object:
-// - before, after: replicas and leaders per host and their max over mean, before the join
-//   and once the new agent has its share (or at the timeout);
+// - before, after, end: replicas and leaders per host and their max over mean, before the
+//   join, once the new agent has its share of replicas, and at the end (or the timeout);
 // - shareMs: from the join until the new agent holds at least the mean over 1.2 of the
-//   replicas, all active; leadersShareMs: the same for the leaders it leads (null if never);
+//   replicas, all active; leadersShareMs: the same for the leaders it leads; evenMs: until
+//   replicas per host differ by 2 at most, all active (null if not by --timeout);
 // - writes, failedWrites: the writes made from the join until the end, and those that failed.
 // Agent defaults (changesPerSecond 4) unless --changesPerSecond is given.
 //
@@ -32,6 +33,13 @@ function share(sp, hostId) {
     replicas: h.active === h.replicas && h.active >= mean('replicas') / 1.2,
     leaders: h.leaders >= mean('leaders') / 1.2,
   }
+}
+
+/** even tells whether replicas per host differ by 2 at most, every one active. */
+function even(sp) {
+  const hosts = Object.values(sp.hosts)
+  const n = hosts.map((h) => h.replicas)
+  return hosts.every((h) => h.active === h.replicas) && Math.max(...n) - Math.min(...n) <= 2
 }
 
 try {
@@ -70,12 +78,19 @@ try {
   const newcomer = await cluster.join()
   let shareMs = null
   let leadersShareMs = null
+  let evenMs = null
+  let after
   while (performance.now() - t0 < args.timeout * 1000) {
     sp = await cluster.spread()
     const s = share(sp, newcomer)
-    if (s.replicas && shareMs === null) shareMs = Math.round(performance.now() - t0)
-    if (s.leaders && leadersShareMs === null) leadersShareMs = Math.round(performance.now() - t0)
-    if (shareMs !== null && leadersShareMs !== null) break
+    const ms = Math.round(performance.now() - t0)
+    if (s.replicas && shareMs === null) {
+      shareMs = ms
+      after = balance(sp)
+    }
+    if (s.leaders && leadersShareMs === null) leadersShareMs = ms
+    if (evenMs === null && even(sp)) evenMs = ms
+    if (shareMs !== null && leadersShareMs !== null && evenMs !== null) break
     await sleep(250)
   }
   writing = false
@@ -86,9 +101,11 @@ try {
       shards: args.shards,
       agents: args.agents,
       before,
-      after: balance(sp),
+      after: after ?? balance(sp),
+      end: balance(sp),
       shareMs,
       leadersShareMs,
+      evenMs,
       writes,
       failedWrites,
       ...(errors.size ? { errors: Object.fromEntries(errors) } : {}),

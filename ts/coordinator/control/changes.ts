@@ -81,6 +81,8 @@ export class Dirty {
   readonly #shards = new Set<number>()
   #hostKeys = ''
   #fullAt = 0
+  /** Whether the last `take` was a full pass. */
+  full = false
 
   /**
    * take returns the shards to look at in `s` (every one on a full pass), and forgets them:
@@ -97,6 +99,7 @@ export class Dirty {
     }
     this.#seen = s
     this.#hostKeys = keys
+    this.full = full
     if (full) {
       this.#fullAt = now + SHARD_FULL_PASS_MS
       this.#shards.clear()

@@ -4,7 +4,7 @@
 import { invalid, ZongziError } from '../../binding/errors'
 import type { Host } from '../../binding/host'
 import { ERROR_TAG } from './shard-controller'
-import { leadersByHost, leadTarget, nextTransfer } from './leader-balance'
+import { leadersByHost, leadTarget, nextTransfers, type Transfer } from './leader-balance'
 import type { Logger } from './logger'
 import type { Accepted, Command } from '../registry/records'
 import type { RegistryState } from '../registry/state'
@@ -32,36 +32,44 @@ export interface DrainOptions {
 }
 
 /**
- * handOver makes one leadership transfer that `nextTransfer` asks of this host, if this host
- * leads that shard now, the target votes in it, and the target's host answers (a leader
- * handing over to a replica that cannot take over stops taking writes for a while); it tells
- * whether it asked.
+ * handOver makes the leadership transfers that `nextTransfers` asks of this host (at most
+ * `max`, at once), each if this host leads that shard now, the target votes in it, and the
+ * target's host answers (a leader handing over to a replica that cannot take over stops
+ * taking writes for a while); it tells how many it asked.
  */
-export async function handOver(ctx: DrainContext, s = ctx.registry()): Promise<boolean> {
-  const t = nextTransfer(s, ctx.hostId)
-  if (!t) return false
-  const st = await ctx.host.status(t.shardId).catch(() => undefined)
-  if (!st || st.leaderId !== st.replicaId) return false
-  // A voter on record may not vote in Raft yet (it is recorded first): a transfer to a
-  // non-voter stalls the shard's writes until the transfer times out.
-  if (!st.membership.voters.includes(t.replicaId)) return false
-  const target = s.replicas.get(t.replicaId)?.hostId
-  if (!target || !(await ctx.answers(target, 250))) return false
-  await ctx.host.transferLeader(t.shardId, t.replicaId)
-  ctx.log.info('leadership handed over', { ...t })
-  return true
+export async function handOver(ctx: DrainContext, s = ctx.registry(), max = 1): Promise<number> {
+  const answers = new Map<string, Promise<boolean>>()
+  const one = async (t: Transfer) => {
+    const st = await ctx.host.status(t.shardId).catch(() => undefined)
+    if (!st || st.leaderId !== st.replicaId) return false
+    // A voter on record may not vote in Raft yet (it is recorded first): a transfer to a
+    // non-voter stalls the shard's writes until the transfer times out.
+    if (!st.membership.voters.includes(t.replicaId)) return false
+    const target = s.replicas.get(t.replicaId)?.hostId
+    if (!target) return false
+    if (!answers.has(target)) answers.set(target, ctx.answers(target, 250))
+    if (!(await answers.get(target))) return false
+    await ctx.host.transferLeader(t.shardId, t.replicaId)
+    ctx.log.info('leadership handed over', { ...t })
+    return true
+  }
+  const done = await Promise.all(nextTransfers(s, ctx.hostId, max).map(one))
+  return done.filter(Boolean).length
 }
 
-/** BALANCE_RECHECK_MS is how often the leader balance looks again at a registry that did not change. */
+/** BALANCE_RECHECK_MS is how often the leader balance looks again at an unchanged registry. */
 export const BALANCE_RECHECK_MS = 30_000
 
+/** BALANCE_BURST bounds the leaderships a host far above the mean hands over in one run. */
+export const BALANCE_BURST = 8
+
 /**
- * LeaderBalance hands over leaderships on this host, one at a time, while it leads at least
- * two shards more than another host that could lead them: at most one per `everyMs`, or one
- * per `everyMs / 5` while it leads more than the mean (leadTarget), so a host that joined
- * gets its share soon. It works from registry changes: once it found nothing to hand over in
- * a state, it looks at that state again only every BALANCE_RECHECK_MS (an idle host spends
- * nothing on it in between).
+ * LeaderBalance hands over leaderships on this host while it leads at least two shards more
+ * than another host that could lead them: one per `everyMs`, or, while it leads more than the
+ * mean (leadTarget), up to its excess (at most BALANCE_BURST) at every run, so a host that
+ * joined, or leaders that piled up at the first elections, even out soon. It works from
+ * registry changes: once it found nothing to hand over in a state, it looks at that state
+ * again only every BALANCE_RECHECK_MS (an idle host spends nothing on it in between).
  */
 export class LeaderBalance {
   readonly #everyMs: number
@@ -79,11 +87,11 @@ export class LeaderBalance {
     const now = Date.now()
     const s = ctx.registry()
     if (this.#busy || (s === this.#idle && now < this.#recheckAt)) return
-    const above = (leadersByHost(s).get(ctx.hostId) ?? 0) > leadTarget(s)
-    if (now - this.#last < (above ? this.#everyMs / 5 : this.#everyMs)) return
+    const excess = (leadersByHost(s).get(ctx.hostId) ?? 0) - leadTarget(s)
+    if (excess <= 0 && now - this.#last < this.#everyMs) return
     this.#busy = true
     try {
-      if (await handOver(ctx, s)) this.#last = now
+      if (await handOver(ctx, s, Math.min(BALANCE_BURST, Math.max(1, excess)))) this.#last = now
       else {
         this.#idle = s
         this.#recheckAt = now + BALANCE_RECHECK_MS
@@ -125,7 +133,7 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
   ctx.log.info('draining')
   await retry(
     async () => {
-      await handOver(ctx).catch(() => false)
+      await handOver(ctx).catch(() => 0)
       const [status, left] = await ctx.read((s) => [s.hosts.get(me)?.status, remaining(s, me)])
       if (status !== 'draining') throw new ZongziError('ERR_ABORTED', `drain ended: ${status}`)
       if (left.length === 0) return

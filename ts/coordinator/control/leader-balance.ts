@@ -53,17 +53,28 @@ export function leadTarget(s: RegistryState): number {
  * the replicas of this host only.
  */
 export function nextTransfer(s: RegistryState, hostId: string): Transfer | undefined {
+  return nextTransfers(s, hostId, 1)[0]
+}
+
+/**
+ * nextTransfers picks up to `max` leaderships to hand over as nextTransfer does, one after
+ * another, counting each as made: a host far above the mean hands several over at once
+ * without piling them on one host.
+ */
+export function nextTransfers(s: RegistryState, hostId: string, max: number): Transfer[] {
   const draining = s.hosts.get(hostId)?.status === 'draining'
-  const counts = leadersByHost(s)
-  const mine = counts.get(hostId) ?? 0
-  if (!draining && mine < 2) return undefined
+  const counts = new Map(leadersByHost(s))
+  let mine = counts.get(hostId) ?? 0
+  if (!draining && mine < 2) return []
   const led = s
     .replicasOn(hostId)
     .map((r) => s.shards.get(r.shardId))
     .filter((sh): sh is ShardRecord => sh !== undefined && sh.status !== 'deleting')
     .filter((sh) => s.replicas.get(sh.leader)?.hostId === hostId)
     .sort((a, b) => a.id - b.id)
+  const out: Transfer[] = []
   for (const sh of led) {
+    if (out.length >= max) break
     if (sh.id === 0 && !draining) continue
     const targets = s
       .replicasOf(sh.id)
@@ -74,7 +85,11 @@ export function nextTransfer(s: RegistryState, hostId: string): Transfer | undef
       .map((r) => ({ r, n: counts.get(r.hostId) ?? 0 }))
       .filter(({ n }) => draining || n + 2 <= mine)
       .sort((a, b) => a.n - b.n || a.r.id - b.r.id)
-    if (targets.length > 0) return { shardId: sh.id, replicaId: targets[0].r.id }
+    if (targets.length === 0) continue
+    const { r, n } = targets[0]
+    out.push({ shardId: sh.id, replicaId: r.id })
+    counts.set(r.hostId, n + 1)
+    mine--
   }
-  return undefined
+  return out
 }

@@ -2,6 +2,9 @@
 import type { HostRecord, Placement, ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 
+/** ERROR_TAG is the shard tag where placement errors are recorded. */
+export const ERROR_TAG = 'placement:error'
+
 /** PlacementError says why a placement cannot be met. */
 export class PlacementError extends Error {}
 

@@ -3,7 +3,8 @@
 // replacement (add non-voting, catch up, promote, remove the old one).
 import type { HostRecord, ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
-import { capacityOf, place, PlacementError } from './placement'
+import type { Logger } from './logger'
+import { capacityOf, ERROR_TAG, place, PlacementError, replicaLoad } from './placement'
 
 /** Move is one replica of a shard going from one host to another. */
 export interface Move {
@@ -119,4 +120,113 @@ function moveOf(
     if (e instanceof PlacementError) return undefined
     throw e
   }
+}
+
+/**
+ * Rebalancer keeps the moves of the default shard controller: it plans them while the spread
+ * is past the threshold (and then until no move evens it more), up to `maxMoves` under way, and
+ * ends them once the replica is off its old host. The shard controller carries each out by
+ * placing its shard as if the old host were leaving (`get`).
+ */
+export class Rebalancer {
+  /** Moves under way, by shard. */
+  readonly #moves = new Map<number, Move>()
+  /** Rebalancing started (the spread drifted) and goes on until no move evens it more. */
+  #rebalancing = false
+  /**
+   * The spread drifted but no move could even it (placements allow none): not looked for
+   * again until the next full pass, so that every change does not pay for a search.
+   */
+  #stuck = false
+
+  constructor(
+    readonly log: Logger,
+    readonly threshold: number,
+    readonly maxMoves: number,
+    readonly onMove: (m: Move) => void,
+  ) {}
+
+  /** get is the shard's move under way, if any. */
+  get(shardId: number): Move | undefined {
+    return this.#moves.get(shardId)
+  }
+
+  /** drop forgets the shard's move (given up, or its shard deleted). */
+  drop(shardId: number): void {
+    this.#moves.delete(shardId)
+  }
+
+  /**
+   * projected is the replicas per host once the moves under way are done; it ends the moves
+   * that are (the replica is off its old host), and those of shards gone.
+   */
+  projected(s: RegistryState): Map<string, number> {
+    const load = replicaLoad(s)
+    for (const m of [...this.#moves.values()]) {
+      if (!s.shards.has(m.shardId)) {
+        this.#moves.delete(m.shardId)
+        continue
+      }
+      const on = new Set(s.replicasOf(m.shardId).map((r) => r.hostId))
+      if (!on.has(m.from)) {
+        this.#moved(m, on)
+        continue
+      }
+      if (!on.has(m.to)) load.set(m.to, (load.get(m.to) ?? 0) + 1)
+      load.set(m.from, (load.get(m.from) ?? 1) - 1)
+    }
+    return load
+  }
+
+  /** #moved ends a move: the replica is off its old host, and on `on`. */
+  #moved(m: Move, on: ReadonlySet<string>): void {
+    this.#moves.delete(m.shardId)
+    const to = on.has(m.to) ? m.to : ([...on].find((h) => h !== m.from) ?? m.to)
+    const done = { ...m, to }
+    this.log.info('rebalance: replica moved', { ...done })
+    this.onMove(done)
+  }
+
+  /**
+   * plan starts moves and returns their shards, counting them in `load`. It is worked out only
+   * when the shard controller runs on a change, or on a full pass (`full`), which also looks
+   * again after a search that found nothing: an idle, balanced cluster costs nothing here.
+   */
+  plan(
+    s: RegistryState,
+    leaving: (h: HostRecord) => boolean,
+    load: Map<string, number>,
+    full: boolean,
+  ): number[] {
+    const hosts = targets(s, leaving)
+    if (full) this.#stuck = false
+    if (!this.#rebalancing && !this.#stuck && drifted(hosts, load, this.threshold))
+      this.#rebalancing = true
+    const out: number[] = []
+    while (this.#rebalancing && this.#moves.size < this.maxMoves) {
+      const settled = (sh: ShardRecord) => !this.#moves.has(sh.id) && atRest(s, sh)
+      const m = nextMove(s, hosts, load, leaving, settled)
+      if (!m) {
+        if (this.#moves.size === 0) {
+          this.#stuck = drifted(hosts, load, this.threshold)
+          this.#rebalancing = false
+        }
+        break
+      }
+      this.#moves.set(m.shardId, m)
+      load.set(m.to, (load.get(m.to) ?? 0) + 1)
+      load.set(m.from, (load.get(m.from) ?? 1) - 1)
+      this.log.info('rebalance: moving a replica', { ...m })
+      out.push(m.shardId)
+    }
+    return out
+  }
+}
+
+/** atRest tells whether a shard may move: every replica active, no placement error. */
+function atRest(s: RegistryState, sh: ShardRecord): boolean {
+  if (sh.status === 'deleting' || sh.tags[ERROR_TAG] !== undefined) return false
+  const p = sh.placement ?? {}
+  if (!p.members && !p.groups) return false
+  return s.replicasOf(sh.id).every((r) => r.status === 'active')
 }

@@ -3,9 +3,9 @@ import { Dirty } from './changes'
 import { RateLimit } from './departures'
 import { type Logger, silent } from './logger'
 import type { MembershipOps } from './membership-ops'
-import { place, PlacementError, replicaLoad, type Want } from './placement'
+import { ERROR_TAG, place, PlacementError, type Want } from './placement'
 import type { Accepted, Command, HostRecord, ReplicaRecord, ShardRecord } from '../registry/records'
-import { drifted, type Move, nextMove, targets } from './rebalance'
+import { type Move, Rebalancer } from './rebalance'
 import type { RegistryState } from '../registry/state'
 
 /**
@@ -46,8 +46,7 @@ export interface ShardController {
  */
 export const SHARD_CONCURRENCY = 64
 
-/** ERROR_TAG is the shard tag where placement errors are recorded. */
-export const ERROR_TAG = 'placement:error'
+export { ERROR_TAG }
 
 /** ShardControllerOptions configure the default shard controller's rebalancing. */
 export interface ShardControllerOptions {
@@ -87,10 +86,7 @@ export class DefaultShardController implements ShardController {
   readonly #tags: RateLimit
   readonly #o: Required<ShardControllerOptions>
   readonly #dirty = new Dirty()
-  /** Replicas being moved by rebalancing, by shard. */
-  readonly #moves = new Map<number, Move>()
-  /** Rebalancing started (the spread drifted) and goes on until no move evens it more. */
-  #rebalancing = false
+  readonly #moves: Rebalancer
 
   /**
    * The logger receives the failures of single shards, which do not stop the others, and
@@ -107,6 +103,7 @@ export class DefaultShardController implements ShardController {
       maxMoves: o.maxMoves ?? 4,
       onMove: o.onMove ?? (() => {}),
     }
+    this.#moves = new Rebalancer(log, this.#o.rebalanceThreshold, this.#o.maxMoves, this.#o.onMove)
   }
 
   async reconcile(s: RegistryState, propose: ProposeCommand, ctx: ControllerContext) {
@@ -120,9 +117,12 @@ export class DefaultShardController implements ShardController {
     // Replicas per host, counting those this run adds and the moves under way: shards placed
     // from this one snapshot spread over the hosts instead of all picking the least loaded
     // ones of the snapshot.
-    const load = this.#projected(s)
+    const load = this.#moves.projected(s)
     const work = new Set(ids)
-    if (this.#o.rebalance) for (const id of this.#plan(s, ctx, load)) work.add(id)
+    if (this.#o.rebalance) {
+      const leaving = (h: HostRecord) => ctx.leaving(h) || !ctx.alive(h)
+      for (const id of this.#moves.plan(s, leaving, load, this.#dirty.full)) work.add(id)
+    }
     const shards = work.values()
     const worker = async () => {
       for (let next = shards.next(); !next.done; next = shards.next()) {
@@ -143,63 +143,6 @@ export class DefaultShardController implements ShardController {
     await Promise.all(Array.from({ length: SHARD_CONCURRENCY }, worker))
   }
 
-  /**
-   * #projected is the replicas per host once the moves under way are done; it ends the moves
-   * that are (the replica is off its old host), and those of shards gone.
-   */
-  #projected(s: RegistryState): Map<string, number> {
-    const load = replicaLoad(s)
-    for (const m of [...this.#moves.values()]) {
-      if (!s.shards.has(m.shardId)) {
-        this.#moves.delete(m.shardId)
-        continue
-      }
-      const on = new Set(s.replicasOf(m.shardId).map((r) => r.hostId))
-      if (!on.has(m.from)) {
-        this.#moved(m, on)
-        continue
-      }
-      if (!on.has(m.to)) load.set(m.to, (load.get(m.to) ?? 0) + 1)
-      load.set(m.from, (load.get(m.from) ?? 1) - 1)
-    }
-    return load
-  }
-
-  /**
-   * #plan starts moves while the spread is past the threshold (and then until no move evens
-   * it more), up to maxMoves under way, and returns their shards. It is worked out only when
-   * something changed or a move ended: an idle, balanced cluster costs nothing here.
-   */
-  #plan(s: RegistryState, ctx: ControllerContext, load: Map<string, number>): number[] {
-    const leaving = (h: HostRecord) => ctx.leaving(h) || !ctx.alive(h)
-    const hosts = targets(s, leaving)
-    if (!this.#rebalancing && drifted(hosts, load, this.#o.rebalanceThreshold))
-      this.#rebalancing = true
-    const out: number[] = []
-    while (this.#rebalancing && this.#moves.size < this.#o.maxMoves) {
-      const settled = (sh: ShardRecord) => !this.#moves.has(sh.id) && this.#settled(s, sh)
-      const m = nextMove(s, hosts, load, leaving, settled)
-      if (!m) {
-        if (this.#moves.size === 0) this.#rebalancing = false
-        break
-      }
-      this.#moves.set(m.shardId, m)
-      load.set(m.to, (load.get(m.to) ?? 0) + 1)
-      load.set(m.from, (load.get(m.from) ?? 1) - 1)
-      this.#log.info('rebalance: moving a replica', { ...m })
-      out.push(m.shardId)
-    }
-    return out
-  }
-
-  /** #settled tells whether a shard is at rest: every replica active, no placement error. */
-  #settled(s: RegistryState, sh: ShardRecord): boolean {
-    if (sh.status === 'deleting' || sh.tags[ERROR_TAG] !== undefined) return false
-    const p = sh.placement ?? {}
-    if (!p.members && !p.groups) return false
-    return s.replicasOf(sh.id).every((r) => r.status === 'active')
-  }
-
   /** #cleanUp deletes the records of a deleted shard's replicas on hosts that are down. */
   async #cleanUp(
     s: RegistryState,
@@ -207,7 +150,7 @@ export class DefaultShardController implements ShardController {
     ctx: ControllerContext,
     sh: ShardRecord,
   ): Promise<boolean> {
-    this.#moves.delete(sh.id)
+    this.#moves.drop(sh.id)
     for (const r of s.replicasOf(sh.id)) {
       if (!ctx.alive(s.hosts.get(r.hostId))) await propose({ op: 'replica.delete', id: r.id })
     }
@@ -346,15 +289,6 @@ export class DefaultShardController implements ShardController {
     return true
   }
 
-  /** #moved ends a move: the replica is off its old host, and on `on`. */
-  #moved(m: Move, on: ReadonlySet<string>): void {
-    this.#moves.delete(m.shardId)
-    const to = on.has(m.to) ? m.to : ([...on].find((h) => h !== m.from) ?? m.to)
-    const done = { ...m, to }
-    this.#log.info('rebalance: replica moved', { ...done })
-    this.#o.onMove(done)
-  }
-
   /**
    * #place places the shard. With a placement error, `record` sets it as a tag on the shard
    * (unless already there); once placement succeeds, `record` clears the tag. `wants` is
@@ -373,7 +307,7 @@ export class DefaultShardController implements ShardController {
         return { wants: place(s, shard, (h) => ctx.leaving(h) || h.id === m.from, load) }
       } catch (e) {
         if (!(e instanceof PlacementError)) throw e
-        this.#moves.delete(shard.id)
+        this.#moves.drop(shard.id)
         this.#log.info('rebalance: move given up', { ...m, error: e.message })
       }
     }
