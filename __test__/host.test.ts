@@ -219,3 +219,83 @@ describe('bad input', () => {
     expect([bad.code, bad.call]).toEqual(['ERR_STATE_MACHINE', 'read'])
   })
 })
+
+describe('Host observability', () => {
+  it('counts writes, fsyncs and traffic per peer in one metrics snapshot', async () => {
+    const hs = [open(tmp()), open(tmp()), open(tmp())]
+    await bootstrap(hs, 1)
+    const l = await leaderOf(hs, 1)
+    await retry(() => hs[l].propose(1, put('warm', '1')))
+    const before = await hs[l].metrics()
+    for (let i = 0; i < 5; i++) await hs[l].propose(1, put(`k${i}`, String(i)))
+    const after = await hs[l].metrics()
+    expect(after.proposals - before.proposals).toBe(5)
+    expect(after.entriesCommitted - before.entriesCommitted).toBeGreaterThanOrEqual(5)
+    expect(after.entriesApplied - before.entriesApplied).toBeGreaterThanOrEqual(5)
+    expect(after.fsyncSeconds.count).toBeGreaterThan(before.fsyncSeconds.count)
+    expect(after.entriesPerFsync.sum).toBeGreaterThan(before.entriesPerFsync.sum)
+    expect(after.leaderChanges).toBeGreaterThanOrEqual(1)
+    for (const h of [after.fsyncSeconds, after.entriesPerFsync, after.applyLag]) {
+      expect(h.counts.length).toBe(h.bounds.length + 1)
+      expect(h.counts.reduce((a, b) => a + b, 0)).toBe(h.count)
+    }
+    // A histogram over the replicas, never a value per shard.
+    expect([after.replicas, after.applyLag.count]).toEqual([1, 1])
+    const peers = after.peers.map((p) => p.address).sort()
+    expect(peers).toEqual(
+      hs
+        .filter((_, i) => i !== l)
+        .map((h) => h.raftAddress)
+        .sort(),
+    )
+    for (const p of after.peers) {
+      expect(p.framesSent).toBeGreaterThan(0)
+      expect(p.bytesReceived).toBeGreaterThan(0)
+    }
+    expect(after.queues.inFlight).toBe(0)
+    await hs[l].close()
+    expect(await codeOf(hs[l].metrics())).toBe('ERR_CLOSED')
+  })
+
+  it('an idle shard quiesces on every host, and a write through a follower wakes it', async () => {
+    const hs = [open(tmp()), open(tmp()), open(tmp())]
+    await bootstrap(hs, 1)
+    const l = await leaderOf(hs, 1)
+    await retry(() => hs[l].propose(1, put('a', '1')))
+    const quiet = async () =>
+      (await Promise.all(hs.map((h) => h.status(1)))).every((s) => s.quiesced)
+    await waitUntil(quiet, { what: 'every replica of shard 1 quiesced' })
+    for (const h of hs) expect((await h.metrics()).quiescedReplicas).toBe(1)
+    const r = await hs[(l + 1) % 3].propose(1, put('a', '2'))
+    expect(text(r.data)).toBe('1')
+    for (const h of hs) expect(text(await h.read(1, Buffer.from('a')))).toBe('2')
+    await waitUntil(quiet, { what: 'shard 1 quiet again' })
+  })
+
+  it('hands raft-rs and engine records to a pino-shaped logger, with shard and replica', async () => {
+    const seen: Array<{ level: string; obj: Record<string, unknown>; msg: string }> = []
+    const at = (level: string) => (obj: object, msg: string) =>
+      seen.push({ level, obj: obj as Record<string, unknown>, msg })
+    const logger = {
+      level: 'info',
+      error: at('error'),
+      warn: at('warn'),
+      info: at('info'),
+      debug: at('debug'),
+    }
+    const hs = [open(tmp(), { logger }), open(tmp()), open(tmp())]
+    await bootstrap(hs, 1)
+    await leaderOf(hs, 1)
+    const about = (msg: RegExp) =>
+      seen.find((r) => msg.test(r.msg) && r.obj.shard === 1 && r.obj.replica === rid(1, 0))
+    // An election seen by raft-rs on host 0's replica, and the engine's leader change.
+    const raft = await waitUntil(() => about(/election|became|vote/), { what: 'a raft record' })
+    expect(raft.obj).toMatchObject({ host: hs[0].raftAddress, source: 'raft' })
+    const change = await waitUntil(() => about(/^leader changed$/), { what: 'a leader change' })
+    expect(change.level).toBe('info')
+    expect(change.obj).toMatchObject({ source: 'engine', term: expect.any(Number) })
+    expect(seen.every((r) => r.level !== 'debug')).toBe(true)
+    await hs[0].close()
+    expect(seen.some((r) => r.msg === 'replica started' && r.obj.shard === 1)).toBe(true)
+  })
+})

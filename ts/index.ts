@@ -19,6 +19,11 @@ export type {
   HostEvent,
   CallOptions,
   ProposeOptions,
+  Histogram,
+  HostLogger,
+  HostMetrics,
+  PeerTraffic,
+  QueueDepths,
 } from './binding/host'
 export type { SessionRef } from './binding/proposals'
 export { ZongziError } from './binding/errors'

@@ -1,5 +1,6 @@
 // The options and types of a host's calls, and the checks of their arguments.
 import { fromNative, invalid } from './errors'
+import type { HostLogger } from './logger'
 import type { SessionRef } from './proposals'
 
 /** HostOptions configures a host. Only `clusterId` and `dataDir` are required. */
@@ -38,6 +39,28 @@ export interface HostOptions {
    * (naming the host part of its advertised address) and its key. Absent: plain TCP.
    */
   tls?: TlsFiles
+  /**
+   * Quiesce idle shards (default true). A shard with no work for three election timeouts
+   * stops ticking and sending heartbeats on every replica, so idle replicas cost almost
+   * nothing; a proposal, a read, a membership change, a leader transfer or any Raft message
+   * but a heartbeat wakes it. A quiesced follower starts no election until it is woken: the
+   * crash of a quiesced shard's leader is noticed (and a new one elected) once the shard has
+   * work again.
+   */
+  quiesce?: boolean
+  /**
+   * Where the engine's log records go: raft-rs's own records and the engine's events (leader
+   * changes and elections, membership changes, replicas started, stopped, failed or removed,
+   * snapshots sent and received, transport errors, peers unreachable, the host's failure).
+   * Any object of pino's shape, `logger[level](obj, msg)`, such as a pino logger. `obj` holds
+   * `host` (this host's Raft address), `source` (`raft` or `engine`), `shard` and `replica`
+   * when the record is about a replica, and the record's fields. Records arrive in batches
+   * about every 100 ms; nothing is logged per entry, and when the engine's bounded queue is
+   * full records are dropped and counted (`metrics().logRecordsDropped`). Records below
+   * `logger.level` (a pino level name; default `info`) are never built. Absent: nothing is
+   * logged.
+   */
+  logger?: HostLogger
 }
 
 /** TlsFiles names the PEM files of a host's mutual TLS. */
@@ -95,6 +118,8 @@ export interface ReplicaStatus {
   applied: number
   /** Current members. */
   membership: Membership
+  /** Whether the local replica has quiesced (see {@link HostOptions.quiesce}). */
+  quiesced: boolean
 }
 
 /** HostEvent is what a host emits as `'event'` (and under the event's own type). */

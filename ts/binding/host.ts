@@ -20,6 +20,8 @@ import {
   callSync,
 } from './host-options'
 import { Machines } from './machines'
+import { logLevelOf, logTo } from './logger'
+import type { HostMetrics } from './metrics'
 import { NativeHost } from './native'
 import { Proposals } from './proposals'
 import { isPersistent, type StateMachine, type StateMachineFactory } from './state-machine'
@@ -34,6 +36,8 @@ export type {
   StartOptions,
   TlsFiles,
 } from './host-options'
+export type { HostLogger } from './logger'
+export type { Histogram, HostMetrics, PeerTraffic, QueueDepths } from './metrics'
 
 /**
  * Host runs replicas of many shards in this process on the native engine, with their state
@@ -69,6 +73,10 @@ export class Host extends EventEmitter {
     const onResults = (r: NativeResults) => {
       if (host) host.#proposals.settle(r)
     }
+    const { logger, ...rest } = options
+    let address: string | undefined
+    const onLogs = logger ? logTo(logger, () => address) : undefined
+    const native = { ...rest, logLevel: logger ? logLevelOf(logger) : undefined }
     const onEvent = (e: HostEvent) => {
       // A replica that failed or was removed is gone from the engine: let its state machine go.
       if (e.type === 'replicaFailed' || e.type === 'replicaRemoved')
@@ -77,7 +85,8 @@ export class Host extends EventEmitter {
       host?.emit(e.type, e)
     }
     try {
-      host = new Host(NativeHost.open(options, onCall, onEvent, onResults))
+      host = new Host(NativeHost.open(native, onCall, onEvent, onResults, onLogs))
+      address = host.raftAddress
     } catch (e) {
       throw fromNative(e)
     }
@@ -340,6 +349,17 @@ export class Host extends EventEmitter {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     return call(() => this.#native.status(shardId))
+  }
+
+  /**
+   * metrics returns what the engine has counted since the host opened (proposals, commits,
+   * applied entries, leader changes, refusals, snapshots, fsync latency and batch size,
+   * traffic per peer), with its queue depths and its replicas' apply lag now: one snapshot
+   * object, read from the engine in one call. Counters only grow.
+   */
+  async metrics(): Promise<HostMetrics> {
+    this.#checkOpen()
+    return call(() => this.#native.metrics())
   }
 
   /** transferLeader asks the shard's leader to hand leadership to `target`. */

@@ -4,7 +4,7 @@
 //! proposes to its shard's leader in a loop and waits for the applied result.
 //! Idle load: `--idle --shards 1000 --seconds 10` starts the shards, lets them settle and
 //! measures the CPU the process uses while nothing is written. `--tls` runs the transport over
-//! mutual TLS, with certificates made for the run.
+//! mutual TLS, with certificates made for the run; `--no-quiesce` keeps idle shards ticking.
 //! The last line printed is one JSON object with the results.
 
 use std::collections::HashMap;
@@ -77,6 +77,8 @@ struct Args {
     workers: usize,
     /// Mutual TLS on the transport, with certificates made for the run.
     tls: bool,
+    /// Idle shards keep ticking (`--no-quiesce`).
+    no_quiesce: bool,
 }
 
 fn args() -> Args {
@@ -89,6 +91,7 @@ fn args() -> Args {
         idle: false,
         workers: 2,
         tls: false,
+        no_quiesce: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -110,6 +113,11 @@ fn args() -> Args {
             "--workers" => a.workers = num(i) as usize,
             "--idle" => {
                 a.idle = true;
+                i += 1;
+                continue;
+            }
+            "--no-quiesce" => {
+                a.no_quiesce = true;
                 i += 1;
                 continue;
             }
@@ -185,6 +193,7 @@ async fn main() {
         let mut c = HostConfig::new(1, tmp.path().join(format!("host{i}")));
         c.workers = a.workers;
         c.tls = tls.clone();
+        c.quiesce = !a.no_quiesce;
         hosts.push(Arc::new(Host::open(c).expect("open host")));
     }
     let t0 = Instant::now();
@@ -228,15 +237,24 @@ async fn main() {
     );
 
     if a.idle {
+        // Settle: every replica quiesces after three idle election timeouts (when the hosts
+        // quiesce idle shards, as they do by default); then measure.
+        let replicas = a.shards as usize * a.hosts;
+        let settle = Instant::now() + Duration::from_secs(20);
         tokio::time::sleep(Duration::from_secs(2)).await;
+        while Instant::now() < settle
+            && hosts.iter().map(|h| h.quiesced_replicas()).sum::<usize>() < replicas
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let c0 = cpu_seconds();
         let w0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(a.seconds)).await;
         let cpu = (cpu_seconds() - c0) / w0.elapsed().as_secs_f64() * 100.0;
-        let replicas = a.shards * a.hosts as u64;
+        let quiesced: usize = hosts.iter().map(|h| h.quiesced_replicas()).sum();
         println!(
-            "{{\"mode\":\"idle\",\"hosts\":{},\"replicas\":{},\"replicas_per_host\":{},\"cpu_percent\":{:.1},\"cpu_percent_per_host\":{:.1},\"rss_mb\":{:.1}}}",
-            a.hosts, replicas, a.shards, cpu, cpu / a.hosts as f64, rss_mb()
+            "{{\"mode\":\"idle\",\"hosts\":{},\"replicas\":{},\"replicas_per_host\":{},\"quiesced\":{},\"cpu_percent\":{:.1},\"cpu_percent_per_host\":{:.1},\"rss_mb\":{:.1}}}",
+            a.hosts, replicas, a.shards, quiesced, cpu, cpu / a.hosts as f64, rss_mb()
         );
         for h in &hosts {
             h.close();

@@ -88,6 +88,7 @@ pub(crate) struct Applier {
     shards: HashMap<u64, Applied>,
     /// Incarnations stopped and not yet closed here (shared with the host).
     pub(crate) closing: Closing,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Most tasks taken from the queue at once.
@@ -107,6 +108,7 @@ impl Applier {
             batcher,
             shards: HashMap::new(),
             closing: Closing::default(),
+            metrics: Default::default(),
         }
     }
 
@@ -458,6 +460,7 @@ impl Applier {
             });
             w.send(r);
         }
+        crate::metrics::count(&self.metrics.entries_applied, last_index - a.applied);
         a.applied = last_index;
         a.applied_term = last_term;
         debug_assert!(

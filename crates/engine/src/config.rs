@@ -84,6 +84,20 @@ pub struct HostConfig {
     pub max_sessions_per_shard: usize,
     /// Applies entries of many shards per call instead of each replica's `update`.
     pub batch_updater: Option<Arc<dyn BatchUpdater>>,
+    /// Quiesce idle shards: a shard with no work for three election timeouts stops ticking
+    /// and sending heartbeats on every replica until work arrives (a proposal, a read, a
+    /// membership change, a leader transfer or a Raft message other than a heartbeat). A
+    /// quiesced follower starts no election until it is woken, so the crash of a quiesced
+    /// leader is noticed once the shard has work again. On by default.
+    pub quiesce: bool,
+    /// Receives the host's log records in batches (about every 100 ms), on an engine thread:
+    /// raft-rs's own records and the engine's events (leader and membership changes, replicas
+    /// started, stopped, failed or removed, transport and snapshot transfer errors, the host's
+    /// failure). Records are queued without waiting; past a bound they are dropped and counted
+    /// ([`crate::Host::log_records_dropped`]). `None` (the default) logs nothing.
+    pub log_sink: Option<crate::log::LogSink>,
+    /// The least severe level logged (default `Info`): records below it are never built.
+    pub log_level: crate::log::Level,
 }
 
 impl HostConfig {
@@ -113,6 +127,9 @@ impl HostConfig {
             tls: None,
             event_listener: None,
             batch_updater: None,
+            quiesce: true,
+            log_sink: None,
+            log_level: crate::log::Level::Info,
         }
     }
 

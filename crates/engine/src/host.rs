@@ -14,6 +14,7 @@ use crate::apply::{Applier, ApplyTask};
 use crate::config::{HostConfig, LinkFilter, StartMode};
 use crate::error::{Error, Result};
 use crate::fault::{panic_message, Fault};
+use crate::log::Level;
 use crate::network::Network;
 use crate::router::{Closing, Cmd, LocalReplica, Router, Running};
 use crate::snapshot;
@@ -57,6 +58,10 @@ pub struct Host {
     pub(crate) applying: Arc<AtomicU64>,
     /// Stopped replicas whose apply work is not finished.
     pub(crate) closing: Closing,
+    /// Replicas that have quiesced.
+    pub(crate) quiesced: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) logs: Option<Arc<crate::log::Logs>>,
 }
 
 fn random_nonce() -> u64 {
@@ -103,7 +108,17 @@ impl Host {
             receivers.push(rx);
         }
         let router = Arc::new(Router::new(senders));
-        let fault = Arc::new(Fault::new(router.clone(), config.event_listener.clone()));
+        let metrics: Arc<crate::metrics::Metrics> = Default::default();
+        let logs = config
+            .log_sink
+            .clone()
+            .map(|s| crate::log::Logs::new(s, config.log_level));
+        if let Some(l) = &logs {
+            runtime.spawn(l.clone().run());
+        }
+        // Every event is logged as well as reported.
+        let events = crate::log::logged_events(config.event_listener.clone(), logs.clone());
+        let fault = Arc::new(Fault::new(router.clone(), events.clone()));
         store.trip_on(fault.clone());
         let transport = Arc::new(Transport::new(
             config.cluster_id,
@@ -116,6 +131,8 @@ impl Host {
             router.clone(),
             fault.clone(),
             config.tls.clone(),
+            metrics.clone(),
+            logs.clone(),
         )?);
         for (shard, replica, a) in store.load_addresses()? {
             transport.set_address(shard, replica, &a);
@@ -125,6 +142,7 @@ impl Host {
         let running: Running = Default::default();
         let closing = Closing::default();
         let nonce = random_nonce();
+        let quiesced: Arc<std::sync::atomic::AtomicUsize> = Default::default();
         let mut threads = Vec::new();
         let mut applies = Vec::new();
         for (i, rx) in receivers.into_iter().enumerate() {
@@ -136,6 +154,7 @@ impl Host {
                 config.batch_updater.clone(),
             );
             applier.closing = closing.clone();
+            applier.metrics = metrics.clone();
             let f = fault.clone();
             threads.push(
                 std::thread::Builder::new()
@@ -151,7 +170,7 @@ impl Host {
                 store.clone(),
                 transport.clone(),
                 atx.clone(),
-                config.event_listener.clone(),
+                events.clone(),
                 Duration::from_millis(config.tick_ms),
                 nonce,
                 config.compaction_overhead,
@@ -162,6 +181,13 @@ impl Host {
             );
             worker.max_applying_host = config.max_applying_bytes_per_host;
             worker.closing = closing.clone();
+            if config.quiesce {
+                let election = config.election_ticks as u64;
+                worker.quiesce_after = crate::quiesce::IDLE_ELECTIONS * election;
+                worker.quiesce_grace = election;
+            }
+            worker.quiesced = quiesced.clone();
+            worker.metrics = metrics.clone();
             applies.push(atx);
             threads.push(
                 std::thread::Builder::new()
@@ -187,6 +213,9 @@ impl Host {
             in_flight: Default::default(),
             applying: Default::default(),
             closing,
+            quiesced,
+            metrics,
+            logs,
         })
     }
 
@@ -316,6 +345,7 @@ impl Host {
             sm,
             cfg,
             incarnation,
+            self.logs.as_ref(),
         )?;
         let applying = Arc::new(AtomicU64::new(0));
         booted.replica.budget = crate::replica::Applying {
@@ -337,6 +367,10 @@ impl Host {
         );
         self.router
             .send(shard_id, Cmd::Start(Box::new(booted.replica)));
+        crate::log::emit(&self.logs, Level::Info, shard_id, replica_id, || {
+            let fields = vec![crate::log::num("incarnation", incarnation)];
+            ("replica started".into(), fields)
+        });
         Ok(())
     }
 
@@ -354,7 +388,18 @@ impl Host {
             },
         );
         let res = rx.await.unwrap_or(Err(Error::Closed));
-        self.replicas.write().remove(&shard_id);
+        let replica = self
+            .replicas
+            .write()
+            .remove(&shard_id)
+            .map(|r| r.replica_id);
+        crate::log::emit(
+            &self.logs,
+            Level::Info,
+            shard_id,
+            replica.unwrap_or(0),
+            || ("replica stopped".into(), Vec::new()),
+        );
         res
     }
 
@@ -417,6 +462,18 @@ impl Host {
         self.store.synced_writes.load(Ordering::Relaxed)
     }
 
+    /// log_records_dropped returns how many log records were dropped because the queue to
+    /// the log sink was full.
+    pub fn log_records_dropped(&self) -> u64 {
+        self.logs.as_ref().map_or(0, |l| l.dropped())
+    }
+
+    /// quiesced_replicas returns how many of this host's replicas have quiesced (see
+    /// [`HostConfig::quiesce`]).
+    pub fn quiesced_replicas(&self) -> usize {
+        self.quiesced.load(Ordering::Relaxed)
+    }
+
     /// replica_id returns the id of the local replica of a shard.
     pub fn replica_id(&self, shard_id: u64) -> Result<u64> {
         self.replicas
@@ -451,6 +508,10 @@ impl Host {
         self.applies.write().clear();
         for t in apply {
             let _ = t.join();
+        }
+        // What was logged until now reaches the sink before close returns.
+        if let Some(l) = &self.logs {
+            l.flush();
         }
         if let Some(rt) = self.runtime.lock().take() {
             // Wait (bounded) for the transport's tasks to drop their sockets, so the address

@@ -100,6 +100,7 @@ impl Host {
             nonce: self.nonce,
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
         };
+        crate::metrics::count(&self.metrics.proposals, 1);
         self.router.send(
             shard_id,
             Cmd::Propose {
@@ -120,6 +121,18 @@ impl Host {
     /// or with the replica's or the host's state machines too far behind, a call is refused
     /// at once with `Busy`, and memory stays bounded).
     pub(crate) fn admit(&self, shard_id: u64) -> Result<Permit> {
+        self.refused(self.admit_within(shard_id))
+    }
+
+    /// refused counts a call refused as busy.
+    fn refused<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(Error::Busy(_)) = &r {
+            crate::metrics::count(&self.metrics.proposals_refused, 1);
+        }
+        r
+    }
+
+    fn admit_within(&self, shard_id: u64) -> Result<Permit> {
         self.check_open()?;
         let (shard, applying) = match self.replicas.read().get(&shard_id) {
             Some(r) => (r.in_flight.clone(), r.applying.load(Ordering::Acquire)),
@@ -252,7 +265,7 @@ impl Host {
     pub async fn read_index(&self, shard_id: u64, timeout: Duration) -> Result<u64> {
         self.check_shard(shard_id)?;
         // A read waits in the same limits as proposals: refused with `Busy` past them.
-        let place = self.read_place(shard_id)?;
+        let place = self.refused(self.read_place(shard_id))?;
         let (tx, rx) = oneshot::channel();
         self.router.send(
             shard_id,

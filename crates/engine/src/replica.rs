@@ -270,6 +270,8 @@ pub(crate) struct Replica {
     /// The host-wide and this replica's counts of bytes handed to the state machine and not
     /// applied (`applying`), for admission.
     pub(crate) budget: Applying,
+    /// Whether the replica has work, or has quiesced (see `crate::quiesce`).
+    pub(crate) quiet: crate::quiesce::Quiet,
 }
 
 /// Applying counts bytes handed to state machines and not yet applied: one replica's, and
@@ -332,6 +334,7 @@ impl Replica {
             removed: false,
             expired: HashMap::new(),
             budget: Applying::default(),
+            quiet: Default::default(),
         }
     }
 
@@ -571,4 +574,7 @@ pub struct ReplicaStatus {
     pub applying_bytes: u64,
     /// Current membership.
     pub membership: Membership,
+    /// Whether the replica has quiesced: its shard was idle, and it neither ticks nor sends
+    /// heartbeats until work arrives.
+    pub quiesced: bool,
 }

@@ -88,6 +88,10 @@ pub(crate) enum Cmd {
         shard: u64,
         reply: oneshot::Sender<Result<ReplicaStatus>>,
     },
+    /// The apply lag of the worker's replicas, for the host's metrics.
+    Lag {
+        reply: oneshot::Sender<crate::metrics::HistogramSnapshot>,
+    },
     Shutdown,
 }
 
@@ -109,7 +113,7 @@ impl Cmd {
             | Cmd::ApplyFailed { shard, .. }
             | Cmd::TransferLeader { shard, .. }
             | Cmd::Status { shard, .. } => Some(*shard),
-            Cmd::Shutdown => None,
+            Cmd::Shutdown | Cmd::Lag { .. } => None,
         }
     }
 
@@ -197,6 +201,26 @@ impl Router {
         if let Err(e) = self.workers[self.worker_of(shard)].send(cmd) {
             e.into_inner().reject(|| Error::Closed);
         }
+    }
+
+    /// workers is the number of workers.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// send_to sends a worker-wide command to worker `i`.
+    pub(crate) fn send_to(&self, i: usize, cmd: Cmd) {
+        let _ = self.workers[i].send(cmd);
+    }
+
+    /// queued is the number of commands waiting for the workers.
+    pub(crate) fn queued(&self) -> usize {
+        self.workers.iter().map(|w| w.len()).sum()
+    }
+
+    /// inbox_bytes is the size of the received Raft messages waiting for their worker.
+    pub(crate) fn inbox_bytes(&self) -> usize {
+        self.inbox.load(Ordering::Relaxed)
     }
 
     pub(crate) fn shutdown(&self) {

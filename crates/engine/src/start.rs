@@ -96,6 +96,7 @@ pub(crate) fn boot(
     mut sm: Box<dyn StateMachine>,
     mut cfg: raft::Config,
     incarnation: u64,
+    logs: Option<&Arc<crate::log::Logs>>,
 ) -> Result<Booted> {
     let shard_id = storage.shard();
     let mut applied = sm.open().map_err(|e| Error::StateMachine(e.0))?;
@@ -140,7 +141,10 @@ pub(crate) fn boot(
     storage.start_at(applied);
     cfg.applied = applied;
     let replica_id = cfg.id;
-    let logger = slog::Logger::root(slog::Discard, slog::o!());
+    let logger = match logs {
+        Some(l) => l.raft(shard_id, replica_id),
+        None => slog::Logger::root(slog::Discard, slog::o!()),
+    };
     let node = RawNode::new(&cfg, storage, &logger).map_err(|e| Error::Raft(e.to_string()))?;
     let open = ApplyTask::Open {
         shard: shard_id,

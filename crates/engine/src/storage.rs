@@ -56,7 +56,7 @@ pub(crate) type Fs = crate::sim::disk::VolatileFs;
 /// its own, for the writes that were in flight beside it, and then looks at the fault.
 pub(crate) struct LogStore {
     engine: Engine<Fs>,
-    fsync: bool,
+    pub(crate) fsync: bool,
     /// Number of batches written with a sync (raft-engine may merge concurrent ones further).
     pub(crate) synced_writes: std::sync::atomic::AtomicU64,
     fault: std::sync::OnceLock<std::sync::Arc<Fault>>,

@@ -2,6 +2,7 @@
 //! ready → persist (one batch, one sync for all of them) → send → hand to apply → advance.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,9 @@ use crate::apply::ApplyTask;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventListener, Membership};
 use crate::fault::{panic_message, Fault};
+use crate::metrics::{count, HistogramSnapshot, Metrics, APPLY_LAG};
 use crate::network::Network;
+use crate::quiesce;
 use crate::replica::{AppliedSink, ProposalId, ReadsInFlight, Replica, ReplicaStatus};
 use crate::router::{Closing, Cmd, Running};
 use crate::storage::LogStore;
@@ -57,6 +60,17 @@ pub(crate) struct Worker {
     /// Incarnations stopped here whose apply work is not finished (shared with the host).
     pub(crate) closing: Closing,
     root: std::path::PathBuf,
+    /// Ticks without work after which a leader quiesces its shard (0: never).
+    pub(crate) quiesce_after: u64,
+    /// Ticks after quiescing during which a heartbeat (sent before the notice) wakes nobody.
+    pub(crate) quiesce_grace: u64,
+    /// Ticks of this worker so far.
+    ticks: u64,
+    /// The host's count of quiesced replicas.
+    pub(crate) quiesced: Arc<AtomicUsize>,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Entries in the batch since it was last written.
+    batch_entries: usize,
 }
 
 impl Worker {
@@ -97,6 +111,12 @@ impl Worker {
             defer_shards: Default::default(),
             closing: Closing::default(),
             root,
+            quiesce_after: 0,
+            quiesce_grace: 0,
+            ticks: 0,
+            quiesced: Default::default(),
+            metrics: Default::default(),
+            batch_entries: 0,
         }
     }
 
@@ -177,6 +197,32 @@ impl Worker {
         Ok(())
     }
 
+    /// write_batch writes the batch (synced, when the host syncs) and counts it.
+    fn write_batch(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let entries = std::mem::take(&mut self.batch_entries);
+        let start = Instant::now();
+        self.store.write(&mut self.batch)?;
+        if self.store.fsync {
+            let m = &self.metrics;
+            m.fsync_seconds.observe(start.elapsed().as_secs_f64());
+            m.entries_per_fsync.observe(entries as f64);
+        }
+        Ok(())
+    }
+
+    /// apply_lag is the histogram, over this worker's replicas, of the entries each has seen
+    /// committed and not yet applied.
+    fn apply_lag(&self) -> HistogramSnapshot {
+        let lag = self.replicas.values().map(|r| {
+            let committed = r.node.raft.raft_log.committed;
+            committed.saturating_sub(r.applied) as f64
+        });
+        HistogramSnapshot::of(APPLY_LAG, lag)
+    }
+
     fn emit(&self, ev: Event) {
         if let Some(l) = &self.events {
             l(ev);
@@ -186,7 +232,31 @@ impl Worker {
     /// on_tick advances every replica's logical clock by one tick.
     pub(crate) fn on_tick(&mut self, now: Instant) {
         let resend = self.tick * READ_RESEND_TICKS;
+        self.ticks += 1;
         for (shard, r) in self.replicas.iter_mut() {
+            if r.quiet.since().is_some() {
+                continue;
+            }
+            r.quiet.idle += 1;
+            if self.quiesce_after > 0
+                && r.quiet.idle >= self.quiesce_after
+                && quiesce::may_lead_quiet(r)
+            {
+                // Quiesce instead of this tick, so no heartbeat follows the notices.
+                r.quiet.enter(self.ticks);
+                let (from, term) = (r.id, r.node.raft.term);
+                let notices = r
+                    .node
+                    .raft
+                    .prs()
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| *id != from)
+                    .map(|to| quiesce::notice(from, to, term))
+                    .collect();
+                self.transport.send(*shard, notices);
+                continue;
+            }
             if r.node.tick() {
                 self.dirty.insert(*shard);
             }
@@ -225,13 +295,19 @@ impl Worker {
 
     /// handle takes one command into the replica it is for.
     pub(crate) fn handle(&mut self, cmd: Cmd) {
+        if let Cmd::Lag { reply } = cmd {
+            let _ = reply.send(self.apply_lag());
+            return;
+        }
         let Some(shard) = cmd.shard() else {
             return;
         };
         if let Cmd::Start(r) = cmd {
             // The host checks this before sending; otherwise keep the running one.
             if let std::collections::hash_map::Entry::Vacant(e) = self.replicas.entry(shard) {
-                e.insert(*r);
+                let mut r = *r;
+                r.quiet.count = self.quiesced.clone();
+                e.insert(r);
                 self.dirty.insert(shard);
             }
             return;
@@ -239,7 +315,7 @@ impl Worker {
         if let Cmd::Stop { done, .. } = cmd {
             // Records of this shard waiting in the batch go to disk now, so that nothing of
             // it is written after its data has been removed.
-            if let Err(e) = self.store.write(&mut self.batch) {
+            if let Err(e) = self.write_batch() {
                 let _ = done.send(Err(Error::HostFailed(e.to_string())));
                 self.fault.trip(e.to_string());
                 return;
@@ -294,6 +370,33 @@ impl Worker {
             return;
         };
         self.dirty.insert(shard);
+        let work = match &cmd {
+            Cmd::Raft { msg, .. } if quiesce::is_notice(msg) => {
+                if r.quiet.since().is_none() && quiesce::may_follow_quiet(r, msg) {
+                    r.quiet.enter(self.ticks);
+                }
+                return;
+            }
+            // A heartbeat is work only to a quiesced replica, and only once those sent
+            // before the notice have had time to arrive.
+            Cmd::Raft { msg, .. } => {
+                msg.to == r.id
+                    && (quiesce::is_work(msg.get_msg_type())
+                        || r.quiet
+                            .since()
+                            .is_some_and(|t| self.ticks - t >= self.quiesce_grace))
+            }
+            Cmd::Propose { .. }
+            | Cmd::ConfChange { .. }
+            | Cmd::ReadIndex { .. }
+            | Cmd::TransferLeader { .. }
+            | Cmd::Snapshot { .. }
+            | Cmd::SnapshotStatus { .. } => true,
+            _ => false,
+        };
+        if work {
+            r.quiet.wake();
+        }
         match cmd {
             Cmd::Propose {
                 id,
@@ -411,6 +514,7 @@ impl Worker {
                     applied: r.applied,
                     applying_bytes: r.applying,
                     membership: Membership::from_conf_state(&r.node.store().conf_state()),
+                    quiesced: r.quiet.since().is_some(),
                 }));
             }
             _ => {}
@@ -438,7 +542,7 @@ impl Worker {
             self.replicas.insert(shard, r);
         }
         if !self.batch.is_empty() {
-            self.store.write(&mut self.batch)?;
+            self.write_batch()?;
             self.urgent = false;
         }
         self.release();
@@ -489,7 +593,7 @@ impl Worker {
             }
         }
         if self.urgent || !self.after_sync.is_empty() {
-            self.store.write(&mut self.batch)?;
+            self.write_batch()?;
             self.urgent = false;
         }
         self.release();
@@ -565,6 +669,9 @@ impl Worker {
                 r.fail_reads_in_flight();
                 r.fail_proposals_unknown("leadership changed while the entry was in flight");
             }
+            if leader != r.leader && leader != 0 {
+                count(&self.metrics.leader_changes, 1);
+            }
             r.leader = leader;
             r.term = term;
             self.emit(Event::LeaderChanged {
@@ -597,6 +704,7 @@ impl Worker {
                 membership: Membership::from_conf_state(meta.get_conf_state()),
             });
         }
+        self.batch_entries += rd.entries().len();
         r.node.mut_store().append(&mut self.batch, rd.entries())?;
         if let Some(hs) = rd.hs() {
             r.node.mut_store().set_hard_state(&mut self.batch, hs)?;
@@ -634,6 +742,7 @@ impl Worker {
         if entries.is_empty() {
             return Ok(());
         }
+        count(&self.metrics.entries_committed, entries.len() as u64);
         let mut waiters = Vec::new();
         for e in &entries {
             let id = ProposalId::decode(&e.context).filter(|id| id.nonce == self.nonce);
@@ -779,7 +888,9 @@ impl Worker {
 /// more); one that claims more comes from a peer that is wrong about this replica's log.
 fn admissible(r: &Replica, msg: &Message) -> bool {
     let last = r.node.raft.raft_log.last_index();
-    msg.to == r.id && !(msg.get_msg_type() == MessageType::MsgHeartbeat && msg.commit > last)
+    msg.to == r.id
+        && !quiesce::local_only(msg.get_msg_type())
+        && !(msg.get_msg_type() == MessageType::MsgHeartbeat && msg.commit > last)
 }
 
 /// map_raft_error turns a raft-rs error into the engine's error.

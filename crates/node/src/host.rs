@@ -47,8 +47,9 @@ pub struct NativeHost {
 
 #[napi]
 impl NativeHost {
-    /// open starts a host. `apply` receives state machine calls; `events` receives events.
-    /// Neither keeps the Node.js event loop alive.
+    /// open starts a host. `apply` receives state machine calls; `events` receives events;
+    /// `logs`, when given, receives arrays of log records (`{ level, msg, source, shard,
+    /// replica, fields }`) about every 100 ms. None keeps the Node.js event loop alive.
     #[napi(factory, catch_unwind)]
     pub fn open(
         env: Env,
@@ -56,6 +57,7 @@ impl NativeHost {
         apply: JsFunction,
         events: JsFunction,
         results: JsFunction,
+        logs: Option<JsFunction>,
     ) -> Result<NativeHost> {
         let cluster = id(options.cluster_id, "clusterId")?;
         if options.data_dir.is_empty() {
@@ -104,6 +106,22 @@ impl NativeHost {
         if let Some(v) = options.max_sessions_per_shard {
             cfg.max_sessions_per_shard = v as usize;
         }
+        if let Some(v) = options.quiesce {
+            cfg.quiesce = v;
+        }
+        let level = crate::logs::level_of(options.log_level.as_deref().unwrap_or("info"))?;
+        if let (Some(f), Some(level)) = (logs, level) {
+            let mut tsfn: ThreadsafeFunction<Vec<zongzi_engine::LogRecord>, ErrorStrategy::Fatal> =
+                f.create_threadsafe_function(0, crate::logs::records_to_js)
+                    .map_err(internal)?;
+            // Weak: logging never keeps the process alive, and the engine's copy goes with
+            // the engine when the host closes.
+            tsfn.unref(&env).map_err(internal)?;
+            cfg.log_level = level;
+            cfg.log_sink = Some(Arc::new(move |batch| {
+                tsfn.call(batch, ThreadsafeFunctionCallMode::NonBlocking);
+            }));
+        }
         let mut ev: ThreadsafeFunction<Event, ErrorStrategy::Fatal> = events
             .create_threadsafe_function(0, event_to_js)
             .map_err(internal)?;
@@ -149,8 +167,13 @@ impl NativeHost {
         })
     }
 
-    fn host(&self) -> Result<Arc<Host>> {
+    pub(crate) fn host(&self) -> Result<Arc<Host>> {
         self.host.read().clone().ok_or_else(closed)
+    }
+
+    /// log_records_dropped counts the log records dropped because the buffer was full.
+    pub(crate) fn log_records_dropped(&self) -> u64 {
+        self.host().map_or(0, |h| h.log_records_dropped())
     }
 
     /// reloadTls reads the TLS files again; new connections use the new certificates.
@@ -520,6 +543,7 @@ impl NativeHost {
                 commit: st.commit as f64,
                 applied: st.applied as f64,
                 membership: membership(st.membership),
+                quiesced: st.quiesced,
             })
         })
         .await)

@@ -10,9 +10,12 @@ mod error;
 
 pub use error::CODES;
 mod host;
+mod logs;
 mod machines;
+mod metrics;
 mod types;
 
 pub use certificates::*;
 pub use host::*;
+pub use metrics::*;
 pub use types::*;

@@ -39,6 +39,11 @@ pub struct HostOptions {
     pub max_sessions_per_shard: Option<u32>,
     /// Mutual TLS on the Raft transport; absent means plain TCP.
     pub tls: Option<TlsFiles>,
+    /// Quiesce idle shards (default true).
+    pub quiesce: Option<bool>,
+    /// The least severe level handed to the `logs` callback, as pino names levels (default
+    /// `info`; `silent` logs nothing).
+    pub log_level: Option<String>,
 }
 
 /// TlsFiles names PEM files: the cluster CA's certificate, this host's certificate (which
@@ -106,6 +111,8 @@ pub struct ReplicaStatus {
     pub applied: f64,
     /// Current members.
     pub membership: MembershipInfo,
+    /// Whether the local replica has quiesced.
+    pub quiesced: bool,
 }
 
 /// StoredReplica is a replica found on disk.

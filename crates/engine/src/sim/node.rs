@@ -207,7 +207,7 @@ impl Node {
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..setup.workers {
             let (atx, arx): (Sender<ApplyTask>, _) = crossbeam_channel::unbounded();
-            workers.push(Worker::new(
+            let mut worker = Worker::new(
                 store.clone(),
                 outbox.clone(),
                 atx.clone(),
@@ -219,7 +219,11 @@ impl Node {
                 fault.clone(),
                 Default::default(),
                 root.to_path_buf(),
-            ));
+            );
+            // Idle shards quiesce, as they do by default on a host.
+            worker.quiesce_after = crate::quiesce::IDLE_ELECTIONS * ELECTION_TICKS as u64;
+            worker.quiesce_grace = ELECTION_TICKS as u64;
+            workers.push(worker);
             let root = root.to_path_buf();
             appliers.push(Applier::new(
                 root,
@@ -296,7 +300,7 @@ impl Node {
         });
         let checks = self.checks.clone();
         let sm = Box::new(Kv::new(self.host, shard, incarnation, checks, durable));
-        let booted = start::boot(&self.store, &self.root, storage, sm, cfg, incarnation)?;
+        let booted = start::boot(&self.store, &self.root, storage, sm, cfg, incarnation, None)?;
         let w = self.router.worker_of(shard);
         let _ = self.apply_tx[w].send(booted.open);
         self.updater

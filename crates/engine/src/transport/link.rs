@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use super::frame::{encode_messages, header, HEADER_LEN, MAGIC_MESSAGES, MESSAGE_OVERHEAD};
 use super::Outgoing;
+use crate::log::Level;
 use crate::router::{Cmd, Router};
 use raft::eraftpb::Message;
 
@@ -39,6 +40,11 @@ impl Queue {
         Queue { tx, queued, limit }
     }
 
+    /// queued is the size of what waits in the queue.
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// push queues a message; false when the queue is full or the link gone.
     pub(super) fn push(&self, shard: u64, m: Message) -> bool {
         let size = m.compute_size() as usize;
@@ -65,6 +71,8 @@ pub(super) struct PeerLink {
     pub(super) router: Arc<Router>,
     /// Bytes in the queue; the link takes off what it takes out.
     pub(super) queued: Arc<AtomicUsize>,
+    pub(super) counters: Arc<crate::metrics::PeerCounters>,
+    pub(super) logs: Option<Arc<crate::log::Logs>>,
 }
 
 impl PeerLink {
@@ -81,6 +89,8 @@ impl PeerLink {
             .max_frame
             .saturating_sub(HEADER_LEN + 2 + self.local_addr.len());
         let mut carry: Option<Outgoing> = None;
+        // Whether the peer could not be reached, since it last could.
+        let mut down = false;
         loop {
             // A message counts in the queue until it is taken out of the channel (a carried
             // one was taken already).
@@ -123,8 +133,15 @@ impl PeerLink {
                     Ok(s) => {
                         conn = Some(s);
                         backoff = Duration::from_millis(20);
+                        if std::mem::take(&mut down) {
+                            self.log(Level::Info, "peer reachable again", None);
+                        }
                     }
-                    _ => {
+                    Err(e) => {
+                        // Once per outage, not per attempt.
+                        if !std::mem::replace(&mut down, true) {
+                            self.log(Level::Warn, "peer unreachable", Some(&e));
+                        }
                         retry_at = Instant::now() + backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                         self.report(&batch);
@@ -138,11 +155,24 @@ impl PeerLink {
             frame.extend_from_slice(&payload);
             let s = conn.as_mut().unwrap();
             let written = tokio::time::timeout(WRITE_TIMEOUT, s.write_all(&frame)).await;
-            if !matches!(written, Ok(Ok(()))) {
+            if matches!(written, Ok(Ok(()))) {
+                self.counters.sent(frame.len());
+            } else {
                 conn = None;
                 self.report(&batch);
             }
         }
+    }
+
+    /// log logs an event of this link.
+    fn log(&self, level: Level, msg: &str, error: Option<&std::io::Error>) {
+        crate::log::emit(&self.logs, level, 0, 0, || {
+            let mut fields = vec![crate::log::field("peer", &self.addr)];
+            if let Some(e) = error {
+                fields.push(crate::log::field("error", e));
+            }
+            (msg.to_string(), fields)
+        });
     }
 
     /// report tells each sending replica, once per destination, that it was unreachable.

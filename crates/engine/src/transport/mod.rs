@@ -32,6 +32,7 @@ use tokio::sync::mpsc;
 
 use crate::config::LinkFilter;
 use crate::fault::Fault;
+use crate::log::{emit, field, num, Level, Logs};
 use crate::network::Network;
 use crate::router::{Cmd, Router};
 use crate::storage::LogStore;
@@ -52,6 +53,20 @@ pub(crate) async fn dial(addr: &str, tls: Option<&tls::Tls>) -> std::io::Result<
     tokio::time::timeout(link::CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| frame::bad("connect timed out"))?
+}
+
+/// FilterClosed tells a connection's end by the peer from a failure.
+trait FilterClosed {
+    fn filter_closed(self) -> std::io::Result<()>;
+}
+
+impl FilterClosed for std::io::Result<()> {
+    fn filter_closed(self) -> std::io::Result<()> {
+        match self {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+            other => other,
+        }
+    }
 }
 
 /// Longest a snapshot transfer may take before it counts as failed (and Raft retries).
@@ -79,6 +94,8 @@ pub(crate) struct Transport {
     /// Messages refused on arrival because no local replica was their addressee.
     dropped: std::sync::atomic::AtomicU64,
     filter: RwLock<Option<LinkFilter>>,
+    pub(crate) metrics: Arc<crate::metrics::Metrics>,
+    pub(crate) logs: Option<Arc<Logs>>,
 }
 
 impl Transport {
@@ -94,6 +111,8 @@ impl Transport {
         router: Arc<Router>,
         fault: Arc<Fault>,
         tls: Option<crate::config::TlsFiles>,
+        metrics: Arc<crate::metrics::Metrics>,
+        logs: Option<Arc<Logs>>,
     ) -> crate::error::Result<Self> {
         let tls = tls.map(tls::Tls::load).transpose()?.map(Arc::new);
         Ok(Transport {
@@ -111,6 +130,8 @@ impl Transport {
             addresses: book::AddressBook::default(),
             dropped: Default::default(),
             filter: RwLock::new(None),
+            metrics,
+            logs,
         })
     }
 
@@ -127,6 +148,11 @@ impl Transport {
     /// dropped returns how many received messages were refused.
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// queued_bytes is the size of the messages queued for peers and not yet sent.
+    pub(crate) fn queued_bytes(&self) -> u64 {
+        self.peers.lock().values().map(|q| q.queued() as u64).sum()
     }
 
     pub(crate) fn set_filter(&self, f: Option<LinkFilter>) {
@@ -149,8 +175,16 @@ impl Transport {
                 t.fault
                     .spawn(&t.handle, "a transport connection", async move {
                         // An error only ends this connection; the peer reconnects if it is genuine.
-                        if let Ok(conn) = c.accept(stream).await {
-                            let _ = c.receive(conn).await;
+                        let res = match c.accept(stream).await {
+                            Ok(conn) => c.receive(conn).await,
+                            Err(e) => Err(e),
+                        };
+                        // A peer closing its end is no news; anything else is.
+                        if let Err(e) = res.filter_closed() {
+                            emit(&c.logs, Level::Warn, 0, 0, || {
+                                let fields = vec![field("error", &e)];
+                                ("transport connection failed".into(), fields)
+                            });
                         }
                     });
             }
@@ -210,6 +244,8 @@ impl Transport {
                     max_frame: self.max_frame,
                     router: self.router.clone(),
                     queued: queued.clone(),
+                    counters: self.metrics.peer(&addr),
+                    logs: self.logs.clone(),
                 };
                 self.fault.spawn(&self.handle, "a peer link", t.run(rx));
                 link::Queue::new(tx, queued, link::MAX_QUEUED_BYTES)
@@ -243,19 +279,39 @@ impl Transport {
         let router = self.router.clone();
         let (cluster, root) = (self.cluster_id, self.root.clone());
         let tls = self.tls.clone();
+        let metrics = self.metrics.clone();
+        let logs = self.logs.clone();
         self.fault
             .spawn(&self.handle, "a snapshot transfer", async move {
                 let send = snapshot_stream::send(cluster, &root, &addr, tls.as_deref(), shard, msg);
-                let ok = matches!(
-                    tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await,
-                    Ok(Ok(()))
-                );
+                let sent = tokio::time::timeout(SNAPSHOT_TIMEOUT, send).await;
+                let ok = matches!(sent, Ok(Ok(_)));
+                match &sent {
+                    Ok(Ok(bytes)) => {
+                        crate::metrics::count(&metrics.snapshots_sent, 1);
+                        crate::metrics::count(&metrics.snapshot_bytes_sent, *bytes);
+                        emit(&logs, Level::Info, shard, 0, || {
+                            let fields = vec![num("to", to), num("bytes", *bytes)];
+                            ("snapshot sent".into(), fields)
+                        });
+                    }
+                    Ok(Err(e)) => emit(&logs, Level::Warn, shard, 0, || {
+                        let fields = vec![num("to", to), field("error", e)];
+                        ("snapshot send failed".into(), fields)
+                    }),
+                    Err(_) => emit(&logs, Level::Warn, shard, 0, || {
+                        let fields = vec![num("to", to), field("error", "timed out")];
+                        ("snapshot send failed".into(), fields)
+                    }),
+                }
                 router.send(shard, Cmd::SnapshotStatus { shard, to, ok });
             });
     }
 
     async fn receive(&self, mut s: tls::Conn) -> std::io::Result<()> {
         let mut hdr = [0u8; HEADER_LEN];
+        // The counters of the peer that sent the last frame (a connection has one sender).
+        let mut peer: Option<(String, Arc<crate::metrics::PeerCounters>)> = None;
         loop {
             s.read_exact(&mut hdr).await?;
             if self.fault.is_failed() {
@@ -278,12 +334,28 @@ impl Transport {
                 let (shard, msg, file) = tokio::time::timeout(SNAPSHOT_TIMEOUT, recv)
                     .await
                     .map_err(|_| frame::bad("snapshot transfer timed out"))??;
+                let bytes = file
+                    .as_ref()
+                    .and_then(|f| std::fs::metadata(f).ok())
+                    .map_or(0, |m| m.len());
+                crate::metrics::count(&self.metrics.snapshots_received, 1);
+                crate::metrics::count(&self.metrics.snapshot_bytes_received, bytes);
+                emit(&self.logs, Level::Info, shard, msg.to, || {
+                    let fields = vec![num("from", msg.from), num("bytes", bytes)];
+                    ("snapshot received".into(), fields)
+                });
                 self.router.send(shard, Cmd::Snapshot { shard, msg, file });
                 return Ok(());
             }
             // The whole frame decodes before any of it is routed: a corrupt frame is
             // refused as a unit.
             let (from_addr, msgs) = frame::decode_messages(&payload)?;
+            if peer.as_ref().is_none_or(|(a, _)| a != from_addr) {
+                peer = Some((from_addr.to_string(), self.metrics.peer(from_addr)));
+            }
+            if let Some((_, p)) = &peer {
+                p.received(HEADER_LEN + payload.len());
+            }
             self.learn(from_addr, &msgs);
             for (shard, msg) in msgs {
                 if !self.router.deliver(shard, msg) {

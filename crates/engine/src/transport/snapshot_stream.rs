@@ -19,7 +19,7 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 static RECV_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// send streams the snapshot that `msg` announces from this host's files to `addr`, and
-/// returns once the receiver has synced it.
+/// returns once the receiver has synced it, with the bytes of its data.
 pub(super) async fn send(
     cluster: u64,
     root: &Path,
@@ -27,7 +27,7 @@ pub(super) async fn send(
     tls: Option<&Tls>,
     shard: u64,
     msg: Message,
-) -> std::io::Result<()> {
+) -> std::io::Result<u64> {
     let index = msg.get_snapshot().get_metadata().index;
     let file = match tokio::fs::File::open(snapshot::file(root, shard, index)).await {
         Ok(f) => Some(f),
@@ -41,6 +41,7 @@ pub(super) async fn send(
     s.write_all(&header(MAGIC_SNAPSHOT, cluster, &payload))
         .await?;
     s.write_all(&payload).await?;
+    let mut total = 0u64;
     if let Some(mut f) = file {
         let mut buf = vec![0u8; CHUNK];
         loop {
@@ -48,6 +49,7 @@ pub(super) async fn send(
             if n == 0 {
                 break;
             }
+            total += n as u64;
             s.write_all(&chunk_header(&buf[..n])).await?;
             s.write_all(&buf[..n]).await?;
         }
@@ -57,7 +59,7 @@ pub(super) async fn send(
     tokio::time::timeout(ACK_TIMEOUT, s.read_exact(&mut ack))
         .await
         .map_err(|_| bad("snapshot acknowledgement timed out"))??;
-    Ok(())
+    Ok(total)
 }
 
 /// receive reads the chunks that follow a snapshot frame `p` into a temporary file, syncs it,
