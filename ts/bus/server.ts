@@ -84,11 +84,18 @@ export class BusServer {
   readonly #server: grpc.Server
   readonly #cluster: string
 
-  constructor(cluster: string, h: BusHandlers, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+  /** `interceptors` see every call served (the agent's metrics count them). */
+  constructor(
+    cluster: string,
+    h: BusHandlers,
+    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    interceptors: grpc.ServerInterceptor[] = [],
+  ) {
     this.#cluster = cluster
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
+      interceptors,
     })
     // Probe and Join are open to anyone who reaches the port; every other call only to members.
     const unary =

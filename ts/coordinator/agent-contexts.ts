@@ -14,6 +14,7 @@ import type { HostController, HostControllerContext } from './control/host-contr
 import type { Logger } from './control/logger'
 import type { RegistryLeader, RegistryLeaderContext } from './control/registry-leader'
 import type { HandlerContext } from './handlers'
+import type { AgentMetrics } from '../ops/metrics'
 import type { Command } from './registry/records'
 import type { Registry } from './registry/registry'
 import type { RegistryAccess } from './registry-access'
@@ -45,6 +46,7 @@ export interface AgentInside {
   /** The local replica of the registry (shard 0's state machine). */
   readonly registry: Registry
   readonly health: HostHealth
+  readonly metrics: AgentMetrics
   /** Aborted when the agent stops. */
   readonly signal: AbortSignal
   ready(): boolean
@@ -98,7 +100,11 @@ export function leaderContext(
   bus: BusClient,
   registry: RegistryAccess,
 ): RegistryLeaderContext {
-  return { ...shared(a, host, bus, registry), ready: () => a.ready() }
+  return {
+    ...shared(a, host, bus, registry),
+    ready: () => a.ready(),
+    passed: (seconds) => a.metrics.pass('registry', seconds),
+  }
 }
 
 /** controllerContext is what the host controller uses. */
@@ -112,6 +118,7 @@ export function controllerContext(
     ...shared(a, host, bus, registry),
     factory: (type) => a.types.get(type),
     catchUp: () => registry.read(() => undefined, a.timeoutMs),
+    passed: (seconds) => a.metrics.pass('host', seconds),
   }
 }
 

@@ -37,6 +37,9 @@ import { Registry } from './registry/registry'
 import { hostChanges, membershipChanges } from './registry/events'
 import { RegistryState } from './registry/state'
 import { RegistryAccess } from './registry-access'
+import { busMetrics } from '../ops/bus-metrics'
+import { type MetricsHost, registerEngineMetrics } from '../ops/engine-metrics'
+import { AgentMetrics } from '../ops/metrics'
 
 /** REGISTRY_TYPE is the state machine type of shard 0, which no user type may take. */
 export const REGISTRY_TYPE = 'zongzi:registry'
@@ -69,6 +72,7 @@ export class AgentCore implements AgentInside {
   readonly abort = new AbortController()
   /** What this agent's clients have seen of other hosts: latencies and circuits. */
   readonly health: HostHealth
+  readonly metrics: AgentMetrics
   stopped: Promise<void> | undefined
   #credentials: BusCredentials | undefined
   readonly #liveness: Liveness
@@ -96,6 +100,8 @@ export class AgentCore implements AgentInside {
       this.log.info('circuit', { address, state })
       events.emit('circuit', { address, state })
     })
+    this.metrics = new AgentMetrics(() => this.registry.state, options.metrics)
+    registerEngineMetrics(this.metrics.registry, () => this.parts?.host as MetricsHost)
     this.#shardController = options.shardController ?? new DefaultShardController(this.log)
     this.#liveness = new Liveness(checkLiveness(options.liveness))
     this.#replacement = checkReplacement(options)
@@ -242,6 +248,8 @@ export class AgentCore implements AgentInside {
     const server = new BusServer(
       this.clusterName,
       busHandlers(handlerContext(this, host, registry)),
+      undefined,
+      [busMetrics((m, code, s) => this.metrics.busCall(m, code, s))],
     )
     const hostController = new HostController(controllerContext(this, host, bus, registry))
     const leader = new RegistryLeader(

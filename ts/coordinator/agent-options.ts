@@ -1,6 +1,8 @@
 // The Agent's options and the checks of what a caller hands it.
 import { invalid } from '../binding/errors'
 import type { HostOptions, TlsFiles } from '../binding/host'
+import type { Registry } from 'prom-client'
+
 import type { Logger } from './control/logger'
 import type { ReplacementOptions } from './control/departures'
 import type { LivenessOptions } from './control/liveness'
@@ -31,6 +33,12 @@ export interface AgentOptions extends ReplacementOptions {
   tags?: Record<string, string>
   /** Structured logger; silent by default. */
   logger?: Logger
+  /**
+   * The prom-client registry to put this agent's series in (see docs/operations.md); by
+   * default the agent makes its own (`agent.metrics`). One registry per agent: two agents in
+   * one registry would register the same names twice.
+   */
+  metrics?: Registry
   /** Default timeout of calls in milliseconds (default 5,000). */
   timeoutMs?: number
   /** How often controllers reconcile without a registry change, in ms (default 500). */

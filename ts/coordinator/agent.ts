@@ -3,6 +3,7 @@
 // state and start-up wiring are in AgentCore (agent-core.ts), its parts' contexts in
 // agent-contexts.ts.
 import { EventEmitter } from 'node:events'
+import type { Registry } from 'prom-client'
 
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
@@ -80,6 +81,10 @@ export class Agent extends EventEmitter {
   /** hostId is this host's stable id (kept in the data directory). */
   get hostId(): string {
     return this.#core.hostId
+  }
+  /** metrics is the prom-client registry of this agent's series (see docs/operations.md). */
+  get metrics(): Registry {
+    return this.#core.metrics.registry
   }
   /** apiAddress is the bound bus address. */
   get apiAddress(): string {

@@ -38,6 +38,8 @@ export interface HostControllerContext {
   /** factory returns the registered factory of a state machine type. */
   factory(type: string): StateMachineFactory | undefined
   propose(cmd: Command): Promise<Accepted>
+  /** passed hears how long each reconciliation took, in seconds (for metrics). */
+  passed?(seconds: number): void
 }
 
 /**
@@ -95,8 +97,10 @@ export class HostController {
     this.#busy = (async () => {
       do {
         this.#again = false
+        const t0 = performance.now()
         try {
           await this.#reconcile(this.#agent.registry())
+          this.#agent.passed?.((performance.now() - t0) / 1000)
         } catch (e) {
           this.#agent.log.warn('host controller', { error: String(e) })
         }

@@ -24,6 +24,8 @@ export interface RegistryLeaderContext {
   propose(cmd: Command): Promise<Accepted>
   /** ready tells whether the agent still runs. */
   ready(): boolean
+  /** passed hears how long each round this host led took, in seconds (for metrics). */
+  passed?(seconds: number): void
 }
 
 /** RegistryLeader runs the registry leader's round; rounds do not overlap. */
@@ -52,8 +54,9 @@ export class RegistryLeader {
   async once(): Promise<void> {
     if (this.#busy) return
     this.#busy = true
+    const t0 = performance.now()
     try {
-      await this.#round()
+      if (await this.#round()) this.#ctx.passed?.((performance.now() - t0) / 1000)
     } catch (e) {
       this.#ctx.log.warn('shard controller failed', { error: String(e) })
     } finally {
@@ -61,12 +64,13 @@ export class RegistryLeader {
     }
   }
 
-  async #round(): Promise<void> {
+  /** #round runs a round if this host leads shard 0, and tells whether it did. */
+  async #round(): Promise<boolean> {
     const c = this.#ctx
     const st = await c.host.status(0).catch(() => undefined)
     if (!st || st.leaderId !== st.replicaId || !c.ready()) {
       this.#liveness.forget()
-      return
+      return false
     }
     // The registry leader keeps its own leadership on record (the event that announced it
     // may have come before the registry existed).
@@ -104,5 +108,6 @@ export class RegistryLeader {
       membership: busMembership(c.bus, c.timeoutMs),
     }
     await this.#controller.reconcile(c.registry(), c.propose, ctx)
+    return true
   }
 }
