@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path'
 
 import { ZongziError } from '../binding/errors'
-import { Host, type HostEvent } from '../binding/host'
+import { Host, type HostEvent, type HostOptions } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
 import { type BusCredentials, busCredentials } from '../bus/credentials'
@@ -28,7 +28,7 @@ import { checkReplacement, type ReplacementOptions, retireEarlier } from './cont
 import { LeaderBalance } from './control/drain'
 import { HostController } from './control/host-controller'
 import { checkLiveness, Liveness } from './control/liveness'
-import { type Logger, silent } from './control/logger'
+import { bindLater, type Logger, silent } from './control/logger'
 import { RegistryLeader } from './control/registry-leader'
 import { DefaultShardController, type ShardController } from './control/shard-controller'
 import { busHandlers } from './handlers'
@@ -95,9 +95,12 @@ export class AgentCore implements AgentInside {
     readonly options: AgentOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
-    this.log = options.logger ?? silent
+    // Silent unless given one: a library writes nothing to the process's output unasked.
+    this.log = bindLater(options.logger ?? silent, () =>
+      this.hostId ? { hostId: this.hostId } : undefined,
+    )
     this.health = new HostHealth({}, (address, state) => {
-      this.log.info('circuit', { address, state })
+      this.log.info({ address, state }, 'circuit')
       events.emit('circuit', { address, state })
     })
     this.metrics = new AgentMetrics(() => this.registry.state, options.metrics)
@@ -144,7 +147,7 @@ export class AgentCore implements AgentInside {
   /** start runs the start-up once; a failed start shuts down what it opened. */
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (e) => {
-      this.log.error('start failed', { error: String(e) })
+      this.log.error({ error: String(e) }, 'start failed')
       await this.shutdown()
       throw e
     })
@@ -158,7 +161,7 @@ export class AgentCore implements AgentInside {
 
   #onChange(s: RegistryState): void {
     for (const e of hostChanges(this.#seen, s)) {
-      this.log.info(e.type, { hostId: e.hostId })
+      this.log.info({ hostId: e.hostId }, e.type)
       this.events.emit(e.type, { hostId: e.hostId })
     }
     // Only worked out for listeners: it walks every replica of the registry.
@@ -169,7 +172,7 @@ export class AgentCore implements AgentInside {
     try {
       this.events.emit('change', s)
     } catch (e) {
-      this.log.error('a change listener failed', { error: String(e) })
+      this.log.error({ error: String(e) }, 'a change listener failed')
     }
   }
 
@@ -182,9 +185,12 @@ export class AgentCore implements AgentInside {
     ]
     const exposed = plain.filter((a) => a && !isLoopback(a))
     if (o.insecure && exposed.length > 0) {
-      this.log.warn('INSECURE: listening off loopback without TLS on every channel', {
-        addresses: exposed,
-      })
+      this.log.warn(
+        {
+          addresses: exposed,
+        },
+        'INSECURE: listening off loopback without TLS on every channel',
+      )
     }
     mkdirSync(o.dataDir, { recursive: true })
     const idFile = join(o.dataDir, 'host-id')
@@ -197,13 +203,17 @@ export class AgentCore implements AgentInside {
     const saved = existsSync(addressFile) ? readFileSync(addressFile, 'utf8').trim() : undefined
     const listen = o.raftAddress ?? saved ?? '127.0.0.1:0'
     this.#credentials = busCredentials(o.tls)
-    const host = Host.open({
+    // The engine's own records (and raft-rs's) go to the agent's logger, where the binding
+    // takes one (HostOptions.logger); a binding without the option ignores it.
+    const options: HostOptions & { logger?: Logger } = {
       ...o.host,
       tls: o.host?.tls ?? o.tls,
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
       raftAddress: listen,
-    })
+      logger: this.log.child({ hostId: this.hostId }),
+    }
+    const host = Host.open(options)
     // Keep the address bound now (the port the host picked for port 0), so that a restart
     // without a raftAddress listens on it again. An advertised address hides the bound one.
     const bound = o.host?.advertiseAddress ? listen : host.raftAddress
@@ -264,7 +274,7 @@ export class AgentCore implements AgentInside {
     const boot = bootstrapContext(this, host, bus, registry)
     if (zero) {
       if (!existsSync(marker)) writeFileSync(marker, '') // a directory of an earlier version
-      this.log.info('restarting from disk', { replicas: stored.length })
+      this.log.info({ replicas: stored.length }, 'restarting from disk')
       await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
     } else if (this.peers.includes(this.apiAddress) && !this.#rejoined) {
       writeFileSync(marker, '')
@@ -300,7 +310,7 @@ export class AgentCore implements AgentInside {
         `host ${this.hostId} lost its Raft log (${join(o.dataDir, 'raft')}); ${how}`,
       )
     }
-    this.log.warn('the Raft log is lost: joining as a new host', { formerId: this.hostId })
+    this.log.warn({ formerId: this.hostId }, 'the Raft log is lost: joining as a new host')
     this.hostId = randomUUID()
     writeFileSync(join(o.dataDir, 'host-id'), this.hostId)
     this.#rejoined = true
@@ -355,7 +365,7 @@ export class AgentCore implements AgentInside {
   #fail(cause: string): void {
     if (this.failure || this.status === 'stopping' || this.status === 'stopped') return
     this.failure = new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
-    this.log.error('host failed', { error: cause })
+    this.log.error({ error: cause }, 'host failed')
     if (this.#timer) clearInterval(this.#timer)
     this.#setStatus('failed')
   }
@@ -396,6 +406,6 @@ export class AgentCore implements AgentInside {
         () => {},
       )
     }
-    if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })
+    if (e.type === 'replicaFailed') this.log.error({ ...e }, 'replica failed')
   }
 }

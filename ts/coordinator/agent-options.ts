@@ -31,7 +31,10 @@ export interface AgentOptions extends ReplacementOptions {
   raftAddress?: string
   /** Tags of this host, used by placement (`zone`, `region`, …). */
   tags?: Record<string, string>
-  /** Structured logger; silent by default. */
+  /**
+   * Structured logger in pino's shape (`info(fields, msg)`, `child(bindings)`): a pino logger
+   * as it is. Silent by default (see docs/operations.md). Its records carry the host id.
+   */
   logger?: Logger
   /**
    * The prom-client registry to put this agent's series in (see docs/operations.md); by

@@ -49,7 +49,7 @@ export async function handOver(ctx: DrainContext): Promise<boolean> {
   const target = s.replicas.get(t.replicaId)?.hostId
   if (!target || !(await ctx.answers(target, 250))) return false
   await ctx.host.transferLeader(t.shardId, t.replicaId)
-  ctx.log.info('leadership handed over', { ...t })
+  ctx.log.info({ ...t }, 'leadership handed over')
   return true
 }
 
@@ -73,7 +73,7 @@ export class LeaderBalance {
     try {
       if (await handOver(ctx)) this.#last = now
     } catch (e) {
-      ctx.log.debug('leadership not handed over', { error: String(e) })
+      ctx.log.debug({ error: String(e) }, 'leadership not handed over')
     } finally {
       this.#busy = false
     }
@@ -106,7 +106,7 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
   const me = ctx.hostId
   if ((await ctx.read((s) => s.hosts.get(me)?.status)) !== 'draining')
     await ctx.propose({ op: 'host.status', id: me, status: 'draining', now: Date.now() })
-  ctx.log.info('draining')
+  ctx.log.info({}, 'draining')
   await retry(
     async () => {
       await handOver(ctx).catch(() => false)
@@ -123,7 +123,7 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
       maxDelayMs: 250,
     },
   )
-  ctx.log.info('drained')
+  ctx.log.info({}, 'drained')
 }
 
 /** undrainHost makes a draining host active again (nothing, if it is not draining). */

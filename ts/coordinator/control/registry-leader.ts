@@ -58,7 +58,7 @@ export class RegistryLeader {
     try {
       if (await this.#round()) this.#ctx.passed?.((performance.now() - t0) / 1000)
     } catch (e) {
-      this.#ctx.log.warn('shard controller failed', { error: String(e) })
+      this.#ctx.log.warn({ error: String(e) }, 'shard controller failed')
     } finally {
       this.#busy = false
     }
@@ -97,7 +97,7 @@ export class RegistryLeader {
       hostId: c.hostId,
       voters: this.#o.registryVoters,
       timeoutMs: c.timeoutMs,
-    }).catch((e) => c.log.warn('a change of the registry members failed', { error: String(e) }))
+    }).catch((e) => c.log.warn({ error: String(e) }, 'a change of the registry members failed'))
     // A draining host that stopped answering cannot take its own replicas out any more.
     const alive = (h: HostRecord | undefined) =>
       isAlive(h) && !(h?.status === 'draining' && this.#liveness.state(h.id, Date.now()) === 'down')

@@ -85,7 +85,7 @@ export class DefaultShardController implements ShardController {
           if (shard.status === 'deleting') await this.#cleanUp(s, propose, ctx, shard)
           else await this.#one(propose, s, shard, ctx, load)
         } catch (e) {
-          this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
+          this.#log.warn({ shardId: shard.id, error: String(e) }, 'placement of a shard failed')
         }
       }
     }
