@@ -95,6 +95,7 @@ describe('an agent', () => {
     expect(sample(text, 'zongzi_hosts{status="gone"}')).toBe(0)
     expect(sample(text, 'zongzi_replicas{status="active"}')).toBe(6)
     expect(sample(text, 'zongzi_placement_errors')).toBe(0)
+    expect(sample(text, 'zongzi_membership_changes_total{change="added"}')).toBeGreaterThan(0)
     const index = (t: string) => sample(t, 'zongzi_registry_index') ?? 0
     expect(index(text)).toBeGreaterThan(index(before))
     const passes = (t: string) => sample(t, 'zongzi_controller_passes_total{controller="host"}')

@@ -14,7 +14,10 @@ import type { HostController, HostControllerContext } from './control/host-contr
 import type { Logger } from './control/logger'
 import type { RegistryLeader, RegistryLeaderContext } from './control/registry-leader'
 import type { HandlerContext } from './handlers'
-import type { AgentMetrics } from '../ops/metrics'
+import type { AgentOps } from '../ops/agent-ops'
+import type { MetricsHost } from '../ops/engine-metrics'
+import type { OpsContext } from '../ops/agent-ops'
+import { drainHost, undrainHost } from './control/drain'
 import type { Command } from './registry/records'
 import type { Registry } from './registry/registry'
 import type { RegistryAccess } from './registry-access'
@@ -46,7 +49,7 @@ export interface AgentInside {
   /** The local replica of the registry (shard 0's state machine). */
   readonly registry: Registry
   readonly health: HostHealth
-  readonly metrics: AgentMetrics
+  readonly ops: AgentOps
   /** Aborted when the agent stops. */
   readonly signal: AbortSignal
   ready(): boolean
@@ -103,7 +106,7 @@ export function leaderContext(
   return {
     ...shared(a, host, bus, registry),
     ready: () => a.ready(),
-    passed: (seconds) => a.metrics.pass('registry', seconds),
+    passed: (seconds) => a.ops.metrics.pass('registry', seconds),
   }
 }
 
@@ -118,7 +121,7 @@ export function controllerContext(
     ...shared(a, host, bus, registry),
     factory: (type) => a.types.get(type),
     catchUp: () => registry.read(() => undefined, a.timeoutMs),
-    passed: (seconds) => a.metrics.pass('host', seconds),
+    passed: (seconds) => a.ops.metrics.pass('host', seconds),
   }
 }
 
@@ -182,5 +185,27 @@ export function clientContext(a: AgentInside): ClientContext {
     catchUp: (timeoutMs) => a.started().registry.read(() => undefined, timeoutMs),
     runs: (shardId) => a.runs(shardId),
     health: a.health,
+  }
+}
+
+/** opsContext is what the agent's operations part (status, changes, metrics) uses. */
+export function opsContext(a: AgentInside & { parts?: AgentParts }): OpsContext {
+  return {
+    clusterName: a.clusterName,
+    get hostId() {
+      return a.hostId
+    },
+    registry: a.registry,
+    log: a.log,
+    signal: a.signal,
+    lag: async (shardId) => {
+      const st = await a.parts?.host.status(shardId).catch(() => undefined)
+      return st ? Math.max(0, st.commit - st.applied) : undefined
+    },
+    engine: () => a.parts?.host as MetricsHost | undefined,
+    drain: (undrain, timeoutMs) =>
+      undrain
+        ? undrainHost(drainContext(a))
+        : drainHost(drainContext(a), { timeoutMs: timeoutMs || undefined }),
   }
 }

@@ -19,6 +19,7 @@ import {
   drainContext,
   handlerContext,
   leaderContext,
+  opsContext,
 } from './agent-contexts'
 import { type AgentOptions, type AgentStatus, isLoopback } from './agent-options'
 import { bootstrap, join as joinCluster, REJOIN } from './bootstrap'
@@ -37,9 +38,7 @@ import { Registry } from './registry/registry'
 import { hostChanges, membershipChanges } from './registry/events'
 import { RegistryState } from './registry/state'
 import { RegistryAccess } from './registry-access'
-import { busMetrics } from '../ops/bus-metrics'
-import { type MetricsHost, registerEngineMetrics } from '../ops/engine-metrics'
-import { AgentMetrics } from '../ops/metrics'
+import { AgentOps } from '../ops/agent-ops'
 
 /** REGISTRY_TYPE is the state machine type of shard 0, which no user type may take. */
 export const REGISTRY_TYPE = 'zongzi:registry'
@@ -72,7 +71,7 @@ export class AgentCore implements AgentInside {
   readonly abort = new AbortController()
   /** What this agent's clients have seen of other hosts: latencies and circuits. */
   readonly health: HostHealth
-  readonly metrics: AgentMetrics
+  readonly ops: AgentOps // status, change stream, metrics
   stopped: Promise<void> | undefined
   #credentials: BusCredentials | undefined
   readonly #liveness: Liveness
@@ -95,16 +94,12 @@ export class AgentCore implements AgentInside {
     readonly options: AgentOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
-    // Silent unless given one: a library writes nothing to the process's output unasked.
-    this.log = bindLater(options.logger ?? silent, () =>
-      this.hostId ? { hostId: this.hostId } : undefined,
-    )
+    this.log = bindLater(options.logger ?? silent, () => this.hostId && { hostId: this.hostId })
     this.health = new HostHealth({}, (address, state) => {
       this.log.info({ address, state }, 'circuit')
       events.emit('circuit', { address, state })
     })
-    this.metrics = new AgentMetrics(() => this.registry.state, options.metrics)
-    registerEngineMetrics(this.metrics.registry, () => this.parts?.host as MetricsHost)
+    this.ops = new AgentOps(opsContext(this), options.metrics)
     this.#shardController = options.shardController ?? new DefaultShardController(this.log)
     this.#liveness = new Liveness(checkLiveness(options.liveness))
     this.#replacement = checkReplacement(options)
@@ -203,17 +198,15 @@ export class AgentCore implements AgentInside {
     const saved = existsSync(addressFile) ? readFileSync(addressFile, 'utf8').trim() : undefined
     const listen = o.raftAddress ?? saved ?? '127.0.0.1:0'
     this.#credentials = busCredentials(o.tls)
-    // The engine's own records (and raft-rs's) go to the agent's logger, where the binding
-    // takes one (HostOptions.logger); a binding without the option ignores it.
-    const options: HostOptions & { logger?: Logger } = {
+    const host = Host.open({
       ...o.host,
       tls: o.host?.tls ?? o.tls,
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
       raftAddress: listen,
-      logger: this.log.child({ hostId: this.hostId }),
-    }
-    const host = Host.open(options)
+      // The engine's and raft-rs's records, where the binding takes a logger (with the host id).
+      logger: this.log,
+    } as HostOptions)
     // Keep the address bound now (the port the host picked for port 0), so that a restart
     // without a raftAddress listens on it again. An advertised address hides the bound one.
     const bound = o.host?.advertiseAddress ? listen : host.raftAddress
@@ -255,12 +248,11 @@ export class AgentCore implements AgentInside {
       this.abort.signal,
       this.hostId,
     )
-    const server = new BusServer(
-      this.clusterName,
-      busHandlers(handlerContext(this, host, registry)),
-      undefined,
-      [busMetrics((m, code, s) => this.metrics.busCall(m, code, s))],
-    )
+    const handlers = {
+      ...busHandlers(handlerContext(this, host, registry)),
+      ...this.ops.handlers(),
+    }
+    const server = new BusServer(this.clusterName, handlers, undefined, this.ops.interceptors())
     const hostController = new HostController(controllerContext(this, host, bus, registry))
     const leader = new RegistryLeader(
       leaderContext(this, host, bus, registry),
@@ -375,6 +367,7 @@ export class AgentCore implements AgentInside {
     if (this.status === 'stopped') return
     this.#setStatus('stopping')
     this.abort.abort()
+    this.ops.close()
     if (this.#timer) clearInterval(this.#timer)
     const p = this.parts
     await p?.hostController.stop()

@@ -29,6 +29,9 @@ import { checkWaitOptions, readyShard, type WaitForShardOptions } from './contro
 import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
 import { createdId, type Placement, type ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
+import type { RegistryChange } from './registry/changes'
+import type { ChangesOptions } from '../ops/agent-ops'
+import type { ClusterStatus } from '../ops/status'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
@@ -84,7 +87,7 @@ export class Agent extends EventEmitter {
   }
   /** metrics is the prom-client registry of this agent's series (see docs/operations.md). */
   get metrics(): Registry {
-    return this.#core.metrics.registry
+    return this.#core.ops.metrics.registry
   }
   /** apiAddress is the bound bus address. */
   get apiAddress(): string {
@@ -171,6 +174,23 @@ export class Agent extends EventEmitter {
   async rotateJoinKey(): Promise<void> {
     this.#core.checkReady()
     await this.#core.propose({ op: 'access.rotate', joinKey: newJoinKey() })
+  }
+
+  /**
+   * changes yields the registry's changes (of hosts, shards and replicas), each with the
+   * index it applied at, its command (secrets redacted) and its proposer: those after
+   * `since` (by default, from now on), then each new one as this host applies it, with no
+   * gap or repeat. A host keeps its last 10,000 changes: an older `since` fails at once
+   * with ERR_INVALID_ARGUMENT (read `state()` and follow from its index instead), and so
+   * does a reader that falls that far behind. It ends when `signal` aborts or the agent stops.
+   */
+  changes(o?: ChangesOptions): AsyncIterable<RegistryChange> {
+    return this.#core.ops.changes(o)
+  }
+
+  /** clusterStatus is the whole cluster as this host sees it (what `/status.json` serves). */
+  clusterStatus(): Promise<ClusterStatus> {
+    return this.#core.ops.status()
   }
 
   /** state runs `fn` on a linearizable snapshot of the registry. */

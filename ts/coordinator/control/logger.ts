@@ -37,7 +37,7 @@ export const silent: Logger = {
  * from then on through `base.child(bindings)` (made once): an agent's records carry its host
  * id once it has read it from its data directory.
  */
-export function bindLater(base: Logger, bindings: () => LogFields | undefined): Logger {
+export function bindLater(base: Logger, bindings: () => LogFields | '' | undefined): Logger {
   let bound: Logger | undefined
   const current = (): Logger => {
     if (bound) return bound

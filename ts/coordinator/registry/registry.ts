@@ -7,7 +7,9 @@ import type { Readable, Writable } from 'node:stream'
 
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
 import type { HostRecord, Outcome, ReplicaRecord, ShardRecord } from './records'
+import { commandOf } from './changes'
 import { runCommand } from './commands'
+import { ChangeHistory } from './history'
 import { type Batch, Invalid, Writer } from './writer'
 import { RegistryState, type UsedToken } from './state'
 
@@ -32,6 +34,8 @@ interface SnapshotHeader {
  */
 export class Registry extends EventEmitter implements StateMachine {
   #state = RegistryState.empty()
+  /** The changes this replica applied lately, for `agent.changes()`. */
+  readonly history = new ChangeHistory()
 
   /** state is the current immutable snapshot. */
   get state(): RegistryState {
@@ -68,7 +72,7 @@ export class Registry extends EventEmitter implements StateMachine {
   #apply(index: number, data: Buffer, batch: Batch): ApplyResult {
     let out: Outcome
     const s = this.#state
-    const w = new Writer(s, index, batch)
+    const w = new Writer(s, index, batch, true)
     try {
       let cmd: unknown
       try {
@@ -78,6 +82,12 @@ export class Registry extends EventEmitter implements StateMachine {
       }
       out = runCommand(w, cmd)
       this.#state = w.finish()
+      if (w.changes.length > 0 || w.access !== s.access) {
+        const c = cmd as Record<string, unknown>
+        const by = typeof c.by === 'string' ? { by: c.by } : {}
+        const command = commandOf(c)
+        this.history.push({ index, op: String(c.op), ...by, command, changes: w.changes })
+      }
     } catch (e) {
       w.abandon()
       if (!(e instanceof Invalid)) throw e
@@ -168,6 +178,7 @@ export class Registry extends EventEmitter implements StateMachine {
       header.nextReplicaId,
       { joinKey: header.joinKey ?? '', used, ...(header.named ? { named: true } : {}) },
     )
+    this.history.reset(header.index)
     this.#announce()
   }
 }

@@ -1,5 +1,6 @@
 // Writer: a copy-on-write view of the registry's state that one command changes. A command
 // that throws Invalid changes nothing.
+import { type RecordChange, recordChanges } from './changes'
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 import { type Access, RegistryState } from './state'
 
@@ -76,11 +77,17 @@ export class Writer {
   access: Access
   /** Tables this command changes in place, with their journals. */
   readonly #inPlace = new Map<Table, Journal>()
+  /** Tables this command copied, with their journals (kept only when `record` is set). */
+  readonly #copied = new Map<Table, Journal>()
+  /** The records the command changed, once it has finished (when `record` is set). */
+  changes: RecordChange[] = []
 
+  /** A writer of one command at `index`; with `record`, `finish` lists what it changed. */
   constructor(
     readonly base: RegistryState,
     readonly index: number,
     readonly batch: Batch = new Set(),
+    readonly record = false,
   ) {
     this.nextShardId = base.nextShardId
     this.nextReplicaId = base.nextReplicaId
@@ -101,6 +108,11 @@ export class Writer {
     }
     const copy = new Map(t)
     this.batch.add(copy as Table)
+    if (this.record) {
+      const log: Journal = []
+      journal(copy as Table, log)
+      this.#copied.set(copy as Table, log)
+    }
     return copy
   }
 
@@ -126,6 +138,7 @@ export class Writer {
       if (!t) continue
       const log = this.#inPlace.get(t)
       if (!log) {
+        if (this.#copied.has(t)) unjournal(t)
         this.batch.delete(t)
         continue
       }
@@ -137,11 +150,21 @@ export class Writer {
       }
     }
     this.#inPlace.clear()
+    this.#copied.clear()
   }
 
   finish(): RegistryState {
-    for (const t of this.#inPlace.keys()) unjournal(t)
+    if (this.record) {
+      const log = (t: Table | undefined) => t && (this.#inPlace.get(t) ?? this.#copied.get(t))
+      this.changes = recordChanges([
+        ['host', this.#hosts, log(this.#hosts as Table | undefined)],
+        ['shard', this.#shards, log(this.#shards as Table | undefined)],
+        ['replica', this.#replicas, log(this.#replicas as Table | undefined)],
+      ])
+    }
+    for (const t of [...this.#inPlace.keys(), ...this.#copied.keys()]) unjournal(t)
     this.#inPlace.clear()
+    this.#copied.clear()
     return new RegistryState(
       this.index,
       this.#hosts ?? this.base.hosts,
