@@ -5,7 +5,8 @@ import type { Host } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
 import type { BusServer } from '../bus/server'
-import type { AgentOptions } from './agent-options'
+import type { AgentOptions, AgentStatus } from './agent-options'
+import type { ZongziError } from '../binding/errors'
 import type { BootstrapContext } from './bootstrap'
 import type { HostHealth } from './client/health'
 import type { ClientContext } from './client/client-context'
@@ -189,7 +190,9 @@ export function clientContext(a: AgentInside): ClientContext {
 }
 
 /** opsContext is what the agent's operations part (status, changes, metrics) uses. */
-export function opsContext(a: AgentInside & { parts?: AgentParts }): OpsContext {
+export function opsContext(
+  a: AgentInside & { parts?: AgentParts; status: AgentStatus; failure?: ZongziError },
+): OpsContext {
   return {
     clusterName: a.clusterName,
     get hostId() {
@@ -198,6 +201,15 @@ export function opsContext(a: AgentInside & { parts?: AgentParts }): OpsContext 
     registry: a.registry,
     log: a.log,
     signal: a.signal,
+    httpAddress: a.options.httpAddress,
+    tls: a.options.tls,
+    life: () => a.status,
+    get failure() {
+      return a.failure
+    },
+    catchUp: async (timeoutMs) => {
+      await a.started().registry.read(() => undefined, timeoutMs)
+    },
     lag: async (shardId) => {
       const st = await a.parts?.host.status(shardId).catch(() => undefined)
       return st ? Math.max(0, st.commit - st.applied) : undefined

@@ -262,6 +262,7 @@ export class AgentCore implements AgentInside {
     )
     this.parts = { host, bus, server, registry, hostController, leader }
     this.apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
+    await this.ops.listen()
 
     const boot = bootstrapContext(this, host, bus, registry)
     if (zero) {
@@ -367,7 +368,7 @@ export class AgentCore implements AgentInside {
     if (this.status === 'stopped') return
     this.#setStatus('stopping')
     this.abort.abort()
-    this.ops.close()
+    await this.ops.close()
     if (this.#timer) clearInterval(this.#timer)
     const p = this.parts
     await p?.hostController.stop()

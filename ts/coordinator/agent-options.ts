@@ -29,6 +29,11 @@ export interface AgentOptions extends ReplacementOptions {
    * restart listens where its peers expect it.
    */
   raftAddress?: string
+  /**
+   * HTTP listen address of `/metrics`, `/healthz`, `/readyz`, `/status.json` and the status
+   * page (see docs/operations.md); off by default. With `tls`, HTTPS with the bus's rules.
+   */
+  httpAddress?: string
   /** Tags of this host, used by placement (`zone`, `region`, …). */
   tags?: Record<string, string>
   /**
@@ -128,6 +133,7 @@ export function checkAgentArgs(clusterName: unknown, peers: unknown, options: Ag
   const open = [
     ['bus', options.apiAddress, options.tls],
     ['Raft', options.raftAddress, options.host?.tls ?? options.tls],
+    ['HTTP', options.httpAddress, options.tls],
   ] as const
   for (const [what, address, tls] of open) {
     if (address === undefined || isLoopback(address) || tls || options.insecure) continue

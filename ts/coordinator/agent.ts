@@ -93,6 +93,10 @@ export class Agent extends EventEmitter {
   get apiAddress(): string {
     return this.#core.apiAddress
   }
+  /** httpAddress is the bound address of the status page and `/metrics` (empty: none). */
+  get httpAddress(): string {
+    return this.#core.ops.httpAddress
+  }
   /** raftAddress is this host's Raft transport address (empty before start). */
   get raftAddress(): string {
     return this.#core.parts?.host.raftAddress ?? ''
@@ -177,12 +181,9 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * changes yields the registry's changes (of hosts, shards and replicas), each with the
-   * index it applied at, its command (secrets redacted) and its proposer: those after
-   * `since` (by default, from now on), then each new one as this host applies it, with no
-   * gap or repeat. A host keeps its last 10,000 changes: an older `since` fails at once
-   * with ERR_INVALID_ARGUMENT (read `state()` and follow from its index instead), and so
-   * does a reader that falls that far behind. It ends when `signal` aborts or the agent stops.
+   * changes yields the registry's changes after `since` (default: from now on), then each
+   * new one this host applies, without gap or repeat (see ChangesOptions, RegistryChange).
+   * It ends when `signal` aborts or the agent stops.
    */
   changes(o?: ChangesOptions): AsyncIterable<RegistryChange> {
     return this.#core.ops.changes(o)

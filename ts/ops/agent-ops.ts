@@ -3,13 +3,15 @@
 import type * as grpc from '@grpc/grpc-js'
 import type { Registry as Metrics } from 'prom-client'
 
-import { invalid } from '../binding/errors'
+import { invalid, type ZongziError } from '../binding/errors'
+import type { TlsFiles } from '../binding/host'
 import type { BusHandlers } from '../bus/server'
 import type { Logger } from '../coordinator/control/logger'
 import type { RegistryChange } from '../coordinator/registry/changes'
 import type { Registry } from '../coordinator/registry/registry'
 import { busMetrics } from './bus-metrics'
 import { type MetricsHost, registerEngineMetrics } from './engine-metrics'
+import { type Check, OpsServer } from './http'
 import { AgentMetrics } from './metrics'
 import { type ClusterStatus, clusterStatus, RECENT } from './status'
 
@@ -35,6 +37,14 @@ export interface OpsContext {
   readonly signal: AbortSignal
   /** lag tells how far this host's replica of a shard is behind its commit, if it runs one. */
   lag(shardId: number): Promise<number | undefined>
+  /** The agent's HTTP address (none: no HTTP server) and TLS files (HTTPS, as the bus). */
+  readonly httpAddress?: string
+  readonly tls?: TlsFiles
+  /** life is the agent's status, and failure why it failed. */
+  life(): 'new' | 'starting' | 'ready' | 'failed' | 'stopping' | 'stopped'
+  readonly failure?: ZongziError
+  /** catchUp resolves once this host applied what shard 0 committed before the call. */
+  catchUp(timeoutMs: number): Promise<void>
   /** engine is the engine host, once started (its `metrics()` snapshot, where it has one). */
   engine(): MetricsHost | undefined
   /** drain drains this host (or ends its drain), as agent.drain() and agent.undrain() do. */
@@ -50,6 +60,9 @@ export class AgentOps {
   readonly metrics: AgentMetrics
   readonly #ctx: OpsContext
   readonly #unsubscribe: () => void
+  #http: OpsServer | undefined
+  /** The bound HTTP address, once listening. */
+  httpAddress = ''
 
   constructor(ctx: OpsContext, metrics?: Metrics) {
     this.#ctx = ctx
@@ -105,9 +118,57 @@ export class AgentOps {
     return [busMetrics((m, code, s) => this.metrics.busCall(m, code, s))]
   }
 
-  /** close stops counting (the agent stopped). */
-  close(): void {
+  /** listen starts the HTTP server, if the agent has an `httpAddress`. */
+  async listen(): Promise<void> {
+    const c = this.#ctx
+    if (c.httpAddress === undefined) return
+    const http = new OpsServer(
+      {
+        metrics: async () => ({
+          text: await this.metrics.registry.metrics(),
+          contentType: this.metrics.registry.contentType,
+        }),
+        status: () => this.status(),
+        changes: (o) => this.changes(o),
+        healthy: () => this.#healthy(),
+        ready: () => this.#ready(),
+        member: (fingerprint) =>
+          [...c.registry.state.hosts.values()].some(
+            (h) =>
+              h.status !== 'gone' &&
+              (h.certificate === fingerprint || h.nextCertificate === fingerprint),
+          ),
+      },
+      c.tls,
+    )
+    this.httpAddress = await http.listen(c.httpAddress)
+    this.#http = http
+  }
+
+  /** #healthy: the process answers and its engine host has not failed or stopped. */
+  #healthy(): Check {
+    const life = this.#ctx.life()
+    if (life === 'failed') return this.#ctx.failure?.message ?? 'failed'
+    return life === 'ready' || life === 'starting' ? true : `agent is ${life}`
+  }
+
+  /** #ready: started, registered, and caught up with a shard 0 that answers. */
+  async #ready(): Promise<Record<string, Check>> {
+    const c = this.#ctx
+    const started = c.life() === 'ready' ? true : `agent is ${c.life()}`
+    const me = c.registry.state.hosts.get(c.hostId)
+    const registered = !me ? 'not in the registry' : me.status === 'gone' ? 'gone' : true
+    const registry = await c.catchUp(1_000).then(
+      () => true as const,
+      (e) => `shard 0 did not answer a linearizable read: ${(e as Error).message}`,
+    )
+    return { started, registered, registry }
+  }
+
+  /** close stops counting and the HTTP server (the agent stops). */
+  async close(): Promise<void> {
     this.#unsubscribe()
+    await this.#http?.close()
   }
 
   /** #count counts the membership changes of a registry change in the metrics. */
