@@ -53,7 +53,8 @@ h2 { font-size: 1.1em; margin: 18px 0 6px; }
 table { border-collapse: collapse; width: 100%; background: #fff; }
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e3e3e3;
   vertical-align: top; white-space: nowrap; }
-td.wrap { white-space: normal; word-break: break-all; }
+td.wrap { white-space: normal; min-width: 14em; overflow-wrap: anywhere; }
+td.reps span { display: block; }
 code { font-size: 0.9em; }
 .tag { display: inline-block; background: #eef; border-radius: 3px; padding: 0 4px;
   margin: 1px 2px 1px 0; }
@@ -120,9 +121,8 @@ export const PAGE_JS = `'use strict'
       return tr
     }))
     fill('shards', s.shards.map(function (sh) {
-      var reps = el('td', null, 'wrap')
-      sh.replicas.forEach(function (r, i) {
-        if (i > 0) reps.appendChild(document.createTextNode(', '))
+      var reps = el('td', null, 'wrap reps')
+      sh.replicas.forEach(function (r) {
         var text = (names[r.hostId] || short(r.hostId)) + (r.nonVoting ? ' (non-voting)' : '') +
           (r.status !== 'active' ? ' ' + r.status : '') + (r.lag !== undefined ? ' lag ' + r.lag : '')
         reps.appendChild(el('span', text, r.leader ? 'leader' : ''))
