@@ -16,6 +16,7 @@ const LAYERS = [
   'coordinator/registry',
   'coordinator/client',
   'coordinator/control',
+  'ops',
   'coordinator',
   'cli',
 ]

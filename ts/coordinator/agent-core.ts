@@ -180,12 +180,8 @@ export class AgentCore implements AgentInside {
     ]
     const exposed = plain.filter((a) => a && !isLoopback(a))
     if (o.insecure && exposed.length > 0) {
-      this.log.warn(
-        {
-          addresses: exposed,
-        },
-        'INSECURE: listening off loopback without TLS on every channel',
-      )
+      const msg = 'INSECURE: listening off loopback without TLS on every channel'
+      this.log.warn({ addresses: exposed }, msg)
     }
     mkdirSync(o.dataDir, { recursive: true })
     const idFile = join(o.dataDir, 'host-id')
@@ -248,10 +244,7 @@ export class AgentCore implements AgentInside {
       this.abort.signal,
       this.hostId,
     )
-    const handlers = {
-      ...busHandlers(handlerContext(this, host, registry)),
-      ...this.ops.handlers(),
-    }
+    const handlers = this.ops.handlers(busHandlers(handlerContext(this, host, registry)))
     const server = new BusServer(this.clusterName, handlers, undefined, this.ops.interceptors())
     const hostController = new HostController(controllerContext(this, host, bus, registry))
     const leader = new RegistryLeader(

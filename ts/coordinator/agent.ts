@@ -3,7 +3,6 @@
 // state and start-up wiring are in AgentCore (agent-core.ts), its parts' contexts in
 // agent-contexts.ts.
 import { EventEmitter } from 'node:events'
-import type { Registry } from 'prom-client'
 
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
@@ -29,9 +28,7 @@ import { checkWaitOptions, readyShard, type WaitForShardOptions } from './contro
 import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
 import { createdId, type Placement, type ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
-import type { RegistryChange } from './registry/changes'
-import type { ChangesOptions } from '../ops/agent-ops'
-import type { ClusterStatus } from '../ops/status'
+import type { ChangesOptions, ClusterStatus, Registry, RegistryChange } from '../ops/agent-ops'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
@@ -181,9 +178,8 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * changes yields the registry's changes after `since` (default: from now on), then each
-   * new one this host applies, without gap or repeat (see ChangesOptions, RegistryChange).
-   * It ends when `signal` aborts or the agent stops.
+   * changes yields the registry's changes after `since` (default: now), then each new one
+   * this host applies, without gap or repeat; see ChangesOptions and RegistryChange.
    */
   changes(o?: ChangesOptions): AsyncIterable<RegistryChange> {
     return this.#core.ops.changes(o)

@@ -15,6 +15,10 @@ import { type Check, OpsServer } from './http'
 import { AgentMetrics } from './metrics'
 import { type ClusterStatus, clusterStatus, RECENT } from './status'
 
+export type { Registry } from 'prom-client'
+export type { ClusterStatus } from './status'
+export type { RegistryChange } from '../coordinator/registry/changes'
+
 /** ChangesOptions say where a change stream starts and what ends it. */
 export interface ChangesOptions {
   /**
@@ -98,10 +102,11 @@ export class AgentOps {
     })
   }
 
-  /** handlers are the bus's operator calls: Status, Changes and Drain. */
-  handlers(): Required<Pick<BusHandlers, 'status' | 'changes' | 'drain'>> {
+  /** handlers adds the bus's operator calls (Status, Changes and Drain) to the agent's. */
+  handlers(agent: BusHandlers): BusHandlers {
     const json = (x: unknown) => Buffer.from(JSON.stringify(x))
     return {
+      ...agent,
       status: async () => json(await this.status()),
       changes: (since, signal) => {
         const it = this.changes({ since, signal })

@@ -15,7 +15,6 @@ import type { TLSSocket } from 'node:tls'
 import { invalid } from '../binding/errors'
 import type { TlsFiles } from '../binding/host'
 import type { RegistryChange } from '../coordinator/registry/changes'
-import type { ChangesOptions } from './agent-ops'
 import { PAGE_CSS, PAGE_HTML, PAGE_JS } from './status-page'
 import type { ClusterStatus } from './status'
 
@@ -27,7 +26,7 @@ export interface HttpContext {
   /** The Prometheus text of the agent's series, and its content type. */
   metrics(): Promise<{ text: string; contentType: string }>
   status(): Promise<ClusterStatus>
-  changes(o: ChangesOptions): AsyncIterable<RegistryChange>
+  changes(o: { since?: number; signal?: AbortSignal }): AsyncIterable<RegistryChange>
   /** healthy tells whether the process and its engine are alive (why not, if not). */
   healthy(): Check
   /** ready runs the readiness checks: registered, caught up, shard 0 reachable. */
