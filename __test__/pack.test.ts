@@ -121,7 +121,8 @@ const main = readJson(join(ROOT, 'package.json'))
 describe('the npm package content', () => {
   it('is the built package, its licence and changelog, with no sources, tests or binaries', () => {
     const files = packed(ROOT)
-    for (const f of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']) {
+    const built = ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']
+    for (const f of [...built, 'dist/cli/zongzi.js']) {
       expect(files).toContain(f)
     }
     for (const f of ['native/index.d.ts', 'proto/zongzi.proto', 'examples/kv.mjs']) {
