@@ -16,6 +16,7 @@ describe('the demo', () => {
     })
     expect(out).toMatch(/3 agents started/)
     expect(out).toMatch(/over mutual TLS/)
+    expect(out).toMatch(/status page: https:\/\/127\.0\.0\.1:\d+\//)
     expect(out).toMatch(/linearizable reads in/)
     expect(out).toMatch(/stopped; data removed/)
   }, 90_000)

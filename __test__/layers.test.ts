@@ -17,6 +17,7 @@ const LAYERS = [
   'coordinator/registry',
   'coordinator/client',
   'coordinator/control',
+  'ops',
   'coordinator',
   'testing',
   'recipes',

@@ -157,7 +157,8 @@ describe('the npm package content', () => {
   it('is the built package, its licence and changelog, with no sources, tests or binaries', () => {
     const files = packed(ROOT)
     const built = ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']
-    for (const f of [...built, 'dist/testing/index.mjs', 'dist/recipes/index.d.mts']) {
+    const kits = ['dist/testing/index.mjs', 'dist/recipes/index.d.mts', 'dist/cli/zongzi.js']
+    for (const f of [...built, ...kits]) {
       expect(files).toContain(f)
     }
     for (const f of ['native/index.d.ts', 'proto/zongzi.proto', 'examples/kv.mjs']) {

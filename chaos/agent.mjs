@@ -59,18 +59,32 @@ async function client(id, o) {
   }
 }
 
+/**
+ * stderrLogger is a Logger (pino's shape) that writes each record to stderr with the time on
+ * the shared clock (µs) and its bindings' fields.
+ * @param {Record<string, unknown>} bindings
+ * @returns {import('../ts/index').Logger}
+ */
+function stderrLogger(bindings) {
+  const write =
+    (/** @type {string} */ level) =>
+    (/** @type {object} */ fields, msg = '') =>
+      process.stderr.write(
+        `${now()} ${level} ${msg} ${JSON.stringify({ ...bindings, ...fields })}\n`,
+      )
+  return {
+    debug: write('debug'),
+    info: write('info'),
+    warn: write('warn'),
+    error: write('error'),
+    child: (b) => stderrLogger({ ...bindings, ...b }),
+  }
+}
+
 const ops = {
   async start({ cluster, peers, options }) {
     // CHAOS_LOG=1: every agent logs to stderr, with the time on the shared clock (µs).
-    const logger = process.env.CHAOS_LOG
-      ? Object.fromEntries(
-          ['debug', 'info', 'warn', 'error'].map((level) => [
-            level,
-            (msg, fields) =>
-              process.stderr.write(`${now()} ${level} ${msg} ${JSON.stringify(fields ?? {})}\n`),
-          ]),
-        )
-      : undefined
+    const logger = process.env.CHAOS_LOG ? stderrLogger({}) : undefined
     agent = new Agent(cluster, peers, { ...options, logger })
     agent.register('kv', () => new ChaosKv())
     agent.on('membership', (m) => events.push({ at: now(), type: 'membership', ...m }))

@@ -48,7 +48,15 @@ export type { LivenessOptions } from './coordinator/control/liveness'
 export type { ReplacementOptions } from './coordinator/control/departures'
 export type { DrainOptions } from './coordinator/control/drain'
 export type { HostChange, MembershipChange } from './coordinator/registry/events'
-export type { Logger } from './coordinator/control/logger'
+export type { RecordChange, RegistryChange } from './coordinator/registry/changes'
+export type { ChangesOptions } from './ops/agent-ops'
+export type {
+  ClusterStatus,
+  HostStatusRow,
+  ReplicaStatusRow,
+  ShardStatusRow,
+} from './ops/status'
+export type { LogFields, Logger } from './coordinator/control/logger'
 export { ShardClient } from './coordinator/client/shard-client'
 export { HostHealth } from './coordinator/client/health'
 export type { CircuitState, HostHealthOptions } from './coordinator/client/health'

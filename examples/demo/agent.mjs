@@ -8,11 +8,14 @@ let agent
 
 const ops = {
   start: async ({ cluster, peers, dataDir, apiAddress, zone, tls }) => {
-    agent = new Agent(cluster, peers, { dataDir, apiAddress, tags: { zone }, tls })
+    // httpAddress: the status page and /metrics, over HTTPS with the bus's certificates.
+    const httpAddress = '127.0.0.1:0'
+    agent = new Agent(cluster, peers, { dataDir, apiAddress, httpAddress, tags: { zone }, tls })
     agent.register('example:kv', () => new KvStateMachine())
     await agent.start()
     return agent.hostId
   },
+  httpAddress: async () => agent.httpAddress,
   createShard: ({ name, placement }) =>
     agent.createShard('example:kv', { name, placement }).then((s) => s.id),
   waitReplicas: async ({ shards }) => {

@@ -26,13 +26,12 @@ const agents = await Promise.all(peers.map(() => ChildClient.start(AGENT)))
 
 try {
   const t0 = Date.now()
+  const files = peers.map((_, i) =>
+    writeHostFiles(join(root, `tls${i}`), ca, createHostCertificate(ca, ['127.0.0.1'])),
+  )
   const ids = await Promise.all(
     agents.map((a, i) => {
-      const tls = writeHostFiles(
-        join(root, `tls${i}`),
-        ca,
-        createHostCertificate(ca, ['127.0.0.1']),
-      )
+      const tls = files[i]
       const dataDir = join(root, `host${i}`)
       const args = { cluster: 'demo', peers, dataDir, apiAddress: peers[i], zone: zones[i], tls }
       return a.call('start', args)
@@ -42,6 +41,11 @@ try {
     `3 agents started in ${((Date.now() - t0) / 1000).toFixed(1)}s (peers ${peers.join(', ')})`,
   )
   console.log('bus and Raft transport over mutual TLS, certificates of a CA made for the demo')
+  // The page asks for a host's certificate, as the bus does: a browser needs one imported.
+  const page = `https://${await agents[0].call('httpAddress')}/`
+  const { ca: caFile, cert, key } = files[0]
+  console.log(`status page: ${page} (with a host's certificate, as the bus)`)
+  console.log(`  curl --cacert ${caFile} --cert ${cert} --key ${key} ${page}status.json`)
   const shards = []
   for (const name of ['users', 'orders', 'carts', 'sessions']) {
     shards.push(
@@ -84,6 +88,12 @@ try {
   const rates = `${Math.round(writes / secs)} writes/s, ${Math.round(reads / secs)} reads/s`
   const done = `${writes} writes and ${reads} linearizable reads in ${secs.toFixed(1)}s`
   console.log(`\n${done} from 3 hosts: ${rates}`)
+  if (process.stdin.isTTY) {
+    // At a terminal, the cluster (and its status page) stays up until Enter.
+    console.log(`\nstatus page: ${page}; press Enter to stop`)
+    await new Promise((resolve) => process.stdin.once('data', resolve))
+    process.stdin.pause()
+  }
 } finally {
   await Promise.allSettled(agents.map((a) => a.call('stop')))
   await Promise.all(

@@ -236,6 +236,35 @@ export class BusClient {
     yield* relay(call, signal)
   }
 
+  /** status asks a host for the cluster's status as it sees it (JSON, a ClusterStatus). */
+  async status(address: string, o: BusCallOptions = {}): Promise<Buffer> {
+    const cluster = this.#cluster
+    const r = await this.#unary<ReadResponse__Output>(address, o, (c, m, opts, cb) =>
+      c.Status({ cluster }, m, opts, cb),
+    )
+    return r.data
+  }
+
+  /**
+   * changes yields a host's registry changes after `since` (from now on when undefined), each
+   * as JSON (a RegistryChange), until aborted or ended.
+   */
+  async *changes(
+    address: string,
+    since: number | undefined,
+    signal?: AbortSignal,
+  ): AsyncIterable<Buffer> {
+    const req = { cluster: this.#cluster, since: since ?? 0, latest: since === undefined }
+    yield* relay(this.#client(address).Changes(req, this.#metadata()), signal)
+  }
+
+  /** drain asks a host to drain itself (or, with `undrain`, to end its drain). */
+  async drain(address: string, undrain: boolean, o: BusCallOptions = {}): Promise<void> {
+    const timeoutMs = o.timeoutMs ?? 120_000
+    const msg = { cluster: this.#cluster, undrain, timeoutMs }
+    await this.#unary(address, { ...o, timeoutMs }, (c, m, opts, cb) => c.Drain(msg, m, opts, cb))
+  }
+
   close(): void {
     for (const c of this.#clients.values()) c.close()
     this.#clients.clear()

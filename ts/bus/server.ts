@@ -6,6 +6,7 @@ import { EMPTY } from '../binding/boundary'
 import { toServiceError } from './codes'
 import type { AddReplicaRequest__Output } from './generated/zongzi/AddReplicaRequest'
 import type { BusHandlers as GeneratedHandlers } from './generated/zongzi/Bus'
+import type { DrainRequest__Output } from './generated/zongzi/DrainRequest'
 import type { IndexRequest__Output } from './generated/zongzi/IndexRequest'
 import type { JoinRequest__Output } from './generated/zongzi/JoinRequest'
 import type { ReadRequest__Output } from './generated/zongzi/ReadRequest'
@@ -64,7 +65,17 @@ export interface BusHandlers {
     input: AsyncIterable<Uint8Array>,
     signal: AbortSignal,
   ): AsyncIterable<Uint8Array>
+  /** status answers the cluster's status as this host sees it, as JSON (absent: UNIMPLEMENTED). */
+  status?(): Promise<Uint8Array>
+  /** changes yields the registry's changes after `since` (from now on if undefined), as JSON. */
+  changes?(since: number | undefined, signal: AbortSignal): AsyncIterable<Uint8Array>
+  /** drain drains this host, or ends its drain. */
+  drain?(undrain: boolean, timeoutMs: number): Promise<void>
 }
+
+/** unimplemented is the error of an operation a host does not serve. */
+const unimplemented = (what: string) =>
+  new ZongziError('ERR_INVALID_ARGUMENT', `this host does not serve ${what}`)
 
 /** callerOf says who made a call: the host it names and the certificate it showed. */
 function callerOf(call: {
@@ -84,11 +95,18 @@ export class BusServer {
   readonly #server: grpc.Server
   readonly #cluster: string
 
-  constructor(cluster: string, h: BusHandlers, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+  /** `interceptors` see every call served (the agent's metrics count them). */
+  constructor(
+    cluster: string,
+    h: BusHandlers,
+    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    interceptors: grpc.ServerInterceptor[] = [],
+  ) {
     this.#cluster = cluster
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
+      interceptors,
     })
     // Probe and Join are open to anyone who reaches the port; every other call only to members.
     const unary =
@@ -115,6 +133,28 @@ export class BusServer {
       raftAddress: r.raftAddress,
       nonVoting: r.nonVoting,
     })
+    /** serveStream writes what `source` yields to a server-streaming call, after admitting. */
+    const serveStream = <Q extends { cluster: string }>(
+      call: grpc.ServerWritableStream<Q, { data: Uint8Array }>,
+      source: (req: Q, signal: AbortSignal) => AsyncIterable<Uint8Array>,
+    ) => {
+      const ac = new AbortController()
+      call.on('cancelled', () => ac.abort())
+      void (async () => {
+        try {
+          this.#check(call.request.cluster)
+          await h.admit(callerOf(call))
+          for await (const data of source(call.request, ac.signal)) {
+            if (ac.signal.aborted) break
+            if (!call.write({ data })) await drained(call)
+          }
+          call.end()
+        } catch (e) {
+          // An 'error' event is how grpc-js ends a stream with a status (destroy sends none).
+          if (!ac.signal.aborted) call.emit('error', toServiceError(e))
+        }
+      })()
+    }
     const service: GeneratedHandlers = {
       Probe: unary(() => h.probe(), true),
       Join: unary(
@@ -169,24 +209,21 @@ export class BusServer {
       Index: unary(async (r: IndexRequest__Output) => ({
         index: await h.index(r.shardId, r.timeoutMs),
       })),
-      Watch: (call) => {
-        const ac = new AbortController()
-        call.on('cancelled', () => ac.abort())
-        void (async () => {
-          try {
-            this.#check(call.request.cluster)
-            await h.admit(callerOf(call))
-            for await (const data of h.watch(call.request.shardId, call.request.query, ac.signal)) {
-              if (ac.signal.aborted) break
-              if (!call.write({ data })) await drained(call)
-            }
-            call.end()
-          } catch (e) {
-            // An 'error' event is how grpc-js ends a stream with a status (destroy sends none).
-            if (!ac.signal.aborted) call.emit('error', toServiceError(e))
-          }
-        })()
-      },
+      Watch: (call) => serveStream(call, (r, signal) => h.watch(r.shardId, r.query, signal)),
+      Status: unary(async () => {
+        if (!h.status) throw unimplemented('Status')
+        return { data: await h.status(), absent: false }
+      }),
+      Changes: (call) =>
+        serveStream(call, (r, signal) => {
+          if (!h.changes) throw unimplemented('Changes')
+          return h.changes(r.latest ? undefined : r.since, signal)
+        }),
+      Drain: unary(async (r: DrainRequest__Output) => {
+        if (!h.drain) throw unimplemented('Drain')
+        await h.drain(r.undrain, r.timeoutMs)
+        return {}
+      }),
       Stream: (call) => {
         const ac = new AbortController()
         call.on('cancelled', () => ac.abort())

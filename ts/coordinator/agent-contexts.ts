@@ -5,7 +5,8 @@ import type { Host } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
 import type { BusServer } from '../bus/server'
-import type { AgentOptions } from './agent-options'
+import type { AgentOptions, AgentStatus } from './agent-options'
+import type { ZongziError } from '../binding/errors'
 import type { BootstrapContext } from './bootstrap'
 import type { HostHealth } from './client/health'
 import type { ClientContext } from './client/client-context'
@@ -14,6 +15,10 @@ import type { HostController, HostControllerContext } from './control/host-contr
 import type { Logger } from './control/logger'
 import type { RegistryLeader, RegistryLeaderContext } from './control/registry-leader'
 import type { HandlerContext } from './handlers'
+import type { AgentOps } from '../ops/agent-ops'
+import type { MetricsHost } from '../ops/engine-metrics'
+import type { OpsContext } from '../ops/agent-ops'
+import { drainHost, undrainHost } from './control/drain'
 import type { Command } from './registry/records'
 import type { Registry } from './registry/registry'
 import type { RegistryAccess } from './registry-access'
@@ -45,6 +50,7 @@ export interface AgentInside {
   /** The local replica of the registry (shard 0's state machine). */
   readonly registry: Registry
   readonly health: HostHealth
+  readonly ops: AgentOps
   /** Aborted when the agent stops. */
   readonly signal: AbortSignal
   ready(): boolean
@@ -98,7 +104,11 @@ export function leaderContext(
   bus: BusClient,
   registry: RegistryAccess,
 ): RegistryLeaderContext {
-  return { ...shared(a, host, bus, registry), ready: () => a.ready() }
+  return {
+    ...shared(a, host, bus, registry),
+    ready: () => a.ready(),
+    passed: (seconds) => a.ops.metrics.pass('registry', seconds),
+  }
 }
 
 /** controllerContext is what the host controller uses. */
@@ -112,6 +122,7 @@ export function controllerContext(
     ...shared(a, host, bus, registry),
     factory: (type) => a.types.get(type),
     catchUp: () => registry.read(() => undefined, a.timeoutMs),
+    passed: (seconds) => a.ops.metrics.pass('host', seconds),
   }
 }
 
@@ -175,5 +186,38 @@ export function clientContext(a: AgentInside): ClientContext {
     catchUp: (timeoutMs) => a.started().registry.read(() => undefined, timeoutMs),
     runs: (shardId) => a.runs(shardId),
     health: a.health,
+  }
+}
+
+/** opsContext is what the agent's operations part (status, changes, metrics) uses. */
+export function opsContext(
+  a: AgentInside & { parts?: AgentParts; status: AgentStatus; failure?: ZongziError },
+): OpsContext {
+  return {
+    clusterName: a.clusterName,
+    get hostId() {
+      return a.hostId
+    },
+    registry: a.registry,
+    log: a.log,
+    signal: a.signal,
+    httpAddress: a.options.httpAddress,
+    tls: a.options.tls,
+    life: () => a.status,
+    get failure() {
+      return a.failure
+    },
+    catchUp: async (timeoutMs) => {
+      await a.started().registry.read(() => undefined, timeoutMs)
+    },
+    lag: async (shardId) => {
+      const st = await a.parts?.host.status(shardId).catch(() => undefined)
+      return st ? Math.max(0, st.commit - st.applied) : undefined
+    },
+    engine: () => a.parts?.host as MetricsHost | undefined,
+    drain: (undrain, timeoutMs) =>
+      undrain
+        ? undrainHost(drainContext(a))
+        : drainHost(drainContext(a), { timeoutMs: timeoutMs || undefined }),
   }
 }

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path'
 
 import { ZongziError } from '../binding/errors'
-import { Host, type HostEvent } from '../binding/host'
+import { Host, type HostEvent, type HostOptions } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
 import { type BusCredentials, busCredentials } from '../bus/credentials'
@@ -19,6 +19,7 @@ import {
   drainContext,
   handlerContext,
   leaderContext,
+  opsContext,
 } from './agent-contexts'
 import { type AgentOptions, type AgentStatus, isLoopback } from './agent-options'
 import { bootstrap, join as joinCluster, REJOIN } from './bootstrap'
@@ -28,7 +29,7 @@ import { checkReplacement, type ReplacementOptions, retireEarlier } from './cont
 import { LeaderBalance } from './control/drain'
 import { HostController } from './control/host-controller'
 import { checkLiveness, Liveness } from './control/liveness'
-import { type Logger, silent } from './control/logger'
+import { bindLater, type Logger, silent } from './control/logger'
 import { RegistryLeader } from './control/registry-leader'
 import { DefaultShardController, type ShardController } from './control/shard-controller'
 import { busHandlers } from './handlers'
@@ -37,6 +38,7 @@ import { Registry } from './registry/registry'
 import { hostChanges, membershipChanges } from './registry/events'
 import { RegistryState } from './registry/state'
 import { RegistryAccess } from './registry-access'
+import { AgentOps } from '../ops/agent-ops'
 
 /** REGISTRY_TYPE is the state machine type of shard 0, which no user type may take. */
 export const REGISTRY_TYPE = 'zongzi:registry'
@@ -69,6 +71,7 @@ export class AgentCore implements AgentInside {
   readonly abort = new AbortController()
   /** What this agent's clients have seen of other hosts: latencies and circuits. */
   readonly health: HostHealth
+  readonly ops: AgentOps // status, change stream, metrics
   stopped: Promise<void> | undefined
   #credentials: BusCredentials | undefined
   readonly #liveness: Liveness
@@ -91,11 +94,12 @@ export class AgentCore implements AgentInside {
     readonly options: AgentOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
-    this.log = options.logger ?? silent
+    this.log = bindLater(options.logger ?? silent, () => this.hostId && { hostId: this.hostId })
     this.health = new HostHealth({}, (address, state) => {
-      this.log.info('circuit', { address, state })
+      this.log.info({ address, state }, 'circuit')
       events.emit('circuit', { address, state })
     })
+    this.ops = new AgentOps(opsContext(this), options.metrics)
     this.#liveness = new Liveness(checkLiveness(options.liveness))
     this.#replacement = checkReplacement(options)
     const r = this.#replacement
@@ -146,7 +150,7 @@ export class AgentCore implements AgentInside {
   /** start runs the start-up once; a failed start shuts down what it opened. */
   start(): Promise<void> {
     this.#started ??= this.#start().catch(async (e) => {
-      this.log.error('start failed', { error: String(e) })
+      this.log.error({ error: String(e) }, 'start failed')
       await this.shutdown()
       throw e
     })
@@ -160,7 +164,7 @@ export class AgentCore implements AgentInside {
 
   #onChange(s: RegistryState): void {
     for (const e of hostChanges(this.#seen, s)) {
-      this.log.info(e.type, { hostId: e.hostId })
+      this.log.info({ hostId: e.hostId }, e.type)
       this.events.emit(e.type, { hostId: e.hostId })
     }
     // Only worked out for listeners: it walks every replica of the registry.
@@ -171,7 +175,7 @@ export class AgentCore implements AgentInside {
     try {
       this.events.emit('change', s)
     } catch (e) {
-      this.log.error('a change listener failed', { error: String(e) })
+      this.log.error({ error: String(e) }, 'a change listener failed')
     }
   }
 
@@ -184,9 +188,8 @@ export class AgentCore implements AgentInside {
     ]
     const exposed = plain.filter((a) => a && !isLoopback(a))
     if (o.insecure && exposed.length > 0) {
-      this.log.warn('INSECURE: listening off loopback without TLS on every channel', {
-        addresses: exposed,
-      })
+      const msg = 'INSECURE: listening off loopback without TLS on every channel'
+      this.log.warn({ addresses: exposed }, msg)
     }
     mkdirSync(o.dataDir, { recursive: true })
     const idFile = join(o.dataDir, 'host-id')
@@ -205,7 +208,9 @@ export class AgentCore implements AgentInside {
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
       raftAddress: listen,
-    })
+      // The engine's and raft-rs's records, where the binding takes a logger (with the host id).
+      logger: this.log,
+    } as HostOptions)
     // Keep the address bound now (the port the host picked for port 0), so that a restart
     // without a raftAddress listens on it again. An advertised address hides the bound one.
     const bound = o.host?.advertiseAddress ? listen : host.raftAddress
@@ -247,10 +252,8 @@ export class AgentCore implements AgentInside {
       this.abort.signal,
       this.hostId,
     )
-    const server = new BusServer(
-      this.clusterName,
-      busHandlers(handlerContext(this, host, registry)),
-    )
+    const handlers = this.ops.handlers(busHandlers(handlerContext(this, host, registry)))
+    const server = new BusServer(this.clusterName, handlers, undefined, this.ops.interceptors())
     const hostController = new HostController(controllerContext(this, host, bus, registry))
     const leader = new RegistryLeader(
       leaderContext(this, host, bus, registry),
@@ -260,11 +263,12 @@ export class AgentCore implements AgentInside {
     )
     this.parts = { host, bus, server, registry, hostController, leader }
     this.apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
+    await this.ops.listen()
 
     const boot = bootstrapContext(this, host, bus, registry)
     if (zero) {
       if (!existsSync(marker)) writeFileSync(marker, '') // a directory of an earlier version
-      this.log.info('restarting from disk', { replicas: stored.length })
+      this.log.info({ replicas: stored.length }, 'restarting from disk')
       await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
     } else if (this.peers.includes(this.apiAddress) && !this.#rejoined) {
       writeFileSync(marker, '')
@@ -300,7 +304,7 @@ export class AgentCore implements AgentInside {
         `host ${this.hostId} lost its Raft log (${join(o.dataDir, 'raft')}); ${how}`,
       )
     }
-    this.log.warn('the Raft log is lost: joining as a new host', { formerId: this.hostId })
+    this.log.warn({ formerId: this.hostId }, 'the Raft log is lost: joining as a new host')
     this.hostId = randomUUID()
     writeFileSync(join(o.dataDir, 'host-id'), this.hostId)
     this.#rejoined = true
@@ -355,7 +359,7 @@ export class AgentCore implements AgentInside {
   #fail(cause: string): void {
     if (this.failure || this.status === 'stopping' || this.status === 'stopped') return
     this.failure = new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
-    this.log.error('host failed', { error: cause })
+    this.log.error({ error: cause }, 'host failed')
     if (this.#timer) clearInterval(this.#timer)
     this.#setStatus('failed')
   }
@@ -365,6 +369,7 @@ export class AgentCore implements AgentInside {
     if (this.status === 'stopped') return
     this.#setStatus('stopping')
     this.abort.abort()
+    await this.ops.close()
     if (this.#timer) clearInterval(this.#timer)
     const p = this.parts
     await p?.hostController.stop()
@@ -396,6 +401,6 @@ export class AgentCore implements AgentInside {
         () => {},
       )
     }
-    if (e.type === 'replicaFailed') this.log.error('replica failed', { ...e })
+    if (e.type === 'replicaFailed') this.log.error({ ...e }, 'replica failed')
   }
 }

@@ -1,6 +1,8 @@
 // The Agent's options and the checks of what a caller hands it.
 import { invalid } from '../binding/errors'
 import type { HostOptions, TlsFiles } from '../binding/host'
+import type { Registry } from 'prom-client'
+
 import type { Logger } from './control/logger'
 import type { ReplacementOptions } from './control/departures'
 import type { LivenessOptions } from './control/liveness'
@@ -27,10 +29,24 @@ export interface AgentOptions extends ReplacementOptions {
    * restart listens where its peers expect it.
    */
   raftAddress?: string
+  /**
+   * HTTP listen address of `/metrics`, `/healthz`, `/readyz`, `/status.json` and the status
+   * page (see docs/operations.md); off by default. With `tls`, HTTPS with the bus's rules.
+   */
+  httpAddress?: string
   /** Tags of this host, used by placement (`zone`, `region`, …). */
   tags?: Record<string, string>
-  /** Structured logger; silent by default. */
+  /**
+   * Structured logger in pino's shape (`info(fields, msg)`, `child(bindings)`): a pino logger
+   * as it is. Silent by default (see docs/operations.md). Its records carry the host id.
+   */
   logger?: Logger
+  /**
+   * The prom-client registry to put this agent's series in (see docs/operations.md); by
+   * default the agent makes its own (`agent.metrics`). One registry per agent: two agents in
+   * one registry would register the same names twice.
+   */
+  metrics?: Registry
   /** Default timeout of calls in milliseconds (default 5,000). */
   timeoutMs?: number
   /** How often controllers reconcile without a registry change, in ms (default 500). */
@@ -117,6 +133,7 @@ export function checkAgentArgs(clusterName: unknown, peers: unknown, options: Ag
   const open = [
     ['bus', options.apiAddress, options.tls],
     ['Raft', options.raftAddress, options.host?.tls ?? options.tls],
+    ['HTTP', options.httpAddress, options.tls],
   ] as const
   for (const [what, address, tls] of open) {
     if (address === undefined || isLoopback(address) || tls || options.insecure) continue

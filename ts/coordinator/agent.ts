@@ -29,6 +29,7 @@ import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
 import { createdId, type Placement, type ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
 import { type ShardSpec, shardItem, shardsCommand } from './shard-specs'
+import type { ChangesOptions, ClusterStatus, Registry, RegistryChange } from '../ops/agent-ops'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
@@ -84,9 +85,17 @@ export class Agent extends EventEmitter {
   get hostId(): string {
     return this.#core.hostId
   }
+  /** metrics is the prom-client registry of this agent's series (see docs/operations.md). */
+  get metrics(): Registry {
+    return this.#core.ops.metrics.registry
+  }
   /** apiAddress is the bound bus address. */
   get apiAddress(): string {
     return this.#core.apiAddress
+  }
+  /** httpAddress is the bound address of the status page and `/metrics` (empty: none). */
+  get httpAddress(): string {
+    return this.#core.ops.httpAddress
   }
   /** raftAddress is this host's Raft transport address (empty before start). */
   get raftAddress(): string {
@@ -169,6 +178,19 @@ export class Agent extends EventEmitter {
   async rotateJoinKey(): Promise<void> {
     this.#core.checkReady()
     await this.#core.propose({ op: 'access.rotate', joinKey: newJoinKey() })
+  }
+
+  /**
+   * changes yields the registry's changes after `since` (default: now), then each new one
+   * this host applies, without gap or repeat; see ChangesOptions and RegistryChange.
+   */
+  changes(o?: ChangesOptions): AsyncIterable<RegistryChange> {
+    return this.#core.ops.changes(o)
+  }
+
+  /** clusterStatus is the whole cluster as this host sees it (what `/status.json` serves). */
+  clusterStatus(): Promise<ClusterStatus> {
+    return this.#core.ops.status()
   }
 
   /** state runs `fn` on a linearizable snapshot of the registry. */

@@ -50,7 +50,7 @@ export async function bootstrap(ctx: BootstrapContext): Promise<typeof REJOIN | 
   const peers = infos.map((p, i) => ({ ...p, replicaId: i + 1 }))
   const me = peers.find((p) => p.apiAddress === ctx.apiAddress)
   if (!me) throw new ZongziError('ERR_INTERNAL', 'this host is not among the peers')
-  ctx.log.info('bootstrapping shard 0', { peers: peers.length, replicaId: me.replicaId })
+  ctx.log.info({ peers: peers.length, replicaId: me.replicaId }, 'bootstrapping shard 0')
   const voters = peers.map((p) => ({ replicaId: p.replicaId, address: p.raftAddress }))
   await ctx.host.startReplica(0, me.replicaId, { mode: 'bootstrap', voters }, ctx.registryFactory)
   await ctx.registry.propose({ op: 'cluster.init', peers, joinKey: newJoinKey() })
@@ -125,7 +125,7 @@ export async function join(ctx: BootstrapContext): Promise<void> {
       try {
         await ctx.registry.read(() => undefined)
       } catch (e) {
-        ctx.log.debug('catching up with shard 0', { error: String(e) })
+        ctx.log.debug({ error: String(e) }, 'catching up with shard 0')
         throw e
       }
     },
@@ -150,10 +150,10 @@ async function joinVia(ctx: BootstrapContext, addr: string): Promise<void> {
     for (const m of res.members) {
       if (m.raftAddress) ctx.host.setAddress(m.replicaId, m.raftAddress)
     }
-    ctx.log.info('joining shard 0', { replicaId: res.replicaId, via: addr })
+    ctx.log.info({ replicaId: res.replicaId, via: addr }, 'joining shard 0')
     await ctx.host.startReplica(0, res.replicaId, { mode: 'join' }, ctx.registryFactory)
   } catch (e) {
-    ctx.log.debug('join attempt failed', { peer: addr, error: String(e) })
+    ctx.log.debug({ peer: addr, error: String(e) }, 'join attempt failed')
     throw e
   }
 }

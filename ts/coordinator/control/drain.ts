@@ -50,7 +50,7 @@ export async function handOver(ctx: DrainContext, s = ctx.registry(), max = 1): 
     if (!answers.has(target)) answers.set(target, ctx.answers(target, 250))
     if (!(await answers.get(target))) return false
     await ctx.host.transferLeader(t.shardId, t.replicaId)
-    ctx.log.info('leadership handed over', { ...t })
+    ctx.log.info({ ...t }, 'leadership handed over')
     return true
   }
   const done = await Promise.all(nextTransfers(s, ctx.hostId, max).map(one))
@@ -97,7 +97,7 @@ export class LeaderBalance {
         this.#recheckAt = now + BALANCE_RECHECK_MS
       }
     } catch (e) {
-      ctx.log.debug('leadership not handed over', { error: String(e) })
+      ctx.log.debug({ error: String(e) }, 'leadership not handed over')
     } finally {
       this.#busy = false
     }
@@ -130,7 +130,7 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
   const me = ctx.hostId
   if ((await ctx.read((s) => s.hosts.get(me)?.status)) !== 'draining')
     await ctx.propose({ op: 'host.status', id: me, status: 'draining', now: Date.now() })
-  ctx.log.info('draining')
+  ctx.log.info({}, 'draining')
   await retry(
     async () => {
       await handOver(ctx).catch(() => 0)
@@ -147,7 +147,7 @@ export async function drainHost(ctx: DrainContext, o: DrainOptions = {}): Promis
       maxDelayMs: 250,
     },
   )
-  ctx.log.info('drained')
+  ctx.log.info({}, 'drained')
 }
 
 /** undrainHost makes a draining host active again (nothing, if it is not draining). */

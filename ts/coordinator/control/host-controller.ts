@@ -39,6 +39,8 @@ export interface HostControllerContext {
   /** factory returns the registered factory of a state machine type. */
   factory(type: string): StateMachineFactory | undefined
   propose(cmd: Command): Promise<Accepted>
+  /** passed hears how long each reconciliation took, in seconds (for metrics). */
+  passed?(seconds: number): void
 }
 
 /**
@@ -100,10 +102,12 @@ export class HostController {
     this.#busy = (async () => {
       do {
         this.#again = false
+        const t0 = performance.now()
         try {
           await this.#reconcile(this.#agent.registry())
+          this.#agent.passed?.((performance.now() - t0) / 1000)
         } catch (e) {
-          this.#agent.log.warn('host controller', { error: String(e) })
+          this.#agent.log.warn({ error: String(e) }, 'host controller')
         }
       } while (this.#again && !this.#stopped)
       this.#busy = undefined
@@ -187,11 +191,14 @@ export class HostController {
           else this.#slots++
         }
       } catch (e) {
-        this.#agent.log.debug('replica not reconciled yet', {
-          shardId: r.shardId,
-          replicaId: r.id,
-          error: String(e),
-        })
+        this.#agent.log.debug(
+          {
+            shardId: r.shardId,
+            replicaId: r.id,
+            error: String(e),
+          },
+          'replica not reconciled yet',
+        )
       } finally {
         this.#working.delete(r.shardId)
       }
@@ -216,11 +223,11 @@ export class HostController {
       } catch (e) {
         // ERR_BUSY: a replica of the shard stopped a moment ago and still finishes its apply
         // work; a later pass deletes the data.
-        a.log.debug('data of a replaced replica not deleted yet', { shardId, error: String(e) })
+        a.log.debug({ shardId, error: String(e) }, 'data of a replaced replica not deleted yet')
         continue
       }
       stored.delete(shardId)
-      a.log.info('data of a replaced replica deleted', { shardId, replicaId })
+      a.log.info({ shardId, replicaId }, 'data of a replaced replica deleted')
     }
   }
 
@@ -249,7 +256,7 @@ export class HostController {
       await a.host.startReplica(r.shardId, r.id, { mode: 'join' }, factory)
     }
     this.#running.set(r.shardId, { replicaId: r.id, active: false })
-    a.log.info('replica started', { shardId: r.shardId, replicaId: r.id })
+    a.log.info({ shardId: r.shardId, replicaId: r.id }, 'replica started')
     await this.#activate(r)
   }
 
@@ -298,7 +305,7 @@ export class HostController {
     await a.catchUp()
     const fix = repairOf(a.registry(), r.shardId, st.membership, r.id)
     if (!fix) return true
-    a.log.info('membership repaired', { shardId: r.shardId, ...fix })
+    a.log.info({ shardId: r.shardId, ...fix }, 'membership repaired')
     const o = { timeoutMs: a.timeoutMs }
     if (fix.op === 'promote') await a.host.promote(r.shardId, fix.replicaId, o)
     else if (fix.op === 'remove') await a.host.removeReplica(r.shardId, fix.replicaId, o)
@@ -366,7 +373,7 @@ export class HostController {
     this.#running.delete(shardId)
     await a.host.stopReplica(shardId).catch(() => {})
     if (a.host.storedReplicas().some((x) => x.shardId === shardId)) a.host.removeData(shardId)
-    a.log.info('replica removed', { shardId })
+    a.log.info({ shardId }, 'replica removed')
   }
 }
 

@@ -183,7 +183,7 @@ export class Rebalancer {
     this.#moves.delete(m.shardId)
     const to = on.has(m.to) ? m.to : ([...on].find((h) => h !== m.from) ?? m.to)
     const done = { ...m, to }
-    this.log.info('rebalance: replica moved', { ...done })
+    this.log.info({ ...done }, 'rebalance: replica moved')
     this.onMove(done)
   }
 
@@ -216,7 +216,7 @@ export class Rebalancer {
       this.#moves.set(m.shardId, m)
       load.set(m.to, (load.get(m.to) ?? 0) + 1)
       load.set(m.from, (load.get(m.from) ?? 1) - 1)
-      this.log.info('rebalance: moving a replica', { ...m })
+      this.log.info({ ...m }, 'rebalance: moving a replica')
       out.push(m.shardId)
     }
     return out

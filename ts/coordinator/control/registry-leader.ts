@@ -24,6 +24,8 @@ export interface RegistryLeaderContext {
   propose(cmd: Command): Promise<Accepted>
   /** ready tells whether the agent still runs. */
   ready(): boolean
+  /** passed hears how long each round this host led took, in seconds (for metrics). */
+  passed?(seconds: number): void
 }
 
 /** RegistryLeader runs the registry leader's round; rounds do not overlap. */
@@ -52,21 +54,23 @@ export class RegistryLeader {
   async once(): Promise<void> {
     if (this.#busy) return
     this.#busy = true
+    const t0 = performance.now()
     try {
-      await this.#round()
+      if (await this.#round()) this.#ctx.passed?.((performance.now() - t0) / 1000)
     } catch (e) {
-      this.#ctx.log.warn('shard controller failed', { error: String(e) })
+      this.#ctx.log.warn({ error: String(e) }, 'shard controller failed')
     } finally {
       this.#busy = false
     }
   }
 
-  async #round(): Promise<void> {
+  /** #round runs a round if this host leads shard 0, and tells whether it did. */
+  async #round(): Promise<boolean> {
     const c = this.#ctx
     const st = await c.host.status(0).catch(() => undefined)
     if (!st || st.leaderId !== st.replicaId || !c.ready()) {
       this.#liveness.forget()
-      return
+      return false
     }
     // The registry leader keeps its own leadership on record (the event that announced it
     // may have come before the registry existed).
@@ -93,7 +97,7 @@ export class RegistryLeader {
       hostId: c.hostId,
       voters: this.#o.registryVoters,
       timeoutMs: c.timeoutMs,
-    }).catch((e) => c.log.warn('a change of the registry members failed', { error: String(e) }))
+    }).catch((e) => c.log.warn({ error: String(e) }, 'a change of the registry members failed'))
     // A draining host that stopped answering cannot take its own replicas out any more.
     const alive = (h: HostRecord | undefined) =>
       isAlive(h) && !(h?.status === 'draining' && this.#liveness.state(h.id, Date.now()) === 'down')
@@ -104,5 +108,6 @@ export class RegistryLeader {
       membership: busMembership(c.bus, c.timeoutMs),
     }
     await this.#controller.reconcile(c.registry(), c.propose, ctx)
+    return true
   }
 }

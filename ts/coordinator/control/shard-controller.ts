@@ -136,7 +136,7 @@ export class DefaultShardController implements ShardController {
           if (!done) this.#dirty.again(shard.id)
         } catch (e) {
           this.#dirty.again(shard.id)
-          this.#log.warn('placement of a shard failed', { shardId: shard.id, error: String(e) })
+          this.#log.warn({ shardId: shard.id, error: String(e) }, 'placement of a shard failed')
         }
       }
     }
@@ -308,7 +308,7 @@ export class DefaultShardController implements ShardController {
       } catch (e) {
         if (!(e instanceof PlacementError)) throw e
         this.#moves.drop(shard.id)
-        this.#log.info('rebalance: move given up', { ...m, error: e.message })
+        this.#log.info({ ...m, error: e.message }, 'rebalance: move given up')
       }
     }
     try {

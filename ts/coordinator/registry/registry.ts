@@ -5,8 +5,10 @@ import { EventEmitter } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
 
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
-import type { Outcome } from './records'
+import { commandOf } from './changes'
 import { runCommand } from './commands'
+import { ChangeHistory } from './history'
+import type { Outcome } from './records'
 import { readSnapshot, writeSnapshot } from './snapshot'
 import { Invalid, Writer } from './writer'
 import { RegistryState } from './state'
@@ -17,6 +19,8 @@ import { RegistryState } from './state'
  */
 export class Registry extends EventEmitter implements StateMachine {
   #state = RegistryState.empty()
+  /** The changes this replica applied lately, for `agent.changes()`. */
+  readonly history = new ChangeHistory()
 
   /** state is the current immutable snapshot. */
   get state(): RegistryState {
@@ -50,7 +54,7 @@ export class Registry extends EventEmitter implements StateMachine {
   #apply(index: number, data: Buffer): ApplyResult {
     let out: Outcome
     const s = this.#state
-    const w = new Writer(s, index)
+    const w = new Writer(s, index, true)
     try {
       let cmd: unknown
       try {
@@ -60,6 +64,12 @@ export class Registry extends EventEmitter implements StateMachine {
       }
       out = runCommand(w, cmd)
       this.#state = w.finish()
+      if (w.changes.length > 0 || w.access !== s.access) {
+        const c = cmd as Record<string, unknown>
+        const by = typeof c.by === 'string' ? { by: c.by } : {}
+        const command = commandOf(c)
+        this.history.push({ index, op: String(c.op), ...by, command, changes: w.changes })
+      }
     } catch (e) {
       if (!(e instanceof Invalid)) throw e
       out = e.code ? { ok: false, error: e.message, code: e.code } : { ok: false, error: e.message }
@@ -79,6 +89,7 @@ export class Registry extends EventEmitter implements StateMachine {
   /** recoverFromSnapshot replaces the whole state with the snapshot's, read line by line. */
   async recoverFromSnapshot(input: Readable): Promise<void> {
     this.#state = await readSnapshot(input)
+    this.history.reset(this.#state.index)
     this.#announce()
   }
 }

@@ -2,6 +2,7 @@
 // indexes. A command that throws Invalid changes nothing.
 import { type Indexes, replicaIndexed, shardIndexed } from './indexes'
 import type { PMapKey, PMap } from './pmap'
+import { type RecordChange, recordChanges } from './changes'
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 import { type Access, RegistryState } from './state'
 
@@ -36,9 +37,9 @@ export function deny(cond: boolean, msg: string): asserts cond {
  */
 export class Table<K extends PMapKey, V> {
   #map: PMap<K, V>
-  readonly #changed: (was: V | undefined, now: V | undefined) => void
+  readonly #changed: (k: K, was: V | undefined, now: V | undefined) => void
 
-  constructor(map: PMap<K, V>, changed: (was: V | undefined, now: V | undefined) => void) {
+  constructor(map: PMap<K, V>, changed: (k: K, was: V | undefined, now: V | undefined) => void) {
     this.#map = map
     this.#changed = changed
   }
@@ -62,14 +63,14 @@ export class Table<K extends PMapKey, V> {
   set(k: K, v: V): this {
     const was = this.#map.get(k)
     this.#map = this.#map.set(k, v)
-    this.#changed(was, v)
+    this.#changed(k, was, v)
     return this
   }
   delete(k: K): boolean {
     const was = this.#map.get(k)
     if (was === undefined) return false
     this.#map = this.#map.delete(k)
-    this.#changed(was, undefined)
+    this.#changed(k, was, undefined)
     return true
   }
 }
@@ -83,20 +84,32 @@ export class Writer {
   nextShardId: number
   nextReplicaId: number
   access: Access
+  /** The records the command changed, once it has finished (when `record` is set). */
+  changes: RecordChange[] = []
+  /** What each record this command changed was before it (kept only when `record` is set). */
+  readonly #before = { host: new Map(), shard: new Map(), replica: new Map() }
 
+  /** A writer of one command at `index`; with `record`, `finish` lists what it changed. */
   constructor(
     readonly base: RegistryState,
     readonly index: number,
+    readonly record = false,
   ) {
     this.nextShardId = base.nextShardId
     this.nextReplicaId = base.nextReplicaId
     this.access = base.access
     this.#ix = base.indexes
-    this.hosts = new Table(base.hosts, () => {})
-    this.shards = new Table(base.shards, (was, now) => {
+    const before = this.#before
+    const note = (m: Map<unknown, unknown>, k: unknown, was: unknown) => {
+      if (record && !m.has(k)) m.set(k, was)
+    }
+    this.hosts = new Table(base.hosts, (k, was) => note(before.host, k, was))
+    this.shards = new Table(base.shards, (k, was, now) => {
+      note(before.shard, k, was)
       this.#ix = shardIndexed(this.#ix, was, now)
     })
-    this.replicas = new Table(base.replicas, (was, now) => {
+    this.replicas = new Table(base.replicas, (k, was, now) => {
+      note(before.replica, k, was)
       this.#ix = replicaIndexed(this.#ix, was, now)
     })
   }
@@ -124,6 +137,13 @@ export class Writer {
 
   /** finish is the state the command made. */
   finish(): RegistryState {
+    if (this.record) {
+      this.changes = recordChanges([
+        ['host', this.hosts, this.#before.host],
+        ['shard', this.shards, this.#before.shard],
+        ['replica', this.replicas, this.#before.replica],
+      ])
+    }
     return RegistryState.indexed(
       this.index,
       this.hosts.map,
