@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest'
 
+import { SHARD_FULL_PASS_MS } from '../ts/coordinator/control/changes'
 import { replicaLoad } from '../ts/coordinator/control/placement'
 import { drifted, type Move } from '../ts/coordinator/control/rebalance'
 import { DefaultShardController } from '../ts/coordinator/control/shard-controller'
@@ -169,6 +170,30 @@ describe('rebalancing', () => {
     expect(joining.map((x) => x.hostId)).toEqual(['h4', 'h4'])
     await settle(l)
     expect(perHost(r, ['h1', 'h2', 'h3', 'h4']).sort()).toEqual([9, 9, 9, 9])
+  })
+
+  it('searches again for a move none could make only on the next full pass', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    try {
+      const r = balanced(6)
+      // h4 runs another type: it holds nothing, and no kv replica can go there.
+      run(r, {
+        op: 'host.put',
+        host: { id: 'h4', apiAddress: 'a', raftAddress: 'r', tags: {}, shardTypes: ['other'] },
+      })
+      const l = new Leader(r)
+      expect(await l.steps(1)).toEqual([])
+      run(r, { op: 'shard.update', id: 2, tags: { touched: 'yes' } })
+      let looks = vi.spyOn(r.state, 'replicasOn')
+      await l.round()
+      expect(looks).not.toHaveBeenCalled()
+      vi.setSystemTime(Date.now() + SHARD_FULL_PASS_MS)
+      looks = vi.spyOn(r.state, 'replicasOn')
+      await l.round()
+      expect(looks).toHaveBeenCalled()
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('leaves a shard with a change in flight alone', async () => {

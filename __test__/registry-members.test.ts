@@ -1,7 +1,13 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 
 import { Registry } from '../ts/coordinator/registry/registry'
 import { isLeaving } from '../ts/coordinator/control/departures'
+import {
+  BALANCE_RECHECK_MS,
+  type DrainContext,
+  LeaderBalance,
+} from '../ts/coordinator/control/drain'
+import { silent } from '../ts/coordinator/control/logger'
 import { nextTransfer, nextTransfers } from '../ts/coordinator/control/leader-balance'
 import { repairOf } from '../ts/coordinator/control/membership-repair'
 import { reconcileRegistry } from '../ts/coordinator/control/registry-members'
@@ -197,6 +203,27 @@ describe('leader balance', () => {
     // 4-0-0: one to h2, one to h3, and then h1 leads two, no more than two above anyone.
     expect(ts.map((t) => r.state.replicas.get(t.replicaId)?.hostId)).toEqual(['h2', 'h3'])
     expect(ts.map((t) => t.shardId)).toEqual([1, 2])
+  })
+
+  afterEach(() => vi.useRealTimers())
+
+  it('looks again at a registry that did not change only every BALANCE_RECHECK_MS', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] })
+    // h1 leads two, h2 and h3 one each: nothing to hand over.
+    const r = withLeaders(['h1', 'h1', 'h2', 'h3'])
+    const ctx = {
+      hostId: 'h1',
+      log: silent,
+      registry: () => r.state,
+    } as unknown as DrainContext
+    const looks = vi.spyOn(r.state, 'replicasOn')
+    const balance = new LeaderBalance(5_000)
+    await balance.once(ctx)
+    await balance.once(ctx)
+    expect(looks).toHaveBeenCalledTimes(1)
+    vi.setSystemTime(Date.now() + BALANCE_RECHECK_MS)
+    await balance.once(ctx)
+    expect(looks).toHaveBeenCalledTimes(2)
   })
 
   it('hands every leadership of a draining host over, shard 0 first', () => {

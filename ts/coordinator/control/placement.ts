@@ -96,8 +96,9 @@ export interface Want {
  * ones for the replicas they already have until `leaving` says their replicas are to move.
  * Among the hosts that fit, those with the fewest replicas (`load`, by default counted from
  * `state`) per unit of capacity (a host's `capacity` tag, default 1) get the new ones: the
- * host that, with one more, holds the least per unit; equal ones in order of id. A caller placing many shards
- * from one snapshot counts in `load` what it adds, so that they do not all pick the same hosts.
+ * host that, with one more, holds the least per unit; equal ones in order of id. A caller
+ * placing many shards from one snapshot counts in `load` what it adds, so that they do not all
+ * pick the same hosts.
  * It returns the full wanted set, or throws a PlacementError when the hosts cannot satisfy it.
  */
 export function place(
