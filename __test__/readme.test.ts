@@ -50,6 +50,8 @@ const PROGRAMS: Record<string, string> = {
 const MODULES = ['kv.mjs', 'kv.d.mts']
 /** examples/demo/ is `npm run demo` (demo.test.ts runs it); it is not in the package. */
 const DEMO = 'demo'
+/** examples/sqlite/ is the SQLite state machine (sqlite.test.ts runs it); not in the package. */
+const SQLITE = 'sqlite'
 
 const name = (b: DocBlock) => `${b.file.replace(/[^A-Za-z0-9]+/g, '-')}-${b.line}`
 const source = (b: DocBlock) => `${name(b)}.${b.lang === 'ts' ? 'mts' : 'mjs'}`
@@ -109,7 +111,7 @@ describe('the Markdown files', () => {
 
 describe('examples/', () => {
   it('holds the programs run here and the modules they use', () => {
-    const all = [...Object.keys(PROGRAMS), ...MODULES, DEMO].sort()
+    const all = [...Object.keys(PROGRAMS), ...MODULES, DEMO, SQLITE].sort()
     expect(readdirSync(join(ROOT, 'examples')).sort()).toEqual(all)
   })
 
