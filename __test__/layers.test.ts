@@ -9,6 +9,7 @@ const TS = join(__dirname, '..', 'ts')
  * ts/coordinator is in parts: the registry (shard 0's records and commands), the client
  * (shard clients, sessions, health, retry), the control (controllers, placement, liveness,
  * departures, drain, balance), and the agent with its wiring on top, in the folder itself.
+ * The test kit (testing) and the recipes use the public API below them.
  */
 const LAYERS = [
   'binding',
@@ -17,6 +18,8 @@ const LAYERS = [
   'coordinator/client',
   'coordinator/control',
   'coordinator',
+  'testing',
+  'recipes',
   'cli',
 ]
 
@@ -55,7 +58,7 @@ describe('the layers of ts/', () => {
     expect(loose).toEqual(['index.ts'])
   })
 
-  it('never imports upwards: binding ← bus ← registry ← client ← control ← agent ← cli', () => {
+  it('never imports upwards: binding ← … ← agent ← testing ← recipes ← cli', () => {
     const upward: string[] = []
     for (const f of all) {
       if (layerOf(f) < 0) continue

@@ -86,7 +86,7 @@ describe('the SQLite state machine', () => {
     sm.close()
   })
 
-  it('reopens after a restart at the index stored with its data; only later entries replay', async () => {
+  it('reopens at the index stored with its data; only later entries replay', async () => {
     const dir = [dirs.make(), dirs.make(), dirs.make()]
     const hs = dir.map((d) => open(d))
     const voters = hs.map((h, i) => ({ replicaId: rid(1, i), address: h.raftAddress }))

@@ -168,7 +168,7 @@ describe('checkStateMachine', () => {
     expect(e.message).toMatch(/replica \d threw in recoverFromSnapshot\(\): .*JSON/)
   })
 
-  it('checks what a persistent state machine’s open() returns against what sync() kept', async () => {
+  it('checks a persistent state machine’s open() against what sync() kept', async () => {
     const dir = dirs.make()
     /** Durable keeps Counters in a file, written by sync(); `honest` says what open() tells. */
     class Durable extends Counters implements PersistentStateMachine {

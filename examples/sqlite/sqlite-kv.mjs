@@ -44,7 +44,8 @@ export class SqliteKv {
     this.db = db
     this.get = db.prepare('SELECT value FROM kv WHERE key = ?').pluck()
     this.put = db.prepare(
-      'INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      `INSERT INTO kv (key, value) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     )
     this.remove = db.prepare('DELETE FROM kv WHERE key = ?')
     this.mark = db.prepare('UPDATE applied SET idx = ? WHERE id = 1')

@@ -98,7 +98,8 @@ export class Traps {
     }
     const uuid = () => {
       const b = bytes(16).toString('hex')
-      return `${b.slice(0, 8)}-${b.slice(8, 12)}-4${b.slice(13, 16)}-a${b.slice(17, 20)}-${b.slice(20)}`
+      const parts = [b.slice(0, 8), b.slice(8, 12), `4${b.slice(13, 16)}`, `a${b.slice(17, 20)}`]
+      return [...parts, b.slice(20)].join('-')
     }
     for (const owner of [globalThis.crypto, nodeCrypto] as Record<string, unknown>[]) {
       if (!owner) continue
