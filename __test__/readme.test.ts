@@ -40,6 +40,10 @@ const LANGS = ['ts', 'js', 'rust', 'sh', '']
 /** What a runnable block prints, by its file and the heading it stands under. */
 const PRINTS: Record<string, string> = {
   'docs/host-api.md: The host API (TypeScript)': '5 5\n',
+  'docs/recipes.md: Recipes':
+    'feature/export=off feature/search=on\nrefused: now on\nsession/alice expired\n',
+  'docs/testing.md: Testing state machines':
+    '300 entries, 6 restarts: agreed\nresult diverged at entry 1\n',
 }
 const where = (b: DocBlock) => `${b.file}: ${b.heading}`
 
