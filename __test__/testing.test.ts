@@ -137,6 +137,15 @@ describe('checkStateMachine', () => {
       }
     }
     const o = { factory: () => new Logging(), commands, entries: 50 }
+    // Dates made outside the check are still Dates inside it.
+    const made = new Date(0)
+    class Checks extends Counters {
+      override update(entries: Entry[]): ApplyResult[] {
+        if (!(made instanceof Date)) throw new Error('not a Date')
+        return super.update(entries)
+      }
+    }
+    await checkStateMachine({ factory: () => new Checks(), commands, entries: 20 })
     const e = await checkStateMachine(o).catch((x) => x)
     expect(e.kind).toBe('nondeterminism')
     expect(e.message).toContain('Date.now() called by update()')

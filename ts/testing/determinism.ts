@@ -66,6 +66,10 @@ export class Traps {
         seen('Date.now()')
         return now()
       }
+      // Dates made before the check are still Dates.
+      static override [Symbol.hasInstance](x: unknown) {
+        return x instanceof RealDate
+      }
     }
     this.#patch(globalThis as never, 'Date', FakeDate)
     this.#patch(Math as never, 'random', () => {
