@@ -40,6 +40,10 @@ const LANGS = ['ts', 'js', 'rust', 'sh', '']
 /** What a runnable block prints, by its file and the heading it stands under. */
 const PRINTS: Record<string, string> = {
   'docs/host-api.md: The host API (TypeScript)': '5 5\n',
+  'docs/recipes.md: Recipes':
+    'feature/export=off feature/search=on\nrefused: now on\nsession/alice expired\n',
+  'docs/testing.md: Testing state machines':
+    '300 entries, 6 restarts: agreed\nresult diverged at entry 1\n',
 }
 const where = (b: DocBlock) => `${b.file}: ${b.heading}`
 
@@ -50,6 +54,8 @@ const PROGRAMS: Record<string, string> = {
 const MODULES = ['kv.mjs', 'kv.d.mts']
 /** examples/demo/ is `npm run demo` (demo.test.ts runs it); it is not in the package. */
 const DEMO = 'demo'
+/** examples/sqlite/ is the SQLite state machine (sqlite.test.ts runs it); not in the package. */
+const SQLITE = 'sqlite'
 
 const name = (b: DocBlock) => `${b.file.replace(/[^A-Za-z0-9]+/g, '-')}-${b.line}`
 const source = (b: DocBlock) => `${name(b)}.${b.lang === 'ts' ? 'mts' : 'mjs'}`
@@ -109,7 +115,7 @@ describe('the Markdown files', () => {
 
 describe('examples/', () => {
   it('holds the programs run here and the modules they use', () => {
-    const all = [...Object.keys(PROGRAMS), ...MODULES, DEMO].sort()
+    const all = [...Object.keys(PROGRAMS), ...MODULES, DEMO, SQLITE].sort()
     expect(readdirSync(join(ROOT, 'examples')).sort()).toEqual(all)
   })
 

@@ -27,7 +27,7 @@ interface Record {
 }
 
 describe('the recipes, when the host leading their shards is killed', () => {
-  it('keep the KV’s writes, expire its TTL keys, and hand the lock and the election on', async () => {
+  it('keep the KV’s writes, expire TTL keys, and hand the lock and the election on', async () => {
     const peers = await loopbackAddresses(3)
     const options = {
       host: { tickMs: 20 },

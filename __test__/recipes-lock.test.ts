@@ -51,7 +51,7 @@ describe('the lock recipe', () => {
     second?.keepAlive.stop()
   })
 
-  it('takes a lock whose lease ended on the log time; the old holder can no longer renew', async () => {
+  it('takes a lock whose lease ended on the log time; the old holder cannot renew', async () => {
     const { shard, a, b } = setup(10_000)
     await shard.propose(tick(1000))
     const old = await a.tryAcquire('job')

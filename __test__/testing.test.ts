@@ -8,6 +8,7 @@ import { CheckError, checkStateMachine, Random } from '../ts/testing/index'
 import { TempDirs } from './helpers'
 
 const dirs = new TempDirs('zongzi-testing-')
+const REAL = [Date, Math.random, performance.now, process.hrtime]
 afterAll(() => dirs.removeAll())
 
 /** A command of the counters below: add `n` to `key`, or `touch` it. */
@@ -136,6 +137,15 @@ describe('checkStateMachine', () => {
       }
     }
     const o = { factory: () => new Logging(), commands, entries: 50 }
+    // Dates made outside the check are still Dates inside it.
+    const made = new Date(0)
+    class Checks extends Counters {
+      override update(entries: Entry[]): ApplyResult[] {
+        if (!(made instanceof Date)) throw new Error('not a Date')
+        return super.update(entries)
+      }
+    }
+    await checkStateMachine({ factory: () => new Checks(), commands, entries: 20 })
     const e = await checkStateMachine(o).catch((x) => x)
     expect(e.kind).toBe('nondeterminism')
     expect(e.message).toContain('Date.now() called by update()')
@@ -150,6 +160,31 @@ describe('checkStateMachine', () => {
     expect(e.kind).toBe('result')
     expect(e.message).toMatch(/(restarted from its snapshot|installed replica \d's snapshot) at/)
     expect(e.uses).toEqual([])
+  })
+
+  it('runs asynchronous updates, and reports a throw naming the method', async () => {
+    class Later extends Counters {
+      override update(entries: Entry[]): ApplyResult[] {
+        return super.update(entries)
+      }
+      async updateLater(entries: Entry[]) {
+        await new Promise((r) => setImmediate(r))
+        if (entries.some((e) => decode(e).op === 'touch')) throw new Error('no touching')
+        return super.update(entries)
+      }
+    }
+    const later = () => {
+      const sm = new Later()
+      return Object.assign(sm, { update: (e: Entry[]) => sm.updateLater(e) })
+    }
+    const all = (r: Random) => encode({ op: 'add', key: `k${r.int(5)}`, n: r.int(9) })
+    const ok = await checkStateMachine({ factory: later, commands: all, entries: 100 })
+    expect(ok.batches).toBeGreaterThan(0)
+    const e = await checkStateMachine({ factory: later, commands }).catch((x) => x)
+    expect(e.kind).toBe('contract')
+    expect(e.message).toMatch(/threw in update\(\): no touching/)
+    // Every clock and random source is back as it was, after a throw too.
+    expect([Date, Math.random, performance.now, process.hrtime]).toEqual(REAL)
   })
 
   it('catches a state machine that reads its snapshot as a single chunk', async () => {
@@ -168,7 +203,7 @@ describe('checkStateMachine', () => {
     expect(e.message).toMatch(/replica \d threw in recoverFromSnapshot\(\): .*JSON/)
   })
 
-  it('checks what a persistent state machine’s open() returns against what sync() kept', async () => {
+  it('checks a persistent state machine’s open() against what sync() kept', async () => {
     const dir = dirs.make()
     /** Durable keeps Counters in a file, written by sync(); `honest` says what open() tells. */
     class Durable extends Counters implements PersistentStateMachine {

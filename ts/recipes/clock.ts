@@ -52,8 +52,9 @@ export interface ClockContext {
  * LeaderClock proposes this host's time into a shard's log every `intervalMs` while its
  * replica leads. Run one on every host that has a replica of the shard: only the leader's
  * proposes, and when leadership moves the new leader's clock takes over. A TTL or lease then
- * ends at the first tick at or after its deadline, up to `intervalMs` late (or later while
- * the shard has no leader); it never ends early by more than the clocks of two hosts differ.
+ * ends at the first tick at or after its deadline, which counts from a log time up to
+ * `intervalMs` behind the leader's clock: it lasts its length give or take `intervalMs`
+ * (longer while the shard has no leader, and off by as much as two leaders' clocks differ).
  */
 export class LeaderClock {
   readonly #ctx: ClockContext

@@ -1,5 +1,5 @@
 // Keeping a lease alive from a client: renew it every third of its length, and give it up
-// (abort a signal) when a renewal is refused or none succeeded for a whole lease.
+// (abort a signal) when a renewal is refused or none succeeded for two thirds of a lease.
 
 /** KeepAlive renews a lease until stopped, and aborts `signal` once the lease is lost. */
 export class KeepAlive {
@@ -12,9 +12,11 @@ export class KeepAlive {
 
   /**
    * Starts renewing with `renew` (which resolves false when the lease is gone) every
-   * `leaseMs / 3`, for a lease granted by a request sent at `granted` (performance.now()). A lease counts as lost when `renew` says so, or when no renewal succeeded
-   * for `leaseMs` since the last one started: the holder must then stop acting on it, since
-   * the state machine may already have given it to another.
+   * `leaseMs / 3`, for a lease granted by a request sent at `granted` (performance.now()).
+   * A lease counts as lost when `renew` says so, or when no renewal succeeded for two thirds
+   * of `leaseMs` since the last one was sent: the holder must then stop acting on it. The
+   * third kept back covers a lease that the state machine ends early, on a log time up to a
+   * LeaderClock interval behind (keep the interval well under a third of a lease).
    */
   constructor(
     readonly leaseMs: number,

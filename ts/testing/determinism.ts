@@ -66,6 +66,10 @@ export class Traps {
         seen('Date.now()')
         return now()
       }
+      // Dates made before the check are still Dates.
+      static override [Symbol.hasInstance](x: unknown) {
+        return x instanceof RealDate
+      }
     }
     this.#patch(globalThis as never, 'Date', FakeDate)
     this.#patch(Math as never, 'random', () => {
@@ -98,7 +102,8 @@ export class Traps {
     }
     const uuid = () => {
       const b = bytes(16).toString('hex')
-      return `${b.slice(0, 8)}-${b.slice(8, 12)}-4${b.slice(13, 16)}-a${b.slice(17, 20)}-${b.slice(20)}`
+      const parts = [b.slice(0, 8), b.slice(8, 12), `4${b.slice(13, 16)}`, `a${b.slice(17, 20)}`]
+      return [...parts, b.slice(20)].join('-')
     }
     for (const owner of [globalThis.crypto, nodeCrypto] as Record<string, unknown>[]) {
       if (!owner) continue

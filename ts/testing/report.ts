@@ -87,7 +87,8 @@ export function firstDifference(a: Buffer, b: Buffer): string {
   let at = 0
   while (at < a.length && at < b.length && a[at] === b[at]) at++
   const around = (x: Buffer) => `<${x.subarray(Math.max(0, at - 8), at + 8).toString('hex')}>`
-  return `byte ${at} of the snapshot (${a.length} vs ${b.length} bytes):\n      ${around(a)}\n    vs ${around(b)}`
+  const sizes = `${a.length} vs ${b.length} bytes`
+  return `byte ${at} of the snapshot (${sizes}):\n      ${around(a)}\n    vs ${around(b)}`
 }
 
 /** describeUses lists the first calls of clocks and random sources, one a line. */
