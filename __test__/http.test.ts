@@ -8,7 +8,9 @@ import {
   createCertificateAuthority,
   createHostCertificate,
   writeHostFiles,
+  ZongziError,
 } from '../ts/index'
+import { type HttpContext, OpsServer } from '../ts/ops/http'
 import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
 import { codeOf, TempDirs, waitUntil } from './helpers'
 
@@ -158,5 +160,39 @@ describe('the HTTP endpoints over TLS', () => {
     // Signed by the cluster CA, but no host on record has it.
     expect(await get(files[3])).toBe(403)
     expect(await get()).toMatch(/^refused|^403$/)
+  })
+})
+
+describe('the event stream', () => {
+  it('says reset when the index asked for is not kept, or the reader fell behind', async () => {
+    const gone = new ZongziError('ERR_INVALID_ARGUMENT', 'gone')
+    let behind = false
+    const ctx: HttpContext = {
+      metrics: async () => ({ text: '', contentType: 'text/plain' }),
+      status: () => Promise.reject(new Error('not asked')),
+      changes: () => {
+        if (!behind) throw gone
+        return (async function* () {
+          yield { index: 5, op: 'shard.create', command: {}, changes: [] }
+          throw gone
+        })()
+      },
+      healthy: () => true,
+      ready: async () => ({}),
+      member: () => false,
+    }
+    const server = new OpsServer(ctx)
+    try {
+      const base = `http://${await server.listen('127.0.0.1:0')}`
+      expect(await (await fetch(`${base}/events?since=1`)).text()).toBe(
+        'event: reset\ndata: "gone"\n\n',
+      )
+      behind = true
+      const text = await (await fetch(`${base}/events?since=1`)).text()
+      expect(text).toContain('event: change\nid: 5\n')
+      expect(text.endsWith('event: reset\ndata: "gone"\n\n')).toBe(true)
+    } finally {
+      await server.close()
+    }
   })
 })

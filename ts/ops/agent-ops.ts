@@ -98,6 +98,7 @@ export class AgentOps {
       hostId: c.hostId,
       state: c.registry.state,
       recent: c.registry.history.latest(RECENT, isMembership),
+      changesFrom: c.registry.history.from,
       lag: (shardId) => c.lag(shardId),
     })
   }
