@@ -1,5 +1,8 @@
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
+import { join } from 'node:path'
+import { connect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import {
@@ -125,6 +128,10 @@ describe('the HTTP endpoints over TLS', () => {
     writeHostFiles(dirs.make(), ca, createHostCertificate(ca, ['127.0.0.1'])),
   )
   const ca0 = files[0].ca
+  const keyPair = (i: number) => ({
+    cert: readFileSync(files[i].cert),
+    key: readFileSync(files[i].key),
+  })
   let c: OpsCluster
   beforeAll(async () => {
     c = await opsCluster('https', (i) => ({ tls: files[i], httpAddress: '127.0.0.1:0' }))
@@ -154,6 +161,21 @@ describe('the HTTP endpoints over TLS', () => {
       req.on('error', (e) => resolve(`refused: ${e.message}`))
       req.end()
     })
+
+  it('shows the certificate reloadTls() read', async () => {
+    const renewed = createHostCertificate(ca, ['127.0.0.1'])
+    writeHostFiles(join(files[0].cert, '..'), ca, renewed)
+    await c.agents[0].reloadTls()
+    const [host, port] = c.agents[0].httpAddress.split(':')
+    const shown = await new Promise<string | undefined>((resolve, reject) => {
+      const s = connect({ host, port: Number(port), ca: readFileSync(ca0), ...keyPair(1) }, () => {
+        resolve(s.getPeerCertificate().fingerprint256)
+        s.end()
+      })
+      s.on('error', reject)
+    })
+    expect(shown).toBe(new X509Certificate(renewed.cert).fingerprint256)
+  })
 
   it("admit a host's certificate and refuse others, as the bus does", async () => {
     expect(await get(files[1])).toBe(200)

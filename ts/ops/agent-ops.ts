@@ -151,6 +151,11 @@ export class AgentOps {
     this.#http = http
   }
 
+  /** reloadTls makes the HTTPS server show the TLS files as they are now. */
+  reloadTls(): void {
+    this.#http?.reloadTls()
+  }
+
   /** #healthy: the process answers and its engine host has not failed or stopped. */
   #healthy(): Check {
     const life = this.#ctx.life()
