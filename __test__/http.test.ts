@@ -1,5 +1,8 @@
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
+import { join } from 'node:path'
+import { connect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import {
@@ -8,7 +11,9 @@ import {
   createCertificateAuthority,
   createHostCertificate,
   writeHostFiles,
+  ZongziError,
 } from '../ts/index'
+import { type HttpContext, OpsServer } from '../ts/ops/http'
 import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
 import { codeOf, TempDirs, waitUntil } from './helpers'
 
@@ -123,6 +128,10 @@ describe('the HTTP endpoints over TLS', () => {
     writeHostFiles(dirs.make(), ca, createHostCertificate(ca, ['127.0.0.1'])),
   )
   const ca0 = files[0].ca
+  const keyPair = (i: number) => ({
+    cert: readFileSync(files[i].cert),
+    key: readFileSync(files[i].key),
+  })
   let c: OpsCluster
   beforeAll(async () => {
     c = await opsCluster('https', (i) => ({ tls: files[i], httpAddress: '127.0.0.1:0' }))
@@ -153,10 +162,59 @@ describe('the HTTP endpoints over TLS', () => {
       req.end()
     })
 
+  it('shows the certificate reloadTls() read', async () => {
+    const renewed = createHostCertificate(ca, ['127.0.0.1'])
+    writeHostFiles(join(files[0].cert, '..'), ca, renewed)
+    await c.agents[0].reloadTls()
+    const [host, port] = c.agents[0].httpAddress.split(':')
+    const shown = await new Promise<string | undefined>((resolve, reject) => {
+      const s = connect({ host, port: Number(port), ca: readFileSync(ca0), ...keyPair(1) }, () => {
+        resolve(s.getPeerCertificate().fingerprint256)
+        s.end()
+      })
+      s.on('error', reject)
+    })
+    expect(shown).toBe(new X509Certificate(renewed.cert).fingerprint256)
+  })
+
   it("admit a host's certificate and refuse others, as the bus does", async () => {
     expect(await get(files[1])).toBe(200)
     // Signed by the cluster CA, but no host on record has it.
     expect(await get(files[3])).toBe(403)
     expect(await get()).toMatch(/^refused|^403$/)
+  })
+})
+
+describe('the event stream', () => {
+  it('says reset when the index asked for is not kept, or the reader fell behind', async () => {
+    const gone = new ZongziError('ERR_INVALID_ARGUMENT', 'gone')
+    let behind = false
+    const ctx: HttpContext = {
+      metrics: async () => ({ text: '', contentType: 'text/plain' }),
+      status: () => Promise.reject(new Error('not asked')),
+      changes: () => {
+        if (!behind) throw gone
+        return (async function* () {
+          yield { index: 5, op: 'shard.create', command: {}, changes: [] }
+          throw gone
+        })()
+      },
+      healthy: () => true,
+      ready: async () => ({}),
+      member: () => false,
+    }
+    const server = new OpsServer(ctx)
+    try {
+      const base = `http://${await server.listen('127.0.0.1:0')}`
+      expect(await (await fetch(`${base}/events?since=1`)).text()).toBe(
+        'event: reset\ndata: "gone"\n\n',
+      )
+      behind = true
+      const text = await (await fetch(`${base}/events?since=1`)).text()
+      expect(text).toContain('event: change\nid: 5\n')
+      expect(text.endsWith('event: reset\ndata: "gone"\n\n')).toBe(true)
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -199,14 +199,13 @@ async function run(argv: string[]): Promise<void> {
     if (command === 'changes') {
       const ac = new AbortController()
       process.once('SIGINT', () => ac.abort())
-      // Without --follow: what is kept after --since, up to the index the host is at now.
-      const until = o.follow ? Number.POSITIVE_INFINITY : (await status()).index
-      if (o.since !== undefined && o.since >= until) return
-      for await (const data of bus.changes(
-        o.api,
-        o.since ?? (o.follow ? undefined : 0),
-        ac.signal,
-      )) {
+      // From --since, or all the host keeps (without --follow) or what comes (with it);
+      // without --follow, up to the index the host is at now.
+      const s = await status()
+      const until = o.follow ? Number.POSITIVE_INFINITY : s.index
+      const since = o.since ?? (o.follow ? undefined : s.changesFrom)
+      if (since !== undefined && since >= until) return
+      for await (const data of bus.changes(o.api, since, ac.signal)) {
         const c = JSON.parse(data.toString()) as RegistryChange
         print(o.json ? JSON.stringify(c) : line(c))
         if (c.index >= until) break

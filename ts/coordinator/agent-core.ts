@@ -349,6 +349,7 @@ export class AgentCore implements AgentInside {
       bus.useCredentials(this.#credentials.channel())
     }
     host.reloadTls()
+    this.ops.reloadTls()
     if (this.options.tls) await this.putHost()
   }
 

@@ -98,6 +98,7 @@ export class AgentOps {
       hostId: c.hostId,
       state: c.registry.state,
       recent: c.registry.history.latest(RECENT, isMembership),
+      changesFrom: c.registry.history.from,
       lag: (shardId) => c.lag(shardId),
     })
   }
@@ -148,6 +149,11 @@ export class AgentOps {
     )
     this.httpAddress = await http.listen(c.httpAddress)
     this.#http = http
+  }
+
+  /** reloadTls makes the HTTPS server show the TLS files as they are now. */
+  reloadTls(): void {
+    this.#http?.reloadTls()
   }
 
   /** #healthy: the process answers and its engine host has not failed or stopped. */

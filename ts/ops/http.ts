@@ -48,30 +48,37 @@ const SAFE = {
   'cache-control': 'no-store',
 }
 
+/** pems reads a host's TLS files as node:tls takes them. */
+const pems = (tls: TlsFiles) => ({
+  ca: readFileSync(tls.ca),
+  cert: readFileSync(tls.cert),
+  key: readFileSync(tls.key),
+})
+
 /** OpsServer serves an agent's HTTP endpoints on one address. */
 export class OpsServer {
   readonly #ctx: HttpContext
   readonly #server: Server
   readonly #streams = new Set<ServerResponse>()
   readonly #abort = new AbortController()
+  readonly #tls: TlsFiles | undefined
 
   /** An HTTP server of `ctx`; with `tls`, HTTPS that asks every caller for its certificate. */
   constructor(ctx: HttpContext, tls?: TlsFiles) {
     this.#ctx = ctx
+    this.#tls = tls
     const handle = (req: IncomingMessage, res: ServerResponse) => {
       this.#handle(req, res).catch((e) => {
         if (!res.headersSent) this.#send(res, 500, 'text/plain', `${String(e)}\n`)
         else res.destroy()
       })
     }
-    if (!tls) this.#server = plain(handle)
-    else {
-      const read = (p: string) => readFileSync(p)
-      this.#server = secure(
-        { ca: read(tls.ca), cert: read(tls.cert), key: read(tls.key), requestCert: true },
-        handle,
-      )
-    }
+    this.#server = tls ? secure({ ...pems(tls), requestCert: true }, handle) : plain(handle)
+  }
+
+  /** reloadTls reads the TLS files again: connections made from now on see them. */
+  reloadTls(): void {
+    if (this.#tls) (this.#server as ReturnType<typeof secure>).setSecureContext(pems(this.#tls))
   }
 
   /** listen binds `address` (`host:port`, port 0 for any) and resolves with the bound one. */

@@ -49,6 +49,8 @@ export interface ClusterStatus {
   cluster: string
   hostId: string
   index: number
+  /** The host keeps the registry changes after this index (`agent.changes({ since })`). */
+  changesFrom: number
   hosts: HostStatusRow[]
   shards: ShardStatusRow[]
   /** The latest registry changes of replicas (membership), newest last. */
@@ -61,6 +63,7 @@ export interface StatusSource {
   hostId: string
   state: RegistryState
   recent: RegistryChange[]
+  changesFrom: number
   /** lag tells how far this host's replica of a shard is behind its commit, if it runs one. */
   lag(shardId: number): Promise<number | undefined>
 }
@@ -123,6 +126,7 @@ export async function clusterStatus(src: StatusSource): Promise<ClusterStatus> {
     cluster: src.cluster,
     hostId: src.hostId,
     index: s.index,
+    changesFrom: src.changesFrom,
     hosts,
     shards,
     recent: src.recent,
