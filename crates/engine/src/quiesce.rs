@@ -19,7 +19,9 @@ use std::sync::Arc;
 use raft::eraftpb::{Message, MessageType};
 use raft::StateRole;
 
+use crate::network::Network;
 use crate::replica::Replica;
+use crate::router::Cmd;
 
 /// Election timeouts without work after which a leader quiesces its shard.
 pub(crate) const IDLE_ELECTIONS: u64 = 3;
@@ -66,6 +68,63 @@ impl Drop for Quiet {
     }
 }
 
+/// skip_tick counts a tick of idleness and tells whether the replica skips it: it has
+/// quiesced, or quiesces now (a leader idle for `after` ticks, 0 meaning never, that is
+/// settled), in which case it sends every peer a notice. It quiesces instead of ticking, so
+/// that no heartbeat follows the notices.
+pub(crate) fn skip_tick(r: &mut Replica, tick: u64, after: u64, net: &dyn Network) -> bool {
+    if r.quiet.since.is_some() {
+        return true;
+    }
+    r.quiet.idle += 1;
+    if after == 0 || r.quiet.idle < after || !may_lead_quiet(r) {
+        return false;
+    }
+    r.quiet.enter(tick);
+    let (from, term) = (r.id, r.node.raft.term);
+    let notices = r
+        .node
+        .raft
+        .prs()
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| *id != from)
+        .map(|to| notice(from, to, term))
+        .collect();
+    net.send(r.shard, notices);
+    true
+}
+
+/// on_command wakes the replica when a command for it is work, and takes a quiesce notice
+/// (quiescing a follower that may): it returns true for a notice, which goes no further.
+pub(crate) fn on_command(r: &mut Replica, cmd: &Cmd, tick: u64, grace: u64) -> bool {
+    let work = match cmd {
+        Cmd::Raft { msg, .. } if is_notice(msg) => {
+            if r.quiet.since.is_none() && may_follow_quiet(r, msg) {
+                r.quiet.enter(tick);
+            }
+            return true;
+        }
+        // A heartbeat is work only to a quiesced replica, and only once those sent before
+        // the notice have had time to arrive.
+        Cmd::Raft { msg, .. } => {
+            msg.to == r.id
+                && (is_work(msg.get_msg_type()) || r.quiet.since.is_some_and(|t| tick - t >= grace))
+        }
+        Cmd::Propose { .. }
+        | Cmd::ConfChange { .. }
+        | Cmd::ReadIndex { .. }
+        | Cmd::TransferLeader { .. }
+        | Cmd::Snapshot { .. }
+        | Cmd::SnapshotStatus { .. } => true,
+        _ => false,
+    };
+    if work {
+        r.quiet.wake();
+    }
+    false
+}
+
 /// notice is the message a leader sends each peer when it quiesces.
 pub(crate) fn notice(from: u64, to: u64, term: u64) -> Message {
     let mut m = Message::default();
@@ -95,7 +154,7 @@ pub(crate) fn local_only(t: MessageType) -> bool {
     )
 }
 
-/// wakes tells whether a received Raft message is work. Heartbeats and their responses are
+/// is_work tells whether a received Raft message is work. Heartbeats and their responses are
 /// not: a leader sends them while it waits to quiesce.
 pub(crate) fn is_work(t: MessageType) -> bool {
     !matches!(

@@ -234,27 +234,7 @@ impl Worker {
         let resend = self.tick * READ_RESEND_TICKS;
         self.ticks += 1;
         for (shard, r) in self.replicas.iter_mut() {
-            if r.quiet.since().is_some() {
-                continue;
-            }
-            r.quiet.idle += 1;
-            if self.quiesce_after > 0
-                && r.quiet.idle >= self.quiesce_after
-                && quiesce::may_lead_quiet(r)
-            {
-                // Quiesce instead of this tick, so no heartbeat follows the notices.
-                r.quiet.enter(self.ticks);
-                let (from, term) = (r.id, r.node.raft.term);
-                let notices = r
-                    .node
-                    .raft
-                    .prs()
-                    .iter()
-                    .map(|(id, _)| *id)
-                    .filter(|id| *id != from)
-                    .map(|to| quiesce::notice(from, to, term))
-                    .collect();
-                self.transport.send(*shard, notices);
+            if quiesce::skip_tick(r, self.ticks, self.quiesce_after, &*self.transport) {
                 continue;
             }
             if r.node.tick() {
@@ -370,32 +350,8 @@ impl Worker {
             return;
         };
         self.dirty.insert(shard);
-        let work = match &cmd {
-            Cmd::Raft { msg, .. } if quiesce::is_notice(msg) => {
-                if r.quiet.since().is_none() && quiesce::may_follow_quiet(r, msg) {
-                    r.quiet.enter(self.ticks);
-                }
-                return;
-            }
-            // A heartbeat is work only to a quiesced replica, and only once those sent
-            // before the notice have had time to arrive.
-            Cmd::Raft { msg, .. } => {
-                msg.to == r.id
-                    && (quiesce::is_work(msg.get_msg_type())
-                        || r.quiet
-                            .since()
-                            .is_some_and(|t| self.ticks - t >= self.quiesce_grace))
-            }
-            Cmd::Propose { .. }
-            | Cmd::ConfChange { .. }
-            | Cmd::ReadIndex { .. }
-            | Cmd::TransferLeader { .. }
-            | Cmd::Snapshot { .. }
-            | Cmd::SnapshotStatus { .. } => true,
-            _ => false,
-        };
-        if work {
-            r.quiet.wake();
+        if quiesce::on_command(r, &cmd, self.ticks, self.quiesce_grace) {
+            return; // a quiesce notice, handled
         }
         match cmd {
             Cmd::Propose {
