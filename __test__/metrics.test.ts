@@ -15,10 +15,12 @@ function sample(text: string, series: string): number | undefined {
 
 const snapshot: EngineSnapshot = {
   proposals: 10,
-  commits: 9,
-  appliedEntries: 8,
+  entriesCommitted: 9,
+  entriesApplied: 8,
   leaderChanges: 2,
-  admissionRefusals: 1,
+  proposalsRefused: 1,
+  quiescedReplicas: 5,
+  queues: { stepCommands: 3, applyTasks: 0 },
   snapshotsSent: 3,
   snapshotsReceived: 4,
   snapshotBytesSent: 300,
@@ -43,6 +45,10 @@ describe('the engine series', () => {
     expect(reads).toBe(1)
     expect(sample(text, 'zongzi_engine_proposals_total')).toBe(10)
     expect(sample(text, 'zongzi_engine_snapshot_received_bytes_total')).toBe(400)
+    expect(sample(text, 'zongzi_engine_commits_total')).toBe(9)
+    expect(sample(text, 'zongzi_engine_admission_refusals_total')).toBe(1)
+    expect(sample(text, 'zongzi_engine_quiesced_replicas')).toBe(5)
+    expect(sample(text, 'zongzi_engine_queue_depth{queue="stepCommands"}')).toBe(3)
     // Buckets are cumulative; the overflow bucket shows in +Inf only.
     expect(sample(text, 'zongzi_engine_fsync_seconds_bucket{le="0.001"}')).toBe(5)
     expect(sample(text, 'zongzi_engine_fsync_seconds_bucket{le="0.01"}')).toBe(7)
@@ -109,5 +115,10 @@ describe('an agent', () => {
     )
     expect(probes).toBeGreaterThan(0)
     expect(text).toMatch(/zongzi_bus_call_seconds_bucket\{le="[^"]+",method="Probe"\}/)
+    // The engine's own series, read from the host: the write above was committed and applied.
+    expect(sample(text, 'zongzi_engine_commits_total')).toBeGreaterThan(0)
+    expect(sample(text, 'zongzi_engine_applied_entries_total')).toBeGreaterThan(0)
+    expect(sample(text, 'zongzi_engine_replicas')).toBe(2)
+    expect(sample(text, 'zongzi_engine_fsync_seconds_count')).toBeGreaterThan(0)
   })
 })

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join } from 'node:path'
 
 import { ZongziError } from '../binding/errors'
-import { Host, type HostEvent, type HostOptions } from '../binding/host'
+import { Host, type HostEvent } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
 import { type BusCredentials, busCredentials } from '../bus/credentials'
@@ -208,9 +208,9 @@ export class AgentCore implements AgentInside {
       clusterId: clusterIdOf(this.clusterName),
       dataDir: join(o.dataDir, 'raft'),
       raftAddress: listen,
-      // The engine's and raft-rs's records, where the binding takes a logger (with the host id).
-      logger: this.log,
-    } as HostOptions)
+      // The engine's and raft-rs's records (with the host id).
+      logger: o.host?.logger ?? this.log,
+    })
     // Keep the address bound now (the port the host picked for port 0), so that a restart
     // without a raftAddress listens on it again. An advertised address hides the bound one.
     const bound = o.host?.advertiseAddress ? listen : host.raftAddress

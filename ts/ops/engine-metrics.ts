@@ -30,10 +30,15 @@ export interface EnginePeer {
  */
 export interface EngineSnapshot {
   proposals?: number
-  commits?: number
-  appliedEntries?: number
+  entriesCommitted?: number
+  entriesApplied?: number
   leaderChanges?: number
-  admissionRefusals?: number
+  proposalsRefused?: number
+  messagesDropped?: number
+  logRecordsDropped?: number
+  replicas?: number
+  quiescedReplicas?: number
+  queues?: Record<string, number>
   snapshotsSent?: number
   snapshotsReceived?: number
   snapshotBytesSent?: number
@@ -49,20 +54,27 @@ export interface MetricsHost {
   metrics?: () => EngineSnapshot | Promise<EngineSnapshot>
 }
 
-type Counted = Exclude<keyof EngineSnapshot, 'peers' | HistogramKey>
+type Counted = Exclude<keyof EngineSnapshot, 'peers' | 'queues' | Gauged | HistogramKey>
+type Gauged = 'replicas' | 'quiescedReplicas'
 type HistogramKey = 'fsyncSeconds' | 'entriesPerFsync' | 'applyLag'
 type PeerKey = Exclude<keyof EnginePeer, 'address'>
 
 /** The counters: snapshot field, series name, help. */
 const COUNTERS: Array<[Counted, string, string]> = [
   ['proposals', 'zongzi_engine_proposals_total', 'Proposals the engine took.'],
-  ['commits', 'zongzi_engine_commits_total', 'Entries the engine committed.'],
-  ['appliedEntries', 'zongzi_engine_applied_entries_total', 'Entries handed to state machines.'],
+  ['entriesCommitted', 'zongzi_engine_commits_total', 'Entries the engine committed.'],
+  ['entriesApplied', 'zongzi_engine_applied_entries_total', 'Entries handed to state machines.'],
   ['leaderChanges', 'zongzi_engine_leader_changes_total', 'Leader changes the replicas saw.'],
   [
-    'admissionRefusals',
+    'proposalsRefused',
     'zongzi_engine_admission_refusals_total',
     'Proposals refused because a queue was full.',
+  ],
+  ['messagesDropped', 'zongzi_engine_messages_dropped_total', 'Raft messages dropped.'],
+  [
+    'logRecordsDropped',
+    'zongzi_engine_log_records_dropped_total',
+    'Log records dropped because the queue to the logger was full.',
   ],
   ['snapshotsSent', 'zongzi_engine_snapshots_sent_total', 'Snapshots sent to peers.'],
   ['snapshotsReceived', 'zongzi_engine_snapshots_received_total', 'Snapshots received.'],
@@ -83,6 +95,12 @@ const HISTOGRAMS: Array<[HistogramKey, string, string]> = [
     'zongzi_engine_apply_lag_entries',
     'Entries committed but not yet applied, per replica (one observation a replica a scrape).',
   ],
+]
+
+/** The gauges: snapshot field, series name, help. */
+const GAUGES: Array<[Gauged, string, string]> = [
+  ['replicas', 'zongzi_engine_replicas', 'Replicas running on this host.'],
+  ['quiescedReplicas', 'zongzi_engine_quiesced_replicas', 'Replicas of idle shards, quiesced.'],
 ]
 
 /** The per-peer counters, labelled by the peer's Raft address (one series a host). */
@@ -121,7 +139,12 @@ export function registerEngineMetrics(registry: Registry, host: () => MetricsHos
     }
     return reading
   }
-  const series = (name: string, help: string, type: 'counter' | 'histogram', values: Values) =>
+  const series = (
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge' | 'histogram',
+    values: Values,
+  ) =>
     registry.registerMetric({
       name,
       help,
@@ -137,6 +160,15 @@ export function registerEngineMetrics(registry: Registry, host: () => MetricsHos
     series(name, help, 'counter', (s) =>
       typeof s[key] === 'number' ? [{ value: s[key] as number, labels: {} }] : [],
     )
+  for (const [key, name, help] of GAUGES)
+    series(name, help, 'gauge', (s) =>
+      typeof s[key] === 'number' ? [{ value: s[key] as number, labels: {} }] : [],
+    )
+  series('zongzi_engine_queue_depth', 'Work waiting in an engine queue.', 'gauge', (s) =>
+    Object.entries(s.queues ?? {})
+      .filter(([, v]) => typeof v === 'number')
+      .map(([queue, value]) => ({ value, labels: { queue } })),
+  )
   for (const [key, name, help] of HISTOGRAMS)
     series(name, help, 'histogram', (s, n) => histogramValues(n, s[key]))
   for (const [key, name, help] of PEER_COUNTERS)

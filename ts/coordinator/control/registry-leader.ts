@@ -17,7 +17,7 @@ export interface RegistryLeaderContext {
   readonly hostId: string
   readonly timeoutMs: number
   readonly log: Logger
-  readonly host: Pick<Host, 'status' | 'promote' | 'addNonVoting' | 'removeReplica'>
+  readonly host: Pick<Host, 'status' | 'readIndex' | 'promote' | 'addNonVoting' | 'removeReplica'>
   readonly bus: Pick<BusClient, 'probe' | 'addReplica' | 'removeReplica'>
   /** registry is this host's current registry snapshot. */
   registry(): RegistryState
@@ -28,6 +28,9 @@ export interface RegistryLeaderContext {
   passed?(seconds: number): void
 }
 
+/** WAKE_MS is how often a host that does not lead the registry wakes a quiesced shard 0. */
+const WAKE_MS = 2000
+
 /** RegistryLeader runs the registry leader's round; rounds do not overlap. */
 export class RegistryLeader {
   readonly #ctx: RegistryLeaderContext
@@ -36,6 +39,7 @@ export class RegistryLeader {
   readonly #o: Required<ReplacementOptions>
   readonly #rate: RateLimit
   #busy = false
+  #woken = 0
 
   constructor(
     ctx: RegistryLeaderContext,
@@ -64,12 +68,28 @@ export class RegistryLeader {
     }
   }
 
+  /**
+   * #wake asks shard 0 for a read index, at most every WAKE_MS: a quiesced follower starts
+   * no election by itself, so without work reaching it the registry would never notice that
+   * its leader's host died (and with it liveness, replacement and every registry write). A
+   * read is work: the replicas tick again, and quiesce again once idle.
+   */
+  #wake(): void {
+    const now = Date.now()
+    if (now - this.#woken < WAKE_MS) return
+    this.#woken = now
+    this.#ctx.host.readIndex(0, { timeoutMs: WAKE_MS }).catch(() => {
+      // A leader that died answers no read: the replica, awake now, elects another.
+    })
+  }
+
   /** #round runs a round if this host leads shard 0, and tells whether it did. */
   async #round(): Promise<boolean> {
     const c = this.#ctx
     const st = await c.host.status(0).catch(() => undefined)
     if (!st || st.leaderId !== st.replicaId || !c.ready()) {
       this.#liveness.forget()
+      if (st?.quiesced && c.ready()) this.#wake()
       return false
     }
     // The registry leader keeps its own leadership on record (the event that announced it
