@@ -19,7 +19,7 @@ afterAll(async () => {
 })
 
 describe('a quiesced registry', () => {
-  it('elects a new leader and marks the dead one missing when its leader host is killed', async () => {
+  it('elects a new leader, and marks the old one missing, once its host is killed', async () => {
     const cluster = 'quiet-registry'
     const peers: string[] = []
     for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
