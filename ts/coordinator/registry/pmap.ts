@@ -8,7 +8,6 @@ import {
   build,
   cmp,
   Leaf,
-  lowerBound,
   type Node,
   type PMapKey,
   treeDelete,
@@ -62,24 +61,20 @@ export class PMap<K extends PMapKey, V> implements ReadonlyMap<K, V> {
   get(k: K): V | undefined {
     const l = this.#leafOf(k)
     if (l === undefined) return undefined
-    const i = lowerBound(l.keys, k)
-    return i < l.keys.length && l.keys[i] === k ? l.vals[i] : undefined
+    const i = l.keys.indexOf(k)
+    return i < 0 ? undefined : l.vals[i]
   }
 
   /** #leafOf is the leaf that holds `k` if any entry does. */
   #leafOf(k: K): Leaf<K, V> | undefined {
     let n = this.#root
     while (n instanceof Branch) {
-      // The last child whose smallest key is at most k (or the first).
+      // The last child whose smallest key is at most k (or the first): a scan of at most 32
+      // keys is quicker than a binary search of them.
       const keys = n.keys
-      let lo = 0
-      let hi = keys.length - 1
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >>> 1
-        if (keys[mid] <= k) lo = mid
-        else hi = mid - 1
-      }
-      n = n.kids[lo]
+      let i = 1
+      while (i < keys.length && keys[i] <= k) i++
+      n = n.kids[i - 1]
     }
     return n
   }
@@ -87,9 +82,7 @@ export class PMap<K extends PMapKey, V> implements ReadonlyMap<K, V> {
   /** has tells whether `k` has an entry. */
   has(k: K): boolean {
     const l = this.#leafOf(k)
-    if (l === undefined) return false
-    const i = lowerBound(l.keys, k)
-    return i < l.keys.length && l.keys[i] === k
+    return l !== undefined && l.keys.indexOf(k) >= 0
   }
 
   /** set returns a map with `k` set to `v` (this map when `k` already has `v`). */
