@@ -82,25 +82,6 @@ const valid: Valid[] = [
     check: (s) => expect(s.shards.size).toBe(4),
   },
   {
-    name: 'shards.create makes many shards, a known name answering its shard, in order',
-    cmd: {
-      op: 'shards.create',
-      items: [
-        { name: 'a', type: 'kv', tags: { t: '1' } },
-        { name: 'users', type: 'kv' },
-        { name: '', type: 'kv', placement: { members: { count: 3 } } },
-        { name: 'a', type: 'kv' },
-      ],
-    },
-    answer: { ok: true, ids: [2, 1, 3, 2] },
-    check: (s) => {
-      expect(s.shards.get(2)).toMatchObject({ name: 'a', status: 'new', tags: { t: '1' } })
-      expect(s.shards.get(3)?.placement).toEqual({ members: { count: 3 } })
-      expect(s.shardByName('a')?.id).toBe(2)
-      expect(s.nextShardId).toBe(4)
-    },
-  },
-  {
     name: 'shard.update replaces the tags and keeps the placement',
     cmd: { op: 'shard.update', id: 1, tags: { owner: 'team' } },
     answer: { ok: true, id: 1 },
@@ -271,38 +252,6 @@ const refused: Refused[] = [
     name: 'shard.create of a known name with another type',
     cmd: { op: 'shard.create', name: 'users', type: 'other' },
     error: /^shard "users" exists with type kv$/,
-  },
-  {
-    name: 'shards.create without items',
-    cmd: { op: 'shards.create', items: [] },
-    error: /^items are required$/,
-  },
-  {
-    name: 'shards.create with one bad item makes none, naming the item',
-    cmd: {
-      op: 'shards.create',
-      items: [
-        { name: 'fine', type: 'kv' },
-        { name: 'x', type: '' },
-      ],
-    },
-    error: /^item 1: shard type is required$/,
-  },
-  {
-    name: 'shards.create with an item that is not an object',
-    cmd: { op: 'shards.create', items: [{ name: 'fine', type: 'kv' }, 3] },
-    error: /^item 1: an item must be an object$/,
-  },
-  {
-    name: 'shards.create of a known name with another type, also within the list',
-    cmd: {
-      op: 'shards.create',
-      items: [
-        { name: 'b', type: 'kv' },
-        { name: 'b', type: 'other' },
-      ],
-    },
-    error: /^item 1: shard "b" exists with type kv$/,
   },
   {
     name: 'shard.update of an unknown shard',

@@ -125,6 +125,12 @@ describe('registry commands on 10,000 shards and 30,000 replicas', () => {
       { change: 'removed', shardId: 20, replicaId: b.id, hostId: b.hostId },
     ])
     expect(hostChanges(before, r.state)).toEqual([{ type: 'hostDown', hostId: 'h4' }])
+    // Per host: the replicas of h5 and of the hosts that lost or changed one.
+    expect(r.state.replicasChangedOn(before, 'h5')).toEqual([added?.id])
+    expect(r.state.replicasChangedOn(before, a.hostId)).toEqual([a.id])
+    expect(r.state.replicasChangedOn(before, b.hostId)).toEqual([b.id])
+    expect(r.state.replicasChangedOn(r.state, 'h1')).toEqual([])
+    expect(r.state.replicasChangedOn(before, 'nobody')).toEqual([])
   })
 
   it('answers replicasOf and replicasOn as a scan of the replicas', () => {

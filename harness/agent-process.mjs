@@ -91,7 +91,10 @@ const ops = {
         if (r.shardId === 0 || !h) continue
         h.replicas++
         if (r.status === 'active') h.active++
-        if (s.shards.get(r.shardId)?.leader === r.id) h.leaders++
+      }
+      for (const sh of s.shards.values()) {
+        const h = sh.id === 0 ? undefined : hosts[s.replicas.get(sh.leader)?.hostId ?? '']
+        if (h) h.leaders++
       }
       return { hosts, shards: s.shards.size - (s.shards.has(0) ? 1 : 0), snapshotBytes: bytes }
     }),

@@ -136,4 +136,16 @@ export class RegistryState {
   countOn(hostId: string): number {
     return this.#ix.byHost.get(hostId)?.size ?? 0
   }
+
+  /**
+   * replicasChangedOn lists the ids of the replicas whose records differ between `before` and
+   * this state among those on host `hostId` in either, in id order: added, removed (or moved
+   * off), or changed. It skips what the two states share, so it costs about the changes, not
+   * the host's replicas (all of a host's shards changed by one command cost what they are).
+   */
+  replicasChangedOn(before: RegistryState, hostId: string): number[] {
+    const none = PMap.empty<number, ReplicaRecord>()
+    const now = this.#ix.byHost.get(hostId) ?? none
+    return [...now.changes(before.#ix.byHost.get(hostId) ?? none)]
+  }
 }
