@@ -3,16 +3,7 @@
 // O(log n) nodes of at most 32 entries, and readers holding the old map keep a consistent
 // view. Keys are numbers or strings (one kind per map), kept in ascending order.
 
-import {
-  Branch,
-  build,
-  cmp,
-  Leaf,
-  type Node,
-  type PMapKey,
-  treeDelete,
-  treeSet,
-} from './pmap-tree'
+import { Branch, build, cmp, Leaf, type Node, type PMapKey, treeDelete, treeSet } from './pmap-tree'
 import { diff, eachLeaf, Walk, Yield } from './pmap-walk'
 
 export { nodesMade, type PMapKey } from './pmap-tree'
