@@ -29,7 +29,14 @@ export type {
   StateMachine,
   PersistentStateMachine,
   StateMachineFactory,
+  Watched,
 } from './binding/state-machine'
+export { shardType } from './coordinator/shard-type'
+export type { ShardType, ShardTypeOptions, TypedShard } from './coordinator/shard-type'
+export { bytesCodec, jsonCodec } from './coordinator/codec'
+export type { Codec } from './coordinator/codec'
+export { TypedClient } from './coordinator/client/typed-client'
+export type { TypedClientOptions } from './coordinator/client/typed-client'
 export { Agent } from './coordinator/agent'
 export type {
   AgentOptions,

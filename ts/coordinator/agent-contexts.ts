@@ -13,6 +13,7 @@ import type { DrainContext } from './control/drain'
 import type { HostController, HostControllerContext } from './control/host-controller'
 import type { Logger } from './control/logger'
 import type { RegistryLeader, RegistryLeaderContext } from './control/registry-leader'
+import type { ReadinessContext } from './control/shard-readiness'
 import type { HandlerContext } from './handlers'
 import type { Command } from './registry/records'
 import type { Registry } from './registry/registry'
@@ -175,5 +176,16 @@ export function clientContext(a: AgentInside): ClientContext {
     catchUp: (timeoutMs) => a.started().registry.read(() => undefined, timeoutMs),
     runs: (shardId) => a.runs(shardId),
     health: a.health,
+  }
+}
+
+/** readinessContext is what waiting for a shard uses. */
+export function readinessContext(a: AgentInside): ReadinessContext {
+  return {
+    timeoutMs: a.timeoutMs,
+    signal: a.signal,
+    registry: () => a.registry.state,
+    read: (fn) => a.started().registry.read(fn, a.timeoutMs),
+    runs: (shardId) => a.runs(shardId),
   }
 }

@@ -37,6 +37,7 @@ import { Registry } from './registry/registry'
 import { hostChanges, membershipChanges } from './registry/events'
 import { RegistryState } from './registry/state'
 import { RegistryAccess } from './registry-access'
+import type { AnyShardType } from './shard-type'
 
 /** REGISTRY_TYPE is the state machine type of shard 0, which no user type may take. */
 export const REGISTRY_TYPE = 'zongzi:registry'
@@ -58,6 +59,8 @@ export class AgentCore implements AgentInside {
   readonly timeoutMs: number
   readonly log: Logger
   readonly types = new Map<string, StateMachineFactory>()
+  /** The ShardTypes this agent was given (registered, or passed to createShard), by name. */
+  readonly shardTypes = new Map<string, AnyShardType>()
   status: AgentStatus = 'new'
   failure: ZongziError | undefined
   hostId = ''

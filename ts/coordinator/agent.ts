@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events'
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
-import { clientContext, drainContext } from './agent-contexts'
+import { clientContext, drainContext, readinessContext } from './agent-contexts'
 import { AgentCore, REGISTRY_TYPE } from './agent-core'
 import {
   type AgentOptions,
@@ -19,15 +19,22 @@ import {
   type JoinTokenOptions,
   type ShardOptions,
 } from './agent-options'
-import { retry } from './client/retry'
 import type { ShardClientOptions } from './client/client-context'
 import { ShardClient } from './client/shard-client'
+import { shardTypeOf, TypedClient, type TypedClientOptions } from './client/typed-client'
 import { type DrainOptions, drainHost, markDeparted, undrainHost } from './control/drain'
 import type { Logger } from './control/logger'
-import { checkWaitOptions, readyShard, type WaitForShardOptions } from './control/shard-readiness'
+import { type WaitForShardOptions, waitForShard } from './control/shard-readiness'
 import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
 import { createdId, type Placement, type ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
+import {
+  type AnyShardType,
+  bytesFactory,
+  isShardType,
+  type ShardType,
+  type TypedShard,
+} from './shard-type'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
@@ -58,13 +65,22 @@ export class Agent extends EventEmitter {
     this.log = this.#core.log
   }
 
-  /** register makes a state machine type available on this host; call before start(). */
-  register(uri: string, factory: StateMachineFactory): this {
+  /**
+   * register makes a state machine type available on this host; call before start(). A
+   * ShardType (see `shardType`) carries its name, its codec and its state machine's types; a
+   * name and a factory register a state machine in bytes.
+   */
+  register<C, R, Q, A>(type: ShardType<C, R, Q, A>): this
+  register(uri: string, factory: StateMachineFactory): this
+  register(type: string | AnyShardType, bytes?: StateMachineFactory): this {
     if (this.#core.status !== 'new')
       throw new ZongziError('ERR_INVALID_ARGUMENT', 'register state machine types before start()')
+    const uri = isShardType(type) ? type.name : type
     if (typeof uri !== 'string' || uri === '' || uri === REGISTRY_TYPE)
       throw invalid('a state machine type needs a URI')
+    const factory = isShardType(type) ? bytesFactory(type) : bytes
     if (typeof factory !== 'function') throw invalid('factory must be a function')
+    if (isShardType(type)) this.#core.shardTypes.set(uri, type)
     this.#core.types.set(uri, factory)
     return this
   }
@@ -178,11 +194,21 @@ export class Agent extends EventEmitter {
     return fn(this.#core.registry.state)
   }
 
-  /** createShard creates a shard of a registered type; idempotent by name. */
-  async createShard(type: string, o: ShardOptions = {}): Promise<ShardRecord> {
+  /**
+   * createShard creates a shard of a registered type; idempotent by name. Of a ShardType, it
+   * resolves with a TypedShard, for `client(shard)`.
+   */
+  createShard<C, R, Q, A>(
+    type: ShardType<C, R, Q, A>,
+    o?: ShardOptions,
+  ): Promise<TypedShard<C, R, Q, A>>
+  createShard(type: string, o?: ShardOptions): Promise<ShardRecord>
+  async createShard(t: string | AnyShardType, o: ShardOptions = {}): Promise<ShardRecord> {
     this.#core.checkReady()
+    const type = isShardType(t) ? t.name : t
     if (typeof type !== 'string' || type === '' || type === REGISTRY_TYPE)
       throw invalid('shard type is required')
+    if (isShardType(t) && !this.#core.shardTypes.has(type)) this.#core.shardTypes.set(type, t)
     if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256))
       throw invalid('name must be a string of at most 256 characters')
     if (o.tags !== undefined && !isTags(o.tags))
@@ -246,32 +272,9 @@ export class Agent extends EventEmitter {
    * after `timeoutMs` (default four times the agent's timeout), ERR_ABORTED when `signal`
    * aborts and ERR_CLOSED when the agent stops.
    */
-  async waitForShard(id: number, o: WaitForShardOptions = {}): Promise<ShardRecord> {
+  waitForShard(id: number, o: WaitForShardOptions = {}): Promise<ShardRecord> {
     checkShardId(id)
-    const { replicas, timeoutMs } = checkWaitOptions(o, this.timeoutMs * 4)
-    const signals = o.signal ? [o.signal, this.#core.signal] : [this.#core.signal]
-    const aborted = () =>
-      o.signal?.aborted
-        ? new ZongziError('ERR_ABORTED', 'aborted')
-        : new ZongziError('ERR_CLOSED', 'agent stopped')
-    if (signals.some((x) => x.aborted)) throw aborted()
-    if (!(await this.state((s) => s.shards.has(id))))
-      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
-    return retry(
-      async () => {
-        const sh = readyShard(this.#core.registry.state, id, replicas, () => this.runs(id))
-        if (sh) return sh
-        const what = replicas === 'local' ? 'no local replica' : `not ${replicas} replicas`
-        throw new ZongziError('ERR_TIMEOUT', `shard ${id}: ${what} active in ${timeoutMs} ms`)
-      },
-      {
-        deadline: Date.now() + timeoutMs,
-        signal: AbortSignal.any(signals),
-        aborted,
-        retryable: (e) => e instanceof ZongziError && e.code === 'ERR_TIMEOUT',
-        maxDelayMs: 25,
-      },
-    )
+    return waitForShard(readinessContext(this.#core), id, o)
   }
 
   /**
@@ -281,14 +284,27 @@ export class Agent extends EventEmitter {
    * its own through Raft). A share's `close()` ends that share only; the session is
    * unregistered once every share has closed, and the next call then starts a new one.
    */
-  client(shardId: number, o: ShardClientOptions = {}): ShardClient {
-    checkShardId(shardId)
+  client<C, R, Q, A>(shard: TypedShard<C, R, Q, A>, o?: ShardClientOptions): TypedClient<C, R, Q, A>
+  client<C, R, Q, A>(shardId: number, o: TypedClientOptions<C, R, Q, A>): TypedClient<C, R, Q, A>
+  client(shardId: number, o?: ShardClientOptions): ShardClient
+  client(
+    shard: number | ShardRecord,
+    o: ShardClientOptions & { type?: AnyShardType } = {},
+  ): ShardClient | TypedClient<unknown, unknown, unknown, unknown> {
     if (o === null || typeof o !== 'object') throw invalid('client options must be an object')
-    const key = `${shardId}/${!!o.writeToLeader}/${o.session !== false}`
+    const shardId = typeof shard === 'number' ? shard : shard?.id
+    checkShardId(shardId)
+    const options = { writeToLeader: !!o.writeToLeader, session: o.session !== false }
+    if (typeof shard !== 'object' && o.type === undefined) return this.#client(shardId, options)
+    const type = shardTypeOf(this.#core.shardTypes, this.#core.registry.state, shard, o.type)
+    return new TypedClient(this.#client(shardId, options), type.codec)
+  }
+
+  #client(shardId: number, o: Required<ShardClientOptions>): ShardClient {
+    const key = `${shardId}/${o.writeToLeader}/${o.session}`
     let c = this.#core.clients.get(key)
     if (!c || c.closed) {
-      const options = { writeToLeader: !!o.writeToLeader, session: o.session !== false }
-      c = new ShardClient(clientContext(this.#core), shardId, options)
+      c = new ShardClient(clientContext(this.#core), shardId, { ...o })
       this.#core.clients.set(key, c)
     }
     return c.share()
@@ -298,10 +314,18 @@ export class Agent extends EventEmitter {
    * clientByName returns a ShardClient of a shard name for the caller (see `client`); the name is
    * looked up linearizably on every call.
    */
-  async clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient> {
+  clientByName<C, R, Q, A>(
+    name: string,
+    o: TypedClientOptions<C, R, Q, A>,
+  ): Promise<TypedClient<C, R, Q, A>>
+  clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient>
+  async clientByName(
+    name: string,
+    o?: ShardClientOptions & { type?: AnyShardType },
+  ): Promise<ShardClient | TypedClient<unknown, unknown, unknown, unknown>> {
     const sh = await this.findShard(name)
     if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `no shard named ${JSON.stringify(name)}`)
-    return this.client(sh.id, o)
+    return o?.type ? this.client(sh.id, { ...o, type: o.type }) : this.client(sh.id, o)
   }
 
   /**
