@@ -13,10 +13,7 @@ import {
 } from '../ts/index'
 import { KvStateMachine } from '../examples/kv.mjs'
 import { type KvCommand, type KvQuery, type KvResult, TypedKv } from './fixtures/typed-kv'
-import { codeOf, freePort, TempDirs } from './helpers'
-
-const dirs = new TempDirs('zongzi-typed-')
-const fast = { host: { tickMs: 20 }, reconcileMs: 200 }
+import { codeOf } from './helpers'
 
 const kv = shardType('typed-kv', () => new TypedKv())
 
@@ -44,29 +41,23 @@ class Last implements StateMachine<Buffer, Uint8Array, Buffer, Uint8Array | unde
 }
 const last = shardType('last', () => new Last(), { codec: bytesCodec })
 
-describe('typed state machines, on three agents of which the first runs no replica', () => {
+describe('typed state machines, on three agents of which the first runs none', () => {
   const agents: Agent[] = []
   let shard: TypedShard<KvCommand, KvResult | bigint, KvQuery, string | undefined>
 
   beforeAll(async () => {
-    const peers: string[] = []
-    for (let i = 0; i < 3; i++) peers.push(`127.0.0.1:${await freePort()}`)
-    for (let i = 0; i < 3; i++) {
-      const a = new Agent('typed', peers, { dataDir: dirs.make(), apiAddress: peers[i], ...fast })
-      if (i > 0)
-        a.register(kv)
-          .register(last)
-          .register('kv', () => new KvStateMachine())
-      agents.push(a)
-    }
+    agents.push(...(await Agent.devCluster(3, { clusterName: 'typed' })))
+    for (const a of agents.slice(1))
+      a.register(kv)
+        .register(last)
+        .register('kv', () => new KvStateMachine())
     await Promise.all(agents.map((a) => a.start()))
-    shard = await agents[0].createShard(kv, { name: 'typed', placement: { members: { count: 2 } } })
+    shard = await agents[0].createShard(kv, { name: 'typed' })
     await agents[0].waitForShard(shard.id)
   }, 60_000)
 
   afterAll(async () => {
     await Promise.allSettled(agents.map((a) => a.stop()))
-    dirs.removeAll()
   })
 
   it('proposes commands and reads answers in the types of the state machine, anywhere', async () => {
@@ -156,7 +147,7 @@ describe('typed state machines, on three agents of which the first runs no repli
   })
 
   it('types a state machine in bytes with the bytes codec', async () => {
-    const sh = await agents[0].createShard(last, { placement: { members: { count: 2 } } })
+    const sh = await agents[0].createShard(last)
     const c = agents[0].client(sh)
     expect(Buffer.from(await c.propose(Buffer.from('a'))).length).toBe(0)
     const before = await c.propose(Buffer.from('b'))

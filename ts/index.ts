@@ -32,18 +32,26 @@ export type {
   Watched,
 } from './binding/state-machine'
 export { shardType } from './coordinator/shard-type'
-export type { ShardType, ShardTypeOptions, TypedShard } from './coordinator/shard-type'
-export { bytesCodec, jsonCodec } from './coordinator/codec'
-export type { Codec } from './coordinator/codec'
+export type {
+  ShardType,
+  ShardTypeOptions,
+  TypedClientOptions,
+  TypedShard,
+} from './coordinator/shard-type'
+export { bytesCodec, jsonCodec } from './binding/codec'
+export type { Codec } from './binding/codec'
 export { TypedClient } from './coordinator/client/typed-client'
-export type { TypedClientOptions } from './coordinator/client/typed-client'
 export { Agent } from './coordinator/agent'
 export type {
+  AgentCallOptions,
   AgentOptions,
   AgentStatus,
   JoinTokenOptions,
   ShardOptions,
+  ShardUpdate,
 } from './coordinator/agent-options'
+export { DEFAULT_PLACEMENT } from './coordinator/agent-options'
+export type { DevOptions } from './coordinator/dev'
 export type { WaitForShardOptions } from './coordinator/control/shard-readiness'
 export type { LivenessOptions } from './coordinator/control/liveness'
 export type { ReplacementOptions } from './coordinator/control/departures'

@@ -5,7 +5,7 @@ import type { Host } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
 import type { BusServer } from '../bus/server'
-import type { AgentOptions } from './agent-options'
+import type { AgentCallOptions, AgentOptions } from './agent-options'
 import type { BootstrapContext } from './bootstrap'
 import type { HostHealth } from './client/health'
 import type { ClientContext } from './client/client-context'
@@ -18,6 +18,8 @@ import type { HandlerContext } from './handlers'
 import type { Command } from './registry/records'
 import type { Registry } from './registry/registry'
 import type { RegistryAccess } from './registry-access'
+import type { AnyShardType } from './shard-type'
+import type { ShardsContext } from './shards'
 
 /**
  * AgentParts are what a started agent runs: the engine host, the bus client and server, the
@@ -43,12 +45,16 @@ export interface AgentInside {
   readonly hostId: string
   readonly apiAddress: string
   readonly types: ReadonlyMap<string, StateMachineFactory>
+  /** The ShardTypes this agent was given, by name. */
+  readonly shardTypes: Map<string, AnyShardType>
   /** The local replica of the registry (shard 0's state machine). */
   readonly registry: Registry
   readonly health: HostHealth
   /** Aborted when the agent stops. */
   readonly signal: AbortSignal
   ready(): boolean
+  /** checkReady throws unless the agent is ready. */
+  checkReady(): void
   runs(shardId: number): boolean
   /** started returns the agent's parts, or throws ERR_NOT_READY before start. */
   started(): AgentParts
@@ -187,5 +193,16 @@ export function readinessContext(a: AgentInside): ReadinessContext {
     registry: () => a.registry.state,
     read: (fn) => a.started().registry.read(fn, a.timeoutMs),
     runs: (shardId) => a.runs(shardId),
+  }
+}
+
+/** shardsContext is what the calls that create, change and delete shards use. */
+export function shardsContext(a: AgentInside): ShardsContext {
+  return {
+    checkReady: () => a.checkReady(),
+    shardTypes: a.shardTypes,
+    propose: (cmd, o: AgentCallOptions) => a.started().registry.propose(cmd, o.timeoutMs, o.signal),
+    read: (fn, o: AgentCallOptions) =>
+      a.started().registry.read(fn, o.timeoutMs ?? a.timeoutMs, o.signal),
   }
 }

@@ -39,8 +39,6 @@ import { RegistryState } from './registry/state'
 import { RegistryAccess } from './registry-access'
 import type { AnyShardType } from './shard-type'
 
-/** REGISTRY_TYPE is the state machine type of shard 0, which no user type may take. */
-export const REGISTRY_TYPE = 'zongzi:registry'
 /** A file in the data directory that says this host has held a replica of shard 0. */
 const REGISTRY_MARKER = 'registry-member'
 
@@ -90,7 +88,8 @@ export class AgentCore implements AgentInside {
   constructor(
     readonly events: EventEmitter,
     readonly clusterName: string,
-    readonly peers: readonly string[],
+    /** The initial peers; a single host's is its own address once it listens. */
+    public peers: readonly string[],
     readonly options: AgentOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
@@ -255,6 +254,7 @@ export class AgentCore implements AgentInside {
     )
     this.parts = { host, bus, server, registry, hostController, leader }
     this.apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
+    if (o.singleHost && this.peers.length === 0) this.peers = [this.apiAddress]
 
     const boot = bootstrapContext(this, host, bus, registry)
     if (zero) {

@@ -7,34 +7,41 @@ import { EventEmitter } from 'node:events'
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
-import { clientContext, drainContext, readinessContext } from './agent-contexts'
-import { AgentCore, REGISTRY_TYPE } from './agent-core'
+import { clientOf } from './agent-clients'
+import { drainContext, readinessContext, shardsContext } from './agent-contexts'
+import { AgentCore } from './agent-core'
 import {
+  type AgentCallOptions,
   type AgentOptions,
   type AgentStatus,
+  callOptions,
   checkAgentArgs,
-  checkPlacement,
   checkShardId,
   isTags,
+  REGISTRY_TYPE,
   type JoinTokenOptions,
   type ShardOptions,
+  type ShardUpdate,
 } from './agent-options'
 import type { ShardClientOptions } from './client/client-context'
-import { ShardClient } from './client/shard-client'
-import { shardTypeOf, TypedClient, type TypedClientOptions } from './client/typed-client'
+import type { ShardClient } from './client/shard-client'
+import type { TypedClient } from './client/typed-client'
 import { type DrainOptions, drainHost, markDeparted, undrainHost } from './control/drain'
 import type { Logger } from './control/logger'
+import { type DevOptions, devAgent, devCluster } from './dev'
 import { type WaitForShardOptions, waitForShard } from './control/shard-readiness'
 import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
-import { createdId, type Placement, type ShardRecord } from './registry/records'
+import type { ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
 import {
   type AnyShardType,
   bytesFactory,
   isShardType,
   type ShardType,
+  type TypedClientOptions,
   type TypedShard,
 } from './shard-type'
+import { createShard, deleteShard, updateShard } from './shards'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
@@ -49,7 +56,6 @@ import {
  */
 export class Agent extends EventEmitter {
   readonly clusterName: string
-  readonly peers: readonly string[]
   readonly timeoutMs: number
   readonly log: Logger
   readonly #core: AgentCore
@@ -59,10 +65,39 @@ export class Agent extends EventEmitter {
     super()
     checkAgentArgs(clusterName, peers, options)
     this.clusterName = clusterName
-    this.peers = [...peers].sort()
-    this.#core = new AgentCore(this, clusterName, this.peers, options)
+    this.#core = new AgentCore(this, clusterName, [...peers].sort(), options)
     this.timeoutMs = this.#core.timeoutMs
     this.log = this.#core.log
+  }
+
+  /**
+   * dev returns an agent of development mode: a cluster of one host, alone in this process,
+   * on 127.0.0.1 with free ports, its data in a temporary directory removed once it stops
+   * (unless `dataDir` is given). Register types and `start()` it as any agent; every call
+   * works as on a cluster of several hosts.
+   */
+  static dev(o: DevOptions = {}): Agent {
+    return devAgent(o, (...args) => new Agent(...args))
+  }
+
+  /**
+   * devCluster returns `n` agents (default 3) of one cluster in this process, for
+   * integration tests: peers on 127.0.0.1 with free ports, each with its data in a temporary
+   * directory removed once it stops (unless `dataDir` is given, and then it is shared: each
+   * agent uses a directory of its own in it). Register types on each and start them together.
+   */
+  static devCluster(n = 3, o: DevOptions = {}): Promise<Agent[]> {
+    return devCluster(n, o, (...args) => new Agent(...args))
+  }
+
+  /** dataDir is this host's data directory (a temporary one in development mode). */
+  get dataDir(): string {
+    return this.#core.options.dataDir
+  }
+
+  /** peers are the bus addresses of the cluster's initial peers, sorted. */
+  get peers(): readonly string[] {
+    return this.#core.peers
   }
 
   /**
@@ -184,9 +219,13 @@ export class Agent extends EventEmitter {
     await this.#core.propose({ op: 'access.rotate', joinKey: newJoinKey() })
   }
 
-  /** state runs `fn` on a linearizable snapshot of the registry. */
-  state<T>(fn: (s: RegistryState) => T, timeoutMs = this.timeoutMs): Promise<T> {
-    return this.#core.started().registry.read(fn, timeoutMs)
+  /**
+   * state runs `fn` on a linearizable snapshot of the registry (within `timeoutMs`, default
+   * the agent's timeout; a number is taken as `timeoutMs`).
+   */
+  state<T>(fn: (s: RegistryState) => T, o?: AgentCallOptions | number): Promise<T> {
+    const { timeoutMs = this.timeoutMs, signal } = callOptions(o)
+    return this.#core.started().registry.read(fn, timeoutMs, signal)
   }
 
   /** stateLocal runs `fn` on this host's current snapshot of the registry (no round trip). */
@@ -195,73 +234,42 @@ export class Agent extends EventEmitter {
   }
 
   /**
-   * createShard creates a shard of a registered type; idempotent by name. Of a ShardType, it
-   * resolves with a TypedShard, for `client(shard)`.
+   * createShard creates a shard of a registered type, placed by `placement` (default
+   * DEFAULT_PLACEMENT: three voters, or every host that runs the type while there are fewer).
+   * It is idempotent by name: a shard of that name is returned as it is, unless the `tags` or
+   * `placement` given differ from its own (ERR_SHARD_EXISTS). Of a ShardType, it resolves with
+   * a TypedShard, for `client(shard)`.
    */
   createShard<C, R, Q, A>(
     type: ShardType<C, R, Q, A>,
     o?: ShardOptions,
   ): Promise<TypedShard<C, R, Q, A>>
   createShard(type: string, o?: ShardOptions): Promise<ShardRecord>
-  async createShard(t: string | AnyShardType, o: ShardOptions = {}): Promise<ShardRecord> {
-    this.#core.checkReady()
-    const type = isShardType(t) ? t.name : t
-    if (typeof type !== 'string' || type === '' || type === REGISTRY_TYPE)
-      throw invalid('shard type is required')
-    if (isShardType(t) && !this.#core.shardTypes.has(type)) this.#core.shardTypes.set(type, t)
-    if (o.name !== undefined && (typeof o.name !== 'string' || o.name.length > 256))
-      throw invalid('name must be a string of at most 256 characters')
-    if (o.tags !== undefined && !isTags(o.tags))
-      throw invalid('tags must map non-empty names to strings')
-    if (o.placement !== undefined) checkPlacement(o.placement)
-    const out = await this.#core.propose({
-      op: 'shard.create',
-      name: o.name ?? '',
-      type,
-      tags: o.tags,
-      placement: o.placement,
-    })
-    return this.#shard(createdId(out))
+  createShard(type: string | AnyShardType, o: ShardOptions = {}): Promise<ShardRecord> {
+    return createShard(shardsContext(this.#core), type, o)
   }
 
   /** updateShard replaces a shard's tags and/or placement. */
-  async updateShard(
-    id: number,
-    o: { tags?: Record<string, string>; placement?: Placement },
-  ): Promise<ShardRecord> {
-    this.#core.checkReady()
-    checkShardId(id)
-    if (o.tags !== undefined && !isTags(o.tags))
-      throw invalid('tags must map non-empty names to strings')
-    if (o.placement !== undefined) checkPlacement(o.placement)
-    await this.#known(id)
-    await this.#core.propose({ op: 'shard.update', id, tags: o.tags, placement: o.placement })
-    return this.#shard(id)
-  }
-
-  /** #shard returns a shard's record, or fails when a concurrent delete removed it. */
-  async #shard(id: number): Promise<ShardRecord> {
-    const sh = await this.state((s) => s.shards.get(id))
-    if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} does not exist`)
-    return sh
+  updateShard(id: number, o: ShardUpdate): Promise<ShardRecord> {
+    return updateShard(shardsContext(this.#core), id, o)
   }
 
   /** deleteShard stops every replica of the shard, removes them and their data. */
-  async deleteShard(id: number): Promise<void> {
-    this.#core.checkReady()
-    checkShardId(id)
-    await this.#known(id)
-    await this.#core.propose({ op: 'shard.delete', id })
+  deleteShard(id: number, o: AgentCallOptions = {}): Promise<void> {
+    return deleteShard(shardsContext(this.#core), id, callOptions(o))
   }
 
   /** findShard returns a shard by name (linearizable), or undefined. */
-  findShard(name: string): Promise<ShardRecord | undefined> {
-    return this.state((s) => s.shardByName(name))
+  findShard(name: string, o?: AgentCallOptions): Promise<ShardRecord | undefined> {
+    return this.state((s) => s.shardByName(name), o)
   }
 
-  /** replica resolves once this host runs an active replica of the shard. */
-  async replica(shardId: number, timeoutMs = this.timeoutMs * 4): Promise<void> {
-    await this.waitForShard(shardId, { replicas: 'local', timeoutMs })
+  /**
+   * replica resolves once this host runs an active replica of the shard (within `timeoutMs`,
+   * default four times the agent's timeout; a number is taken as `timeoutMs`).
+   */
+  async replica(shardId: number, o?: AgentCallOptions | number): Promise<void> {
+    await this.waitForShard(shardId, { ...callOptions(o), replicas: 'local' })
   }
 
   /**
@@ -291,23 +299,7 @@ export class Agent extends EventEmitter {
     shard: number | ShardRecord,
     o: ShardClientOptions & { type?: AnyShardType } = {},
   ): ShardClient | TypedClient<unknown, unknown, unknown, unknown> {
-    if (o === null || typeof o !== 'object') throw invalid('client options must be an object')
-    const shardId = typeof shard === 'number' ? shard : shard?.id
-    checkShardId(shardId)
-    const options = { writeToLeader: !!o.writeToLeader, session: o.session !== false }
-    if (typeof shard !== 'object' && o.type === undefined) return this.#client(shardId, options)
-    const type = shardTypeOf(this.#core.shardTypes, this.#core.registry.state, shard, o.type)
-    return new TypedClient(this.#client(shardId, options), type.codec)
-  }
-
-  #client(shardId: number, o: Required<ShardClientOptions>): ShardClient {
-    const key = `${shardId}/${o.writeToLeader}/${o.session}`
-    let c = this.#core.clients.get(key)
-    if (!c || c.closed) {
-      c = new ShardClient(clientContext(this.#core), shardId, { ...o })
-      this.#core.clients.set(key, c)
-    }
-    return c.share()
+    return clientOf(this.#core, shard, o)
   }
 
   /**
@@ -393,10 +385,5 @@ export class Agent extends EventEmitter {
     }
     this.#core.stopped ??= this.#core.shutdown()
     return this.#core.stopped
-  }
-
-  async #known(id: number): Promise<void> {
-    const sh = await this.state((s) => s.shards.get(id))
-    if (!sh || id === 0) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
   }
 }

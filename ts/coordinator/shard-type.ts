@@ -1,18 +1,18 @@
 // ShardType: a typed state machine type — its name, its factory and its codec — which carries
 // the state machine's types from registration to createShard and to the client. The engine
-// runs every state machine in bytes; `inBytes` puts a typed one behind that contract.
-import type { Readable, Writable } from 'node:stream'
-
-import { invalid, ZongziError } from '../binding/errors'
-import {
-  type Entry,
-  isPersistent,
-  type PersistentStateMachine,
-  type StateMachine,
-  type StateMachineFactory,
+// runs every state machine in bytes; `inBytes` (binding/typed-machine.ts) puts a typed one
+// behind that contract.
+import { type Codec, jsonCodec } from '../binding/codec'
+import { invalid } from '../binding/errors'
+import type {
+  PersistentStateMachine,
+  StateMachine,
+  StateMachineFactory,
 } from '../binding/state-machine'
+import { inBytes } from '../binding/typed-machine'
+import type { ShardClientOptions } from './client/client-context'
 import type { ShardRecord } from './registry/records'
-import { type Codec, encodeResult, failedDecode, jsonCodec, reason } from './codec'
+import type { RegistryState } from './registry/state'
 
 /**
  * ShardType is a state machine type with its types: register it on the hosts that may run it
@@ -41,7 +41,8 @@ export interface ShardTypeOptions {
 /**
  * TypedShard is the record of a shard of a ShardType, as `agent.createShard(type)` resolves
  * with it: a ShardRecord whose type parameters tell `agent.client(shard)` what the shard's
- * state machine takes and gives.
+ * state machine takes and gives. It holds its ShardType, so that any agent in the process
+ * makes a client of it.
  */
 export type TypedShard<Command, Result, Query, Answer> = ShardRecord & {
   /** Carries the types only; absent at run time. */
@@ -72,6 +73,22 @@ export function shardType<Command, Result, Query, Answer>(
   return Object.freeze({ name, codec, factory })
 }
 
+/** TYPE keys the ShardType that a TypedShard made by createShard holds (not enumerable). */
+const TYPE = Symbol('zongzi.shardType')
+
+/** typed returns a copy of a shard's record that holds its ShardType, for `agent.client`. */
+export function typed<C, R, Q, A>(
+  sh: ShardRecord,
+  type: ShardType<C, R, Q, A>,
+): TypedShard<C, R, Q, A> {
+  return Object.defineProperty({ ...sh }, TYPE, { value: type, enumerable: false })
+}
+
+/** typeOf returns the ShardType a TypedShard holds, if it holds one. */
+export function typeOf(sh: ShardRecord): AnyShardType | undefined {
+  return (sh as { [TYPE]?: AnyShardType })[TYPE]
+}
+
 /** AnyShardType is a ShardType of any types. */
 export type AnyShardType = ShardType<unknown, unknown, unknown, unknown>
 
@@ -89,87 +106,31 @@ export function bytesFactory<C, R, Q, A>(type: ShardType<C, R, Q, A>): StateMach
   return (shardId, replicaId) => inBytes(type.factory(shardId, replicaId), type.codec)
 }
 
-/**
- * inBytes runs a typed state machine behind the byte contract: entries are decoded before
- * `update` sees them (one that does not decode applies nothing and answers so), results and
- * answers are encoded, queries decoded; snapshots, `stream`, `open`, `sync` and `close` pass
- * through.
- */
-export function inBytes<C, R, Q, A>(
-  sm: StateMachine<C, R, Q, A>,
-  codec: Codec,
-): StateMachine | PersistentStateMachine {
-  const query = (q: Buffer): C | Q => {
-    try {
-      return codec.decode(q) as Q
-    } catch (e) {
-      throw new ZongziError('ERR_INVALID_ARGUMENT', `the query did not decode: ${reason(e)}`, {
-        call: 'read',
-      })
-    }
-  }
-  const encodeAnswer = (a: unknown): Uint8Array | undefined => {
-    if (a === undefined) return undefined
-    try {
-      return codec.encode(a)
-    } catch (e) {
-      throw new ZongziError('ERR_STATE_MACHINE', `the answer did not encode: ${reason(e)}`, {
-        call: 'read',
-      })
-    }
-  }
-  const bytesSm: StateMachine = {
-    update: (entries) => update(sm, codec, entries),
-    query: (q) => {
-      const a = sm.query(query(q) as Q)
-      return a instanceof Promise ? a.then(encodeAnswer) : encodeAnswer(a)
-    },
-    saveSnapshot: (out: Writable) => sm.saveSnapshot(out),
-    recoverFromSnapshot: (input: Readable, index: number) => sm.recoverFromSnapshot(input, index),
-  }
-  const watch = sm.watch?.bind(sm)
-  if (watch) {
-    bytesSm.watch = async function* (q, signal) {
-      for await (const a of watch(
-        query(Buffer.from(q.buffer, q.byteOffset, q.byteLength)) as Q,
-        signal,
-      ))
-        yield codec.encode(a)
-    }
-  }
-  if (sm.stream) bytesSm.stream = sm.stream.bind(sm)
-  if (sm.close) bytesSm.close = sm.close.bind(sm)
-  if (!isPersistent(sm)) return bytesSm
-  return { ...bytesSm, open: () => sm.open(), sync: () => sm.sync() }
+/** TypedClientOptions configure a TypedClient of a shard given by id: its ShardType. */
+export interface TypedClientOptions<Command, Result, Query, Answer> extends ShardClientOptions {
+  /** The shard's type: its codec and its state machine's types. */
+  type: ShardType<Command, Result, Query, Answer>
 }
 
 /**
- * update decodes a batch, applies the entries that decode (in order, as one batch) and
- * answers every entry: with its encoded result, or with why it did not decode.
+ * shardTypeOf finds the ShardType of a typed client: `type` when given, else the one a
+ * TypedShard holds, else the one known by the name of the shard's type (registered, or given
+ * to createShard). It refuses a type other
+ * than the shard's, when this host's registry knows the shard.
  */
-function update<C, R, Q, A>(
-  sm: StateMachine<C, R, Q, A>,
-  codec: Codec,
-  entries: Entry[],
-): ReturnType<StateMachine['update']> {
-  const out = new Array(entries.length)
-  const decoded: Entry<C>[] = []
-  const at: number[] = []
-  for (let i = 0; i < entries.length; i++) {
-    try {
-      decoded.push({ index: entries[i].index, data: codec.decode(entries[i].data) as C })
-      at.push(i)
-    } catch (e) {
-      out[i] = failedDecode(e)
-    }
-  }
-  const answer = (results: R[]) => {
-    if (!Array.isArray(results) || results.length !== decoded.length)
-      throw new Error(`update returned ${results?.length} results for ${decoded.length} entries`)
-    for (let j = 0; j < at.length; j++) out[at[j]] = encodeResult(codec, results[j])
-    return out
-  }
-  if (decoded.length === 0) return out
-  const r = sm.update(decoded)
-  return r instanceof Promise ? r.then(answer) : answer(r)
+export function shardTypeOf(
+  known: ReadonlyMap<string, AnyShardType>,
+  registry: RegistryState,
+  shard: number | ShardRecord,
+  type: AnyShardType | undefined,
+): AnyShardType {
+  const id = typeof shard === 'number' ? shard : shard.id
+  const name = registry.shards.get(id)?.type ?? (typeof shard === 'number' ? undefined : shard.type)
+  if (type && name !== undefined && type.name !== name)
+    throw invalid(`shard ${id} is of type ${name}, not ${type.name}`)
+  const held = typeof shard === 'number' ? undefined : typeOf(shard)
+  const found = type ?? held ?? (name === undefined ? undefined : known.get(name))
+  if (!found)
+    throw invalid(`shard ${id}'s type ${name} is not known here: register it, or pass { type }`)
+  return found
 }

@@ -1,38 +1,8 @@
 // TypedClient: a ShardClient that speaks a typed state machine's values, through its codec.
-import { invalid, ZongziError } from '../../binding/errors'
-import { type Codec, decodeResult, reason } from '../codec'
-import type { ShardRecord } from '../registry/records'
-import type { RegistryState } from '../registry/state'
-import type { AnyShardType, ShardType } from '../shard-type'
-import type { ClientCallOptions, ShardClientOptions } from './client-context'
+import { type Codec, decodeResult, reason } from '../../binding/codec'
+import { ZongziError } from '../../binding/errors'
+import type { ClientCallOptions } from './client-context'
 import type { ShardClient } from './shard-client'
-
-/** TypedClientOptions configure a TypedClient of a shard given by id: its ShardType. */
-export interface TypedClientOptions<Command, Result, Query, Answer> extends ShardClientOptions {
-  /** The shard's type: its codec and its state machine's types. */
-  type: ShardType<Command, Result, Query, Answer>
-}
-
-/**
- * shardTypeOf finds the ShardType of a typed client: `type` when given, else the one known by
- * the name of the shard's type (registered, or given to createShard). It refuses a type other
- * than the shard's, when this host's registry knows the shard.
- */
-export function shardTypeOf(
-  known: ReadonlyMap<string, AnyShardType>,
-  registry: RegistryState,
-  shard: number | ShardRecord,
-  type: AnyShardType | undefined,
-): AnyShardType {
-  const id = typeof shard === 'number' ? shard : shard.id
-  const name = registry.shards.get(id)?.type ?? (typeof shard === 'number' ? undefined : shard.type)
-  if (type && name !== undefined && type.name !== name)
-    throw invalid(`shard ${id} is of type ${name}, not ${type.name}`)
-  const found = type ?? (name === undefined ? undefined : known.get(name))
-  if (!found)
-    throw invalid(`shard ${id}'s type ${name} is not known here: register it, or pass { type }`)
-  return found
-}
 
 /**
  * TypedClient sends a ShardType's commands and queries to one of its shards and resolves with

@@ -1,7 +1,7 @@
 // Codecs: how the values of a typed state machine (its commands, results, queries and answers)
 // travel as bytes, and how a result travels in the engine's ApplyResult.
-import type { ApplyResult } from '../binding/state-machine'
-import { invalid, ZongziError } from '../binding/errors'
+import { invalid, ZongziError } from './errors'
+import type { ApplyResult } from './state-machine'
 
 /**
  * Codec turns the values a typed state machine takes and gives into bytes and back. Both
