@@ -17,11 +17,13 @@ import type { StreamRequest__Output } from './generated/zongzi/StreamRequest'
 import {
   CALLER_HOST,
   type Caller,
+  DEFAULT_KEEPALIVE_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
   definition,
   drained,
   type JoinRequest,
   type JoinResponse,
+  keepalive,
   type ProbeResponse,
   type ReplicaChange,
   type ReplicaRemoval,
@@ -84,11 +86,20 @@ export class BusServer {
   readonly #server: grpc.Server
   readonly #cluster: string
 
-  constructor(cluster: string, h: BusHandlers, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+  /**
+   * A server of `h` for `cluster`; `maxMessageBytes` bounds a message both ways (default
+   * 16 MiB), `keepaliveMs` sets the keepalive pings of its connections (DEFAULT_KEEPALIVE_MS).
+   */
+  constructor(
+    cluster: string,
+    h: BusHandlers,
+    { maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES, keepaliveMs = DEFAULT_KEEPALIVE_MS } = {},
+  ) {
     this.#cluster = cluster
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
+      ...keepalive(keepaliveMs),
     })
     // Probe and Join are open to anyone who reaches the port; every other call only to members.
     const unary =

@@ -94,7 +94,7 @@ export class AgentCore implements AgentInside {
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
     this.log = options.logger ?? silent
-    this.health = new HostHealth({}, (address, state) => {
+    this.health = new HostHealth(options.health ?? {}, (address, state) => {
       this.log.info('circuit', { address, state })
       events.emit('circuit', { address, state })
     })
@@ -233,6 +233,7 @@ export class AgentCore implements AgentInside {
     const bus = new BusClient(this.clusterName, {
       credentials: credentials.channel(),
       hostId: () => this.hostId,
+      keepaliveMs: o.keepaliveMs,
     })
     const registry = new RegistryAccess(
       host,
@@ -244,6 +245,7 @@ export class AgentCore implements AgentInside {
     const server = new BusServer(
       this.clusterName,
       busHandlers(handlerContext(this, host, registry)),
+      { keepaliveMs: o.keepaliveMs },
     )
     const hostController = new HostController(controllerContext(this, host, bus, registry))
     const leader = new RegistryLeader(

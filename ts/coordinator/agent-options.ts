@@ -1,6 +1,7 @@
 // The Agent's options and the checks of what a caller hands it.
 import { invalid } from '../binding/errors'
 import type { HostOptions, TlsFiles } from '../binding/host'
+import type { HostHealthOptions } from './client/health'
 import type { Logger } from './control/logger'
 import type { ReplacementOptions } from './control/departures'
 import type { LivenessOptions } from './control/liveness'
@@ -50,6 +51,17 @@ export interface AgentOptions extends ReplacementOptions {
    * (the agent then warns at every start). Without it, an address off loopback needs `tls`.
    */
   insecure?: boolean
+  /**
+   * How this agent's clients judge other hosts: when a host's circuit opens after failures,
+   * for how long, and the bounds of the hedging delay of reads (see HostHealthOptions).
+   */
+  health?: HostHealthOptions
+  /**
+   * How often the bus pings a connection that carries a call, and how long it waits for the
+   * answer, in ms (default 10,000): calls to a host cut off without a word (a watch, say)
+   * fail within about twice this instead of hanging.
+   */
+  keepaliveMs?: number
   /**
    * This agent forms a cluster of its own: `peers` is empty (or names only this agent's
    * `apiAddress`). Its data survives nothing that happens to its host; other hosts may join
@@ -174,6 +186,12 @@ export function checkAgentArgs(clusterName: unknown, peers: unknown, options: Ag
     throw invalid('options.dataDir is required')
   if (options.tags !== undefined && !isTags(options.tags))
     throw invalid('tags must map non-empty names to strings')
+  const k = options.keepaliveMs
+  if (k !== undefined && !(Number.isSafeInteger(k) && k > 0))
+    throw invalid('keepaliveMs must be a positive whole number of milliseconds')
+  const h = options.health
+  if (h !== undefined && (h === null || typeof h !== 'object' || !positives(h)))
+    throw invalid('health must be an object of positive numbers (see HostHealthOptions)')
   const open = [
     ['bus', options.apiAddress, options.tls],
     ['Raft', options.raftAddress, options.host?.tls ?? options.tls],
@@ -183,6 +201,11 @@ export function checkAgentArgs(clusterName: unknown, peers: unknown, options: Ag
     const ways = 'use a loopback address, set tls, or set insecure: true on a trusted network'
     throw invalid(`refusing to listen on ${address} (${what}) without TLS; ${ways}`)
   }
+}
+
+/** positives tells whether every field of an object is a positive number. */
+function positives(o: object): boolean {
+  return Object.values(o).every((v) => v === undefined || (typeof v === 'number' && v > 0))
 }
 
 export function isTags(v: unknown): v is Record<string, string> {
