@@ -170,7 +170,7 @@ class NamesOnly extends grpc.ChannelCredentials {
   ): ReturnType<grpc.ChannelCredentials['_createSecureConnector']> {
     const connector = this.inner._createSecureConnector(...args)
     const o = (connector as { connectionOptions?: ConnectionOptions }).connectionOptions
-    if (o && typeof o.servername === 'string' && isIP(o.servername) !== 0) delete o.servername
+    if (o && typeof o.servername === 'string' && isIP(o.servername) !== 0) o.servername = undefined
     return connector
   }
 }
