@@ -1,7 +1,13 @@
 import { existsSync } from 'node:fs'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, expectTypeOf, it } from 'vitest'
 
-import { Agent, shardType } from '../ts/index'
+import {
+  Agent,
+  type AgentStatus,
+  type CircuitState,
+  type MembershipChange,
+  shardType,
+} from '../ts/index'
 import { KvStateMachine, set } from '../examples/kv.mjs'
 import { TypedKv } from './fixtures/typed-kv'
 import { codeOf, TempDirs, text, waitUntil } from './helpers'
@@ -61,6 +67,22 @@ describe('Agent.dev(): one agent in one process', () => {
     } finally {
       await again.stop()
     }
+  })
+
+  it('types the listeners of its events, and goes with its data on stop before start', async () => {
+    const agent = Agent.dev()
+    const statuses: AgentStatus[] = []
+    agent.on('status', (s) => {
+      expectTypeOf(s).toEqualTypeOf<AgentStatus>()
+      statuses.push(s)
+    })
+    agent.on('hostDown', (c) => expectTypeOf(c).toEqualTypeOf<{ hostId: string }>())
+    agent.on('membership', (m) => expectTypeOf(m).toEqualTypeOf<MembershipChange>())
+    agent.on('circuit', (c) => expectTypeOf(c.state).toEqualTypeOf<CircuitState>())
+    expect(existsSync(agent.dataDir)).toBe(true)
+    await agent.stop()
+    expect(statuses).toEqual(['stopping', 'stopped'])
+    expect(existsSync(agent.dataDir)).toBe(false)
   })
 
   it('refuses a peer list with other hosts for a single host', () => {

@@ -42,6 +42,7 @@ const PRINTS: Record<string, string> = {
   'README.md: A first program': 'admin\n',
   'docs/host-api.md: The host API (TypeScript)': '5 5\n',
   'docs/state-machines.md: Typed state machines': 'admin admin\n',
+  'docs/agent.md: Development mode and tests': 'v\n',
 }
 const where = (b: DocBlock) => `${b.file}: ${b.heading}`
 

@@ -52,6 +52,7 @@ export type {
 } from './coordinator/agent-options'
 export { DEFAULT_PLACEMENT } from './coordinator/agent-options'
 export type { DevOptions } from './coordinator/dev'
+export type { AgentEvents } from './coordinator/agent-events'
 export type { WaitForShardOptions } from './coordinator/control/shard-readiness'
 export type { LivenessOptions } from './coordinator/control/liveness'
 export type { ReplacementOptions } from './coordinator/control/departures'

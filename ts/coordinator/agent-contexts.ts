@@ -122,8 +122,11 @@ export function controllerContext(
   }
 }
 
-/** drainContext is what a drain, an undrain, a departure and the leader balance use. */
-export function drainContext(a: AgentInside): DrainContext {
+/**
+ * drainContext is what a drain, an undrain, a departure and the leader balance use; `o`
+ * bounds its registry calls.
+ */
+export function drainContext(a: AgentInside, o: AgentCallOptions = {}): DrainContext {
   const { host, registry, bus } = a.started()
   return {
     hostId: a.hostId,
@@ -136,8 +139,8 @@ export function drainContext(a: AgentInside): DrainContext {
       return p?.hostId === hostId
     },
     registry: () => a.registry.state,
-    read: (fn) => registry.read(fn, a.timeoutMs),
-    propose: (cmd) => registry.propose(cmd),
+    read: (fn) => registry.read(fn, o.timeoutMs ?? a.timeoutMs, o.signal),
+    propose: (cmd) => registry.propose(cmd, o.timeoutMs, o.signal),
   }
 }
 

@@ -20,6 +20,7 @@ import {
   handlerContext,
   leaderContext,
 } from './agent-contexts'
+import type { AgentEvents } from './agent-events'
 import { type AgentOptions, type AgentStatus, isLoopback } from './agent-options'
 import { bootstrap, join as joinCluster, REJOIN } from './bootstrap'
 import { HostHealth } from './client/health'
@@ -86,7 +87,7 @@ export class AgentCore implements AgentInside {
   #started: Promise<void> | undefined
 
   constructor(
-    readonly events: EventEmitter,
+    readonly events: EventEmitter<AgentEvents>,
     readonly clusterName: string,
     /** The initial peers; a single host's is its own address once it listens. */
     public peers: readonly string[],

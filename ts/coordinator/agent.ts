@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events'
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
+import type { AgentEvents } from './agent-events'
 import { clientOf } from './agent-clients'
 import { drainContext, readinessContext, shardsContext } from './agent-contexts'
 import { AgentCore } from './agent-core'
@@ -46,15 +47,16 @@ import { createShard, deleteShard, updateShard } from './shards'
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
  * addresses of the initial peers (three or more), register state machine types, then
- * `start()`. Peers initialise the cluster together; any other host joins it.
+ * `start()`. Peers initialise the cluster together; any other host joins it. `Agent.dev()`
+ * is a cluster of one host in this process, `Agent.devCluster(n)` n hosts for tests.
  *
- * Events: `'status'` (AgentStatus), `'event'` (engine events), `'change'` (RegistryState),
- * `'circuit'` (`{ address, state }`: this agent's clients stopped or resumed calling a host,
- * a CircuitState), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a host
- * missing, or active again; see `liveness` in the options), `'membership'` (a
+ * Events (typed by AgentEvents): `'status'` (AgentStatus), `'event'` (engine events),
+ * `'change'` (RegistryState), `'circuit'` (`{ address, state }`: this agent's clients stopped
+ * or resumed calling a host), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a
+ * host missing, or active again; see `liveness` in the options), `'membership'` (a
  * MembershipChange: a replica was added, promoted, demoted or removed on record).
  */
-export class Agent extends EventEmitter {
+export class Agent extends EventEmitter<AgentEvents> {
   readonly clusterName: string
   readonly timeoutMs: number
   readonly log: Logger
@@ -185,14 +187,14 @@ export class Agent extends EventEmitter {
    * `options.joinToken`) within `ttlMs`. It is signed with the cluster's join key; the
    * registry refuses it once expired, or once it admitted another host.
    */
-  async createJoinToken(o: JoinTokenOptions = {}): Promise<string> {
+  async createJoinToken(o: JoinTokenOptions & AgentCallOptions = {}): Promise<string> {
     this.#core.checkReady()
     const ttlMs = o.ttlMs ?? 3_600_000
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)
       throw invalid('ttlMs must be a positive whole number of milliseconds')
     if (o.tags !== undefined && !isTags(o.tags))
       throw invalid('tags must map non-empty names to strings')
-    const key = await this.state((s) => s.access.joinKey)
+    const key = await this.state((s) => s.access.joinKey, callOptions(o))
     if (!key)
       throw new ZongziError('ERR_INVALID_ARGUMENT', 'this cluster was made without a join key')
     const claims = { id: newTokenId(), expires: Date.now() + ttlMs, tags: { ...o.tags } }
@@ -214,9 +216,12 @@ export class Agent extends EventEmitter {
    * rotateJoinKey replaces the cluster's join key: tokens made before it admit nobody from
    * then on (a host that already joined stays). Make new tokens with createJoinToken.
    */
-  async rotateJoinKey(): Promise<void> {
+  async rotateJoinKey(o?: AgentCallOptions): Promise<void> {
     this.#core.checkReady()
-    await this.#core.propose({ op: 'access.rotate', joinKey: newJoinKey() })
+    const { timeoutMs, signal } = callOptions(o)
+    await this.#core
+      .started()
+      .registry.propose({ op: 'access.rotate', joinKey: newJoinKey() }, timeoutMs, signal)
   }
 
   /**
@@ -330,16 +335,16 @@ export class Agent extends EventEmitter {
    */
   async drain(o: DrainOptions = {}): Promise<void> {
     this.#core.checkReady()
-    await drainHost(drainContext(this.#core), o)
+    await drainHost(drainContext(this.#core, { signal: o?.signal }), o)
   }
 
   /**
    * undrain ends a drain of this host (one that timed out, say): it is `active` again and may
    * get replicas; those already moved stay where they are.
    */
-  async undrain(): Promise<void> {
+  async undrain(o?: AgentCallOptions): Promise<void> {
     this.#core.checkReady()
-    await undrainHost(drainContext(this.#core))
+    await undrainHost(drainContext(this.#core, callOptions(o)))
   }
 
   /**
@@ -349,8 +354,8 @@ export class Agent extends EventEmitter {
    * on record; the replicas move in the background (see `waitForShard`). A host that still
    * answers is refused: drain it, or stop it first.
    */
-  async removeHost(hostId: string): Promise<void> {
-    await this.#departure(hostId, 'gone')
+  async removeHost(hostId: string, o?: AgentCallOptions): Promise<void> {
+    await this.#departure(hostId, 'gone', o)
   }
 
   /**
@@ -359,13 +364,13 @@ export class Agent extends EventEmitter {
    * keeps its id: if it comes back, it deletes the data of the replicas that were replaced.
    * A host that still answers is refused.
    */
-  async replaceHost(hostId: string): Promise<void> {
-    await this.#departure(hostId, 'missing')
+  async replaceHost(hostId: string, o?: AgentCallOptions): Promise<void> {
+    await this.#departure(hostId, 'missing', o)
   }
 
-  async #departure(hostId: string, status: 'missing' | 'gone'): Promise<void> {
+  async #departure(hostId: string, status: 'missing' | 'gone', o?: AgentCallOptions) {
     this.#core.checkReady()
-    await markDeparted(drainContext(this.#core), hostId, status)
+    await markDeparted(drainContext(this.#core, callOptions(o)), hostId, status)
   }
 
   /**
