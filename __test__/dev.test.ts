@@ -89,6 +89,8 @@ describe('Agent.dev(): one agent in one process', () => {
     const o = { dataDir: dirs.make(), singleHost: true }
     expect(() => new Agent('x', ['127.0.0.1:1', '127.0.0.1:2'], o)).toThrow(/single host/)
     expect(() => new Agent('x', [], { dataDir: dirs.make() })).toThrow(/at least three/)
+    expect(() => Agent.dev({ keepaliveMs: 0 })).toThrow(/keepaliveMs/)
+    expect(() => Agent.dev({ health: { failures: -1 } })).toThrow(/health/)
   })
 })
 

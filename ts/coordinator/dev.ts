@@ -61,15 +61,21 @@ function oneOf<T extends StatusEmitter>(
   if (o === null || typeof o !== 'object') throw invalid('options must be an object')
   const { clusterName = 'dev', dataDir, ...rest } = o
   const temporary = dataDir === undefined ? mkdtempSync(join(tmpdir(), 'zongzi-dev-')) : undefined
-  const agent = make(clusterName, peers, {
-    // Quick elections and reconciling: one machine, nothing to wait for.
-    reconcileMs: 200,
-    ...rest,
-    host: { tickMs: 20, ...rest.host },
-    dataDir: dataDir ?? (temporary as string),
-    apiAddress: apiAddress ?? '127.0.0.1:0',
-    singleHost: peers.length <= 1,
-  })
+  let agent: T
+  try {
+    agent = make(clusterName, peers, {
+      // Quick elections and reconciling: one machine, nothing to wait for.
+      reconcileMs: 200,
+      ...rest,
+      host: { tickMs: 20, ...rest.host },
+      dataDir: dataDir ?? (temporary as string),
+      apiAddress: apiAddress ?? '127.0.0.1:0',
+      singleHost: peers.length <= 1,
+    })
+  } catch (e) {
+    if (temporary !== undefined) rmSync(temporary, { recursive: true, force: true })
+    throw e
+  }
   if (temporary === undefined) return agent
   const onStatus = (s: AgentStatus) => {
     if (s !== 'stopped') return
