@@ -85,6 +85,21 @@ describe('Agent.dev(): one agent in one process', () => {
     expect(existsSync(agent.dataDir)).toBe(false)
   })
 
+  it('takes a single host that names itself as its one peer', async () => {
+    const [agent] = await Agent.devCluster(1)
+    agent.register(kv)
+    try {
+      await agent.start()
+      expect(agent.peers).toEqual([agent.apiAddress])
+      const sh = await agent.createShard(kv)
+      expect(await agent.client(sh).propose({ op: 'set', key: 'a', value: '1' })).toEqual({
+        size: 1,
+      })
+    } finally {
+      await agent.stop()
+    }
+  })
+
   it('refuses a peer list with other hosts for a single host', () => {
     const o = { dataDir: dirs.make(), singleHost: true }
     expect(() => new Agent('x', ['127.0.0.1:1', '127.0.0.1:2'], o)).toThrow(/single host/)
