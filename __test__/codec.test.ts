@@ -54,7 +54,7 @@ describe('jsonCodec and bytesCodec', () => {
 })
 
 describe('a typed state machine in bytes', () => {
-  it('applies the entries that decode, in order, and answers the others without applying them', () => {
+  it('applies the entries that decode, in order, and answers the others unapplied', () => {
     const sm = new Sum()
     const out = inBytes(sm, jsonCodec).update([
       entry(5, 2),

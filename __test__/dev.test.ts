@@ -22,7 +22,7 @@ const voters = (a: Agent, id: number) =>
   a.stateLocal((s) => s.replicasOf(id).filter((r) => !r.nonVoting).length)
 
 describe('Agent.dev(): one agent in one process', () => {
-  it('serves every call, with a shard of one voter by default, and removes its data on stop', async () => {
+  it('serves every call, a shard of one voter by default; its data goes on stop', async () => {
     const agent = Agent.dev()
     agent.register(kv).register('kv', () => new KvStateMachine())
     try {

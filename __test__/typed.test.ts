@@ -60,7 +60,7 @@ describe('typed state machines, on three agents of which the first runs none', (
     await Promise.allSettled(agents.map((a) => a.stop()))
   })
 
-  it('proposes commands and reads answers in the types of the state machine, anywhere', async () => {
+  it("proposes commands and reads answers in its state machine's types, anywhere", async () => {
     const forwarded = agents[0].client(shard)
     expectTypeOf(kv).toEqualTypeOf<
       ShardType<KvCommand, KvResult | bigint, KvQuery, string | undefined>
@@ -132,7 +132,7 @@ describe('typed state machines, on three agents of which the first runs none', (
     expect([bad.code, bad.outcome]).toEqual(['ERR_INVALID_ARGUMENT', 'not-applied'])
   })
 
-  it('refuses a typed client of a shard of another type, or of a type it does not know', async () => {
+  it('refuses a typed client of a shard of another type, or of an unknown type', async () => {
     const bytesShard = await agents[0].createShard('kv', { name: 'bytes' })
     expect(await codeOf(() => agents[1].client(bytesShard.id, { type: kv }))).toBe(
       'ERR_INVALID_ARGUMENT',

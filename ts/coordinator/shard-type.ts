@@ -34,7 +34,7 @@ export interface ShardType<Command, Result, Query, Answer> {
 
 /** ShardTypeOptions configure a ShardType. */
 export interface ShardTypeOptions {
-  /** How values travel as bytes: `jsonCodec` (the default), `bytesCodec`, or a Codec of your own. */
+  /** How values travel as bytes: `jsonCodec` (the default), `bytesCodec`, or your own Codec. */
   codec?: Codec
 }
 
@@ -115,8 +115,8 @@ export interface TypedClientOptions<Command, Result, Query, Answer> extends Shar
 /**
  * shardTypeOf finds the ShardType of a typed client: `type` when given, else the one a
  * TypedShard holds, else the one known by the name of the shard's type (registered, or given
- * to createShard). It refuses a type other
- * than the shard's, when this host's registry knows the shard.
+ * to createShard). It refuses a type other than the shard's, when this host's registry knows
+ * the shard.
  */
 export function shardTypeOf(
   known: ReadonlyMap<string, AnyShardType>,
