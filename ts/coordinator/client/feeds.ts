@@ -33,9 +33,9 @@ export function mayResume(e: unknown): boolean {
 
 /**
  * resumable yields a watch's answers across failures of the hosts serving it, until `signal`
- * aborts, the state machine's watch ends, or a failure that may not resume (the first
- * subscription's and a local replica's failures among them); `resume`'s failure (no replica
- * within the timeout) ends it too. Answers after a resume may repeat the last one delivered.
+ * aborts, the state machine's watch ends, or a failure that may not resume (finding the first
+ * target, and a local replica's failures, among them); `resume`'s failure (no replica within
+ * the timeout) ends it too. Answers after a resume may repeat the last one delivered.
  */
 export async function* resumable(route: FeedRoute, signal?: AbortSignal): AsyncIterable<Buffer> {
   let t = await route.first()
@@ -48,6 +48,11 @@ export async function* resumable(route: FeedRoute, signal?: AbortSignal): AsyncI
       if (t.local || !mayResume(e)) throw e
       route.failed(t, e)
     }
-    t = await route.resume()
+    try {
+      t = await route.resume()
+    } catch (e) {
+      if (signal?.aborted) return
+      throw e
+    }
   }
 }
