@@ -146,6 +146,17 @@ describe('errors raised by real hosts say what the caller may do', () => {
     expect(errs.every((e) => e.code === 'ERR_BUSY' || e.code === 'ERR_NO_LEADER')).toBe(true)
   })
 
+  it('maxInFlight in the host options bounds the writes waiting on a host', async () => {
+    const hs = [open({ maxInFlight: 8 }), open(), open()]
+    await bootstrap(hs)
+    await Promise.all([hs[1].close(), hs[2].close()])
+    const all = Array.from({ length: 9 }, (_, i) =>
+      failure(hs[0].propose(1, put(`k${i}`, ''), { timeoutMs: 500 })),
+    )
+    const codes = (await Promise.all(all)).map((e) => e.code)
+    expect(codes.filter((c) => c === 'ERR_BUSY')).toHaveLength(1)
+  })
+
   it('a write at a leader that lost its followers times out, then is answered outcome unknown', async () => {
     // Slow ticks: the leader notices it lost its quorum only after an election timeout.
     const hs = [open({ tickMs: 50 }), open({ tickMs: 50 }), open({ tickMs: 50 })]

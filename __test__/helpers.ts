@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 
 import { ZongziError } from '../ts/index'
@@ -136,4 +137,68 @@ export function closedBy(socket: Duplex, bytes: Buffer) {
     socket.resume()
     socket.write(bytes)
   })
+}
+
+/**
+ * CutProxy forwards TCP connections from a port on 127.0.0.1 to `target` (`host:port`). Once
+ * `cut()`, it drops what either end sends and keeps both connections open: a partition as
+ * the ends see it (no FIN, no RST, no answer), until `mend()`.
+ */
+export class CutProxy {
+  #cut = false
+  #address = ''
+  readonly #sockets = new Set<Socket>()
+
+  private constructor(readonly server: Server) {}
+
+  /** address is where to dial instead of the target. */
+  get address(): string {
+    return this.#address
+  }
+
+  /** start listens on a free port of 127.0.0.1 and forwards to `target`. */
+  static start(target: string): Promise<CutProxy> {
+    const i = target.lastIndexOf(':')
+    const [host, port] = [target.slice(0, i), Number(target.slice(i + 1))]
+    return new Promise((resolve) => {
+      const server = createServer((inbound) => {
+        const outbound = connect(port, host)
+        for (const [from, to] of [
+          [inbound, outbound],
+          [outbound, inbound],
+        ]) {
+          proxy.#sockets.add(from)
+          from.on('data', (d) => {
+            if (!proxy.#cut) to.write(d)
+          })
+          from.on('error', () => to.destroy())
+          from.on('close', () => {
+            proxy.#sockets.delete(from)
+            to.destroy()
+          })
+        }
+      })
+      const proxy: CutProxy = new CutProxy(server)
+      server.listen(0, '127.0.0.1', () => {
+        proxy.#address = `127.0.0.1:${(server.address() as { port: number }).port}`
+        resolve(proxy)
+      })
+    })
+  }
+
+  /** cut drops everything either end sends from now on. */
+  cut(): void {
+    this.#cut = true
+  }
+
+  /** mend forwards again (what was dropped stays lost). */
+  mend(): void {
+    this.#cut = false
+  }
+
+  /** close ends every connection and stops listening. */
+  close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy()
+    return new Promise((resolve) => this.server.close(() => resolve()))
+  }
 }

@@ -21,6 +21,6 @@ export class LocalShard implements ShardCalls {
 
   async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
     if (!this.sm.watch) throw new Error('no watch')
-    for await (const b of this.sm.watch(query, o.signal)) yield Buffer.from(b)
+    for await (const b of this.sm.watch(Buffer.from(query), o.signal)) yield Buffer.from(b)
   }
 }

@@ -118,6 +118,24 @@ const cases: Case[] = [
     want: /^members: wants 3 hosts running kv, found 2$/,
   },
   {
+    name: 'members with a min take as many hosts as fit, at least min',
+    hosts: [host('b'), host('a')],
+    placement: { members: { count: 3, min: 1 } },
+    want: ['a v members', 'b v members'],
+  },
+  {
+    name: 'members with a min take no more than count',
+    hosts: [host('d'), host('c'), host('b'), host('a')],
+    placement: { members: { count: 3, min: 1 } },
+    want: ['a v members', 'b v members', 'c v members'],
+  },
+  {
+    name: 'fewer hosts than min are a placement error that says at least',
+    hosts: [host('a', {}, { shardTypes: ['other'] })],
+    placement: { members: { count: 3, min: 1 } },
+    want: /^members: wants at least 1 hosts running kv, found 0$/,
+  },
+  {
     name: 'only active hosts that run the shard type count',
     hosts: [
       host('a', {}, { status: 'missing' }),
@@ -267,6 +285,8 @@ describe('validatePlacement', () => {
   const valid: Placement[] = [
     {},
     { members: { count: 3 }, vary: ['zone'] },
+    { members: { count: 3, min: 0 } },
+    { members: { count: 3, min: 3 } },
     { members: { count: 0 }, groups: { read: { count: 2, tags: { tier: 'edge' } } } },
     { cover: {} },
     { cover: { tags: { tier: 'edge' } } },
@@ -283,6 +303,8 @@ describe('validatePlacement', () => {
     [{ members: {} }, /^members\.count must be an integer from 0 to 1000$/],
     [{ members: { count: 1.5 } }, /^members\.count must be an integer from 0 to 1000$/],
     [{ members: { count: 1001 } }, /^members\.count must be an integer from 0 to 1000$/],
+    [{ members: { count: 3, min: 4 } }, /^members\.min must be an integer from 0 to count$/],
+    [{ members: { count: 3, min: 0.5 } }, /^members\.min must be an integer from 0 to count$/],
     [{ members: { count: 1, tags: [] } }, /^members\.tags must be an object$/],
     [{ members: { count: 1, tags: { zone: 1 } } }, /^members\.tags must map names to strings$/],
     [{ groups: null }, /^groups must be an object$/],

@@ -39,11 +39,14 @@ const LANGS = ['ts', 'js', 'rust', 'sh', '']
 
 /** What a runnable block prints, by its file and the heading it stands under. */
 const PRINTS: Record<string, string> = {
+  'README.md: A first program': 'admin\n',
   'docs/host-api.md: The host API (TypeScript)': '5 5\n',
   'docs/recipes.md: Recipes':
     'feature/export=off feature/search=on\nrefused: now on\nsession/alice expired\n',
   'docs/testing.md: Testing state machines':
     '300 entries, 6 restarts: agreed\nresult diverged at entry 1\n',
+  'docs/state-machines.md: Typed state machines': 'admin admin\n',
+  'docs/agent.md: Development mode and tests': 'v\n',
 }
 const where = (b: DocBlock) => `${b.file}: ${b.heading}`
 
@@ -51,7 +54,7 @@ const where = (b: DocBlock) => `${b.file}: ${b.heading}`
 const PROGRAMS: Record<string, string> = {
   'agents.mjs': 'applied: 1 key(s)\nread: alice is admin\nwatch: alice became owner\n',
 }
-const MODULES = ['kv.mjs', 'kv.d.mts']
+const MODULES = ['kv.mjs', 'kv.d.mts', 'typed-kv.mjs', 'typed-kv.d.mts']
 /** examples/demo/ is `npm run demo` (demo.test.ts runs it); it is not in the package. */
 const DEMO = 'demo'
 /** examples/sqlite/ is the SQLite state machine (sqlite.test.ts runs it); not in the package. */

@@ -34,14 +34,30 @@ export type {
   StateMachine,
   PersistentStateMachine,
   StateMachineFactory,
+  Watched,
 } from './binding/state-machine'
+export { shardType } from './coordinator/shard-type'
+export type {
+  ShardType,
+  ShardTypeOptions,
+  TypedClientOptions,
+  TypedShard,
+} from './coordinator/shard-type'
+export { bytesCodec, jsonCodec } from './binding/codec'
+export type { Codec } from './binding/codec'
+export { TypedClient } from './coordinator/client/typed-client'
 export { Agent } from './coordinator/agent'
 export type {
+  AgentCallOptions,
   AgentOptions,
   AgentStatus,
   JoinTokenOptions,
   ShardOptions,
+  ShardUpdate,
 } from './coordinator/agent-options'
+export { DEFAULT_PLACEMENT } from './coordinator/agent-options'
+export type { DevOptions } from './coordinator/dev'
+export type { AgentEvents } from './coordinator/agent-events'
 export type { WaitForShardOptions } from './coordinator/control/shard-readiness'
 export type { ShardSpec } from './coordinator/shard-specs'
 export type { LivenessOptions } from './coordinator/control/liveness'

@@ -30,6 +30,13 @@ export interface HostOptions {
   /** Sync the log before acknowledging (default true). */
   fsync?: boolean
   /**
+   * Most proposals waiting for their result on this host, queued, in Raft or applying
+   * (default 65,536); more are refused with ERR_BUSY until some finish.
+   */
+  maxInFlight?: number
+  /** Most proposals of one shard waiting for their result on this host (default 16,384). */
+  maxInFlightPerShard?: number
+  /**
    * Most client sessions a shard keeps (default 4,096); registering one more evicts the
    * least recently used.
    */

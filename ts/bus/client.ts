@@ -9,7 +9,9 @@ import type { IndexResponse__Output } from './generated/zongzi/IndexResponse'
 import type { ReadResponse__Output } from './generated/zongzi/ReadResponse'
 import {
   CALLER_HOST,
+  DEFAULT_KEEPALIVE_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
+  keepalive,
   makeClient,
   type RawClient,
   drained,
@@ -42,6 +44,8 @@ export interface BusClientOptions {
   credentials?: grpc.ChannelCredentials
   /** The host id this client names itself by (see CALLER_HOST); none for a non-member. */
   hostId?: () => string
+  /** Keepalive ping interval and timeout in ms (default DEFAULT_KEEPALIVE_MS). */
+  keepaliveMs?: number
 }
 
 /** BusClient calls other agents; one connection per address, reused. */
@@ -60,6 +64,7 @@ export class BusClient {
     this.#options = {
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
+      ...keepalive(o.keepaliveMs ?? DEFAULT_KEEPALIVE_MS),
     }
   }
 

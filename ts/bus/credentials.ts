@@ -3,6 +3,8 @@
 import * as grpc from '@grpc/grpc-js'
 import { readFileSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
+import { isIP } from 'node:net'
+import type { ConnectionOptions } from 'node:tls'
 
 import { invalid } from '../binding/errors'
 import type { TlsFiles } from '../binding/host'
@@ -112,7 +114,7 @@ export function busCredentials(tls: TlsFiles | undefined): BusCredentials {
   }
   return {
     server: grpc.experimental.createCertificateProviderServerCredentials(provider, provider, true),
-    channel: () => grpc.credentials.createSsl(pems.ca, pems.key, pems.cert),
+    channel: () => new NamesOnly(grpc.credentials.createSsl(pems.ca, pems.key, pems.cert)),
     certificate: () => fingerprintOf(pems.cert),
     stage,
     reload: () => stage().use(),
@@ -140,4 +142,35 @@ function readPems(tls: TlsFiles): Pems {
     throw invalid(`the TLS files are not PEM certificates: ${(e as Error).message}`)
   }
   return pems
+}
+
+/**
+ * NamesOnly are channel credentials that send a TLS server name (SNI) only for a DNS name:
+ * grpc-js sets the dialled host as the server name, an IP address too, which RFC 6066 does
+ * not allow and for which Node prints a deprecation warning (DEP0123) on every process's first
+ * connection. The certificate is still checked against the address dialled (Node checks the
+ * connection's host when no server name is set). It relies on the connector's
+ * `connectionOptions` (grpc-js 1.14); without them, it changes nothing.
+ */
+class NamesOnly extends grpc.ChannelCredentials {
+  constructor(readonly inner: grpc.ChannelCredentials) {
+    super()
+  }
+
+  _isSecure(): boolean {
+    return this.inner._isSecure()
+  }
+
+  _equals(other: grpc.ChannelCredentials): boolean {
+    return other instanceof NamesOnly && this.inner._equals(other.inner)
+  }
+
+  _createSecureConnector(
+    ...args: Parameters<grpc.ChannelCredentials['_createSecureConnector']>
+  ): ReturnType<grpc.ChannelCredentials['_createSecureConnector']> {
+    const connector = this.inner._createSecureConnector(...args)
+    const o = (connector as { connectionOptions?: ConnectionOptions }).connectionOptions
+    if (o && typeof o.servername === 'string' && isIP(o.servername) !== 0) o.servername = undefined
+    return connector
+  }
 }

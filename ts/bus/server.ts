@@ -18,11 +18,13 @@ import type { StreamRequest__Output } from './generated/zongzi/StreamRequest'
 import {
   CALLER_HOST,
   type Caller,
+  DEFAULT_KEEPALIVE_MS,
   DEFAULT_MAX_MESSAGE_BYTES,
   definition,
   drained,
   type JoinRequest,
   type JoinResponse,
+  keepalive,
   type ProbeResponse,
   type ReplicaChange,
   type ReplicaRemoval,
@@ -95,18 +97,26 @@ export class BusServer {
   readonly #server: grpc.Server
   readonly #cluster: string
 
-  /** `interceptors` see every call served (the agent's metrics count them). */
+  /**
+   * A server of `h` for `cluster`; `maxMessageBytes` bounds a message both ways (default
+   * 16 MiB), `keepaliveMs` sets the keepalive pings of its connections (DEFAULT_KEEPALIVE_MS),
+   * and `interceptors` see every call served (the agent's metrics count them).
+   */
   constructor(
     cluster: string,
     h: BusHandlers,
-    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
-    interceptors: grpc.ServerInterceptor[] = [],
+    {
+      maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+      keepaliveMs = DEFAULT_KEEPALIVE_MS,
+      interceptors = [] as grpc.ServerInterceptor[],
+    } = {},
   ) {
     this.#cluster = cluster
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': maxMessageBytes,
       'grpc.max_send_message_length': maxMessageBytes,
       interceptors,
+      ...keepalive(keepaliveMs),
     })
     // Probe and Join are open to anyone who reaches the port; every other call only to members.
     const unary =

@@ -41,6 +41,19 @@ export function makeClient(
 /** Default largest bus message, both ways. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 << 20
 
+/**
+ * DEFAULT_KEEPALIVE_MS is how often both ends of a bus connection ping it while it carries a
+ * call, and how long they wait for the answer: a host cut off without a word (a partition, a
+ * machine that died) fails the calls on the connection within about twice this, instead of
+ * leaving a watch or stream hanging.
+ */
+export const DEFAULT_KEEPALIVE_MS = 10_000
+
+/** keepalive is the gRPC options of keepalive pings every `ms`, both ends alike. */
+export function keepalive(ms: number): grpc.ChannelOptions {
+  return { 'grpc.keepalive_time_ms': ms, 'grpc.keepalive_timeout_ms': ms }
+}
+
 /** CALLER_HOST is the metadata key in which a host names itself on the bus. */
 export const CALLER_HOST = 'zongzi-host'
 

@@ -5,7 +5,7 @@ import type { Host } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { BusClient } from '../bus/client'
 import type { BusServer } from '../bus/server'
-import type { AgentOptions, AgentStatus } from './agent-options'
+import type { AgentCallOptions, AgentOptions, AgentStatus } from './agent-options'
 import type { ZongziError } from '../binding/errors'
 import type { BootstrapContext } from './bootstrap'
 import type { HostHealth } from './client/health'
@@ -14,6 +14,7 @@ import type { DrainContext } from './control/drain'
 import type { HostController, HostControllerContext } from './control/host-controller'
 import type { Logger } from './control/logger'
 import type { RegistryLeader, RegistryLeaderContext } from './control/registry-leader'
+import type { ReadinessContext } from './control/shard-readiness'
 import type { HandlerContext } from './handlers'
 import type { AgentOps } from '../ops/agent-ops'
 import type { MetricsHost } from '../ops/engine-metrics'
@@ -22,6 +23,8 @@ import { drainHost, undrainHost } from './control/drain'
 import type { Command } from './registry/records'
 import type { Registry } from './registry/registry'
 import type { RegistryAccess } from './registry-access'
+import type { AnyShardType } from './shard-type'
+import type { ShardsContext } from './shards'
 
 /**
  * AgentParts are what a started agent runs: the engine host, the bus client and server, the
@@ -47,6 +50,8 @@ export interface AgentInside {
   readonly hostId: string
   readonly apiAddress: string
   readonly types: ReadonlyMap<string, StateMachineFactory>
+  /** The ShardTypes this agent was given, by name. */
+  readonly shardTypes: Map<string, AnyShardType>
   /** The local replica of the registry (shard 0's state machine). */
   readonly registry: Registry
   readonly health: HostHealth
@@ -54,6 +59,8 @@ export interface AgentInside {
   /** Aborted when the agent stops. */
   readonly signal: AbortSignal
   ready(): boolean
+  /** checkReady throws unless the agent is ready. */
+  checkReady(): void
   runs(shardId: number): boolean
   /** started returns the agent's parts, or throws ERR_NOT_READY before start. */
   started(): AgentParts
@@ -126,8 +133,11 @@ export function controllerContext(
   }
 }
 
-/** drainContext is what a drain, an undrain, a departure and the leader balance use. */
-export function drainContext(a: AgentInside): DrainContext {
+/**
+ * drainContext is what a drain, an undrain, a departure and the leader balance use; `o`
+ * bounds its registry calls.
+ */
+export function drainContext(a: AgentInside, o: AgentCallOptions = {}): DrainContext {
   const { host, registry, bus } = a.started()
   return {
     hostId: a.hostId,
@@ -140,8 +150,8 @@ export function drainContext(a: AgentInside): DrainContext {
       return p?.hostId === hostId
     },
     registry: () => a.registry.state,
-    read: (fn) => registry.read(fn, a.timeoutMs),
-    propose: (cmd) => registry.propose(cmd),
+    read: (fn) => registry.read(fn, o.timeoutMs ?? a.timeoutMs, o.signal),
+    propose: (cmd) => registry.propose(cmd, o.timeoutMs, o.signal),
   }
 }
 
@@ -219,5 +229,27 @@ export function opsContext(
       undrain
         ? undrainHost(drainContext(a))
         : drainHost(drainContext(a), { timeoutMs: timeoutMs || undefined }),
+  }
+}
+
+/** readinessContext is what waiting for a shard uses. */
+export function readinessContext(a: AgentInside): ReadinessContext {
+  return {
+    timeoutMs: a.timeoutMs,
+    signal: a.signal,
+    registry: () => a.registry.state,
+    read: (fn) => a.started().registry.read(fn, a.timeoutMs),
+    runs: (shardId) => a.runs(shardId),
+  }
+}
+
+/** shardsContext is what the calls that create, change and delete shards use. */
+export function shardsContext(a: AgentInside): ShardsContext {
+  return {
+    checkReady: () => a.checkReady(),
+    shardTypes: a.shardTypes,
+    propose: (cmd, o: AgentCallOptions) => a.started().registry.propose(cmd, o.timeoutMs, o.signal),
+    read: (fn, o: AgentCallOptions) =>
+      a.started().registry.read(fn, o.timeoutMs ?? a.timeoutMs, o.signal),
   }
 }

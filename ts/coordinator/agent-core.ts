@@ -21,6 +21,7 @@ import {
   leaderContext,
   opsContext,
 } from './agent-contexts'
+import type { AgentEvents } from './agent-events'
 import { type AgentOptions, type AgentStatus, isLoopback } from './agent-options'
 import { bootstrap, join as joinCluster, REJOIN } from './bootstrap'
 import { HostHealth } from './client/health'
@@ -39,9 +40,8 @@ import { hostChanges, membershipChanges } from './registry/events'
 import { RegistryState } from './registry/state'
 import { RegistryAccess } from './registry-access'
 import { AgentOps } from '../ops/agent-ops'
+import type { AnyShardType } from './shard-type'
 
-/** REGISTRY_TYPE is the state machine type of shard 0, which no user type may take. */
-export const REGISTRY_TYPE = 'zongzi:registry'
 /** A file in the data directory that says this host has held a replica of shard 0. */
 const REGISTRY_MARKER = 'registry-member'
 
@@ -60,6 +60,8 @@ export class AgentCore implements AgentInside {
   readonly timeoutMs: number
   readonly log: Logger
   readonly types = new Map<string, StateMachineFactory>()
+  /** The ShardTypes this agent was given (registered, or passed to createShard), by name. */
+  readonly shardTypes = new Map<string, AnyShardType>()
   status: AgentStatus = 'new'
   failure: ZongziError | undefined
   hostId = ''
@@ -88,14 +90,15 @@ export class AgentCore implements AgentInside {
   #started: Promise<void> | undefined
 
   constructor(
-    readonly events: EventEmitter,
+    readonly events: EventEmitter<AgentEvents>,
     readonly clusterName: string,
-    readonly peers: readonly string[],
+    /** The initial peers; a single host's is its own address once it listens. */
+    public peers: readonly string[],
     readonly options: AgentOptions,
   ) {
     this.timeoutMs = options.timeoutMs ?? 5000
     this.log = bindLater(options.logger ?? silent, () => this.hostId && { hostId: this.hostId })
-    this.health = new HostHealth({}, (address, state) => {
+    this.health = new HostHealth(options.health ?? {}, (address, state) => {
       this.log.info({ address, state }, 'circuit')
       events.emit('circuit', { address, state })
     })
@@ -244,6 +247,7 @@ export class AgentCore implements AgentInside {
     const bus = new BusClient(this.clusterName, {
       credentials: credentials.channel(),
       hostId: () => this.hostId,
+      keepaliveMs: o.keepaliveMs,
     })
     const registry = new RegistryAccess(
       host,
@@ -253,7 +257,10 @@ export class AgentCore implements AgentInside {
       this.hostId,
     )
     const handlers = this.ops.handlers(busHandlers(handlerContext(this, host, registry)))
-    const server = new BusServer(this.clusterName, handlers, undefined, this.ops.interceptors())
+    const server = new BusServer(this.clusterName, handlers, {
+      keepaliveMs: o.keepaliveMs,
+      interceptors: this.ops.interceptors(),
+    })
     const hostController = new HostController(controllerContext(this, host, bus, registry))
     const leader = new RegistryLeader(
       leaderContext(this, host, bus, registry),
@@ -264,6 +271,7 @@ export class AgentCore implements AgentInside {
     this.parts = { host, bus, server, registry, hostController, leader }
     this.apiAddress = await server.listen(o.apiAddress ?? '127.0.0.1:0', credentials.server)
     await this.ops.listen()
+    if (o.singleHost && this.peers.length === 0) this.peers = [this.apiAddress]
 
     const boot = bootstrapContext(this, host, bus, registry)
     if (zero) {

@@ -7,46 +7,61 @@ import { EventEmitter } from 'node:events'
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
-import { clientContext, drainContext } from './agent-contexts'
-import { AgentCore, REGISTRY_TYPE } from './agent-core'
+import type { AgentEvents } from './agent-events'
+import { clientOf } from './agent-clients'
+import { drainContext, readinessContext, shardsContext } from './agent-contexts'
+import { AgentCore } from './agent-core'
 import {
+  type AgentCallOptions,
   type AgentOptions,
   type AgentStatus,
+  callOptions,
   checkAgentArgs,
-  checkPlacement,
   checkShardId,
   isTags,
+  REGISTRY_TYPE,
   type JoinTokenOptions,
   type ShardOptions,
+  type ShardUpdate,
 } from './agent-options'
-import { retry } from './client/retry'
 import type { ShardClientOptions } from './client/client-context'
-import { ShardClient } from './client/shard-client'
+import type { ShardClient } from './client/shard-client'
+import type { TypedClient } from './client/typed-client'
 import { type DrainOptions, drainHost, markDeparted, undrainHost } from './control/drain'
 import type { Logger } from './control/logger'
-import { checkWaitOptions, readyShard, type WaitForShardOptions } from './control/shard-readiness'
+import { type DevOptions, devAgent, devCluster } from './dev'
+import { type WaitForShardOptions, waitForShard } from './control/shard-readiness'
 import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
-import { createdId, type Placement, type ShardRecord } from './registry/records'
+import type { ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
-import { type ShardSpec, shardItem, shardsCommand } from './shard-specs'
+import type { ShardSpec } from './shard-specs'
 import type { ChangesOptions, ClusterStatus, Registry, RegistryChange } from '../ops/agent-ops'
+import {
+  type AnyShardType,
+  bytesFactory,
+  isShardType,
+  type ShardType,
+  type TypedClientOptions,
+  type TypedShard,
+} from './shard-type'
+import { createShard, createShards, deleteShard, updateShard } from './shards'
 
 /**
  * Agent runs one host of a Zongzi cluster. Construct it with the cluster name and the bus
  * addresses of the initial peers (three or more), register state machine types, then
- * `start()`. Peers initialise the cluster together; any other host joins it.
+ * `start()`. Peers initialise the cluster together; any other host joins it. `Agent.dev()`
+ * is a cluster of one host in this process, `Agent.devCluster(n)` n hosts for tests.
  *
- * Events: `'status'` (AgentStatus), `'event'` (engine events), `'change'` (RegistryState),
- * `'circuit'` (`{ address, state }`: this agent's clients stopped or resumed calling a host,
- * a CircuitState), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a host
- * missing, or active again; see `liveness` in the options), `'membership'` (a
+ * Events (typed by AgentEvents): `'status'` (AgentStatus), `'event'` (engine events),
+ * `'change'` (RegistryState), `'circuit'` (`{ address, state }`: this agent's clients stopped
+ * or resumed calling a host), `'hostDown'` and `'hostUp'` (`{ hostId }`: the registry marked a
+ * host missing, or active again; see `liveness` in the options), `'membership'` (a
  * MembershipChange: a replica was added, promoted, demoted or removed on record),
- * `'rebalance'` (a Move, on the registry leader: a replica of a shard moved from one host to
- * another to even out the spread; see `rebalance` in the options).
+ * `'rebalance'` (a Move, on the registry leader: a replica moved from one host to another to
+ * even out the spread; see `rebalance` in the options).
  */
-export class Agent extends EventEmitter {
+export class Agent extends EventEmitter<AgentEvents> {
   readonly clusterName: string
-  readonly peers: readonly string[]
   readonly timeoutMs: number
   readonly log: Logger
   readonly #core: AgentCore
@@ -56,19 +71,57 @@ export class Agent extends EventEmitter {
     super()
     checkAgentArgs(clusterName, peers, options)
     this.clusterName = clusterName
-    this.peers = [...peers].sort()
-    this.#core = new AgentCore(this, clusterName, this.peers, options)
+    this.#core = new AgentCore(this, clusterName, [...peers].sort(), options)
     this.timeoutMs = this.#core.timeoutMs
     this.log = this.#core.log
   }
 
-  /** register makes a state machine type available on this host; call before start(). */
-  register(uri: string, factory: StateMachineFactory): this {
+  /**
+   * dev returns an agent of development mode: a cluster of one host, alone in this process,
+   * on 127.0.0.1 with free ports, its data in a temporary directory removed once it stops
+   * (unless `dataDir` is given). Register types and `start()` it as any agent; every call
+   * works as on a cluster of several hosts.
+   */
+  static dev(o: DevOptions = {}): Agent {
+    return devAgent(o, (...args) => new Agent(...args))
+  }
+
+  /**
+   * devCluster returns `n` agents (default 3) of one cluster in this process, for
+   * integration tests: peers on 127.0.0.1 with free ports, each with its data in a temporary
+   * directory removed once it stops (unless `dataDir` is given, and then it is shared: each
+   * agent uses a directory of its own in it). Register types on each and start them together.
+   */
+  static devCluster(n = 3, o: DevOptions = {}): Promise<Agent[]> {
+    return devCluster(n, o, (...args) => new Agent(...args))
+  }
+
+  /** dataDir is this host's data directory (a temporary one in development mode). */
+  get dataDir(): string {
+    return this.#core.options.dataDir
+  }
+
+  /** peers are the bus addresses of the cluster's initial peers, sorted. */
+  get peers(): readonly string[] {
+    return this.#core.peers
+  }
+
+  /**
+   * register makes a state machine type available on this host; call before start(). A
+   * ShardType (see `shardType`) carries its name, its codec and its state machine's types; a
+   * name and a factory register a state machine in bytes.
+   */
+  register<C, R, Q, A>(type: ShardType<C, R, Q, A>): this
+  register(uri: string, factory: StateMachineFactory): this
+  register(type: string | AnyShardType, bytes?: StateMachineFactory): this {
     if (this.#core.status !== 'new')
       throw new ZongziError('ERR_INVALID_ARGUMENT', 'register state machine types before start()')
+    const uri = isShardType(type) ? type.name : type
     if (typeof uri !== 'string' || uri === '' || uri === REGISTRY_TYPE)
       throw invalid('a state machine type needs a URI')
+    const factory = isShardType(type) ? bytesFactory(type) : bytes
     if (typeof factory !== 'function') throw invalid('factory must be a function')
+    if (isShardType(type)) this.#core.shardTypes.set(uri, type)
     this.#core.types.set(uri, factory)
     return this
   }
@@ -146,14 +199,14 @@ export class Agent extends EventEmitter {
    * `options.joinToken`) within `ttlMs`. It is signed with the cluster's join key; the
    * registry refuses it once expired, or once it admitted another host.
    */
-  async createJoinToken(o: JoinTokenOptions = {}): Promise<string> {
+  async createJoinToken(o: JoinTokenOptions & AgentCallOptions = {}): Promise<string> {
     this.#core.checkReady()
     const ttlMs = o.ttlMs ?? 3_600_000
     if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)
       throw invalid('ttlMs must be a positive whole number of milliseconds')
     if (o.tags !== undefined && !isTags(o.tags))
       throw invalid('tags must map non-empty names to strings')
-    const key = await this.state((s) => s.access.joinKey)
+    const key = await this.state((s) => s.access.joinKey, callOptions(o))
     if (!key)
       throw new ZongziError('ERR_INVALID_ARGUMENT', 'this cluster was made without a join key')
     const claims = { id: newTokenId(), expires: Date.now() + ttlMs, tags: { ...o.tags } }
@@ -175,9 +228,12 @@ export class Agent extends EventEmitter {
    * rotateJoinKey replaces the cluster's join key: tokens made before it admit nobody from
    * then on (a host that already joined stays). Make new tokens with createJoinToken.
    */
-  async rotateJoinKey(): Promise<void> {
+  async rotateJoinKey(o?: AgentCallOptions): Promise<void> {
     this.#core.checkReady()
-    await this.#core.propose({ op: 'access.rotate', joinKey: newJoinKey() })
+    const { timeoutMs, signal } = callOptions(o)
+    await this.#core
+      .started()
+      .registry.propose({ op: 'access.rotate', joinKey: newJoinKey() }, timeoutMs, signal)
   }
 
   /**
@@ -193,9 +249,13 @@ export class Agent extends EventEmitter {
     return this.#core.ops.status()
   }
 
-  /** state runs `fn` on a linearizable snapshot of the registry. */
-  state<T>(fn: (s: RegistryState) => T, timeoutMs = this.timeoutMs): Promise<T> {
-    return this.#core.started().registry.read(fn, timeoutMs)
+  /**
+   * state runs `fn` on a linearizable snapshot of the registry (within `timeoutMs`, default
+   * the agent's timeout; a number is taken as `timeoutMs`).
+   */
+  state<T>(fn: (s: RegistryState) => T, o?: AgentCallOptions | number): Promise<T> {
+    const { timeoutMs = this.timeoutMs, signal } = callOptions(o)
+    return this.#core.started().registry.read(fn, timeoutMs, signal)
   }
 
   /** stateLocal runs `fn` on this host's current snapshot of the registry (no round trip). */
@@ -203,76 +263,57 @@ export class Agent extends EventEmitter {
     return fn(this.#core.registry.state)
   }
 
-  /** createShard creates a shard of a registered type; idempotent by name. */
-  async createShard(type: string, o: ShardOptions = {}): Promise<ShardRecord> {
-    this.#core.checkReady()
-    const out = await this.#core.propose({
-      op: 'shard.create',
-      ...shardItem(type, o, REGISTRY_TYPE),
-    })
-    return this.#shard(createdId(out))
+  /**
+   * createShard creates a shard of a registered type, placed by `placement` (default
+   * DEFAULT_PLACEMENT: three voters, or every host that runs the type while there are fewer).
+   * It is idempotent by name: a shard of that name is returned as it is, unless the `tags` or
+   * `placement` given differ from its own (ERR_SHARD_EXISTS). Of a ShardType, it resolves with
+   * a TypedShard, for `client(shard)`.
+   */
+  createShard<C, R, Q, A>(
+    type: ShardType<C, R, Q, A>,
+    o?: ShardOptions,
+  ): Promise<TypedShard<C, R, Q, A>>
+  createShard(type: string, o?: ShardOptions): Promise<ShardRecord>
+  createShard(type: string | AnyShardType, o: ShardOptions = {}): Promise<ShardRecord> {
+    return createShard(shardsContext(this.#core), type, o)
   }
 
   /**
    * createShards creates many shards in one registry command, all or none, and returns their
-   * records in the order asked. Each is created as createShard creates one: a name on record
-   * (or taken by an earlier shard of the list) with the same type gives that shard. A bad
-   * shard rejects the whole call with ERR_INVALID_ARGUMENT naming it by its index in the list
-   * (`item 3: …`), and nothing is created: a shard the agent finds bad before it proposes
-   * anything, or a name on record with another type, which the registry refuses. The command
-   * must fit in the engine's `maxProposalBytes` (8 MiB by default: tens of thousands of shards
-   * with short names and tags).
+   * records in the order asked. Each is created as createShard creates one (DEFAULT_PLACEMENT
+   * when it names none; a name on record, or taken by an earlier shard of the list, with the
+   * same type gives that shard). A bad shard rejects the whole call with ERR_INVALID_ARGUMENT
+   * naming it by its index in the list (`item 3: …`), and nothing is created: a shard the
+   * agent finds bad before it proposes anything, or a name on record with another type, which
+   * the registry refuses. The command must fit in the engine's `maxProposalBytes` (8 MiB by
+   * default: tens of thousands of shards with short names and tags).
    */
-  async createShards(shards: ShardSpec[]): Promise<ShardRecord[]> {
-    this.#core.checkReady()
-    const cmd = shardsCommand(shards, REGISTRY_TYPE)
-    if (!cmd) return []
-    const ids = (await this.#core.propose(cmd)).ids ?? []
-    const found = await this.state((s) => ids.map((id) => s.shards.get(id)))
-    const gone = ids.find((_, i) => !found[i])
-    if (gone !== undefined)
-      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${gone} was deleted meanwhile`)
-    return found as ShardRecord[]
+  createShards(shards: ShardSpec[], o: AgentCallOptions = {}): Promise<ShardRecord[]> {
+    return createShards(shardsContext(this.#core), shards, o)
   }
 
   /** updateShard replaces a shard's tags and/or placement. */
-  async updateShard(
-    id: number,
-    o: { tags?: Record<string, string>; placement?: Placement },
-  ): Promise<ShardRecord> {
-    this.#core.checkReady()
-    checkShardId(id)
-    if (o.tags !== undefined && !isTags(o.tags))
-      throw invalid('tags must map non-empty names to strings')
-    if (o.placement !== undefined) checkPlacement(o.placement)
-    await this.#known(id)
-    await this.#core.propose({ op: 'shard.update', id, tags: o.tags, placement: o.placement })
-    return this.#shard(id)
-  }
-
-  /** #shard returns a shard's record, or fails when a concurrent delete removed it. */
-  async #shard(id: number): Promise<ShardRecord> {
-    const sh = await this.state((s) => s.shards.get(id))
-    if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} does not exist`)
-    return sh
+  updateShard(id: number, o: ShardUpdate): Promise<ShardRecord> {
+    return updateShard(shardsContext(this.#core), id, o)
   }
 
   /** deleteShard stops every replica of the shard, removes them and their data. */
-  async deleteShard(id: number): Promise<void> {
-    this.#core.checkReady()
-    checkShardId(id)
-    await this.#known(id)
-    await this.#core.propose({ op: 'shard.delete', id })
+  deleteShard(id: number, o: AgentCallOptions = {}): Promise<void> {
+    return deleteShard(shardsContext(this.#core), id, callOptions(o))
   }
 
   /** findShard returns a shard by name (linearizable), or undefined. */
-  findShard(name: string): Promise<ShardRecord | undefined> {
-    return this.state((s) => s.shardByName(name))
+  findShard(name: string, o?: AgentCallOptions): Promise<ShardRecord | undefined> {
+    return this.state((s) => s.shardByName(name), o)
   }
 
-  /** replica resolves once this host runs an active replica of the shard. */
-  async replica(shardId: number, timeoutMs = this.timeoutMs * 4): Promise<void> {
-    await this.waitForShard(shardId, { replicas: 'local', timeoutMs })
+  /**
+   * replica resolves once this host runs an active replica of the shard (within `timeoutMs`,
+   * default four times the agent's timeout; a number is taken as `timeoutMs`).
+   */
+  async replica(shardId: number, o?: AgentCallOptions | number): Promise<void> {
+    await this.waitForShard(shardId, { ...callOptions(o), replicas: 'local' })
   }
 
   /**
@@ -283,32 +324,9 @@ export class Agent extends EventEmitter {
    * after `timeoutMs` (default four times the agent's timeout), ERR_ABORTED when `signal`
    * aborts and ERR_CLOSED when the agent stops.
    */
-  async waitForShard(id: number, o: WaitForShardOptions = {}): Promise<ShardRecord> {
+  waitForShard(id: number, o: WaitForShardOptions = {}): Promise<ShardRecord> {
     checkShardId(id)
-    const { replicas, timeoutMs } = checkWaitOptions(o, this.timeoutMs * 4)
-    const signals = o.signal ? [o.signal, this.#core.signal] : [this.#core.signal]
-    const aborted = () =>
-      o.signal?.aborted
-        ? new ZongziError('ERR_ABORTED', 'aborted')
-        : new ZongziError('ERR_CLOSED', 'agent stopped')
-    if (signals.some((x) => x.aborted)) throw aborted()
-    if (!(await this.state((s) => s.shards.has(id))))
-      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
-    return retry(
-      async () => {
-        const sh = readyShard(this.#core.registry.state, id, replicas, () => this.runs(id))
-        if (sh) return sh
-        const what = replicas === 'local' ? 'no local replica' : `not ${replicas} replicas`
-        throw new ZongziError('ERR_TIMEOUT', `shard ${id}: ${what} active in ${timeoutMs} ms`)
-      },
-      {
-        deadline: Date.now() + timeoutMs,
-        signal: AbortSignal.any(signals),
-        aborted,
-        retryable: (e) => e instanceof ZongziError && e.code === 'ERR_TIMEOUT',
-        maxDelayMs: 25,
-      },
-    )
+    return waitForShard(readinessContext(this.#core), id, o)
   }
 
   /**
@@ -318,27 +336,32 @@ export class Agent extends EventEmitter {
    * its own through Raft). A share's `close()` ends that share only; the session is
    * unregistered once every share has closed, and the next call then starts a new one.
    */
-  client(shardId: number, o: ShardClientOptions = {}): ShardClient {
-    checkShardId(shardId)
-    if (o === null || typeof o !== 'object') throw invalid('client options must be an object')
-    const key = `${shardId}/${!!o.writeToLeader}/${o.session !== false}`
-    let c = this.#core.clients.get(key)
-    if (!c || c.closed) {
-      const options = { writeToLeader: !!o.writeToLeader, session: o.session !== false }
-      c = new ShardClient(clientContext(this.#core), shardId, options)
-      this.#core.clients.set(key, c)
-    }
-    return c.share()
+  client<C, R, Q, A>(shard: TypedShard<C, R, Q, A>, o?: ShardClientOptions): TypedClient<C, R, Q, A>
+  client<C, R, Q, A>(shardId: number, o: TypedClientOptions<C, R, Q, A>): TypedClient<C, R, Q, A>
+  client(shardId: number, o?: ShardClientOptions): ShardClient
+  client(
+    shard: number | ShardRecord,
+    o: ShardClientOptions & { type?: AnyShardType } = {},
+  ): ShardClient | TypedClient<unknown, unknown, unknown, unknown> {
+    return clientOf(this.#core, shard, o)
   }
 
   /**
    * clientByName returns a ShardClient of a shard name for the caller (see `client`); the name is
    * looked up linearizably on every call.
    */
-  async clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient> {
+  clientByName<C, R, Q, A>(
+    name: string,
+    o: TypedClientOptions<C, R, Q, A>,
+  ): Promise<TypedClient<C, R, Q, A>>
+  clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient>
+  async clientByName(
+    name: string,
+    o?: ShardClientOptions & { type?: AnyShardType },
+  ): Promise<ShardClient | TypedClient<unknown, unknown, unknown, unknown>> {
     const sh = await this.findShard(name)
     if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `no shard named ${JSON.stringify(name)}`)
-    return this.client(sh.id, o)
+    return o?.type ? this.client(sh.id, { ...o, type: o.type }) : this.client(sh.id, o)
   }
 
   /**
@@ -351,16 +374,16 @@ export class Agent extends EventEmitter {
    */
   async drain(o: DrainOptions = {}): Promise<void> {
     this.#core.checkReady()
-    await drainHost(drainContext(this.#core), o)
+    await drainHost(drainContext(this.#core, { signal: o?.signal }), o)
   }
 
   /**
    * undrain ends a drain of this host (one that timed out, say): it is `active` again and may
    * get replicas; those already moved stay where they are.
    */
-  async undrain(): Promise<void> {
+  async undrain(o?: AgentCallOptions): Promise<void> {
     this.#core.checkReady()
-    await undrainHost(drainContext(this.#core))
+    await undrainHost(drainContext(this.#core, callOptions(o)))
   }
 
   /**
@@ -370,8 +393,8 @@ export class Agent extends EventEmitter {
    * on record; the replicas move in the background (see `waitForShard`). A host that still
    * answers is refused: drain it, or stop it first.
    */
-  async removeHost(hostId: string): Promise<void> {
-    await this.#departure(hostId, 'gone')
+  async removeHost(hostId: string, o?: AgentCallOptions): Promise<void> {
+    await this.#departure(hostId, 'gone', o)
   }
 
   /**
@@ -380,13 +403,13 @@ export class Agent extends EventEmitter {
    * keeps its id: if it comes back, it deletes the data of the replicas that were replaced.
    * A host that still answers is refused.
    */
-  async replaceHost(hostId: string): Promise<void> {
-    await this.#departure(hostId, 'missing')
+  async replaceHost(hostId: string, o?: AgentCallOptions): Promise<void> {
+    await this.#departure(hostId, 'missing', o)
   }
 
-  async #departure(hostId: string, status: 'missing' | 'gone'): Promise<void> {
+  async #departure(hostId: string, status: 'missing' | 'gone', o?: AgentCallOptions) {
     this.#core.checkReady()
-    await markDeparted(drainContext(this.#core), hostId, status)
+    await markDeparted(drainContext(this.#core, callOptions(o)), hostId, status)
   }
 
   /**
@@ -406,10 +429,5 @@ export class Agent extends EventEmitter {
     }
     this.#core.stopped ??= this.#core.shutdown()
     return this.#core.stopped
-  }
-
-  async #known(id: number): Promise<void> {
-    const sh = await this.state((s) => s.shards.get(id))
-    if (!sh || id === 0) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
   }
 }

@@ -50,9 +50,9 @@ export class RegistryAccess {
    * propose applies a registry command once, retrying while shard 0 has no leader or the
    * outcome of an attempt is unknown (the session makes a retry apply nothing more). A
    * command the registry refuses rejects with ERR_INVALID_ARGUMENT (ERR_UNAUTHENTICATED for
-   * a join it refuses).
+   * a join it refuses). `signal` cancels it (ERR_ABORTED; the command may still apply).
    */
-  propose(cmd: Command, timeoutMs = this.#timeoutMs * 4): Promise<Accepted> {
+  propose(cmd: Command, timeoutMs = this.#timeoutMs * 4, signal?: AbortSignal): Promise<Accepted> {
     const data = Buffer.from(JSON.stringify({ ...cmd, by: this.#hostId }))
     return inSession(this.#session, timeoutMs, (session, total, attempted) =>
       retry(
@@ -63,27 +63,35 @@ export class RegistryAccess {
           if (!out.ok) throw new ZongziError(out.code ?? 'ERR_INVALID_ARGUMENT', out.error)
           return out
         },
-        { ...this.#bounds(total), retryable: sessionMayRetry },
+        { ...this.#bounds(total, signal), retryable: sessionMayRetry },
       ),
     )
   }
 
-  /** read runs `fn` on a linearizable snapshot of the registry. */
-  read<T>(fn: (s: RegistryState) => T, timeoutMs = this.#timeoutMs): Promise<T> {
+  /** read runs `fn` on a linearizable snapshot of the registry; `signal` cancels it. */
+  read<T>(
+    fn: (s: RegistryState) => T,
+    timeoutMs = this.#timeoutMs,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return retry(
       async (left) => {
         await this.#host.readIndex(0, { timeoutMs: left })
         return fn(this.#registry.state)
       },
-      { ...this.#bounds(timeoutMs), retryable: readMayRetry },
+      { ...this.#bounds(timeoutMs, signal), retryable: readMayRetry },
     )
   }
 
-  #bounds(timeoutMs: number) {
+  /** #bounds ends a retry at the deadline, when the agent stops, or when `signal` aborts. */
+  #bounds(timeoutMs: number, signal?: AbortSignal) {
     return {
       deadline: Date.now() + timeoutMs,
-      signal: this.#signal,
-      aborted: () => new ZongziError('ERR_CLOSED', 'agent stopped'),
+      signal: signal ? AbortSignal.any([this.#signal, signal]) : this.#signal,
+      aborted: () =>
+        signal?.aborted
+          ? new ZongziError('ERR_ABORTED', 'aborted')
+          : new ZongziError('ERR_CLOSED', 'agent stopped'),
     }
   }
 }

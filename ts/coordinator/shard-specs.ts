@@ -1,6 +1,6 @@
 // What an agent checks of the shards it is asked to create, before it proposes them.
 import { invalid, ZongziError } from '../binding/errors'
-import { checkPlacement, isTags, type ShardOptions } from './agent-options'
+import { checkPlacement, DEFAULT_PLACEMENT, isTags, type ShardOptions } from './agent-options'
 import type { CommandBody, Placement } from './registry/records'
 
 /** ShardSpec describes one shard of `Agent.createShards`: its type and ShardOptions. */
@@ -18,8 +18,9 @@ export interface ShardItem {
 }
 
 /**
- * shardItem checks a shard to create and returns it as a registry command carries it, or
- * throws ERR_INVALID_ARGUMENT. `registryType` is the type no user shard may have.
+ * shardItem checks a shard to create and returns it as a registry command carries it (with
+ * DEFAULT_PLACEMENT when it names none), or throws ERR_INVALID_ARGUMENT. `registryType` is the
+ * type no user shard may have.
  */
 export function shardItem(type: unknown, o: ShardOptions, registryType: string): ShardItem {
   if (typeof type !== 'string' || type === '' || type === registryType)
@@ -30,7 +31,7 @@ export function shardItem(type: unknown, o: ShardOptions, registryType: string):
   if (o.tags !== undefined && !isTags(o.tags))
     throw invalid('tags must map non-empty names to strings')
   if (o.placement !== undefined) checkPlacement(o.placement)
-  return { name: o.name ?? '', type, tags: o.tags, placement: o.placement }
+  return { name: o.name ?? '', type, tags: o.tags, placement: o.placement ?? DEFAULT_PLACEMENT }
 }
 
 /**

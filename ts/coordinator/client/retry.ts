@@ -198,3 +198,29 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', done, { once: true })
   })
 }
+
+/**
+ * settleBy settles as `p` does, or rejects sooner: with ERR_ABORTED once `signal` aborts, or
+ * with ERR_TIMEOUT once `ms` have passed (a silent host does not hold a call past its
+ * deadline).
+ */
+export function settleBy<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const done = (f: () => void) => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      f()
+    }
+    const onAbort = () => done(() => reject(new ZongziError('ERR_ABORTED', 'aborted')))
+    const timer = setTimeout(
+      () => done(() => reject(new ZongziError('ERR_TIMEOUT', 'no answer before the deadline'))),
+      ms,
+    )
+    if (signal?.aborted) return onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    p.then(
+      (v) => done(() => resolve(v)),
+      (e) => done(() => reject(e)),
+    )
+  })
+}

@@ -4,7 +4,16 @@ import { asRead, invalid, ZongziError } from '../../binding/errors'
 import type { SessionRef } from '../../binding/proposals'
 import type { ClientCallOptions, ClientContext, ShardClientOptions } from './client-context'
 import { HostHealth, isHostFailure } from './health'
-import { firstOf, hedge, readMayRetry, retry, sessionMayRetry, writeMayRetry } from './retry'
+import {
+  firstOf,
+  hedge,
+  readMayRetry,
+  retry,
+  sessionMayRetry,
+  settleBy,
+  writeMayRetry,
+} from './retry'
+import { resumable } from './feeds'
 import { ClientSession, inSession } from './session'
 import { type Target, targets } from './targets'
 
@@ -195,20 +204,43 @@ export class ShardClient {
 
   /**
    * watch yields what the state machine's `watch` yields for `query`, as Buffers, until
-   * aborted.
+   * aborted. When another host serves it and stops (it stopped, or its connection broke or
+   * went silent past the bus's keepalive), the watch resumes on another replica once that one
+   * has applied everything the shard had committed: it may repeat the last answer, and never
+   * goes back to an older state. It fails when no replica serves it within the timeout.
    */
   async *watch(query: Uint8Array, o: { signal?: AbortSignal } = {}): AsyncIterable<Buffer> {
     this.#checkOpen()
     bytes(query, 'query')
-    const t = (await this.#known(false))[0]
-    if (!t) throw new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
-    if (t.local) {
-      const sm = this.#agent.host.stateMachine(this.shardId)
-      if (!sm?.watch) throw invalid(`the state machine of shard ${this.shardId} has no watch`)
-      for await (const b of sm.watch(checkBytes(query, 'query'), o.signal)) yield bytesOf(b)
-    } else {
-      yield* this.#agent.bus.watch(t.address, this.shardId, query, o.signal)
-    }
+    const unavailable = () =>
+      new ZongziError('ERR_UNAVAILABLE', `no active replica of shard ${this.shardId}`)
+    yield* resumable(
+      {
+        first: async () => {
+          const t = (await this.#known(false))[0]
+          if (!t) throw unavailable()
+          return t
+        },
+        resume: () =>
+          this.#route(false, { signal: o.signal }, async (t, timeoutMs, signal) => {
+            if (t.local) await this.#agent.host.readIndex(this.shardId, { timeoutMs })
+            else await this.#agent.bus.index(t.address, this.shardId, { timeoutMs, signal })
+            return t
+          }),
+        open: (t) => this.#watch(t, query, o.signal),
+        failed: (t) => {
+          if (!t.local) this.#health.failure(t.address)
+        },
+      },
+      o.signal,
+    )
+  }
+
+  async *#watch(t: Target, query: Uint8Array, signal?: AbortSignal): AsyncIterable<Buffer> {
+    if (!t.local) return yield* this.#agent.bus.watch(t.address, this.shardId, query, signal)
+    const sm = this.#agent.host.stateMachine(this.shardId)
+    if (!sm?.watch) throw invalid(`the state machine of shard ${this.shardId} has no watch`)
+    for await (const b of sm.watch(checkBytes(query, 'query'), signal)) yield bytesOf(b)
   }
 
   /** stream connects `input` to the state machine's `stream` and yields its output as Buffers. */
@@ -354,30 +386,4 @@ function bytesOf(b: Uint8Array): Buffer {
 
 function bytes(v: unknown, what: string): void {
   if (!(v instanceof Uint8Array)) throw invalid(`${what} must be a Uint8Array or Buffer`)
-}
-
-/**
- * settleBy settles as `p` does, or rejects sooner: with ERR_ABORTED once `signal` aborts, or
- * with ERR_TIMEOUT once `ms` have passed (a silent host does not hold a call past its
- * deadline).
- */
-function settleBy<T>(p: Promise<T>, ms: number, signal?: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const done = (f: () => void) => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      f()
-    }
-    const onAbort = () => done(() => reject(new ZongziError('ERR_ABORTED', 'aborted')))
-    const timer = setTimeout(
-      () => done(() => reject(new ZongziError('ERR_TIMEOUT', 'no answer before the deadline'))),
-      ms,
-    )
-    if (signal?.aborted) return onAbort()
-    signal?.addEventListener('abort', onAbort, { once: true })
-    p.then(
-      (v) => done(() => resolve(v)),
-      (e) => done(() => reject(e)),
-    )
-  })
 }

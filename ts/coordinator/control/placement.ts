@@ -1,5 +1,5 @@
 // Placement: which hosts a shard's replicas go to.
-import type { HostRecord, Placement, ShardRecord } from '../registry/records'
+import type { HostRecord, HostSelector, Placement, ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 
 /** ERROR_TAG is the shard tag where placement errors are recorded. */
@@ -26,9 +26,14 @@ function checkTags(t: unknown, what: string): void {
 }
 
 function checkSelector(s: unknown, what: string): void {
-  const { count, tags } = fields(s, what)
+  const { count, min, tags } = fields(s, what)
   if (typeof count !== 'number' || !Number.isSafeInteger(count) || count < 0 || count > 1000)
     bad(`${what}.count must be an integer from 0 to 1000`)
+  if (
+    min !== undefined &&
+    (!Number.isSafeInteger(min) || (min as number) < 0 || (min as number) > count)
+  )
+    bad(`${what}.min must be an integer from 0 to count`)
   checkTags(tags, `${what}.tags`)
 }
 
@@ -121,8 +126,7 @@ export function place(
   const vary = p.vary ?? []
 
   const pick = (
-    count: number,
-    tags: Record<string, string> | undefined,
+    { count, min = count, tags }: HostSelector,
     nonVoting: boolean,
     group: string,
     spread: boolean,
@@ -150,10 +154,11 @@ export function place(
         vary.forEach((k, i) => seen[i].add(h.tags[k] ?? ''))
       }
     }
-    if (chosen.length < count) {
+    if (chosen.length < min) {
       const withTags = tags ? ` with tags ${JSON.stringify(tags)}` : ''
+      const wants = min < count ? `at least ${min}` : `${count}`
       throw new PlacementError(
-        `${group}: wants ${count} hosts${withTags} running ${shard.type}, found ${chosen.length}`,
+        `${group}: wants ${wants} hosts${withTags} running ${shard.type}, found ${chosen.length}`,
       )
     }
     for (const h of chosen) {
@@ -162,9 +167,8 @@ export function place(
     }
   }
 
-  if (p.members) pick(p.members.count, p.members.tags, false, 'members', true)
-  for (const [name, g] of Object.entries(p.groups ?? {}))
-    pick(g.count, g.tags, true, `groups.${name}`, true)
+  if (p.members) pick(p.members, false, 'members', true)
+  for (const [name, g] of Object.entries(p.groups ?? {})) pick(g, true, `groups.${name}`, true)
   if (p.cover) {
     for (const h of hosts) {
       if (!used.has(h.id) && matches(h, p.cover.tags)) {

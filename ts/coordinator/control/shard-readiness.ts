@@ -1,6 +1,7 @@
 // When a shard counts as ready: the rule behind `agent.waitForShard`, as a pure function of
-// the registry, and the checks of its options.
+// the registry, the checks of its options, and the wait itself.
 import { invalid, ZongziError } from '../../binding/errors'
+import { retry } from '../client/retry'
 import type { ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 
@@ -60,4 +61,50 @@ export function readyShard(
   const voters = rs.filter((r) => !r.nonVoting)
   const active = voters.filter((r) => r.status === 'active').length
   return voters.length > 0 && active > voters.length / 2 ? sh : undefined
+}
+
+/** ReadinessContext is what waiting for a shard uses of the agent. */
+export interface ReadinessContext {
+  /** The agent's timeout (the wait's default is four times it). */
+  readonly timeoutMs: number
+  /** Aborted when the agent stops. */
+  readonly signal: AbortSignal
+  /** registry is this host's current registry snapshot. */
+  registry(): RegistryState
+  /** read runs `fn` on a linearizable snapshot of the registry. */
+  read<T>(fn: (s: RegistryState) => T): Promise<T>
+  /** runs tells whether this host runs an active replica of the shard. */
+  runs(shardId: number): boolean
+}
+
+/** waitForShard is `agent.waitForShard` (see there). */
+export async function waitForShard(
+  ctx: ReadinessContext,
+  id: number,
+  o: WaitForShardOptions,
+): Promise<ShardRecord> {
+  const { replicas, timeoutMs } = checkWaitOptions(o, ctx.timeoutMs * 4)
+  const signals = o.signal ? [o.signal, ctx.signal] : [ctx.signal]
+  const aborted = () =>
+    o.signal?.aborted
+      ? new ZongziError('ERR_ABORTED', 'aborted')
+      : new ZongziError('ERR_CLOSED', 'agent stopped')
+  if (signals.some((x) => x.aborted)) throw aborted()
+  if (!(await ctx.read((s) => s.shards.has(id))))
+    throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${id} not found`)
+  return retry(
+    async () => {
+      const sh = readyShard(ctx.registry(), id, replicas, () => ctx.runs(id))
+      if (sh) return sh
+      const what = replicas === 'local' ? 'no local replica' : `not ${replicas} replicas`
+      throw new ZongziError('ERR_TIMEOUT', `shard ${id}: ${what} active in ${timeoutMs} ms`)
+    },
+    {
+      deadline: Date.now() + timeoutMs,
+      signal: AbortSignal.any(signals),
+      aborted,
+      retryable: (e) => e instanceof ZongziError && e.code === 'ERR_TIMEOUT',
+      maxDelayMs: 25,
+    },
+  )
 }

@@ -4,13 +4,19 @@
 export interface HostSelector {
   /** How many replicas. */
   count: number
+  /**
+   * The fewest that will do while fewer hosts fit (default `count`, at most `count`): the
+   * shard gets as many as fit, at least `min`, and more as hosts that fit appear.
+   */
+  min?: number
   /** Tags the host must have (all of them). */
   tags?: Record<string, string>
 }
 
 /**
  * Placement says where a shard's replicas live.
- * - `members`: voters, `count` of them, on hosts matching `tags`.
+ * - `members`: voters, `count` of them (or as many as fit, at least `min`), on hosts
+ *   matching `tags`.
  * - `groups`: named groups of non-voting replicas, `count` each, on hosts matching `tags`.
  * - `vary`: host tag keys to spread replicas over: no two voters share a value of a key
  *   when the hosts allow it (e.g. `['zone']`).
