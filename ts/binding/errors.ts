@@ -151,6 +151,15 @@ export class ZongziError extends Error {
   }
 }
 
+/** asReadOf returns what `f` returns, or throws its failure as a read's (see asRead). */
+export function asReadOf<T>(f: () => T): T {
+  try {
+    return f()
+  } catch (e) {
+    throw asRead(e)
+  }
+}
+
 /**
  * asRead returns `e` as the failure of a read: a ZongziError of a write becomes the same error
  * marked as a read's (its outcome and retrySafe follow); anything else is returned as it is.

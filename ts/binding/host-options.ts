@@ -198,3 +198,22 @@ export function callSync<T>(f: () => T): T {
     throw fromNative(e)
   }
 }
+
+/** checkStart checks how a replica is to start, and the factory of its state machine. */
+export function checkStart(start: StartOptions, factory: unknown): void {
+  if (typeof factory !== 'function') throw invalid('factory must be a function')
+  if (!start || !['bootstrap', 'join', 'restart'].includes(start.mode))
+    throw invalid("start.mode must be 'bootstrap', 'join' or 'restart'")
+}
+
+/** checkAddress checks a replica id and the address it is to be reached at. */
+export function checkAddress(replicaId: number, address: unknown): void {
+  checkId(replicaId, 'replicaId')
+  if (typeof address !== 'string' || address === '') throw invalid('address is required')
+}
+
+/** checkAddresses checks a list of addresses. */
+export function checkAddresses(addresses: unknown): void {
+  if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string'))
+    throw invalid('addresses must be strings')
+}

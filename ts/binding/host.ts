@@ -4,11 +4,14 @@
 import { EventEmitter } from 'node:events'
 
 import { answer, checkBytes, type NativeCall, type NativeResults } from './boundary'
-import { asRead, fromNative, invalid, ZongziError } from './errors'
+import { asRead, asReadOf, fromNative, invalid, ZongziError } from './errors'
 import {
   type CallOptions,
   checkId,
+  checkAddress,
+  checkAddresses,
   checkSession,
+  checkStart,
   type HostEvent,
   type HostOptions,
   type Membership,
@@ -115,8 +118,7 @@ export class Host extends EventEmitter {
   /** setAddress records where a replica can be reached. */
   setAddress(replicaId: number, address: string): void {
     this.#checkOpen()
-    checkId(replicaId, 'replicaId')
-    if (typeof address !== 'string' || address === '') throw invalid('address is required')
+    checkAddress(replicaId, address)
     callSync(() => this.#native.setAddress(replicaId, address))
   }
 
@@ -134,10 +136,7 @@ export class Host extends EventEmitter {
     this.#checkOpen()
     checkId(shardId, 'shardId')
     checkId(replicaId, 'replicaId')
-    if (typeof factory !== 'function') throw invalid('factory must be a function')
-    if (!start || !['bootstrap', 'join', 'restart'].includes(start.mode)) {
-      throw invalid("start.mode must be 'bootstrap', 'join' or 'restart'")
-    }
+    checkStart(start, factory)
     if (this.#machines.has(shardId)) {
       throw new ZongziError(
         'ERR_SHARD_EXISTS',
@@ -173,14 +172,8 @@ export class Host extends EventEmitter {
       await call(() => this.#native.stopReplica(shardId))
     } catch (e) {
       // Already stopped by the engine (failed or removed): the state machine still goes.
-      if (
-        !(
-          e instanceof ZongziError &&
-          e.code === 'ERR_SHARD_NOT_FOUND' &&
-          this.#machines.has(shardId)
-        )
-      )
-        throw e
+      const gone = e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND'
+      if (!gone || !this.#machines.has(shardId)) throw e
     }
     await this.dropMachine(shardId, true, running?.incarnation)
   }
@@ -218,21 +211,20 @@ export class Host extends EventEmitter {
    * evicted session fails with ERR_SESSION_EXPIRED and applies nothing.
    */
   async registerSession(shardId: number, clientId: number, options?: CallOptions): Promise<void> {
-    this.#checkOpen()
-    checkId(shardId, 'shardId')
-    checkId(clientId, 'clientId')
     if (clientId === 0) throw invalid('clientId must be above 0')
-    const t = timeoutOf(options)
-    await call(() => this.#native.session(shardId, clientId, true, t))
+    await this.#session(shardId, clientId, true, options)
   }
 
   /** unregisterSession ends a client's session with a shard. */
   async unregisterSession(shardId: number, clientId: number, options?: CallOptions): Promise<void> {
-    this.#checkOpen()
-    checkId(shardId, 'shardId')
-    checkId(clientId, 'clientId')
-    const t = timeoutOf(options)
-    await call(() => this.#native.session(shardId, clientId, false, t))
+    await this.#session(shardId, clientId, false, options)
+  }
+
+  /** #session registers or ends a client's session with a shard, through Raft. */
+  async #session(shard: number, client: number, on: boolean, o?: CallOptions): Promise<void> {
+    this.#checkMember(shard, client, 'clientId')
+    const t = timeoutOf(o)
+    await call(() => this.#native.session(shard, client, on, t))
   }
 
   /**
@@ -242,8 +234,7 @@ export class Host extends EventEmitter {
    */
   cutLinks(addresses: string[]): void {
     this.#checkOpen()
-    if (!Array.isArray(addresses) || addresses.some((a) => typeof a !== 'string'))
-      throw invalid('addresses must be strings')
+    checkAddresses(addresses)
     callSync(() => this.#native.cutLinks(addresses))
   }
 
@@ -278,14 +269,11 @@ export class Host extends EventEmitter {
     query: Uint8Array,
     options?: CallOptions & { stale?: boolean },
   ): Promise<Buffer | undefined> {
-    let q: Buffer
-    try {
+    const q = asReadOf(() => {
       this.#checkOpen()
       checkId(shardId, 'shardId')
-      q = checkBytes(query, 'query')
-    } catch (e) {
-      throw asRead(e)
-    }
+      return checkBytes(query, 'query')
+    })
     // The barrier holds for the replica running when the read began: a replica started
     // again meanwhile has not been through it, and answers nothing.
     const running = this.#machines.get(shardId)
@@ -351,12 +339,7 @@ export class Host extends EventEmitter {
     return call(() => this.#native.status(shardId))
   }
 
-  /**
-   * metrics returns what the engine has counted since the host opened (proposals, commits,
-   * applied entries, leader changes, refusals, snapshots, fsync latency and batch size,
-   * traffic per peer), with its queue depths and its replicas' apply lag now: one snapshot
-   * object, read from the engine in one call. Counters only grow.
-   */
+  /** metrics reads the engine's counters, queue depths and apply lag in one call (HostMetrics). */
   async metrics(): Promise<HostMetrics> {
     this.#checkOpen()
     return call(() => this.#native.metrics())
@@ -390,10 +373,10 @@ export class Host extends EventEmitter {
     if (this.#closed) throw new ZongziError('ERR_CLOSED', 'host closed')
   }
 
-  #checkMember(shardId: number, replicaId: number): void {
+  #checkMember(shardId: number, replicaId: number, what = 'replicaId'): void {
     this.#checkOpen()
     checkId(shardId, 'shardId')
-    checkId(replicaId, 'replicaId')
+    checkId(replicaId, what)
   }
 
   /**
@@ -408,13 +391,7 @@ export class Host extends EventEmitter {
   ): Promise<void> {
     const running = this.#machines.remove(shardId, incarnation)
     if (!running) return
-    if (stopped) {
-      // Commands proposed here may still be committed by the other replicas: their outcome
-      // is unknown, not a failure of the state machine (which an apply batch still in flight
-      // to the dropped machine would report).
-      const gone = `the replica of shard ${shardId} on this host stopped before its outcome`
-      this.#proposals.rejectShard(shardId, new ZongziError('ERR_OUTCOME_UNKNOWN', gone))
-    }
+    if (stopped) this.#proposals.stopped(shardId)
     await running.sm.close?.()
   }
 }

@@ -148,10 +148,14 @@ export class Proposals {
   }
 
   /**
-   * rejectShard fails every proposal of a shard still waiting with `e`: the host stopped its
-   * replica, so no result of this replica's will come (a result that comes anyway is dropped).
+   * stopped fails every proposal of a shard still waiting with ERR_OUTCOME_UNKNOWN: the host
+   * stopped its replica, so no result of this replica's will come (a result that comes anyway
+   * is dropped). The other replicas may still commit them: their outcome is unknown, not a
+   * failure of the state machine (which an apply batch still in flight would report).
    */
-  rejectShard(shardId: number, e: Error): void {
+  stopped(shardId: number): void {
+    const gone = `the replica of shard ${shardId} on this host stopped before its outcome`
+    const e = new ZongziError('ERR_OUTCOME_UNKNOWN', gone)
     for (const [tag, p] of this.#pending) if (p.shardId === shardId) this.#reject(tag, e)
   }
 

@@ -1,6 +1,6 @@
 // The agent's clients: one ShardClient per shard and options, shared by every caller of
 // `agent.client`, and the TypedClients of ShardTypes over them.
-import { invalid } from '../binding/errors'
+import { invalid, ZongziError } from '../binding/errors'
 import { type AgentInside, clientContext } from './agent-contexts'
 import { checkShardId } from './agent-options'
 import type { ShardClientOptions } from './client/client-context'
@@ -37,4 +37,18 @@ export function clientOf(
   if (typeof shard !== 'object' && o.type === undefined) return c.share()
   const type = shardTypeOf(a.shardTypes, a.registry.state, shard, o.type)
   return new TypedClient(c.share(), type.codec)
+}
+
+/**
+ * clientByNameOf is `agent.clientByName` (see there): `clientOf` of the shard the name has,
+ * looked up linearizably.
+ */
+export async function clientByNameOf(
+  a: ClientsInside,
+  name: string,
+  o: ShardClientOptions & { type?: AnyShardType } = {},
+): Promise<ShardClient | TypedClient<unknown, unknown, unknown, unknown>> {
+  const sh = await a.started().registry.read((s) => s.shardByName(name), a.timeoutMs)
+  if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `no shard named ${JSON.stringify(name)}`)
+  return clientOf(a, sh.id, o)
 }

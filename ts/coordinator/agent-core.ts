@@ -1,8 +1,7 @@
 // AgentCore: what an Agent runs and knows, and its start-up wiring — the data directory, the
 // engine host, the bus, the registry replica and the controllers. The Agent is its public face.
-import { randomUUID } from 'node:crypto'
 import type { EventEmitter } from 'node:events'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { ZongziError } from '../binding/errors'
@@ -34,6 +33,7 @@ import { bindLater, type Logger, silent } from './control/logger'
 import { RegistryLeader } from './control/registry-leader'
 import { DefaultShardController, type ShardController } from './control/shard-controller'
 import { busHandlers } from './handlers'
+import { hostIdIn, keepRaftAddress, lostLog, savedRaftAddress } from './host-files'
 import type { Accepted, Command } from './registry/records'
 import { Registry } from './registry/registry'
 import { hostChanges, membershipChanges } from './registry/events'
@@ -194,15 +194,8 @@ export class AgentCore implements AgentInside {
       const msg = 'INSECURE: listening off loopback without TLS on every channel'
       this.log.warn({ addresses: exposed }, msg)
     }
-    mkdirSync(o.dataDir, { recursive: true })
-    const idFile = join(o.dataDir, 'host-id')
-    if (existsSync(idFile)) this.hostId = readFileSync(idFile, 'utf8').trim()
-    else {
-      this.hostId = randomUUID()
-      writeFileSync(idFile, this.hostId)
-    }
-    const addressFile = join(o.dataDir, 'raft-address')
-    const saved = existsSync(addressFile) ? readFileSync(addressFile, 'utf8').trim() : undefined
+    this.hostId = hostIdIn(o.dataDir)
+    const saved = savedRaftAddress(o.dataDir)
     const listen = o.raftAddress ?? saved ?? '127.0.0.1:0'
     this.#credentials = busCredentials(o.tls)
     const host = Host.open({
@@ -216,11 +209,7 @@ export class AgentCore implements AgentInside {
     })
     // Keep the address bound now (the port the host picked for port 0), so that a restart
     // without a raftAddress listens on it again. An advertised address hides the bound one.
-    const bound = o.host?.advertiseAddress ? listen : host.raftAddress
-    if (bound !== saved && !bound.endsWith(':0')) {
-      writeFileSync(`${addressFile}.tmp`, bound)
-      renameSync(`${addressFile}.tmp`, addressFile)
-    }
+    keepRaftAddress(o.dataDir, o.host?.advertiseAddress ? listen : host.raftAddress, saved)
     host.on('event', (e: HostEvent) => this.#onHostEvent(e))
     return host
   }
@@ -238,7 +227,8 @@ export class AgentCore implements AgentInside {
     const marker = join(o.dataDir, REGISTRY_MARKER)
     if (!zero && existsSync(marker)) {
       try {
-        this.#lostLog()
+        this.hostId = lostLog(this.options, this.hostId, this.log)
+        this.#rejoined = true
       } catch (e) {
         await host.close()
         throw e
@@ -296,26 +286,6 @@ export class AgentCore implements AgentInside {
     this.#timer.unref()
     this.#setStatus('ready')
     this.kick()
-  }
-
-  /**
-   * #lostLog handles a data directory that kept its host id but lost its Raft log: with a
-   * join token, this host takes a new id and joins as a new host (the registry marks the
-   * earlier one at its address gone); without one, it fails.
-   */
-  #lostLog(): void {
-    const o = this.options
-    if (!o.joinToken) {
-      const how = 'start it with a join token (options.joinToken) to join as a new host'
-      throw new ZongziError(
-        'ERR_INVALID_ARGUMENT',
-        `host ${this.hostId} lost its Raft log (${join(o.dataDir, 'raft')}); ${how}`,
-      )
-    }
-    this.log.warn({ formerId: this.hostId }, 'the Raft log is lost: joining as a new host')
-    this.hostId = randomUUID()
-    writeFileSync(join(o.dataDir, 'host-id'), this.hostId)
-    this.#rejoined = true
   }
 
   /**

@@ -8,7 +8,8 @@ import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import type { AgentEvents } from './agent-events'
-import { clientOf } from './agent-clients'
+import { createJoinToken, leaveCluster, rotateJoinKey } from './access'
+import { clientByNameOf, clientOf } from './agent-clients'
 import { drainContext, readinessContext, shardsContext } from './agent-contexts'
 import { AgentCore } from './agent-core'
 import {
@@ -18,8 +19,6 @@ import {
   callOptions,
   checkAgentArgs,
   checkShardId,
-  isTags,
-  REGISTRY_TYPE,
   type JoinTokenOptions,
   type ShardOptions,
   type ShardUpdate,
@@ -27,19 +26,23 @@ import {
 import type { ShardClientOptions } from './client/client-context'
 import type { ShardClient } from './client/shard-client'
 import type { TypedClient } from './client/typed-client'
-import { type DrainOptions, drainHost, markDeparted, undrainHost } from './control/drain'
+import {
+  type DrainOptions,
+  drainHost,
+  markDeparted,
+  transferLeaderTo,
+  undrainHost,
+} from './control/drain'
 import type { Logger } from './control/logger'
 import { type DevOptions, devAgent, devCluster } from './dev'
 import { type WaitForShardOptions, waitForShard } from './control/shard-readiness'
-import { newJoinKey, newTokenId, signJoinToken } from './registry/join-tokens'
 import type { ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
 import type { ShardSpec } from './shard-specs'
 import type { ChangesOptions, ClusterStatus, Registry, RegistryChange } from '../ops/agent-ops'
 import {
   type AnyShardType,
-  bytesFactory,
-  isShardType,
+  registerType,
   type ShardType,
   type TypedClientOptions,
   type TypedShard,
@@ -116,13 +119,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   register(type: string | AnyShardType, bytes?: StateMachineFactory): this {
     if (this.#core.status !== 'new')
       throw new ZongziError('ERR_INVALID_ARGUMENT', 'register state machine types before start()')
-    const uri = isShardType(type) ? type.name : type
-    if (typeof uri !== 'string' || uri === '' || uri === REGISTRY_TYPE)
-      throw invalid('a state machine type needs a URI')
-    const factory = isShardType(type) ? bytesFactory(type) : bytes
-    if (typeof factory !== 'function') throw invalid('factory must be a function')
-    if (isShardType(type)) this.#core.shardTypes.set(uri, type)
-    this.#core.types.set(uri, factory)
+    registerType(this.#core, type, bytes)
     return this
   }
 
@@ -168,13 +165,9 @@ export class Agent extends EventEmitter<AgentEvents> {
    * `hostId`; this host must run a replica of the shard. It resolves once asked, not once
    * moved (watch `replicaStatus`).
    */
-  async transferLeader(shardId: number, hostId: string): Promise<void> {
+  transferLeader(shardId: number, hostId: string): Promise<void> {
     checkShardId(shardId)
-    const target = this.stateLocal((s) =>
-      s.replicasOf(shardId).find((r) => r.hostId === hostId && !r.nonVoting),
-    )
-    if (!target) throw invalid(`host ${hostId} has no voting replica of shard ${shardId}`)
-    await this.#core.started().host.transferLeader(shardId, target.id)
+    return transferLeaderTo(this.#core.registry.state, this.#core.started().host, shardId, hostId)
   }
 
   /**
@@ -199,18 +192,8 @@ export class Agent extends EventEmitter<AgentEvents> {
    * `options.joinToken`) within `ttlMs`. It is signed with the cluster's join key; the
    * registry refuses it once expired, or once it admitted another host.
    */
-  async createJoinToken(o: JoinTokenOptions & AgentCallOptions = {}): Promise<string> {
-    this.#core.checkReady()
-    const ttlMs = o.ttlMs ?? 3_600_000
-    if (!Number.isSafeInteger(ttlMs) || ttlMs <= 0)
-      throw invalid('ttlMs must be a positive whole number of milliseconds')
-    if (o.tags !== undefined && !isTags(o.tags))
-      throw invalid('tags must map non-empty names to strings')
-    const key = await this.state((s) => s.access.joinKey, callOptions(o))
-    if (!key)
-      throw new ZongziError('ERR_INVALID_ARGUMENT', 'this cluster was made without a join key')
-    const claims = { id: newTokenId(), expires: Date.now() + ttlMs, tags: { ...o.tags } }
-    return signJoinToken(key, claims)
+  createJoinToken(o: JoinTokenOptions & AgentCallOptions = {}): Promise<string> {
+    return createJoinToken(this.#core, o)
   }
 
   /**
@@ -228,12 +211,8 @@ export class Agent extends EventEmitter<AgentEvents> {
    * rotateJoinKey replaces the cluster's join key: tokens made before it admit nobody from
    * then on (a host that already joined stays). Make new tokens with createJoinToken.
    */
-  async rotateJoinKey(o?: AgentCallOptions): Promise<void> {
-    this.#core.checkReady()
-    const { timeoutMs, signal } = callOptions(o)
-    await this.#core
-      .started()
-      .registry.propose({ op: 'access.rotate', joinKey: newJoinKey() }, timeoutMs, signal)
+  rotateJoinKey(o?: AgentCallOptions): Promise<void> {
+    return rotateJoinKey(this.#core, o)
   }
 
   /**
@@ -280,14 +259,9 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * createShards creates many shards in one registry command, all or none, and returns their
-   * records in the order asked. Each is created as createShard creates one (DEFAULT_PLACEMENT
-   * when it names none; a name on record, or taken by an earlier shard of the list, with the
-   * same type gives that shard). A bad shard rejects the whole call with ERR_INVALID_ARGUMENT
-   * naming it by its index in the list (`item 3: …`), and nothing is created: a shard the
-   * agent finds bad before it proposes anything, or a name on record with another type, which
-   * the registry refuses. The command must fit in the engine's `maxProposalBytes` (8 MiB by
-   * default: tens of thousands of shards with short names and tags).
+   * createShards creates many shards in one registry command, all or none, and resolves with
+   * their records in the order asked; a bad shard rejects the call with ERR_INVALID_ARGUMENT
+   * naming it by its index (see docs/agent.md for the rules and limits).
    */
   createShards(shards: ShardSpec[], o: AgentCallOptions = {}): Promise<ShardRecord[]> {
     return createShards(shardsContext(this.#core), shards, o)
@@ -355,13 +329,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     o: TypedClientOptions<C, R, Q, A>,
   ): Promise<TypedClient<C, R, Q, A>>
   clientByName(name: string, o?: ShardClientOptions): Promise<ShardClient>
-  async clientByName(
+  clientByName(
     name: string,
     o?: ShardClientOptions & { type?: AnyShardType },
   ): Promise<ShardClient | TypedClient<unknown, unknown, unknown, unknown>> {
-    const sh = await this.findShard(name)
-    if (!sh) throw new ZongziError('ERR_SHARD_NOT_FOUND', `no shard named ${JSON.stringify(name)}`)
-    return o?.type ? this.client(sh.id, { ...o, type: o.type }) : this.client(sh.id, o)
+    return clientByNameOf(this.#core, name, o)
   }
 
   /**
@@ -421,12 +393,7 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   async stop(o: { drain?: boolean | DrainOptions } = {}): Promise<void> {
     if (o === null || typeof o !== 'object') throw invalid('stop options must be an object')
-    if (o.drain && !this.#core.stopped) {
-      // A drain that fails leaves the agent running (and draining): stop rejects with it.
-      await this.drain(o.drain === true ? {} : o.drain)
-      const now = Date.now()
-      await this.#core.propose({ op: 'host.status', id: this.#core.hostId, status: 'gone', now })
-    }
+    if (o.drain && !this.#core.stopped) await leaveCluster(this.#core, o.drain)
     this.#core.stopped ??= this.#core.shutdown()
     return this.#core.stopped
   }

@@ -10,6 +10,7 @@ import type {
   StateMachineFactory,
 } from '../binding/state-machine'
 import { inBytes } from '../binding/typed-machine'
+import { REGISTRY_TYPE } from './agent-options'
 import type { ShardClientOptions } from './client/client-context'
 import type { ShardRecord } from './registry/records'
 import type { RegistryState } from './registry/state'
@@ -102,6 +103,24 @@ export function isShardType(v: unknown): v is AnyShardType {
 }
 
 /** bytesFactory is the byte state machine factory that runs a ShardType's state machines. */
+/**
+ * registerType adds a state machine type to `to`'s maps: a ShardType by its name (with its
+ * codec and types), or a name and a factory of a state machine in bytes.
+ */
+export function registerType(
+  to: { types: Map<string, StateMachineFactory>; shardTypes: Map<string, AnyShardType> },
+  type: string | AnyShardType,
+  bytes?: StateMachineFactory,
+): void {
+  const uri = isShardType(type) ? type.name : type
+  if (typeof uri !== 'string' || uri === '' || uri === REGISTRY_TYPE)
+    throw invalid('a state machine type needs a URI')
+  const factory = isShardType(type) ? bytesFactory(type) : bytes
+  if (typeof factory !== 'function') throw invalid('factory must be a function')
+  if (isShardType(type)) to.shardTypes.set(uri, type)
+  to.types.set(uri, factory)
+}
+
 export function bytesFactory<C, R, Q, A>(type: ShardType<C, R, Q, A>): StateMachineFactory {
   return (shardId, replicaId) => inBytes(type.factory(shardId, replicaId), type.codec)
 }

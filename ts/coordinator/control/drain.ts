@@ -180,3 +180,18 @@ export async function markDeparted(
   // registry changes nothing if the host came back (the registry leader heard it) meanwhile.
   await ctx.propose({ op: 'host.status', id: hostId, status, now: 0, from: h.status })
 }
+
+/**
+ * transferLeaderTo asks the shard's leader to hand leadership to the voting replica of the
+ * shard on host `hostId`, through this host's replica; it resolves once asked.
+ */
+export async function transferLeaderTo(
+  s: RegistryState,
+  host: Pick<Host, 'transferLeader'>,
+  shardId: number,
+  hostId: string,
+): Promise<void> {
+  const target = s.replicasOf(shardId).find((r) => r.hostId === hostId && !r.nonVoting)
+  if (!target) throw invalid(`host ${hostId} has no voting replica of shard ${shardId}`)
+  await host.transferLeader(shardId, target.id)
+}
