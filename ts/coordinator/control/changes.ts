@@ -2,7 +2,8 @@
 // shard. The registry never changes a record in place (a command that changes one writes a
 // new object, see writer.ts), and a table no command changed is the same map in the next
 // state: a record that is the same object in both states did not change.
-import type { HostRecord } from '../registry/records'
+import type { PMap, PMapKey } from '../registry/pmap'
+import type { HostRecord, ReplicaRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 
 /** Touched is what changed between two registry states. */
@@ -15,28 +16,21 @@ export interface Touched {
 
 /**
  * changed calls `on` with the old and new value (either undefined when absent) of every key
- * whose value is not the same object in both maps. Nothing when the maps are the same map.
+ * whose value is not the same object in both maps: the registry's tables skip what the two
+ * share, so this costs about the changes. Nothing when the maps are the same map.
  */
-function changed<K, V>(
-  before: ReadonlyMap<K, V>,
-  after: ReadonlyMap<K, V>,
+function changed<K extends PMapKey, V>(
+  before: PMap<K, V>,
+  after: PMap<K, V>,
   on: (was: V | undefined, now: V | undefined) => void,
 ): void {
   if (before === after) return
-  let kept = 0
-  for (const [k, v] of after) {
-    const was = before.get(k)
-    if (was !== undefined) kept++
-    if (was !== v) on(was, v)
-  }
-  // Keys gone: only looked for when some are (fewer kept than there were).
-  if (kept === before.size) return
-  for (const [k, v] of before) if (!after.has(k)) on(v, undefined)
+  for (const k of after.changes(before)) on(before.get(k), after.get(k))
 }
 
 /**
- * touched lists the shards and hosts whose records differ between two states: a walk of the
- * tables that changed, comparing records by identity, and nothing when no table changed.
+ * touched lists the shards and hosts whose records differ between two states, comparing
+ * records by identity, and nothing when no table changed.
  */
 export function touched(before: RegistryState, after: RegistryState): Touched {
   const out: Touched = { shards: new Set(), hosts: new Set() }
@@ -119,4 +113,24 @@ export class Dirty {
   get pending(): number {
     return this.#shards.size
   }
+}
+
+/**
+ * shardsChangedOn lists the shards whose record, or whose replica on host `me`, differs
+ * between `before` and `s`: what a host's controller looks at after a registry change.
+ */
+export function shardsChangedOn(before: RegistryState, s: RegistryState, me: string) {
+  const out = new Set<number>()
+  for (const id of s.replicasChangedOn(before, me)) {
+    const r = s.replicas.get(id) ?? before.replicas.get(id)
+    if (r) out.add(r.shardId)
+  }
+  changed(before.shards, s.shards, (was, now) => out.add((now ?? was)?.id ?? 0))
+  return out
+}
+
+/** replicaOn is the replica a host has of a shard in a state, if any. */
+export function replicaOn(s: RegistryState, shardId: number, hostId: string) {
+  for (const r of s.indexes.byShard.get(shardId)?.values() ?? []) if (r.hostId === hostId) return r
+  return undefined as ReplicaRecord | undefined
 }

@@ -6,10 +6,12 @@ import type { Host } from '../../binding/host'
 import type { StateMachineFactory } from '../../binding/state-machine'
 import type { BusClient } from '../../bus/client'
 import type { Logger } from './logger'
-import type { Accepted, Command } from '../registry/records'
-import type { ReplicaRecord, ShardRecord } from '../registry/records'
+import type { Accepted, Command, ReplicaRecord, ShardRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 import { repairOf } from './membership-repair'
+import { replicaOn, shardsChangedOn } from './changes'
+import { apiAddresses } from './membership-ops'
+import { ShardWork } from './shard-work'
 import { firstOf } from '../client/retry'
 
 /** HostControllerContext is what the host controller uses of the agent. */
@@ -52,39 +54,39 @@ export const HOST_CONCURRENCY = 256
 
 /**
  * FULL_PASS_MS is how often a host controller checks every replica it runs against the
- * registry (membership repair, data left on disk); in between, a run looks only at the
- * shards whose record changed since it last checked them, and idle shards cost nothing: a run
- * on the registry state of a run that found nothing to do returns at once.
+ * registry (membership repair, data left on disk); in between, idle shards cost nothing: a
+ * run on the registry state of a run that found nothing to do returns at once.
  */
 export const FULL_PASS_MS = 30_000
 
 /**
  * HostController reconciles this host's replicas with the registry. Runs are serialised; a
- * run hands each replica's work to a pool of HOST_CONCURRENCY slots and does not wait for it,
- * so a replica that waits (for its shard's first election, for a member that is down) holds up
- * no other. A shard has one piece of work under way at a time; later runs skip it until done.
+ * run hands each replica's work to a ShardWork pool and does not wait for it. A run looks at
+ * the shards that changed since the last run and those it left unfinished; a full pass at all.
  */
 export class HostController {
   readonly #agent: HostControllerContext
   /** Shards with a replica this controller started, and whether it is active yet. */
   readonly #running = new Map<number, { replicaId: number; active: boolean }>()
-  /** Shards with work under way, and that work (awaited by stop). */
-  readonly #working = new Map<number, Promise<void>>()
-  /** Free slots of the pool, and the work waiting for one. */
-  #slots = HOST_CONCURRENCY
-  readonly #waiting: Array<() => void> = []
+  /** Work under way on shards, in a pool of HOST_CONCURRENCY slots. */
+  readonly #work: ShardWork
   /** Per active shard, its record as last checked for repair (see seenKey). */
   readonly #checked = new Map<number, string>()
-  #fullPassAt = 0
-  /** Work handed out so far, and the state of the last run that handed out none. */
-  #spawned = 0
+  #fullPassAt = 0 // when the next full pass is due
+  /** The state of the last run, and of the last that handed out no work. */
+  #last: RegistryState | undefined
   #quiet: RegistryState | undefined
+  /** The shards the last run left with work to do or under way. */
+  readonly #unfinished = new Set<number>()
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
 
   constructor(agent: HostControllerContext) {
     this.#agent = agent
+    this.#work = new ShardWork(HOST_CONCURRENCY, (shardId, e) =>
+      agent.log.debug({ shardId, error: String(e) }, 'replica not reconciled yet'),
+    )
   }
 
   /** runs tells whether an active replica of the shard runs here. */
@@ -118,46 +120,66 @@ export class HostController {
     this.#stopped = true
     await this.#busy
     // Work waiting for a slot sees #stopped and ends at once.
-    await Promise.allSettled([...this.#working.values()])
+    await this.#work.settled()
   }
 
   async #reconcile(s: RegistryState): Promise<void> {
     const now = Date.now()
-    const full = now >= this.#fullPassAt
+    const full = now >= this.#fullPassAt || this.#last === undefined
     // Nothing changed since a run that found nothing to do: nothing to look at.
     if (!full && s === this.#quiet) return
     this.#quiet = undefined
-    const spawned = this.#spawned
+    const spawned = this.#work.spawned
     const me = this.#agent.hostId
+    // The shards to look at: on a full pass, every one this host has a replica of; else those
+    // whose replica here or record changed since the last run, and those left unfinished.
+    const look = full ? undefined : shardsChangedOn(this.#last as RegistryState, s, me)
+    for (const id of this.#unfinished) look?.add(id)
+    this.#last = s
     const mine = new Map<number, ReplicaRecord>()
-    for (const r of s.replicasOn(me)) if (r.shardId !== 0) mine.set(r.shardId, r)
-    if (full) this.#fullPassAt = now + FULL_PASS_MS
-    for (const shardId of this.#checked.keys())
-      if (!mine.has(shardId)) this.#checked.delete(shardId)
+    if (look) {
+      for (const id of look) {
+        const r = id === 0 ? undefined : replicaOn(s, id, me)
+        if (r) mine.set(id, r)
+        else this.#checked.delete(id)
+      }
+    } else {
+      for (const r of s.replicasOn(me)) if (r.shardId !== 0) mine.set(r.shardId, r)
+      this.#fullPassAt = now + FULL_PASS_MS
+      for (const shardId of this.#checked.keys())
+        if (!mine.has(shardId)) this.#checked.delete(shardId)
+    }
+    this.#unfinished.clear()
     // What is on disk, read when a replica is to start (a start looks up its shard in it) or
     // on a full pass.
-    const starting = [...mine.keys()].some((id) => !this.#running.has(id) && !this.#working.has(id))
+    const starting = [...mine.keys()].some((id) => !this.#running.has(id) && !this.#work.has(id))
     const stored = new Map<number, number>()
     if (full || starting) {
       for (const x of this.#agent.host.storedReplicas()) stored.set(x.shardId, x.replicaId)
       // First, so that a replica started below never finds an older one's data in its place.
-      this.#purge(mine, stored)
+      this.#purge(mine, stored, look)
     }
     for (const r of mine.values()) {
       if (this.#stopped) return
       const shard = s.shards.get(r.shardId)
-      if (!shard || this.#working.has(r.shardId)) continue
+      if (!shard) continue
+      if (this.#work.has(r.shardId)) {
+        this.#unfinished.add(r.shardId)
+        continue
+      }
       const running = this.#running.get(r.shardId)
       if (running?.active && r.status !== 'deleting') {
         // An active replica whose shard did not change since it was last checked.
         const key = seenKey(shard)
         if (!full && this.#checked.get(r.shardId) === key) continue
+        this.#unfinished.add(r.shardId)
         this.#spawn(r, async () => {
           // Checked once nothing was left to repair: a repair makes one change per run.
           if (await this.#repair(s, r)) this.#checked.set(r.shardId, key)
         })
         continue
       }
+      this.#unfinished.add(r.shardId)
       this.#spawn(r, () => {
         if (r.status === 'deleting') return this.#retire(s, r)
         if (!running) return this.#start(s, shard, r, stored.get(r.shardId))
@@ -165,58 +187,40 @@ export class HostController {
       })
     }
     // Replicas running here that the registry no longer lists: stop them and delete their data.
-    for (const [shardId, run] of this.#running) {
-      if (mine.get(shardId)?.id === run.replicaId || this.#working.has(shardId)) continue
+    for (const shardId of look ?? [...this.#running.keys()]) {
+      const run = this.#running.get(shardId)
+      if (!run || mine.get(shardId)?.id === run.replicaId) continue
+      this.#unfinished.add(shardId)
+      if (this.#work.has(shardId)) continue
       this.#spawn({ shardId, id: run.replicaId }, () => this.#drop(shardId))
     }
     // No work handed out, and none under way (its end may leave more to do): quiet.
-    if (this.#spawned === spawned && this.#working.size === 0) this.#quiet = s
+    if (this.#work.spawned === spawned && this.#work.size === 0) this.#quiet = s
   }
 
-  /**
-   * #spawn runs `work` on the replica's shard in a slot of the pool, without waiting for it.
-   * A failure is logged; a later run tries again.
-   */
+  /** #spawn hands `work` on the replica's shard to the pool (see ShardWork). */
   #spawn(r: Pick<ReplicaRecord, 'shardId' | 'id'>, work: () => Promise<void>): void {
-    this.#spawned++
-    const done = (async () => {
-      try {
-        if (this.#slots > 0) this.#slots--
-        else await new Promise<void>((resolve) => this.#waiting.push(resolve))
-        try {
-          if (!this.#stopped) await work()
-        } finally {
-          const next = this.#waiting.shift()
-          if (next) next()
-          else this.#slots++
-        }
-      } catch (e) {
-        this.#agent.log.debug(
-          {
-            shardId: r.shardId,
-            replicaId: r.id,
-            error: String(e),
-          },
-          'replica not reconciled yet',
-        )
-      } finally {
-        this.#working.delete(r.shardId)
-      }
-    })()
-    // Set before the work can end: #working.delete above runs after this line.
-    this.#working.set(r.shardId, done)
+    this.#work.spawn(r.shardId, async () => {
+      if (!this.#stopped) await work()
+    })
   }
 
   /**
    * #purge deletes the data of replicas on disk that the registry no longer lists for this
-   * host: those replaced elsewhere while it was down. This host stored a replica only after
+   * host (of the shards `only` names, when given): those replaced elsewhere while it was down. This host stored a replica only after
    * its registry listed it, and its registry only moves forward, so one it does not list now
    * was deleted.
    */
-  #purge(mine: ReadonlyMap<number, ReplicaRecord>, stored: Map<number, number>): void {
+  #purge(
+    mine: ReadonlyMap<number, ReplicaRecord>,
+    stored: Map<number, number>,
+    only?: ReadonlySet<number>,
+  ): void {
     const a = this.#agent
     for (const [shardId, replicaId] of stored) {
-      if (shardId === 0 || this.#running.has(shardId) || this.#working.has(shardId)) continue
+      if (shardId === 0 || this.#running.has(shardId) || this.#work.has(shardId)) continue
+      // A run that looked at some shards only knows what the registry lists of those.
+      if (only && !only.has(shardId)) continue
       if (mine.get(shardId)?.id === replicaId) continue
       try {
         a.host.removeData(shardId)
@@ -382,14 +386,6 @@ export class HostController {
  * with its replicas too) and the leader on record.
  */
 const seenKey = (sh: ShardRecord) => `${sh.updated}/${sh.leader}/${sh.term}`
-
-/** apiAddresses lists the bus addresses of the hosts of `replicas` that the registry knows. */
-function apiAddresses(s: RegistryState, replicas: ReplicaRecord[]): string[] {
-  return replicas.flatMap((m) => {
-    const h = s.hosts.get(m.hostId)
-    return h ? [h.apiAddress] : []
-  })
-}
 
 /**
  * anyFailure lets a membership change move on to another member after any failure: asking

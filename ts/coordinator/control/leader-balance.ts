@@ -12,24 +12,69 @@ export interface Transfer {
 /** The leaders per host of each state counted so far (a state never changes). */
 const counted = new WeakMap<RegistryState, ReadonlyMap<string, number>>()
 
+/** Whether a host's replicas (the registry's index of them) include a voter of a user shard. */
+const voting = new WeakMap<object, boolean>()
+
+/** The last state whose leaders were counted, with the shards each host leads in it. */
+let last: { s: RegistryState; leads: Map<string, number> } | undefined
+
+/** hostOfLeader is the host of a shard's leader on record, if it has one. */
+const hostOfLeader = (s: RegistryState, sh: ShardRecord | undefined) =>
+  sh && sh.id !== 0 && sh.leader !== 0 ? s.replicas.get(sh.leader)?.hostId : undefined
+
+/**
+ * leadsOf counts the user shards each host leads, from the last state counted and the shards
+ * that differ from it (the registry's tables tell them apart without a walk), so a command
+ * costs what it changed; the first state is counted in full.
+ */
+function leadsOf(s: RegistryState): Map<string, number> {
+  if (last?.s === s) return last.leads
+  const leads = new Map(last?.leads)
+  const add = (hostId: string | undefined, n: number) => {
+    if (hostId !== undefined) leads.set(hostId, (leads.get(hostId) ?? 0) + n)
+  }
+  if (last) {
+    for (const id of s.shards.changes(last.s.shards)) {
+      add(hostOfLeader(last.s, last.s.shards.get(id)), -1)
+      add(hostOfLeader(s, s.shards.get(id)), 1)
+    }
+  } else {
+    for (const sh of s.shards.values()) add(hostOfLeader(s, sh), 1)
+  }
+  last = { s, leads }
+  return leads
+}
+
+/** votes tells whether a host holds a voter of a user shard (looked at once per change). */
+function votes(s: RegistryState, hostId: string): boolean {
+  const mine = s.indexes.byHost.get(hostId)
+  if (!mine) return false
+  let v = voting.get(mine)
+  if (v === undefined) {
+    v = false
+    for (const r of mine.values()) {
+      if (r.shardId !== 0 && !r.nonVoting) {
+        v = true
+        break
+      }
+    }
+    voting.set(mine, v)
+  }
+  return v
+}
+
 /**
  * leadersByHost counts, from the leaders the registry records, how many shards each active
- * host that holds a voter leads (shard 0 aside). It is counted once per state.
+ * host that holds a voter leads (shard 0 aside). It is counted once per state, from the last
+ * state counted and what changed since.
  */
 export function leadersByHost(s: RegistryState): ReadonlyMap<string, number> {
   const known = counted.get(s)
   if (known) return known
+  const leads = leadsOf(s)
   const counts = new Map<string, number>()
-  for (const r of s.replicas.values()) {
-    if (r.shardId === 0 || r.nonVoting) continue
-    if (s.hosts.get(r.hostId)?.status === 'active') counts.set(r.hostId, 0)
-  }
-  for (const sh of s.shards.values()) {
-    if (sh.id === 0 || sh.leader === 0) continue
-    const hostId = s.replicas.get(sh.leader)?.hostId
-    if (hostId !== undefined && counts.has(hostId))
-      counts.set(hostId, (counts.get(hostId) ?? 0) + 1)
-  }
+  for (const h of s.hosts.values())
+    if (h.status === 'active' && votes(s, h.id)) counts.set(h.id, leads.get(h.id) ?? 0)
   counted.set(s, counts)
   return counts
 }

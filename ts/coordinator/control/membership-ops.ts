@@ -3,6 +3,7 @@
 import { ZongziError } from '../../binding/errors'
 import type { BusClient } from '../../bus/client'
 import { isAlive } from './departures'
+import type { ReplicaRecord } from '../registry/records'
 import type { RegistryState } from '../registry/state'
 import { firstOf } from '../client/retry'
 
@@ -56,4 +57,12 @@ export function busMembership(
         bus.removeReplica(a, { shardId, replicaId }, { timeoutMs }),
       ),
   }
+}
+
+/** apiAddresses lists the bus addresses of the hosts of `replicas` that the registry knows. */
+export function apiAddresses(s: RegistryState, replicas: ReplicaRecord[]): string[] {
+  return replicas.flatMap((m) => {
+    const h = s.hosts.get(m.hostId)
+    return h ? [h.apiAddress] : []
+  })
 }

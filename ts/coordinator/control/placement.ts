@@ -79,9 +79,14 @@ const loads = new WeakMap<RegistryState, ReadonlyMap<string, number>>()
 export function replicaLoad(state: RegistryState): Map<string, number> {
   let load = loads.get(state)
   if (!load) {
+    // From the registry's index of replicas by host: as many steps as hosts, not replicas.
     const counted = new Map<string, number>()
-    for (const r of state.replicas.values())
-      if (r.shardId !== 0) counted.set(r.hostId, (counted.get(r.hostId) ?? 0) + 1)
+    const registry = new Set<string>()
+    for (const r of state.indexes.byShard.get(0)?.values() ?? []) registry.add(r.hostId)
+    for (const id of state.hosts.keys()) {
+      const n = state.countOn(id) - (registry.has(id) ? 1 : 0)
+      if (n > 0) counted.set(id, n)
+    }
     loads.set(state, counted)
     load = counted
   }
