@@ -45,10 +45,12 @@ describe('a quiesced registry', () => {
     // The child leads the registry, and the registry goes quiet on every local host.
     await waitUntil(
       async () => {
-        const st = await local[0].replicaStatus(0)
-        const leader = local[0].stateLocal((s) => s.replicas.get(st.leaderId)?.hostId)
-        if (leader === childId) return true
-        if (st.leaderId === st.replicaId) await local[0].transferLeader(0, childId).catch(() => {})
+        for (const a of local) {
+          const st = await a.replicaStatus(0)
+          if (a.stateLocal((s) => s.replicas.get(st.leaderId)?.hostId) === childId) return true
+          // The leader hands over to the child's replica.
+          if (st.leaderId === st.replicaId) await a.transferLeader(0, childId).catch(() => {})
+        }
         return false
       },
       { what: 'the child leading shard 0' },
