@@ -62,7 +62,7 @@ export const FULL_PASS_MS = 30_000
 /**
  * HostController reconciles this host's replicas with the registry. Runs are serialised; a
  * run hands each replica's work to a ShardWork pool and does not wait for it. A run looks at
- * the shards that changed since the last run and those it left unfinished; a full pass at all.
+ * the shards that changed since the last run and those whose work ended; a full pass at all.
  */
 export class HostController {
   readonly #agent: HostControllerContext
@@ -76,16 +76,18 @@ export class HostController {
   /** The state of the last run, and of the last that handed out no work. */
   #last: RegistryState | undefined
   #quiet: RegistryState | undefined
-  /** The shards the last run left with work to do or under way. */
-  readonly #unfinished = new Set<number>()
+  /** The shards whose work ended since the last run: a run looks at them again. */
+  readonly #ended = new Set<number>()
   #busy: Promise<void> | undefined
   #again = false
   #stopped = false
 
   constructor(agent: HostControllerContext) {
     this.#agent = agent
-    this.#work = new ShardWork(HOST_CONCURRENCY, (shardId, e) =>
-      agent.log.debug({ shardId, error: String(e) }, 'replica not reconciled yet'),
+    this.#work = new ShardWork(
+      HOST_CONCURRENCY,
+      (shardId, e) => agent.log.debug({ shardId, error: String(e) }, 'replica not reconciled yet'),
+      (shardId) => this.#ended.add(shardId),
     )
   }
 
@@ -132,9 +134,10 @@ export class HostController {
     const spawned = this.#work.spawned
     const me = this.#agent.hostId
     // The shards to look at: on a full pass, every one this host has a replica of; else those
-    // whose replica here or record changed since the last run, and those left unfinished.
+    // whose replica here or record changed since the last run, and those whose work ended.
     const look = full ? undefined : shardsChangedOn(this.#last as RegistryState, s, me)
-    for (const id of this.#unfinished) look?.add(id)
+    for (const id of this.#ended) look?.add(id)
+    this.#ended.clear()
     this.#last = s
     const mine = new Map<number, ReplicaRecord>()
     if (look) {
@@ -149,7 +152,6 @@ export class HostController {
       for (const shardId of this.#checked.keys())
         if (!mine.has(shardId)) this.#checked.delete(shardId)
     }
-    this.#unfinished.clear()
     // What is on disk, read when a replica is to start (a start looks up its shard in it) or
     // on a full pass.
     const starting = [...mine.keys()].some((id) => !this.#running.has(id) && !this.#work.has(id))
@@ -163,23 +165,19 @@ export class HostController {
       if (this.#stopped) return
       const shard = s.shards.get(r.shardId)
       if (!shard) continue
-      if (this.#work.has(r.shardId)) {
-        this.#unfinished.add(r.shardId)
-        continue
-      }
+      // Work under way: looked at again once it ends.
+      if (this.#work.has(r.shardId)) continue
       const running = this.#running.get(r.shardId)
       if (running?.active && r.status !== 'deleting') {
         // An active replica whose shard did not change since it was last checked.
         const key = seenKey(shard)
         if (!full && this.#checked.get(r.shardId) === key) continue
-        this.#unfinished.add(r.shardId)
         this.#spawn(r, async () => {
           // Checked once nothing was left to repair: a repair makes one change per run.
           if (await this.#repair(s, r)) this.#checked.set(r.shardId, key)
         })
         continue
       }
-      this.#unfinished.add(r.shardId)
       this.#spawn(r, () => {
         if (r.status === 'deleting') return this.#retire(s, r)
         if (!running) return this.#start(s, shard, r, stored.get(r.shardId))
@@ -190,7 +188,6 @@ export class HostController {
     for (const shardId of look ?? [...this.#running.keys()]) {
       const run = this.#running.get(shardId)
       if (!run || mine.get(shardId)?.id === run.replicaId) continue
-      this.#unfinished.add(shardId)
       if (this.#work.has(shardId)) continue
       this.#spawn({ shardId, id: run.replicaId }, () => this.#drop(shardId))
     }

@@ -11,10 +11,14 @@ export class ShardWork {
   /** Work handed out so far. */
   spawned = 0
 
-  /** `slots` bounds the work at once; `failed` hears a piece of work that failed. */
+  /**
+   * `slots` bounds the work at once; `failed` hears a piece of work that failed, `ended` every
+   * piece that ended (failed or not), once the shard has no work under way.
+   */
   constructor(
     slots: number,
     readonly failed: (shardId: number, e: unknown) => void,
+    readonly ended: (shardId: number) => void = () => {},
   ) {
     this.#slots = slots
   }
@@ -50,6 +54,7 @@ export class ShardWork {
         this.failed(shardId, e)
       } finally {
         this.#working.delete(shardId)
+        this.ended(shardId)
       }
     })()
     // Set before the work can end: #working.delete above runs after this line.
