@@ -6,7 +6,10 @@ import { join } from 'node:path'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 
-import { ZongziError } from '../ts/index'
+import { afterAll } from 'vitest'
+
+import { type Agent, ZongziError } from '../ts/index'
+import type { ChildClient } from '../harness/child-client.mjs'
 
 /**
  * codeOf resolves with the code of the ZongziError that `p` (a promise, or a function that
@@ -201,4 +204,22 @@ export class CutProxy {
     for (const s of this.#sockets) s.destroy()
     return new Promise((resolve) => this.server.close(() => resolve()))
   }
+}
+
+/**
+ * stopsAfterAll returns the lists a test file puts what it starts in (agents, child processes,
+ * temp dirs with `prefix`), and stops and removes all of them once the file's tests are done.
+ */
+export function stopsAfterAll(prefix: string): {
+  dirs: TempDirs
+  agents: Agent[]
+  children: ChildClient[]
+} {
+  const out = { dirs: new TempDirs(prefix), agents: [] as Agent[], children: [] as ChildClient[] }
+  afterAll(async () => {
+    for (const c of out.children) c.kill()
+    await Promise.allSettled(out.agents.map((a) => a.stop()))
+    out.dirs.removeAll()
+  })
+  return out
 }

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 
 import { Agent, type AgentOptions } from '../ts/index'
 import { Registry } from '../ts/coordinator/registry/registry'
@@ -7,20 +7,12 @@ import { Liveness } from '../ts/coordinator/control/liveness'
 import { hostChanges } from '../ts/coordinator/registry/events'
 import { KvStateMachine } from '../examples/kv.mjs'
 import { apply, seed } from './fixtures/registry'
-import { ChildClient, freePort, TempDirs, waitUntil } from './helpers'
+import { ChildClient, freePort, stopsAfterAll, waitUntil } from './helpers'
 
 // Liveness: the registry leader's heartbeats mark a host that stopped answering missing, and
 // active again when it answers; every agent announces both, and the host keeps its replicas.
 
-const dirs = new TempDirs('zongzi-liveness-')
-const agents: Agent[] = []
-const children: ChildClient[] = []
-
-afterAll(async () => {
-  for (const c of children) c.kill()
-  await Promise.allSettled(agents.map((a) => a.stop()))
-  dirs.removeAll()
-})
+const { dirs, agents, children } = stopsAfterAll('zongzi-liveness-')
 
 describe('a host state from heartbeats', () => {
   it('is up, then suspect, then down as its silence grows, and up when it answers', () => {

@@ -1,22 +1,15 @@
 import { join } from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 
 import { Agent, type AgentOptions } from '../ts/index'
 import { KvStateMachine } from '../examples/kv.mjs'
-import { ChildClient, freePort, TempDirs, waitUntil } from './helpers'
+import { ChildClient, freePort, stopsAfterAll, waitUntil } from './helpers'
 
 // Idle shards quiesce (HostOptions.quiesce): a quiesced follower starts no election until work
 // reaches it. The registry (shard 0) must not wait for work to notice that its leader's host
 // died: liveness, replacement and every registry write hang on it.
 
-const dirs = new TempDirs('zongzi-quiet-')
-const agents: Agent[] = []
-const children: ChildClient[] = []
-afterAll(async () => {
-  for (const c of children) c.kill()
-  await Promise.allSettled(agents.map((a) => a.stop()))
-  dirs.removeAll()
-})
+const { dirs, agents, children } = stopsAfterAll('zongzi-quiet-')
 
 describe('a quiesced registry', () => {
   it('elects a new leader, and marks the old one missing, once its host is killed', async () => {
