@@ -115,7 +115,7 @@ describe('the classification of error codes', () => {
 })
 
 describe('errors raised by real hosts say what the caller may do', () => {
-  it('a write and a read at a replica that knows no leader fail ERR_NO_LEADER, not applied', async () => {
+  it('a write and a read where no leader is known fail ERR_NO_LEADER, not applied', async () => {
     // One of three voters runs: no leader can be elected.
     const hs = [open(), open(), open()]
     await bootstrap(hs)
@@ -157,7 +157,7 @@ describe('errors raised by real hosts say what the caller may do', () => {
     expect(codes.filter((c) => c === 'ERR_BUSY')).toHaveLength(1)
   })
 
-  it('a write at a leader that lost its followers times out, then is answered outcome unknown', async () => {
+  it('a write at a leader without followers times out, then is answered outcome unknown', async () => {
     // Slow ticks: the leader notices it lost its quorum only after an election timeout.
     const hs = [open({ tickMs: 50 }), open({ tickMs: 50 }), open({ tickMs: 50 })]
     await bootstrap(hs)
@@ -179,7 +179,7 @@ describe('errors raised by real hosts say what the caller may do', () => {
     })
   })
 
-  it('calls on a closed host fail ERR_CLOSED: a write unknown, a read free to move on', async () => {
+  it('calls on a closed host fail ERR_CLOSED: a write unknown, a read may move on', async () => {
     const h = open()
     await h.close()
     const w = await failure(h.propose(1, put('a', '1')))

@@ -25,7 +25,7 @@ describe('HostHealth', () => {
     expect(h.state('a')).toBe('closed')
   })
 
-  it('lets one trial through once open long enough; a success closes, a failure reopens longer', () => {
+  it('lets a trial through once open long enough; a success closes, a failure reopens', () => {
     const h = new HostHealth({ failures: 1, openMs: 100, maxOpenMs: 150 })
     h.failure('a', 0)
     expect(h.available('a', 100)).toBe(true)

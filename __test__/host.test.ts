@@ -272,7 +272,7 @@ describe('Host observability', () => {
     await waitUntil(quiet, { what: 'shard 1 quiet again' })
   })
 
-  it('hands raft-rs and engine records to a pino-shaped logger, with shard and replica', async () => {
+  it('hands raft-rs and engine records to a pino-shaped logger, with their replica', async () => {
     const seen: Array<{ level: string; obj: Record<string, unknown>; msg: string }> = []
     const at = (level: string) => (obj: object, msg: string) =>
       seen.push({ level, obj: obj as Record<string, unknown>, msg })

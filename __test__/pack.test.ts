@@ -212,7 +212,7 @@ describe('the npm package content', () => {
     }
   })
 
-  it('references every platform package once released, and a release refuses missing or wrong binaries', () => {
+  it('references every platform package; a release refuses missing or wrong binaries', () => {
     const root = dirs.make()
     copyFileSync(join(ROOT, 'package.json'), join(root, 'package.json'))
     cpSync(join(ROOT, 'npm'), join(root, 'npm'), {

@@ -2,8 +2,9 @@
 // there by scripts/platforms/cross-build.sh or by the release's `napi artifacts`): each is a
 // shared library for its package's platform, and the x64 and arm64 glibc ones run the README's
 // first program (its one-machine form, examples/agents.mjs) from a fresh install of the packed
-// packages, the arm64 one in an arm64 Node.js under qemu-user. `npm run test:platforms` sets everything up
-// and runs this file; elsewhere the tests whose pieces are missing skip, saying which.
+// packages, the arm64 one in an arm64 Node.js under qemu-user. `npm run test:platforms` sets
+// everything up and runs this file; elsewhere the tests whose pieces are missing skip, saying
+// which.
 import { execFile, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'

@@ -112,7 +112,7 @@ describe('mutual TLS on the Raft transport', () => {
     await twoAndOutsider(files(ca, -1))
   })
 
-  it('reloads certificate files without a restart; a host without TLS has none to reload', async () => {
+  it('reloads certificate files without a restart; a host without TLS has none', async () => {
     const ca = createCertificateAuthority()
     const tls = files(ca)
     const h = open(tls)

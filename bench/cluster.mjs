@@ -28,8 +28,9 @@ export function parseArgs(defaults, usage) {
 
 /**
  * openCluster starts `hosts` hosts with `shards` shards, each with a state machine from
- * `factory` (over mutual TLS with `tls`), and waits (bounded) for every shard's leader. It resolves with the hosts, the
- * leader's host of each shard and a `close()` that removes everything.
+ * `factory` (over mutual TLS with `tls`), and waits (bounded) for every shard's leader. It
+ * resolves with the hosts, the leader's host of each shard and a `close()` that removes
+ * everything.
  */
 export async function openCluster({ hosts: n, shards, factory, options = {}, tls = false }) {
   const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-'))

@@ -204,9 +204,9 @@ export class HostController {
 
   /**
    * #purge deletes the data of replicas on disk that the registry no longer lists for this
-   * host (of the shards `only` names, when given): those replaced elsewhere while it was down. This host stored a replica only after
-   * its registry listed it, and its registry only moves forward, so one it does not list now
-   * was deleted.
+   * host (of the shards `only` names, when given): those replaced elsewhere while it was
+   * down. This host stored a replica only after its registry listed it, and its registry only
+   * moves forward, so one it does not list now was deleted.
    */
   #purge(
     mine: ReadonlyMap<number, ReplicaRecord>,
