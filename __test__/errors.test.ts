@@ -157,7 +157,7 @@ describe('errors raised by real hosts say what the caller may do', () => {
     expect(codes.filter((c) => c === 'ERR_BUSY')).toHaveLength(1)
   })
 
-  it('a write at a leader without followers times out, then is answered outcome unknown', async () => {
+  it('a write at a leader without followers times out, then its outcome is unknown', async () => {
     // Slow ticks: the leader notices it lost its quorum only after an election timeout.
     const hs = [open({ tickMs: 50 }), open({ tickMs: 50 }), open({ tickMs: 50 })]
     await bootstrap(hs)

@@ -150,7 +150,7 @@ describe('retry', () => {
     expect(tried).toEqual([1, 2, 3])
   })
 
-  it('hedge gives up on a silent candidate once the others failed: the caller goes round', async () => {
+  it('hedge gives up on a silent candidate once the others failed; the caller moves', async () => {
     const late: number[] = []
     const f = (c: number) =>
       c === 1 ? new Promise<number>(() => {}) : Promise.reject(err('ERR_LEADER_CHANGED'))

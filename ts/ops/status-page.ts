@@ -124,7 +124,8 @@ export const PAGE_JS = `'use strict'
       var reps = el('td', null, 'wrap reps')
       sh.replicas.forEach(function (r) {
         var text = (names[r.hostId] || short(r.hostId)) + (r.nonVoting ? ' (non-voting)' : '') +
-          (r.status !== 'active' ? ' ' + r.status : '') + (r.lag !== undefined ? ' lag ' + r.lag : '')
+          (r.status !== 'active' ? ' ' + r.status : '') +
+          (r.lag !== undefined ? ' lag ' + r.lag : '')
         reps.appendChild(el('span', text, r.leader ? 'leader' : ''))
       })
       var place = sh.placementError !== undefined
