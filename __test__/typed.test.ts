@@ -134,6 +134,8 @@ describe('typed state machines, on three agents of which the first runs none', (
 
   it('refuses a typed client of a shard of another type, or of an unknown type', async () => {
     const bytesShard = await agents[0].createShard('kv', { name: 'bytes' })
+    // The check reads agent 1's registry: it has the shard once a linearizable read there has.
+    await agents[1].findShard('bytes')
     expect(await codeOf(() => agents[1].client(bytesShard.id, { type: kv }))).toBe(
       'ERR_INVALID_ARGUMENT',
     )
