@@ -97,13 +97,21 @@ describe('a placement that grows and shrinks', () => {
 })
 
 describe('the leader balance', () => {
-  /** pile moves the leadership of every shard to `to`, then counts leaders per host. */
+  /**
+   * pile moves the leadership of every shard to `to`. A shard counts once `to` has led it: the
+   * leader balance, when on, may hand it on again at once (which the test then watches).
+   */
   async function pile(all: Agent[], ids: number[], to: Agent) {
+    const led = new Set<number>()
+    to.on('event', (e) => {
+      if (e.type === 'leaderChanged' && e.leaderId !== 0 && e.leaderId === e.replicaId)
+        led.add(e.shardId)
+    })
     for (const id of ids) {
       await waitUntil(
         async () => {
           const st = await to.replicaStatus(id)
-          if (st.leaderId === st.replicaId) return true
+          if (led.has(id) || st.leaderId === st.replicaId) return true
           const leader = all.find((a) =>
             a.stateLocal((s) => s.replicas.get(st.leaderId)?.hostId === a.hostId),
           )
