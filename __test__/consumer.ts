@@ -1,8 +1,9 @@
 // A consumer project: the packed npm packages installed into an empty directory, as a user
 // installs them, with no Rust toolchain on the PATH of anything run there.
-import { execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
+import { promisify } from 'node:util'
 
 /** ROOT is the repository's root directory. */
 export const ROOT = join(__dirname, '..')
@@ -20,19 +21,28 @@ const env = {
   npm_config_update_notifier: 'false',
 }
 
-/** run runs a command in `cwd` and returns its standard output; it throws if the command fails. */
-export function run(cmd: string, args: string[], cwd: string, timeoutMs = 120_000): string {
-  return execFileSync(cmd, args, {
+/**
+ * run runs a command in `cwd` and resolves to its standard output; it rejects if the command
+ * fails. The test worker is not blocked meanwhile (installs take a while).
+ */
+export async function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  timeoutMs = 120_000,
+): Promise<string> {
+  const r = await promisify(execFile)(cmd, args, {
     cwd,
     env,
     encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
     timeout: timeoutMs,
+    maxBuffer: 1 << 24,
   })
+  return r.stdout
 }
 
 /** pack packs the platform package (with the built binary) and the main package into `dir`. */
-export function pack(dir: string): string[] {
+export async function pack(dir: string): Promise<string[]> {
   const platform = join(dir, 'platform')
   cpSync(join(ROOT, 'npm', 'linux-x64-gnu'), platform, { recursive: true })
   copyFileSync(
@@ -41,8 +51,8 @@ export function pack(dir: string): string[] {
   )
   const tarballs = join(dir, 'tarballs')
   mkdirSync(tarballs)
-  run('npm', ['pack', '--silent', '--pack-destination', tarballs], platform)
-  run('npm', ['pack', '--silent', '--pack-destination', tarballs], ROOT)
+  await run('npm', ['pack', '--silent', '--pack-destination', tarballs], platform)
+  await run('npm', ['pack', '--silent', '--pack-destination', tarballs], ROOT)
   return readdirSync(tarballs).map((f) => join(tarballs, f))
 }
 
@@ -55,7 +65,7 @@ export class Consumer {
   private constructor(readonly dir: string) {}
 
   /** install creates the project in `dir` (which must not exist) and installs `tarballs`. */
-  static install(dir: string, tarballs: string[]): Consumer {
+  static async install(dir: string, tarballs: string[]): Promise<Consumer> {
     mkdirSync(dir)
     // @types/node is pinned to this repository's version so that the consumer type-checks
     // against the same declarations.
@@ -71,7 +81,7 @@ export class Consumer {
         overrides: { '@types/node': typesNode },
       }),
     )
-    run(
+    await run(
       'npm',
       ['install', '--prefer-offline', '--ignore-scripts', '--no-package-lock', ...tarballs],
       dir,
@@ -87,7 +97,7 @@ export class Consumer {
   }
 
   /** node runs a script of the project with Node.js and returns what it printed. */
-  node(script: string, timeoutMs?: number): string {
+  node(script: string, timeoutMs?: number): Promise<string> {
     return run(process.execPath, [script], this.dir, timeoutMs)
   }
 
@@ -95,7 +105,7 @@ export class Consumer {
    * tsc type-checks `files` with strict settings for Node.js modules (`nodenext`); with
    * `outDir` it also emits JavaScript there.
    */
-  tsc(files: string[], outDir?: string): void {
+  async tsc(files: string[], outDir?: string): Promise<void> {
     const options = {
       strict: true,
       module: 'nodenext',
@@ -110,7 +120,7 @@ export class Consumer {
     const config = this.write('tsconfig.json', JSON.stringify({ compilerOptions: options, files }))
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
     try {
-      run(process.execPath, [tsc, '-p', config], this.dir)
+      await run(process.execPath, [tsc, '-p', config], this.dir)
     } catch (e) {
       // tsc reports errors on its standard output.
       throw new Error(`type errors:\n${(e as { stdout?: string }).stdout ?? e}`)

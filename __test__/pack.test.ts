@@ -50,10 +50,10 @@ async function main(Host) {
 describe('the packed npm packages', () => {
   /** The consumer project the first test installs, which the next ones use. */
   let app: Consumer
-  it('install without Rust and run a three-replica shard from ESM and CommonJS, with types', () => {
-    const tgz = pack(work)
+  it('install without Rust and run a three-replica shard from ESM and CommonJS, with types', async () => {
+    const tgz = await pack(work)
     expect(tgz).toHaveLength(2)
-    app = Consumer.install(join(work, 'app'), tgz)
+    app = await Consumer.install(join(work, 'app'), tgz)
 
     app.write(
       'esm.mjs',
@@ -72,8 +72,8 @@ const import_done = () =>
     process.exit(1)
   })`),
     )
-    expect(app.node('esm.mjs').trim()).toBe('hello,hello,hello')
-    expect(app.node('cjs.cjs').trim()).toBe('hello,hello,hello')
+    expect((await app.node('esm.mjs')).trim()).toBe('hello,hello,hello')
+    expect((await app.node('cjs.cjs')).trim()).toBe('hello,hello,hello')
 
     // Types resolve for both module systems.
     app.write(
@@ -100,17 +100,17 @@ export async function use(h: Host): Promise<number> {
 export const open: typeof zongzi.Host.open = zongzi.Host.open
 `,
     )
-    app.tsc(['types.mts', 'types.cts'])
+    await app.tsc(['types.mts', 'types.cts'])
 
     // Only the public API is exported: the package's inner modules are not importable.
     app.write(
       'private.cjs',
       `try { require('zongzi/dist/binding/native.js') } catch (e) { console.log(e.code) }`,
     )
-    expect(app.node('private.cjs').trim()).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
+    expect((await app.node('private.cjs')).trim()).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED')
   })
 
-  it('export the state machine test kit from ESM and CommonJS, with types', () => {
+  it('export the state machine test kit from ESM and CommonJS, with types', async () => {
     const CHECK = `({
   factory: () => ({
     n: 0,
@@ -133,8 +133,8 @@ console.log(r.entries)`,
       `const { checkStateMachine } = require('zongzi/testing')
 checkStateMachine(${CHECK}).then((r) => console.log(r.entries))`,
     )
-    expect(app.node('kit.mjs').trim()).toBe('50')
-    expect(app.node('kit.cjs').trim()).toBe('50')
+    expect((await app.node('kit.mjs')).trim()).toBe('50')
+    expect((await app.node('kit.cjs')).trim()).toBe('50')
     app.write(
       'kit-types.mts',
       `import { CheckError, checkStateMachine, type CheckOptions, Random } from 'zongzi/testing'
@@ -143,13 +143,13 @@ export const run: typeof checkStateMachine = checkStateMachine
 export const kind = (e: CheckError): string => e.kind
 `,
     )
-    app.tsc(['kit-types.mts'])
+    await app.tsc(['kit-types.mts'])
   })
 })
 
 /** packed lists the files `npm pack` puts in the package of `dir`, without packing it. */
-function packed(dir: string): string[] {
-  const [report] = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--silent'], dir))
+async function packed(dir: string): Promise<string[]> {
+  const [report] = JSON.parse(await run('npm', ['pack', '--dry-run', '--json', '--silent'], dir))
   return (report.files as { path: string }[]).map((f) => f.path).sort()
 }
 
@@ -157,8 +157,8 @@ const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'))
 const main = readJson(join(ROOT, 'package.json'))
 
 describe('the npm package content', () => {
-  it('is the built package, its licence and changelog, with no sources, tests or binaries', () => {
-    const files = packed(ROOT)
+  it('is the built package, its licence and changelog, with no sources, tests or binaries', async () => {
+    const files = await packed(ROOT)
     const built = ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']
     const kits = ['dist/testing/index.mjs', 'dist/recipes/index.d.mts', 'dist/cli/zongzi.js']
     for (const f of [...built, ...kits]) {
@@ -180,11 +180,11 @@ describe('the npm package content', () => {
     expect(files.filter((f) => /(^|\/)(__test__|fixtures?|harness)\/|\.test\./.test(f))).toEqual([])
   })
 
-  it('has one platform package per napi target, each as `napi create-npm-dir` makes it', () => {
+  it('has one platform package per napi target, each as `napi create-npm-dir` makes it', async () => {
     // Made afresh from package.json; npm/ holds the same, formatted by biome.
     const made = dirs.make()
     copyFileSync(join(ROOT, 'package.json'), join(made, 'package.json'))
-    run(join(ROOT, 'node_modules', '.bin', 'napi'), ['create-npm-dir', '-t', '.'], made)
+    await run(join(ROOT, 'node_modules', '.bin', 'napi'), ['create-npm-dir', '-t', '.'], made)
     const names = readdirSync(join(made, 'npm')).sort()
     expect(names).toHaveLength(main.napi.triples.additional.length)
     expect(readdirSync(join(ROOT, 'npm')).sort()).toEqual(names)
@@ -201,27 +201,27 @@ describe('the npm package content', () => {
     }
   })
 
-  it('ships in a platform package only its manifest, README and binary', () => {
+  it('ships in a platform package only its manifest, README and binary', async () => {
     for (const p of platformPackages()) {
       // A copy with a stand-in binary: what is packed, without compressing a real one.
       const copy = join(dirs.make(), 'pkg')
       cpSync(p.dir, copy, { recursive: true, filter: (f) => !f.endsWith('.node') })
       const binary = p.binary.slice(p.dir.length + 1)
       writeFileSync(join(copy, binary), 'stand-in')
-      expect(packed(copy)).toEqual(['README.md', binary, 'package.json'].sort())
+      expect(await packed(copy)).toEqual(['README.md', binary, 'package.json'].sort())
     }
   })
 
-  it('references every platform package; a release refuses missing or wrong binaries', () => {
+  it('references every platform package; a release refuses missing or wrong binaries', async () => {
     const root = dirs.make()
     copyFileSync(join(ROOT, 'package.json'), join(root, 'package.json'))
     cpSync(join(ROOT, 'npm'), join(root, 'npm'), {
       recursive: true,
       filter: (f) => !f.endsWith('.node'),
     })
-    const release = (command: string) => {
+    const release = async (command: string) => {
       try {
-        run(
+        await run(
           process.execPath,
           [join(ROOT, 'scripts', 'platforms', 'release.mjs'), command, '--root', root],
           root,
@@ -231,7 +231,7 @@ describe('the npm package content', () => {
         return (e as { stderr: string }).stderr
       }
     }
-    expect(release('prepare')).toBe('')
+    expect(await release('prepare')).toBe('')
     const prepared = readJson(join(root, 'package.json'))
     const packages = platformPackages(root)
     expect(Object.keys(prepared.optionalDependencies).sort()).toEqual(
@@ -239,10 +239,10 @@ describe('the npm package content', () => {
     )
     for (const v of Object.values(prepared.optionalDependencies)) expect(v).toBe(main.version)
     // The packed manifest is this one: the tarball references every binary package.
-    expect(packed(root)).toContain('package.json')
+    expect(await packed(root)).toContain('package.json')
 
     // No binary at all: every package is named.
-    const none = release('verify')
+    const none = await release('verify')
     for (const p of packages) expect(none).toContain(`${p.name}: ${p.binary} is missing`)
     expect(none).toContain('refusing to publish')
 
@@ -252,7 +252,7 @@ describe('the npm package content', () => {
     copyFileSync(x64, at('zongzi-linux-x64-gnu'))
     copyFileSync(x64, at('zongzi-linux-arm64-gnu'))
     copyFileSync(x64, at('zongzi-linux-x64-musl'))
-    const wrong = release('verify')
+    const wrong = await release('verify')
     expect(wrong).not.toContain('zongzi-linux-x64-gnu:')
     expect(wrong).toContain(
       `zongzi-linux-arm64-gnu: ${at('zongzi-linux-arm64-gnu')} is for x64, not arm64`,

