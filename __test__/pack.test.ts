@@ -50,7 +50,7 @@ async function main(Host) {
 describe('the packed npm packages', () => {
   /** The consumer project the first test installs, which the next ones use. */
   let app: Consumer
-  it('install without Rust and run a three-replica shard from ESM and CommonJS, with types', async () => {
+  it('install without Rust and run a three-replica shard from ESM and CJS, typed', async () => {
     const tgz = await pack(work)
     expect(tgz).toHaveLength(2)
     app = await Consumer.install(join(work, 'app'), tgz)
@@ -157,7 +157,7 @@ const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'))
 const main = readJson(join(ROOT, 'package.json'))
 
 describe('the npm package content', () => {
-  it('is the built package, its licence and changelog, with no sources, tests or binaries', async () => {
+  it('is the built package, its licence and changelog; no sources, tests or binaries', async () => {
     const files = await packed(ROOT)
     const built = ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/cli/certs.js']
     const kits = ['dist/testing/index.mjs', 'dist/recipes/index.d.mts', 'dist/cli/zongzi.js']
@@ -180,7 +180,7 @@ describe('the npm package content', () => {
     expect(files.filter((f) => /(^|\/)(__test__|fixtures?|harness)\/|\.test\./.test(f))).toEqual([])
   })
 
-  it('has one platform package per napi target, each as `napi create-npm-dir` makes it', async () => {
+  it('has one platform package per napi target, as `napi create-npm-dir` makes it', async () => {
     // Made afresh from package.json; npm/ holds the same, formatted by biome.
     const made = dirs.make()
     copyFileSync(join(ROOT, 'package.json'), join(made, 'package.json'))
