@@ -1,50 +1,10 @@
-import { execFile, spawn } from 'node:child_process'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type { ClusterStatus, RegistryChange } from '../ts/index'
 import { createCertificateAuthority, createHostCertificate, writeHostFiles } from '../ts/index'
 import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
+import { until, zongzi } from './fixtures/zongzi-bin'
 import { TempDirs, waitUntil } from './helpers'
-
-const BIN = join(__dirname, '..', 'dist', 'cli', 'zongzi.js')
-
-/** Run is how the bin ended: its exit code and what it printed. */
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-/** zongzi runs the bin of the build (in a child process: the agents here keep answering). */
-function zongzi(args: string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs }, (e, out, err) =>
-      resolve({ code: e ? ((e as { code?: number }).code ?? -1) : 0, out, err }),
-    )
-  })
-}
-
-/**
- * until runs the bin until what it printed matches `pattern` (or `timeoutMs` passes), then
- * stops it, and resolves with what it printed.
- */
-function until(args: string[], pattern: RegExp, timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args])
-    let out = ''
-    const stop = () => {
-      clearTimeout(timer)
-      child.kill()
-      resolve(out)
-    }
-    const timer = setTimeout(stop, timeoutMs)
-    child.stdout.on('data', (d) => {
-      out += d
-      if (pattern.test(out)) stop()
-    })
-  })
-}
 
 describe('the zongzi command', () => {
   let c: OpsCluster

@@ -30,7 +30,10 @@ export interface AgentConfig extends AgentOptions {
    * class (constructed with the same arguments), or a ShardType of that name.
    */
   stateMachines?: Record<string, string>
-  /** The least level logged to stderr, as JSON lines: debug, info (default), warn, error, silent. */
+  /**
+   * The least level logged to stderr, as JSON lines: debug, info, warn (the default: raft-rs
+   * logs each replica's start and elections at info), error, silent.
+   */
   logLevel?: string
 }
 
@@ -43,7 +46,7 @@ const LEVELS = ['debug', 'info', 'warn', 'error', 'silent']
  */
 export async function runAgent(configPath: string, print: (s: string) => void): Promise<void> {
   const file = resolve(configPath)
-  const { cluster, peers, stateMachines = {}, logLevel = 'info', ...options } = await load(file)
+  const { cluster, peers, stateMachines = {}, logLevel = 'warn', ...options } = await load(file)
   const agent = await configure(file, cluster, peers, stateMachines, logLevel, options)
   let stopping = false
   const stopped = new Promise<void>((done) => {
