@@ -3,9 +3,10 @@
 // the agents' API; and their errors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
+import { BusClient } from '../ts/bus/client'
 import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
 import { zongzi } from './fixtures/zongzi-bin'
-import { waitUntil } from './helpers'
+import { codeOf, waitUntil } from './helpers'
 
 describe('the zongzi command, acting on the cluster', () => {
   let c: OpsCluster
@@ -168,6 +169,22 @@ describe('the zongzi command, acting on the cluster', () => {
       const r = await zongzi([...args, '--api', '127.0.0.1:1', '--cluster', 'cliadmin'])
       expect(r.code, args.join(' ')).toBe(3)
       expect(r.err).toMatch(/^zongzi: ERR_UNAVAILABLE/)
+    }
+  })
+
+  it('serves Admin to members only, and refuses actions it does not know', async () => {
+    const sh = await a0().createShard('kv', { name: 'kept' })
+    const stray = new BusClient('cliadmin')
+    const member = new BusClient('cliadmin', { hostId: () => c.agents[1].hostId })
+    try {
+      const del = { op: 'shard.delete', shardId: sh.id }
+      expect(await codeOf(stray.admin(c.peers[0], del))).toBe('ERR_UNAUTHENTICATED')
+      expect((await shardNamed('kept'))?.status).toMatch(/^(new|active)$/)
+      for (const bad of [{ op: 'shard.frob' }, 'x', { op: 'shard.create', type: 'kv' }])
+        expect(await codeOf(member.admin(c.peers[0], bad))).toBe('ERR_INVALID_ARGUMENT')
+    } finally {
+      stray.close()
+      member.close()
     }
   })
 })

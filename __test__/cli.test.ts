@@ -133,4 +133,22 @@ describe('the zongzi command over TLS', () => {
     const plain = await zongzi(['hosts', ...at])
     expect(plain.code).toBe(3)
   })
+
+  it("acts on the cluster with a member's TLS files only, as it reads it", async () => {
+    const at = ['--api', c.peers[0], '--cluster', 'clitls']
+    const create = ['shard', 'create', 'secured', '--type', 'kv', ...at]
+    const stranger = await zongzi([...create, ...flags(3), '--tls-key', files[3].key])
+    expect(stranger.code).toBe(1)
+    expect(stranger.err).toMatch(/^zongzi: ERR_UNAUTHENTICATED/)
+    expect(await c.agents[0].findShard('secured')).toBeUndefined()
+    const ok = await zongzi([...create, ...flags(0), '--tls-key', files[0].key])
+    expect([ok.code, ok.err]).toEqual([0, ''])
+    const sh = await c.agents[1].findShard('secured')
+    const del = ['shard', 'delete', String(sh?.id), ...at]
+    const refused = await zongzi([...del, ...flags(3), '--tls-key', files[3].key])
+    expect(refused.err).toMatch(/^zongzi: ERR_UNAUTHENTICATED/)
+    expect((await c.agents[1].findShard('secured'))?.status).toMatch(/^(new|active)$/)
+    const deleted = await zongzi([...del, ...flags(0), '--tls-key', files[0].key])
+    expect([deleted.code, deleted.err]).toEqual([0, ''])
+  })
 })
