@@ -8,14 +8,16 @@ import { REGISTRY_TYPE } from '../coordinator/agent-options'
 import { arity, hostOf, type Options, statusOf, Usage, whole } from './args'
 
 /** ADMIN_USAGE is the usage of the actions. */
-export const ADMIN_USAGE = `  shard create NAME   create a shard: --type T (the one type the hosts run, by default),
-                      --replicas N or --placement JSON, --tags k=v,...
-  shard delete SHARD_ID          delete a shard, its replicas and their data
-  host drain HOST_ID             move a host's replicas and leaderships to other hosts
-  host undrain HOST_ID           end a host's drain
-  host remove HOST_ID            remove a host that is down for good (status gone)
-  host replace HOST_ID           replace the replicas of a host that is down, now
-  leader transfer SHARD_ID HOST_ID   make the shard's replica on that host its leader`
+export const ADMIN_USAGE = [
+  '  shard create NAME   create a shard: --type T (default: the one type the hosts run),',
+  '                      --replicas N or --placement JSON, --tags k=v,...',
+  '  shard delete SHARD_ID          delete a shard, its replicas and their data',
+  "  host drain HOST_ID             move a host's replicas and leaderships to other hosts",
+  "  host undrain HOST_ID           end a host's drain",
+  '  host remove HOST_ID            remove a host that is down for good (status gone)',
+  '  host replace HOST_ID           replace the replicas of a host that is down, now',
+  "  leader transfer SHARD_ID HOST_ID   make the shard's replica on that host its leader",
+].join('\n')
 
 /** ADMIN_COMMANDS are the command words of the actions (drain and undrain alone, as before). */
 export const ADMIN_COMMANDS = ['shard', 'host', 'leader', 'drain', 'undrain']

@@ -33,7 +33,7 @@ commands:
   changes             registry changes (--since INDEX, --follow to keep reading)
 ${ADMIN_USAGE}
   drain|undrain HOST_ID          the same as host drain|undrain
-  agent --config FILE  run an agent as the file says (see docs/operations.md)
+  agent --config FILE            run an agent as the file says (docs/operations.md)
 HOST_ID may be the start of a host's id.
 options:
   --api HOST:PORT     an agent's bus address (or ZONGZI_API)
@@ -89,6 +89,10 @@ process.noDeprecation = true
 run(process.argv.slice(2)).then(
   () => process.exit(0),
   (e) => {
+    if (e instanceof Usage && e.message === '') {
+      process.stdout.write(`${USAGE}\n`) // --help
+      process.exit(0)
+    }
     if (e instanceof Usage) {
       process.stderr.write(`${e.message ? `zongzi: ${e.message}\n` : ''}${USAGE}\n`)
       process.exit(BAD_ARGUMENTS)
