@@ -96,6 +96,11 @@ describe('the zongzi command, acting on the cluster', () => {
     expect(r.out).toBe(`shard ${sh.id} is led by ${target.hostId}\n`)
     const there = c.agents.find((a) => a.hostId === target.hostId)
     expect((await there?.replicaStatus(sh.id))?.leaderId).toBe(target.id)
+    // A host without a replica of the shard cannot lead it.
+    const outside = c.agents.find((a) => !holders.some((r) => r.hostId === a.hostId))
+    const no = await zongzi(['leader', 'transfer', String(sh.id), String(outside?.hostId), ...at])
+    expect(no.code).toBe(1)
+    expect(no.err).toMatch(/ERR_INVALID_ARGUMENT: .*has no voting replica of shard/)
   }, 60_000)
 
   it('replaces and removes hosts that are down, and refuses hosts that are up', async () => {

@@ -133,7 +133,8 @@ async function configure(
     dataDir: at(options.dataDir),
     tls: tls(options.tls),
     ...(options.host ? { host: { ...options.host, tls: tls(options.host.tls) } } : {}),
-    logger: stderrLogger(LEVELS.indexOf(logLevel), {}),
+    // A module config may hand its own logger (pino, say); else JSON lines on stderr.
+    logger: options.logger ?? stderrLogger(LEVELS.indexOf(logLevel), {}),
   }
   let agent: Agent
   try {

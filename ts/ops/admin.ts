@@ -80,8 +80,12 @@ export async function runAdmin(
  * second, a transfer the leader dropped is asked anew) until this host's replica leads.
  */
 async function lead(agent: AdminAgent, shardId: number, timeoutMs: number): Promise<void> {
-  const known = await agent.state((s) => shardId !== 0 && s.shards.has(shardId))
+  const [known, voter] = await agent.state((s) => [
+    shardId !== 0 && s.shards.has(shardId),
+    s.replicasOf(shardId).some((r) => r.hostId === agent.hostId && !r.nonVoting),
+  ])
   if (!known) throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found`)
+  if (!voter) throw invalid(`host ${agent.hostId} has no voting replica of shard ${shardId}`)
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const st = await agent.replicaStatus(shardId)
