@@ -1,50 +1,10 @@
-import { execFile, spawn } from 'node:child_process'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 import type { ClusterStatus, RegistryChange } from '../ts/index'
 import { createCertificateAuthority, createHostCertificate, writeHostFiles } from '../ts/index'
 import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
+import { until, zongzi } from './fixtures/zongzi-bin'
 import { TempDirs, waitUntil } from './helpers'
-
-const BIN = join(__dirname, '..', 'dist', 'cli', 'zongzi.js')
-
-/** Run is how the bin ended: its exit code and what it printed. */
-interface Run {
-  code: number
-  out: string
-  err: string
-}
-
-/** zongzi runs the bin of the build (in a child process: the agents here keep answering). */
-function zongzi(args: string[], timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: timeoutMs }, (e, out, err) =>
-      resolve({ code: e ? ((e as { code?: number }).code ?? -1) : 0, out, err }),
-    )
-  })
-}
-
-/**
- * until runs the bin until what it printed matches `pattern` (or `timeoutMs` passes), then
- * stops it, and resolves with what it printed.
- */
-function until(args: string[], pattern: RegExp, timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args])
-    let out = ''
-    const stop = () => {
-      clearTimeout(timer)
-      child.kill()
-      resolve(out)
-    }
-    const timer = setTimeout(stop, timeoutMs)
-    child.stdout.on('data', (d) => {
-      out += d
-      if (pattern.test(out)) stop()
-    })
-  })
-}
 
 describe('the zongzi command', () => {
   let c: OpsCluster
@@ -172,5 +132,23 @@ describe('the zongzi command over TLS', () => {
     expect(stranger.err).toMatch(/^zongzi: ERR_UNAUTHENTICATED/)
     const plain = await zongzi(['hosts', ...at])
     expect(plain.code).toBe(3)
+  })
+
+  it("acts on the cluster with a member's TLS files only, as it reads it", async () => {
+    const at = ['--api', c.peers[0], '--cluster', 'clitls']
+    const create = ['shard', 'create', 'secured', '--type', 'kv', ...at]
+    const stranger = await zongzi([...create, ...flags(3), '--tls-key', files[3].key])
+    expect(stranger.code).toBe(1)
+    expect(stranger.err).toMatch(/^zongzi: ERR_UNAUTHENTICATED/)
+    expect(await c.agents[0].findShard('secured')).toBeUndefined()
+    const ok = await zongzi([...create, ...flags(0), '--tls-key', files[0].key])
+    expect([ok.code, ok.err]).toEqual([0, ''])
+    const sh = await c.agents[1].findShard('secured')
+    const del = ['shard', 'delete', String(sh?.id), ...at]
+    const refused = await zongzi([...del, ...flags(3), '--tls-key', files[3].key])
+    expect(refused.err).toMatch(/^zongzi: ERR_UNAUTHENTICATED/)
+    expect((await c.agents[1].findShard('secured'))?.status).toMatch(/^(new|active)$/)
+    const deleted = await zongzi([...del, ...flags(0), '--tls-key', files[0].key])
+    expect([deleted.code, deleted.err]).toEqual([0, ''])
   })
 })

@@ -270,6 +270,21 @@ export class BusClient {
     await this.#unary(address, { ...o, timeoutMs }, (c, m, opts, cb) => c.Drain(msg, m, opts, cb))
   }
 
+  /**
+   * admin asks a host to perform an operator's action (JSON of an AdminAction) and resolves
+   * with its result (JSON).
+   */
+  async admin(address: string, action: unknown, o: BusCallOptions = {}): Promise<Buffer> {
+    const timeoutMs = o.timeoutMs ?? 5000
+    const msg = { cluster: this.#cluster, action: Buffer.from(JSON.stringify(action)), timeoutMs }
+    const r = await this.#unary<ReadResponse__Output>(
+      address,
+      { ...o, timeoutMs },
+      (c, m, opts, cb) => c.Admin(msg, m, opts, cb),
+    )
+    return r.data
+  }
+
   close(): void {
     for (const c of this.#clients.values()) c.close()
     this.#clients.clear()

@@ -5,6 +5,7 @@ import { ZongziError } from '../binding/errors'
 import { EMPTY } from '../binding/boundary'
 import { toServiceError } from './codes'
 import type { AddReplicaRequest__Output } from './generated/zongzi/AddReplicaRequest'
+import type { AdminRequest__Output } from './generated/zongzi/AdminRequest'
 import type { BusHandlers as GeneratedHandlers } from './generated/zongzi/Bus'
 import type { DrainRequest__Output } from './generated/zongzi/DrainRequest'
 import type { IndexRequest__Output } from './generated/zongzi/IndexRequest'
@@ -73,6 +74,8 @@ export interface BusHandlers {
   changes?(since: number | undefined, signal: AbortSignal): AsyncIterable<Uint8Array>
   /** drain drains this host, or ends its drain. */
   drain?(undrain: boolean, timeoutMs: number): Promise<void>
+  /** admin performs an operator's action (JSON of an AdminAction), answering JSON. */
+  admin?(action: Uint8Array, timeoutMs: number): Promise<Uint8Array>
 }
 
 /** unimplemented is the error of an operation a host does not serve. */
@@ -233,6 +236,10 @@ export class BusServer {
         if (!h.drain) throw unimplemented('Drain')
         await h.drain(r.undrain, r.timeoutMs)
         return {}
+      }),
+      Admin: unary(async (r: AdminRequest__Output) => {
+        if (!h.admin) throw unimplemented('Admin')
+        return { data: await h.admin(r.action, r.timeoutMs), absent: false }
       }),
       Stream: (call) => {
         const ac = new AbortController()

@@ -11,6 +11,7 @@ import type { BootstrapContext } from './bootstrap'
 import type { HostHealth } from './client/health'
 import type { ClientContext } from './client/client-context'
 import type { DrainContext } from './control/drain'
+import type { AdminAgent } from '../ops/admin'
 import type { HostController, HostControllerContext } from './control/host-controller'
 import type { Logger } from './control/logger'
 import type { RegistryLeader, RegistryLeaderContext } from './control/registry-leader'
@@ -201,9 +202,15 @@ export function clientContext(a: AgentInside): ClientContext {
 
 /** opsContext is what the agent's operations part (status, changes, metrics) uses. */
 export function opsContext(
-  a: AgentInside & { parts?: AgentParts; status: AgentStatus; failure?: ZongziError },
+  a: AgentInside & {
+    parts?: AgentParts
+    status: AgentStatus
+    failure?: ZongziError
+    events: AdminAgent
+  },
 ): OpsContext {
   return {
+    agent: a.events,
     clusterName: a.clusterName,
     get hostId() {
       return a.hostId

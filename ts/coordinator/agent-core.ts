@@ -21,6 +21,7 @@ import {
   opsContext,
 } from './agent-contexts'
 import type { AgentEvents } from './agent-events'
+import type { AdminAgent } from '../ops/admin'
 import { type AgentOptions, type AgentStatus, isLoopback } from './agent-options'
 import { bootstrap, join as joinCluster, REJOIN } from './bootstrap'
 import { HostHealth } from './client/health'
@@ -90,7 +91,7 @@ export class AgentCore implements AgentInside {
   #started: Promise<void> | undefined
 
   constructor(
-    readonly events: EventEmitter<AgentEvents>,
+    readonly events: EventEmitter<AgentEvents> & AdminAgent,
     readonly clusterName: string,
     /** The initial peers; a single host's is its own address once it listens. */
     public peers: readonly string[],

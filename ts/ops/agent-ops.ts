@@ -9,6 +9,7 @@ import type { BusHandlers } from '../bus/server'
 import type { Logger } from '../coordinator/control/logger'
 import type { RegistryChange } from '../coordinator/registry/changes'
 import type { Registry } from '../coordinator/registry/registry'
+import { type AdminAgent, runAdmin } from './admin'
 import { busMetrics } from './bus-metrics'
 import { type MetricsHost, registerEngineMetrics } from './engine-metrics'
 import { type Check, OpsServer } from './http'
@@ -53,6 +54,8 @@ export interface OpsContext {
   engine(): MetricsHost | undefined
   /** drain drains this host (or ends its drain), as agent.drain() and agent.undrain() do. */
   drain(undrain: boolean, timeoutMs: number): Promise<void>
+  /** agent is the agent's API, with which this host performs the bus's admin actions. */
+  readonly agent: AdminAgent
 }
 
 /** isMembership tells whether a change changed a replica (the status's recent changes). */
@@ -103,7 +106,7 @@ export class AgentOps {
     })
   }
 
-  /** handlers adds the bus's operator calls (Status, Changes and Drain) to the agent's. */
+  /** handlers adds the bus's operator calls (Status, Changes, Drain, Admin) to the agent's. */
   handlers(agent: BusHandlers): BusHandlers {
     const json = (x: unknown) => Buffer.from(JSON.stringify(x))
     return {
@@ -116,6 +119,7 @@ export class AgentOps {
         })()
       },
       drain: (undrain, timeoutMs) => this.#ctx.drain(undrain, timeoutMs),
+      admin: (action, timeoutMs) => runAdmin(this.#ctx.agent, action, timeoutMs),
     }
   }
 

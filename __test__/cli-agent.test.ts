@@ -1,0 +1,131 @@
+// `zongzi agent --config FILE`: an agent run from a config file joins a running cluster,
+// serves its bus and the state machine type its module names, and stops on SIGTERM; config
+// files it cannot use are bad arguments.
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
+import { Running, zongzi } from './fixtures/zongzi-bin'
+import { TempDirs, waitUntil } from './helpers'
+
+const KV = join(__dirname, '..', 'examples', 'kv.mjs')
+
+describe('zongzi agent', () => {
+  const dirs = new TempDirs('zongzi-cli-agent-')
+  const running: Running[] = []
+  let c: OpsCluster
+  beforeAll(async () => {
+    c = await opsCluster('cliagent')
+  }, 60_000)
+  afterAll(async () => {
+    for (const r of running) r.kill()
+    await c?.stop()
+    dirs.removeAll()
+  })
+
+  /** config writes a config file (and a state machine module) in a new directory. */
+  const config = (name: string, body: string, module?: string) => {
+    const dir = dirs.make()
+    if (module !== undefined) writeFileSync(join(dir, 'kv.mjs'), module)
+    writeFileSync(join(dir, name), body)
+    return join(dir, name)
+  }
+
+  it('runs an agent that joins the cluster, serves, and stops on SIGTERM', async () => {
+    const file = config(
+      'agent.json',
+      JSON.stringify({
+        cluster: 'cliagent',
+        peers: c.peers,
+        dataDir: './data',
+        joinToken: await c.agents[0].createJoinToken(),
+        tags: { zone: 'cli' },
+        host: { tickMs: 20 },
+        stateMachines: { kv: './kv.mjs' },
+        logLevel: 'warn',
+      }),
+      // The module's default export is the state machine's class.
+      `export { KvStateMachine as default } from ${JSON.stringify(KV)}\n`,
+    )
+    const agent = Running.start(['agent', '--config', file])
+    running.push(agent)
+    const ready = /^host (\S+) of cluster cliagent is ready: bus (\S+), raft (\S+)$/m
+    const [, hostId, bus] = await waitUntil(() => ready.exec(agent.out), {
+      what: `the agent ready (it printed ${agent.out}${agent.err})`,
+    })
+    // It is a member with the type its module names, and answers on its bus.
+    const me = await waitUntil(() =>
+      c.agents[0].stateLocal(
+        (s) => s.hosts.get(hostId)?.status === 'active' && s.hosts.get(hostId),
+      ),
+    )
+    expect(me).toMatchObject({ apiAddress: bus, tags: { zone: 'cli' }, shardTypes: ['kv'] })
+    const hosts = await zongzi(['hosts', '--api', bus, '--cluster', 'cliagent'])
+    expect(hosts.code).toBe(0)
+    expect(hosts.out).toContain(hostId.slice(0, 8))
+    // A shard placed on it runs there.
+    const sh = await c.agents[0].createShard('kv', {
+      name: 'on-cli',
+      placement: { members: { count: 1, tags: { zone: 'cli' } } },
+    })
+    await c.agents[0].waitForShard(sh.id)
+    const rs = c.agents[0].stateLocal((s) => s.replicasOf(sh.id))
+    expect(rs.map((r) => [r.hostId, r.status])).toEqual([[hostId, 'active']])
+
+    agent.child.kill('SIGTERM')
+    expect(await agent.exited).toBe(0)
+    expect(agent.out).toMatch(/SIGTERM: stopping\nstopped\n$/)
+  }, 60_000)
+
+  it('takes a module as config, and a factory as state machine', async () => {
+    const dir = dirs.make()
+    writeFileSync(
+      join(dir, 'factory.mjs'),
+      [
+        `import { KvStateMachine } from ${JSON.stringify(KV)}`,
+        'export default () => new KvStateMachine()',
+      ].join('\n'),
+    )
+    const file = join(dir, 'agent.mjs')
+    const body = { cluster: 'solo', peers: [], singleHost: true, dataDir: './data' }
+    writeFileSync(
+      file,
+      `export default ${JSON.stringify({ ...body, stateMachines: { kv: './factory.mjs' } })}\n`,
+    )
+    const agent = Running.start(['agent', '--config', file])
+    running.push(agent)
+    await waitUntil(() => /is ready: bus/.test(agent.out), { what: 'the agent ready' })
+    agent.child.kill('SIGINT')
+    expect(await agent.exited).toBe(0)
+  }, 60_000)
+
+  it('says what is wrong with a config it cannot use, and exits 2', async () => {
+    const sm = (module: string) => config('a.json', JSON.stringify(good), module)
+    const good = { cluster: 'x', peers: [], singleHost: true, dataDir: 'd' }
+    const cases: Array<[string, RegExp]> = [
+      [join(dirs.make(), 'none.json'), /cannot read config .*none\.json/],
+      [config('a.json', '{ "cluster": '), /is not JSON/],
+      [config('a.json', '[]'), /must be an object/],
+      [config('a.json', JSON.stringify({ ...good, cluster: undefined })), /"cluster"/],
+      [config('a.json', JSON.stringify({ ...good, peers: 'a' })), /"peers"/],
+      [config('a.json', JSON.stringify({ ...good, dataDir: 1 })), /"dataDir"/],
+      [config('a.json', JSON.stringify({ ...good, singleHost: false })), /peers must list/],
+      [config('a.json', JSON.stringify({ ...good, logLevel: 'loud' })), /"logLevel"/],
+      [config('a.mjs', 'export default 1\n'), /must be an object/],
+      [config('a.mjs', 'throw new Error("boom")\n'), /cannot load config .*boom/],
+      [
+        config('a.json', JSON.stringify({ ...good, stateMachines: { kv: './none.mjs' } })),
+        /cannot load the state machine module of kv/,
+      ],
+    ]
+    const noDefault = sm('export const x = 1\n')
+    writeFileSync(noDefault, JSON.stringify({ ...good, stateMachines: { kv: './kv.mjs' } }))
+    cases.push([noDefault, /must export a state machine factory, a class or a ShardType/])
+    for (const [file, why] of cases) {
+      const r = await zongzi(['agent', '--config', file])
+      expect([r.code, r.err], file).toEqual([2, expect.stringMatching(why)])
+      expect(r.err).toMatch(/^zongzi: /)
+    }
+  }, 60_000)
+})
