@@ -40,6 +40,20 @@ const log = (msg) => process.stderr.write(`upgrade: ${msg}\n`)
 const versions = (hosts) =>
   Promise.all(hosts.filter((h) => h.up).map((h) => h.call('registryVersion')))
 
+/**
+ * lead moves shard 0's leadership to host `h` and tells whether it leads within 5 s: a
+ * registry leader on this build, beside hosts on the previous one, is where the rule is put
+ * to the test (it is the one that would move the cluster on).
+ */
+async function lead(h) {
+  await h.call('transfer', { shardId: 0, hostId: h.hostId }).catch(() => {})
+  for (let i = 0; i < 25; i++) {
+    if ((await h.call('leaderOf', { shardId: 0 }).catch(() => ({}))).leads) return true
+    await sleep(200)
+  }
+  return false
+}
+
 /** settled polls until every host says the cluster writes `want` (up to 20 s). */
 async function settled(hosts, want) {
   for (let i = 0; i < 100; i++) {
@@ -56,6 +70,8 @@ async function main() {
   const history = new History()
   const failures = []
   const seen = []
+  /** How often a host on this build led the registry while another ran the previous build. */
+  let newLeader = 0
   const registry = { churned: 0, churn_failed: 0 }
   let hosts = []
   try {
@@ -94,10 +110,11 @@ async function main() {
       h.script = AGENT
       await h.start(CLUSTER, peers, history)
       await h.run(shardOf, CLIENTS)
+      const last = h === hosts.at(-1)
+      if (!last && (await lead(h))) newLeader++
       await sleep(STEP_MS)
       const now = await versions(hosts)
       seen.push(now)
-      const last = h === hosts.at(-1)
       // A host on the previous build reads only the previous format: the cluster keeps it.
       if (!last && now.some((v) => v !== previous))
         failures.push(`with a host on the previous build, the cluster wrote ${now}`)
@@ -112,6 +129,7 @@ async function main() {
     const verdict = await judge({ hosts, reader: hosts[0], history, shardOf, checker, root })
     const { pass: checked, ...rest } = verdict
     if (registry.churned === 0) failures.push('no registry write went through')
+    if (newLeader === 0) failures.push('no host on this build led the registry in a mixed cluster')
     const pass = checked && failures.length === 0
     const summary = {
       hosts: 3,
@@ -121,6 +139,7 @@ async function main() {
       from_format: previous,
       to_format: current,
       formats_seen: seen,
+      mixed_cluster_led_by_new_build: newLeader,
       ...rest,
       ...registry,
       failures,
