@@ -149,6 +149,8 @@ const ops = {
   },
   /** events lists what this agent announced at or after `since` (µs, see now). */
   events: async ({ since }) => events.filter((e) => e.at >= since),
+  /** registryVersion is the registry format the cluster writes, as this host knows it. */
+  registryVersion: async () => agent.stateLocal((s) => s.version ?? 1),
   /** view is the registry as this host's replica has it: hosts and replicas. */
   view: async () =>
     agent.stateLocal((s) => ({

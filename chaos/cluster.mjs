@@ -15,11 +15,18 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** now is the time on the machine's monotonic clock, which every process shares, in µs. */
 export const now = () => Number(process.hrtime.bigint() / 1000n)
 
-/** Host is one agent process and what it takes to start it again. */
+/** AGENT is the script of one host's process (chaos/agent.mjs). */
+export const AGENT = join(HERE, 'agent.mjs')
+
+/**
+ * Host is one agent process and what it takes to start it again; `script` is the agent's
+ * script (AGENT, or one of another build: see chaos/upgrade.mjs).
+ */
 export class Host {
-  constructor(i, options) {
+  constructor(i, options, script = AGENT) {
     this.i = i
     this.options = options
+    this.script = script
     this.client = undefined
     this.paused = false
     /** Each start runs clients of new ids, so that every written value is new. */
@@ -31,7 +38,7 @@ export class Host {
   }
 
   async start(cluster, peers, history) {
-    const c = await ChildClient.start(join(HERE, 'agent.mjs'))
+    const c = await ChildClient.start(this.script)
     c.child.on('message', (m) => {
       if (m.invoke) history.invoke(m.invoke)
       else if (m.complete) history.complete(m.complete)
@@ -82,18 +89,22 @@ export function buildChecker(root) {
 
 /**
  * startCluster starts `count` agents in `root`: three peers, the rest joining with tokens,
- * each with `options` (and a data directory of its own).
+ * each with `options` (and a data directory of its own), running `script` (default AGENT).
  */
-export async function startCluster({ root, cluster, count, options, history }) {
+export async function startCluster({ root, cluster, count, options, history, script }) {
   const peers = await loopbackAddresses(3)
   const hosts = Array.from(
     { length: count },
     (_, i) =>
-      new Host(i, {
-        dataDir: join(root, `host${i}`),
-        ...(i < 3 ? { apiAddress: peers[i] } : {}),
-        ...options,
-      }),
+      new Host(
+        i,
+        {
+          dataDir: join(root, `host${i}`),
+          ...(i < 3 ? { apiAddress: peers[i] } : {}),
+          ...options,
+        },
+        script,
+      ),
   )
   await Promise.all(hosts.slice(0, 3).map((h) => h.start(cluster, peers, history)))
   for (const h of hosts.slice(3)) {

@@ -26,6 +26,7 @@ export type ErrorCode =
   | 'ERR_SESSION_EXPIRED'
   | 'ERR_ABORTED'
   | 'ERR_NATIVE_UNAVAILABLE'
+  | 'ERR_UNSUPPORTED_VERSION'
   | 'ERR_INTERNAL'
 
 /**
@@ -98,6 +99,9 @@ const CLASSES: Readonly<Record<ErrorCode, Class>> = {
   ERR_ABORTED: row(U, false, false, false),
   // The addon for this platform is not installed: nothing ran, and nothing will until it is.
   ERR_NATIVE_UNAVAILABLE: row(N, false, false, false),
+  // Data or a request in a format version this host does not read: refused before anything
+  // ran, and refused again until one side is upgraded (see docs/upgrades.md).
+  ERR_UNSUPPORTED_VERSION: row(N, false, false, false),
   ERR_INTERNAL: row(U, false, false, false),
 }
 

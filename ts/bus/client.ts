@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js'
 
 import { ZongziError } from '../binding/errors'
 import type { SessionRef } from '../binding/proposals'
+import { BUS_VERSION, BUS_VERSION_HEADER } from '../binding/versions'
 import { fromServiceError } from './codes'
 import type { CommitResponse__Output } from './generated/zongzi/CommitResponse'
 import type { IndexResponse__Output } from './generated/zongzi/IndexResponse'
@@ -77,9 +78,10 @@ export class BusClient {
     this.close()
   }
 
-  /** #metadata names this host to the callee. */
+  /** #metadata names this host to the callee, and the format version of the request. */
   #metadata(): grpc.Metadata {
     const m = new grpc.Metadata()
+    m.set(BUS_VERSION_HEADER, String(BUS_VERSION))
     const id = this.#hostId()
     if (id) m.set(CALLER_HOST, id)
     return m

@@ -18,6 +18,7 @@ const TO_STATUS: Partial<Record<ErrorCode, grpc.status>> = {
   ERR_BUSY: grpc.status.RESOURCE_EXHAUSTED,
   ERR_LEADER_CHANGED: grpc.status.UNAVAILABLE,
   ERR_ABORTED: grpc.status.CANCELLED,
+  ERR_UNSUPPORTED_VERSION: grpc.status.FAILED_PRECONDITION,
 }
 
 /** Longest error message sent back over the bus, in characters. */

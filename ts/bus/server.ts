@@ -3,6 +3,12 @@ import * as grpc from '@grpc/grpc-js'
 
 import { ZongziError } from '../binding/errors'
 import { EMPTY } from '../binding/boundary'
+import {
+  BUS_VERSION,
+  BUS_VERSION_HEADER,
+  checkVersion,
+  OLDEST_BUS_VERSION,
+} from '../binding/versions'
 import { toServiceError } from './codes'
 import type { AddReplicaRequest__Output } from './generated/zongzi/AddReplicaRequest'
 import type { AdminRequest__Output } from './generated/zongzi/AdminRequest'
@@ -82,6 +88,17 @@ export interface BusHandlers {
 const unimplemented = (what: string) =>
   new ZongziError('ERR_INVALID_ARGUMENT', `this host does not serve ${what}`)
 
+/**
+ * checkRequestVersion refuses a request in a bus format this host does not serve (see
+ * binding/versions.ts), before anything else is done with it; one without the header is
+ * version 1.
+ */
+function checkRequestVersion(metadata: grpc.Metadata): void {
+  const [v] = metadata.get(BUS_VERSION_HEADER)
+  const version = v === undefined ? 1 : typeof v === 'string' && /^\d{1,9}$/.test(v) ? +v : v
+  checkVersion('bus request', version, OLDEST_BUS_VERSION, BUS_VERSION)
+}
+
 /** callerOf says who made a call: the host it names and the certificate it showed. */
 function callerOf(call: {
   metadata: grpc.Metadata
@@ -130,6 +147,7 @@ export class BusServer {
       (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>) => {
         Promise.resolve()
           .then(async () => {
+            checkRequestVersion(call.metadata)
             this.#check(call.request.cluster)
             const caller = callerOf(call)
             if (!open) await h.admit(caller)
@@ -155,6 +173,7 @@ export class BusServer {
       call.on('cancelled', () => ac.abort())
       void (async () => {
         try {
+          checkRequestVersion(call.metadata)
           this.#check(call.request.cluster)
           await h.admit(callerOf(call))
           for await (const data of source(call.request, ac.signal)) {
@@ -248,6 +267,7 @@ export class BusServer {
           try {
             // Who calls is known before any message: a caller not admitted is refused before
             // the server reads (and buffers) what it sends.
+            checkRequestVersion(call.metadata)
             await h.admit(callerOf(call))
             // Reading to the end must not destroy the call: the answers still go out on it.
             const it = call

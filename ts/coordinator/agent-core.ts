@@ -5,6 +5,7 @@ import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { ZongziError } from '../binding/errors'
+import { REGISTRY_VERSION } from '../binding/versions'
 import { Host, type HostEvent } from '../binding/host'
 import type { StateMachineFactory } from '../binding/state-machine'
 import { BusClient } from '../bus/client'
@@ -306,6 +307,7 @@ export class AgentCore implements AgentInside {
         shardTypes: [...this.types.keys()],
         ...(certificate ? { certificate } : {}),
         ...(next ? { nextCertificate: next } : {}),
+        version: REGISTRY_VERSION,
       },
       ...(this.#rejoined ? { rejoined: true } : {}),
     })

@@ -4,12 +4,14 @@ import type { Host } from '../binding/host'
 import type { Accepted, Command, Outcome } from './registry/records'
 import type { Registry } from './registry/registry'
 import type { RegistryState } from './registry/state'
+import { envelope } from './registry/versions'
 import { readMayRetry, retry, sessionMayRetry } from './client/retry'
 import { ClientSession, inSession } from './client/session'
 
 /**
  * RegistryAccess proposes registry commands and reads the registry through this host's
- * replica of shard 0. Every command it proposes names this host as its proposer (`by`). Commands
+ * replica of shard 0. Every command it proposes names this host as its proposer (`by`) and is
+ * written in the registry format the cluster writes, as this host's replica knows it. Commands
  * go in a client session, so each applies once however often it is retried. Calls fail with
  * ERR_CLOSED once `signal` is aborted.
  */
@@ -53,7 +55,7 @@ export class RegistryAccess {
    * a join it refuses). `signal` cancels it (ERR_ABORTED; the command may still apply).
    */
   propose(cmd: Command, timeoutMs = this.#timeoutMs * 4, signal?: AbortSignal): Promise<Accepted> {
-    const data = Buffer.from(JSON.stringify({ ...cmd, by: this.#hostId }))
+    const data = envelope(cmd, this.#hostId, this.#registry.state.version)
     return inSession(this.#session, timeoutMs, (session, total, attempted) =>
       retry(
         async (left) => {

@@ -70,6 +70,11 @@ pub enum Error {
     /// A Raft protocol call was refused (for example a conflicting membership change).
     #[error("raft: {0}")]
     Raft(String),
+    /// Data in a format version this build does not read (written by a newer build, or one
+    /// too old): refused, never misread. The message names the format and the versions this
+    /// build reads; see docs/upgrades.md.
+    #[error("unsupported version: {0}")]
+    UnsupportedVersion(String),
     /// An I/O error outside the log store (snapshot files, sockets).
     #[error("io: {0}")]
     Io(#[from] io::Error),
@@ -96,6 +101,7 @@ impl Error {
             Error::SessionExpired(_) => "ERR_SESSION_EXPIRED",
             Error::StateMachine(_) => "ERR_STATE_MACHINE",
             Error::Raft(_) => "ERR_RAFT",
+            Error::UnsupportedVersion(_) => "ERR_UNSUPPORTED_VERSION",
             Error::Io(_) => "ERR_IO",
         }
     }

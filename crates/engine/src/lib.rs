@@ -32,6 +32,7 @@ mod start;
 mod state_machine;
 mod storage;
 mod transport;
+mod version;
 mod worker;
 
 pub use config::{HostConfig, LinkFilter, StartMode, TlsFiles};
@@ -45,3 +46,7 @@ pub use replica::{Completion, Completions};
 pub use session::{Session, REGISTER, UNREGISTER};
 pub use state_machine::{ApplyResult, BatchItem, BatchUpdater, SmEntry, SmError, StateMachine};
 pub use transport::{HEADER_LEN, MAGIC_MESSAGES, MAGIC_SNAPSHOT};
+pub use version::{
+    OLDEST_SESSION_TABLE_VERSION, OLDEST_TRANSPORT_VERSION, SESSION_TABLE_VERSION,
+    TRANSPORT_VERSION,
+};

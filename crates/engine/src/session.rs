@@ -19,6 +19,7 @@ use std::io::{Read, Write};
 
 use crate::error::{Error, Result};
 use crate::state_machine::ApplyResult;
+use crate::version::{supported, unsupported, OLDEST_SESSION_TABLE_VERSION, SESSION_TABLE_VERSION};
 
 /// Session marks a proposal as one of a client's series.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,9 +317,10 @@ impl Sessions {
     }
 }
 
-/// Snapshot files start with the session table: this magic, its length (u64, little
-/// endian), then the table; the state machine's own bytes follow.
-const MAGIC: &[u8; 8] = b"ZZSESS01";
+/// Snapshot files start with the session table: a magic ("ZZSESS" and the table's version
+/// as two ASCII digits, [`SESSION_TABLE_VERSION`]), its length (u64, little endian), then
+/// the table; the state machine's own bytes follow.
+const MAGIC: &[u8; 6] = b"ZZSESS";
 
 /// Most bytes a snapshot's session table may take (guards the allocation on reading).
 const MAX_TABLE_BYTES: u64 = 1 << 30;
@@ -327,6 +329,8 @@ const MAX_TABLE_BYTES: u64 = 1 << 30;
 pub(crate) fn write_table(w: &mut dyn Write, t: &Sessions) -> std::io::Result<()> {
     let table = t.encode();
     w.write_all(MAGIC)?;
+    let v = SESSION_TABLE_VERSION;
+    w.write_all(&[b'0' + v / 10, b'0' + v % 10])?;
     w.write_all(&(table.len() as u64).to_le_bytes())?;
     w.write_all(&table)
 }
@@ -336,8 +340,15 @@ pub(crate) fn read_table(r: &mut dyn Read) -> Result<Sessions> {
     let bad = |what: &str| Error::InvalidArgument(format!("snapshot file: {what}"));
     let mut head = [0u8; 16];
     r.read_exact(&mut head)?;
-    if &head[..8] != MAGIC {
+    let digits = &head[6..8];
+    if &head[..6] != MAGIC || !digits.iter().all(u8::is_ascii_digit) {
         return Err(bad("no session table at its start"));
+    }
+    let version = u32::from(digits[0] - b'0') * 10 + u32::from(digits[1] - b'0');
+    let (oldest, newest) = (OLDEST_SESSION_TABLE_VERSION, SESSION_TABLE_VERSION);
+    if !supported(version, oldest, newest) {
+        let why = unsupported("snapshot session table", version, oldest, newest);
+        return Err(Error::UnsupportedVersion(why));
     }
     let len = u64::from_le_bytes(head[8..].try_into().unwrap_or_default());
     if len > MAX_TABLE_BYTES {

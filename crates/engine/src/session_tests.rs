@@ -153,6 +153,27 @@ fn the_table_round_trips_and_garbage_is_refused() {
 }
 
 #[test]
+fn a_session_table_of_a_version_this_build_does_not_read_is_refused_by_name() {
+    let mut t = Sessions::new();
+    applied(&mut t, 1, s(1, REGISTER, 0), 0).unwrap();
+    let mut file = Vec::new();
+    write_table(&mut file, &t).unwrap();
+    assert_eq!(&file[..8], b"ZZSESS01");
+    let newer = crate::version::SESSION_TABLE_VERSION + 1;
+    for version in [newer, 99, 0] {
+        let mut f = file.clone();
+        f[6..8].copy_from_slice(format!("{version:02}").as_bytes());
+        let e = read_table(&mut f.as_slice()).unwrap_err();
+        assert_eq!(e.code(), "ERR_UNSUPPORTED_VERSION");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("session table version {version} ")),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
 fn a_client_that_has_every_answer_drops_every_result() {
     let mut t = Sessions::new();
     applied(&mut t, 1, s(7, REGISTER, 0), 0).unwrap();

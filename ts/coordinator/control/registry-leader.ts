@@ -10,6 +10,7 @@ import { busMembership } from './membership-ops'
 import type { Accepted, Command, HostRecord } from '../registry/records'
 import { reconcileRegistry } from './registry-members'
 import type { RegistryState } from '../registry/state'
+import { readableVersion } from '../registry/versions'
 import type { ControllerContext, ShardController } from './shard-controller'
 
 /** RegistryLeaderContext is what the registry leader's work uses of the agent. */
@@ -104,6 +105,10 @@ export class RegistryLeader {
       await c.propose({ op: 'host.status', id: h.id, status: h.status, now })
     // A registry made before commands named their proposers gets the rule from here on.
     if (!c.registry().access.named) await c.propose({ op: 'access.name' })
+    // Once every host reads a newer registry format, the cluster writes it (docs/upgrades.md).
+    const readable = readableVersion(c.registry())
+    if (readable > c.registry().version)
+      await c.propose({ op: 'cluster.version', version: readable })
     // Used join tokens are kept until they expire (a token admits one host), then forgotten.
     if ([...c.registry().access.used.values()].some((u) => u.expires < now))
       await c.propose({ op: 'tokens.prune', now })

@@ -6,6 +6,7 @@ import type { Command, Outcome, Placement, ReplicaRecord, ShardRecord } from './
 import { type Fields, isId, isObj, isTags } from './fields'
 import { HOST_HANDLERS } from './host-commands'
 import { checkProposer } from './proposers'
+import { clusterVersion } from './versions'
 import { Invalid, need, type Writer } from './writer'
 
 /** Handler checks a command's fields and applies it, or throws Invalid. */
@@ -223,6 +224,7 @@ function replicaDelete(w: Writer, c: Fields): Outcome {
 /** HANDLERS has one handler for each op of Command. */
 const HANDLERS: Record<Command['op'], Handler> = {
   'cluster.init': clusterInit,
+  'cluster.version': clusterVersion,
   ...HOST_HANDLERS,
   'shard.create': shardCreate,
   'shards.create': shardsCreate,

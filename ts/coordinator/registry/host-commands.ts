@@ -4,6 +4,7 @@
 import type { HostStatus, Outcome } from './records'
 import { isJoinKey, type JoinClaims, readJoinToken } from './join-tokens'
 import { type Fields, isId, isObj, isStrings, isTags } from './fields'
+import { hostVersion } from './versions'
 import { deny, need, type Writer } from './writer'
 
 /** hostPut (host.put) adds a host or replaces a known one, keeping when it was created. */
@@ -19,6 +20,7 @@ function hostPut(w: Writer, c: Fields): Outcome {
   need(isStrings(h.shardTypes), 'shardTypes must be strings')
   const isPrint = (x: unknown) => x === undefined || (typeof x === 'string' && x.length <= 256)
   need(isPrint(h.certificate) && isPrint(h.nextCertificate), 'certificate must be a fingerprint')
+  const version = hostVersion(w, h.id, h.version)
   const prev = w.hosts.get(h.id)
   const back = 'to come back, start it with an empty data directory (it joins as a new host)'
   need(prev?.status !== 'gone', `host ${h.id} was removed from the cluster; ${back}`)
@@ -36,6 +38,7 @@ function hostPut(w: Writer, c: Fields): Outcome {
     shardTypes: [...h.shardTypes],
     ...(h.certificate === undefined ? {} : { certificate: h.certificate as string }),
     ...(h.nextCertificate === undefined ? {} : { nextCertificate: h.nextCertificate as string }),
+    ...(version === undefined ? {} : { version }),
   })
   w.touchHost(h.id)
   // A peer that lost its data and joined again: another id at its address is its earlier

@@ -44,6 +44,7 @@ const NAMED = new Set([
   'shard.leader',
   'tokens.prune',
   'access.rotate',
+  'cluster.version',
 ])
 
 /**
@@ -56,7 +57,7 @@ const NAMED = new Set([
  *   with `from` (see `agent.removeHost`);
  * - `shard.leader`: the host of the replica it names as leader, a replica of that shard on
  *   record (the term is the proposer's word; see docs/security.md on what `by` guards against);
- * - `tokens.prune`: the registry leader;
+ * - `tokens.prune` and `cluster.version`: the registry leader;
  * - anything else (`host.join` included): a member of the cluster.
  */
 export function checkProposer(w: Writer, c: Fields): void {
@@ -109,6 +110,9 @@ export function checkProposer(w: Writer, c: Fields): void {
     }
     case 'tokens.prune':
       deny(registryLeader(w) === by, `only the registry leader prunes join tokens, not ${by}`)
+      return
+    case 'cluster.version':
+      deny(registryLeader(w) === by, `only the registry leader moves the cluster on, not ${by}`)
       return
     default:
       deny(isMember(w, by), `host ${by} is not a member of the cluster`)

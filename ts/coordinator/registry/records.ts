@@ -58,6 +58,11 @@ export interface HostRecord {
   /** State machine type URIs this host can run. */
   shardTypes: string[]
   /**
+   * The newest registry format this host's build reads (see docs/upgrades.md); absent: 1 (a
+   * build from before versions, or a host that has not written its record since).
+   */
+  version?: number
+  /**
    * SHA-256 fingerprint of the host's TLS certificate (as Node prints it), when it has one:
    * the bus lets a caller act as this host only with this certificate.
    */
@@ -129,6 +134,7 @@ export type CommandBody =
         | 'shardTypes'
         | 'certificate'
         | 'nextCertificate'
+        | 'version'
       >
       /**
        * The host is a peer that lost its data and joined again under a new id: the earlier
@@ -165,6 +171,11 @@ export type CommandBody =
       now: number
     }
   | { op: 'access.name' }
+  | {
+      op: 'cluster.version'
+      /** The registry format the cluster writes from this command on (only ever raised). */
+      version: number
+    }
   | {
       op: 'access.rotate'
       /** The new join key (64 hex digits): tokens signed with the earlier one admit nobody. */
@@ -203,7 +214,7 @@ export type CommandBody =
 /** Outcome of a command: `ok` with data, or an error message. */
 export type Outcome =
   | { ok: true; id?: number; ids?: number[] }
-  | { ok: false; error: string; code?: 'ERR_UNAUTHENTICATED' }
+  | { ok: false; error: string; code?: 'ERR_UNAUTHENTICATED' | 'ERR_UNSUPPORTED_VERSION' }
 
 /** Accepted is the outcome of a command the registry applied. */
 export type Accepted = Extract<Outcome, { ok: true }>

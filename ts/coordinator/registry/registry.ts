@@ -10,6 +10,7 @@ import { runCommand } from './commands'
 import { ChangeHistory } from './history'
 import type { Outcome } from './records'
 import { readSnapshot, writeSnapshot } from './snapshot'
+import { versionOf } from './versions'
 import { Invalid, Writer } from './writer'
 import { RegistryState } from './state'
 
@@ -61,6 +62,13 @@ export class Registry extends EventEmitter implements StateMachine {
         cmd = JSON.parse(data.toString())
       } catch {
         throw new Invalid('command is not JSON')
+      }
+      // A command of a format this build does not read stops the replica (not Invalid):
+      // refusing it here while other replicas apply it would set them apart.
+      versionOf(cmd)
+      if (typeof cmd === 'object' && cmd !== null && 'v' in cmd) {
+        const { v: _, ...rest } = cmd as Record<string, unknown>
+        cmd = rest
       }
       out = runCommand(w, cmd)
       this.#state = w.finish()

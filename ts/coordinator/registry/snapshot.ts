@@ -1,11 +1,12 @@
-// The registry's snapshots: JSON Lines, a header with the counters and row counts, then one
-// row per line (hosts, shards, replicas, used join tokens). Written in chunks and read line by
+// The registry's snapshots: JSON Lines, a header with the format version, the counters and row
+// counts, then one row per line (hosts, shards, replicas, used join tokens). Written in chunks and read line by
 // line, so that a registry of any size is never one string.
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 
 import type { HostRecord, ReplicaRecord, ShardRecord } from './records'
 import { RegistryState, type UsedToken } from './state'
+import { checkRegistryVersion } from './versions'
 
 /** SNAPSHOT_CHUNK is about how many characters a snapshot hands its stream at a time. */
 export const SNAPSHOT_CHUNK = 64 * 1024
@@ -23,6 +24,11 @@ interface SnapshotHeader {
   tokens?: number
   /** Commands name their proposers (Access.named); absent in snapshots made before. */
   named?: boolean
+  /**
+   * The registry format of the snapshot, which is the one the cluster writes (Access.version);
+   * absent in format 1.
+   */
+  version?: number
 }
 
 /** failure is why `out` can take no more, if it can't. */
@@ -69,6 +75,7 @@ export async function writeSnapshot(s: RegistryState, out: Writable): Promise<vo
     }
     await write({
       kind: 'header',
+      ...(s.version > 1 ? { version: s.version } : {}),
       index: s.index,
       nextShardId: s.nextShardId,
       nextReplicaId: s.nextReplicaId,
@@ -103,8 +110,11 @@ export async function readSnapshot(input: Readable): Promise<RegistryState> {
   for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
     if (!line) continue
     const { kind, ...row } = JSON.parse(line)
-    if (kind === 'header') header = row
-    else if (kind === 'host') hosts.set(row.id, row)
+    if (kind === 'header') {
+      // Refused before any row is read: a later format may mean other things by them.
+      checkRegistryVersion('registry snapshot', row.version ?? 1)
+      header = row
+    } else if (kind === 'host') hosts.set(row.id, row)
     else if (kind === 'shard') shards.set(row.id, row)
     else if (kind === 'replica') replicas.set(row.id, row)
     else if (kind === 'token') {
@@ -133,6 +143,11 @@ export async function readSnapshot(input: Readable): Promise<RegistryState> {
     replicas,
     header.nextShardId,
     header.nextReplicaId,
-    { joinKey: header.joinKey ?? '', used, ...(header.named ? { named: true } : {}) },
+    {
+      joinKey: header.joinKey ?? '',
+      used,
+      ...(header.named ? { named: true } : {}),
+      ...((header.version ?? 1) > 1 ? { version: header.version } : {}),
+    },
   )
 }

@@ -27,6 +27,12 @@ export interface Access {
    * as they did when they were written).
    */
   named?: boolean
+  /**
+   * The registry format the cluster writes its commands and snapshots in (see
+   * binding/versions.ts); absent: 1. Raised by the registry leader's `cluster.version` once
+   * every host reads the next one, never lowered.
+   */
+  version?: number
 }
 
 export const NO_ACCESS: Access = { joinKey: '', used: new Map() }
@@ -114,6 +120,15 @@ export class RegistryState {
       access,
       this.#ix,
     )
+  }
+
+  /**
+   * version is the registry format the cluster writes its commands and snapshots in: the
+   * newest that every host on record reads, once the registry leader has seen it (see
+   * docs/upgrades.md).
+   */
+  get version(): number {
+    return this.access.version ?? 1
   }
 
   /** shardByName finds a shard by its unique name. */

@@ -13,7 +13,7 @@ import { type Access, RegistryState } from './state'
 export class Invalid extends Error {
   constructor(
     message: string,
-    readonly code?: 'ERR_UNAUTHENTICATED',
+    readonly code?: 'ERR_UNAUTHENTICATED' | 'ERR_UNSUPPORTED_VERSION',
   ) {
     super(message)
   }

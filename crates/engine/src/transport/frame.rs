@@ -1,7 +1,10 @@
 //! Framing of the transport's wire format: pure encoding and decoding, no I/O.
 //!
 //! A frame is a header `magic: u32 | cluster_id: u64 | len: u32 | crc32(payload): u32`
-//! (little endian) followed by `len` payload bytes. A message payload is
+//! (little endian) followed by `len` payload bytes. The magic's first three bytes say what
+//! the frame holds ("ZZM": messages, "ZZS": a snapshot) and its fourth the version of the
+//! layout, as an ASCII digit ([`TRANSPORT_VERSION`]); a version this build does not read is
+//! refused by name and ends the connection. A message payload is
 //! `addr_len: u16 | sender's transport address` then a sequence of
 //! `shard: u64 | len: u32 | protobuf raft Message`. Snapshot data follows its frame as chunks
 //! `len: u32 | crc32: u32 | data`, ended by a zero length.
@@ -11,10 +14,17 @@ use std::io;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 
-/// Magic number opening a message frame ("ZZM1").
-pub const MAGIC_MESSAGES: u32 = 0x314d_5a5a;
-/// Magic number opening a snapshot stream ("ZZS1").
-pub const MAGIC_SNAPSHOT: u32 = 0x3153_5a5a;
+use crate::version::{supported, unsupported, OLDEST_TRANSPORT_VERSION, TRANSPORT_VERSION};
+
+/// magic is the magic of a frame of `kind` ("ZZM" or "ZZS") at `version`.
+const fn magic(kind: &[u8; 3], version: u8) -> u32 {
+    u32::from_le_bytes([kind[0], kind[1], kind[2], b'0' + version])
+}
+
+/// Magic number opening a message frame ("ZZM" and the version: "ZZM1").
+pub const MAGIC_MESSAGES: u32 = magic(b"ZZM", TRANSPORT_VERSION);
+/// Magic number opening a snapshot stream ("ZZS" and the version: "ZZS1").
+pub const MAGIC_SNAPSHOT: u32 = magic(b"ZZS", TRANSPORT_VERSION);
 /// Size of a frame header in bytes.
 pub const HEADER_LEN: usize = 20;
 /// Size of a snapshot chunk header in bytes.
@@ -49,13 +59,25 @@ impl Header {
     /// parse checks a header against this cluster and the frame limit before anything is
     /// allocated for the payload.
     pub(crate) fn parse(h: &[u8; HEADER_LEN], cluster: u64, max: usize) -> io::Result<Header> {
-        let magic = u32::from_le_bytes(h[..4].try_into().unwrap());
         let from = u64::from_le_bytes(h[4..12].try_into().unwrap());
         let len = u32::from_le_bytes(h[12..16].try_into().unwrap()) as usize;
         let crc = u32::from_le_bytes(h[16..20].try_into().unwrap());
-        if magic != MAGIC_MESSAGES && magic != MAGIC_SNAPSHOT {
+        if &h[..3] != b"ZZM" && &h[..3] != b"ZZS" {
             return Err(bad("unknown frame magic"));
         }
+        let version = u32::from(h[3].wrapping_sub(b'0'));
+        if !supported(version, OLDEST_TRANSPORT_VERSION, TRANSPORT_VERSION) {
+            let (oldest, newest) = (OLDEST_TRANSPORT_VERSION, TRANSPORT_VERSION);
+            let why = unsupported("transport frame", version, oldest, newest);
+            return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+        }
+        // `magic` names the kind at this build's version, whichever version the frame has:
+        // every version this build reads has the same layout (a later one may not).
+        let magic = if &h[..3] == b"ZZM" {
+            MAGIC_MESSAGES
+        } else {
+            MAGIC_SNAPSHOT
+        };
         if from != cluster {
             return Err(bad("frame from another cluster"));
         }
@@ -184,6 +206,27 @@ pub(super) mod tests {
         let mut wrong = h;
         wrong[0] ^= 1;
         assert!(Header::parse(&wrong, 5, 100).is_err());
+    }
+
+    #[test]
+    fn a_frame_of_a_transport_version_this_build_does_not_read_is_refused_by_name() {
+        assert_eq!(&MAGIC_MESSAGES.to_le_bytes(), b"ZZM1");
+        assert_eq!(&MAGIC_SNAPSHOT.to_le_bytes(), b"ZZS1");
+        for kind in [b"ZZM", b"ZZS"] {
+            for version in [TRANSPORT_VERSION + 1, 9, 0] {
+                let h = header(magic(kind, version), 5, b"hello");
+                let e = Header::parse(&h, 5, 100).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(&format!("transport frame version {version}")),
+                    "{msg}"
+                );
+                assert!(msg.contains("not supported"), "{msg}");
+            }
+            let ok = Header::parse(&header(magic(kind, TRANSPORT_VERSION), 5, b"hi"), 5, 100);
+            assert!(ok.is_ok());
+        }
     }
 
     #[test]

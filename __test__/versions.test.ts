@@ -1,0 +1,206 @@
+import { PassThrough, Readable } from 'node:stream'
+
+import * as grpc from '@grpc/grpc-js'
+import { afterAll, describe, expect, it } from 'vitest'
+
+import { ZongziError } from '../ts/index'
+import { REGISTRY_VERSION } from '../ts/binding/versions'
+import { BusClient } from '../ts/bus/client'
+import { fromServiceError } from '../ts/bus/codes'
+import { BusServer, type BusHandlers } from '../ts/bus/server'
+import { makeClient } from '../ts/bus/service'
+import { Registry } from '../ts/coordinator/registry/registry'
+import { envelope, readableVersion } from '../ts/coordinator/registry/versions'
+import { apply, outcome, seed } from './fixtures/registry'
+
+// Format versions (docs/upgrades.md): what a host does with a registry command, a registry
+// snapshot or a bus request in a version it does not read (refuses it by name, never reads
+// it), and how the cluster moves to writing the next registry format. The engine's formats
+// (transport frames, snapshot session tables) are tested in crates/engine.
+
+const FUTURE = REGISTRY_VERSION + 1
+
+/** refusal is the error `f` throws or rejects with. */
+async function refusal(f: () => unknown): Promise<ZongziError> {
+  try {
+    await f()
+  } catch (e) {
+    expect(e).toBeInstanceOf(ZongziError)
+    return e as ZongziError
+  }
+  throw new Error('it was not refused')
+}
+
+/** saved is the registry's snapshot, as text. */
+async function saved(r: Registry): Promise<string> {
+  const out = new PassThrough()
+  const chunks: Buffer[] = []
+  out.on('data', (c: Buffer) => chunks.push(c))
+  await r.saveSnapshot(out)
+  return Buffer.concat(chunks).toString()
+}
+
+/** raised is a seeded registry whose hosts all read this build's format, moved to it. */
+function raised(): Registry {
+  const r = new Registry()
+  seed(r)
+  for (const i of [1, 2, 3]) {
+    const host = { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: {} }
+    apply(r, { op: 'host.put', host: { ...host, shardTypes: ['kv'], version: REGISTRY_VERSION } })
+  }
+  apply(r, { op: 'cluster.version', version: readableVersion(r.state) })
+  return r
+}
+
+describe('registry commands', () => {
+  it('refuse a command of a format this build does not read: the replica stops', async () => {
+    const r = new Registry()
+    seed(r)
+    const before = r.state
+    for (const v of [FUTURE, 0, '2', null]) {
+      const cmd = { v, op: 'shard.create', name: 'x', type: 'kv' }
+      const e = await refusal(() => apply(r, cmd))
+      expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
+      expect(e.message).toMatch(/registry command version .* is not supported/)
+      expect(r.state).toBe(before)
+    }
+  })
+
+  it('read a command with no version as format 1, and one with v as its format', () => {
+    const r = new Registry()
+    seed(r)
+    const one = JSON.parse(
+      envelope({ op: 'shard.create', name: 'a', type: 'kv' }, 'h1', 1).toString(),
+    )
+    expect(one).not.toHaveProperty('v')
+    const two = JSON.parse(
+      envelope({ op: 'shard.create', name: 'b', type: 'kv' }, 'h1', 2).toString(),
+    )
+    expect(two.v).toBe(2)
+    expect(apply(r, one, two).map((x) => outcome(x).ok)).toEqual([true, true])
+    const names = [...r.state.shards.values()].map((s) => s.name)
+    expect(names).toEqual(expect.arrayContaining(['a', 'b']))
+  })
+})
+
+describe('the cluster version', () => {
+  it('stays at 1 until every host on record reads the next format', () => {
+    const r = new Registry()
+    seed(r)
+    expect(r.state.version).toBe(1)
+    expect(readableVersion(r.state)).toBe(1)
+    const host = (i: number) => ({ id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}` })
+    for (const i of [1, 2]) {
+      const h = { ...host(i), tags: {}, shardTypes: ['kv'], version: REGISTRY_VERSION }
+      apply(r, { op: 'host.put', host: h })
+    }
+    expect(readableVersion(r.state)).toBe(1)
+    const h3 = { ...host(3), tags: {}, shardTypes: ['kv'], version: REGISTRY_VERSION }
+    apply(r, { op: 'host.put', host: h3 })
+    expect(readableVersion(r.state)).toBe(REGISTRY_VERSION)
+  })
+
+  it('is raised by the registry leader only, and never lowered', () => {
+    const r = new Registry()
+    seed(r)
+    const byOther = outcome(apply(r, { op: 'cluster.version', version: 2, by: 'h2' })[0])
+    expect(byOther).toMatchObject({ ok: false, code: 'ERR_UNAUTHENTICATED' })
+    expect(r.state.version).toBe(1)
+    expect(outcome(apply(r, { op: 'cluster.version', version: 2 })[0]).ok).toBe(true)
+    expect(r.state.version).toBe(2)
+    expect(outcome(apply(r, { op: 'cluster.version', version: 1 })[0]).ok).toBe(true)
+    expect(r.state.version).toBe(2)
+  })
+
+  it('stops a replica whose build does not read the format the cluster moves to', async () => {
+    const r = new Registry()
+    seed(r)
+    const e = await refusal(() => apply(r, { op: 'cluster.version', version: FUTURE }))
+    expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
+    expect(r.state.version).toBe(1)
+  })
+
+  it('refuses the record of a host that reads less than the cluster writes', () => {
+    const r = raised()
+    const old = { id: 'h2', apiAddress: 'a2', raftAddress: 'r2', tags: {}, shardTypes: ['kv'] }
+    for (const host of [old, { ...old, version: 1 }]) {
+      const out = outcome(apply(r, { op: 'host.put', host })[0])
+      expect(out).toMatchObject({ ok: false, code: 'ERR_UNSUPPORTED_VERSION' })
+      expect(out.error).toMatch(/reads registry format 1, but the cluster writes 2/)
+    }
+    expect(r.state.hosts.get('h2')?.version).toBe(REGISTRY_VERSION)
+  })
+})
+
+describe('registry snapshots', () => {
+  it('carry the cluster version from format 2 on, and none in format 1', async () => {
+    const one = new Registry()
+    seed(one)
+    const text1 = await saved(one)
+    expect(JSON.parse(text1.split('\n')[0])).not.toHaveProperty('version')
+    const r = raised()
+    const text = await saved(r)
+    expect(JSON.parse(text.split('\n')[0]).version).toBe(2)
+    const back = new Registry()
+    await back.recoverFromSnapshot(Readable.from([text]))
+    expect(back.state.version).toBe(2)
+    const back1 = new Registry()
+    await back1.recoverFromSnapshot(Readable.from([text1]))
+    expect(back1.state.version).toBe(1)
+    expect(back1.state.hosts.size).toBe(3)
+  })
+
+  it('refuse a snapshot of a format this build does not read', async () => {
+    const lines = (await saved(raised())).split('\n')
+    for (const version of [FUTURE, 0, 'x']) {
+      const header = { ...JSON.parse(lines[0]), version }
+      const text = [JSON.stringify(header), ...lines.slice(1)].join('\n')
+      const r = new Registry()
+      const e = await refusal(() => r.recoverFromSnapshot(Readable.from([text])))
+      expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
+      expect(e.message).toMatch(/registry snapshot version .* is not supported/)
+      expect(r.state.hosts.size).toBe(0)
+    }
+  })
+})
+
+describe('bus requests', () => {
+  const handlers = {
+    admit: async () => {},
+    probe: async () => ({ hostId: 'h1', initialized: true, peers: [] }),
+  } as unknown as BusHandlers
+  const server = new BusServer('c', handlers)
+  afterAll(() => server.close())
+
+  /** probe calls Probe with `meta` and resolves with the code it failed with, or 'ok'. */
+  function probe(address: string, meta: grpc.Metadata): Promise<string> {
+    const raw = makeClient(address, grpc.credentials.createInsecure(), {})
+    return new Promise<string>((resolve) => {
+      raw.Probe({ cluster: 'c' }, meta, { deadline: Date.now() + 5000 }, (e) => {
+        raw.close()
+        resolve(e ? fromServiceError(e).code : 'ok')
+      })
+    })
+  }
+
+  it('are refused by name in a format the server does not serve', async () => {
+    const address = await server.listen('127.0.0.1:0')
+    for (const v of [String(FUTURE), '0', 'two', '99999999999']) {
+      const meta = new grpc.Metadata()
+      meta.set('zongzi-version', v)
+      expect(await probe(address, meta), v).toBe('ERR_UNSUPPORTED_VERSION')
+    }
+    // Without the header (a build before versions), a request is of format 1.
+    expect(await probe(address, new grpc.Metadata())).toBe('ok')
+  })
+
+  it('carry the version this build sends, which its server serves', async () => {
+    const address = await server.listen('127.0.0.1:0')
+    const client = new BusClient('c')
+    try {
+      expect((await client.probe(address)).hostId).toBe('h1')
+    } finally {
+      client.close()
+    }
+  })
+})
