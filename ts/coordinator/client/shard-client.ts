@@ -15,7 +15,7 @@ import {
 } from './retry'
 import { resumable } from './feeds'
 import { ClientSession, inSession } from './session'
-import { type Target, targets } from './targets'
+import { ShardTargets, type Target } from './targets'
 
 /**
  * ShardClient sends commands and queries to one shard. Each call goes to this host's replica
@@ -26,6 +26,7 @@ import { type Target, targets } from './targets'
 export class ShardClient {
   readonly #agent: ClientContext
   readonly #ownHealth = new HostHealth()
+  readonly #targets: ShardTargets
   #session: ClientSession | undefined
   /** The client whose session this one shares (see `share`). */
   #of: ShardClient | undefined
@@ -40,6 +41,7 @@ export class ShardClient {
     readonly options: ShardClientOptions = {},
   ) {
     this.#agent = agent
+    this.#targets = new ShardTargets(agent, shardId)
     if (options.session !== false) {
       this.#session = new ClientSession((clientId, timeoutMs) =>
         this.#route(
@@ -261,23 +263,26 @@ export class ShardClient {
   }
 
   /**
-   * #known returns #targets once this host's registry snapshot knows the shard: when it does
+   * #known returns the targets once this host's registry snapshot knows the shard: when it does
    * not, the client catches up with the registry once, and only then calls the shard unknown.
+   * It answers at once when the snapshot knows the shard.
    */
-  async #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Promise<Target[]> {
+  #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Target[] | Promise<Target[]> {
+    const leaderFirst = write && !!this.options.writeToLeader
+    const available = this.#available
     try {
-      return targets(this.#agent, this.shardId, write && !!this.options.writeToLeader, (a) =>
-        this.#health.available(a),
-      )
+      return this.#targets.targets(leaderFirst, available)
     } catch (e) {
       if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND')) throw e
       if (!this.#agent.catchUp || this.#agent.registry().shards.has(this.shardId)) throw e
-      await this.#agent.catchUp(timeoutMs)
-      return targets(this.#agent, this.shardId, write && !!this.options.writeToLeader, (a) =>
-        this.#health.available(a),
-      )
+      return this.#agent
+        .catchUp(timeoutMs)
+        .then(() => this.#targets.targets(leaderFirst, available))
     }
   }
+
+  /** #available tells whether a host's circuit lets a call through now. */
+  readonly #available = (address: string) => this.#health.available(address)
 
   /**
    * #route sends a call to the hosts that can serve it and goes round again until the
@@ -286,17 +291,14 @@ export class ShardClient {
    * sent to the next host when the one it waits for stays silent past the hedging delay
    * (see retry.ts). A read's failure is marked as a read's.
    */
-  async #route<T>(
+  #route<T>(
     write: boolean,
     o: ClientCallOptions,
     f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,
     mayRetry?: (e: unknown) => boolean,
   ): Promise<T> {
-    try {
-      return await this.#send(write, o, f, mayRetry)
-    } catch (e) {
-      throw write ? e : asRead(e)
-    }
+    const p = this.#send(write, o, f, mayRetry)
+    return write ? p : p.catch(throwAsRead)
   }
 
   async #send<T>(
@@ -342,14 +344,7 @@ export class ShardClient {
       }
     }
     const goOn = (e: unknown) => e !== fatal && !expired
-    const round = async () => {
-      let targets: Target[]
-      try {
-        targets = await this.#known(write, Math.max(1, deadline - Date.now()))
-      } catch (e) {
-        fatal = e
-        throw e
-      }
+    const send = (targets: Target[]): Promise<T> => {
       if (write) return firstOf(targets, (t) => one(t), goOn, none)
       return hedge(targets, one, {
         retryable: goOn,
@@ -359,6 +354,21 @@ export class ShardClient {
           if (!t.local) health.failure(t.address)
         },
       })
+    }
+    const unknown = (e: unknown): never => {
+      fatal = e
+      throw e
+    }
+    // A round answers at once when this host's registry snapshot knows the shard.
+    const round = (): Promise<T> => {
+      let targets: Target[] | Promise<Target[]>
+      try {
+        targets = this.#known(write, Math.max(1, deadline - Date.now()))
+      } catch (e) {
+        fatal = e
+        return Promise.reject(e)
+      }
+      return targets instanceof Promise ? targets.then(send, unknown) : send(targets)
     }
     try {
       return await retry(round, { deadline, signal: o.signal, retryable: goOn })
@@ -382,6 +392,11 @@ export class ShardClient {
 /** bytesOf returns bytes a state machine yielded as a Buffer over the same memory. */
 function bytesOf(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+/** throwAsRead throws a read's failure, marked as a read's. */
+function throwAsRead(e: unknown): never {
+  throw asRead(e)
 }
 
 function bytes(v: unknown, what: string): void {
