@@ -5,6 +5,7 @@ import type { SessionRef } from '../../binding/proposals'
 import type { ClientCallOptions, ClientContext, ShardClientOptions } from './client-context'
 import { HostHealth, isHostFailure } from './health'
 import {
+  type Attempt,
   firstOf,
   hedge,
   readMayRetry,
@@ -318,7 +319,7 @@ export class ShardClient {
     let last: unknown
     let fatal: unknown // an error that ends the call as it is
     let expired = false
-    const one = async (t: Target, hedged?: AbortSignal): Promise<T> => {
+    const one = async (t: Target, hedged?: Attempt): Promise<T> => {
       if (o.signal?.aborted) {
         fatal = new ZongziError('ERR_ABORTED', 'aborted')
         throw fatal
@@ -328,7 +329,14 @@ export class ShardClient {
         expired = true
         throw last ?? none()
       }
-      const signal = hedged && o.signal ? AbortSignal.any([o.signal, hedged]) : (hedged ?? o.signal)
+      // A call to this host's replica cannot be cancelled: it goes on when a hedged attempt
+      // elsewhere wins, and its outcome is ignored. A call over the bus is cancelled then.
+      const signal =
+        t.local || !hedged
+          ? o.signal
+          : o.signal
+            ? AbortSignal.any([o.signal, hedged.signal])
+            : hedged.signal
       const started = Date.now()
       try {
         const v = await settleBy(f(t, left, signal), left, signal)
