@@ -4,6 +4,7 @@ import { type ErrorCode, ZongziError } from '../ts/binding/errors'
 import {
   backoff,
   firstOf,
+  type Attempt,
   hedge,
   readMayRetry,
   retry,
@@ -120,9 +121,9 @@ describe('retry', () => {
   it('hedge sends to the next candidate when one stays silent; the first answer wins', async () => {
     const aborted: number[] = []
     const late: number[] = []
-    const f = (c: number, signal: AbortSignal) =>
+    const f = (c: number, attempt: Attempt) =>
       new Promise<number>((resolve) => {
-        signal.addEventListener('abort', () => aborted.push(c))
+        attempt.signal.addEventListener('abort', () => aborted.push(c))
         if (c !== 1) setTimeout(() => resolve(c), 5)
       })
     const v = await hedge([1, 2, 3], f, {
@@ -134,6 +135,23 @@ describe('retry', () => {
     expect(v).toBe(2)
     expect(late).toEqual([1])
     expect(aborted).toEqual([1])
+  })
+
+  it("hedge's attempts make their signal when asked, aborted if hedge gave them up", async () => {
+    const attempts: Attempt[] = []
+    const f = (c: number, attempt: Attempt) => {
+      attempts.push(attempt)
+      return c === 1 ? new Promise<number>(() => {}) : Promise.resolve(c)
+    }
+    const v = await hedge([1, 2], f, {
+      retryable: readMayRetry,
+      delayMs: 1,
+      none: () => err('ERR_UNAVAILABLE'),
+    })
+    expect(v).toBe(2)
+    expect(attempts.map((a) => a.aborted)).toEqual([true, false])
+    expect(attempts[0].signal.aborted).toBe(true)
+    expect(attempts[1].signal.aborted).toBe(false)
   })
 
   it('hedge moves on at once after a retryable failure, and stops at one that is not', async () => {

@@ -1,6 +1,9 @@
 // One agent of bench:agent in a process of its own, driven by bench/agent.mjs over the
 // harness's IPC. Its clients are the user's path: ShardClient.propose and read through this
 // agent, which forwards over the bus when the shard's leader is elsewhere.
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 import { Agent } from '../dist/index.mjs'
@@ -69,6 +72,25 @@ async function drive({ clients, seconds, rate, op }) {
   return { seconds: (performance.now() - t0) / 1000, writes, reads, errors }
 }
 
+/** profile starts V8's CPU profiler on this thread; `stop` writes FILE.cpuprofile in `dir`. */
+async function profile() {
+  const s = new Session()
+  s.connect()
+  await s.post('Profiler.enable')
+  await s.post('Profiler.setSamplingInterval', { interval: 500 })
+  await s.post('Profiler.start')
+  return {
+    stop: async (dir, name) => {
+      const { profile } = await s.post('Profiler.stop')
+      s.disconnect()
+      mkdirSync(dir, { recursive: true })
+      const file = join(dir, `${name}.cpuprofile`)
+      writeFileSync(file, JSON.stringify(profile))
+      return file
+    },
+  }
+}
+
 const ops = {
   start: async ({ cluster, peers, options }) => {
     agent = new Agent(cluster, peers, options)
@@ -97,7 +119,8 @@ const ops = {
     )
     await Promise.all(shards.map((id) => agent.client(id).index({ timeoutMs: 30_000 })))
   },
-  load: async ({ shards, clients, first, stride, seconds, payload, readShare, rate }) => {
+  load: async (o) => {
+    const { shards, clients, first, stride, seconds, payload, readShare, rate, profileDir } = o
     const bound = Array.from({ length: clients }, (_, c) => {
       const global = first + c * stride
       return { client: agent.client(shards[global % shards.length]), global }
@@ -106,6 +129,7 @@ const ops = {
     const key = Buffer.alloc(8)
     const loop = monitorEventLoopDelay()
     loop.enable()
+    const profiler = profileDir ? await profile() : undefined
     const cpu0 = process.cpuUsage()
     const r = await drive({
       clients,
@@ -125,7 +149,9 @@ const ops = {
     })
     const cpu = process.cpuUsage(cpu0)
     loop.disable()
+    const written = profiler ? await profiler.stop(profileDir, `agent-${agent.hostId}`) : undefined
     return {
+      profile: written,
       ...r,
       cpuPct: (100 * (cpu.user + cpu.system)) / (r.seconds * 1e6),
       rssMb: process.memoryUsage().rss / 2 ** 20,

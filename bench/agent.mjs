@@ -28,11 +28,11 @@ const args = parseArgs(
     ' [--tls 0|1] [--rate OPS_PER_SEC] [--cpuprof 0|1]',
 )
 const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-agent-'))
-const execArgv = args.cpuprof
-  ? ['--cpu-prof', `--cpu-prof-dir=${join(tmpdir(), 'zongzi-prof')}`]
-  : []
+// With --cpuprof 1 each agent writes a V8 CPU profile of its main thread during the load
+// alone (not start-up or shard creation) into this directory.
+const profileDir = args.cpuprof ? join(tmpdir(), 'zongzi-prof') : undefined
 const peers = await loopbackAddresses(AGENTS)
-const agents = await Promise.all(peers.map(() => ChildClient.start(WORKER, { execArgv })))
+const agents = await Promise.all(peers.map(() => ChildClient.start(WORKER)))
 const ca = args.tls ? createCertificateAuthority() : undefined
 
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d
@@ -67,6 +67,7 @@ try {
         payload: args.payload,
         readShare: args.reads,
         rate: args.rate / AGENTS,
+        profileDir,
       }),
     ),
   )
@@ -97,6 +98,7 @@ try {
       cpu_pct: results.map((r) => round(r.cpuPct)),
       rss_mb: results.map((r) => Math.round(r.rssMb)),
       event_loop_p99_ms: results.map((r) => round(r.eventLoopP99Ms, 2)),
+      profiles: profileDir ? results.map((r) => r.profile) : undefined,
     }),
   )
 } finally {

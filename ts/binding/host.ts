@@ -190,17 +190,22 @@ export class Host extends EventEmitter {
    * Proposals made in the same tick cross into the engine together, and their results come
    * back together.
    */
-  async propose(
+  propose(
     shardId: number,
     data: Uint8Array,
     options?: ProposeOptions,
   ): Promise<{ value: number; data: Buffer }> {
-    this.#checkOpen()
-    checkId(shardId, 'shardId')
-    const bytes = checkBytes(data, 'data')
-    const timeout = timeoutOf(options)
-    const session = options?.session === undefined ? undefined : checkSession(options.session)
-    return this.#proposals.add(shardId, bytes, timeout, session)
+    // Not an async function: the proposal's own promise is the only one a call makes.
+    try {
+      this.#checkOpen()
+      checkId(shardId, 'shardId')
+      const bytes = checkBytes(data, 'data')
+      const timeout = timeoutOf(options)
+      const session = options?.session === undefined ? undefined : checkSession(options.session)
+      return this.#proposals.add(shardId, bytes, timeout, session)
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   /**

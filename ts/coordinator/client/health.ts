@@ -61,6 +61,8 @@ export class HostHealth {
   readonly #circuits = new Map<string, Circuit>()
   readonly #latencies: number[] = []
   #next = 0
+  /** hedgeDelay's answer until the next latency is recorded. */
+  #hedgeDelay: number | undefined
   readonly #o: Required<HostHealthOptions>
   readonly #onChange?: (address: string, state: CircuitState) => void
 
@@ -102,6 +104,7 @@ export class HostHealth {
   success(address: string, ms: number): void {
     this.#latencies[this.#next] = ms
     this.#next = (this.#next + 1) % SAMPLES
+    this.#hedgeDelay = undefined
     const c = this.#circuits.get(address)
     if (!c) return
     c.failures = 0
@@ -129,11 +132,13 @@ export class HostHealth {
    * twice the 90th percentile of recent latencies, within the configured bounds.
    */
   hedgeDelay(): number {
+    if (this.#hedgeDelay !== undefined) return this.#hedgeDelay
     const n = this.#latencies.length
     if (n === 0) return this.#o.minHedgeMs
     const sorted = [...this.#latencies].sort((a, b) => a - b)
     const p90 = sorted[Math.min(n - 1, Math.floor(n * 0.9))]
-    return Math.min(this.#o.maxHedgeMs, Math.max(this.#o.minHedgeMs, 2 * p90))
+    this.#hedgeDelay = Math.min(this.#o.maxHedgeMs, Math.max(this.#o.minHedgeMs, 2 * p90))
+    return this.#hedgeDelay
   }
 
   #openFor(c: Circuit): number {

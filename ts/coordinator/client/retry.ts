@@ -101,6 +101,36 @@ export async function firstOf<C, T>(
   throw tried ? last : none()
 }
 
+/**
+ * Attempt is one of hedge's attempts, which hedge aborts once another has won. Its signal is
+ * made only when asked for: an AbortSignal costs more than the rest of a fast attempt, and an
+ * attempt that cannot be cancelled (a call to this host's replica) need not ask.
+ */
+export class Attempt {
+  #controller: AbortController | undefined
+  #aborted = false
+
+  /** aborted tells whether hedge gave this attempt up. */
+  get aborted(): boolean {
+    return this.#aborted
+  }
+
+  /** signal aborts when hedge gives this attempt up (at once if it already has). */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#aborted) this.#controller.abort()
+    }
+    return this.#controller.signal
+  }
+
+  /** abort gives the attempt up. */
+  abort(): void {
+    this.#aborted = true
+    this.#controller?.abort()
+  }
+}
+
 /** HedgeOptions say when `hedge` moves on and what it reports. */
 export interface HedgeOptions<C> {
   /** retryable tells whether a failure lets the next candidate be tried. */
@@ -116,19 +146,19 @@ export interface HedgeOptions<C> {
 /**
  * hedge tries `f` on the first candidate, and on the next one as well whenever `delayMs` pass
  * without an answer or an attempt fails with a retryable error. The first success wins and
- * the other attempts are aborted through their signals. A failure that is not retryable ends
+ * the other attempts are aborted (see Attempt). A failure that is not retryable ends
  * it at once. Once every candidate has been tried and one has failed, the last failure is
  * thrown when the others have failed too or stayed silent for another `delayMs` (they are
  * aborted and reported `late`).
  */
 export function hedge<C, T>(
   candidates: readonly C[],
-  f: (c: C, signal: AbortSignal) => Promise<T>,
+  f: (c: C, attempt: Attempt) => Promise<T>,
   o: HedgeOptions<C>,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     if (candidates.length === 0) return reject(o.none())
-    const running = new Map<number, AbortController>()
+    const running = new Map<number, Attempt>()
     let next = 0
     let settled = false
     let last: unknown
@@ -156,9 +186,9 @@ export function hedge<C, T>(
         return
       }
       const i = next++
-      const ac = new AbortController()
-      running.set(i, ac)
-      f(candidates[i], ac.signal).then(
+      const attempt = new Attempt()
+      running.set(i, attempt)
+      f(candidates[i], attempt).then(
         (v) => {
           if (settled) return
           running.delete(i)

@@ -22,8 +22,13 @@ export class ClientSession {
   readonly #register: (clientId: number, timeoutMs: number) => Promise<void>
   #clientId = 0
   #registered: Promise<void> | undefined
+  /** Whether #registered has resolved: then a write takes its series without waiting. */
+  #ready = false
   #next = 1
-  /** Series sent and not yet answered. */
+  /**
+   * Series sent and not yet answered, in the order taken, which is ascending (a Set keeps
+   * insertion order): the first is the lowest.
+   */
   readonly #open = new Set<number>()
 
   constructor(register: (clientId: number, timeoutMs: number) => Promise<void>) {
@@ -35,8 +40,12 @@ export class ClientSession {
     return this.#clientId
   }
 
-  /** begin takes the next series, registering the session first if it has none. */
-  async begin(timeoutMs: number): Promise<Write> {
+  /**
+   * begin takes the next series, registering the session first if it has none. Once the
+   * session is registered it answers at once, without a promise.
+   */
+  begin(timeoutMs: number): Write | Promise<Write> {
+    if (this.#ready) return this.#take(this.#clientId)
     if (!this.#registered) {
       const clientId = randomInt(1, 2 ** 48)
       this.#clientId = clientId
@@ -44,12 +53,20 @@ export class ClientSession {
       this.#open.clear()
       const p = this.#register(clientId, timeoutMs)
       this.#registered = p
-      p.catch(() => {
-        if (this.#registered === p) this.#registered = undefined
-      })
+      p.then(
+        () => {
+          if (this.#registered === p) this.#ready = true
+        },
+        () => {
+          if (this.#registered === p) this.#registered = undefined
+        },
+      )
     }
     const clientId = this.#clientId
-    await this.#registered
+    return this.#registered.then(() => this.#take(clientId))
+  }
+
+  #take(clientId: number): Write {
     const series = this.#next++
     this.#open.add(series)
     return { clientId, series }
@@ -58,10 +75,15 @@ export class ClientSession {
   /** ref is what a write carries: its series and every series answered before it. */
   ref(w: Write): SessionRef {
     // A write of a session given up meanwhile claims nothing: its results all stay kept.
-    if (w.clientId !== this.#clientId) return { ...w, respondedTo: 0 }
+    if (w.clientId !== this.#clientId)
+      return { clientId: w.clientId, series: w.series, respondedTo: 0 }
+    // Every series below the lowest still open has been answered.
     let respondedTo = this.#next - 1
-    for (const s of this.#open) respondedTo = Math.min(respondedTo, s - 1)
-    return { ...w, respondedTo }
+    for (const s of this.#open) {
+      respondedTo = Math.min(respondedTo, s - 1)
+      break
+    }
+    return { clientId: w.clientId, series: w.series, respondedTo }
   }
 
   /**
@@ -77,6 +99,7 @@ export class ClientSession {
   /** expire gives the session up; the next write registers a new one. */
   expire(): void {
     this.#registered = undefined
+    this.#ready = false
     this.#clientId = 0
   }
 }
@@ -96,9 +119,13 @@ export async function inSession<T>(
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (let again = true; ; again = false) {
-    const w = await session.begin(timeoutMs).catch((e) => {
+    let w: Write
+    try {
+      const b = session.begin(timeoutMs)
+      w = b instanceof Promise ? await b : b
+    } catch (e) {
       throw notSent(e)
-    })
+    }
     let ambiguous = false
     const attempted = (e: unknown): never => {
       if (failureOf(e, false).unknown) ambiguous = true

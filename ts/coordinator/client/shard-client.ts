@@ -5,6 +5,7 @@ import type { SessionRef } from '../../binding/proposals'
 import type { ClientCallOptions, ClientContext, ShardClientOptions } from './client-context'
 import { HostHealth, isHostFailure } from './health'
 import {
+  type Attempt,
   firstOf,
   hedge,
   readMayRetry,
@@ -15,7 +16,7 @@ import {
 } from './retry'
 import { resumable } from './feeds'
 import { ClientSession, inSession } from './session'
-import { type Target, targets } from './targets'
+import { ShardTargets, type Target } from './targets'
 
 /**
  * ShardClient sends commands and queries to one shard. Each call goes to this host's replica
@@ -26,6 +27,7 @@ import { type Target, targets } from './targets'
 export class ShardClient {
   readonly #agent: ClientContext
   readonly #ownHealth = new HostHealth()
+  readonly #targets: ShardTargets
   #session: ClientSession | undefined
   /** The client whose session this one shares (see `share`). */
   #of: ShardClient | undefined
@@ -40,6 +42,7 @@ export class ShardClient {
     readonly options: ShardClientOptions = {},
   ) {
     this.#agent = agent
+    this.#targets = new ShardTargets(agent, shardId)
     if (options.session !== false) {
       this.#session = new ClientSession((clientId, timeoutMs) =>
         this.#route(
@@ -261,23 +264,26 @@ export class ShardClient {
   }
 
   /**
-   * #known returns #targets once this host's registry snapshot knows the shard: when it does
+   * #known returns the targets once this host's registry snapshot knows the shard: when it does
    * not, the client catches up with the registry once, and only then calls the shard unknown.
+   * It answers at once when the snapshot knows the shard.
    */
-  async #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Promise<Target[]> {
+  #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Target[] | Promise<Target[]> {
+    const leaderFirst = write && !!this.options.writeToLeader
+    const available = this.#available
     try {
-      return targets(this.#agent, this.shardId, write && !!this.options.writeToLeader, (a) =>
-        this.#health.available(a),
-      )
+      return this.#targets.targets(leaderFirst, available)
     } catch (e) {
       if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND')) throw e
       if (!this.#agent.catchUp || this.#agent.registry().shards.has(this.shardId)) throw e
-      await this.#agent.catchUp(timeoutMs)
-      return targets(this.#agent, this.shardId, write && !!this.options.writeToLeader, (a) =>
-        this.#health.available(a),
-      )
+      return this.#agent
+        .catchUp(timeoutMs)
+        .then(() => this.#targets.targets(leaderFirst, available))
     }
   }
+
+  /** #available tells whether a host's circuit lets a call through now. */
+  readonly #available = (address: string) => this.#health.available(address)
 
   /**
    * #route sends a call to the hosts that can serve it and goes round again until the
@@ -286,17 +292,14 @@ export class ShardClient {
    * sent to the next host when the one it waits for stays silent past the hedging delay
    * (see retry.ts). A read's failure is marked as a read's.
    */
-  async #route<T>(
+  #route<T>(
     write: boolean,
     o: ClientCallOptions,
     f: (t: Target, timeoutMs: number, signal?: AbortSignal) => Promise<T>,
     mayRetry?: (e: unknown) => boolean,
   ): Promise<T> {
-    try {
-      return await this.#send(write, o, f, mayRetry)
-    } catch (e) {
-      throw write ? e : asRead(e)
-    }
+    const p = this.#send(write, o, f, mayRetry)
+    return write ? p : p.catch(throwAsRead)
   }
 
   async #send<T>(
@@ -316,7 +319,7 @@ export class ShardClient {
     let last: unknown
     let fatal: unknown // an error that ends the call as it is
     let expired = false
-    const one = async (t: Target, hedged?: AbortSignal): Promise<T> => {
+    const one = async (t: Target, hedged?: Attempt): Promise<T> => {
       if (o.signal?.aborted) {
         fatal = new ZongziError('ERR_ABORTED', 'aborted')
         throw fatal
@@ -326,7 +329,14 @@ export class ShardClient {
         expired = true
         throw last ?? none()
       }
-      const signal = hedged && o.signal ? AbortSignal.any([o.signal, hedged]) : (hedged ?? o.signal)
+      // A call to this host's replica cannot be cancelled: it goes on when a hedged attempt
+      // elsewhere wins, and its outcome is ignored. A call over the bus is cancelled then.
+      const signal =
+        t.local || !hedged
+          ? o.signal
+          : o.signal
+            ? AbortSignal.any([o.signal, hedged.signal])
+            : hedged.signal
       const started = Date.now()
       try {
         const v = await settleBy(f(t, left, signal), left, signal)
@@ -342,14 +352,7 @@ export class ShardClient {
       }
     }
     const goOn = (e: unknown) => e !== fatal && !expired
-    const round = async () => {
-      let targets: Target[]
-      try {
-        targets = await this.#known(write, Math.max(1, deadline - Date.now()))
-      } catch (e) {
-        fatal = e
-        throw e
-      }
+    const send = (targets: Target[]): Promise<T> => {
       if (write) return firstOf(targets, (t) => one(t), goOn, none)
       return hedge(targets, one, {
         retryable: goOn,
@@ -359,6 +362,21 @@ export class ShardClient {
           if (!t.local) health.failure(t.address)
         },
       })
+    }
+    const unknown = (e: unknown): never => {
+      fatal = e
+      throw e
+    }
+    // A round answers at once when this host's registry snapshot knows the shard.
+    const round = (): Promise<T> => {
+      let targets: Target[] | Promise<Target[]>
+      try {
+        targets = this.#known(write, Math.max(1, deadline - Date.now()))
+      } catch (e) {
+        fatal = e
+        return Promise.reject(e)
+      }
+      return targets instanceof Promise ? targets.then(send, unknown) : send(targets)
     }
     try {
       return await retry(round, { deadline, signal: o.signal, retryable: goOn })
@@ -382,6 +400,11 @@ export class ShardClient {
 /** bytesOf returns bytes a state machine yielded as a Buffer over the same memory. */
 function bytesOf(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength)
+}
+
+/** throwAsRead throws a read's failure, marked as a read's. */
+function throwAsRead(e: unknown): never {
+  throw asRead(e)
 }
 
 function bytes(v: unknown, what: string): void {

@@ -1,58 +1,110 @@
 // Targets: which hosts a client's call goes to, and in what order.
 import { ZongziError } from '../../binding/errors'
+import type { RegistryState } from '../registry/state'
 import type { ClientContext } from './client-context'
 
 /** Target is a host a call may go to: this host's replica, or another host's over the bus. */
 export type Target = { local: true } | { local: false; address: string }
 
+const LOCAL: Target = Object.freeze({ local: true })
+
+/** Remote is another host with an active replica of the shard, as a registry snapshot says. */
+interface Remote {
+  target: Target & { local: false }
+  leader: boolean
+  draining: boolean
+}
+
+/** Hosts is what one registry snapshot says of a shard's hosts (see ShardTargets). */
+interface Hosts {
+  state: RegistryState
+  hostId: string
+  /** Whether this host has an active replica of the shard on record. */
+  local: boolean
+  remote: Remote[]
+  draining: boolean
+}
+
 /**
- * targets orders the hosts that can serve a shard: this host first, then the others in
+ * ShardTargets orders the hosts that can serve a shard: this host first, then the others in
  * random order (the leader's first when `leaderFirst`, for writes with writeToLeader),
  * draining hosts after the rest, and last those whose circuit is open (`available` false).
- * It throws ERR_SHARD_NOT_FOUND when the registry as this host sees it has no such shard.
+ * What the registry says of the shard's hosts is worked out once per registry snapshot;
+ * whether this host runs its replica, the order and the circuits are looked at per call.
  */
-export function targets(
-  agent: Pick<ClientContext, 'registry' | 'hostId' | 'runs'>,
-  shardId: number,
-  leaderFirst: boolean,
-  available: (address: string) => boolean,
-): Target[] {
-  const s = agent.registry()
-  const sh = s.shards.get(shardId)
-  if (!sh || sh.status === 'deleting')
-    throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${shardId} not found`)
-  const out: Target[] = []
-  const remote: Array<{ address: string; leader: boolean; draining: boolean }> = []
-  for (const r of s.replicasOf(shardId)) {
-    if (r.status !== 'active') continue
-    if (r.hostId === agent.hostId) {
-      if (agent.runs(shardId)) out.push({ local: true })
-      continue
-    }
-    // A draining host still serves its replicas until they move: last, but not left out.
-    const h = s.hosts.get(r.hostId)
-    if (h && (h.status === 'active' || h.status === 'draining')) {
-      const draining = h.status === 'draining'
-      remote.push({ address: h.apiAddress, leader: r.id === sh.leader, draining })
-    }
+export class ShardTargets {
+  readonly #agent: Pick<ClientContext, 'registry' | 'hostId' | 'runs'>
+  readonly #shardId: number
+  #hosts: Hosts | undefined
+
+  constructor(agent: Pick<ClientContext, 'registry' | 'hostId' | 'runs'>, shardId: number) {
+    this.#agent = agent
+    this.#shardId = shardId
   }
-  // Spread load over the other hosts, draining ones last; with writeToLeader, the leader's
-  // host goes first.
-  remote.sort(() => Math.random() - 0.5)
-  remote.sort((a, b) => Number(a.draining) - Number(b.draining))
-  if (leaderFirst) {
-    remote.sort((a, b) => Number(b.leader) - Number(a.leader))
-    const first = remote[0]
-    if (first?.leader) {
-      remote.shift()
-      out.unshift({ local: false, address: first.address })
+
+  /**
+   * targets is the hosts to try, in order. It throws ERR_SHARD_NOT_FOUND when the registry as
+   * this host sees it has no such shard.
+   */
+  targets(leaderFirst: boolean, available: (address: string) => boolean): Target[] {
+    const h = this.#hostsNow()
+    const out: Target[] = []
+    if (h.local && this.#agent.runs(this.#shardId)) out.push(LOCAL)
+    const n = h.remote.length
+    if (n === 0) return out
+    // Spread load over the other hosts, draining ones last; with writeToLeader, the leader's
+    // host goes first.
+    const remote = h.remote.slice()
+    for (let i = n - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1))
+      const x = remote[i]
+      remote[i] = remote[j]
+      remote[j] = x
     }
+    if (h.draining) remote.sort((a, b) => Number(a.draining) - Number(b.draining))
+    if (leaderFirst) {
+      remote.sort((a, b) => Number(b.leader) - Number(a.leader))
+      const first = remote[0]
+      if (first?.leader) {
+        remote.shift()
+        out.unshift(first.target)
+      }
+    }
+    const open: Target[] = []
+    for (const x of remote) {
+      if (available(x.target.address)) out.push(x.target)
+      else open.push(x.target)
+    }
+    for (const t of open) out.push(t)
+    return out
   }
-  const open: Target[] = []
-  for (const x of remote) {
-    const t = { local: false as const, address: x.address }
-    if (available(x.address)) out.push(t)
-    else open.push(t)
+
+  /** #hostsNow is what the current registry snapshot says of the shard's hosts. */
+  #hostsNow(): Hosts {
+    const s = this.#agent.registry()
+    const hostId = this.#agent.hostId
+    const h = this.#hosts
+    if (h !== undefined && h.state === s && h.hostId === hostId) return h
+    const sh = s.shards.get(this.#shardId)
+    if (!sh || sh.status === 'deleting')
+      throw new ZongziError('ERR_SHARD_NOT_FOUND', `shard ${this.#shardId} not found`)
+    const next: Hosts = { state: s, hostId, local: false, remote: [], draining: false }
+    for (const r of s.replicasOf(this.#shardId)) {
+      if (r.status !== 'active') continue
+      if (r.hostId === hostId) {
+        next.local = true
+        continue
+      }
+      // A draining host still serves its replicas until they move: last, but not left out.
+      const host = s.hosts.get(r.hostId)
+      if (host && (host.status === 'active' || host.status === 'draining')) {
+        const draining = host.status === 'draining'
+        const target = { local: false as const, address: host.apiAddress }
+        next.remote.push({ target, leader: r.id === sh.leader, draining })
+        next.draining ||= draining
+      }
+    }
+    this.#hosts = next
+    return next
   }
-  return [...out, ...open]
 }
