@@ -79,6 +79,8 @@ struct Args {
     tls: bool,
     /// Idle shards keep ticking (`--no-quiesce`).
     no_quiesce: bool,
+    /// Entries between snapshots (`--snapshot-entries`, 0: none); the host's default otherwise.
+    snapshot_entries: Option<u64>,
 }
 
 fn args() -> Args {
@@ -92,6 +94,7 @@ fn args() -> Args {
         workers: 2,
         tls: false,
         no_quiesce: false,
+        snapshot_entries: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -111,6 +114,7 @@ fn args() -> Args {
             "--payload" => a.payload = num(i) as usize,
             "--seconds" => a.seconds = num(i),
             "--workers" => a.workers = num(i) as usize,
+            "--snapshot-entries" => a.snapshot_entries = Some(num(i)),
             "--idle" => {
                 a.idle = true;
                 i += 1;
@@ -194,6 +198,9 @@ async fn main() {
         c.workers = a.workers;
         c.tls = tls.clone();
         c.quiesce = !a.no_quiesce;
+        if let Some(n) = a.snapshot_entries {
+            c.snapshot_entries = n;
+        }
         hosts.push(Arc::new(Host::open(c).expect("open host")));
     }
     let t0 = Instant::now();

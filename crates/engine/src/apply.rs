@@ -69,6 +69,8 @@ struct Applied {
     applied: u64,
     applied_term: u64,
     last_snapshot: u64,
+    /// When the next snapshot is due.
+    cadence: snapshot::Cadence,
     /// Highest entry index the state machine has been handed; never above `applied` between
     /// batches.
     handed: u64,
@@ -215,6 +217,7 @@ impl Applier {
                         applied,
                         applied_term,
                         last_snapshot: snapshot_index,
+                        cadence: Default::default(),
                         handed: applied,
                         sessions,
                         checked: applied,
@@ -477,8 +480,11 @@ impl Applier {
                 index: last_index,
             },
         );
-        let due = self.snapshot_entries > 0 && a.applied - a.last_snapshot >= self.snapshot_entries;
-        if due {
+        for e in &batch {
+            a.cadence.applied(e.data.len());
+        }
+        let since = a.applied - a.last_snapshot;
+        if a.cadence.due(since, self.snapshot_entries) {
             self.save(shard)?;
         }
         Ok(())
@@ -507,13 +513,14 @@ impl Applier {
         }
         let sm = a.sm.clone();
         let sessions = &a.sessions;
-        snapshot::write(&self.root, shard, index, |w| {
+        let bytes = snapshot::write(&self.root, shard, index, |w| {
             session::write_table(w, sessions)?;
             sm.read()
                 .save_snapshot(w)
                 .map_err(|e| Error::StateMachine(e.0))
         })?;
         a.last_snapshot = index;
+        a.cadence.taken(bytes);
         let incarnation = a.incarnation;
         // The file is in place but not yet recorded in the log store.
         crate::failpoint::hit("snapshot-saved");
@@ -537,6 +544,7 @@ impl Applier {
         a.applied = index;
         a.applied_term = term;
         a.last_snapshot = index;
+        a.cadence.taken(0);
         a.handed = index;
         a.checked = index;
         let incarnation = a.incarnation;

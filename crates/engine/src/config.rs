@@ -47,7 +47,8 @@ pub struct HostConfig {
     pub max_proposal_bytes: usize,
     /// Largest transport frame accepted, in bytes.
     pub max_frame_bytes: usize,
-    /// Take a snapshot every this many applied entries (0 disables automatic snapshots).
+    /// Take a snapshot every this many applied entries (0 disables automatic snapshots). Once
+    /// a snapshot is over 1 MiB, the next also waits until the log since has grown to its size.
     pub snapshot_entries: u64,
     /// Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
     pub compaction_overhead: u64,

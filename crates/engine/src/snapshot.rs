@@ -21,26 +21,89 @@ pub(crate) fn file(root: &Path, shard: u64, index: u64) -> PathBuf {
 }
 
 /// write creates the snapshot file for `index` atomically: the data goes to a temporary
-/// file, is synced, and only then renamed into place.
+/// file, is synced, and only then renamed into place. It returns the file's size in bytes.
 pub(crate) fn write(
     root: &Path,
     shard: u64,
     index: u64,
     fill: impl FnOnce(&mut dyn Write) -> Result<()>,
-) -> Result<PathBuf> {
+) -> Result<u64> {
     let d = dir(root, shard);
     fs::create_dir_all(&d)?;
     let final_path = file(root, shard, index);
     let tmp = d.join(format!("snap-{index:020}.tmp"));
     let disk = Disk::of(root);
     let f = disk.create(&tmp)?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let mut w = Counted {
+        inner: BufWriter::with_capacity(1 << 20, f),
+        bytes: 0,
+    };
     fill(&mut w)?;
-    let f = w.into_inner().map_err(|e| e.into_error())?;
+    let bytes = w.bytes;
+    let f = w.inner.into_inner().map_err(|e| e.into_error())?;
     f.sync()?;
     disk.rename(&tmp, &final_path)?;
     disk.sync_dir(&d)?;
-    Ok(final_path)
+    Ok(bytes)
+}
+
+/// Counted is a writer that counts the bytes written through it.
+struct Counted<W> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A snapshot at most this large is taken every `snapshot_entries` entries, whatever the
+/// log since holds.
+const SMALL_SNAPSHOT: u64 = 1 << 20;
+/// Bytes a log entry is counted as beyond its command (index, term, proposal context).
+const ENTRY_BYTES: u64 = 32;
+
+/// Cadence decides when a shard's next snapshot is due. Every `snapshot_entries` entries, as
+/// long as the snapshot is small; once it is not, also only when the log since the last one
+/// has grown to that snapshot's size (Raft thesis §5.1.3). A state machine whose state grows
+/// with every entry would otherwise be written out whole every `snapshot_entries` entries,
+/// the cost of each snapshot growing with the state while the interval stays the same; this
+/// way snapshotting costs at most about as many bytes written as the log it replaces, and a
+/// restart replays at most about a snapshot's worth of log.
+#[derive(Default)]
+pub(crate) struct Cadence {
+    /// Size of the last snapshot this replica wrote (0: none yet, or not known).
+    last_bytes: u64,
+    /// Bytes of the entries applied since then.
+    log_bytes: u64,
+}
+
+impl Cadence {
+    /// applied counts an applied entry of `len` command bytes.
+    pub(crate) fn applied(&mut self, len: usize) {
+        self.log_bytes += len as u64 + ENTRY_BYTES;
+    }
+
+    /// due tells whether a snapshot is due `entries` entries after the last one, with one
+    /// every `every` entries (0: never).
+    pub(crate) fn due(&self, entries: u64, every: u64) -> bool {
+        every > 0
+            && entries >= every
+            && (self.last_bytes <= SMALL_SNAPSHOT || self.log_bytes >= self.last_bytes)
+    }
+
+    /// taken starts counting afresh after a snapshot of `bytes` (0: of unknown size).
+    pub(crate) fn taken(&mut self, bytes: u64) {
+        self.last_bytes = bytes;
+        self.log_bytes = 0;
+    }
 }
 
 /// open opens the snapshot file of a shard at `index` for reading.
