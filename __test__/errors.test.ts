@@ -71,6 +71,7 @@ const TABLE: Row[] = [
   ['ERR_SESSION_EXPIRED', 'not-applied', false, false, false],
   ['ERR_ABORTED', 'unknown', false, false, false],
   ['ERR_NATIVE_UNAVAILABLE', 'not-applied', false, false, false],
+  ['ERR_UNSUPPORTED_VERSION', 'not-applied', false, false, false],
   ['ERR_INTERNAL', 'unknown', false, false, false],
 ]
 
@@ -80,7 +81,7 @@ describe('the classification of error codes', () => {
     expect(new Set(codes).size).toBe(codes.length)
     for (const c of codes) expect(isErrorCode(c)).toBe(true)
     // A code missing from the table would be a string isErrorCode accepts and TABLE lacks.
-    expect(codes.length).toBe(24)
+    expect(codes.length).toBe(25)
   })
 
   it.each(TABLE)(
