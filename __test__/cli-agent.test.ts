@@ -139,6 +139,7 @@ describe('zongzi agent', () => {
       [config('a.json', JSON.stringify({ ...good, dataDir: 1 })), /"dataDir"/],
       [config('a.json', JSON.stringify({ ...good, singleHost: false })), /peers must list/],
       [config('a.json', JSON.stringify({ ...good, logLevel: 'loud' })), /"logLevel"/],
+      [config('a.json', JSON.stringify({ ...good, tls: { ca: 'ca.pem' } })), /"tls" needs/],
       [config('a.mjs', 'export default 1\n'), /must be an object/],
       [config('a.mjs', 'throw new Error("boom")\n'), /cannot load config .*boom/],
       [
