@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BusClient } from '../ts/bus/client'
 import { opsCluster, type OpsCluster } from './fixtures/ops-cluster'
 import { zongzi } from './fixtures/zongzi-bin'
-import { codeOf, waitUntil } from './helpers'
+import { codeOf, CutProxy, waitUntil } from './helpers'
 
 describe('the zongzi command, acting on the cluster', () => {
   let c: OpsCluster
@@ -101,6 +101,8 @@ describe('the zongzi command, acting on the cluster', () => {
     const no = await zongzi(['leader', 'transfer', String(sh.id), String(outside?.hostId), ...at])
     expect(no.code).toBe(1)
     expect(no.err).toMatch(/ERR_INVALID_ARGUMENT: .*has no voting replica of shard/)
+    // Gone before hosts stop in the next test: it may have two replicas on them.
+    await a0().deleteShard(sh.id)
   }, 60_000)
 
   it('replaces and removes hosts that are down, and refuses hosts that are up', async () => {
@@ -174,6 +176,17 @@ describe('the zongzi command, acting on the cluster', () => {
       const r = await zongzi([...args, '--api', '127.0.0.1:1', '--cluster', 'cliadmin'])
       expect(r.code, args.join(' ')).toBe(3)
       expect(r.err).toMatch(/^zongzi: ERR_UNAVAILABLE/)
+    }
+    // An agent that takes the connection and says nothing is as unreachable.
+    const silent = await CutProxy.start(c.peers[0])
+    silent.cut()
+    try {
+      const at = ['--api', silent.address, '--cluster', 'cliadmin', '--timeout', '300']
+      const r = await zongzi(['shard', 'delete', '1', ...at])
+      expect(r.code).toBe(3)
+      expect(r.err).toMatch(/^zongzi: ERR_UNAVAILABLE: 127\.0\.0\.1:\d+ did not answer/)
+    } finally {
+      await silent.close()
     }
   })
 

@@ -10,6 +10,12 @@ import { Running, zongzi } from './fixtures/zongzi-bin'
 import { TempDirs, waitUntil } from './helpers'
 
 const KV = join(__dirname, '..', 'examples', 'kv.mjs')
+/** TYPED is a module whose default export is a ShardType named typed. */
+const TYPED = [
+  `import { shardType } from ${JSON.stringify(join(__dirname, '..', 'dist', 'index.mjs'))}`,
+  `import { KvStateMachine } from ${JSON.stringify(KV)}`,
+  "export default shardType('typed', () => new KvStateMachine())",
+].join('\n')
 
 describe('zongzi agent', () => {
   const dirs = new TempDirs('zongzi-cli-agent-')
@@ -78,7 +84,7 @@ describe('zongzi agent', () => {
     expect(agent.out).toMatch(/SIGTERM: stopping\nstopped\n$/)
   }, 60_000)
 
-  it('takes a module as config, and a factory as state machine', async () => {
+  it('takes a module as config, a factory and a ShardType as state machines', async () => {
     const dir = dirs.make()
     writeFileSync(
       join(dir, 'factory.mjs'),
@@ -87,17 +93,38 @@ describe('zongzi agent', () => {
         'export default () => new KvStateMachine()',
       ].join('\n'),
     )
+    writeFileSync(join(dir, 'typed.mjs'), TYPED)
     const file = join(dir, 'agent.mjs')
-    const body = { cluster: 'solo', peers: [], singleHost: true, dataDir: './data' }
-    writeFileSync(
-      file,
-      `export default ${JSON.stringify({ ...body, stateMachines: { kv: './factory.mjs' } })}\n`,
+    const stateMachines = { kv: './factory.mjs', typed: './typed.mjs' }
+    const body = { cluster: 'solo', peers: [], singleHost: true, dataDir: './data', stateMachines }
+    writeFileSync(file, `export default ${JSON.stringify(body)}\n`)
+    const agent = Running.start(['agent', '--config', file])
+    running.push(agent)
+    const ready = /is ready: bus (\S+),/
+    const [, bus] = await waitUntil(() => ready.exec(agent.out), { what: 'the agent ready' })
+    const hosts = await zongzi(['hosts', '--json', '--api', bus, '--cluster', 'solo'])
+    expect(JSON.parse(hosts.out)[0].shardTypes).toEqual(expect.arrayContaining(['kv', 'typed']))
+    agent.child.kill('SIGINT')
+    expect(await agent.exited).toBe(0)
+  }, 60_000)
+
+  it('stops on SIGTERM while it is still trying to join', async () => {
+    const file = config(
+      'agent.json',
+      JSON.stringify({
+        cluster: 'lost',
+        peers: ['127.0.0.1:1', '127.0.0.1:2', '127.0.0.1:3'],
+        dataDir: './data',
+        joinToken: 'nobody made it',
+        logLevel: 'debug',
+      }),
     )
     const agent = Running.start(['agent', '--config', file])
     running.push(agent)
-    await waitUntil(() => /is ready: bus/.test(agent.out), { what: 'the agent ready' })
-    agent.child.kill('SIGINT')
+    await waitUntil(() => agent.err.includes('join attempt'), { what: 'a join attempt' })
+    agent.child.kill('SIGTERM')
     expect(await agent.exited).toBe(0)
+    expect(agent.out).toBe('SIGTERM: stopping\nstopped\n')
   }, 60_000)
 
   it('says what is wrong with a config it cannot use, and exits 2', async () => {
@@ -112,6 +139,7 @@ describe('zongzi agent', () => {
       [config('a.json', JSON.stringify({ ...good, dataDir: 1 })), /"dataDir"/],
       [config('a.json', JSON.stringify({ ...good, singleHost: false })), /peers must list/],
       [config('a.json', JSON.stringify({ ...good, logLevel: 'loud' })), /"logLevel"/],
+      [config('a.json', JSON.stringify({ ...good, tls: { ca: 'ca.pem' } })), /"tls" needs/],
       [config('a.mjs', 'export default 1\n'), /must be an object/],
       [config('a.mjs', 'throw new Error("boom")\n'), /cannot load config .*boom/],
       [
@@ -122,6 +150,9 @@ describe('zongzi agent', () => {
     const noDefault = sm('export const x = 1\n')
     writeFileSync(noDefault, JSON.stringify({ ...good, stateMachines: { kv: './kv.mjs' } }))
     cases.push([noDefault, /must export a state machine factory, a class or a ShardType/])
+    const renamed = config('a.json', JSON.stringify({ ...good, stateMachines: { kv: './t.mjs' } }))
+    writeFileSync(join(renamed, '..', 't.mjs'), TYPED)
+    cases.push([renamed, /exports ShardType typed, not "kv"/])
     for (const [file, why] of cases) {
       const r = await zongzi(['agent', '--config', file])
       expect([r.code, r.err], file).toEqual([2, expect.stringMatching(why)])

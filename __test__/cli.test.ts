@@ -64,7 +64,7 @@ describe('the zongzi command', () => {
     expect(await following).toMatch(created)
   }, 30_000)
 
-  it('drains a host by id prefix and undrains it', async () => {
+  it('drains a host by id prefix (drain, as host drain) and undrains it (host undrain)', async () => {
     const target = c.agents[2]
     // Its replicas (of shard 0 and of orders) move to the fourth host.
     const r = await zongzi(['drain', target.hostId.slice(0, 8), ...at], 60_000)
@@ -74,7 +74,7 @@ describe('the zongzi command', () => {
     expect(target.stateLocal((s) => s.replicasOf(shardId).map((x) => x.hostId))).not.toContain(
       target.hostId,
     )
-    const u = await zongzi(['undrain', target.hostId, ...at])
+    const u = await zongzi(['host', 'undrain', target.hostId, ...at])
     expect(u.code).toBe(0)
     await waitUntil(() => target.stateLocal((s) => s.hosts.get(target.hostId)?.status === 'active'))
   }, 90_000)

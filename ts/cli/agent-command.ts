@@ -126,13 +126,18 @@ async function configure(
 ): Promise<Agent> {
   const dir = dirname(file)
   const at = (p: string) => (isAbsolute(p) ? p : resolve(dir, p))
-  const tls = (t: TlsFiles | undefined) =>
-    t && typeof t === 'object' ? { ca: at(t.ca), cert: at(t.cert), key: at(t.key) } : t
+  const tls = (t: TlsFiles | undefined, where: string) => {
+    if (t === undefined) return t
+    const paths = t && typeof t === 'object' ? [t.ca, t.cert, t.key] : []
+    if (!paths.every((x) => typeof x === 'string') || paths.length === 0)
+      throw new ConfigError(`config ${file}: "${where}" needs "ca", "cert" and "key" file paths`)
+    return { ca: at(t.ca), cert: at(t.cert), key: at(t.key) }
+  }
   const o: AgentOptions = {
     ...options,
     dataDir: at(options.dataDir),
-    tls: tls(options.tls),
-    ...(options.host ? { host: { ...options.host, tls: tls(options.host.tls) } } : {}),
+    tls: tls(options.tls, 'tls'),
+    ...(options.host ? { host: { ...options.host, tls: tls(options.host.tls, 'host.tls') } } : {}),
     // A module config may hand its own logger (pino, say); else JSON lines on stderr.
     logger: options.logger ?? stderrLogger(LEVELS.indexOf(logLevel), {}),
   }

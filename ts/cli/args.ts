@@ -4,6 +4,7 @@ import * as grpc from '@grpc/grpc-js'
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
+import { ZongziError } from '../binding/errors'
 import { BusClient } from '../bus/client'
 import type { ClusterStatus, HostStatusRow } from '../ops/status'
 
@@ -132,11 +133,22 @@ export function arity(command: string, args: string[], names: string[]): void {
     )
 }
 
-/** connect finds out who the agent at --api is and calls it (and others) as that host. */
+/**
+ * connect finds out who the agent at --api is and calls it (and others) as that host. An
+ * agent that does not answer in time is unreachable (ERR_UNAVAILABLE), as one refusing
+ * connections is; a later call's ERR_TIMEOUT is that call's failure.
+ */
 export async function connect(o: Options): Promise<BusClient> {
   let me = ''
   const bus = new BusClient(o.cluster, { credentials: o.credentials, hostId: () => me })
-  me = (await bus.probe(o.api, { timeoutMs: o.timeoutMs ?? 5000 })).hostId
+  try {
+    me = (await bus.probe(o.api, { timeoutMs: o.timeoutMs ?? 5000 })).hostId
+  } catch (e) {
+    bus.close()
+    if (e instanceof ZongziError && e.code === 'ERR_TIMEOUT')
+      throw new ZongziError('ERR_UNAVAILABLE', `${o.api} did not answer: ${e.message}`)
+    throw e
+  }
   return bus
 }
 

@@ -103,7 +103,7 @@ run(process.argv.slice(2)).then(
     }
     const code = e instanceof ZongziError ? e.code : ''
     process.stderr.write(`zongzi: ${code ? `${code}: ` : ''}${(e as Error).message}\n`)
-    const unreachable = ['ERR_UNAVAILABLE', 'ERR_TIMEOUT', 'ERR_CLUSTER_MISMATCH'].includes(code)
+    const unreachable = ['ERR_UNAVAILABLE', 'ERR_CLUSTER_MISMATCH'].includes(code)
     process.exit(unreachable ? UNREACHABLE : FAILED)
   },
 )

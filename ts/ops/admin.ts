@@ -3,7 +3,6 @@
 // for any bus call, and the agent then checks the action as it checks its API's calls.
 import { invalid, ZongziError } from '../binding/errors'
 import type { ReplicaStatus } from '../binding/host'
-import type { AgentCallOptions, ShardOptions } from '../coordinator/agent-options'
 import type { Placement, ShardRecord } from '../coordinator/registry/records'
 import type { RegistryState } from '../coordinator/registry/state'
 
@@ -23,16 +22,28 @@ export type AdminAction =
   | { op: 'host.remove' | 'host.replace'; hostId: string }
   | { op: 'leader.transfer'; shardId: number }
 
+/** CallOptions bound an agent call (CallOptions, less the signal). */
+interface CallOptions {
+  timeoutMs?: number
+}
+
+/** ShardOptions describe a shard to create (the Agent's ShardOptions, as far as used here). */
+interface ShardOptions extends CallOptions {
+  name?: string
+  tags?: Record<string, string>
+  placement?: Placement
+}
+
 /** AdminAgent is the part of the Agent's API the actions use. */
 export interface AdminAgent {
   readonly hostId: string
   createShard(type: string, o?: ShardOptions): Promise<ShardRecord>
-  deleteShard(id: number, o?: AgentCallOptions): Promise<void>
-  removeHost(hostId: string, o?: AgentCallOptions): Promise<void>
-  replaceHost(hostId: string, o?: AgentCallOptions): Promise<void>
+  deleteShard(id: number, o?: CallOptions): Promise<void>
+  removeHost(hostId: string, o?: CallOptions): Promise<void>
+  replaceHost(hostId: string, o?: CallOptions): Promise<void>
   transferLeader(shardId: number, hostId: string): Promise<void>
   replicaStatus(shardId: number): Promise<ReplicaStatus>
-  state<T>(fn: (s: RegistryState) => T, o?: AgentCallOptions): Promise<T>
+  state<T>(fn: (s: RegistryState) => T, o?: CallOptions): Promise<T>
 }
 
 /** RETRY_TRANSFER_MS is how long a leader transfer waits before asking again. */
