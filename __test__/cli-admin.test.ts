@@ -58,7 +58,13 @@ describe('the zongzi command, acting on the cluster', () => {
     expect(again.out).toBe(`shard exists ${sh?.id}: carts (kv)\n`)
     const placement = JSON.stringify({ members: { count: 1, tags: { zone: 'z2' } } })
     const j = await zongzi(['shard', 'create', 'z2only', '--placement', placement, '--json', ...at])
-    expect(JSON.parse(j.out)).toMatchObject({ name: 'z2only', placement: JSON.parse(placement) })
+    const made = JSON.parse(j.out)
+    expect(made).toMatchObject({ action: 'shard.create', ok: true, created: true })
+    expect(made.shard).toMatchObject({ id: made.shardId, name: 'z2only' })
+    expect(made.shard.placement).toEqual(JSON.parse(placement))
+    const dj = await zongzi(['shard', 'delete', String(made.shardId), '--json', ...at])
+    expect([dj.code, dj.err]).toEqual([0, ''])
+    expect(JSON.parse(dj.out)).toEqual({ action: 'shard.delete', ok: true, shardId: made.shardId })
 
     const d = await zongzi(['shard', 'delete', String(sh?.id), ...at])
     expect([d.code, d.out]).toEqual([0, `deleted shard ${sh?.id}\n`])
@@ -77,6 +83,16 @@ describe('the zongzi command, acting on the cluster', () => {
     expect(t.err).toMatch(/^zongzi: ERR_SHARD_NOT_FOUND: shard 9999/)
     const zero = await zongzi(['shard', 'delete', '0', ...at])
     expect(zero.err).toMatch(/^zongzi: ERR_SHARD_NOT_FOUND/)
+    // With --json: the same exit code, and one error object on stderr.
+    const j = await zongzi(['leader', 'transfer', '9999', host, '--json', ...at])
+    expect([j.code, j.out]).toEqual([1, ''])
+    expect(JSON.parse(j.err)).toEqual({
+      action: 'leader.transfer',
+      ok: false,
+      code: 'ERR_SHARD_NOT_FOUND',
+      message: expect.stringMatching(/^shard 9999/),
+      exitCode: 1,
+    })
   })
 
   it("moves a shard's leadership to the host named", async () => {
@@ -91,9 +107,10 @@ describe('the zongzi command, acting on the cluster', () => {
     const leader = await waitUntil(leaderOf, { what: 'a leader' })
     const target = holders.find((r) => r.id !== leader.id)
     if (!target) throw new Error('no other replica')
-    const r = await zongzi(['leader', 'transfer', String(sh.id), target.hostId, ...at])
+    const r = await zongzi(['leader', 'transfer', String(sh.id), target.hostId, '--json', ...at])
     expect([r.code, r.err]).toEqual([0, ''])
-    expect(r.out).toBe(`shard ${sh.id} is led by ${target.hostId}\n`)
+    const led = { action: 'leader.transfer', ok: true, shardId: sh.id, hostId: target.hostId }
+    expect(JSON.parse(r.out)).toEqual(led)
     const there = c.agents.find((a) => a.hostId === target.hostId)
     expect((await there?.replicaStatus(sh.id))?.leaderId).toBe(target.id)
     // A host without a replica of the shard cannot lead it.
@@ -137,8 +154,9 @@ describe('the zongzi command, acting on the cluster', () => {
     )
     expect(statusOf(h3)).toBe('missing') // it keeps its id
 
-    const rem = await zongzi(['host', 'remove', h4, ...at])
-    expect([rem.code, rem.err, rem.out]).toEqual([0, '', `removed ${h4}\n`])
+    const rem = await zongzi(['host', 'remove', h4.slice(0, 10), '--json', ...at])
+    expect([rem.code, rem.err]).toEqual([0, ''])
+    expect(JSON.parse(rem.out)).toEqual({ action: 'host.remove', ok: true, hostId: h4 })
     expect(await a0().state((s) => s.hosts.get(h4)?.status)).toBe('gone')
   }, 90_000)
 
@@ -164,6 +182,17 @@ describe('the zongzi command, acting on the cluster', () => {
       const r = await zongzi(args)
       expect(r.code, args.join(' ')).toBe(2)
       expect(r.err).toMatch(/^zongzi: .+\nusage: zongzi/)
+    }
+    // With --json, an error object without the usage.
+    for (const args of [
+      ['host', 'remove', 'nobody'],
+      ['shard', 'delete', 'x', '--bogus'],
+    ]) {
+      const r = await zongzi([...args, '--json', ...at])
+      expect(r.code, args.join(' ')).toBe(2)
+      const e = JSON.parse(r.err)
+      expect(e).toMatchObject({ ok: false, code: 'ERR_USAGE', exitCode: 2 })
+      expect(e.message).toMatch(/no host match nobody|Unknown option '--bogus'/)
     }
   }, 60_000)
 

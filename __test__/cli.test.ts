@@ -74,8 +74,9 @@ describe('the zongzi command', () => {
     expect(target.stateLocal((s) => s.replicasOf(shardId).map((x) => x.hostId))).not.toContain(
       target.hostId,
     )
-    const u = await zongzi(['host', 'undrain', target.hostId, ...at])
-    expect(u.code).toBe(0)
+    const u = await zongzi(['host', 'undrain', target.hostId, '--json', ...at])
+    expect([u.code, u.err]).toEqual([0, ''])
+    expect(JSON.parse(u.out)).toEqual({ action: 'host.undrain', ok: true, hostId: target.hostId })
     await waitUntil(() => target.stateLocal((s) => s.hosts.get(target.hostId)?.status === 'active'))
   }, 90_000)
 
@@ -103,6 +104,11 @@ describe('the zongzi command', () => {
     const other = await zongzi(['status', '--api', c.peers[0], '--cluster', 'other'])
     expect(other.code).toBe(3)
     expect(other.err).toMatch(/^zongzi: ERR_CLUSTER_MISMATCH/)
+    // With --json, the same exit code and an error object on stderr.
+    const j = await zongzi(['status', '--json', '--api', '127.0.0.1:1', '--cluster', 'cli'])
+    expect([j.code, j.out]).toEqual([3, ''])
+    expect(JSON.parse(j.err)).toMatchObject({ action: 'status', ok: false, exitCode: 3 })
+    expect(JSON.parse(j.err).code).toBe('ERR_UNAVAILABLE')
   })
 })
 

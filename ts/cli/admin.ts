@@ -25,6 +25,16 @@ export const ADMIN_COMMANDS = ['shard', 'host', 'leader', 'drain', 'undrain']
 /** Print prints a line of the command's output. */
 type Print = (s: string) => void
 
+/**
+ * Done is what an action did: a line for people, and the fields of its JSON (`--json`), which
+ * are `{"action": "host.remove", "ok": true, …}`, the action named as its command words are.
+ */
+interface Done {
+  action: string
+  text: string
+  fields: Record<string, unknown>
+}
+
 /** admin runs an action: `command` is its first word, `args` what follows. */
 export async function admin(
   bus: BusClient,
@@ -33,11 +43,23 @@ export async function admin(
   args: string[],
   print: Print,
 ): Promise<void> {
+  const d = await act(bus, o, command, args)
+  print(o.json ? JSON.stringify({ action: d.action, ok: true, ...d.fields }) : d.text)
+}
+
+/** actionOf names the action of a command line (`host.drain` for `drain` alone, too). */
+export function actionOf(command: string, args: string[]): string {
+  if (command === 'drain' || command === 'undrain') return `host.${command}`
+  return ADMIN_COMMANDS.includes(command) && args[0] ? `${command}.${args[0]}` : command
+}
+
+/** act performs an action and says what it did. */
+async function act(bus: BusClient, o: Options, command: string, args: string[]): Promise<Done> {
   const [verb = '', ...rest] = args
   const action = `${command} ${verb}`
-  if (command === 'drain' || command === 'undrain') return drain(bus, o, command, args, print)
-  if (action === 'host drain' || action === 'host undrain') return drain(bus, o, verb, rest, print)
-  if (action === 'shard create') return createShard(bus, o, rest, print)
+  if (command === 'drain' || command === 'undrain') return drain(bus, o, command, args)
+  if (action === 'host drain' || action === 'host undrain') return drain(bus, o, verb, rest)
+  if (action === 'shard create') return createShard(bus, o, rest)
   const call = (address: string, a: AdminAction, timeoutMs = o.timeoutMs ?? 30_000) =>
     bus.admin(address, a, { timeoutMs })
   switch (action) {
@@ -45,14 +67,16 @@ export async function admin(
       arity(action, rest, ['SHARD_ID'])
       const shardId = shardIdOf(rest[0])
       await call(o.api, { op: 'shard.delete', shardId })
-      return print(`deleted shard ${shardId}`)
+      return { action: 'shard.delete', text: `deleted shard ${shardId}`, fields: { shardId } }
     }
     case 'host remove':
     case 'host replace': {
       arity(action, rest, ['HOST_ID'])
       const h = hostOf(await statusOf(bus, o.api, o), rest[0])
-      await call(o.api, { op: verb === 'remove' ? 'host.remove' : 'host.replace', hostId: h.id })
-      return print(`${verb === 'remove' ? 'removed' : 'replacing the replicas of'} ${h.id}`)
+      const op = verb === 'remove' ? 'host.remove' : 'host.replace'
+      await call(o.api, { op, hostId: h.id })
+      const text = `${verb === 'remove' ? 'removed' : 'replacing the replicas of'} ${h.id}`
+      return { action: op, text, fields: { hostId: h.id } }
     }
     case 'leader transfer': {
       arity(action, rest, ['SHARD_ID', 'HOST_ID'])
@@ -60,7 +84,8 @@ export async function admin(
       const h = hostOf(await statusOf(bus, o.api, o), rest[1])
       // The host that is to lead asks for it, and answers once it leads.
       await call(h.apiAddress, { op: 'leader.transfer', shardId }, o.timeoutMs ?? 15_000)
-      return print(`shard ${shardId} is led by ${h.id}`)
+      const text = `shard ${shardId} is led by ${h.id}`
+      return { action: 'leader.transfer', text, fields: { shardId, hostId: h.id } }
     }
   }
   const verbs = { shard: 'create|delete', host: 'drain|undrain|remove|replace', leader: 'transfer' }
@@ -68,15 +93,16 @@ export async function admin(
 }
 
 /** drain asks a host to drain itself, or to end its drain. */
-async function drain(bus: BusClient, o: Options, verb: string, args: string[], print: Print) {
+async function drain(bus: BusClient, o: Options, verb: string, args: string[]): Promise<Done> {
   arity(verb, args, ['HOST_ID'])
   const h = hostOf(await statusOf(bus, o.api, o), args[0])
   await bus.drain(h.apiAddress, verb === 'undrain', { timeoutMs: o.timeoutMs })
-  print(`${verb === 'drain' ? 'drained' : 'undrained'} ${h.id}`)
+  const text = `${verb === 'drain' ? 'drained' : 'undrained'} ${h.id}`
+  return { action: `host.${verb}`, text, fields: { hostId: h.id } }
 }
 
 /** createShard creates a shard as `--type`, `--replicas`/`--placement` and `--tags` say. */
-async function createShard(bus: BusClient, o: Options, args: string[], print: Print) {
+async function createShard(bus: BusClient, o: Options, args: string[]): Promise<Done> {
   arity('shard create', args, ['NAME'])
   const [name] = args
   if (o.replicas !== undefined && o.placement !== undefined)
@@ -104,11 +130,12 @@ async function createShard(bus: BusClient, o: Options, args: string[], print: Pr
   const action = { op: 'shard.create', type, name, tags: tagsOf(o.tags), placement }
   const data = await bus.admin(o.api, action, { timeoutMs: o.timeoutMs ?? 30_000 })
   const sh = JSON.parse(data.toString()) as ShardRecord
-  print(
-    o.json
-      ? JSON.stringify(sh, null, 2)
-      : `${existed ? 'shard exists' : 'created shard'} ${sh.id}: ${sh.name} (${sh.type})`,
-  )
+  const text = `${existed ? 'shard exists' : 'created shard'} ${sh.id}: ${sh.name} (${sh.type})`
+  return {
+    action: 'shard.create',
+    text,
+    fields: { shardId: sh.id, created: !existed, shard: sh },
+  }
 }
 
 /** shardIdOf reads a shard id. */

@@ -19,6 +19,33 @@ export class Usage extends Error {}
 /** ConfigError is a config file that cannot be used: it exits as bad arguments do. */
 export class ConfigError extends Error {}
 
+/** Failure is how the command failed: its exit code, and the code and message it prints. */
+export interface Failure {
+  exitCode: number
+  /** A ZongziError's code; ERR_USAGE, ERR_CONFIG, or ERR_INTERNAL for any other error. */
+  code: string
+  message: string
+}
+
+/**
+ * failureOf classifies an error: bad arguments and config files exit 2, an agent that cannot
+ * be reached (or is of another cluster) 3, and anything refused or failed 1.
+ */
+export function failureOf(e: unknown): Failure {
+  const message = e instanceof Error ? e.message : String(e)
+  if (e instanceof Usage) return { exitCode: BAD_ARGUMENTS, code: 'ERR_USAGE', message }
+  if (e instanceof ConfigError) return { exitCode: BAD_ARGUMENTS, code: 'ERR_CONFIG', message }
+  if (!(e instanceof ZongziError)) return { exitCode: FAILED, code: 'ERR_INTERNAL', message }
+  const unreachable = ['ERR_UNAVAILABLE', 'ERR_CLUSTER_MISMATCH'].includes(e.code)
+  return { exitCode: unreachable ? UNREACHABLE : FAILED, code: e.code, message }
+}
+
+/** jsonAsked tells whether a command line asks for JSON, before (or without) parsing it. */
+export function jsonAsked(argv: string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).includes('--json')
+}
+
 /** Options are the command line's options, as parsed. */
 export interface Options {
   api: string

@@ -9,19 +9,9 @@
 //   zongzi agent --config FILE
 import { ZongziError } from '../binding/errors'
 import type { RegistryChange } from '../coordinator/registry/changes'
-import { ADMIN_COMMANDS, ADMIN_USAGE, admin } from './admin'
+import { ADMIN_COMMANDS, ADMIN_USAGE, actionOf, admin } from './admin'
 import { runAgent } from './agent-command'
-import {
-  arity,
-  BAD_ARGUMENTS,
-  ConfigError,
-  connect,
-  FAILED,
-  parse,
-  statusOf,
-  UNREACHABLE,
-  Usage,
-} from './args'
+import { arity, connect, failureOf, jsonAsked, parse, statusOf, Usage } from './args'
 import { line, show } from './views'
 
 const USAGE = `usage: zongzi COMMAND --api HOST:PORT --cluster NAME [options]
@@ -39,14 +29,21 @@ options:
   --api HOST:PORT     an agent's bus address (or ZONGZI_API)
   --cluster NAME      the cluster's name (or ZONGZI_CLUSTER)
   --tls-ca, --tls-cert, --tls-key FILE   the TLS files of the host at --api, when TLS is on
-  --json              JSON instead of tables
+  --json              JSON instead of tables: an action prints {"action":…,"ok":true,…},
+                      and an error {"ok":false,"code":…,"message":…,"exitCode":…} on stderr
   --timeout MS        per call (default 5000; an action 30 s, a drain 2 minutes)
 exit codes: 1 refused or failed, 2 bad arguments, 3 cluster unreachable`
 
 const VIEWS = ['status', 'hosts', 'shards', 'replicas']
 
+/** asked is how the command line asks to be answered: known in full once it is parsed. */
+const asked: { json: boolean; action?: string } = { json: false }
+
 async function run(argv: string[]): Promise<void> {
+  asked.json = jsonAsked(argv)
   const { command, args, o } = parse(argv)
+  asked.json = o.json
+  asked.action = actionOf(command, args) || undefined
   const print = (s: string) => {
     process.stdout.write(`${s}\n`)
   }
@@ -93,17 +90,16 @@ run(process.argv.slice(2)).then(
       process.stdout.write(`${USAGE}\n`) // --help
       process.exit(0)
     }
-    if (e instanceof Usage) {
-      process.stderr.write(`${e.message ? `zongzi: ${e.message}\n` : ''}${USAGE}\n`)
-      process.exit(BAD_ARGUMENTS)
+    const f = failureOf(e)
+    if (asked.json) {
+      const { action } = asked
+      process.stderr.write(`${JSON.stringify({ action, ok: false, ...f })}\n`)
+    } else if (e instanceof Usage) {
+      process.stderr.write(`zongzi: ${e.message}\n${USAGE}\n`)
+    } else {
+      const code = e instanceof ZongziError ? `${f.code}: ` : ''
+      process.stderr.write(`zongzi: ${code}${f.message}\n`)
     }
-    if (e instanceof ConfigError) {
-      process.stderr.write(`zongzi: ${e.message}\n`)
-      process.exit(BAD_ARGUMENTS)
-    }
-    const code = e instanceof ZongziError ? e.code : ''
-    process.stderr.write(`zongzi: ${code ? `${code}: ` : ''}${(e as Error).message}\n`)
-    const unreachable = ['ERR_UNAVAILABLE', 'ERR_CLUSTER_MISMATCH'].includes(code)
-    process.exit(unreachable ? UNREACHABLE : FAILED)
+    process.exit(f.exitCode)
   },
 )
