@@ -159,4 +159,50 @@ describe('zongzi agent', () => {
       expect(r.err).toMatch(/^zongzi: /)
     }
   }, 60_000)
+
+  it('refuses a config with a key it does not know, naming it and the known ones', async () => {
+    const good = { cluster: 'x', peers: [], singleHost: true, dataDir: 'd' }
+    const tls = { ca: 'ca.pem', cert: 'host.pem', key: 'host.key' }
+    const cases: Array<[object, string, RegExp]> = [
+      [
+        { ...good, peer: [] },
+        'key "peer"',
+        /the known keys: cluster, peers, .*dataDir, apiAddress/,
+      ],
+      [{ ...good, apiAdress: 'a:1', tagz: {} }, 'keys "apiAdress", "tagz"', /known keys: c/],
+      [
+        { ...good, tls: { ...tls, crt: 'x' } },
+        'key "tls.crt"',
+        /known keys of tls: ca, cert, key\)/,
+      ],
+      [{ ...good, host: { tickMS: 20 } }, 'key "host.tickMS"', /of host: .*tickMs/],
+      [{ ...good, host: { tls: { ...tls, kye: 'k' } } }, 'key "host.tls.kye"', /of host\.tls: ca/],
+      [{ ...good, health: { failure: 3 } }, 'key "health.failure"', /of health: failures/],
+      [{ ...good, liveness: { downMS: 1 } }, 'key "liveness.downMS"', /suspectMs, downMs\)/],
+    ]
+    for (const [body, named, known] of cases) {
+      const r = await zongzi(['agent', '--config', config('a.json', JSON.stringify(body))])
+      expect(r.code, named).toBe(2)
+      expect(r.err).toMatch(new RegExp(`^zongzi: config .*a\\.json: unknown ${named} \\(`))
+      expect(r.err).toMatch(known)
+    }
+    // In a module's config too, and with --json as an error object.
+    const file = config('a.mjs', `export default ${JSON.stringify({ ...good, peer: [] })}\n`)
+    const r = await zongzi(['agent', '--config', file, '--json'])
+    expect(r.code).toBe(2)
+    expect(JSON.parse(r.err)).toEqual({
+      action: 'agent',
+      ok: false,
+      code: 'ERR_CONFIG',
+      message: expect.stringMatching(/unknown key "peer" \(the known keys: cluster, peers/),
+      exitCode: 2,
+    })
+    // Maps of names take any key.
+    const any = { ...good, tags: { anything: 'x' }, stateMachines: {}, logLevel: 'silent' }
+    const ok = Running.start(['agent', '--config', config('a.json', JSON.stringify(any))])
+    running.push(ok)
+    await waitUntil(() => /is ready/.test(ok.out), { what: `the agent ready (${ok.err})` })
+    ok.child.kill('SIGTERM')
+    expect(await ok.exited).toBe(0)
+  }, 60_000)
 })

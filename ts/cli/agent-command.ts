@@ -17,6 +17,7 @@ import type { Logger, LogFields } from '../coordinator/control/logger'
 import { type AnyShardType, isShardType } from '../coordinator/shard-type'
 import { ZongziError } from '../binding/errors'
 import { ConfigError } from './args'
+import { checkKeys } from './config-keys'
 
 /** AgentConfig is what a config file holds. */
 export interface AgentConfig extends AgentOptions {
@@ -104,6 +105,7 @@ async function load(file: string): Promise<AgentConfig> {
   const c = config as AgentConfig
   const bad = (why: string) => new ConfigError(`config ${file}: ${why}`)
   if (c === null || typeof c !== 'object' || Array.isArray(c)) throw bad('must be an object')
+  checkKeys(c, file)
   if (typeof c.cluster !== 'string' || !c.cluster) throw bad('"cluster" (a name) is required')
   if (!Array.isArray(c.peers)) throw bad('"peers" (a list of host:port) is required')
   if (typeof c.dataDir !== 'string' || !c.dataDir) throw bad('"dataDir" is required')
