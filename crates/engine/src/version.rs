@@ -19,6 +19,9 @@ pub const SESSION_TABLE_VERSION: u8 = 1;
 /// OLDEST_SESSION_TABLE_VERSION is the oldest session table layout this build reads.
 pub const OLDEST_SESSION_TABLE_VERSION: u8 = 1;
 
+// Each version is written as ASCII digits in a magic: one digit for frames, two for tables.
+const _: () = assert!(TRANSPORT_VERSION <= 9 && SESSION_TABLE_VERSION <= 99);
+
 /// unsupported is the message of a refused version of `format`, saying what this build
 /// reads.
 pub(crate) fn unsupported(format: &str, version: u32, oldest: u8, newest: u8) -> String {

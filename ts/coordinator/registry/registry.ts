@@ -10,7 +10,7 @@ import { runCommand } from './commands'
 import { ChangeHistory } from './history'
 import type { Outcome } from './records'
 import { readSnapshot, writeSnapshot } from './snapshot'
-import { versionOf } from './versions'
+import { opened } from './versions'
 import { Invalid, Writer } from './writer'
 import { RegistryState } from './state'
 
@@ -65,11 +65,7 @@ export class Registry extends EventEmitter implements StateMachine {
       }
       // A command of a format this build does not read stops the replica (not Invalid):
       // refusing it here while other replicas apply it would set them apart.
-      versionOf(cmd)
-      if (typeof cmd === 'object' && cmd !== null && 'v' in cmd) {
-        const { v: _, ...rest } = cmd as Record<string, unknown>
-        cmd = rest
-      }
+      cmd = opened(cmd)
       out = runCommand(w, cmd)
       this.#state = w.finish()
       if (w.changes.length > 0 || w.access !== s.access) {
