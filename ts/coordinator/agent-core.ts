@@ -279,8 +279,12 @@ export class AgentCore implements AgentInside {
       writeFileSync(marker, '')
       await joinCluster(boot)
     }
-    await this.putHost()
-    await registry.read((s) => s.hosts.get(this.hostId), this.timeoutMs)
+    try {
+      await this.putHost()
+      await registry.read((s) => s.hosts.get(this.hostId), this.timeoutMs)
+    } catch (e) {
+      throw this.failure ?? e // why the host failed says more than a write that timed out
+    }
     if (this.abort.signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
     if (this.failure) throw this.failure
     this.#timer = setInterval(() => this.kick(), o.reconcileMs ?? 500)
@@ -383,5 +387,9 @@ export class AgentCore implements AgentInside {
       )
     }
     if (e.type === 'replicaFailed') this.log.error({ ...e }, 'replica failed')
+    // Without its replica of the registry, a host can neither see nor change the cluster (a
+    // registry command or snapshot in a format its build does not read stops it, say).
+    if (e.type === 'replicaFailed' && e.shardId === 0)
+      this.#fail(`its replica of the registry failed: ${e.error}`)
   }
 }
