@@ -62,6 +62,8 @@ describe('registry commands', () => {
       const e = await refusal(() => apply(r, cmd))
       expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
       expect(e.message).toMatch(/registry command version .* is not supported/)
+      if (v === FUTURE) expect(e.message).toMatch(/a newer build wrote it: upgrade this host/)
+      if (v === 0) expect(e.message).toMatch(/a build too old for this one wrote it/)
       expect(r.state).toBe(before)
     }
   })
