@@ -65,12 +65,14 @@ describe('registry commands', () => {
       if (v === FUTURE) expect(e.message).toMatch(/a newer build wrote it: upgrade this host/)
       if (v === 0) expect(e.message).toMatch(/a build too old for this one wrote it/)
       expect(r.state).toBe(before)
+      expect(r.refusal).toBe(e) // what the agent fails with once the replica stops
     }
   })
 
   it('read a command with no version as format 1, and one with v as its format', () => {
     const r = new Registry()
     seed(r)
+    expect(r.refusal).toBeUndefined()
     const one = JSON.parse(
       envelope({ op: 'shard.create', name: 'a', type: 'kv' }, 'h1', 1).toString(),
     )
@@ -162,6 +164,7 @@ describe('registry snapshots', () => {
       expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
       expect(e.message).toMatch(/registry snapshot version .* is not supported/)
       expect(r.state.hosts.size).toBe(0)
+      expect(r.refusal).toBe(e)
     }
   })
 })

@@ -139,11 +139,11 @@ async function main() {
       (e) => `${e.code}: ${e.message}`,
     )
     log(`a host on the previous build after the move: ${refused}`)
-    // The registry's replica stops at the snapshot or the command it cannot read; the engine
-    // reports that as the state machine's failure, naming the format and the version.
+    // The registry's replica stops at the snapshot or the command it cannot read, and the
+    // start fails with that refusal, naming the format and the version.
     const named =
       /registry (command|snapshot) version 2 is not supported|moved to registry format 2, and/
-    if (!/^ERR_(STATE_MACHINE|HOST_FAILED): /.test(refused) || !named.test(refused))
+    if (!/^ERR_UNSUPPORTED_VERSION: /.test(refused) || !named.test(refused))
       failures.push(`a host on the previous build was not refused for the format: ${refused}`)
     if (registry.churned === 0) failures.push('no registry write went through')
     if (newLeader === 0) failures.push('no host on this build led the registry in a mixed cluster')

@@ -268,7 +268,9 @@ export class AgentCore implements AgentInside {
     if (zero) {
       if (!existsSync(marker)) writeFileSync(marker, '') // a directory of an earlier version
       this.log.info({ replicas: stored.length }, 'restarting from disk')
-      await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
+      await host
+        .startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
+        .catch((e) => Promise.reject(this.registry.refusal ?? e)) // its code says more
     } else if (this.peers.includes(this.apiAddress) && !this.#rejoined) {
       writeFileSync(marker, '')
       if ((await bootstrap(boot)) === REJOIN) {
@@ -338,12 +340,13 @@ export class AgentCore implements AgentInside {
   }
 
   /**
-   * #fail records that the engine host stopped after a failure: the agent stops reconciling
-   * and its status becomes 'failed' (unless it is already stopping).
+   * #fail records that the engine host stopped after a failure (`error` says why when its
+   * code says more than ERR_HOST_FAILED): the agent stops reconciling and its status becomes
+   * 'failed' (unless it is already stopping).
    */
-  #fail(cause: string): void {
+  #fail(cause: string, error?: ZongziError): void {
     if (this.failure || this.status === 'stopping' || this.status === 'stopped') return
-    this.failure = new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
+    this.failure = error ?? new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
     this.log.error({ error: cause }, 'host failed')
     if (this.#timer) clearInterval(this.#timer)
     this.#setStatus('failed')
@@ -390,6 +393,6 @@ export class AgentCore implements AgentInside {
     // Without its replica of the registry, a host can neither see nor change the cluster (a
     // registry command or snapshot in a format its build does not read stops it, say).
     if (e.type === 'replicaFailed' && e.shardId === 0)
-      this.#fail(`its replica of the registry failed: ${e.error}`)
+      this.#fail(`its replica of the registry failed: ${e.error}`, this.registry.refusal)
   }
 }

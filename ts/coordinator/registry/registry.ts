@@ -4,6 +4,7 @@
 import { EventEmitter } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
 
+import { ZongziError } from '../../binding/errors'
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
 import { commandOf } from './changes'
 import { runCommand } from './commands'
@@ -20,6 +21,7 @@ import { RegistryState } from './state'
  */
 export class Registry extends EventEmitter implements StateMachine {
   #state = RegistryState.empty()
+  #refusal: ZongziError | undefined
   /** The changes this replica applied lately, for `agent.changes()`. */
   readonly history = new ChangeHistory()
 
@@ -28,10 +30,29 @@ export class Registry extends EventEmitter implements StateMachine {
     return this.#state
   }
 
+  /**
+   * refusal is the error this replica stopped with on a command or snapshot in a registry
+   * format its build does not read (ERR_UNSUPPORTED_VERSION), if it did: the engine reports
+   * the replica's failure as the state machine's, and this keeps its code.
+   */
+  get refusal(): ZongziError | undefined {
+    return this.#refusal
+  }
+
   update(entries: Entry[]): ApplyResult[] {
-    const results = entries.map((e) => this.#apply(e.index, e.data))
-    this.#announce()
-    return results
+    try {
+      const results = entries.map((e) => this.#apply(e.index, e.data))
+      this.#announce()
+      return results
+    } catch (e) {
+      throw this.#kept(e)
+    }
+  }
+
+  /** #kept is `e`, kept as `refusal` if it refuses a version. */
+  #kept(e: unknown): unknown {
+    if (e instanceof ZongziError && e.code === 'ERR_UNSUPPORTED_VERSION') this.#refusal = e
+    return e
   }
 
   /** #announce tells listeners about the new state; a listener's error never fails the registry. */
@@ -92,7 +113,7 @@ export class Registry extends EventEmitter implements StateMachine {
 
   /** recoverFromSnapshot replaces the whole state with the snapshot's, read line by line. */
   async recoverFromSnapshot(input: Readable): Promise<void> {
-    this.#state = await readSnapshot(input)
+    this.#state = await readSnapshot(input).catch((e) => Promise.reject(this.#kept(e)))
     this.history.reset(this.#state.index)
     this.#announce()
   }
