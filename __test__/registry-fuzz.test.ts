@@ -6,9 +6,9 @@ import { Registry } from '../ts/coordinator/registry/registry'
 import { signJoinToken } from '../ts/coordinator/registry/join-tokens'
 import { apply, JOIN_KEY, outcome, seed } from './fixtures/registry'
 
-// Generated registry commands, well-formed, half-formed and garbage: the registry answers each
-// with a result, and a command it refuses changes nothing; it throws only for a format version
-// it does not read (ERR_UNSUPPORTED_VERSION, which stops the replica), changing nothing; the indexes always
+// Generated registry commands, well-formed, half-formed and garbage: the registry answers each with
+// a result, and a command it refuses changes nothing; it throws only for a format version it does
+// not read (ERR_UNSUPPORTED_VERSION, which stops the replica), changing nothing; the indexes always
 // agree with the tables. FUZZ_RUNS sets more runs than the 10,000 of `npm test`.
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000)

@@ -1,9 +1,11 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
 
 import * as grpc from '@grpc/grpc-js'
 import { afterAll, describe, expect, it } from 'vitest'
 
-import { ZongziError } from '../ts/index'
+import { Host, ZongziError } from '../ts/index'
 import { REGISTRY_VERSION } from '../ts/binding/versions'
 import { BusClient } from '../ts/bus/client'
 import { fromServiceError } from '../ts/bus/codes'
@@ -12,11 +14,14 @@ import { makeClient } from '../ts/bus/service'
 import { Registry } from '../ts/coordinator/registry/registry'
 import { envelope, readableVersion } from '../ts/coordinator/registry/versions'
 import { apply, outcome, seed } from './fixtures/registry'
+import { Recorder } from './fixtures/recorder.mjs'
+import { retry, TempDirs, waitUntil } from './helpers'
 
 // Format versions (docs/upgrades.md): what a host does with a registry command, a registry
 // snapshot or a bus request in a version it does not read (refuses it by name, never reads
 // it), and how the cluster moves to writing the next registry format. The engine's formats
-// (transport frames, snapshot session tables) are tested in crates/engine.
+// (transport frames, snapshot session tables) are tested in crates/engine, and a session table
+// here through a restart.
 
 const FUTURE = REGISTRY_VERSION + 1
 
@@ -62,13 +67,17 @@ describe('registry commands', () => {
       const e = await refusal(() => apply(r, cmd))
       expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
       expect(e.message).toMatch(/registry command version .* is not supported/)
+      if (v === FUTURE) expect(e.message).toMatch(/a newer build wrote it: upgrade this host/)
+      if (v === 0) expect(e.message).toMatch(/a build too old for this one wrote it/)
       expect(r.state).toBe(before)
+      expect(r.refusal).toBe(e) // what the agent fails with once the replica stops
     }
   })
 
   it('read a command with no version as format 1, and one with v as its format', () => {
     const r = new Registry()
     seed(r)
+    expect(r.refusal).toBeUndefined()
     const one = JSON.parse(
       envelope({ op: 'shard.create', name: 'a', type: 'kv' }, 'h1', 1).toString(),
     )
@@ -160,6 +169,7 @@ describe('registry snapshots', () => {
       expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
       expect(e.message).toMatch(/registry snapshot version .* is not supported/)
       expect(r.state.hosts.size).toBe(0)
+      expect(r.refusal).toBe(e)
     }
   })
 })
@@ -201,6 +211,38 @@ describe('bus requests', () => {
       expect((await client.probe(address)).hostId).toBe('h1')
     } finally {
       client.close()
+    }
+  })
+})
+
+describe('session tables', () => {
+  const dirs = new TempDirs('zongzi-versions-')
+  afterAll(() => dirs.removeAll())
+
+  it('of a newer version stop a replica restarting from its snapshot, by name', async () => {
+    const dataDir = dirs.make()
+    const opts = { clusterId: 41, dataDir, tickMs: 10, snapshotEntries: 4, compactionOverhead: 1 }
+    const h = Host.open(opts)
+    const voters = [{ replicaId: 1, address: h.raftAddress }]
+    await h.startReplica(1, 1, { mode: 'bootstrap', voters }, () => new Recorder())
+    for (let i = 0; i < 10; i++) await retry(() => h.propose(1, Buffer.from(`x${i}`)))
+    const dir = join(dataDir, 'snapshots', '1')
+    await waitUntil(() => readdirSync(dir).some((n) => /^snap-\d+$/.test(n)))
+    await h.close()
+    for (const name of readdirSync(dir).filter((n) => /^snap-\d+$/.test(n))) {
+      const file = readFileSync(join(dir, name))
+      expect(file.subarray(0, 8).toString()).toBe('ZZSESS01')
+      file.write('02', 6) // the table's version, as a later build would write it
+      writeFileSync(join(dir, name), file)
+    }
+    const again = Host.open(opts)
+    try {
+      const start = again.startReplica(1, 1, { mode: 'restart' }, () => new Recorder())
+      const e = await refusal(() => start)
+      expect(e.code).toBe('ERR_UNSUPPORTED_VERSION')
+      expect(e.message).toMatch(/session table version 2 is not supported/)
+    } finally {
+      await again.close()
     }
   })
 })

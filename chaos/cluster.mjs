@@ -43,7 +43,10 @@ export class Host {
       if (m.invoke) history.invoke(m.invoke)
       else if (m.complete) history.complete(m.complete)
     })
-    const ids = await c.call('start', { cluster, peers, options: this.options })
+    const ids = await c.call('start', { cluster, peers, options: this.options }).catch((e) => {
+      c.kill()
+      throw e
+    })
     Object.assign(this, ids)
     this.client = c
   }

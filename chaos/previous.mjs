@@ -1,11 +1,11 @@
-// The build a rolling upgrade starts from. There is no earlier release to take it from yet, so
-// it is this build with its newest registry format one lower: a copy of dist/ whose
-// REGISTRY_VERSION is patched from N to N - 1, beside copies of the chaos agent and what it
-// imports. Such a host writes registry commands and snapshots in format N - 1 (format 1 is
-// byte for byte the layout of the builds before versions), records that it reads only N - 1,
-// and refuses format N. Every other format (bus, transport, session tables) is still at its
-// first version, so this copy speaks them as this build does. The native addon and the
-// packages are this build's, linked.
+// The build a rolling upgrade starts from. There is no earlier release to take it from yet, so it
+// is this build with its newest registry format one lower: a copy of dist/ whose REGISTRY_VERSION
+// is patched from N to N - 1, beside copies of the chaos agent and what it imports. Such a host
+// writes registry commands and snapshots in format N - 1 (format 1 is the layout of the builds
+// before versions: no `v`, no snapshot `version`), records that it reads only N - 1, and refuses
+// format N. Every other format (bus, transport, session tables) is still at its first version, so
+// this copy speaks them as this build does. The native addon and the packages are this build's,
+// linked.
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'

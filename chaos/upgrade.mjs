@@ -5,7 +5,8 @@
 // starts again from its data directory on this build. While any host runs the previous build,
 // the cluster must go on writing the previous registry format; once all run this build, the
 // registry leader must move it to the new one, and the load goes on in it. Then the history
-// goes through the chaos checker (linearizable, no acknowledged write lost, replicas alike).
+// goes through the chaos checker (linearizable, no acknowledged write lost, replicas alike),
+// and one host is started on the previous build again: it must refuse, naming the format.
 // The last line printed is one JSON summary; the exit code is 0 only if all of it holds.
 //
 //   node chaos/upgrade.mjs            (about a minute; UPGRADE_SEED picks the clients' seed)
@@ -128,6 +129,22 @@ async function main() {
     await churn
     const verdict = await judge({ hosts, reader: hosts[0], history, shardOf, checker, root })
     const { pass: checked, ...rest } = verdict
+    // Going back after the move: the previous build meets a registry format it does not read.
+    const back = hosts.at(-1)
+    await back.call('stop')
+    back.kill()
+    back.script = script
+    const refused = await back.start(CLUSTER, peers, history).then(
+      () => 'started',
+      (e) => `${e.code}: ${e.message}`,
+    )
+    log(`a host on the previous build after the move: ${refused}`)
+    // The registry's replica stops at the snapshot or the command it cannot read, and the
+    // start fails with that refusal, naming the format and the version.
+    const named =
+      /registry (command|snapshot) version 2 is not supported|moved to registry format 2, and/
+    if (!/^ERR_UNSUPPORTED_VERSION: /.test(refused) || !named.test(refused))
+      failures.push(`a host on the previous build was not refused for the format: ${refused}`)
     if (registry.churned === 0) failures.push('no registry write went through')
     if (newLeader === 0) failures.push('no host on this build led the registry in a mixed cluster')
     const pass = checked && failures.length === 0
@@ -141,6 +158,7 @@ async function main() {
       formats_seen: seen,
       mixed_cluster_led_by_new_build: newLeader,
       ...rest,
+      downgrade: refused.slice(0, 200),
       ...registry,
       failures,
     }

@@ -40,9 +40,15 @@ export function checkVersion(
   if (Number.isInteger(version) && (version as number) >= oldest && (version as number) <= newest)
     return
   const shown = typeof version === 'string' ? version.slice(0, 32) : String(version)
+  const fix =
+    typeof version === 'number' && version > newest
+      ? 'a newer build wrote it: upgrade this host'
+      : typeof version === 'number' && version < oldest
+        ? 'a build too old for this one wrote it: upgrade that one first'
+        : 'it is not a version'
   throw new ZongziError(
     'ERR_UNSUPPORTED_VERSION',
     `${format} version ${shown} is not supported: this build reads versions ${oldest} to ` +
-      `${newest}; upgrade this host (see docs/upgrades.md)`,
+      `${newest}; ${fix} (see docs/upgrades.md)`,
   )
 }

@@ -269,7 +269,9 @@ export class AgentCore implements AgentInside {
     if (zero) {
       if (!existsSync(marker)) writeFileSync(marker, '') // a directory of an earlier version
       this.log.info({ replicas: stored.length }, 'restarting from disk')
-      await host.startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
+      await host
+        .startReplica(0, zero.replicaId, { mode: 'restart' }, boot.registryFactory)
+        .catch((e) => Promise.reject(this.registry.refusal ?? e)) // its code says more
     } else if (this.peers.includes(this.apiAddress) && !this.#rejoined) {
       writeFileSync(marker, '')
       if ((await bootstrap(boot)) === REJOIN) {
@@ -280,8 +282,12 @@ export class AgentCore implements AgentInside {
       writeFileSync(marker, '')
       await joinCluster(boot)
     }
-    await this.putHost()
-    await registry.read((s) => s.hosts.get(this.hostId), this.timeoutMs)
+    try {
+      await this.putHost()
+      await registry.read((s) => s.hosts.get(this.hostId), this.timeoutMs)
+    } catch (e) {
+      throw this.failure ?? e // why the host failed says more than a write that timed out
+    }
     if (this.abort.signal.aborted) throw new ZongziError('ERR_CLOSED', 'agent stopped')
     if (this.failure) throw this.failure
     this.#timer = setInterval(() => this.kick(), o.reconcileMs ?? 500)
@@ -335,12 +341,13 @@ export class AgentCore implements AgentInside {
   }
 
   /**
-   * #fail records that the engine host stopped after a failure: the agent stops reconciling
-   * and its status becomes 'failed' (unless it is already stopping).
+   * #fail records that the engine host stopped after a failure (`error` says why when its
+   * code says more than ERR_HOST_FAILED): the agent stops reconciling and its status becomes
+   * 'failed' (unless it is already stopping).
    */
-  #fail(cause: string): void {
+  #fail(cause: string, error?: ZongziError): void {
     if (this.failure || this.status === 'stopping' || this.status === 'stopped') return
-    this.failure = new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
+    this.failure = error ?? new ZongziError('ERR_HOST_FAILED', `host failed: ${cause}`)
     this.log.error({ error: cause }, 'host failed')
     if (this.#timer) clearInterval(this.#timer)
     this.#setStatus('failed')
@@ -384,5 +391,9 @@ export class AgentCore implements AgentInside {
       )
     }
     if (e.type === 'replicaFailed') this.log.error({ ...e }, 'replica failed')
+    // Without its replica of the registry, a host can neither see nor change the cluster (a
+    // registry command or snapshot in a format its build does not read stops it, say).
+    if (e.type === 'replicaFailed' && e.shardId === 0)
+      this.#fail(`its replica of the registry failed: ${e.error}`, this.registry.refusal)
   }
 }

@@ -19,12 +19,20 @@ pub const SESSION_TABLE_VERSION: u8 = 1;
 /// OLDEST_SESSION_TABLE_VERSION is the oldest session table layout this build reads.
 pub const OLDEST_SESSION_TABLE_VERSION: u8 = 1;
 
+// Each version is written as ASCII digits in a magic: one digit for frames, two for tables.
+const _: () = assert!(TRANSPORT_VERSION <= 9 && SESSION_TABLE_VERSION <= 99);
+
 /// unsupported is the message of a refused version of `format`, saying what this build
 /// reads.
 pub(crate) fn unsupported(format: &str, version: u32, oldest: u8, newest: u8) -> String {
+    let fix = if version > u32::from(newest) {
+        "a newer build wrote it: upgrade this host"
+    } else {
+        "a build too old for this one wrote it: upgrade that one first"
+    };
     format!(
         "{format} version {version} is not supported: this build reads versions {oldest} to \
-         {newest}; upgrade this host (see docs/upgrades.md)"
+         {newest}; {fix} (see docs/upgrades.md)"
     )
 }
 

@@ -69,6 +69,16 @@ async fn foreign_malformed_and_oversized_frames_are_refused_and_the_host_keeps_s
             p.extend_from_slice(&[0xff, 0xff, 0xff]);
             frame(MAGIC_MESSAGES, CLUSTER, p.len() as u32, &p)
         }),
+        // A frame layout of a later build: refused by its version (the log says which).
+        (
+            "a newer transport version",
+            frame(
+                u32::from_le_bytes(*b"ZZM9"),
+                CLUSTER,
+                valid_payload.len() as u32,
+                &valid_payload,
+            ),
+        ),
         ("snapshot stream without a snapshot", {
             let p = [1u8; 8];
             frame(MAGIC_SNAPSHOT, CLUSTER, 8, &p)

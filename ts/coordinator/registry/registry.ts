@@ -4,13 +4,14 @@
 import { EventEmitter } from 'node:events'
 import type { Readable, Writable } from 'node:stream'
 
+import { ZongziError } from '../../binding/errors'
 import type { ApplyResult, Entry, StateMachine } from '../../binding/state-machine'
 import { commandOf } from './changes'
 import { runCommand } from './commands'
 import { ChangeHistory } from './history'
 import type { Outcome } from './records'
 import { readSnapshot, writeSnapshot } from './snapshot'
-import { versionOf } from './versions'
+import { opened } from './versions'
 import { Invalid, Writer } from './writer'
 import { RegistryState } from './state'
 
@@ -20,6 +21,7 @@ import { RegistryState } from './state'
  */
 export class Registry extends EventEmitter implements StateMachine {
   #state = RegistryState.empty()
+  #refusal: ZongziError | undefined
   /** The changes this replica applied lately, for `agent.changes()`. */
   readonly history = new ChangeHistory()
 
@@ -28,10 +30,29 @@ export class Registry extends EventEmitter implements StateMachine {
     return this.#state
   }
 
+  /**
+   * refusal is the error this replica stopped with on a command or snapshot in a registry
+   * format its build does not read (ERR_UNSUPPORTED_VERSION), if it did: the engine reports
+   * the replica's failure as the state machine's, and this keeps its code.
+   */
+  get refusal(): ZongziError | undefined {
+    return this.#refusal
+  }
+
   update(entries: Entry[]): ApplyResult[] {
-    const results = entries.map((e) => this.#apply(e.index, e.data))
-    this.#announce()
-    return results
+    try {
+      const results = entries.map((e) => this.#apply(e.index, e.data))
+      this.#announce()
+      return results
+    } catch (e) {
+      throw this.#kept(e)
+    }
+  }
+
+  /** #kept is `e`, kept as `refusal` if it refuses a version. */
+  #kept(e: unknown): unknown {
+    if (e instanceof ZongziError && e.code === 'ERR_UNSUPPORTED_VERSION') this.#refusal = e
+    return e
   }
 
   /** #announce tells listeners about the new state; a listener's error never fails the registry. */
@@ -65,11 +86,7 @@ export class Registry extends EventEmitter implements StateMachine {
       }
       // A command of a format this build does not read stops the replica (not Invalid):
       // refusing it here while other replicas apply it would set them apart.
-      versionOf(cmd)
-      if (typeof cmd === 'object' && cmd !== null && 'v' in cmd) {
-        const { v: _, ...rest } = cmd as Record<string, unknown>
-        cmd = rest
-      }
+      cmd = opened(cmd)
       out = runCommand(w, cmd)
       this.#state = w.finish()
       if (w.changes.length > 0 || w.access !== s.access) {
@@ -96,7 +113,7 @@ export class Registry extends EventEmitter implements StateMachine {
 
   /** recoverFromSnapshot replaces the whole state with the snapshot's, read line by line. */
   async recoverFromSnapshot(input: Readable): Promise<void> {
-    this.#state = await readSnapshot(input)
+    this.#state = await readSnapshot(input).catch((e) => Promise.reject(this.#kept(e)))
     this.history.reset(this.#state.index)
     this.#announce()
   }

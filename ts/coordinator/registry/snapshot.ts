@@ -1,6 +1,6 @@
 // The registry's snapshots: JSON Lines, a header with the format version, the counters and row
-// counts, then one row per line (hosts, shards, replicas, used join tokens). Written in chunks and read line by
-// line, so that a registry of any size is never one string.
+// counts, then one row per line (hosts, shards, replicas, used join tokens). Written in chunks and
+// read line by line, so that a registry of any size is never one string.
 import { createInterface } from 'node:readline'
 import type { Readable, Writable } from 'node:stream'
 

@@ -19,15 +19,16 @@ export function checkRegistryVersion(what: string, version: unknown): void {
 }
 
 /**
- * versionOf is the format version a decoded command was written in: its `v`, or 1 without
- * one. A version this build does not read throws ERR_UNSUPPORTED_VERSION (a ZongziError, not
+ * opened is a decoded command without its envelope's version (`v`; none is format 1), once
+ * this build reads that version. Any other throws ERR_UNSUPPORTED_VERSION (a ZongziError, not
  * Invalid): the replica must stop rather than apply, or refuse, a command it cannot read,
  * since every other replica applies it.
  */
-export function versionOf(cmd: unknown): number {
-  const v = cmd !== null && typeof cmd === 'object' && 'v' in cmd ? cmd.v : 1
+export function opened(cmd: unknown): unknown {
+  if (cmd === null || typeof cmd !== 'object' || !('v' in cmd)) return cmd
+  const { v, ...rest } = cmd as Record<string, unknown>
   checkRegistryVersion('registry command', v)
-  return v as number
+  return rest
 }
 
 /**
