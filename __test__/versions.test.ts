@@ -45,14 +45,23 @@ async function saved(r: Registry): Promise<string> {
   return Buffer.concat(chunks).toString()
 }
 
-/** raised is a seeded registry whose hosts all read this build's format, moved to it. */
-function raised(): Registry {
+/** upgraded is a seeded registry whose three hosts all read this build's format, still at 1. */
+function upgraded(): Registry {
   const r = new Registry()
   seed(r)
-  for (const i of [1, 2, 3]) {
-    const host = { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: {} }
-    apply(r, { op: 'host.put', host: { ...host, shardTypes: ['kv'], version: REGISTRY_VERSION } })
-  }
+  for (const i of [1, 2, 3]) apply(r, { op: 'host.put', host: hostRecord(i, REGISTRY_VERSION) })
+  return r
+}
+
+/** hostRecord is the record host `h<i>` writes at start, reading registry format `version`. */
+function hostRecord(i: number, version?: number) {
+  const host = { id: `h${i}`, apiAddress: `a${i}`, raftAddress: `r${i}`, tags: {} }
+  return { ...host, shardTypes: ['kv'], ...(version === undefined ? {} : { version }) }
+}
+
+/** raised is a seeded registry whose hosts all read this build's format, moved to it. */
+function raised(): Registry {
+  const r = upgraded()
   apply(r, { op: 'cluster.version', version: readableVersion(r.state) })
   return r
 }
@@ -110,8 +119,7 @@ describe('the cluster version', () => {
   })
 
   it('is raised by the registry leader only, and never lowered', () => {
-    const r = new Registry()
-    seed(r)
+    const r = upgraded()
     const byOther = outcome(apply(r, { op: 'cluster.version', version: 2, by: 'h2' })[0])
     expect(byOther).toMatchObject({ ok: false, code: 'ERR_UNAUTHENTICATED' })
     expect(r.state.version).toBe(1)
@@ -119,6 +127,22 @@ describe('the cluster version', () => {
     expect(r.state.version).toBe(2)
     expect(outcome(apply(r, { op: 'cluster.version', version: 1 })[0]).ok).toBe(true)
     expect(r.state.version).toBe(2)
+  })
+
+  it('is not raised while a host on record reads less, whatever the leader believed', () => {
+    // The leader decides from its own applied state; a host that went back to the older
+    // build may have written its record after that, and the move is ordered after it.
+    const r = upgraded()
+    apply(r, { op: 'host.put', host: hostRecord(3, 1) })
+    const out = outcome(apply(r, { op: 'cluster.version', version: 2 })[0])
+    expect(out).toMatchObject({ ok: false })
+    expect(out.error).toMatch(/host h3 reads registry format 1/)
+    expect(r.state.version).toBe(1)
+    // A replica of shard 0 on a host with no record yet counts as format 1.
+    const fresh = new Registry()
+    seed(fresh)
+    expect(outcome(apply(fresh, { op: 'cluster.version', version: 2 })[0]).ok).toBe(false)
+    expect(fresh.state.version).toBe(1)
   })
 
   it('stops a replica whose build does not read the format the cluster moves to', async () => {

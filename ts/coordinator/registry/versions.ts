@@ -5,8 +5,7 @@
 // leader (`cluster.version`) and never lowered, like etcd's cluster version.
 import { ZongziError } from '../../binding/errors'
 import { checkVersion, OLDEST_REGISTRY_VERSION, REGISTRY_VERSION } from '../../binding/versions'
-import type { Outcome } from './records'
-import type { RegistryState } from './state'
+import type { HostRecord, Outcome, ReplicaRecord } from './records'
 import { type Fields, isId } from './fields'
 import { Invalid, need, type Writer } from './writer'
 
@@ -40,16 +39,30 @@ export function envelope(cmd: object, by: string, version: number): Buffer {
   return Buffer.from(JSON.stringify({ ...v, ...cmd, by }))
 }
 
+/** VersionView is what readableVersion reads: the committed state or a command's writer. */
+interface VersionView {
+  hosts: { values(): Iterable<HostRecord>; has(id: string): boolean }
+  replicasOf(shardId: number): Iterable<ReplicaRecord>
+}
+
 /**
  * readableVersion is the newest registry format every host of `s` reads, as far as their
  * records tell: hosts not gone, and the hosts of shard 0's replicas that have not written
  * their record yet (as version 1). It is at most this build's REGISTRY_VERSION.
  */
-export function readableVersion(s: RegistryState): number {
-  let v = REGISTRY_VERSION
-  for (const h of s.hosts.values()) if (h.status !== 'gone') v = Math.min(v, h.version ?? 1)
-  for (const r of s.replicasOf(0)) if (!s.hosts.has(r.hostId)) v = 1
-  return v
+export function readableVersion(s: VersionView): number {
+  return Math.min(REGISTRY_VERSION, ...behind(s, REGISTRY_VERSION).map(([, v]) => v))
+}
+
+/** behind lists the hosts of `s` (as readableVersion counts them) that read below `version`. */
+function behind(s: VersionView, version: number): Array<[string, number]> {
+  const out: Array<[string, number]> = []
+  for (const h of s.hosts.values()) {
+    const v = h.version ?? 1
+    if (h.status !== 'gone' && v < version) out.push([h.id, v])
+  }
+  for (const r of s.replicasOf(0)) if (!s.hosts.has(r.hostId)) out.push([r.hostId, 1])
+  return out
 }
 
 /**
@@ -84,6 +97,16 @@ export function clusterVersion(w: Writer, c: Fields): Outcome {
       `the cluster moved to registry format ${c.version}, and this build reads up to ` +
         `${REGISTRY_VERSION}; upgrade this host (see docs/upgrades.md)`,
     )
-  if (c.version > (w.access.version ?? 1)) w.access = { ...w.access, version: c.version }
+  if (c.version <= (w.access.version ?? 1)) return { ok: true }
+  // The leader proposed this from its own applied state; a host record written since (a host
+  // gone back to the older build, or a new one) is ordered before it, so every replica checks
+  // again here, from replicated state alone.
+  const [lagging] = behind(w, c.version)
+  need(
+    lagging === undefined,
+    `the cluster cannot move to registry format ${c.version}: host ${lagging?.[0]} reads ` +
+      `registry format ${lagging?.[1]}`,
+  )
+  w.access = { ...w.access, version: c.version }
   return { ok: true }
 }
