@@ -125,13 +125,20 @@ impl LogStore {
     /// error, or a panic inside raft-engine, trips the host, and after that every write
     /// fails: nothing is acknowledged on the strength of a sync that may not have happened.
     pub(crate) fn write(&self, batch: &mut LogBatch) -> Result<()> {
+        self.write_with(batch, true)
+    }
+
+    /// write_with writes a batch, synced only if `sync` (and the host syncs): for records
+    /// whose loss in a crash is harmless, such as a commit index raised alone.
+    pub(crate) fn write_with(&self, batch: &mut LogBatch, sync: bool) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
+        let sync = sync && self.fsync;
         self.check_failed()?;
         let ticket = self.writes.begin();
         let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.engine.write(batch, self.fsync)
+            self.engine.write(batch, sync)
         }));
         let res = match res {
             Ok(Ok(_)) => Ok(()),
@@ -147,7 +154,7 @@ impl LogStore {
         self.writes.end(ticket);
         res?;
         self.check_failed()?;
-        if self.fsync {
+        if sync {
             self.synced_writes
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

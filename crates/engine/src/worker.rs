@@ -47,6 +47,11 @@ pub(crate) struct Worker {
     batch: LogBatch,
     /// The batch holds records (membership) that must be durable before the next cycle.
     urgent: bool,
+    /// The batch holds records that must be synced when written: entries, a snapshot, a term
+    /// or a vote. A commit index raised alone needs no sync: Raft keeps it in memory, a
+    /// restart learns it again from the leader, and boot raises it to what the state
+    /// machine has applied.
+    must_sync: bool,
     next_read_ctx: u64,
     compacted: bool,
     /// Snapshots recorded in the batch; older files go once the batch is on disk.
@@ -104,6 +109,7 @@ impl Worker {
             dirty: BTreeSet::new(),
             batch: LogBatch::default(),
             urgent: false,
+            must_sync: false,
             next_read_ctx: 1,
             compacted: false,
             prune: Vec::new(),
@@ -203,9 +209,10 @@ impl Worker {
             return Ok(());
         }
         let entries = std::mem::take(&mut self.batch_entries);
+        let sync = std::mem::take(&mut self.must_sync) || self.urgent;
         let start = Instant::now();
-        self.store.write(&mut self.batch)?;
-        if self.store.fsync {
+        self.store.write_with(&mut self.batch, sync)?;
+        if self.store.fsync && sync {
             let m = &self.metrics;
             m.fsync_seconds.observe(start.elapsed().as_secs_f64());
             m.entries_per_fsync.observe(entries as f64);
@@ -663,7 +670,15 @@ impl Worker {
         self.batch_entries += rd.entries().len();
         r.node.mut_store().append(&mut self.batch, rd.entries())?;
         if let Some(hs) = rd.hs() {
+            let was = r.node.store().hard_state();
+            let (term, vote) = (was.term, was.vote);
+            if (hs.term, hs.vote) != (term, vote) {
+                self.must_sync = true;
+            }
             r.node.mut_store().set_hard_state(&mut self.batch, hs)?;
+        }
+        if installing || !rd.entries().is_empty() {
+            self.must_sync = true;
         }
         for rs in rd.take_read_states() {
             let Some(id) = ProposalId::decode(&rs.request_ctx).filter(|id| id.nonce == self.nonce)
