@@ -23,7 +23,11 @@ export interface HostOptions {
   workers?: number
   /** Largest proposal in bytes (default 8 MiB). */
   maxProposalBytes?: number
-  /** Snapshot every this many applied entries; 0 disables (default 10,000). */
+  /**
+   * Snapshot every this many applied entries; 0 disables (default 10,000). Once a snapshot is
+   * over 1 MiB, the next also waits until the log since has grown to its size, and comes at
+   * the latest after 100 times this many entries.
+   */
   snapshotEntries?: number
   /** Entries kept in the log behind a snapshot (default 1,000). */
   compactionOverhead?: number

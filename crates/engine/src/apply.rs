@@ -217,7 +217,11 @@ impl Applier {
                         applied,
                         applied_term,
                         last_snapshot: snapshot_index,
-                        cadence: Default::default(),
+                        cadence: snapshot::Cadence::after(snapshot::size(
+                            &self.root,
+                            shard,
+                            snapshot_index,
+                        )),
                         handed: applied,
                         sessions,
                         checked: applied,
@@ -544,7 +548,7 @@ impl Applier {
         a.applied = index;
         a.applied_term = term;
         a.last_snapshot = index;
-        a.cadence.taken(0);
+        a.cadence.taken(snapshot::size(&self.root, shard, index));
         a.handed = index;
         a.checked = index;
         let incarnation = a.incarnation;

@@ -48,7 +48,9 @@ pub struct HostConfig {
     /// Largest transport frame accepted, in bytes.
     pub max_frame_bytes: usize,
     /// Take a snapshot every this many applied entries (0 disables automatic snapshots). Once
-    /// a snapshot is over 1 MiB, the next also waits until the log since has grown to its size.
+    /// a snapshot is over 1 MiB, the next also waits until the log since has grown to its size,
+    /// and comes at the latest after 100 times this many entries (a restart knows the size of
+    /// the snapshot it started from).
     pub snapshot_entries: u64,
     /// Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot.
     pub compaction_overhead: u64,

@@ -69,6 +69,11 @@ impl<W: Write> Write for Counted<W> {
 const SMALL_SNAPSHOT: u64 = 1 << 20;
 /// Bytes a log entry is counted as beyond its command (index, term, proposal context).
 const ENTRY_BYTES: u64 = 32;
+/// However large the last snapshot, one is due after this many times `snapshot_entries`
+/// entries: the log store keeps an index record in memory for every entry since the last
+/// snapshot, and a restart replays them all, so tiny commands over a large state must not grow
+/// the log without bound.
+const MAX_INTERVALS: u64 = 100;
 
 /// Cadence decides when a shard's next snapshot is due. Every `snapshot_entries` entries, as
 /// long as the snapshot is small; once it is not, also only when the log since the last one
@@ -96,7 +101,9 @@ impl Cadence {
     pub(crate) fn due(&self, entries: u64, every: u64) -> bool {
         every > 0
             && entries >= every
-            && (self.last_bytes <= SMALL_SNAPSHOT || self.log_bytes >= self.last_bytes)
+            && (self.last_bytes <= SMALL_SNAPSHOT
+                || self.log_bytes >= self.last_bytes
+                || entries >= every.saturating_mul(MAX_INTERVALS))
     }
 
     /// taken starts counting afresh after a snapshot of `bytes` (0: of unknown size).
@@ -104,6 +111,23 @@ impl Cadence {
         self.last_bytes = bytes;
         self.log_bytes = 0;
     }
+
+    /// after is the cadence of a replica that starts from the snapshot of `bytes` (a restart,
+    /// or one received from the leader): the next one waits for a log of that size too.
+    pub(crate) fn after(bytes: u64) -> Cadence {
+        Cadence {
+            last_bytes: bytes,
+            log_bytes: 0,
+        }
+    }
+}
+
+/// size is the size of a shard's snapshot file at `index` (0: none, or unreadable).
+pub(crate) fn size(root: &Path, shard: u64, index: u64) -> u64 {
+    if index == 0 {
+        return 0;
+    }
+    Disk::of(root).len(&file(root, shard, index)).unwrap_or(0)
 }
 
 /// open opens the snapshot file of a shard at `index` for reading.
@@ -260,6 +284,18 @@ impl Disk {
         }
     }
 
+    /// len is the size of a file.
+    pub(crate) fn len(&self, path: &Path) -> std::io::Result<u64> {
+        match self {
+            Disk::Real => Ok(fs::metadata(path)?.len()),
+            #[cfg(test)]
+            Disk::Sim(fs) => {
+                use raft_engine::env::{FileSystem, Handle, Permission};
+                Ok(fs.open(path, Permission::ReadOnly)?.file_size()? as u64)
+            }
+        }
+    }
+
     /// rename moves a file; on a simulated disk its unsynced writes move with it.
     pub(crate) fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         match self {
@@ -286,5 +322,45 @@ impl Disk {
             #[cfg(test)]
             Disk::Sim(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod cadence_tests {
+    use super::*;
+
+    #[test]
+    fn a_small_snapshot_is_due_every_interval() {
+        let mut c = Cadence::after(1000);
+        assert!(!c.due(9, 10));
+        assert!(c.due(10, 10));
+        c.taken(0);
+        assert!(c.due(10, 10));
+        assert!(!Cadence::default().due(10, 0), "0 entries: never");
+    }
+
+    #[test]
+    fn a_large_snapshot_waits_for_a_log_of_its_size() {
+        let mut c = Cadence::after(4 << 20);
+        for _ in 0..1000 {
+            c.applied(16);
+        }
+        assert!(!c.due(1000, 1000));
+        for _ in 0..(4 << 20) / 48 {
+            c.applied(16);
+        }
+        assert!(c.due(1000 + (4 << 20) / 48, 1000));
+    }
+
+    #[test]
+    fn tiny_commands_over_a_large_state_still_bound_the_log() {
+        // 1 GiB of state and 1-byte commands: its own size would take ~32 million entries.
+        let mut c = Cadence::after(1 << 30);
+        let every = 10;
+        for _ in 0..every * MAX_INTERVALS {
+            c.applied(1);
+        }
+        assert!(!c.due(every * MAX_INTERVALS - 1, every));
+        assert!(c.due(every * MAX_INTERVALS, every));
     }
 }

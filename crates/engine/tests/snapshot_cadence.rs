@@ -55,9 +55,9 @@ fn latest(data_dir: &Path, shard: u64) -> u64 {
         .unwrap_or(0)
 }
 
-/// written runs 60 writes on a one-host shard snapshotting every 10 entries, with snapshots
-/// padded to `pad` bytes, and returns the index of its latest snapshot.
-async fn written(pad: usize) -> u64 {
+/// padded is a one-host cluster snapshotting every 10 entries, with snapshots padded to `pad`
+/// bytes, its shard 1 bootstrapped.
+fn padded(pad: usize) -> Cluster {
     let tweak: Tweak = Arc::new(|_, cfg| {
         cfg.snapshot_entries = 10;
         cfg.compaction_overhead = 5;
@@ -70,10 +70,21 @@ async fn written(pad: usize) -> u64 {
     });
     let c = Cluster::custom(1, tweak, factory);
     c.bootstrap(1, &[0]);
+    c
+}
+
+/// write makes `n` writes on shard 1 of host 0, once it leads.
+async fn write(c: &Cluster, from: usize, n: usize) {
     c.leader(1).await;
-    for i in 0..60 {
+    for i in from..from + n {
         c.put(0, 1, &format!("k{i}"), "v").await;
     }
+}
+
+/// written runs 60 writes on a padded cluster and returns the index of its latest snapshot.
+async fn written(pad: usize) -> u64 {
+    let c = padded(pad);
+    write(&c, 0, 60).await;
     latest(&c.nodes[0].dir, 1)
 }
 
@@ -88,4 +99,16 @@ async fn a_large_snapshot_waits_for_a_log_of_its_size() {
     // The first snapshot comes after 10 entries; the next would need 2 MiB of log.
     let at = written(2 << 20).await;
     assert!((1..=20).contains(&at), "latest snapshot at {at}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_remembers_how_large_the_last_snapshot_was() {
+    let mut c = padded(2 << 20);
+    write(&c, 0, 30).await;
+    let before = latest(&c.nodes[0].dir, 1);
+    assert!(before >= 1, "no snapshot before the restart");
+    c.restart(0);
+    write(&c, 30, 30).await;
+    // Starting from a 2 MiB snapshot, 30 small entries are far from a log of its size.
+    assert_eq!(latest(&c.nodes[0].dir, 1), before);
 }
