@@ -2,7 +2,7 @@
 // whose clients report every operation to one History, the porcupine checker that judges it,
 // and the final reads and convergence check that end a run.
 import { execFileSync, spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -182,4 +182,14 @@ export async function stopAll(hosts) {
     await h.call('stop').catch(() => {})
     h.kill()
   }
+}
+
+/**
+ * exitWith runs a suite's `main` (resolving to `{ pass, root }`), removes its directory when
+ * it passed (a failure's is kept to look at), and exits 0 or 1.
+ */
+export async function exitWith(main) {
+  const { pass, root } = await main()
+  if (pass) rmSync(root, { recursive: true, force: true })
+  process.exit(pass ? 0 : 1)
 }

@@ -9,11 +9,20 @@
 //
 //   npm run test:chaos                       (60 s, seed 1)
 //   CHAOS_SECONDS=600 CHAOS_SEED=7 npm run test:chaos
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { buildChecker, createShards, judge, now, sleep, startCluster, stopAll } from './cluster.mjs'
+import {
+  buildChecker,
+  createShards,
+  exitWith,
+  judge,
+  now,
+  sleep,
+  startCluster,
+  stopAll,
+} from './cluster.mjs'
 import { History } from './history.mjs'
 import { rng } from './rng.mjs'
 
@@ -168,6 +177,4 @@ async function main() {
   }
 }
 
-const { pass, root } = await main()
-if (pass) rmSync(root, { recursive: true, force: true })
-process.exit(pass ? 0 : 1)
+await exitWith(main)

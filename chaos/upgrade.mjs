@@ -10,7 +10,7 @@
 // The last line printed is one JSON summary; the exit code is 0 only if all of it holds.
 //
 //   node chaos/upgrade.mjs            (about a minute; UPGRADE_SEED picks the clients' seed)
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -18,6 +18,7 @@ import {
   AGENT,
   buildChecker,
   createShards,
+  exitWith,
   judge,
   sleep,
   startCluster,
@@ -170,6 +171,4 @@ async function main() {
   }
 }
 
-const { pass, root } = await main()
-if (pass) rmSync(root, { recursive: true, force: true })
-process.exit(pass ? 0 : 1)
+await exitWith(main)
