@@ -98,6 +98,11 @@ try {
       cpu_pct: results.map((r) => round(r.cpuPct)),
       rss_mb: results.map((r) => Math.round(r.rssMb)),
       event_loop_p99_ms: results.map((r) => round(r.eventLoopP99Ms, 2)),
+      cpu_us_per_op: round(
+        (results.reduce((n, r) => n + r.cpuPct, 0) / 100 / ((lat.length + rlat.length) / secs)) *
+          1e6,
+      ),
+      thread_pct: results.map((r) => r.threadPct),
       profiles: profileDir ? results.map((r) => r.profile) : undefined,
     }),
   )
