@@ -102,14 +102,22 @@ export class HostHealth {
 
   /** success records a call the host answered after `ms` milliseconds. */
   success(address: string, ms: number): void {
-    this.#latencies[this.#next] = ms
-    this.#next = (this.#next + 1) % SAMPLES
-    this.#hedgeDelay = undefined
+    this.latency(ms)
     const c = this.#circuits.get(address)
     if (!c) return
     c.failures = 0
     c.opens = 0
     if (c.state !== 'closed') this.#set(address, c, 'closed')
+  }
+
+  /**
+   * latency records how long an answered call took, for the hedging delay alone: a call to
+   * this host's own replica, which has no circuit, is recorded this way.
+   */
+  latency(ms: number): void {
+    this.#latencies[this.#next] = ms
+    this.#next = (this.#next + 1) % SAMPLES
+    this.#hedgeDelay = undefined
   }
 
   /** failure records a call the host did not serve. */
