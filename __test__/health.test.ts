@@ -49,6 +49,15 @@ describe('HostHealth', () => {
     expect(h.hedgeDelay()).toBe(1000)
   })
 
+  it("counts this host's own answers in the hedging delay, and no circuit for them", () => {
+    const h = new HostHealth({ minHedgeMs: 50, maxHedgeMs: 1000 })
+    for (let i = 0; i < 64; i++) h.latency(300)
+    expect(h.hedgeDelay()).toBe(600)
+    h.success('a', 10)
+    expect(h.hedgeDelay()).toBe(600)
+    expect(h.state('a')).toBe('closed')
+  })
+
   it('counts only failures of the host itself', () => {
     expect(isHostFailure(new ZongziError('ERR_UNAVAILABLE', 'x'))).toBe(true)
     expect(isHostFailure(new ZongziError('ERR_TIMEOUT', 'x'))).toBe(true)

@@ -1,7 +1,7 @@
 // One agent of bench:agent in a process of its own, driven by bench/agent.mjs over the
 // harness's IPC. Its clients are the user's path: ShardClient.propose and read through this
 // agent, which forwards over the bus when the shard's leader is elsewhere.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -72,6 +72,28 @@ async function drive({ clients, seconds, rate, op }) {
   return { seconds: (performance.now() - t0) / 1000, writes, reads, errors }
 }
 
+/**
+ * threadTimes reads each thread's CPU time (ms, user and system) by thread name from /proc
+ * (Linux; empty elsewhere); the main thread, which runs JavaScript, is named `main`.
+ */
+function threadTimes() {
+  const out = {}
+  try {
+    const tick = 10 // USER_HZ is 100 on Linux
+    for (const tid of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      const name =
+        Number(tid) === process.pid
+          ? 'main'
+          : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const key = name.replace(/[-_ ]?\d+$/, '')
+      out[key] = (out[key] ?? 0) + (Number(f[11]) + Number(f[12])) * tick
+    }
+  } catch {}
+  return out
+}
+
 /** profile starts V8's CPU profiler on this thread; `stop` writes FILE.cpuprofile in `dir`. */
 async function profile() {
   const s = new Session()
@@ -131,6 +153,7 @@ const ops = {
     loop.enable()
     const profiler = profileDir ? await profile() : undefined
     const cpu0 = process.cpuUsage()
+    const threads0 = threadTimes()
     const r = await drive({
       clients,
       seconds,
@@ -148,10 +171,16 @@ const ops = {
       },
     })
     const cpu = process.cpuUsage(cpu0)
+    const threads = threadTimes()
+    for (const k of Object.keys(threads)) threads[k] -= threads0[k] ?? 0
     loop.disable()
     const written = profiler ? await profiler.stop(profileDir, `agent-${agent.hostId}`) : undefined
     return {
       profile: written,
+      // Each thread group's share of a core over the load, in %.
+      threadPct: Object.fromEntries(
+        Object.entries(threads).map(([k, ms]) => [k, Math.round(ms / r.seconds / 10)]),
+      ),
       ...r,
       cpuPct: (100 * (cpu.user + cpu.system)) / (r.seconds * 1e6),
       rssMb: process.memoryUsage().rss / 2 ** 20,

@@ -5,7 +5,11 @@
 // operations a second in all. The last line printed is one JSON object.
 //
 //   npm run bench:agent -- [--shards 48] [--clients 1024] [--payload 16] [--seconds 10]
-//     [--reads 0.0] [--tls 0|1] [--rate 0] [--cpuprof 0|1]
+//     [--reads 0.0] [--tls 0|1] [--rate 0] [--cpuprof 0|1] [--semispace 0] [--hedgems 0]
+//
+// --semispace N starts the agents' processes with V8's --max-semi-space-size=N (MiB; 0: Node's
+// default), the young generation where a call's short-lived objects are collected.
+// --hedgems N sets the agents' shortest hedging delay of reads (health.minHedgeMs; 0: default).
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,16 +27,28 @@ const WORKER = new URL('./agent-worker.mjs', import.meta.url).pathname
 const AGENTS = 3
 
 const args = parseArgs(
-  { shards: 48, clients: 1024, payload: 16, seconds: 10, reads: 0, tls: 0, rate: 0, cpuprof: 0 },
+  {
+    shards: 48,
+    clients: 1024,
+    payload: 16,
+    seconds: 10,
+    reads: 0,
+    tls: 0,
+    rate: 0,
+    cpuprof: 0,
+    semispace: 0,
+    hedgems: 0,
+  },
   'agent.mjs [--shards N] [--clients N] [--payload BYTES] [--seconds N] [--reads SHARE]' +
-    ' [--tls 0|1] [--rate OPS_PER_SEC] [--cpuprof 0|1]',
+    ' [--tls 0|1] [--rate OPS_PER_SEC] [--cpuprof 0|1] [--semispace MIB] [--hedgems MS]',
 )
 const root = mkdtempSync(join(tmpdir(), 'zongzi-bench-agent-'))
 // With --cpuprof 1 each agent writes a V8 CPU profile of its main thread during the load
 // alone (not start-up or shard creation) into this directory.
 const profileDir = args.cpuprof ? join(tmpdir(), 'zongzi-prof') : undefined
 const peers = await loopbackAddresses(AGENTS)
-const agents = await Promise.all(peers.map(() => ChildClient.start(WORKER)))
+const execArgv = args.semispace ? [`--max-semi-space-size=${args.semispace}`] : []
+const agents = await Promise.all(peers.map(() => ChildClient.start(WORKER, { execArgv })))
 const ca = args.tls ? createCertificateAuthority() : undefined
 
 const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d
@@ -42,7 +58,8 @@ try {
       const tls = ca
         ? writeHostFiles(join(root, `tls${i}`), ca, createHostCertificate(ca, ['127.0.0.1']))
         : undefined
-      const options = { dataDir: join(root, `agent${i}`), apiAddress: peers[i], tls }
+      const health = args.hedgems ? { minHedgeMs: args.hedgems } : undefined
+      const options = { dataDir: join(root, `agent${i}`), apiAddress: peers[i], tls, health }
       return a.call('start', { cluster: 'bench', peers, options })
     }),
   )
@@ -86,6 +103,8 @@ try {
       readShare: args.reads,
       tls: !!args.tls,
       rate: args.rate,
+      semispace: args.semispace,
+      hedgems: args.hedgems,
       seconds: round(secs),
       writes_per_sec: Math.round(lat.length / secs),
       reads_per_sec: Math.round(rlat.length / secs),
@@ -98,6 +117,11 @@ try {
       cpu_pct: results.map((r) => round(r.cpuPct)),
       rss_mb: results.map((r) => Math.round(r.rssMb)),
       event_loop_p99_ms: results.map((r) => round(r.eventLoopP99Ms, 2)),
+      cpu_us_per_op: round(
+        (results.reduce((n, r) => n + r.cpuPct, 0) / 100 / ((lat.length + rlat.length) / secs)) *
+          1e6,
+      ),
+      thread_pct: results.map((r) => r.threadPct),
       profiles: profileDir ? results.map((r) => r.profile) : undefined,
     }),
   )

@@ -27,6 +27,7 @@ import { logLevelOf, logTo } from './logger'
 import type { HostMetrics } from './metrics'
 import { NativeHost } from './native'
 import { Proposals } from './proposals'
+import { ReadIndexes } from './read-indexes'
 import { isPersistent, type StateMachine, type StateMachineFactory } from './state-machine'
 
 export type {
@@ -54,6 +55,7 @@ export class Host extends EventEmitter {
   /** The running replicas' state machines, each with the start it serves. */
   readonly #machines: Machines
   readonly #proposals: Proposals
+  readonly #readIndexes: ReadIndexes
   #closed = false
 
   private constructor(native: NativeHost) {
@@ -61,6 +63,7 @@ export class Host extends EventEmitter {
     this.#native = native
     this.#machines = new Machines(native)
     this.#proposals = new Proposals(native)
+    this.#readIndexes = new ReadIndexes((shardId, t) => call(() => native.readIndex(shardId, t)))
   }
 
   /** open starts a host with its data in `options.dataDir`. */
@@ -252,13 +255,17 @@ export class Host extends EventEmitter {
     return call(() => this.#native.commit(shardId, bytes, t))
   }
 
-  /** readIndex resolves once the local replica has applied everything committed before it. */
+  /**
+   * readIndex resolves once the local replica has applied everything committed before it.
+   * The calls of a shard made in one turn of the event loop share one read index of the
+   * engine's, taken after all of them were made.
+   */
   async readIndex(shardId: number, options?: CallOptions): Promise<number> {
     try {
       this.#checkOpen()
       checkId(shardId, 'shardId')
       const t = timeoutOf(options)
-      return await call(() => this.#native.readIndex(shardId, t))
+      return await this.#readIndexes.readIndex(shardId, t)
     } catch (e) {
       throw asRead(e)
     }

@@ -49,6 +49,8 @@ interface Circuit {
 }
 
 const SAMPLES = 64
+/** New latencies after which the hedging delay is worked out again. */
+const REFRESH = 8
 
 /**
  * HostHealth keeps a circuit per host address and the latencies of recent successful calls.
@@ -59,9 +61,13 @@ const SAMPLES = 64
  */
 export class HostHealth {
   readonly #circuits = new Map<string, Circuit>()
-  readonly #latencies: number[] = []
+  readonly #latencies = new Float64Array(SAMPLES)
+  /** How many of #latencies hold a sample. */
+  #count = 0
   #next = 0
-  /** hedgeDelay's answer until the next latency is recorded. */
+  /** Latencies recorded since the hedging delay was last worked out. */
+  #fresh = 0
+  /** hedgeDelay's answer until REFRESH more latencies are recorded. */
   #hedgeDelay: number | undefined
   readonly #o: Required<HostHealthOptions>
   readonly #onChange?: (address: string, state: CircuitState) => void
@@ -102,14 +108,23 @@ export class HostHealth {
 
   /** success records a call the host answered after `ms` milliseconds. */
   success(address: string, ms: number): void {
-    this.#latencies[this.#next] = ms
-    this.#next = (this.#next + 1) % SAMPLES
-    this.#hedgeDelay = undefined
+    this.latency(ms)
     const c = this.#circuits.get(address)
     if (!c) return
     c.failures = 0
     c.opens = 0
     if (c.state !== 'closed') this.#set(address, c, 'closed')
+  }
+
+  /**
+   * latency records how long an answered call took, for the hedging delay alone: a call to
+   * this host's own replica, which has no circuit, is recorded this way.
+   */
+  latency(ms: number): void {
+    this.#latencies[this.#next] = ms
+    this.#next = (this.#next + 1) % SAMPLES
+    if (this.#count < SAMPLES) this.#count++
+    if (++this.#fresh >= REFRESH) this.#hedgeDelay = undefined
   }
 
   /** failure records a call the host did not serve. */
@@ -129,15 +144,18 @@ export class HostHealth {
 
   /**
    * hedgeDelay is how long a read waits for an answer before it is also sent to another host:
-   * twice the 90th percentile of recent latencies, within the configured bounds.
+   * twice the 90th percentile of the last 64 latencies, within the configured bounds, worked
+   * out again after every 8 new ones.
    */
   hedgeDelay(): number {
-    if (this.#hedgeDelay !== undefined) return this.#hedgeDelay
-    const n = this.#latencies.length
+    const n = this.#count
     if (n === 0) return this.#o.minHedgeMs
-    const sorted = [...this.#latencies].sort((a, b) => a - b)
+    if (this.#hedgeDelay !== undefined) return this.#hedgeDelay
+    // A typed array sorts numerically, natively, without a comparator.
+    const sorted = this.#latencies.slice(0, n).sort()
     const p90 = sorted[Math.min(n - 1, Math.floor(n * 0.9))]
     this.#hedgeDelay = Math.min(this.#o.maxHedgeMs, Math.max(this.#o.minHedgeMs, 2 * p90))
+    this.#fresh = 0
     return this.#hedgeDelay
   }
 

@@ -340,7 +340,11 @@ export class ShardClient {
       const started = Date.now()
       try {
         const v = await settleBy(f(t, left, signal), left, signal)
-        if (!t.local) health.success(t.address, Date.now() - started)
+        // This host's replica counts too: when it is slow (a busy event loop, a loaded
+        // engine), reads wait longer before they are also sent elsewhere, rather than
+        // sending every read to every host.
+        if (t.local) health.latency(Date.now() - started)
+        else health.success(t.address, Date.now() - started)
         return v
       } catch (e) {
         // An attempt that lost a hedging race says nothing of its own.
