@@ -203,6 +203,14 @@ export function callSync<T>(f: () => T): T {
   }
 }
 
+/** checkHostOptions checks what a host cannot open without: an object, its cluster and dir. */
+export function checkHostOptions(options: HostOptions): void {
+  if (options === null || typeof options !== 'object') throw invalid('options are required')
+  checkId(options.clusterId, 'clusterId')
+  if (typeof options.dataDir !== 'string' || options.dataDir === '')
+    throw invalid('dataDir is required')
+}
+
 /** checkStart checks how a replica is to start, and the factory of its state machine. */
 export function checkStart(start: StartOptions, factory: unknown): void {
   if (typeof factory !== 'function') throw invalid('factory must be a function')

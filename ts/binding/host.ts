@@ -10,6 +10,7 @@ import {
   checkId,
   checkAddress,
   checkAddresses,
+  checkHostOptions,
   checkSession,
   checkStart,
   type HostEvent,
@@ -28,7 +29,7 @@ import type { HostMetrics } from './metrics'
 import { NativeHost } from './native'
 import { Proposals } from './proposals'
 import { ReadIndexes } from './read-indexes'
-import { isPersistent, type StateMachine, type StateMachineFactory } from './state-machine'
+import type { StateMachine, StateMachineFactory } from './state-machine'
 
 export type {
   CallOptions,
@@ -68,10 +69,7 @@ export class Host extends EventEmitter {
 
   /** open starts a host with its data in `options.dataDir`. */
   static open(options: HostOptions): Host {
-    if (options === null || typeof options !== 'object') throw invalid('options are required')
-    checkId(options.clusterId, 'clusterId')
-    if (typeof options.dataDir !== 'string' || options.dataDir === '')
-      throw invalid('dataDir is required')
+    checkHostOptions(options)
     let host: Host | undefined
     const onCall = (c: NativeCall) => {
       if (host) host.#machines.dispatch(c)
@@ -146,21 +144,7 @@ export class Host extends EventEmitter {
         `shard ${shardId} already has a replica on this host`,
       )
     }
-    const sm = factory(shardId, replicaId)
-    const applied = isPersistent(sm) ? await sm.open() : 0
-    checkId(applied, 'open() result')
-    const running = this.#machines.add(shardId, sm)
-    const incarnation = running.incarnation
-    try {
-      const voters = start.mode === 'bootstrap' ? start.voters : undefined
-      await call(() =>
-        this.#native.startReplica(shardId, replicaId, start.mode, voters, applied, incarnation),
-      )
-    } catch (e) {
-      this.#machines.remove(shardId, incarnation)
-      await sm.close?.()
-      throw e
-    }
+    await this.#machines.start(shardId, replicaId, start, factory)
   }
 
   /**

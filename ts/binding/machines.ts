@@ -7,7 +7,8 @@ import { finished } from 'node:stream/promises'
 
 import { message, type NativeCall, Outcomes, unpack, type UpdateItem } from './boundary'
 import type { NativeHost } from './native'
-import type { StateMachine } from './state-machine'
+import { call, checkId, type StartOptions } from './host-options'
+import { isPersistent, type StateMachine, type StateMachineFactory } from './state-machine'
 
 /** Running is a replica's state machine and the start (incarnation) it serves. */
 interface Running {
@@ -27,6 +28,33 @@ export class Machines {
 
   constructor(native: NativeHost) {
     this.#native = native
+  }
+
+  /**
+   * start makes the state machine of a replica's start (an incarnation of its own), opens it
+   * when it is persistent, and starts the replica in the engine with it; when the engine
+   * refuses, the state machine is forgotten and closed.
+   */
+  async start(
+    shardId: number,
+    replicaId: number,
+    start: StartOptions,
+    factory: StateMachineFactory,
+  ): Promise<void> {
+    const sm = factory(shardId, replicaId)
+    const applied = isPersistent(sm) ? await sm.open() : 0
+    checkId(applied, 'open() result')
+    const { incarnation } = this.add(shardId, sm)
+    try {
+      const voters = start.mode === 'bootstrap' ? start.voters : undefined
+      await call(() =>
+        this.#native.startReplica(shardId, replicaId, start.mode, voters, applied, incarnation),
+      )
+    } catch (e) {
+      this.remove(shardId, incarnation)
+      await sm.close?.()
+      throw e
+    }
   }
 
   /** has tells whether a shard has a running state machine here. */

@@ -45,18 +45,7 @@ export class ShardClient {
     this.#targets = new ShardTargets(agent, shardId)
     if (options.session !== false) {
       this.#session = new ClientSession((clientId, timeoutMs) =>
-        this.#route(
-          true,
-          { timeoutMs },
-          (t, ms, signal) =>
-            t.local
-              ? this.#agent.host.registerSession(this.shardId, clientId, { timeoutMs: ms })
-              : this.#agent.bus.session(t.address, this.shardId, clientId, true, {
-                  timeoutMs: ms,
-                  signal,
-                }),
-          sessionMayRetry, // registering again changes nothing
-        ),
+        this.#sessionCall(clientId, true, timeoutMs),
       )
     }
   }
@@ -100,20 +89,27 @@ export class ShardClient {
     const clientId = this.#session?.clientId ?? 0
     this.#session?.expire()
     if (clientId === 0) return
-    await this.#route(
-      true,
-      {},
-      (t, timeoutMs, signal) =>
-        t.local
-          ? this.#agent.host.unregisterSession(this.shardId, clientId, { timeoutMs })
-          : this.#agent.bus.session(t.address, this.shardId, clientId, false, {
-              timeoutMs,
-              signal,
-            }),
-      sessionMayRetry,
-    ).catch(() => {
+    await this.#sessionCall(clientId, false).catch(() => {
       // The shard evicts a session it no longer hears of in time; nothing is left to do.
     })
+  }
+
+  /**
+   * #sessionCall registers (`on`) or unregisters client `clientId`'s session with the shard;
+   * either may be sent again, since doing it twice changes nothing.
+   */
+  #sessionCall(clientId: number, on: boolean, timeoutMs?: number): Promise<void> {
+    const call = (t: Target, ms: number, signal?: AbortSignal): Promise<void> => {
+      if (!t.local) {
+        const o = { timeoutMs: ms, signal }
+        return this.#agent.bus.session(t.address, this.shardId, clientId, on, o)
+      }
+      const host = this.#agent.host
+      return on
+        ? host.registerSession(this.shardId, clientId, { timeoutMs: ms })
+        : host.unregisterSession(this.shardId, clientId, { timeoutMs: ms })
+    }
+    return this.#route(true, { timeoutMs }, call, sessionMayRetry)
   }
 
   #checkOpen(): void {
@@ -263,23 +259,10 @@ export class ShardClient {
     }
   }
 
-  /**
-   * #known returns the targets once this host's registry snapshot knows the shard: when it does
-   * not, the client catches up with the registry once, and only then calls the shard unknown.
-   * It answers at once when the snapshot knows the shard.
-   */
+  /** #known is the shard's targets for a call, once the registry knows it (ShardTargets). */
   #known(write: boolean, timeoutMs = this.#agent.timeoutMs): Target[] | Promise<Target[]> {
     const leaderFirst = write && !!this.options.writeToLeader
-    const available = this.#available
-    try {
-      return this.#targets.targets(leaderFirst, available)
-    } catch (e) {
-      if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND')) throw e
-      if (!this.#agent.catchUp || this.#agent.registry().shards.has(this.shardId)) throw e
-      return this.#agent
-        .catchUp(timeoutMs)
-        .then(() => this.#targets.targets(leaderFirst, available))
-    }
+    return this.#targets.known(leaderFirst, this.#available, timeoutMs)
   }
 
   /** #available tells whether a host's circuit lets a call through now. */

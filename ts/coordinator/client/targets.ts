@@ -25,6 +25,9 @@ interface Hosts {
   draining: boolean
 }
 
+/** TargetsContext is what ShardTargets needs of the agent. */
+type TargetsContext = Pick<ClientContext, 'registry' | 'hostId' | 'runs' | 'catchUp'>
+
 /**
  * ShardTargets orders the hosts that can serve a shard: this host first, then the others in
  * random order (the leader's first when `leaderFirst`, for writes with writeToLeader),
@@ -33,11 +36,11 @@ interface Hosts {
  * whether this host runs its replica, the order and the circuits are looked at per call.
  */
 export class ShardTargets {
-  readonly #agent: Pick<ClientContext, 'registry' | 'hostId' | 'runs'>
+  readonly #agent: TargetsContext
   readonly #shardId: number
   #hosts: Hosts | undefined
 
-  constructor(agent: Pick<ClientContext, 'registry' | 'hostId' | 'runs'>, shardId: number) {
+  constructor(agent: TargetsContext, shardId: number) {
     this.#agent = agent
     this.#shardId = shardId
   }
@@ -77,6 +80,26 @@ export class ShardTargets {
     }
     for (const t of open) out.push(t)
     return out
+  }
+
+  /**
+   * known is targets() once this host's registry snapshot knows the shard: when it does not,
+   * it catches up with the registry once (within `timeoutMs`), and only then calls the shard
+   * unknown. It answers at once when the snapshot knows the shard.
+   */
+  known(
+    leaderFirst: boolean,
+    available: (address: string) => boolean,
+    timeoutMs: number,
+  ): Target[] | Promise<Target[]> {
+    try {
+      return this.targets(leaderFirst, available)
+    } catch (e) {
+      if (!(e instanceof ZongziError && e.code === 'ERR_SHARD_NOT_FOUND')) throw e
+      const a = this.#agent
+      if (!a.catchUp || a.registry().shards.has(this.#shardId)) throw e
+      return a.catchUp(timeoutMs).then(() => this.targets(leaderFirst, available))
+    }
   }
 
   /** #hostsNow is what the current registry snapshot says of the shard's hosts. */
