@@ -32,3 +32,34 @@ describe('a write in a client session', () => {
     expect(err.code).toBe('ERR_SHARD_NOT_FOUND')
   })
 })
+
+describe('a client session evicted under writes in flight', () => {
+  it('is registered again once, and the new session leaves no series open', async () => {
+    const registered: number[] = []
+    const session = new ClientSession(async (clientId) => {
+      await new Promise((r) => setImmediate(r))
+      registered.push(clientId)
+    })
+    // The shard evicted the first session: every write sent in it is refused as expired.
+    const evicted = new Set<number>()
+    const write = () =>
+      inSession(session, 1000, async (ref) => {
+        await new Promise((r) => setImmediate(r))
+        if (ref.clientId === registered[0]) {
+          evicted.add(ref.clientId)
+          throw new ZongziError('ERR_SESSION_EXPIRED', 'session evicted')
+        }
+        return ref
+      })
+    const refs = await Promise.all([write(), write(), write()])
+    expect(evicted.size).toBe(1)
+    expect(registered).toHaveLength(2)
+    // Each write went once more in the one new session, with series of its own.
+    for (const r of refs) expect(r.clientId).toBe(registered[1])
+    expect(new Set(refs.map((r) => r.series)).size).toBe(3)
+    // Every series of the new session has been answered: the next write says so.
+    const next = await inSession(session, 1000, async (ref) => ref)
+    expect(next.clientId).toBe(registered[1])
+    expect(next.respondedTo).toBe(next.series - 1)
+  })
+})

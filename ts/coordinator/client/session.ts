@@ -63,7 +63,11 @@ export class ClientSession {
       )
     }
     const clientId = this.#clientId
-    return this.#registered.then(() => this.#take(clientId))
+    // A session given up while it was being registered has no series to give: the write
+    // begins again, in whichever session comes next.
+    return this.#registered.then(() =>
+      this.#clientId === clientId ? this.#take(clientId) : this.begin(timeoutMs),
+    )
   }
 
   #take(clientId: number): Write {
@@ -93,11 +97,16 @@ export class ClientSession {
   end(w: Write, unknown: boolean): void {
     if (w.clientId !== this.#clientId) return
     this.#open.delete(w.series)
-    if (unknown) this.expire()
+    if (unknown) this.expire(w.clientId)
   }
 
-  /** expire gives the session up; the next write registers a new one. */
-  expire(): void {
+  /**
+   * expire gives the session up; the next write registers a new one. With `clientId`, only
+   * that session is given up: writes of an older session that learn late that it expired do
+   * not give up the one that replaced it.
+   */
+  expire(clientId?: number): void {
+    if (clientId !== undefined && clientId !== this.#clientId) return
     this.#registered = undefined
     this.#ready = false
     this.#clientId = 0
@@ -139,7 +148,7 @@ export async function inSession<T>(
       const expired = e instanceof ZongziError && e.code === 'ERR_SESSION_EXPIRED'
       if (expired && again && !ambiguous) {
         session.end(w, false)
-        session.expire()
+        session.expire(w.clientId)
         continue
       }
       const f = failureOf(e, ambiguous)
