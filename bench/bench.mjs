@@ -39,8 +39,9 @@ const cluster = await openCluster({
   tls: args.tls === 1,
   options: ops ? { logger: pino({ level: 'debug' }, sink) } : {},
 })
-// One registry per host, as one per agent; a scrape reads every series, as Prometheus does.
-const registries = cluster.hosts.map((h) => {
+// With --ops 1, one registry per host, as one per agent; a scrape reads every series, as
+// Prometheus does.
+const registries = (ops ? cluster.hosts : []).map((h) => {
   const registry = new Registry()
   registerEngineMetrics(registry, () => h)
   return registry
